@@ -1,0 +1,1 @@
+//! encrypt (to be written)
