@@ -1,1 +1,62 @@
-//! placeholder
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+mod address;
+mod delegation;
+mod error;
+mod event;
+mod method;
+mod sqlite;
+mod timestamp;
+
+pub use address::{AddressError, LocalPartCase, normalize_address};
+pub use delegation::{
+    DelegationStore, Grant, GrantFilter, GrantId, GrantScope, HistoryAction, HistoryEntry,
+    NewGrant, Revocation,
+};
+pub use error::{AddressField, StoreError, TextField};
+pub use event::{
+    EventState, EventStateStore, EventUpdate, ReplyState, StateDecision, StateFinding,
+};
+pub use method::{Method, Side};
+pub use sqlite::{SCHEMA_VERSION, SqliteStore, StoreOptions, Synchronous};
+pub use timestamp::Timestamp;
+
+/// Bounds on everything a caller or an import file can make the store hold.
+/// Each limit has its own [`StoreError`] variant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest address after `mailto:` ([`AddressError::TooLong`]).
+    /// RFC 5321 §4.5.3.1 allows 64 + 1 + 255.
+    pub address_bytes: usize,
+    /// Longest UID ([`StoreError::UidTooLong`]).
+    pub uid_bytes: usize,
+    /// Longest RECURRENCE-ID ([`StoreError::RecurrenceIdTooLong`]).
+    pub recurrence_id_bytes: usize,
+    /// Longest note, reason or recorder ([`StoreError::TextTooLong`]).
+    pub text_bytes: usize,
+    /// Most components in one message ([`StoreError::TooManyUpdates`]).
+    pub updates_per_message: usize,
+    /// Most attendees in one component ([`StoreError::TooManyAttendees`]).
+    pub attendees_per_update: usize,
+    /// Largest import text ([`StoreError::ImportTooLarge`]).
+    pub import_bytes: usize,
+    /// Most grants in one import ([`StoreError::TooManyImportGrants`]).
+    pub import_grants: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            address_bytes: 320,
+            uid_bytes: 1024,
+            recurrence_id_bytes: 64,
+            text_bytes: 1024,
+            updates_per_message: 100,
+            attendees_per_update: 1000,
+            import_bytes: 64 * 1024 * 1024,
+            import_grants: 200_000,
+        }
+    }
+}
