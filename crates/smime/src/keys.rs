@@ -178,7 +178,10 @@ mod tests {
 
     fn email(certificate: &X509Ref) -> String {
         let names = certificate.subject_alt_names().unwrap();
-        names.iter().find_map(|n| n.email().map(str::to_owned)).unwrap()
+        names
+            .iter()
+            .find_map(|n| n.email().map(str::to_owned))
+            .unwrap()
     }
 
     #[test]
