@@ -12,7 +12,7 @@
 
 use openssl::pkcs12::Pkcs12;
 use openssl::pkey::{Id, PKey, PKeyRef, Private};
-use openssl::x509::{X509, X509Ref};
+use openssl::x509::X509;
 
 /// Why an identity or a certificate list could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -134,7 +134,7 @@ impl Identity {
     }
 
     /// The signer's end-entity certificate.
-    pub fn certificate(&self) -> &X509Ref {
+    pub fn certificate(&self) -> &X509 {
         &self.certificate
     }
 
@@ -166,6 +166,7 @@ pub fn certificates_from_pem(pem: &[u8]) -> Result<Vec<X509>, KeyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use openssl::x509::X509Ref;
     use std::path::PathBuf;
 
     fn certs_dir() -> PathBuf {
