@@ -1,0 +1,332 @@
+//! Typed errors, warnings and diagnostics of parsing and validation.
+
+use serde::Serialize;
+
+use crate::restrictions::Presence;
+use crate::{ComponentKind, Method};
+
+/// Why [`crate::parse_itip`] rejected a calendar text. Every variant has a stable
+/// [`code`](ItipError::code).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
+#[non_exhaustive]
+pub enum ItipError {
+    /// A named [`crate::Limits`] bound was exceeded (`limit-exceeded`).
+    #[error(transparent)]
+    Limit(#[from] LimitExceeded),
+    /// The text is not a well-formed iCalendar object (`malformed-icalendar`).
+    #[error(transparent)]
+    Malformed(#[from] Malformed),
+    /// The Content-Type `method` parameter differs from METHOD, or is missing in strict
+    /// mode (RFC 6047 section 2.4) (`method-mismatch`).
+    #[error("Content-Type method={content_type:?} does not match METHOD:{calendar}")]
+    MethodMismatch {
+        /// The Content-Type parameter (`None`: absent).
+        content_type: Option<String>,
+        /// The METHOD of the calendar.
+        calendar: Method,
+    },
+    /// The Content-Type `component` parameter names another component type
+    /// (`method-mismatch`).
+    #[error("Content-Type component={content_type} does not match the calendar's {calendar}")]
+    ComponentMismatch {
+        /// The Content-Type parameter.
+        content_type: String,
+        /// The component type of the calendar.
+        calendar: ComponentKind,
+    },
+    /// Strict mode: the Content-Type has no `charset` parameter (`malformed-icalendar`).
+    #[error("the text/calendar Content-Type has no charset parameter")]
+    MissingCharset,
+    /// RFC 5546 defines no table for this method on this component type (for example
+    /// REFRESH of a VJOURNAL) (`restriction-violation`).
+    #[error("RFC 5546 does not define METHOD:{method} for {kind}")]
+    MethodNotDefined {
+        /// The METHOD.
+        method: Method,
+        /// The component type.
+        kind: ComponentKind,
+    },
+    /// A row of an RFC 5546 section 3 restriction table is violated
+    /// (`restriction-violation`).
+    #[error(transparent)]
+    Restriction(#[from] Violation),
+}
+
+impl ItipError {
+    /// The stable reason code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ItipError::Limit(_) => "limit-exceeded",
+            ItipError::Malformed(_) | ItipError::MissingCharset => "malformed-icalendar",
+            ItipError::MethodMismatch { .. } | ItipError::ComponentMismatch { .. } => {
+                "method-mismatch"
+            }
+            ItipError::MethodNotDefined { .. } | ItipError::Restriction(_) => {
+                "restriction-violation"
+            }
+        }
+    }
+}
+
+/// Which [`crate::Limits`] field was exceeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum LimitKind {
+    /// [`crate::Limits::bytes`].
+    Bytes,
+    /// [`crate::Limits::components`].
+    Components,
+    /// [`crate::Limits::properties`].
+    Properties,
+    /// [`crate::Limits::attendees`].
+    Attendees,
+    /// [`crate::Limits::line_length`].
+    LineLength,
+    /// [`crate::Limits::nesting`].
+    Nesting,
+}
+
+/// A bound of [`crate::Limits`] was exceeded at `offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error, Serialize)]
+#[error("limit {limit:?} of {max} exceeded at byte {offset}")]
+pub struct LimitExceeded {
+    /// The limit.
+    pub limit: LimitKind,
+    /// Its configured value.
+    pub max: usize,
+    /// Byte offset where the input went over it.
+    pub offset: usize,
+}
+
+/// Structural or value defects of the iCalendar text (RFC 5545). Offsets are byte
+/// offsets of the start of the (folded) content line in the input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
+#[non_exhaustive]
+pub enum Malformed {
+    /// The text contains no BEGIN:VCALENDAR.
+    #[error("no VCALENDAR object")]
+    NoCalendar,
+    /// The first component is not VCALENDAR.
+    #[error("byte {offset}: top-level component is {name}, not VCALENDAR")]
+    NotCalendar {
+        /// Offset of the BEGIN line.
+        offset: usize,
+        /// The component name found.
+        name: String,
+    },
+    /// Content before BEGIN:VCALENDAR or after END:VCALENDAR.
+    #[error("byte {offset}: content outside the VCALENDAR object")]
+    ContentOutsideCalendar {
+        /// Offset of the line.
+        offset: usize,
+    },
+    /// A second VCALENDAR object: one iTIP message is one iCalendar object.
+    #[error("byte {offset}: a second VCALENDAR object")]
+    SecondCalendar {
+        /// Offset of the second BEGIN:VCALENDAR.
+        offset: usize,
+    },
+    /// `BEGIN:<begin>` closed by `END:<end>` (the iMIP draft's example 4.5).
+    #[error("byte {offset}: BEGIN:{begin} (byte {begin_offset}) closed by END:{end}")]
+    MismatchedEnd {
+        /// The open component.
+        begin: String,
+        /// Offset of its BEGIN line.
+        begin_offset: usize,
+        /// The name after END:.
+        end: String,
+        /// Offset of the END line.
+        offset: usize,
+    },
+    /// END without an open component.
+    #[error("byte {offset}: END:{end} without BEGIN")]
+    UnexpectedEnd {
+        /// The name after END:.
+        end: String,
+        /// Offset of the END line.
+        offset: usize,
+    },
+    /// A component is never closed.
+    #[error("byte {offset}: BEGIN:{component} is never closed")]
+    Unclosed {
+        /// The component name.
+        component: String,
+        /// Offset of its BEGIN line.
+        offset: usize,
+    },
+    /// A content line (after unfolding) is not valid UTF-8.
+    #[error("byte {offset}: content line is not UTF-8")]
+    NotUtf8 {
+        /// Offset of the line.
+        offset: usize,
+    },
+    /// A control character other than HTAB (bare CR included) inside a content line.
+    #[error("byte {offset}: control character in content line")]
+    ControlCharacter {
+        /// Offset of the line.
+        offset: usize,
+    },
+    /// The content line does not follow `name *(";" param) ":" value` (RFC 5545 3.1).
+    #[error("byte {offset}: malformed content line")]
+    ContentLine {
+        /// Offset of the line.
+        offset: usize,
+    },
+    /// BEGIN or END without a valid component name.
+    #[error("byte {offset}: BEGIN/END without a component name")]
+    ComponentName {
+        /// Offset of the line.
+        offset: usize,
+    },
+    /// No METHOD property. `profile` holds the value of a draft-era PROFILE property
+    /// found instead (the iMIP draft's example 4.6 writes `PROFILE:REQUEST`).
+    #[error("no METHOD property{}", profile.as_ref().map(|p| format!(" (found draft-era PROFILE:{p} instead)")).unwrap_or_default())]
+    MissingMethod {
+        /// Value of a PROFILE property, if present.
+        profile: Option<String>,
+    },
+    /// METHOD names no iTIP method.
+    #[error("byte {offset}: unknown METHOD:{value}")]
+    UnknownMethod {
+        /// The value.
+        value: String,
+        /// Offset of the line.
+        offset: usize,
+    },
+    /// The object contains no VEVENT, VTODO, VJOURNAL or VFREEBUSY.
+    #[error("no scheduling component (VEVENT, VTODO, VJOURNAL, VFREEBUSY)")]
+    NoSchedulingComponent,
+    /// A DATE or DATE-TIME value that is not one (RFC 5545 sections 3.3.4, 3.3.5), like
+    /// the draft's `DTEND:199706211T210000Z`.
+    #[error("byte {offset}: {property}:{value} is not a valid DATE or DATE-TIME")]
+    InvalidDateTime {
+        /// The property name.
+        property: String,
+        /// The value.
+        value: String,
+        /// Offset of the line.
+        offset: usize,
+    },
+    /// A STATUS value not defined for the component (RFC 5545 section 3.8.1.11), like
+    /// the draft's `STATUS:NEEDS ACTION` (the value is `NEEDS-ACTION`).
+    #[error("byte {offset}: STATUS:{value} is not a {kind} status")]
+    InvalidStatus {
+        /// The value.
+        value: String,
+        /// The component it is in.
+        kind: ComponentKind,
+        /// Offset of the line.
+        offset: usize,
+    },
+    /// SEQUENCE is not a non-negative integer (RFC 5545 section 3.8.7.4).
+    #[error("byte {offset}: SEQUENCE:{value} is not a non-negative integer")]
+    InvalidSequence {
+        /// The value.
+        value: String,
+        /// Offset of the line.
+        offset: usize,
+    },
+    /// A CAL-ADDRESS value (ORGANIZER, ATTENDEE, SENT-BY, DELEGATED-*) that is not a URI
+    /// at all (no scheme), like the draft's `ORGANIZER:foo1@example.com` (RFC 5545
+    /// section 3.3.3).
+    #[error("byte {offset}: {property} value {value:?} is not a URI (mailto: missing)")]
+    CalAddressWithoutScheme {
+        /// The property (or `PROPERTY;PARAMETER`).
+        property: String,
+        /// The value.
+        value: String,
+        /// Offset of the line.
+        offset: usize,
+    },
+    /// The calcard parser, run as a second opinion on the unfolded text, rejected it or
+    /// saw a different component structure (a parser differential).
+    #[error("calcard disagrees with the structure: {detail}")]
+    ParserDifferential {
+        /// What calcard reported.
+        detail: String,
+    },
+}
+
+/// The rule of a restriction table row that was broken.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Rule {
+    /// The presence count ("1", "1+", "0", "0 or 1") was not met.
+    Presence(Presence),
+    /// "If present, `<other>` MUST NOT be present."
+    Excludes(&'static str),
+    /// "If present, `<other>` MUST be present."
+    Requires(&'static str),
+    /// VERSION "Value MUST be 2.0."
+    VersionTwo,
+}
+
+/// One violated row of an RFC 5546 section 3 restriction table.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
+#[error("{}{component}: {property} breaks {rule:?} (found {found}) [RFC 5546 section {section}]", method.map(|m| format!("METHOD:{m} ")).unwrap_or_default())]
+pub struct Violation {
+    /// The RFC 5546 section of the table.
+    pub section: &'static str,
+    /// The method of the table (`None` for the common VCALENDAR, VTIMEZONE, VALARM tables).
+    pub method: Option<Method>,
+    /// The component the row applies in (`VCALENDAR`, `VEVENT`, `VALARM`, ...).
+    pub component: String,
+    /// The property or sub-component of the row.
+    pub property: &'static str,
+    /// The rule broken.
+    pub rule: Rule,
+    /// How many instances were found.
+    pub found: usize,
+    /// Byte offset of the component's BEGIN line.
+    pub offset: usize,
+}
+
+/// A tolerated defect, kept on the message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub enum Warning {
+    /// The Content-Type has no `charset` parameter (an error in strict mode).
+    MissingCharset,
+    /// The Content-Type has no `method` parameter (an error in strict mode).
+    MissingMethodParameter,
+    /// An empty line (RFC 5545 allows none) was skipped.
+    BlankLine {
+        /// Its offset.
+        offset: usize,
+    },
+    /// Lines end in a bare LF instead of CRLF (reported once).
+    BareLineFeed {
+        /// Offset of the first one.
+        offset: usize,
+    },
+    /// A cal-address with a URI scheme other than `mailto:`: it never matches a signer.
+    NonMailtoAddress {
+        /// The property (or `PROPERTY;PARAMETER`).
+        property: String,
+        /// The value.
+        value: String,
+        /// Offset of the line.
+        offset: usize,
+    },
+    /// Several UIDs in one object (RFC 5546 3.2.2 wants one per REQUEST; we allow it and
+    /// authorize every component on its own).
+    SeveralUids,
+}
+
+/// One finding of [`crate::diagnose`]: an error that would make [`crate::parse_itip`]
+/// fail, or a warning.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Diagnostic {
+    /// Fatal for [`crate::parse_itip`].
+    Error(ItipError),
+    /// Tolerated.
+    Warning(Warning),
+}
+
+impl Diagnostic {
+    /// The stable code: the error's code, or `warning`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Diagnostic::Error(e) => e.code(),
+            Diagnostic::Warning(_) => "warning",
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! The typed iTIP model (RFC 5546 section 3, properties of RFC 5545 section 3.8).
+
+use serde::Serialize;
+
+use crate::address::CalAddress;
+use crate::error::Warning;
+use crate::{ComponentKind, Method};
+
+/// A validated iTIP message: one iCalendar object with one METHOD and one scheduling
+/// component type (RFC 5546 section 3: VTIMEZONE aside, "MUST NOT" mix types).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ItipMessage {
+    /// METHOD.
+    pub method: Method,
+    /// The one scheduling component type.
+    pub kind: ComponentKind,
+    /// Every scheduling component (master and overrides), in document order.
+    pub components: Vec<Component>,
+    /// Tolerated defects.
+    pub warnings: Vec<Warning>,
+}
+
+/// One VEVENT, VTODO, VJOURNAL or VFREEBUSY with the properties scheduling relies on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Component {
+    /// Its type.
+    pub kind: ComponentKind,
+    /// Byte offset of its BEGIN line.
+    pub offset: usize,
+    /// UID (RFC 5545 3.8.4.7).
+    pub uid: Option<String>,
+    /// RECURRENCE-ID (RFC 5545 3.8.4.4): present on an override of one instance.
+    pub recurrence_id: Option<RecurrenceId>,
+    /// SEQUENCE (RFC 5545 3.8.7.4).
+    pub sequence: Option<u32>,
+    /// DTSTAMP as written (RFC 5545 3.8.7.2).
+    pub dtstamp: Option<String>,
+    /// ORGANIZER (RFC 5545 3.8.4.3).
+    pub organizer: Option<Organizer>,
+    /// Every ATTENDEE (RFC 5545 3.8.4.1).
+    pub attendees: Vec<Attendee>,
+}
+
+/// RECURRENCE-ID value and its RANGE parameter (RFC 5545 3.2.13).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecurrenceId {
+    /// The value as written.
+    pub value: String,
+    /// TZID parameter.
+    pub tzid: Option<String>,
+    /// `RANGE=THISANDFUTURE`.
+    pub this_and_future: bool,
+}
+
+/// The ORGANIZER property (RFC 5545 3.8.4.3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Organizer {
+    /// The cal-address.
+    pub address: CalAddress,
+    /// CN (display only; never compared).
+    pub common_name: Option<String>,
+    /// SENT-BY (RFC 5545 3.2.18): who sends on the organizer's behalf.
+    pub sent_by: Option<CalAddress>,
+}
+
+/// The ATTENDEE property (RFC 5545 3.8.4.1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Attendee {
+    /// The cal-address.
+    pub address: CalAddress,
+    /// CN (display only; never compared).
+    pub common_name: Option<String>,
+    /// PARTSTAT (RFC 5545 3.2.12).
+    pub partstat: Option<ParticipationStatus>,
+    /// ROLE (RFC 5545 3.2.16).
+    pub role: Option<ParticipationRole>,
+    /// RSVP (RFC 5545 3.2.17).
+    pub rsvp: Option<bool>,
+    /// SENT-BY (RFC 5545 3.2.18).
+    pub sent_by: Option<CalAddress>,
+    /// DELEGATED-TO (RFC 5545 3.2.5).
+    pub delegated_to: Vec<CalAddress>,
+    /// DELEGATED-FROM (RFC 5545 3.2.4).
+    pub delegated_from: Vec<CalAddress>,
+    /// CUTYPE as written (RFC 5545 3.2.3).
+    pub cutype: Option<String>,
+}
+
+/// PARTSTAT values (RFC 5545 section 3.2.12).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum ParticipationStatus {
+    /// NEEDS-ACTION.
+    NeedsAction,
+    /// ACCEPTED.
+    Accepted,
+    /// DECLINED.
+    Declined,
+    /// TENTATIVE.
+    Tentative,
+    /// DELEGATED.
+    Delegated,
+    /// COMPLETED (VTODO).
+    Completed,
+    /// IN-PROCESS (VTODO).
+    InProcess,
+    /// An x-name or iana-token, as written.
+    Other(String),
+}
+
+impl ParticipationStatus {
+    fn parse(s: &str) -> Self {
+        match s.to_ascii_uppercase().as_str() {
+            "NEEDS-ACTION" => Self::NeedsAction,
+            "ACCEPTED" => Self::Accepted,
+            "DECLINED" => Self::Declined,
+            "TENTATIVE" => Self::Tentative,
+            "DELEGATED" => Self::Delegated,
+            "COMPLETED" => Self::Completed,
+            "IN-PROCESS" => Self::InProcess,
+            _ => Self::Other(s.to_owned()),
+        }
+    }
+}
+
+/// ROLE values (RFC 5545 section 3.2.16).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum ParticipationRole {
+    /// CHAIR.
+    Chair,
+    /// REQ-PARTICIPANT.
+    RequiredParticipant,
+    /// OPT-PARTICIPANT.
+    OptionalParticipant,
+    /// NON-PARTICIPANT.
+    NonParticipant,
+    /// An x-name or iana-token, as written.
+    Other(String),
+}
+
+impl ParticipationRole {
+    fn parse(s: &str) -> Self {
+        match s.to_ascii_uppercase().as_str() {
+            "CHAIR" => Self::Chair,
+            "REQ-PARTICIPANT" => Self::RequiredParticipant,
+            "OPT-PARTICIPANT" => Self::OptionalParticipant,
+            "NON-PARTICIPANT" => Self::NonParticipant,
+            _ => Self::Other(s.to_owned()),
+        }
+    }
+}
+
+impl Component {
+    pub(crate) fn from_node(kind: ComponentKind, node: &crate::scan::Node) -> Component {
+        let text = |name: &str| node.first(name).map(|p| p.value.clone());
+        let recurrence_id = node.first("RECURRENCE-ID").map(|p| RecurrenceId {
+            value: p.value.clone(),
+            tzid: p.param("TZID").map(str::to_owned),
+            this_and_future: p
+                .param("RANGE")
+                .is_some_and(|r| r.eq_ignore_ascii_case("THISANDFUTURE")),
+        });
+        let sequence = node
+            .first("SEQUENCE")
+            .and_then(|p| p.value.trim().parse().ok());
+        let addresses = |p: &crate::scan::Property, name: &str| {
+            p.param_values(name)
+                .map(CalAddress::parse)
+                .collect::<Vec<_>>()
+        };
+        let organizer = node.first("ORGANIZER").map(|p| Organizer {
+            address: CalAddress::parse(&p.value),
+            common_name: p.param("CN").map(str::to_owned),
+            sent_by: p.param("SENT-BY").map(CalAddress::parse),
+        });
+        let attendees = node
+            .properties
+            .iter()
+            .filter(|p| p.name == "ATTENDEE")
+            .map(|p| Attendee {
+                address: CalAddress::parse(&p.value),
+                common_name: p.param("CN").map(str::to_owned),
+                partstat: p.param("PARTSTAT").map(ParticipationStatus::parse),
+                role: p.param("ROLE").map(ParticipationRole::parse),
+                rsvp: p.param("RSVP").map(|v| v.eq_ignore_ascii_case("TRUE")),
+                sent_by: p.param("SENT-BY").map(CalAddress::parse),
+                delegated_to: addresses(p, "DELEGATED-TO"),
+                delegated_from: addresses(p, "DELEGATED-FROM"),
+                cutype: p.param("CUTYPE").map(str::to_owned),
+            })
+            .collect();
+        Component {
+            kind,
+            offset: node.offset,
+            uid: text("UID"),
+            recurrence_id,
+            sequence,
+            dtstamp: text("DTSTAMP"),
+            organizer,
+            attendees,
+        }
+    }
+}

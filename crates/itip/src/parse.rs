@@ -1,0 +1,361 @@
+//! parse_itip and diagnose: scanning, the calcard cross-check, value checks, the
+//! Content-Type checks and the restriction tables, in that order.
+
+use crate::address::{CalAddress, has_uri_scheme};
+use crate::error::{Diagnostic, ItipError, Malformed, Warning};
+use crate::model::{Component, ItipMessage};
+use crate::scan::{Node, Property, scan};
+use crate::{ComponentKind, Method, MimeParams, ParseOptions, restrictions};
+
+/// Parses and validates the calendar text of one `text/calendar` part (RFC 6047 section
+/// 2.4) as an iTIP message (RFC 5546): structure, values, Content-Type parameters and the
+/// section 3 restriction tables. Returns the first fatal finding; [`diagnose`] lists all.
+pub fn parse_itip(
+    ics: &[u8],
+    mime: &MimeParams<'_>,
+    options: &ParseOptions,
+) -> Result<ItipMessage, ItipError> {
+    let mut out = Vec::new();
+    let message = analyse(ics, mime, options, &mut out);
+    if let Some(error) = out.into_iter().find_map(|d| match d {
+        Diagnostic::Error(e) => Some(e),
+        Diagnostic::Warning(_) => None,
+    }) {
+        return Err(error);
+    }
+    message.ok_or(ItipError::Malformed(Malformed::NoCalendar))
+}
+
+/// Every finding on the calendar text, errors and warnings, in the order
+/// [`parse_itip`] meets them (which stops at the first error). After a limit is
+/// exceeded nothing more is examined.
+pub fn diagnose(ics: &[u8], mime: &MimeParams<'_>, options: &ParseOptions) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    analyse(ics, mime, options, &mut out);
+    out
+}
+
+fn analyse(
+    ics: &[u8],
+    mime: &MimeParams<'_>,
+    options: &ParseOptions,
+    out: &mut Vec<Diagnostic>,
+) -> Option<ItipMessage> {
+    let scanned = scan(ics, &options.limits, options.strict, out)?;
+    let root = scanned.root?;
+    if !scanned.broken {
+        cross_check_with_calcard(&scanned.unfolded, &root, out);
+    }
+    let error = |out: &mut Vec<Diagnostic>, e: ItipError| out.push(Diagnostic::Error(e));
+
+    let method = match root.first("METHOD") {
+        None => {
+            let profile = root.first("PROFILE").map(|p| p.value.clone());
+            error(out, Malformed::MissingMethod { profile }.into());
+            None
+        }
+        Some(p) => match p.value.trim().parse::<Method>() {
+            Ok(m) => Some(m),
+            Err(_) => {
+                error(
+                    out,
+                    Malformed::UnknownMethod {
+                        value: p.value.clone(),
+                        offset: p.offset,
+                    }
+                    .into(),
+                );
+                None
+            }
+        },
+    };
+    let kind = root
+        .children
+        .iter()
+        .find_map(|c| ComponentKind::from_name(&c.name));
+    if kind.is_none() {
+        error(out, Malformed::NoSchedulingComponent.into());
+    }
+
+    if let Some(method) = method {
+        match mime.method {
+            Some(m) if m.trim().eq_ignore_ascii_case(method.as_str()) => {}
+            Some(m) => error(
+                out,
+                ItipError::MethodMismatch {
+                    content_type: Some(m.to_owned()),
+                    calendar: method,
+                },
+            ),
+            None if options.strict => error(
+                out,
+                ItipError::MethodMismatch {
+                    content_type: None,
+                    calendar: method,
+                },
+            ),
+            None => out.push(Diagnostic::Warning(Warning::MissingMethodParameter)),
+        }
+    }
+    if let (Some(component), Some(kind)) = (mime.component, kind)
+        && !component.trim().eq_ignore_ascii_case(kind.as_str()) {
+            error(
+                out,
+                ItipError::ComponentMismatch {
+                    content_type: component.to_owned(),
+                    calendar: kind,
+                },
+            );
+        }
+    if mime.charset.is_none() {
+        if options.strict {
+            error(out, ItipError::MissingCharset);
+        } else {
+            out.push(Diagnostic::Warning(Warning::MissingCharset));
+        }
+    }
+
+    let scheduling: Vec<(ComponentKind, &Node)> = root
+        .children
+        .iter()
+        .filter_map(|c| ComponentKind::from_name(&c.name).map(|k| (k, c)))
+        .collect();
+    for (kind, node) in &scheduling {
+        check_values(*kind, node, out);
+    }
+
+    let (method, kind) = (method?, kind?);
+    if restrictions::table_for(method, kind).is_none() {
+        error(out, ItipError::MethodNotDefined { method, kind });
+        return None;
+    }
+    let mut violations = Vec::new();
+    restrictions::check(&root, method, kind, &mut violations);
+    out.extend(violations.into_iter().map(|v| Diagnostic::Error(v.into())));
+
+    let components: Vec<Component> = scheduling
+        .iter()
+        .filter(|(k, _)| *k == kind)
+        .map(|(k, node)| Component::from_node(*k, node))
+        .collect();
+    let mut warnings: Vec<Warning> = out
+        .iter()
+        .filter_map(|d| match d {
+            Diagnostic::Warning(w) => Some(w.clone()),
+            Diagnostic::Error(_) => None,
+        })
+        .collect();
+    if components
+        .iter()
+        .any(|c| c.uid != components.first().and_then(|f| f.uid.clone()))
+    {
+        warnings.push(Warning::SeveralUids);
+        out.push(Diagnostic::Warning(Warning::SeveralUids));
+    }
+    Some(ItipMessage {
+        method,
+        kind,
+        components,
+        warnings,
+    })
+}
+
+/// calcard reads the same (unfolded) text as a second opinion; a rejection or a different
+/// component count is a parser differential, which an attacker could use to show one
+/// thing to us and another to the calendar store, so it is fatal.
+fn cross_check_with_calcard(unfolded: &str, root: &Node, out: &mut Vec<Diagnostic>) {
+    let mut parser = calcard::Parser::new(unfolded);
+    let detail = match parser.entry() {
+        calcard::Entry::ICalendar(calendar) => {
+            let ours = count_nodes(root);
+            if calendar.components.len() == ours {
+                return;
+            }
+            format!(
+                "calcard sees {} components, the scanner {}",
+                calendar.components.len(),
+                ours
+            )
+        }
+        other => {
+            let mut text = format!("{other:?}");
+            text.truncate(200);
+            text
+        }
+    };
+    out.push(Diagnostic::Error(
+        Malformed::ParserDifferential { detail }.into(),
+    ));
+}
+
+fn count_nodes(root: &Node) -> usize {
+    let mut count = 0;
+    let mut stack = vec![root];
+    while let Some(node) = stack.pop() {
+        count += 1;
+        stack.extend(node.children.iter());
+    }
+    count
+}
+
+/// Value syntax of the properties scheduling depends on (RFC 5545 section 3.3).
+fn check_values(kind: ComponentKind, node: &Node, out: &mut Vec<Diagnostic>) {
+    for p in &node.properties {
+        let bad = |out: &mut Vec<Diagnostic>, m: Malformed| out.push(Diagnostic::Error(m.into()));
+        match p.name.as_str() {
+            "DTSTAMP" | "CREATED" | "LAST-MODIFIED" | "COMPLETED"
+                // RFC 5545 3.8.7.2 and siblings: "MUST be specified in the UTC time format".
+                if !is_date_time(&p.value, true) => {
+                    bad(out, invalid_date_time(p));
+                }
+            "DTSTART" | "DTEND" | "DUE" | "RECURRENCE-ID" => {
+                let ok = match p.param("VALUE").map(str::to_ascii_uppercase).as_deref() {
+                    Some("DATE") => is_date(&p.value),
+                    Some("DATE-TIME") => is_date_time(&p.value, false),
+                    _ => is_date_time(&p.value, false) || is_date(&p.value),
+                };
+                if !ok {
+                    bad(out, invalid_date_time(p));
+                }
+            }
+            "SEQUENCE"
+                if p.value.trim().parse::<u32>().is_err() => {
+                    bad(
+                        out,
+                        Malformed::InvalidSequence {
+                            value: p.value.clone(),
+                            offset: p.offset,
+                        },
+                    );
+                }
+            "STATUS" => {
+                let allowed: &[&str] = match kind {
+                    ComponentKind::Event => &["TENTATIVE", "CONFIRMED", "CANCELLED"],
+                    ComponentKind::Todo => {
+                        &["NEEDS-ACTION", "COMPLETED", "IN-PROCESS", "CANCELLED"]
+                    }
+                    ComponentKind::Journal => &["DRAFT", "FINAL", "CANCELLED"],
+                    ComponentKind::FreeBusy => &[],
+                };
+                if !allowed.iter().any(|a| a.eq_ignore_ascii_case(&p.value)) {
+                    bad(
+                        out,
+                        Malformed::InvalidStatus {
+                            value: p.value.clone(),
+                            kind,
+                            offset: p.offset,
+                        },
+                    );
+                }
+            }
+            "ORGANIZER" | "ATTENDEE" => {
+                check_address(&p.name, &p.value, p, out);
+                for param in ["SENT-BY", "DELEGATED-TO", "DELEGATED-FROM"] {
+                    for value in p.param_values(param) {
+                        check_address(&format!("{};{}", p.name, param), value, p, out);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn check_address(property: &str, value: &str, p: &Property, out: &mut Vec<Diagnostic>) {
+    if !has_uri_scheme(value) {
+        out.push(Diagnostic::Error(
+            Malformed::CalAddressWithoutScheme {
+                property: property.to_owned(),
+                value: value.to_owned(),
+                offset: p.offset,
+            }
+            .into(),
+        ));
+    } else if !CalAddress::parse(value).is_mailto() {
+        out.push(Diagnostic::Warning(Warning::NonMailtoAddress {
+            property: property.to_owned(),
+            value: value.to_owned(),
+            offset: p.offset,
+        }));
+    }
+}
+
+fn invalid_date_time(p: &Property) -> Malformed {
+    Malformed::InvalidDateTime {
+        property: p.name.clone(),
+        value: p.value.clone(),
+        offset: p.offset,
+    }
+}
+
+fn digits(s: &str) -> Option<u32> {
+    (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| s.parse().ok())
+        .flatten()
+}
+
+/// DATE (RFC 5545 3.3.4): YYYYMMDD naming a real calendar day.
+fn is_date(s: &str) -> bool {
+    if s.len() != 8 {
+        return false;
+    }
+    let (Some(year), Some(month), Some(day)) = (
+        s.get(0..4).and_then(digits),
+        s.get(4..6).and_then(digits),
+        s.get(6..8).and_then(digits),
+    ) else {
+        return false;
+    };
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    (1..=days).contains(&day)
+}
+
+/// DATE-TIME (RFC 5545 3.3.5): DATE "T" HHMMSS with an optional "Z" (required if `utc`).
+fn is_date_time(s: &str, utc: bool) -> bool {
+    let (body, z) = match s.strip_suffix('Z') {
+        Some(b) => (b, true),
+        None => (s, false),
+    };
+    if utc && !z {
+        return false;
+    }
+    let Some((date, time)) = body.split_once('T') else {
+        return false;
+    };
+    if !is_date(date) || time.len() != 6 {
+        return false;
+    }
+    let (Some(h), Some(m), Some(sec)) = (
+        time.get(0..2).and_then(digits),
+        time.get(2..4).and_then(digits),
+        time.get(4..6).and_then(digits),
+    ) else {
+        return false;
+    };
+    h <= 23 && m <= 59 && sec <= 60
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn date_time_syntax() {
+        assert!(is_date_time("19970701T210000Z", true));
+        assert!(is_date_time("19970701T210000", false));
+        assert!(!is_date_time("19970701T210000", true));
+        assert!(!is_date_time("199706211T210000Z", false));
+        assert!(!is_date_time("19970701T090000-0700", false));
+        assert!(!is_date_time("19970231T090000", false));
+        assert!(is_date("20240229"));
+        assert!(!is_date("20230229"));
+        assert!(!is_date("2023+229"));
+    }
+}
