@@ -524,13 +524,13 @@ fn evaluate_attendee_side(
                 .sent_by
                 .as_ref()
                 .is_some_and(|s| s.matches(signer, strict)))
-        {
-            return Err(Failure::RoleNotAuthorized {
-                actor: organizer.address.clone(),
-                role: Role::Organizer,
-                method,
-            });
-        }
+    {
+        return Err(Failure::RoleNotAuthorized {
+            actor: organizer.address.clone(),
+            role: Role::Organizer,
+            method,
+        });
+    }
     match c.attendees.as_slice() {
         [] => Err(Failure::SignerNotCorrelated {
             actor: None,

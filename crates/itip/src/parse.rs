@@ -98,15 +98,16 @@ fn analyse(
         }
     }
     if let (Some(component), Some(kind)) = (mime.component, kind)
-        && !component.trim().eq_ignore_ascii_case(kind.as_str()) {
-            error(
-                out,
-                ItipError::ComponentMismatch {
-                    content_type: component.to_owned(),
-                    calendar: kind,
-                },
-            );
-        }
+        && !component.trim().eq_ignore_ascii_case(kind.as_str())
+    {
+        error(
+            out,
+            ItipError::ComponentMismatch {
+                content_type: component.to_owned(),
+                calendar: kind,
+            },
+        );
+    }
     if mime.charset.is_none() {
         if options.strict {
             error(out, ItipError::MissingCharset);

@@ -129,9 +129,10 @@ pub(crate) fn check(root: &Node, method: Method, kind: ComponentKind, out: &mut 
     if let Some(t) = table_of(TableScope::Calendar) {
         check_rows(t, None, t.rows, root, out);
         if let Some(version) = root.first("VERSION")
-            && version.value.trim() != "2.0" {
-                out.push(violation(t, None, root, "VERSION", Rule::VersionTwo, 1));
-            }
+            && version.value.trim() != "2.0"
+        {
+            out.push(violation(t, None, root, "VERSION", Rule::VersionTwo, 1));
+        }
     }
     if let Some(t) = table_for(method, kind) {
         check_rows(t, Some(method), t.rows, root, out);
@@ -214,28 +215,30 @@ fn check_rows(
         if count > 0 {
             if let Some(other) = comment_rule(row.comment, " MUST NOT be present.") {
                 if let Some(other) = static_name(t, other)
-                    && node.count(other) > 0 {
-                        out.push(violation(
-                            t,
-                            method,
-                            node,
-                            row.name,
-                            Rule::Excludes(other),
-                            count,
-                        ));
-                    }
+                    && node.count(other) > 0
+                {
+                    out.push(violation(
+                        t,
+                        method,
+                        node,
+                        row.name,
+                        Rule::Excludes(other),
+                        count,
+                    ));
+                }
             } else if let Some(other) = comment_rule(row.comment, " MUST be present.")
                 && let Some(other) = static_name(t, other)
-                    && node.count(other) == 0 {
-                        out.push(violation(
-                            t,
-                            method,
-                            node,
-                            row.name,
-                            Rule::Requires(other),
-                            count,
-                        ));
-                    }
+                && node.count(other) == 0
+            {
+                out.push(violation(
+                    t,
+                    method,
+                    node,
+                    row.name,
+                    Rule::Requires(other),
+                    count,
+                ));
+            }
         }
         if is_component && !sub.is_empty() {
             for child in node.children.iter().filter(|c| c.name == row.name) {

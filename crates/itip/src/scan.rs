@@ -293,17 +293,18 @@ pub(crate) fn scan(
             continue;
         };
         if property.name == "ATTENDEE"
-            && let Some(count) = attendees_in.last_mut() {
-                *count += 1;
-                if *count > limits.attendees {
-                    out.push(Diagnostic::Error(limit(
-                        LimitKind::Attendees,
-                        limits.attendees,
-                        start,
-                    )));
-                    return None;
-                }
+            && let Some(count) = attendees_in.last_mut()
+        {
+            *count += 1;
+            if *count > limits.attendees {
+                out.push(Diagnostic::Error(limit(
+                    LimitKind::Attendees,
+                    limits.attendees,
+                    start,
+                )));
+                return None;
             }
+        }
         node.properties.push(property);
     }
     // Close what is left open, innermost first, so the report names each.
