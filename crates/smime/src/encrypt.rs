@@ -5,8 +5,9 @@
 //! OpenSSL's `CMS_encrypt` does the work: from OpenSSL 3.0 it produces
 //! AuthEnvelopedData when given an AEAD cipher (AES-256-GCM here) and EnvelopedData
 //! otherwise. It picks the recipient info per certificate: KeyTransRecipientInfo
-//! with RSAES-PKCS1-v1_5 for RSA keys (RFC 8551 §2.3: "MUST support RSA
-//! Encryption"), KeyAgreeRecipientInfo with ephemeral-static ECDH
+//! with RSAES-PKCS1-v1_5 for RSA keys (RFC 8551 §2.3: "MUST- support RSA
+//! encryption, as specified in \[RFC3370\]"; RSAES-OAEP, a SHOULD+, is not
+//! reachable through the safe `openssl` API), KeyAgreeRecipientInfo with ephemeral-static ECDH
 //! (dhSinglePass-stdDH-sha1kdf-scheme, AES key wrap; RFC 5753) for EC keys.
 //! Content encryption does not involve the clock.
 
@@ -21,9 +22,9 @@ use crate::sign::{SignError, SignOptions, pkcs7_mime_entity, prepare_entity, sig
 
 /// The content-encryption algorithm (RFC 8551 §2.7).
 ///
-/// RFC 8551 §2.7: "Sending agents SHOULD use AES-256 GCM … AES-128 CBC MUST be
-/// supported" for receiving by older agents; AES-256-CBC is offered for clients
-/// that predate AuthEnvelopedData.
+/// RFC 8551 §2.7: agents "MUST support encryption and decryption with AES-128 GCM
+/// and AES-256 GCM" and "MUST- support … AES-128 CBC". AES-256-CBC is offered for
+/// clients that predate AuthEnvelopedData.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum ContentCipher {
@@ -33,8 +34,9 @@ pub enum ContentCipher {
     #[default]
     Aes256Gcm,
     /// AES-256-CBC in EnvelopedData (RFC 5652 §6), `smime-type=enveloped-data`.
-    /// Not integrity-protected by itself (RFC 8551 §3.3 warns that enveloped-only
-    /// content can be altered); for clients without AuthEnvelopedData support.
+    /// Not integrity-protected by itself (RFC 8551 §3.3: "it is possible to replace
+    /// ciphertext in such a way that the processed message will still be valid, but
+    /// the meaning can be altered"); for clients without AuthEnvelopedData support.
     Aes256Cbc,
 }
 
@@ -111,9 +113,9 @@ pub fn encrypt(
 }
 
 /// Signs `entity` as `multipart/signed` ([`sign_detached`]) and encrypts the
-/// result ([`encrypt`]): the sign-then-encrypt order RFC 8551 §3.7 describes
-/// ("the signed message … is then enveloped"), which keeps the signature
-/// verifiable after decryption and hides the signer from observers.
+/// result ([`encrypt`]). RFC 8551 §3.7: "When signing first, the signatories are
+/// then securely obscured by the enveloping", and the signature stays verifiable
+/// over the cleartext after decryption.
 pub fn sign_and_encrypt(
     entity: &[u8],
     identity: &Identity,

@@ -2,9 +2,8 @@
 //!
 //! An [`Identity`] is what a sending agent needs to produce a SignedData
 //! (RFC 8551 §2.4.2, RFC 5652 §5): the private key, the signer's certificate and
-//! the certificates that chain it to a trust anchor, which RFC 8551 §2.4.2 asks a
-//! sending agent to include ("the sending agent SHOULD include … the certificate
-//! chain up to and including the trust anchor's issued certificate").
+//! the certificates that chain it towards a trust anchor, which RFC 8550 §2.3 asks
+//! a sending agent to include.
 //!
 //! Loading is strict: the private key must match the certificate's public key, so a
 //! bundle that pairs the wrong key and certificate fails here rather than producing
@@ -28,8 +27,8 @@ pub enum KeyError {
     /// None of the certificates carries the public key matching the private key.
     #[error("no certificate matches the private key")]
     KeyCertificateMismatch,
-    /// The key is neither RSA nor EC, the two key types RFC 8551 §2.2 and §2.3
-    /// require (RSA, ECDSA/ECDH); Ed25519 is not supported by this crate.
+    /// The key is neither RSA nor EC. RFC 8551 §2.2 also lists EdDSA (Ed25519),
+    /// which this crate does not support.
     #[error("unsupported private key type (only RSA and EC keys are supported)")]
     UnsupportedKeyType,
     /// A certificate block in the PEM input is malformed.
@@ -49,9 +48,9 @@ pub enum KeyError {
 
 /// A signing (and decrypting) identity: private key, certificate and chain.
 ///
-/// RFC 8551 §2.4.2: "the sending agent SHOULD include at least one chain of
-/// certificates up to, but not including, a certification authority (CA) that it
-/// believes that the recipient may trust as authoritative." [`Identity::chain`]
+/// RFC 8550 §2.3: "A sending agent SHOULD include at least one chain of
+/// certificates up to, but not including, a CA that it believes that the
+/// recipient may trust as authoritative." [`Identity::chain`]
 /// holds those certificates (intermediates; a root, if present, is kept as given).
 pub struct Identity {
     private_key: PKey<Private>,

@@ -7,7 +7,7 @@
 //! exposes) always picks the key's default digest and stamps a `signingTime`
 //! attribute read from the system clock. Library code in imipsec never reads the
 //! clock, and the digest must be selectable, so this module encodes the RFC 5652 §5
-//! `SignedData` itself in DER (a few dozen lines, see [`der`]) and uses OpenSSL only
+//! `SignedData` itself in DER (a few dozen lines in a private `der` module) and uses OpenSSL only
 //! for the digest and the signature primitive. The result is a plain CMS structure
 //! that `openssl cms -verify` and `gpgsm --verify` accept (see `tests/interop.rs`).
 //!
@@ -24,8 +24,8 @@ use time::OffsetDateTime;
 
 use crate::keys::Identity;
 
-/// A digest algorithm for the signature (RFC 8551 §2.1: SHA-256 MUST be supported;
-/// SHA-384 and SHA-512 SHOULD). The `micalg` parameter of `multipart/signed` is
+/// A digest algorithm for the signature (RFC 8551 §2.1: agents "MUST support
+/// SHA-256" and "MUST support SHA-512"; SHA-384 is offered for P-384-era policies). The `micalg` parameter of `multipart/signed` is
 /// derived from the digest actually used (RFC 8551 §3.5.3.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -82,7 +82,7 @@ pub struct SignOptions {
     /// The digest algorithm; SHA-256 by default.
     pub digest: Digest,
     /// Include the identity's chain certificates besides the signer's certificate
-    /// (RFC 8551 §2.4.2: the sending agent SHOULD include the chain). The signer's
+    /// (RFC 8550 §2.3: a sending agent SHOULD include at least one chain). The signer's
     /// own certificate is always included. Default `true`.
     pub include_chain: bool,
     /// The `signingTime` signed attribute (RFC 5652 §11.3, RFC 8551 §2.5.1). `None`
@@ -105,8 +105,8 @@ impl Default for SignOptions {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SignError {
-    /// The entity has no header/body separator (an empty line); RFC 2045 §3 entity
-    /// syntax: headers, CRLF, body. An entity without headers starts with CRLF.
+    /// The entity has no header/body separator (an empty line); RFC 5322 §2.1 /
+    /// RFC 2045 §2.4: header fields, an empty line, the body. An entity without headers starts with CRLF.
     #[error("the input is not a MIME entity: no empty line ends the header section")]
     NotAMimeEntity,
     /// A detached signature covers bytes that transports may rewrite: RFC 8551
@@ -144,6 +144,11 @@ pub enum SignError {
 /// Signs `entity` and returns a `multipart/signed` entity (RFC 1847 §2.1, RFC 8551
 /// §3.5.3) with `protocol="application/pkcs7-signature"` and `micalg` from
 /// [`SignOptions::digest`].
+///
+/// RFC 1847 §2.1: "The multipart/signed content type contains exactly two body
+/// parts. The first body part is the body part over which the digital signature
+/// was created, including its MIME headers. The second body part contains the
+/// control information necessary to verify the digital signature."
 ///
 /// `entity` is a MIME entity (headers, empty line, body). It is canonicalised to CRLF
 /// line endings (RFC 8551 §3.1.1) and must then be 7-bit (RFC 8551 §3.1.3); the
