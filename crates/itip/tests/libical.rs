@@ -14,7 +14,13 @@ fn corpora() -> std::path::PathBuf {
         .expect("IMIPSEC_CORPORA must point at the shared corpora (e.g. ../shared/corpora) for this ignored test");
     let dir = std::path::PathBuf::from(dir);
     // cargo runs tests in the crate directory; a relative path is meant from the workspace root.
-    if dir.is_relative() { std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(dir) } else { dir }
+    if dir.is_relative() {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(dir)
+    } else {
+        dir
+    }
 }
 
 fn squash(name: &str) -> String {
@@ -29,7 +35,14 @@ fn ours() -> BTreeMap<(String, String, String), String> {
         match t.scope {
             TableScope::Method(method, kind) => {
                 for row in t.rows {
-                    if matches!(row.name, "IANA-PROPERTY" | "X-PROPERTY" | "IANA-COMPONENT" | "X-COMPONENT" | "METHOD") {
+                    if matches!(
+                        row.name,
+                        "IANA-PROPERTY"
+                            | "X-PROPERTY"
+                            | "IANA-COMPONENT"
+                            | "X-COMPONENT"
+                            | "METHOD"
+                    ) {
                         continue;
                     }
                     let mut presence = row.presence.as_str().to_owned();
@@ -39,12 +52,26 @@ fn ours() -> BTreeMap<(String, String, String), String> {
                     {
                         presence.push_str(" (excl)");
                     }
-                    map.insert((method.as_str().to_owned(), kind.as_str().to_owned(), squash(row.name)), presence);
+                    map.insert(
+                        (
+                            method.as_str().to_owned(),
+                            kind.as_str().to_owned(),
+                            squash(row.name),
+                        ),
+                        presence,
+                    );
                 }
             }
             TableScope::Calendar => {
-                for row in t.rows.iter().filter(|r| matches!(r.name, "PRODID" | "VERSION" | "CALSCALE")) {
-                    map.insert(("NONE".into(), "VCALENDAR".into(), row.name.to_owned()), row.presence.as_str().to_owned());
+                for row in t
+                    .rows
+                    .iter()
+                    .filter(|r| matches!(r.name, "PRODID" | "VERSION" | "CALSCALE"))
+                {
+                    map.insert(
+                        ("NONE".into(), "VCALENDAR".into(), row.name.to_owned()),
+                        row.presence.as_str().to_owned(),
+                    );
                 }
             }
             _ => {}
@@ -55,10 +82,15 @@ fn ours() -> BTreeMap<(String, String, String), String> {
 
 fn libical(csv: &str) -> BTreeMap<(String, String, String), String> {
     let methods: BTreeSet<&str> = Method::ALL.iter().map(|m| m.as_str()).collect();
-    let kinds: BTreeSet<&str> = [ComponentKind::Event, ComponentKind::Todo, ComponentKind::Journal, ComponentKind::FreeBusy]
-        .iter()
-        .map(|k| k.as_str())
-        .collect();
+    let kinds: BTreeSet<&str> = [
+        ComponentKind::Event,
+        ComponentKind::Todo,
+        ComponentKind::Journal,
+        ComponentKind::FreeBusy,
+    ]
+    .iter()
+    .map(|k| k.as_str())
+    .collect();
     let mut map = BTreeMap::new();
     for line in csv.lines() {
         let line = line.trim();
@@ -66,7 +98,9 @@ fn libical(csv: &str) -> BTreeMap<(String, String, String), String> {
             continue;
         }
         let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-        let [method, component, property, sub, restriction, ..] = fields.as_slice() else { continue };
+        let [method, component, property, sub, restriction, ..] = fields.as_slice() else {
+            continue;
+        };
         let restriction = restriction.split_whitespace().next().unwrap_or_default();
         let presence = match restriction {
             "ONE" => "1",
@@ -78,7 +112,9 @@ fn libical(csv: &str) -> BTreeMap<(String, String, String), String> {
             "ONEMUTUAL" => "1 (mutual)",
             other => panic!("unknown libical restriction {other}"),
         };
-        let calendar_row = *method == "NONE" && *component == "VCALENDAR" && matches!(*property, "PRODID" | "VERSION" | "CALSCALE");
+        let calendar_row = *method == "NONE"
+            && *component == "VCALENDAR"
+            && matches!(*property, "PRODID" | "VERSION" | "CALSCALE");
         if !calendar_row && !(methods.contains(method) && kinds.contains(component)) {
             continue;
         }
@@ -88,7 +124,10 @@ fn libical(csv: &str) -> BTreeMap<(String, String, String), String> {
             ("NONE", sub) => sub.to_string(),
             (property, _) => property.to_string(),
         };
-        map.insert((method.to_string(), component.to_string(), name), presence.to_owned());
+        map.insert(
+            (method.to_string(), component.to_string(), name),
+            presence.to_owned(),
+        );
     }
     map
 }
@@ -106,11 +145,14 @@ struct Exception {
 #[test]
 #[ignore = "needs IMIPSEC_CORPORA=../shared/corpora"]
 fn our_restriction_table_agrees_with_libical_except_where_listed() {
-    let csv = std::fs::read_to_string(corpora().join("itip/libical/ical-restrictions.csv")).unwrap();
-    let exceptions: Vec<Exception> =
-        serde_json::from_str(include_str!("libical/exceptions.json")).expect("exceptions.json parses");
-    let listed: BTreeMap<(String, String, String), &Exception> =
-        exceptions.iter().map(|e| ((e.method.clone(), e.component.clone(), e.name.clone()), e)).collect();
+    let csv =
+        std::fs::read_to_string(corpora().join("itip/libical/ical-restrictions.csv")).unwrap();
+    let exceptions: Vec<Exception> = serde_json::from_str(include_str!("libical/exceptions.json"))
+        .expect("exceptions.json parses");
+    let listed: BTreeMap<(String, String, String), &Exception> = exceptions
+        .iter()
+        .map(|e| ((e.method.clone(), e.component.clone(), e.name.clone()), e))
+        .collect();
     let ours = ours();
     let theirs = libical(&csv);
 
@@ -127,16 +169,25 @@ fn our_restriction_table_agrees_with_libical_except_where_listed() {
         };
         let b = b.map(String::as_str).unwrap_or("absent");
         match listed.get(&key) {
-            Some(e) if a == b => failures.push(format!("listed but no longer differs: {key:?} ({})", e.reason)),
-            Some(e) if e.ours != *a || e.libical != b => {
-                failures.push(format!("{key:?}: ours {a}, libical {b}, but exceptions.json says {} / {}", e.ours, e.libical))
-            }
+            Some(e) if a == b => failures.push(format!(
+                "listed but no longer differs: {key:?} ({})",
+                e.reason
+            )),
+            Some(e) if e.ours != *a || e.libical != b => failures.push(format!(
+                "{key:?}: ours {a}, libical {b}, but exceptions.json says {} / {}",
+                e.ours, e.libical
+            )),
             Some(e) => {
                 known += 1;
-                println!("known divergence {key:?}: ours {a}, libical {b}: {}", e.reason);
+                println!(
+                    "known divergence {key:?}: ours {a}, libical {b}: {}",
+                    e.reason
+                );
             }
             None if a == b => agree += 1,
-            None => failures.push(format!("UNEXPECTED difference {key:?}: ours {a}, libical {b}")),
+            None => failures.push(format!(
+                "UNEXPECTED difference {key:?}: ours {a}, libical {b}"
+            )),
         }
     }
     for key in listed.keys() {
@@ -144,7 +195,9 @@ fn our_restriction_table_agrees_with_libical_except_where_listed() {
             failures.push(format!("listed row not in our table: {key:?}"));
         }
     }
-    println!("libical: {agree} rows agree, {known} known divergences, {only_libical} libical-only rows (extensions) not compared");
+    println!(
+        "libical: {agree} rows agree, {known} known divergences, {only_libical} libical-only rows (extensions) not compared"
+    );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(agree > 500, "the comparison compared too little: {agree}");
 }
