@@ -356,6 +356,65 @@ fn signed_then_encrypted_round_trips_through_openssl_cms() {
     }
 }
 
+/// The defective identities of certs/special sign fine (signing does not judge
+/// certificates) but `openssl cms -verify` rejects each for its documented reason.
+#[test]
+fn special_identities_are_rejected_by_openssl_cms_for_their_reason() {
+    for (name, reason, extra) in [
+        ("expired", "certificate has expired", None),
+        ("wrong-eku", "unsuitable certificate purpose", None),
+        // The PKCS#12 carries the untrusted root, which travels in the SignedData.
+        (
+            "untrusted",
+            "self-signed certificate in certificate chain",
+            None,
+        ),
+        (
+            "revoked",
+            "certificate revoked",
+            Some("intermediate.crl.pem"),
+        ),
+        ("weak-rsa1024", "EE certificate key too weak", None),
+    ] {
+        let dir = scratch("special");
+        let der = std::fs::read(certs().join(format!("special/{name}.p12"))).unwrap();
+        let signer = Identity::from_pkcs12(&der, "imipsec").unwrap();
+        let signed = sign_detached(ENTITY.as_bytes(), &signer, &SignOptions::default()).unwrap();
+        let input = write(&dir, "special.eml", &message(&signed));
+        // `openssl cms` has no -CRLfile: CRLs are read from the -CAfile bundle.
+        let mut ca_file = std::fs::read(certs().join("root.cert.pem")).unwrap();
+        if let Some(crl) = extra {
+            ca_file.extend(std::fs::read(certs().join(crl)).unwrap());
+        }
+        let ca_file = write(&dir, "ca-and-crl.pem", &ca_file);
+        let mut command = Command::new("openssl");
+        command.args([
+            "cms",
+            "-verify",
+            "-in",
+            &input,
+            "-CAfile",
+            &ca_file,
+            "-attime",
+            AT_EPOCH,
+            "-purpose",
+            "smimesign",
+            "-out",
+            "/dev/null",
+        ]);
+        if extra.is_some() {
+            command.arg("-crl_check");
+        }
+        if name == "weak-rsa1024" {
+            command.args(["-auth_level", "2"]);
+        }
+        let output = run(&mut command);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{name} verified");
+        assert!(stderr.contains(reason), "{name}: {stderr}");
+    }
+}
+
 // ------------------------------------------------------------------------------------------
 // imipsec -> gpgsm
 // ------------------------------------------------------------------------------------------
