@@ -52,6 +52,7 @@ pub enum KeyError {
 /// certificates up to, but not including, a CA that it believes that the
 /// recipient may trust as authoritative." [`Identity::chain`]
 /// holds those certificates (intermediates; a root, if present, is kept as given).
+#[derive(Clone)]
 pub struct Identity {
     private_key: PKey<Private>,
     certificate: X509,

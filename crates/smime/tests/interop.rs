@@ -469,6 +469,28 @@ impl Gpgsm {
         command
     }
 
+    /// Runs `gpgsm --verify --output OUT SIGNED` on opaque SignedData; returns (exit
+    /// success, status lines, extracted content).
+    fn verify_opaque(&self, signed_data: &[u8]) -> (bool, String, Vec<u8>) {
+        let input = write(&self.home, "opaque.p7m", signed_data);
+        let out = self.home.join("opaque.out");
+        let _ = std::fs::remove_file(&out);
+        let output = run(self.command().args([
+            "--status-fd",
+            "1",
+            "--output",
+            out.to_str().unwrap(),
+            "--verify",
+            &input,
+        ]));
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned()
+                + &String::from_utf8_lossy(&output.stderr),
+            std::fs::read(out).unwrap_or_default(),
+        )
+    }
+
     /// Runs `gpgsm --verify SIGNATURE CONTENT`; returns (exit success, status lines).
     fn verify_detached(&self, signature: &[u8], content: &[u8]) -> (bool, String) {
         let signature = write(&self.home, "sig.p7s", signature);
@@ -522,6 +544,29 @@ fn detached_signatures_verify_with_gpgsm() {
             assert!(!ok, "{status}");
             assert!(status.contains("[GNUPG:] BADSIG"), "{status}");
         }
+    }
+}
+
+#[test]
+fn opaque_signatures_verify_with_gpgsm() {
+    let gpgsm = Gpgsm::new();
+    for alg in ALGORITHMS {
+        let signed = sign_opaque(
+            ENTITY.as_bytes(),
+            &identity(alg, "organizer"),
+            &SignOptions::default(),
+        )
+        .unwrap();
+        let body = find(&signed, b"\r\n\r\n").unwrap() + 4;
+        let base64: String = std::str::from_utf8(&signed[body..])
+            .unwrap()
+            .lines()
+            .collect();
+        let der = openssl::base64::decode_block(&base64).unwrap();
+        let (ok, status, content) = gpgsm.verify_opaque(&der);
+        assert!(ok, "{alg}: {status}");
+        assert!(status.contains("[GNUPG:] GOODSIG"), "{status}");
+        assert_eq!(content, canonical_entity(), "{alg}");
     }
 }
 
