@@ -53,6 +53,17 @@ pub(crate) struct Node {
     pub children: Vec<Node>,
 }
 
+/// Dropping a tree recursively could exhaust the stack for a deep (if limit-raised) nest;
+/// children are moved out onto a heap stack instead.
+impl Drop for Node {
+    fn drop(&mut self) {
+        let mut pending = std::mem::take(&mut self.children);
+        while let Some(mut node) = pending.pop() {
+            pending.append(&mut node.children);
+        }
+    }
+}
+
 impl Node {
     pub fn count(&self, property: &str) -> usize {
         self.properties

@@ -1,0 +1,392 @@
+//! parse_itip at the boundary: Content-Type checks, one object / one component type,
+//! named limits, and a deterministic mutation loop asserting that no input panics.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use imipsec_itip::{
+    Diagnostic, ItipError, LimitExceeded, LimitKind, Limits, Malformed, MimeParams, ParseOptions,
+    Warning, diagnose, parse_itip,
+};
+
+const REQUEST: &str = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nMETHOD:REQUEST\r\nBEGIN:VEVENT\r\nUID:u\r\n\
+DTSTAMP:20260101T000000Z\r\nDTSTART:20260102T100000Z\r\nSUMMARY:s\r\nORGANIZER;CN=\"A ^'B^'\":mailto:o@example.com\r\n\
+ATTENDEE;PARTSTAT=NEEDS-ACTION;RSVP=TRUE;CUTYPE=INDIVIDUAL;ROLE=REQ-PARTICIPANT:mailto:a@example.com\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+
+const MIME: MimeParams<'static> = MimeParams {
+    method: Some("REQUEST"),
+    charset: Some("UTF-8"),
+    component: None,
+};
+
+fn strict() -> ParseOptions {
+    ParseOptions {
+        strict: true,
+        ..ParseOptions::default()
+    }
+}
+
+#[test]
+fn a_well_formed_request_builds_the_typed_model() {
+    let msg = parse_itip(REQUEST.as_bytes(), &MIME, &strict()).unwrap();
+    assert!(msg.warnings.is_empty(), "{:?}", msg.warnings);
+    let c = &msg.components[0];
+    let organizer = c.organizer.as_ref().unwrap();
+    assert_eq!(
+        organizer.common_name.as_deref(),
+        Some("A \"B\""),
+        "RFC 6868 decoded"
+    );
+    assert_eq!(organizer.address.text, "mailto:o@example.com");
+    let a = &c.attendees[0];
+    assert_eq!(
+        a.partstat,
+        Some(imipsec_itip::ParticipationStatus::NeedsAction)
+    );
+    assert_eq!(
+        a.role,
+        Some(imipsec_itip::ParticipationRole::RequiredParticipant)
+    );
+    assert_eq!(a.rsvp, Some(true));
+    assert_eq!(a.cutype.as_deref(), Some("INDIVIDUAL"));
+    assert_eq!(c.dtstamp.as_deref(), Some("20260101T000000Z"));
+}
+
+#[test]
+fn content_type_method_must_equal_method() {
+    let reply = MimeParams {
+        method: Some("REPLY"),
+        ..MIME
+    };
+    let err = parse_itip(REQUEST.as_bytes(), &reply, &ParseOptions::default()).unwrap_err();
+    assert_eq!(err.code(), "method-mismatch");
+    assert!(
+        matches!(err, ItipError::MethodMismatch { content_type: Some(ref m), .. } if m == "REPLY")
+    );
+    // Missing: a warning when lenient, method-mismatch when strict.
+    let none = MimeParams {
+        method: None,
+        ..MIME
+    };
+    let msg = parse_itip(REQUEST.as_bytes(), &none, &ParseOptions::default()).unwrap();
+    assert!(msg.warnings.contains(&Warning::MissingMethodParameter));
+    assert_eq!(
+        parse_itip(REQUEST.as_bytes(), &none, &strict())
+            .unwrap_err()
+            .code(),
+        "method-mismatch"
+    );
+    // Case-insensitive as MIME parameter values are.
+    assert!(
+        parse_itip(
+            REQUEST.as_bytes(),
+            &MimeParams {
+                method: Some("request"),
+                ..MIME
+            },
+            &strict()
+        )
+        .is_ok()
+    );
+}
+
+#[test]
+fn charset_missing_is_a_warning_lenient_an_error_strict() {
+    let none = MimeParams {
+        charset: None,
+        ..MIME
+    };
+    let msg = parse_itip(REQUEST.as_bytes(), &none, &ParseOptions::default()).unwrap();
+    assert!(msg.warnings.contains(&Warning::MissingCharset));
+    assert_eq!(
+        parse_itip(REQUEST.as_bytes(), &none, &strict()).unwrap_err(),
+        ItipError::MissingCharset
+    );
+}
+
+#[test]
+fn content_type_component_must_match() {
+    let todo = MimeParams {
+        component: Some("VTODO"),
+        ..MIME
+    };
+    let err = parse_itip(REQUEST.as_bytes(), &todo, &ParseOptions::default()).unwrap_err();
+    assert!(
+        matches!(err, ItipError::ComponentMismatch { .. }),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn one_component_type_per_object() {
+    let mixed = REQUEST.replace(
+        "END:VCALENDAR",
+        "BEGIN:VTODO\r\nUID:t\r\nDTSTAMP:20260101T000000Z\r\nEND:VTODO\r\nEND:VCALENDAR",
+    );
+    let err = parse_itip(mixed.as_bytes(), &MIME, &ParseOptions::default()).unwrap_err();
+    let ItipError::Restriction(v) = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(
+        (v.component.as_str(), v.property, v.found),
+        ("VCALENDAR", "VTODO", 1)
+    );
+}
+
+#[test]
+fn one_calendar_object_only() {
+    let two = format!("{REQUEST}{REQUEST}");
+    let err = parse_itip(two.as_bytes(), &MIME, &ParseOptions::default()).unwrap_err();
+    assert!(
+        matches!(err, ItipError::Malformed(Malformed::SecondCalendar { offset }) if offset == REQUEST.len()),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn structure_errors_are_named() {
+    let cases: [(&[u8], fn(&Malformed) -> bool); 6] = [
+        (b"", |m| matches!(m, Malformed::NoCalendar)),
+        (b"BEGIN:VEVENT\r\nEND:VEVENT\r\n", |m| {
+            matches!(m, Malformed::NotCalendar { .. })
+        }),
+        (b"X:1\r\nBEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n", |m| {
+            matches!(m, Malformed::ContentOutsideCalendar { offset: 0 })
+        }),
+        (b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\n", |m| {
+            matches!(m, Malformed::Unclosed { .. })
+        }),
+        (b"BEGIN:VCALENDAR\r\nA\x01:b\r\nEND:VCALENDAR\r\n", |m| {
+            matches!(m, Malformed::ControlCharacter { offset: 17 })
+        }),
+        (b"BEGIN:VCALENDAR\r\nA:\xff\r\nEND:VCALENDAR\r\n", |m| {
+            matches!(m, Malformed::NotUtf8 { offset: 17 })
+        }),
+    ];
+    for (text, check) in cases {
+        match parse_itip(text, &MIME, &ParseOptions::default()) {
+            Err(ItipError::Malformed(m)) => assert!(check(&m), "{text:?}: {m:?}"),
+            other => panic!("{text:?}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn every_limit_has_its_own_error() {
+    let big_line = REQUEST.replace("SUMMARY:s", &format!("SUMMARY:{}", "x".repeat(200)));
+    let many_attendees = REQUEST.replace(
+        "END:VEVENT",
+        &format!(
+            "{}END:VEVENT",
+            "ATTENDEE:mailto:b@example.com\r\n".repeat(20)
+        ),
+    );
+    let nested = REQUEST.replace(
+        "END:VEVENT",
+        "BEGIN:VALARM\r\nBEGIN:X-A\r\nEND:X-A\r\nEND:VALARM\r\nEND:VEVENT",
+    );
+    let small = Limits {
+        bytes: 10_000,
+        components: 3,
+        properties: 100,
+        attendees: 10,
+        line_length: 100,
+        nesting: 3,
+    };
+    let cases = [
+        (REQUEST.repeat(40), LimitKind::Bytes),
+        (big_line, LimitKind::LineLength),
+        (many_attendees.clone(), LimitKind::Attendees),
+        (nested.clone(), LimitKind::Nesting),
+    ];
+    for (text, kind) in cases {
+        let options = ParseOptions {
+            strict: false,
+            limits: Limits {
+                components: 100,
+                ..small
+            },
+        };
+        match parse_itip(text.as_bytes(), &MIME, &options) {
+            Err(ItipError::Limit(LimitExceeded { limit, .. })) => assert_eq!(limit, kind),
+            other => panic!("{kind:?}: {other:?}"),
+        }
+    }
+    let options = ParseOptions {
+        strict: false,
+        limits: Limits {
+            nesting: 10,
+            ..small
+        },
+    };
+    let err = parse_itip(nested.as_bytes(), &MIME, &options).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ItipError::Limit(LimitExceeded {
+                limit: LimitKind::Components,
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+    let options = ParseOptions {
+        strict: false,
+        limits: Limits {
+            properties: 10,
+            attendees: 100,
+            ..small
+        },
+    };
+    let err = parse_itip(many_attendees.as_bytes(), &MIME, &options).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ItipError::Limit(LimitExceeded {
+                limit: LimitKind::Properties,
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+    assert_eq!(err.code(), "limit-exceeded");
+}
+
+/// Regression guard for the `icalendar` crate's failure mode (stack overflow at ~2,000
+/// nested components): even with the nesting and component limits raised far beyond the
+/// defaults, scanning, the calcard cross-check and dropping the tree do not recurse.
+#[test]
+fn deep_nesting_with_raised_limits_does_not_overflow_the_stack() {
+    let depth = 20_000;
+    let mut text =
+        String::from("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nMETHOD:PUBLISH\r\n");
+    text.push_str(&"BEGIN:X-N\r\n".repeat(depth));
+    text.push_str(&"END:X-N\r\n".repeat(depth));
+    text.push_str("END:VCALENDAR\r\n");
+    let limits = Limits {
+        components: depth + 10,
+        nesting: depth + 10,
+        ..Limits::default()
+    };
+    let run = move || {
+        diagnose(
+            text.as_bytes(),
+            &MIME,
+            &ParseOptions {
+                strict: false,
+                limits,
+            },
+        )
+    };
+    // A small stack makes a recursive implementation fail here rather than in production.
+    let diagnostics = std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(run)
+        .unwrap()
+        .join();
+    let diagnostics = diagnostics.expect("no stack overflow or panic");
+    assert!(
+        diagnostics.iter().any(|d| matches!(
+            d,
+            Diagnostic::Error(ItipError::Malformed(Malformed::NoSchedulingComponent))
+        )),
+        "{diagnostics:?}"
+    );
+}
+
+#[test]
+fn bare_lf_is_a_warning_lenient_and_an_error_strict() {
+    let lf = REQUEST.replace("\r\n", "\n");
+    let msg = parse_itip(lf.as_bytes(), &MIME, &ParseOptions::default()).unwrap();
+    assert!(matches!(
+        msg.warnings.first(),
+        Some(Warning::BareLineFeed { .. })
+    ));
+    assert!(parse_itip(lf.as_bytes(), &MIME, &strict()).is_err());
+}
+
+/// xorshift64*: deterministic, so a failure reproduces from the printed iteration.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+fn mutate(input: &[u8], rng: &mut Rng) -> Vec<u8> {
+    const INTERESTING: &[u8] = b":;,=\"^'n\r\n \t\xc3\xa9\xff\x00BEGIN:END:VEVENT";
+    let mut out = input.to_vec();
+    for _ in 0..=rng.below(4) {
+        let at = rng.below(out.len() + 1);
+        match rng.below(6) {
+            0 if !out.is_empty() => {
+                let i = at.min(out.len() - 1);
+                out[i] ^= 1 << rng.below(8);
+            }
+            1 => out.insert(at, INTERESTING[rng.below(INTERESTING.len())]),
+            2 => {
+                let end = (at + rng.below(40)).min(out.len());
+                out.drain(at..end);
+            }
+            3 => {
+                let end = (at + rng.below(200)).min(out.len());
+                let copy = out[at..end].to_vec();
+                let to = rng.below(out.len() + 1);
+                out.splice(to..to, copy);
+            }
+            4 => out.truncate(at),
+            _ => {
+                let fold = b"\r\n ";
+                out.splice(at..at, fold.iter().copied());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn mutated_inputs_never_panic() {
+    let mut seeds: Vec<Vec<u8>> = vec![REQUEST.as_bytes().to_vec()];
+    let dir = format!("{}/../../testdata/seed", env!("CARGO_MANIFEST_DIR"));
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        seeds.push(std::fs::read(entry.unwrap().path()).unwrap());
+    }
+    let codes = [
+        "limit-exceeded",
+        "malformed-icalendar",
+        "method-mismatch",
+        "restriction-violation",
+        "warning",
+    ];
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let (mut ok, mut rejected) = (0, 0);
+    for iteration in 0..6_000 {
+        let seed = &seeds[iteration % seeds.len()];
+        let input = mutate(seed, &mut rng);
+        for d in diagnose(&input, &MIME, &ParseOptions::default()) {
+            assert!(codes.contains(&d.code()), "iteration {iteration}: {d:?}");
+        }
+        match parse_itip(&input, &MIME, &ParseOptions::default()) {
+            Ok(msg) => {
+                ok += 1;
+                let c = imipsec_itip::correlate(
+                    &msg,
+                    &["o@example.com"],
+                    &imipsec_itip::DenyAllDelegations,
+                    &Default::default(),
+                );
+                let _ = c.failure().map(|f| f.code());
+            }
+            Err(_) => rejected += 1,
+        }
+    }
+    println!("mutations: {ok} accepted, {rejected} rejected");
+    assert!(
+        ok > 0 && rejected > 0,
+        "the mutations should hit both sides: {ok} / {rejected}"
+    );
+}
