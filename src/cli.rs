@@ -1,0 +1,511 @@
+//! Command-line interface: the clap definitions of every `imipsec` command.
+//!
+//! This module is a contract shared by the command implementations (`src/cmd/*`), the
+//! generated shell completions and the man page (`doc/imipsec.1`): flag names here are the
+//! user-facing interface and change only deliberately.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// Exit statuses, shown in every command's help.
+const EXIT_STATUS_HELP: &str = "\
+Exit status:
+  0  accepted (verify), done (other commands)
+  1  rejected (verify)
+  2  could not evaluate: bad arguments, unreadable input, configuration or store error";
+
+/// Verify-then-process security gate, audit and signer for iMIP calendar email (RFC 6047).
+///
+/// A calendar message is accepted only if its S/MIME signature verifies against the trust
+/// anchors, the signer is the ORGANIZER or ATTENDEE the iTIP method allows to act (or a
+/// SENT-BY delegate recorded in the policy store), and the event state permits it.
+#[derive(Debug, Parser)]
+#[command(
+    name = "imipsec",
+    version,
+    about = "Verify-then-process security gate, audit and signer for iMIP calendar email",
+    after_help = EXIT_STATUS_HELP,
+    propagate_version = true
+)]
+pub struct Cli {
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Every `imipsec` command.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Verify one iMIP message: S/MIME, signer correlation, delegation and state checks.
+    #[command(after_help = VERIFY_HELP)]
+    Verify(VerifyArgs),
+    /// Sign (and optionally encrypt) an iMIP message with an S/MIME identity.
+    #[command(after_help = SIGN_HELP)]
+    Sign(SignArgs),
+    /// Evaluate every message of mailboxes (mbox, Maildir, folders of .eml) and report.
+    #[command(after_help = AUDIT_HELP)]
+    Audit(AuditArgs),
+    /// Manage SENT-BY delegations in the policy store.
+    #[command(after_help = DELEGATE_HELP)]
+    Delegate(DelegateArgs),
+    /// Generate shell completions or the man page from these definitions.
+    #[command(hide = true)]
+    Generate(GenerateArgs),
+}
+
+const VERIFY_HELP: &str = "\
+Examples:
+  imipsec verify invite.eml --trust certs/root.cert.pem --recipient bob@example.org
+  imipsec verify --json --at 2026-06-01T00:00:00Z --trust ca.pem < invite.eml
+  imipsec verify --config /etc/imipsec.toml --record invite.eml
+
+Exit status:
+  0  accepted
+  1  rejected (the reasons are printed; --json gives them as codes)
+  2  could not evaluate: bad arguments, unreadable input, configuration or store error";
+
+const SIGN_HELP: &str = "\
+Examples:
+  imipsec sign --identity alice.p12 --identity-password-env ALICE_PW invite.eml > signed.eml
+  imipsec sign --identity alice.pem --opaque --encrypt-to bob.cert.pem invite.eml
+  imipsec sign --identity alice.pem --from alice@example.org --to bob@example.org < request.ics
+
+Exit status:
+  0  signed message written to standard output
+  2  could not sign: bad arguments, unreadable identity or input";
+
+const AUDIT_HELP: &str = "\
+Examples:
+  imipsec audit ~/Mail/inbox.mbox ~/Maildir --trust certs/root.cert.pem
+  imipsec audit testdata/sample-mailbox --trust certs/root.cert.pem --at 2026-06-01T00:00:00Z
+  imipsec audit archive/ --config /etc/imipsec.toml --jsonl out.jsonl --csv out.csv --html report.html
+
+PATH may be an mbox file, a Maildir (with cur/ and new/) or a folder searched recursively for
+.eml files. Messages are evaluated read-only (nothing is recorded in the store) unless
+--record is given.
+
+Exit status:
+  0  the audit ran (whatever the verdicts; see the summary and reports)
+  2  the audit could not run: bad arguments, unreadable path, configuration or store error";
+
+const DELEGATE_HELP: &str = "\
+Examples:
+  imipsec delegate grant --principal boss@example.org --delegate assistant@example.org
+  imipsec delegate grant --principal boss@example.org --delegate pa@example.org \\
+      --methods REQUEST,CANCEL --until 2026-12-31T00:00:00Z --note 'until the reorg'
+  imipsec delegate list --principal boss@example.org --json
+  imipsec delegate revoke --id 3
+  imipsec delegate export backup.json && imipsec delegate import backup.json
+
+Exit status:
+  0  done
+  2  error: bad arguments, unreadable or invalid store or input file";
+
+/// Trust and evaluation flags shared by `verify` and `audit`.
+///
+/// Every flag overrides the matching entry of the configuration file (`--config`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct TrustArgs {
+    /// CA certificate (PEM) trusted as an anchor; repeat for several.
+    #[arg(long = "trust", value_name = "PEM")]
+    pub trust: Vec<PathBuf>,
+    /// Certificate revocation list (PEM or DER); repeat for several.
+    #[arg(long = "crl", value_name = "FILE")]
+    pub crl: Vec<PathBuf>,
+    /// Decryption identity: PEM key and certificate, or PKCS#12; repeat for several.
+    #[arg(long = "identity", value_name = "FILE")]
+    pub identity: Vec<PathBuf>,
+    /// Environment variable holding the password of the PKCS#12 or encrypted PEM identities.
+    #[arg(long, value_name = "VAR")]
+    pub identity_password_env: Option<String>,
+    /// Policy store (SQLite) with delegations and event state [env: IMIPSEC_STORE].
+    #[arg(long, value_name = "PATH", env = "IMIPSEC_STORE", hide_env = true)]
+    pub store: Option<PathBuf>,
+    /// Address the message was delivered to (the iTIP recipient).
+    #[arg(long, value_name = "ADDR")]
+    pub recipient: Option<String>,
+    /// Evaluation time (RFC 3339, e.g. 2026-06-01T00:00:00Z); default now.
+    #[arg(long, value_name = "RFC3339", value_parser = parse_rfc3339)]
+    pub at: Option<OffsetDateTime>,
+    /// Configuration file (TOML); flags override it [env: IMIPSEC_CONFIG].
+    #[arg(long, value_name = "FILE", env = "IMIPSEC_CONFIG", hide_env = true)]
+    pub config: Option<PathBuf>,
+    /// DANGER: evaluate unsigned messages as if signed by the ORGANIZER/ATTENDEE they name.
+    #[arg(long)]
+    pub danger_allow_unsigned: bool,
+}
+
+/// Arguments of `imipsec verify`.
+#[derive(Debug, Clone, Args)]
+pub struct VerifyArgs {
+    /// The message (RFC 5322); standard input if absent or `-`.
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Trust anchors, store, time and configuration.
+    #[command(flatten)]
+    pub trust: TrustArgs,
+    /// Record an accepted message in the store's event state (sequence numbers, replays).
+    #[arg(long)]
+    pub record: bool,
+    /// Print the verdict as one JSON object on standard output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Digest algorithm of an S/MIME signature (RFC 8551 section 2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum DigestArg {
+    /// SHA-256.
+    #[default]
+    Sha256,
+    /// SHA-384.
+    Sha384,
+    /// SHA-512.
+    Sha512,
+}
+
+/// Content-encryption algorithm of an S/MIME enveloped message (RFC 8551 section 2.7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum CipherArg {
+    /// AES-256 in GCM mode (AuthEnvelopedData, RFC 5083).
+    #[default]
+    #[value(name = "aes256-gcm")]
+    Aes256Gcm,
+    /// AES-256 in CBC mode (EnvelopedData), for older clients.
+    #[value(name = "aes256-cbc")]
+    Aes256Cbc,
+}
+
+/// Arguments of `imipsec sign`.
+#[derive(Debug, Clone, Args)]
+pub struct SignArgs {
+    /// The message (RFC 5322) or a bare iCalendar object; standard input if absent or `-`.
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Signing identity: PEM key and certificate, or PKCS#12.
+    #[arg(long, value_name = "FILE")]
+    pub identity: Option<PathBuf>,
+    /// Environment variable holding the identity's password.
+    #[arg(long, value_name = "VAR")]
+    pub identity_password_env: Option<String>,
+    /// Produce opaque signed data (application/pkcs7-mime) instead of multipart/signed.
+    #[arg(long)]
+    pub opaque: bool,
+    /// Encrypt to this recipient certificate (PEM) after signing; repeat for several.
+    #[arg(long, value_name = "CERT")]
+    pub encrypt_to: Vec<PathBuf>,
+    /// Digest algorithm of the signature.
+    #[arg(long, value_enum, default_value_t = DigestArg::Sha256)]
+    pub digest: DigestArg,
+    /// Content-encryption algorithm (with --encrypt-to).
+    #[arg(long, value_enum, default_value_t = CipherArg::Aes256Gcm)]
+    pub cipher: CipherArg,
+    /// From address (when building a message around a bare iCalendar object).
+    #[arg(long, value_name = "ADDR")]
+    pub from: Option<String>,
+    /// To address; repeat for several.
+    #[arg(long, value_name = "ADDR")]
+    pub to: Vec<String>,
+    /// Signing time (RFC 3339); default now.
+    #[arg(long, value_name = "RFC3339", value_parser = parse_rfc3339)]
+    pub at: Option<OffsetDateTime>,
+    /// Policy store (SQLite) [env: IMIPSEC_STORE].
+    #[arg(long, value_name = "PATH", env = "IMIPSEC_STORE", hide_env = true)]
+    pub store: Option<PathBuf>,
+    /// Configuration file (TOML) [env: IMIPSEC_CONFIG].
+    #[arg(long, value_name = "FILE", env = "IMIPSEC_CONFIG", hide_env = true)]
+    pub config: Option<PathBuf>,
+}
+
+/// Arguments of `imipsec audit`.
+#[derive(Debug, Clone, Args)]
+pub struct AuditArgs {
+    /// Mailboxes to audit: mbox files, Maildir folders, folders of .eml files.
+    #[arg(value_name = "PATH", required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Trust anchors, store, time and configuration.
+    #[command(flatten)]
+    pub trust: TrustArgs,
+    /// Record accepted messages in the store's event state (default: read-only).
+    #[arg(long)]
+    pub record: bool,
+    /// Write one JSON object per message (JSON Lines) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub jsonl: Option<PathBuf>,
+    /// Write one CSV row per message to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+    /// Write a self-contained HTML report (table, filters, chart) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Worker threads; default the number of available cores.
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<std::num::NonZeroUsize>,
+    /// Never show the progress bar (it is shown only when stderr is a terminal).
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+/// Arguments of `imipsec delegate`.
+#[derive(Debug, Clone, Args)]
+pub struct DelegateArgs {
+    /// The delegation action.
+    #[command(subcommand)]
+    pub command: DelegateCommand,
+}
+
+/// Where the delegations live: shared by every `delegate` subcommand.
+#[derive(Debug, Clone, Default, Args)]
+pub struct StoreArgs {
+    /// Policy store (SQLite) [env: IMIPSEC_STORE].
+    #[arg(long, value_name = "PATH", env = "IMIPSEC_STORE", hide_env = true)]
+    pub store: Option<PathBuf>,
+    /// Configuration file (TOML) naming the store [env: IMIPSEC_CONFIG].
+    #[arg(long, value_name = "FILE", env = "IMIPSEC_CONFIG", hide_env = true)]
+    pub config: Option<PathBuf>,
+}
+
+/// `imipsec delegate` subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum DelegateCommand {
+    /// Allow DELEGATE to act for PRINCIPAL (RFC 5545 SENT-BY).
+    Grant(GrantArgs),
+    /// Revoke a grant by id, or every grant from PRINCIPAL to DELEGATE.
+    Revoke(RevokeArgs),
+    /// List grants in force (or all with --all).
+    List(ListArgs),
+    /// Show every grant and revocation of a principal, oldest first.
+    History(HistoryArgs),
+    /// Import grants from a JSON file written by `export`.
+    Import(ImportArgs),
+    /// Export every grant as JSON (to FILE or standard output).
+    Export(ExportArgs),
+}
+
+/// Arguments of `imipsec delegate grant`.
+#[derive(Debug, Clone, Args)]
+pub struct GrantArgs {
+    /// The store.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The address acted for (the ORGANIZER or ATTENDEE).
+    #[arg(long, value_name = "ADDR")]
+    pub principal: String,
+    /// The address allowed to act (the SENT-BY signer).
+    #[arg(long = "delegate", value_name = "ADDR")]
+    pub delegate: String,
+    /// iTIP methods allowed, comma-separated (REQUEST,CANCEL,...); `all` for every method;
+    /// `organizer` or `attendee` for the methods of that role.
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_delimiter = ',',
+        default_value = "all"
+    )]
+    pub methods: Vec<String>,
+    /// Start of validity (RFC 3339); default now.
+    #[arg(long, value_name = "TIME", value_parser = parse_rfc3339)]
+    pub from: Option<OffsetDateTime>,
+    /// End of validity (RFC 3339); default unlimited.
+    #[arg(long, value_name = "TIME", value_parser = parse_rfc3339)]
+    pub until: Option<OffsetDateTime>,
+    /// Free-text note kept with the grant.
+    #[arg(long, value_name = "TEXT")]
+    pub note: Option<String>,
+    /// Who records the grant; default the user name.
+    #[arg(long, value_name = "ADDR")]
+    pub by: Option<String>,
+}
+
+/// Arguments of `imipsec delegate revoke`.
+#[derive(Debug, Clone, Args)]
+#[command(group = clap::ArgGroup::new("which").required(true).args(["id", "principal"]))]
+pub struct RevokeArgs {
+    /// The store.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The grant id (from `list`).
+    #[arg(long, value_name = "ID", conflicts_with_all = ["principal", "delegate"])]
+    pub id: Option<i64>,
+    /// Revoke every grant of this principal to --delegate.
+    #[arg(long, value_name = "ADDR", requires = "delegate")]
+    pub principal: Option<String>,
+    /// The delegate whose grants from --principal are revoked.
+    #[arg(long = "delegate", value_name = "ADDR", requires = "principal")]
+    pub delegate: Option<String>,
+    /// Reason kept with the revocation.
+    #[arg(long, value_name = "TEXT")]
+    pub note: Option<String>,
+    /// Who records the revocation; default the user name.
+    #[arg(long, value_name = "ADDR")]
+    pub by: Option<String>,
+    /// Time of the revocation (RFC 3339); default now.
+    #[arg(long, value_name = "TIME", value_parser = parse_rfc3339)]
+    pub at: Option<OffsetDateTime>,
+}
+
+/// Arguments of `imipsec delegate list`.
+#[derive(Debug, Clone, Args)]
+pub struct ListArgs {
+    /// The store.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Only grants of this principal.
+    #[arg(long, value_name = "ADDR")]
+    pub principal: Option<String>,
+    /// Only grants to this delegate.
+    #[arg(long = "delegate", value_name = "ADDR")]
+    pub delegate: Option<String>,
+    /// Grants in force at this time (RFC 3339); default now.
+    #[arg(long, value_name = "TIME", value_parser = parse_rfc3339)]
+    pub at: Option<OffsetDateTime>,
+    /// Include revoked, expired and not yet valid grants.
+    #[arg(long)]
+    pub all: bool,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `imipsec delegate history`.
+#[derive(Debug, Clone, Args)]
+pub struct HistoryArgs {
+    /// The store.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The principal whose history is shown.
+    #[arg(long, value_name = "ADDR")]
+    pub principal: String,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `imipsec delegate import`.
+#[derive(Debug, Clone, Args)]
+pub struct ImportArgs {
+    /// The store.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// JSON file written by `imipsec delegate export`.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Who records the imported grants; default the user name.
+    #[arg(long, value_name = "ADDR")]
+    pub by: Option<String>,
+    /// Time of the import (RFC 3339); default now.
+    #[arg(long, value_name = "TIME", value_parser = parse_rfc3339)]
+    pub at: Option<OffsetDateTime>,
+}
+
+/// Arguments of `imipsec delegate export`.
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    /// The store.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Output file; standard output if absent or `-`.
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+}
+
+/// Arguments of the hidden `imipsec generate` command.
+#[derive(Debug, Clone, Args)]
+pub struct GenerateArgs {
+    /// What to generate.
+    #[command(subcommand)]
+    pub what: GenerateCommand,
+}
+
+/// What `imipsec generate` produces.
+#[derive(Debug, Clone, Subcommand)]
+pub enum GenerateCommand {
+    /// Shell completion script on standard output.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// The man page (roff) on standard output.
+    Man,
+}
+
+/// Parses an RFC 3339 timestamp (`2026-06-01T00:00:00Z`).
+pub fn parse_rfc3339(text: &str) -> Result<OffsetDateTime, String> {
+    OffsetDateTime::parse(text, &Rfc3339)
+        .map_err(|error| format!("not an RFC 3339 time like 2026-06-01T00:00:00Z: {error}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn verify_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "imipsec",
+            "verify",
+            "m.eml",
+            "--trust",
+            "a.pem",
+            "--trust",
+            "b.pem",
+            "--at",
+            "2026-06-01T00:00:00Z",
+            "--json",
+        ])
+        .unwrap();
+        let Command::Verify(args) = cli.command else {
+            panic!("not verify")
+        };
+        assert_eq!(args.trust.trust.len(), 2);
+        assert!(args.json);
+        assert_eq!(args.trust.at.unwrap().year(), 2026);
+    }
+
+    #[test]
+    fn bad_time_is_rejected() {
+        assert!(Cli::try_parse_from(["imipsec", "verify", "--at", "yesterday"]).is_err());
+    }
+
+    #[test]
+    fn grant_methods_split_on_commas() {
+        let cli = Cli::try_parse_from([
+            "imipsec",
+            "delegate",
+            "grant",
+            "--principal",
+            "a@x",
+            "--delegate",
+            "b@x",
+            "--methods",
+            "REQUEST,CANCEL",
+        ])
+        .unwrap();
+        let Command::Delegate(DelegateArgs {
+            command: DelegateCommand::Grant(grant),
+        }) = cli.command
+        else {
+            panic!("not grant")
+        };
+        assert_eq!(grant.methods, ["REQUEST", "CANCEL"]);
+    }
+
+    #[test]
+    fn revoke_needs_id_or_pair() {
+        assert!(Cli::try_parse_from(["imipsec", "delegate", "revoke"]).is_err());
+        assert!(
+            Cli::try_parse_from(["imipsec", "delegate", "revoke", "--principal", "a@x"]).is_err()
+        );
+        assert!(Cli::try_parse_from(["imipsec", "delegate", "revoke", "--id", "3"]).is_ok());
+    }
+}
