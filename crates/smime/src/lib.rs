@@ -1,4 +1,4 @@
-//! RFC 1847 / S/MIME layer (module layout; see the crate README once written).
+#![doc = include_str!("../README.md")]
 //!
 //! Module ownership while the crate is being built:
 //! reading side (MIME walk, CMS verification, trust, decryption): every module but the three
@@ -9,3 +9,23 @@
 pub mod encrypt;
 pub mod keys;
 pub mod sign;
+
+mod cms;
+mod decrypt;
+mod der;
+mod error;
+mod inspect;
+mod limits;
+mod mime;
+mod policy;
+mod trust;
+
+pub use cms::{DigestAlgorithm, SignerReport, VerifiedSigner};
+pub use error::{BadSignatureReason, Failure, MimeErrorKind, SmimeError};
+pub use inspect::{
+    HeaderField, HeaderMismatch, InspectOptions, Inspection, Layer, LayerKind, LayerOutcome, Leaf,
+    OuterHeaders, inspect, verify_signed_data,
+};
+pub use limits::{LimitKind, Limits};
+pub use policy::AlgorithmPolicy;
+pub use trust::{CHAIN_CACHE_CAPACITY, EmailAddress, TrustStore, TrustStoreError, normalize_email};

@@ -1,0 +1,1020 @@
+//! CMS SignedData verification (RFC 5652 §5) with OpenSSL primitives.
+//!
+//! The structure is read by the bounded reader in `der` so that the bytes a signature
+//! covers are the bytes received: the signed attributes are verified over their original DER
+//! with the `[0] IMPLICIT` tag replaced by `SET` (0x31), RFC 5652 §5.4. Certificates and CRLs
+//! are handed to OpenSSL in their received encoding.
+
+use std::sync::Arc;
+
+use openssl::hash::{MessageDigest, hash};
+use openssl::pkey::{Id, PKey, Public};
+use openssl::rsa::Padding;
+use openssl::sign::{RsaPssSaltlen, Verifier};
+use openssl::x509::{X509, X509Crl};
+use time::OffsetDateTime;
+
+use crate::der::{self, DerError, Tlv, tag};
+use crate::error::{BadSignatureReason, Failure};
+use crate::limits::{LimitKind, Limits};
+use crate::policy::AlgorithmPolicy;
+use crate::trust::{EmailAddress, TrustStore, certificate_emails};
+
+/// Object identifiers used here, dotted.
+pub(crate) mod oid {
+    pub const DATA: &str = "1.2.840.113549.1.7.1";
+    pub const SIGNED_DATA: &str = "1.2.840.113549.1.7.2";
+    pub const ENVELOPED_DATA: &str = "1.2.840.113549.1.7.3";
+    pub const AUTH_ENVELOPED_DATA: &str = "1.2.840.113549.1.9.16.1.23";
+    pub const CONTENT_TYPE: &str = "1.2.840.113549.1.9.3";
+    pub const MESSAGE_DIGEST: &str = "1.2.840.113549.1.9.4";
+    pub const SIGNING_TIME: &str = "1.2.840.113549.1.9.5";
+    pub const RSA_ENCRYPTION: &str = "1.2.840.113549.1.1.1";
+    pub const MD5_WITH_RSA: &str = "1.2.840.113549.1.1.4";
+    pub const SHA1_WITH_RSA: &str = "1.2.840.113549.1.1.5";
+    pub const RSASSA_PSS: &str = "1.2.840.113549.1.1.10";
+    pub const SHA256_WITH_RSA: &str = "1.2.840.113549.1.1.11";
+    pub const SHA384_WITH_RSA: &str = "1.2.840.113549.1.1.12";
+    pub const SHA512_WITH_RSA: &str = "1.2.840.113549.1.1.13";
+    pub const SHA224_WITH_RSA: &str = "1.2.840.113549.1.1.14";
+    pub const MGF1: &str = "1.2.840.113549.1.1.8";
+    pub const EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
+    pub const ECDSA_SHA1: &str = "1.2.840.10045.4.1";
+    pub const ECDSA_SHA224: &str = "1.2.840.10045.4.3.1";
+    pub const ECDSA_SHA256: &str = "1.2.840.10045.4.3.2";
+    pub const ECDSA_SHA384: &str = "1.2.840.10045.4.3.3";
+    pub const ECDSA_SHA512: &str = "1.2.840.10045.4.3.4";
+    pub const ED25519: &str = "1.3.101.112";
+    pub const MD5: &str = "1.2.840.113549.2.5";
+    pub const SHA1: &str = "1.3.14.3.2.26";
+    pub const SHA256: &str = "2.16.840.1.101.3.4.2.1";
+    pub const SHA384: &str = "2.16.840.1.101.3.4.2.2";
+    pub const SHA512: &str = "2.16.840.1.101.3.4.2.3";
+    pub const SHA224: &str = "2.16.840.1.101.3.4.2.4";
+}
+
+/// A message digest algorithm (RFC 5754).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DigestAlgorithm {
+    /// MD5 (never accepted).
+    Md5,
+    /// SHA-1 (accepted only with `danger_allow_sha1`).
+    Sha1,
+    /// SHA-224.
+    Sha224,
+    /// SHA-256.
+    Sha256,
+    /// SHA-384.
+    Sha384,
+    /// SHA-512.
+    Sha512,
+}
+
+impl DigestAlgorithm {
+    fn from_oid(oid: &str) -> Option<Self> {
+        Some(match oid {
+            oid::MD5 => DigestAlgorithm::Md5,
+            oid::SHA1 => DigestAlgorithm::Sha1,
+            oid::SHA224 => DigestAlgorithm::Sha224,
+            oid::SHA256 => DigestAlgorithm::Sha256,
+            oid::SHA384 => DigestAlgorithm::Sha384,
+            oid::SHA512 => DigestAlgorithm::Sha512,
+            _ => return None,
+        })
+    }
+
+    /// Lowercase name, as used in `weak-algorithm` failures.
+    pub fn name(self) -> &'static str {
+        match self {
+            DigestAlgorithm::Md5 => "md5",
+            DigestAlgorithm::Sha1 => "sha1",
+            DigestAlgorithm::Sha224 => "sha224",
+            DigestAlgorithm::Sha256 => "sha256",
+            DigestAlgorithm::Sha384 => "sha384",
+            DigestAlgorithm::Sha512 => "sha512",
+        }
+    }
+
+    fn message_digest(self) -> MessageDigest {
+        match self {
+            DigestAlgorithm::Md5 => MessageDigest::md5(),
+            DigestAlgorithm::Sha1 => MessageDigest::sha1(),
+            DigestAlgorithm::Sha224 => MessageDigest::sha224(),
+            DigestAlgorithm::Sha256 => MessageDigest::sha256(),
+            DigestAlgorithm::Sha384 => MessageDigest::sha384(),
+            DigestAlgorithm::Sha512 => MessageDigest::sha512(),
+        }
+    }
+
+    fn check(self, policy: &AlgorithmPolicy) -> Result<(), Failure> {
+        let weak = match self {
+            DigestAlgorithm::Md5 => true,
+            DigestAlgorithm::Sha1 => !policy.danger_allow_sha1,
+            _ => false,
+        };
+        if weak {
+            Err(Failure::WeakAlgorithm {
+                algorithm: self.name().to_string(),
+            })
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// How a signature value is checked.
+#[derive(Debug, Clone, Copy)]
+enum Scheme {
+    Pkcs1(DigestAlgorithm),
+    Pss {
+        hash: DigestAlgorithm,
+        mgf1: DigestAlgorithm,
+        salt: i32,
+    },
+    Ecdsa(DigestAlgorithm),
+    Ed25519,
+}
+
+/// A signer whose signature verified and whose certificate chains to a trust anchor, for the
+/// email-protection purpose, under the algorithm policy, at the evaluation time.
+///
+/// Only this crate can construct one (private fields): holding a `VerifiedSigner` is proof that
+/// verification ran, like rustls' `HandshakeSignatureValid`.
+#[derive(Debug, Clone)]
+pub struct VerifiedSigner {
+    emails: Vec<EmailAddress>,
+    subject: String,
+    issuer: String,
+    serial_hex: String,
+    signing_time: Option<OffsetDateTime>,
+    digest: DigestAlgorithm,
+    certificate: X509,
+    chain: Arc<[X509]>,
+}
+
+impl VerifiedSigner {
+    /// Email addresses of the signer certificate: every rfc822Name subjectAltName and every
+    /// subject emailAddress attribute (RFC 8550 §3), deduplicated.
+    pub fn emails(&self) -> &[EmailAddress] {
+        &self.emails
+    }
+    /// Subject distinguished name (RFC 4514 style).
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+    /// Issuer distinguished name (RFC 4514 style).
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+    /// Certificate serial number, lowercase hex.
+    pub fn serial_hex(&self) -> &str {
+        &self.serial_hex
+    }
+    /// The signingTime signed attribute (RFC 5652 §11.3), if present. Claimed by the signer,
+    /// not verified against the evaluation time.
+    pub fn signing_time(&self) -> Option<OffsetDateTime> {
+        self.signing_time
+    }
+    /// The digest algorithm of the SignerInfo.
+    pub fn digest(&self) -> DigestAlgorithm {
+        self.digest
+    }
+    /// The signer certificate.
+    pub fn certificate(&self) -> &X509 {
+        &self.certificate
+    }
+    /// The validated chain, signer first, trust anchor last.
+    pub fn chain(&self) -> &[X509] {
+        &self.chain
+    }
+}
+
+/// What happened to one SignerInfo of a SignedData (for diagnostics; not a proof).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SignerReport {
+    /// Index of the SignerInfo in the SignedData.
+    pub index: usize,
+    /// Subject of the certificate matching the sid, when found.
+    pub subject: Option<String>,
+    /// Email addresses of that certificate.
+    pub emails: Vec<EmailAddress>,
+    /// `None` when this signer verified, else why not.
+    pub failure: Option<Failure>,
+}
+
+/// Result of checking one SignedData.
+#[derive(Debug)]
+pub(crate) struct Checked {
+    /// All signers verified (and there is at least one): the proofs.
+    pub outcome: Result<Vec<VerifiedSigner>, Failure>,
+    /// One report per SignerInfo.
+    pub reports: Vec<SignerReport>,
+    /// The encapsulated content (opaque signing), when present.
+    pub econtent: Option<Vec<u8>>,
+}
+
+/// Inputs shared by all signers of one SignedData.
+pub(crate) struct Context<'a> {
+    pub trust: &'a TrustStore,
+    pub at: OffsetDateTime,
+    pub policy: &'a AlgorithmPolicy,
+    pub limits: &'a Limits,
+}
+
+fn malformed(error: DerError) -> Failure {
+    Failure::MalformedCms {
+        offset: error.offset,
+    }
+}
+
+/// The content type OID of a ContentInfo (RFC 5652 §3), and its `[0] EXPLICIT` content.
+pub(crate) fn content_info(der_bytes: &[u8]) -> Result<(String, Tlv<'_>), Failure> {
+    let outer = der::read_all(der_bytes)
+        .and_then(|tlv| tlv.expect(tag::SEQUENCE))
+        .map_err(malformed)?;
+    let mut children = outer.children();
+    let content_type = next(&mut children, outer.offset).and_then(der::read_oid);
+    let content_type = content_type.map_err(malformed)?;
+    let explicit = next(&mut children, outer.offset)
+        .and_then(|tlv| tlv.expect(0xa0))
+        .map_err(malformed)?;
+    let mut inner = explicit.children();
+    let content = next(&mut inner, explicit.offset).map_err(malformed)?;
+    Ok((content_type, content))
+}
+
+fn next<'a>(children: &mut der::Children<'a>, offset: usize) -> Result<Tlv<'a>, DerError> {
+    children.next().unwrap_or(Err(DerError { offset }))
+}
+
+/// Verify a DER/BER ContentInfo holding SignedData. `detached` is the content for a detached
+/// signature (multipart/signed), `None` for opaque signing.
+pub(crate) fn check_signed_data(
+    der_bytes: &[u8],
+    detached: Option<&[u8]>,
+    context: &Context<'_>,
+) -> Checked {
+    let failed = |failure| Checked {
+        outcome: Err(failure),
+        reports: Vec::new(),
+        econtent: None,
+    };
+    if der_bytes.len() > context.limits.cms_bytes {
+        return failed(Failure::LimitExceeded(LimitKind::CmsBytes));
+    }
+    let (content_type, signed_data) = match content_info(der_bytes) {
+        Ok(parts) => parts,
+        Err(failure) => return failed(failure),
+    };
+    if content_type != oid::SIGNED_DATA {
+        return failed(Failure::UnexpectedContentType { oid: content_type });
+    }
+    let parsed = match parse_signed_data(signed_data, context.limits) {
+        Ok(parsed) => parsed,
+        Err(failure) => return failed(failure),
+    };
+    let econtent = parsed.econtent.clone();
+    let content: &[u8] = match (detached, parsed.econtent.as_deref()) {
+        (Some(_), Some(_)) => {
+            return Checked {
+                outcome: Err(Failure::ContentConfusion),
+                reports: Vec::new(),
+                econtent: None,
+            };
+        }
+        (Some(content), None) | (None, Some(content)) => content,
+        (None, None) => return failed(Failure::MissingContent),
+    };
+    if parsed.signer_infos.is_empty() {
+        return Checked {
+            outcome: Err(Failure::NoSigners),
+            reports: Vec::new(),
+            econtent,
+        };
+    }
+    let mut reports = Vec::new();
+    let mut verified = Vec::new();
+    let mut first_failure = None;
+    for (index, signer_info) in parsed.signer_infos.iter().enumerate() {
+        let mut report = SignerReport {
+            index,
+            subject: None,
+            emails: Vec::new(),
+            failure: None,
+        };
+        match check_signer(index, *signer_info, &parsed, content, context, &mut report) {
+            Ok(signer) => verified.push(signer),
+            Err(failure) => {
+                if first_failure.is_none() {
+                    first_failure = Some(failure.clone());
+                }
+                report.failure = Some(failure);
+            }
+        }
+        reports.push(report);
+    }
+    Checked {
+        outcome: match first_failure {
+            Some(failure) => Err(failure),
+            None => Ok(verified),
+        },
+        reports,
+        econtent,
+    }
+}
+
+struct SignedDataParts<'a> {
+    digest_algorithms: Vec<DigestAlgorithm>,
+    econtent_type: String,
+    econtent: Option<Vec<u8>>,
+    certificates: Vec<X509>,
+    crls: Vec<X509Crl>,
+    signer_infos: Vec<Tlv<'a>>,
+}
+
+fn parse_signed_data<'a>(
+    signed_data: Tlv<'a>,
+    limits: &Limits,
+) -> Result<SignedDataParts<'a>, Failure> {
+    let signed_data = signed_data.expect(tag::SEQUENCE).map_err(malformed)?;
+    let start = signed_data.offset;
+    let mut children = signed_data.children().peekable();
+    let mut take = |expected: u8| -> Result<Tlv<'a>, Failure> {
+        match children.next() {
+            Some(Ok(tlv)) => tlv.expect(expected).map_err(malformed),
+            Some(Err(error)) => Err(malformed(error)),
+            None => Err(Failure::MalformedCms { offset: start }),
+        }
+    };
+    // RFC 5652 §5.1: version 1, 3, 4 or 5. Neither the version nor digestAlgorithms is covered
+    // by any signature, so both are checked strictly: a modified byte there must not pass.
+    let version = take(tag::INTEGER)?;
+    if !matches!(version.content, [1] | [3] | [4] | [5]) {
+        return Err(Failure::MalformedCms {
+            offset: version.offset,
+        });
+    }
+    let mut digest_algorithms = Vec::new();
+    for algorithm in take(tag::SET)?.children() {
+        let algorithm = algorithm.map_err(malformed)?;
+        let (oid, parameters) = algorithm_identifier(algorithm)?;
+        if parameters.is_some_and(|p| p.full != [0x05, 0x00]) {
+            return Err(Failure::MalformedCms {
+                offset: algorithm.offset,
+            });
+        }
+        digest_algorithms
+            .push(DigestAlgorithm::from_oid(&oid).ok_or(Failure::UnsupportedAlgorithm { oid })?);
+    }
+    let encap = take(tag::SEQUENCE)?;
+    let mut encap_children = encap.children();
+    let econtent_type = next(&mut encap_children, encap.offset)
+        .and_then(der::read_oid)
+        .map_err(malformed)?;
+    let econtent = match encap_children.next() {
+        None => None,
+        Some(explicit) => {
+            let explicit = explicit.and_then(|t| t.expect(0xa0)).map_err(malformed)?;
+            let mut inner = explicit.children();
+            let octets = next(&mut inner, explicit.offset).map_err(malformed)?;
+            Some(octets.octets(limits.cms_bytes).map_err(malformed)?)
+        }
+    };
+    let mut certificates = Vec::new();
+    let mut crls = Vec::new();
+    let mut signer_infos = Vec::new();
+    let mut counted = 0usize;
+    for child in children {
+        let child = child.map_err(malformed)?;
+        match child.tag {
+            0xa0 => {
+                for cert in child.children() {
+                    let cert = cert.map_err(malformed)?;
+                    counted += 1;
+                    if counted > limits.certificates {
+                        return Err(Failure::LimitExceeded(LimitKind::Certificates));
+                    }
+                    // Other CertificateChoices (attribute certificates...) carry no signer key.
+                    if cert.tag == tag::SEQUENCE {
+                        let parsed =
+                            X509::from_der(cert.full).map_err(|_| Failure::MalformedCms {
+                                offset: cert.offset,
+                            })?;
+                        certificates.push(parsed);
+                    }
+                }
+            }
+            0xa1 => {
+                for crl in child.children() {
+                    let crl = crl.map_err(malformed)?;
+                    counted += 1;
+                    if counted > limits.certificates {
+                        return Err(Failure::LimitExceeded(LimitKind::Certificates));
+                    }
+                    if crl.tag == tag::SEQUENCE {
+                        let parsed = X509Crl::from_der(crl.full)
+                            .map_err(|_| Failure::MalformedCms { offset: crl.offset })?;
+                        crls.push(parsed);
+                    }
+                }
+            }
+            tag::SET if signer_infos.is_empty() => {
+                for signer_info in child.children() {
+                    let signer_info = signer_info.map_err(malformed)?.expect(tag::SEQUENCE);
+                    signer_infos.push(signer_info.map_err(malformed)?);
+                    if signer_infos.len() > limits.signer_infos {
+                        return Err(Failure::LimitExceeded(LimitKind::SignerInfos));
+                    }
+                }
+                // The SignerInfos SET is the last element of SignedData.
+                break;
+            }
+            _ => {
+                return Err(Failure::MalformedCms {
+                    offset: child.offset,
+                });
+            }
+        }
+    }
+    Ok(SignedDataParts {
+        digest_algorithms,
+        econtent_type,
+        econtent,
+        certificates,
+        crls,
+        signer_infos,
+    })
+}
+
+enum SignerId<'a> {
+    IssuerSerial { issuer: &'a [u8], serial: &'a [u8] },
+    KeyId(Vec<u8>),
+}
+
+fn strip_zeros(bytes: &[u8]) -> &[u8] {
+    let first = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
+    bytes.get(first..).unwrap_or_default()
+}
+
+fn matches_sid(cert: &X509, sid: &SignerId<'_>) -> bool {
+    match sid {
+        SignerId::IssuerSerial { issuer, serial } => {
+            let issuer_ok = cert
+                .issuer_name()
+                .to_der()
+                .is_ok_and(|name| name.as_slice() == *issuer);
+            let serial_ok = cert
+                .serial_number()
+                .to_bn()
+                .is_ok_and(|bn| strip_zeros(&bn.to_vec()) == strip_zeros(serial));
+            issuer_ok && serial_ok
+        }
+        SignerId::KeyId(key_id) => cert
+            .subject_key_id()
+            .is_some_and(|ski| ski.as_slice() == key_id.as_slice()),
+    }
+}
+
+/// Returns the algorithm OID and its parameters element (if any).
+fn algorithm_identifier(tlv: Tlv<'_>) -> Result<(String, Option<Tlv<'_>>), Failure> {
+    let tlv = tlv.expect(tag::SEQUENCE).map_err(malformed)?;
+    let mut children = tlv.children();
+    let algorithm = next(&mut children, tlv.offset)
+        .and_then(der::read_oid)
+        .map_err(malformed)?;
+    let parameters = children.next().transpose().map_err(malformed)?;
+    Ok((algorithm, parameters))
+}
+
+fn digest_from_identifier(tlv: Tlv<'_>) -> Result<DigestAlgorithm, Failure> {
+    let (algorithm, _) = algorithm_identifier(tlv)?;
+    DigestAlgorithm::from_oid(&algorithm).ok_or(Failure::UnsupportedAlgorithm { oid: algorithm })
+}
+
+/// RSASSA-PSS-params (RFC 4055 §3.1), defaults SHA-1 / MGF1-SHA-1 / 20.
+fn pss_parameters(parameters: Option<Tlv<'_>>) -> Result<Scheme, Failure> {
+    let mut hash = DigestAlgorithm::Sha1;
+    let mut mgf1 = DigestAlgorithm::Sha1;
+    let mut salt = 20i32;
+    if let Some(parameters) = parameters {
+        let parameters = parameters.expect(tag::SEQUENCE).map_err(malformed)?;
+        for field in parameters.children() {
+            let field = field.map_err(malformed)?;
+            let mut inner = field.children();
+            let value = next(&mut inner, field.offset).map_err(malformed)?;
+            match field.tag {
+                0xa0 => hash = digest_from_identifier(value)?,
+                0xa1 => {
+                    let (mgf, mgf_parameters) = algorithm_identifier(value)?;
+                    if mgf != oid::MGF1 {
+                        return Err(Failure::UnsupportedAlgorithm { oid: mgf });
+                    }
+                    let mgf_hash = mgf_parameters.ok_or(Failure::MalformedCms {
+                        offset: value.offset,
+                    })?;
+                    mgf1 = digest_from_identifier(mgf_hash)?;
+                }
+                0xa2 => {
+                    let value = value.expect(tag::INTEGER).map_err(malformed)?;
+                    if value.content.is_empty() || value.content.len() > 2 {
+                        return Err(Failure::MalformedCms {
+                            offset: value.offset,
+                        });
+                    }
+                    salt = value
+                        .content
+                        .iter()
+                        .fold(0i32, |acc, &b| (acc << 8) | i32::from(b));
+                }
+                0xa3 => {
+                    // trailerField must be 1 (trailerFieldBC).
+                    if value.content != [1] {
+                        return Err(Failure::MalformedCms {
+                            offset: value.offset,
+                        });
+                    }
+                }
+                _ => {
+                    return Err(Failure::MalformedCms {
+                        offset: field.offset,
+                    });
+                }
+            }
+        }
+    }
+    Ok(Scheme::Pss { hash, mgf1, salt })
+}
+
+fn scheme(
+    algorithm: &str,
+    parameters: Option<Tlv<'_>>,
+    digest: DigestAlgorithm,
+) -> Result<Scheme, Failure> {
+    use DigestAlgorithm as D;
+    // Only PSS has parameters; elsewhere they are absent or NULL (RFC 3370 §3.2, RFC 5758 §3.2).
+    // The field is not covered by the signature, so anything else is rejected, not ignored.
+    if algorithm != oid::RSASSA_PSS
+        && let Some(parameters) = parameters
+        && parameters.full != [0x05, 0x00]
+    {
+        return Err(Failure::MalformedCms {
+            offset: parameters.offset,
+        });
+    }
+    Ok(match algorithm {
+        oid::RSA_ENCRYPTION => Scheme::Pkcs1(digest),
+        oid::MD5_WITH_RSA => Scheme::Pkcs1(D::Md5),
+        oid::SHA1_WITH_RSA => Scheme::Pkcs1(D::Sha1),
+        oid::SHA224_WITH_RSA => Scheme::Pkcs1(D::Sha224),
+        oid::SHA256_WITH_RSA => Scheme::Pkcs1(D::Sha256),
+        oid::SHA384_WITH_RSA => Scheme::Pkcs1(D::Sha384),
+        oid::SHA512_WITH_RSA => Scheme::Pkcs1(D::Sha512),
+        oid::RSASSA_PSS => pss_parameters(parameters)?,
+        oid::EC_PUBLIC_KEY => Scheme::Ecdsa(digest),
+        oid::ECDSA_SHA1 => Scheme::Ecdsa(D::Sha1),
+        oid::ECDSA_SHA224 => Scheme::Ecdsa(D::Sha224),
+        oid::ECDSA_SHA256 => Scheme::Ecdsa(D::Sha256),
+        oid::ECDSA_SHA384 => Scheme::Ecdsa(D::Sha384),
+        oid::ECDSA_SHA512 => Scheme::Ecdsa(D::Sha512),
+        oid::ED25519 => Scheme::Ed25519,
+        other => {
+            return Err(Failure::UnsupportedAlgorithm {
+                oid: other.to_string(),
+            });
+        }
+    })
+}
+
+/// Policy on a public key: RSA modulus size; EC keys below 256 bits.
+pub(crate) fn check_key(key: &PKey<Public>, policy: &AlgorithmPolicy) -> Result<(), Failure> {
+    let id = key.id();
+    if (id == Id::RSA || id == Id::RSA_PSS) && key.bits() < policy.min_rsa_bits {
+        return Err(Failure::WeakAlgorithm {
+            algorithm: format!("rsa-{}", key.bits()),
+        });
+    }
+    if id == Id::EC && key.bits() < 256 {
+        return Err(Failure::WeakAlgorithm {
+            algorithm: format!("ec-{}", key.bits()),
+        });
+    }
+    Ok(())
+}
+
+/// Policy on the validated chain: keys of every certificate, signature algorithms of every
+/// certificate below the anchor (the anchor's self-signature is not relied on).
+fn check_chain(chain: &[X509], policy: &AlgorithmPolicy) -> Result<(), Failure> {
+    let below_anchor = chain.len().saturating_sub(1);
+    for (depth, cert) in chain.iter().enumerate() {
+        if let Ok(key) = cert.public_key() {
+            check_key(&key, policy)?;
+        }
+        if depth < below_anchor {
+            let name = cert
+                .signature_algorithm()
+                .object()
+                .nid()
+                .short_name()
+                .unwrap_or("")
+                .to_ascii_lowercase();
+            if name.contains("md5") {
+                return Err(Failure::WeakAlgorithm {
+                    algorithm: "md5".to_string(),
+                });
+            }
+            if name.contains("sha1") && !policy.danger_allow_sha1 {
+                return Err(Failure::WeakAlgorithm {
+                    algorithm: "sha1".to_string(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+struct SignedAttributes {
+    content_type: Option<String>,
+    message_digest: Option<Vec<u8>>,
+    signing_time: Option<OffsetDateTime>,
+}
+
+fn parse_signed_attributes(
+    attributes: Tlv<'_>,
+    signer: usize,
+) -> Result<SignedAttributes, Failure> {
+    let bad = |reason| Failure::BadSignature { signer, reason };
+    let mut content_types = Vec::new();
+    let mut digests = Vec::new();
+    let mut signing_time = None;
+    for attribute in attributes.children() {
+        let attribute = attribute
+            .and_then(|a| a.expect(tag::SEQUENCE))
+            .map_err(malformed)?;
+        let mut parts = attribute.children();
+        let attribute_type = next(&mut parts, attribute.offset)
+            .and_then(der::read_oid)
+            .map_err(malformed)?;
+        let values = next(&mut parts, attribute.offset)
+            .and_then(|v| v.expect(tag::SET))
+            .map_err(malformed)?;
+        let values: Vec<Tlv<'_>> = values
+            .children()
+            .collect::<Result<_, _>>()
+            .map_err(malformed)?;
+        match attribute_type.as_str() {
+            oid::CONTENT_TYPE => {
+                let [value] = values.as_slice() else {
+                    return Err(bad(BadSignatureReason::ContentTypeAttribute));
+                };
+                content_types.push(der::read_oid(*value).map_err(malformed)?);
+            }
+            oid::MESSAGE_DIGEST => {
+                let [value] = values.as_slice() else {
+                    return Err(bad(BadSignatureReason::MessageDigestAttribute));
+                };
+                let value = value.expect(tag::OCTET_STRING).map_err(malformed)?;
+                digests.push(value.content.to_vec());
+            }
+            oid::SIGNING_TIME => {
+                if let [value] = values.as_slice() {
+                    signing_time = parse_time(*value);
+                }
+            }
+            _ => {}
+        }
+    }
+    if content_types.len() > 1 {
+        return Err(bad(BadSignatureReason::ContentTypeAttribute));
+    }
+    if digests.len() > 1 {
+        return Err(bad(BadSignatureReason::MessageDigestAttribute));
+    }
+    Ok(SignedAttributes {
+        content_type: content_types.pop(),
+        message_digest: digests.pop(),
+        signing_time,
+    })
+}
+
+/// UTCTime (RFC 5280 §4.1.2.5.1: YY >= 50 is 19YY) or GeneralizedTime, `Z` form only.
+fn parse_time(value: Tlv<'_>) -> Option<OffsetDateTime> {
+    let text = std::str::from_utf8(value.content).ok()?;
+    let text = text.strip_suffix('Z')?;
+    let (year, rest) = match value.tag {
+        tag::UTC_TIME => {
+            let yy: i32 = text.get(0..2)?.parse().ok()?;
+            (if yy >= 50 { 1900 + yy } else { 2000 + yy }, text.get(2..)?)
+        }
+        tag::GENERALIZED_TIME => (text.get(0..4)?.parse().ok()?, text.get(4..)?),
+        _ => return None,
+    };
+    if rest.len() != 10 || !rest.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let field = |range: std::ops::Range<usize>| -> Option<u8> { rest.get(range)?.parse().ok() };
+    let month = time::Month::try_from(field(0..2)?).ok()?;
+    let date = time::Date::from_calendar_date(year, month, field(2..4)?).ok()?;
+    let clock = time::Time::from_hms(field(4..6)?, field(6..8)?, field(8..10)?).ok()?;
+    Some(time::PrimitiveDateTime::new(date, clock).assume_utc())
+}
+
+fn check_signer(
+    index: usize,
+    signer_info: Tlv<'_>,
+    parsed: &SignedDataParts<'_>,
+    content: &[u8],
+    context: &Context<'_>,
+    report: &mut SignerReport,
+) -> Result<VerifiedSigner, Failure> {
+    let bad = |reason| Failure::BadSignature {
+        signer: index,
+        reason,
+    };
+    let mut fields = signer_info.children();
+    let mut field = || next(&mut fields, signer_info.offset).map_err(malformed);
+    let version = field()?.expect(tag::INTEGER).map_err(malformed)?;
+    let sid_tlv = field()?;
+    // RFC 5652 §5.3: version 1 with issuerAndSerialNumber, 3 with subjectKeyIdentifier.
+    let version_ok = match sid_tlv.tag {
+        tag::SEQUENCE => version.content == [1],
+        _ => version.content == [3],
+    };
+    if !version_ok {
+        return Err(Failure::MalformedCms {
+            offset: version.offset,
+        });
+    }
+    let sid = match sid_tlv.tag {
+        tag::SEQUENCE => {
+            let mut parts = sid_tlv.children();
+            let issuer = next(&mut parts, sid_tlv.offset)
+                .and_then(|t| t.expect(tag::SEQUENCE))
+                .map_err(malformed)?;
+            let serial = next(&mut parts, sid_tlv.offset)
+                .and_then(|t| t.expect(tag::INTEGER))
+                .map_err(malformed)?;
+            SignerId::IssuerSerial {
+                issuer: issuer.full,
+                serial: serial.content,
+            }
+        }
+        0x80 => SignerId::KeyId(sid_tlv.content.to_vec()),
+        0xa0 => {
+            let octets = sid_tlv.children().next().transpose().map_err(malformed)?;
+            SignerId::KeyId(octets.map(|o| o.content.to_vec()).unwrap_or_default())
+        }
+        _ => {
+            return Err(Failure::MalformedCms {
+                offset: sid_tlv.offset,
+            });
+        }
+    };
+    let digest_field = field()?;
+    let (_, digest_parameters) = algorithm_identifier(digest_field)?;
+    if digest_parameters.is_some_and(|p| p.full != [0x05, 0x00]) {
+        return Err(Failure::MalformedCms {
+            offset: digest_field.offset,
+        });
+    }
+    let digest = digest_from_identifier(digest_field)?;
+    if !parsed.digest_algorithms.contains(&digest) {
+        return Err(Failure::MalformedCms {
+            offset: digest_field.offset,
+        });
+    }
+    let mut next_field = field()?;
+    let signed_attributes = if next_field.tag == 0xa0 {
+        let attributes = next_field;
+        next_field = field()?;
+        Some(attributes)
+    } else {
+        None
+    };
+    let (signature_algorithm, signature_parameters) = algorithm_identifier(next_field)?;
+    let signature = field()?
+        .octets(context.limits.cms_bytes)
+        .map_err(malformed)?;
+    // Only unsignedAttrs [1] may follow (RFC 5652 §5.3).
+    match (fields.next(), fields.next()) {
+        (None, None) => {}
+        (Some(Ok(unsigned)), None) if unsigned.tag == 0xa1 => {}
+        (Some(Err(error)), _) | (_, Some(Err(error))) => return Err(malformed(error)),
+        (Some(Ok(extra)), _) | (_, Some(Ok(extra))) => {
+            return Err(Failure::MalformedCms {
+                offset: extra.offset,
+            });
+        }
+    }
+
+    let certificate = parsed
+        .certificates
+        .iter()
+        .find(|cert| matches_sid(cert, &sid))
+        .ok_or(Failure::SignerCertificateMissing { signer: index })?;
+    let certificate_der = certificate
+        .to_der()
+        .map_err(|_| Failure::MalformedCms { offset: 0 })?;
+    report.emails = certificate_emails(&certificate_der);
+    report.subject = Some(name_string(&certificate_der, true));
+
+    digest.check(context.policy)?;
+    let scheme = scheme(&signature_algorithm, signature_parameters, digest)?;
+    match scheme {
+        Scheme::Pkcs1(hash) | Scheme::Ecdsa(hash) => hash.check(context.policy)?,
+        Scheme::Pss { hash, mgf1, .. } => {
+            hash.check(context.policy)?;
+            mgf1.check(context.policy)?;
+        }
+        Scheme::Ed25519 => {}
+    }
+    let key = certificate
+        .public_key()
+        .map_err(|_| bad(BadSignatureReason::KeyTypeMismatch))?;
+    check_key(&key, context.policy)?;
+
+    let mut signing_time = None;
+    let signed_bytes: Vec<u8> = match signed_attributes {
+        Some(attributes) => {
+            if attributes.indefinite {
+                return Err(bad(BadSignatureReason::AttributesNotDer));
+            }
+            let found = parse_signed_attributes(attributes, index)?;
+            let content_type = found
+                .content_type
+                .ok_or(bad(BadSignatureReason::ContentTypeAttribute))?;
+            if content_type != parsed.econtent_type {
+                return Err(bad(BadSignatureReason::ContentTypeMismatch));
+            }
+            let claimed = found
+                .message_digest
+                .ok_or(bad(BadSignatureReason::MessageDigestAttribute))?;
+            let actual = hash(digest.message_digest(), content)
+                .map_err(|_| bad(BadSignatureReason::DigestMismatch))?;
+            if openssl::memcmp::eq(&claimed, &actual) && claimed.len() == actual.len() {
+                signing_time = found.signing_time;
+            } else {
+                return Err(bad(BadSignatureReason::DigestMismatch));
+            }
+            // RFC 5652 §5.4: the signature covers the DER of the SET OF attributes, i.e. the
+            // received bytes with the [0] IMPLICIT tag replaced by the SET tag.
+            let mut covered = attributes.full.to_vec();
+            if let Some(first) = covered.first_mut() {
+                *first = tag::SET;
+            }
+            covered
+        }
+        None => {
+            // RFC 5652 §5.3: without signed attributes the content type must be id-data.
+            if parsed.econtent_type != oid::DATA {
+                return Err(bad(BadSignatureReason::ContentTypeAttribute));
+            }
+            content.to_vec()
+        }
+    };
+    if !verify_signature(&key, scheme, &signed_bytes, &signature)
+        .map_err(|()| bad(BadSignatureReason::KeyTypeMismatch))?
+    {
+        return Err(bad(BadSignatureReason::SignatureMismatch));
+    }
+    let chain =
+        context
+            .trust
+            .validate(certificate, &parsed.certificates, &parsed.crls, context.at)?;
+    check_chain(&chain, context.policy)?;
+    Ok(VerifiedSigner {
+        emails: report.emails.clone(),
+        subject: name_string(&certificate_der, true),
+        issuer: name_string(&certificate_der, false),
+        serial_hex: certificate
+            .serial_number()
+            .to_bn()
+            .ok()
+            .and_then(|bn| bn.to_hex_str().ok())
+            .map(|hex| hex.to_ascii_lowercase())
+            .unwrap_or_default(),
+        signing_time,
+        digest,
+        certificate: certificate.clone(),
+        chain,
+    })
+}
+
+fn name_string(certificate_der: &[u8], subject: bool) -> String {
+    match x509_parser::parse_x509_certificate(certificate_der) {
+        Ok((_, cert)) => {
+            if subject {
+                cert.subject().to_string()
+            } else {
+                cert.issuer().to_string()
+            }
+        }
+        Err(_) => String::new(),
+    }
+}
+
+/// `Err(())` when the key type does not fit the scheme.
+fn verify_signature(
+    key: &PKey<Public>,
+    scheme: Scheme,
+    data: &[u8],
+    signature: &[u8],
+) -> Result<bool, ()> {
+    let id = key.id();
+    let result = match scheme {
+        Scheme::Pkcs1(hash) => {
+            if id != Id::RSA {
+                return Err(());
+            }
+            Verifier::new(hash.message_digest(), key).and_then(|mut verifier| {
+                verifier.set_rsa_padding(Padding::PKCS1)?;
+                verifier.update(data)?;
+                verifier.verify(signature)
+            })
+        }
+        Scheme::Pss { hash, mgf1, salt } => {
+            if id != Id::RSA && id != Id::RSA_PSS {
+                return Err(());
+            }
+            Verifier::new(hash.message_digest(), key).and_then(|mut verifier| {
+                verifier.set_rsa_padding(Padding::PKCS1_PSS)?;
+                verifier.set_rsa_mgf1_md(mgf1.message_digest())?;
+                verifier.set_rsa_pss_saltlen(RsaPssSaltlen::custom(salt))?;
+                verifier.update(data)?;
+                verifier.verify(signature)
+            })
+        }
+        Scheme::Ecdsa(hash) => {
+            if id != Id::EC {
+                return Err(());
+            }
+            Verifier::new(hash.message_digest(), key).and_then(|mut verifier| {
+                verifier.update(data)?;
+                verifier.verify(signature)
+            })
+        }
+        Scheme::Ed25519 => {
+            if id != Id::ED25519 {
+                return Err(());
+            }
+            Verifier::new_without_digest(key)
+                .and_then(|mut verifier| verifier.verify_oneshot(signature, data))
+        }
+    };
+    // An OpenSSL error while verifying (malformed signature encoding) is a failed signature.
+    Ok(result.unwrap_or(false))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_parse() {
+        let utc = [
+            0x17, 0x0d, b'2', b'6', b'0', b'6', b'0', b'1', b'1', b'2', b'3', b'0', b'0', b'0',
+            b'Z',
+        ];
+        let tlv = der::read_all(&utc).unwrap();
+        let parsed = parse_time(tlv).unwrap();
+        assert_eq!(parsed.year(), 2026);
+        assert_eq!(parsed.hour(), 12);
+        assert_eq!(parsed.minute(), 30);
+    }
+
+    #[test]
+    fn garbage_is_malformed_not_panic() {
+        let trust_anchor = {
+            let key =
+                openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
+            let mut name = openssl::x509::X509NameBuilder::new().unwrap();
+            name.append_entry_by_text("CN", "t").unwrap();
+            let name = name.build();
+            let mut builder = X509::builder().unwrap();
+            builder.set_subject_name(&name).unwrap();
+            builder.set_issuer_name(&name).unwrap();
+            builder.set_pubkey(&key).unwrap();
+            builder.sign(&key, MessageDigest::sha256()).unwrap();
+            builder.build()
+        };
+        let trust = TrustStore::new(vec![trust_anchor], vec![]).unwrap();
+        let policy = AlgorithmPolicy::default();
+        let limits = Limits::default();
+        let context = Context {
+            trust: &trust,
+            at: OffsetDateTime::UNIX_EPOCH,
+            policy: &policy,
+            limits: &limits,
+        };
+        for input in [
+            &b""[..],
+            b"\x30",
+            b"\x30\x80\x06\x01",
+            b"\x30\x03\x06\x01\x2a",
+        ] {
+            let checked = check_signed_data(input, Some(b"x"), &context);
+            assert!(matches!(checked.outcome, Err(Failure::MalformedCms { .. })));
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! Typed errors and per-layer failures.
+//!
+//! Two levels, as in rustls: [`SmimeError`] is returned only when the message as a whole cannot
+//! be inspected (malformed MIME structure, a limit exceeded); a [`Failure`] is the reason one
+//! security layer did not verify or decrypt and is carried inside the
+//! [`Inspection`](crate::Inspection). Every variant has a stable reason code (`code()`).
+
+use crate::limits::LimitKind;
+
+/// A whole-message failure: the MIME structure could not be walked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SmimeError {
+    /// The MIME structure is malformed (RFC 2045 / RFC 2046). `offset` is the byte offset into
+    /// the buffer being walked (the received message, or the decrypted / opaque-signed content
+    /// named by `layer` when that is `Some`).
+    #[error("malformed MIME at byte {offset}: {kind}")]
+    MalformedMime {
+        /// Byte offset of the problem.
+        offset: usize,
+        /// What is wrong.
+        kind: MimeErrorKind,
+        /// `None` for the received message, else the index of the layer whose content is walked.
+        layer: Option<usize>,
+    },
+    /// A named limit of [`Limits`](crate::Limits) was exceeded.
+    #[error("limit exceeded: {0}")]
+    LimitExceeded(LimitKind),
+}
+
+impl SmimeError {
+    /// Stable reason code: `malformed-mime` or `limit-exceeded`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SmimeError::MalformedMime { .. } => "malformed-mime",
+            SmimeError::LimitExceeded(_) => "limit-exceeded",
+        }
+    }
+}
+
+/// What is wrong with a malformed MIME entity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MimeErrorKind {
+    /// No header section could be parsed.
+    #[error("no header section")]
+    NoHeaders,
+    /// A header field appears more than once where RFC 2045 allows one (Content-Type,
+    /// Content-Transfer-Encoding): which one counts is ambiguous, so the entity is rejected.
+    #[error("duplicate {0} header field")]
+    DuplicateHeader(&'static str),
+    /// The Content-Type field does not parse as type/subtype.
+    #[error("unparseable Content-Type")]
+    BadContentType,
+    /// A multipart entity has no usable boundary parameter (RFC 2046 §5.1.1).
+    #[error("multipart without a valid boundary parameter")]
+    MissingBoundary,
+    /// The first boundary delimiter of a multipart body was not found.
+    #[error("multipart body without a boundary delimiter")]
+    NoDelimiter,
+    /// The close delimiter (`--boundary--`) of a multipart body was not found.
+    #[error("multipart body without a close delimiter")]
+    NoCloseDelimiter,
+    /// multipart/signed must have exactly two body parts (RFC 1847 §2.1).
+    #[error("multipart/signed without exactly two body parts")]
+    SignedPartCount,
+    /// A base64 body contains a character outside the alphabet, or bad padding.
+    #[error("invalid base64 content transfer encoding")]
+    BadBase64,
+    /// An unknown Content-Transfer-Encoding (RFC 2045 §6) on a part we must decode.
+    #[error("unknown content-transfer-encoding")]
+    UnknownTransferEncoding,
+    /// A message exceeds the 4 GiB offset range.
+    #[error("message too large for offsets")]
+    TooLarge,
+}
+
+/// Why one security layer did not verify, or was not decrypted. Stable codes via [`Failure::code`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Failure {
+    /// A cryptographic check failed: the signature value, the messageDigest attribute, the
+    /// contentType attribute, or the structure of the signed attributes (RFC 5652 §5.3, §11).
+    #[error("bad signature (signer {signer}): {reason}")]
+    BadSignature {
+        /// Index of the SignerInfo in the SignedData.
+        signer: usize,
+        /// Which check failed.
+        reason: BadSignatureReason,
+    },
+    /// The signer certificate does not chain to a trust anchor.
+    #[error("untrusted certificate (OpenSSL verify error {verify_error} at depth {depth})")]
+    UntrustedCertificate {
+        /// Raw OpenSSL `X509_V_ERR_*` code.
+        verify_error: i32,
+        /// Depth in the chain (0 = signer).
+        depth: u32,
+    },
+    /// A certificate of the chain is expired or not yet valid at the evaluation time.
+    #[error(
+        "certificate expired or not yet valid at depth {depth} (not yet valid: {not_yet_valid})"
+    )]
+    CertificateExpired {
+        /// Depth in the chain (0 = signer).
+        depth: u32,
+        /// `true` when the certificate is not yet valid rather than expired.
+        not_yet_valid: bool,
+    },
+    /// A certificate of the chain is listed on a CRL issued by its issuer.
+    #[error("certificate at depth {depth} is revoked")]
+    CertificateRevoked {
+        /// Depth in the chain (0 = signer).
+        depth: u32,
+    },
+    /// Revocation could not be decided: the issuer's CRL is expired, not yet valid or its
+    /// signature does not verify.
+    #[error("revocation status unknown at depth {depth}")]
+    RevocationUnknown {
+        /// Depth in the chain (0 = signer).
+        depth: u32,
+    },
+    /// The certificate may not be used for S/MIME signing (extendedKeyUsage without
+    /// emailProtection, keyUsage without digitalSignature / nonRepudiation; RFC 8550 §4.4).
+    #[error("certificate not valid for email protection at depth {depth}")]
+    CertificatePurpose {
+        /// Depth in the chain (0 = signer).
+        depth: u32,
+    },
+    /// An algorithm or key rejected by the [`AlgorithmPolicy`](crate::AlgorithmPolicy).
+    #[error("weak algorithm: {algorithm}")]
+    WeakAlgorithm {
+        /// The rejected algorithm, e.g. `sha1`, `md5`, `rsa-1024`.
+        algorithm: String,
+    },
+    /// An algorithm this crate does not implement (OID in dotted form).
+    #[error("unsupported algorithm {oid}")]
+    UnsupportedAlgorithm {
+        /// Dotted OID.
+        oid: String,
+    },
+    /// A SignedData without SignerInfos (certs-only): it proves nothing.
+    #[error("SignedData without signers")]
+    NoSigners,
+    /// A detached signature (multipart/signed) whose SignedData also carries eContent
+    /// (CVE-2018-18509: which content was signed is ambiguous).
+    #[error("detached signature also carries encapsulated content")]
+    ContentConfusion,
+    /// An opaque SignedData without eContent and no detached content.
+    #[error("SignedData without content")]
+    MissingContent,
+    /// No certificate in the SignedData matches the SignerInfo's sid.
+    #[error("signer certificate {signer} not found")]
+    SignerCertificateMissing {
+        /// Index of the SignerInfo.
+        signer: usize,
+    },
+    /// The CMS structure does not parse (BER/DER, RFC 5652).
+    #[error("malformed CMS at byte {offset}")]
+    MalformedCms {
+        /// Byte offset into the DER.
+        offset: usize,
+    },
+    /// The CMS content type is not the one the layer requires (e.g. an
+    /// application/pkcs7-signature part that is not SignedData).
+    #[error("unexpected CMS content type {oid}")]
+    UnexpectedContentType {
+        /// Dotted OID.
+        oid: String,
+    },
+    /// A limit on CMS input was exceeded.
+    #[error("limit exceeded: {0}")]
+    LimitExceeded(LimitKind),
+    /// multipart/signed with a protocol other than application/(x-)pkcs7-signature, or
+    /// multipart/encrypted (RFC 1847 §2.2, used by PGP/MIME), which this crate does not process.
+    #[error("unsupported protocol {protocol}")]
+    UnsupportedProtocol {
+        /// The protocol parameter (lowercased), empty when absent.
+        protocol: String,
+    },
+    /// Decryption with a matching key failed (bad padding, wrong key, GCM tag mismatch).
+    #[error("decryption failed")]
+    DecryptionFailed,
+    /// An encrypted part that is not the root of the message is not decrypted (EFAIL direct
+    /// exfiltration); see `danger_decrypt_non_root`.
+    #[error("encrypted part is not the message root: not decrypted")]
+    NotDecryptedNonRoot,
+    /// None of the given identities is a recipient.
+    #[error("no decryption key for any recipient")]
+    NoDecryptionKey,
+}
+
+impl Failure {
+    /// Stable reason code (kebab-case), documented in the crate README.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Failure::BadSignature { .. } => "bad-signature",
+            Failure::UntrustedCertificate { .. } => "untrusted-certificate",
+            Failure::CertificateExpired { .. } => "certificate-expired",
+            Failure::CertificateRevoked { .. } => "certificate-revoked",
+            Failure::RevocationUnknown { .. } => "revocation-unknown",
+            Failure::CertificatePurpose { .. } => "certificate-purpose",
+            Failure::WeakAlgorithm { .. } => "weak-algorithm",
+            Failure::UnsupportedAlgorithm { .. } => "unsupported-algorithm",
+            Failure::NoSigners => "no-signers",
+            Failure::ContentConfusion => "econtent-confusion",
+            Failure::MissingContent => "missing-content",
+            Failure::SignerCertificateMissing { .. } => "signer-certificate-missing",
+            Failure::MalformedCms { .. } => "malformed-cms",
+            Failure::UnexpectedContentType { .. } => "unexpected-content-type",
+            Failure::LimitExceeded(_) => "limit-exceeded",
+            Failure::UnsupportedProtocol { .. } => "unsupported-protocol",
+            Failure::DecryptionFailed => "decryption-failed",
+            Failure::NotDecryptedNonRoot => "not-decrypted-non-root",
+            Failure::NoDecryptionKey => "no-decryption-key",
+        }
+    }
+}
+
+/// Which cryptographic check of a SignerInfo failed (RFC 5652 §5.4, §5.6, §11).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BadSignatureReason {
+    /// The signature value does not verify with the signer's public key.
+    #[error("signature value does not verify")]
+    SignatureMismatch,
+    /// The messageDigest attribute differs from the digest of the content.
+    #[error("messageDigest differs from the content digest")]
+    DigestMismatch,
+    /// Signed attributes without a contentType attribute, or with more than one.
+    #[error("contentType attribute missing or repeated")]
+    ContentTypeAttribute,
+    /// The contentType attribute differs from eContentType.
+    #[error("contentType attribute differs from eContentType")]
+    ContentTypeMismatch,
+    /// Signed attributes without a messageDigest attribute, or with more than one.
+    #[error("messageDigest attribute missing or repeated")]
+    MessageDigestAttribute,
+    /// The signer's key type does not fit the signature algorithm.
+    #[error("key type does not fit the signature algorithm")]
+    KeyTypeMismatch,
+    /// Signed attributes not DER-encoded as required (indefinite length).
+    #[error("signed attributes not DER")]
+    AttributesNotDer,
+}

@@ -1,0 +1,750 @@
+//! The MIME walk: find every security layer of a message and report, for every leaf part,
+//! which layers enclose it.
+
+use std::borrow::Cow;
+
+use time::OffsetDateTime;
+
+use crate::cms::{self, Context, SignerReport, VerifiedSigner, oid};
+use crate::decrypt;
+use crate::error::{Failure, MimeErrorKind, SmimeError};
+use crate::keys::Identity;
+use crate::limits::{LimitKind, Limits};
+use crate::mime::{self, Entity, MimeError, ProtectedHeaders};
+use crate::policy::AlgorithmPolicy;
+use crate::trust::{TrustStore, normalize_email};
+
+/// Everything [`inspect`] needs besides the message: trust, time, policy, keys, limits.
+#[derive(Debug, Clone, Copy)]
+pub struct InspectOptions<'a> {
+    /// Trust anchors and CRLs.
+    pub trust: &'a TrustStore,
+    /// Evaluation time for certificate validity and CRLs (the library never reads the clock).
+    pub at: OffsetDateTime,
+    /// Acceptable algorithms.
+    pub policy: &'a AlgorithmPolicy,
+    /// Keys to decrypt with (may be empty: encrypted layers are then `no-decryption-key`).
+    pub identities: &'a [Identity],
+    /// Bounds on the work.
+    pub limits: &'a Limits,
+    /// Decrypt encrypted parts that are not the root of the message. Off by default: EFAIL's
+    /// direct exfiltration wraps a captured ciphertext in attacker-controlled MIME
+    /// ("Re: What's up Johnny?", USENIX Security 2018).
+    pub danger_decrypt_non_root: bool,
+}
+
+/// The kind of a security layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum LayerKind {
+    /// `multipart/signed` (RFC 1847 §2.1, RFC 8551 §3.5.3): detached signature.
+    MultipartSigned,
+    /// `application/pkcs7-mime; smime-type=signed-data` (RFC 8551 §3.5.2): opaque signature.
+    OpaqueSigned,
+    /// `application/pkcs7-mime; smime-type=enveloped-data` (RFC 8551 §3.3): CBC, unauthenticated.
+    Enveloped,
+    /// `application/pkcs7-mime; smime-type=authEnveloped-data` (RFC 8551 §3.4, RFC 5083).
+    AuthEnveloped,
+    /// `multipart/encrypted` (RFC 1847 §2.2): not processed.
+    MultipartEncrypted,
+}
+
+/// One security layer found in the message.
+#[derive(Debug, Clone)]
+pub struct Layer {
+    /// What kind of layer.
+    pub kind: LayerKind,
+    /// Position of the layer's entity in the MIME tree: child indexes from the root entity.
+    /// The content of an opaque-signed or decrypted layer is its child 0.
+    pub path: Vec<usize>,
+    /// What verification or decryption gave.
+    pub outcome: LayerOutcome,
+}
+
+/// The result of processing one layer.
+#[derive(Debug, Clone)]
+pub enum LayerOutcome {
+    /// Every SignerInfo verified and chains to a trust anchor.
+    Verified {
+        /// The proofs, one per SignerInfo.
+        signers: Vec<VerifiedSigner>,
+    },
+    /// The signature layer did not verify; `failure` is the first reason (SignerInfo order).
+    SignatureFailed {
+        /// Why.
+        failure: Failure,
+        /// Per-SignerInfo diagnostics (empty when the SignedData itself was unusable).
+        signers: Vec<SignerReport>,
+    },
+    /// Decrypted. `authenticated` is `false` for CBC EnvelopedData, whose ciphertext is
+    /// malleable (EFAIL CBC gadgets): only a signature inside it authenticates the content.
+    Decrypted {
+        /// AES-GCM AuthEnvelopedData (`true`) or unauthenticated EnvelopedData (`false`).
+        authenticated: bool,
+    },
+    /// Not decrypted: the content of the layer is not reported.
+    NotDecrypted {
+        /// Why.
+        failure: Failure,
+    },
+}
+
+impl LayerOutcome {
+    /// `true` for [`LayerOutcome::Verified`].
+    pub fn is_verified(&self) -> bool {
+        matches!(self, LayerOutcome::Verified { .. })
+    }
+
+    /// The failure, if the layer failed.
+    pub fn failure(&self) -> Option<&Failure> {
+        match self {
+            LayerOutcome::SignatureFailed { failure, .. }
+            | LayerOutcome::NotDecrypted { failure } => Some(failure),
+            _ => None,
+        }
+    }
+}
+
+/// A leaf MIME part (not multipart, not a security layer).
+#[derive(Debug, Clone)]
+pub struct Leaf {
+    /// Lowercased `type/subtype`.
+    pub content_type: String,
+    /// Content-Type parameters, names lowercased, values as given.
+    pub params: Vec<(String, String)>,
+    /// The body after transfer decoding (base64 / quoted-printable), charset untouched.
+    pub body: Vec<u8>,
+    /// Position in the MIME tree (see [`Layer::path`]).
+    pub path: Vec<usize>,
+    /// Indexes into [`Inspection::layers`] of the layers enclosing this leaf, outermost first.
+    pub enclosing: Vec<usize>,
+}
+
+impl Leaf {
+    /// A Content-Type parameter by name (case-insensitive).
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// Whether the leaf lies inside at least one verified signature layer and inside no failed
+    /// one.
+    pub fn is_signed(&self, inspection: &Inspection) -> bool {
+        let mut verified = false;
+        for &index in &self.enclosing {
+            match inspection.layers.get(index).map(|layer| &layer.outcome) {
+                Some(LayerOutcome::Verified { .. }) => verified = true,
+                Some(LayerOutcome::SignatureFailed { .. }) | None => return false,
+                _ => {}
+            }
+        }
+        verified
+    }
+
+    /// The verified signers covering this leaf (of every enclosing signature layer, outermost
+    /// first); empty unless [`Leaf::is_signed`].
+    pub fn signers<'a>(&self, inspection: &'a Inspection) -> Vec<&'a VerifiedSigner> {
+        if !self.is_signed(inspection) {
+            return Vec::new();
+        }
+        self.enclosing
+            .iter()
+            .filter_map(|&index| inspection.layers.get(index))
+            .flat_map(|layer| match &layer.outcome {
+                LayerOutcome::Verified { signers } => signers.as_slice(),
+                _ => &[],
+            })
+            .collect()
+    }
+
+    /// Whether an enclosing layer is unauthenticated encryption (CBC EnvelopedData).
+    pub fn in_unauthenticated_encryption(&self, inspection: &Inspection) -> bool {
+        self.enclosing.iter().any(|&index| {
+            matches!(
+                inspection.layers.get(index).map(|layer| &layer.outcome),
+                Some(LayerOutcome::Decrypted {
+                    authenticated: false
+                })
+            )
+        })
+    }
+}
+
+/// A header field checked for header protection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum HeaderField {
+    /// From (compared as a set of addr-specs, domains lowercased).
+    From,
+    /// To (compared as a set of addr-specs, domains lowercased).
+    To,
+    /// Subject (compared exactly, surrounding white space ignored).
+    Subject,
+}
+
+/// A protected header field (in the signed content) that differs from the outer message header
+/// (RFC 9788 §4, RFC 8551 §3.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderMismatch {
+    /// Index of the signature layer whose content carries the protected header.
+    pub layer: usize,
+    /// Which field.
+    pub field: HeaderField,
+    /// The outer value (addresses joined with `, `; empty when absent).
+    pub outer: String,
+    /// The protected value.
+    pub inner: String,
+}
+
+/// Header fields of the received message (the outermost entity), unprotected.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OuterHeaders {
+    /// addr-specs of every From header field, in order.
+    pub from: Vec<String>,
+    /// addr-specs of every To header field.
+    pub to: Vec<String>,
+    /// The Subject.
+    pub subject: Option<String>,
+    /// The Date.
+    pub date: Option<OffsetDateTime>,
+}
+
+/// The result of [`inspect`].
+#[derive(Debug, Clone)]
+pub struct Inspection {
+    /// Every security layer, in walk order (an enclosing layer before the layers inside it).
+    pub layers: Vec<Layer>,
+    /// Every leaf part reached.
+    pub leaves: Vec<Leaf>,
+    /// Protected headers differing from the outer ones.
+    pub header_mismatches: Vec<HeaderMismatch>,
+    /// The outer headers.
+    pub outer: OuterHeaders,
+    /// The message had bare LF line endings and was canonicalised to CRLF before the walk.
+    pub canonicalized: bool,
+}
+
+impl Inspection {
+    /// Leaves that [`Leaf::is_signed`].
+    pub fn signed_leaves(&self) -> impl Iterator<Item = &Leaf> {
+        self.leaves.iter().filter(|leaf| leaf.is_signed(self))
+    }
+}
+
+/// Verify a CMS SignedData (DER or BER ContentInfo) on its own: the CMS half of `inspect`,
+/// for differential tests and benchmarks. `detached_content` is the signed content of a
+/// detached signature (`None` for opaque signing: the content is the eContent).
+pub fn verify_signed_data(
+    der: &[u8],
+    detached_content: Option<&[u8]>,
+    trust: &TrustStore,
+    at: OffsetDateTime,
+    policy: &AlgorithmPolicy,
+    limits: &Limits,
+) -> Result<Vec<VerifiedSigner>, Failure> {
+    let context = Context {
+        trust,
+        at,
+        policy,
+        limits,
+    };
+    cms::check_signed_data(der, detached_content, &context).outcome
+}
+
+/// Walk `raw` (an RFC 5322 message) and verify / decrypt every security layer.
+///
+/// Returns `Err` only when the message as a whole cannot be walked (malformed MIME, a limit);
+/// per-layer failures are inside the [`Inspection`].
+///
+/// Line endings: when the first line of the message ends in a bare LF (mbox / Maildir storage),
+/// the whole message is canonicalised to CRLF first (RFC 8551 §3.1.1 canonical form) and
+/// offsets refer to the canonical copy; otherwise bytes are used exactly as received.
+///
+/// `message/rfc822` parts: only a message/rfc822 entity that is the entire content of the
+/// message or of a security layer (the RFC 8551 §3.1 header-protection wrapper) is walked
+/// into. Any other message/rfc822 part (a forwarded message attachment) is one opaque leaf: its
+/// inner signatures belong to the attachment, not to this message, and are not evaluated; call
+/// `inspect` on the leaf body to examine it on its own.
+pub fn inspect(raw: &[u8], options: &InspectOptions<'_>) -> Result<Inspection, SmimeError> {
+    if raw.len() > options.limits.message_bytes {
+        return Err(SmimeError::LimitExceeded(LimitKind::MessageBytes));
+    }
+    let canonicalized = mime::has_bare_lf_endings(raw);
+    let buffer: Cow<'_, [u8]> = if canonicalized {
+        Cow::Owned(mime::canonicalize(raw))
+    } else {
+        Cow::Borrowed(raw)
+    };
+    let mut walker = Walker {
+        options,
+        inspection: Inspection {
+            layers: Vec::new(),
+            leaves: Vec::new(),
+            header_mismatches: Vec::new(),
+            outer: OuterHeaders::default(),
+            canonicalized,
+        },
+        outer: ProtectedHeaders::default(),
+        parts: 0,
+    };
+    let root = Position {
+        path: Vec::new(),
+        depth: 1,
+        enclosing: Vec::new(),
+        root_like: true,
+        unwrap_message: true,
+        protected_by: None,
+        buffer_layer: None,
+    };
+    walker.walk(&buffer, 0, buffer.len(), root)?;
+    Ok(walker.inspection)
+}
+
+#[derive(Debug, Clone)]
+struct Position {
+    path: Vec<usize>,
+    depth: usize,
+    enclosing: Vec<usize>,
+    /// Every ancestor is a security layer whose entire content this entity is.
+    root_like: bool,
+    /// A message/rfc822 here is a wrapper to walk into, not an attachment.
+    unwrap_message: bool,
+    /// This entity is the direct content of this signature layer (header protection).
+    protected_by: Option<usize>,
+    /// The buffer is the content of this layer (for error offsets); `None`: the message.
+    buffer_layer: Option<usize>,
+}
+
+impl Position {
+    fn child(&self, index: usize) -> Position {
+        let mut path = self.path.clone();
+        path.push(index);
+        Position {
+            path,
+            depth: self.depth + 1,
+            enclosing: self.enclosing.clone(),
+            root_like: false,
+            unwrap_message: false,
+            protected_by: None,
+            buffer_layer: self.buffer_layer,
+        }
+    }
+
+    /// The content of a security layer: it stands in for the layer itself.
+    fn content_of(&self, layer: usize, signed: bool, new_buffer: bool) -> Position {
+        let mut child = self.child(0);
+        child.enclosing.push(layer);
+        child.root_like = self.root_like;
+        child.unwrap_message = true;
+        child.protected_by = signed.then_some(layer);
+        if new_buffer {
+            child.buffer_layer = Some(layer);
+        }
+        child
+    }
+}
+
+struct Walker<'o> {
+    options: &'o InspectOptions<'o>,
+    inspection: Inspection,
+    outer: ProtectedHeaders,
+    parts: usize,
+}
+
+fn mime_error(error: MimeError, layer: Option<usize>) -> SmimeError {
+    if error.kind == MimeErrorKind::TooLarge {
+        return SmimeError::LimitExceeded(LimitKind::Parts);
+    }
+    SmimeError::MalformedMime {
+        offset: error.offset,
+        kind: error.kind,
+        layer,
+    }
+}
+
+impl Walker<'_> {
+    fn context(&self) -> Context<'_> {
+        Context {
+            trust: self.options.trust,
+            at: self.options.at,
+            policy: self.options.policy,
+            limits: self.options.limits,
+        }
+    }
+
+    fn push_layer(&mut self, kind: LayerKind, path: &[usize], outcome: LayerOutcome) -> usize {
+        self.inspection.layers.push(Layer {
+            kind,
+            path: path.to_vec(),
+            outcome,
+        });
+        self.inspection.layers.len() - 1
+    }
+
+    fn count_part(&mut self) -> Result<(), SmimeError> {
+        self.parts += 1;
+        if self.parts > self.options.limits.parts {
+            return Err(SmimeError::LimitExceeded(LimitKind::Parts));
+        }
+        Ok(())
+    }
+
+    fn walk(
+        &mut self,
+        buffer: &[u8],
+        start: usize,
+        end: usize,
+        position: Position,
+    ) -> Result<(), SmimeError> {
+        if position.depth > self.options.limits.mime_depth {
+            return Err(SmimeError::LimitExceeded(LimitKind::MimeDepth));
+        }
+        self.count_part()?;
+        let layer = position.buffer_layer;
+        let entity =
+            mime::parse_entity(buffer, start, end).map_err(|error| mime_error(error, layer))?;
+        if position.path.is_empty() && layer.is_none() {
+            self.record_outer(&entity);
+        }
+        if let Some(signature_layer) = position.protected_by {
+            self.compare_protected(signature_layer, &entity.headers);
+        }
+        match entity.content_type.as_str() {
+            "multipart/signed" => self.multipart_signed(buffer, &entity, position),
+            "multipart/encrypted" => {
+                let protocol = entity.param("protocol").unwrap_or("").to_ascii_lowercase();
+                self.push_layer(
+                    LayerKind::MultipartEncrypted,
+                    &position.path,
+                    LayerOutcome::NotDecrypted {
+                        failure: Failure::UnsupportedProtocol { protocol },
+                    },
+                );
+                Ok(())
+            }
+            "application/pkcs7-mime" | "application/x-pkcs7-mime" => {
+                self.pkcs7_mime(&entity, position)
+            }
+            multipart if multipart.starts_with("multipart/") => {
+                let boundary = entity.param("boundary").ok_or(SmimeError::MalformedMime {
+                    offset: entity.start,
+                    kind: MimeErrorKind::MissingBoundary,
+                    layer,
+                })?;
+                let parts = mime::split_multipart(
+                    entity.body,
+                    entity.body_start,
+                    boundary,
+                    self.options.limits.parts,
+                )
+                .map_err(|error| mime_error(error, layer))?;
+                for (index, (part_start, part_end)) in parts.into_iter().enumerate() {
+                    self.walk(buffer, part_start, part_end, position.child(index))?;
+                }
+                Ok(())
+            }
+            "message/rfc822"
+                if position.unwrap_message
+                    && entity.encoding == mime::TransferEncoding::Identity =>
+            {
+                let mut inner = position.child(0);
+                inner.root_like = position.root_like;
+                inner.protected_by = position.protected_by;
+                self.walk(
+                    buffer,
+                    entity.body_start,
+                    entity.start + entity.raw.len(),
+                    inner,
+                )
+            }
+            _ => self.leaf(&entity, position),
+        }
+    }
+
+    fn leaf(&mut self, entity: &Entity<'_>, position: Position) -> Result<(), SmimeError> {
+        let body = entity
+            .decoded_body()
+            .map_err(|error| mime_error(error, position.buffer_layer))?
+            .into_owned();
+        self.inspection.leaves.push(Leaf {
+            content_type: entity.content_type.clone(),
+            params: entity.params.clone(),
+            body,
+            path: position.path,
+            enclosing: position.enclosing,
+        });
+        Ok(())
+    }
+
+    fn multipart_signed(
+        &mut self,
+        buffer: &[u8],
+        entity: &Entity<'_>,
+        position: Position,
+    ) -> Result<(), SmimeError> {
+        let layer = position.buffer_layer;
+        let boundary = entity.param("boundary").ok_or(SmimeError::MalformedMime {
+            offset: entity.start,
+            kind: MimeErrorKind::MissingBoundary,
+            layer,
+        })?;
+        let parts = mime::split_multipart(
+            entity.body,
+            entity.body_start,
+            boundary,
+            self.options.limits.parts,
+        )
+        .map_err(|error| mime_error(error, layer))?;
+        let [
+            (content_start, content_end),
+            (signature_start, signature_end),
+        ] = parts[..]
+        else {
+            return Err(SmimeError::MalformedMime {
+                offset: entity.start,
+                kind: MimeErrorKind::SignedPartCount,
+                layer,
+            });
+        };
+        let protocol = entity.param("protocol").unwrap_or("").to_ascii_lowercase();
+        let outcome = if matches!(
+            protocol.as_str(),
+            "application/pkcs7-signature" | "application/x-pkcs7-signature"
+        ) {
+            self.count_part()?;
+            let signature = mime::parse_entity(buffer, signature_start, signature_end)
+                .map_err(|error| mime_error(error, layer))?;
+            // RFC 1847 §2.1: the signed bytes are the first body part exactly as received,
+            // headers included, up to (not including) the CRLF before the next delimiter.
+            let signed = buffer.get(content_start..content_end).unwrap_or_default();
+            self.verify_detached(&signature, signed)
+        } else {
+            LayerOutcome::SignatureFailed {
+                failure: Failure::UnsupportedProtocol { protocol },
+                signers: Vec::new(),
+            }
+        };
+        let index = self.push_layer(LayerKind::MultipartSigned, &position.path, outcome);
+        let content = position.content_of(index, true, false);
+        self.walk(buffer, content_start, content_end, content)
+    }
+
+    fn verify_detached(&self, signature: &Entity<'_>, signed: &[u8]) -> LayerOutcome {
+        if !matches!(
+            signature.content_type.as_str(),
+            "application/pkcs7-signature" | "application/x-pkcs7-signature"
+        ) {
+            return LayerOutcome::SignatureFailed {
+                failure: Failure::UnsupportedProtocol {
+                    protocol: signature.content_type.clone(),
+                },
+                signers: Vec::new(),
+            };
+        }
+        let der = match signature.decoded_body() {
+            Ok(der) => der,
+            Err(error) => {
+                return LayerOutcome::SignatureFailed {
+                    failure: Failure::MalformedCms {
+                        offset: error.offset,
+                    },
+                    signers: Vec::new(),
+                };
+            }
+        };
+        let checked = cms::check_signed_data(&der, Some(signed), &self.context());
+        signature_outcome(checked.outcome, checked.reports)
+    }
+
+    fn pkcs7_mime(&mut self, entity: &Entity<'_>, position: Position) -> Result<(), SmimeError> {
+        let smime_type = entity
+            .param("smime-type")
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let der = entity.decoded_body();
+        // The CMS content type decides what is processed; smime-type is only a hint used when
+        // the content does not parse (RFC 8551 §3.2.2).
+        let sniffed = der
+            .as_ref()
+            .ok()
+            .and_then(|der| cms::content_info(der).ok().map(|(oid, _)| oid));
+        let kind = match sniffed.as_deref() {
+            Some(oid::SIGNED_DATA) => LayerKind::OpaqueSigned,
+            Some(oid::ENVELOPED_DATA) => LayerKind::Enveloped,
+            Some(oid::AUTH_ENVELOPED_DATA) => LayerKind::AuthEnveloped,
+            Some(_) => return self.leaf(entity, position),
+            None => match smime_type.as_str() {
+                "signed-data" => LayerKind::OpaqueSigned,
+                "enveloped-data" => LayerKind::Enveloped,
+                "authenveloped-data" => LayerKind::AuthEnveloped,
+                _ => return self.leaf(entity, position),
+            },
+        };
+        let der = match der {
+            Ok(der) => der,
+            Err(error) => {
+                let failure = Failure::MalformedCms {
+                    offset: error.offset,
+                };
+                let outcome = match kind {
+                    LayerKind::OpaqueSigned => LayerOutcome::SignatureFailed {
+                        failure,
+                        signers: Vec::new(),
+                    },
+                    _ => LayerOutcome::NotDecrypted { failure },
+                };
+                self.push_layer(kind, &position.path, outcome);
+                return Ok(());
+            }
+        };
+        if sniffed.is_none() {
+            let failure = Failure::MalformedCms { offset: 0 };
+            let outcome = match kind {
+                LayerKind::OpaqueSigned => LayerOutcome::SignatureFailed {
+                    failure,
+                    signers: Vec::new(),
+                },
+                _ => LayerOutcome::NotDecrypted { failure },
+            };
+            self.push_layer(kind, &position.path, outcome);
+            return Ok(());
+        }
+        match kind {
+            LayerKind::OpaqueSigned => {
+                let checked = cms::check_signed_data(&der, None, &self.context());
+                let content = checked.econtent;
+                let outcome = signature_outcome(checked.outcome, checked.reports);
+                let index = self.push_layer(kind, &position.path, outcome);
+                match content {
+                    Some(content) => {
+                        self.walk_content(content, position.content_of(index, true, true))
+                    }
+                    None => Ok(()),
+                }
+            }
+            _ => {
+                let authenticated = kind == LayerKind::AuthEnveloped;
+                if !position.root_like && !self.options.danger_decrypt_non_root {
+                    self.push_layer(
+                        kind,
+                        &position.path,
+                        LayerOutcome::NotDecrypted {
+                            failure: Failure::NotDecryptedNonRoot,
+                        },
+                    );
+                    return Ok(());
+                }
+                if der.len() > self.options.limits.cms_bytes {
+                    self.push_layer(
+                        kind,
+                        &position.path,
+                        LayerOutcome::NotDecrypted {
+                            failure: Failure::LimitExceeded(LimitKind::CmsBytes),
+                        },
+                    );
+                    return Ok(());
+                }
+                match decrypt::decrypt(&der, self.options.identities) {
+                    Ok(plaintext) => {
+                        let index = self.push_layer(
+                            kind,
+                            &position.path,
+                            LayerOutcome::Decrypted { authenticated },
+                        );
+                        self.walk_content(plaintext, position.content_of(index, false, true))
+                    }
+                    Err(failure) => {
+                        self.push_layer(
+                            kind,
+                            &position.path,
+                            LayerOutcome::NotDecrypted { failure },
+                        );
+                        Ok(())
+                    }
+                }
+            }
+        }
+    }
+
+    /// Walk decrypted or opaque-signed content: a MIME entity of its own.
+    fn walk_content(&mut self, content: Vec<u8>, position: Position) -> Result<(), SmimeError> {
+        if content.len() > self.options.limits.message_bytes {
+            return Err(SmimeError::LimitExceeded(LimitKind::MessageBytes));
+        }
+        let content = if mime::has_bare_lf_endings(&content) {
+            mime::canonicalize(&content)
+        } else {
+            content
+        };
+        self.walk(&content, 0, content.len(), position)
+    }
+
+    fn record_outer(&mut self, entity: &Entity<'_>) {
+        self.outer = entity.headers.clone();
+        let headers = &entity.headers;
+        self.inspection.outer = OuterHeaders {
+            from: headers.from.clone().unwrap_or_default(),
+            to: headers.to.clone().unwrap_or_default(),
+            subject: headers.subject.clone(),
+            date: headers
+                .date
+                .and_then(|timestamp| OffsetDateTime::from_unix_timestamp(timestamp).ok()),
+        };
+    }
+
+    fn compare_protected(&mut self, layer: usize, inner: &ProtectedHeaders) {
+        let address_set = |list: &Option<Vec<String>>| -> Vec<String> {
+            let mut set: Vec<String> = list
+                .iter()
+                .flatten()
+                .map(|address| normalize_email(address))
+                .collect();
+            set.sort();
+            set.dedup();
+            set
+        };
+        let mut mismatch = |field, outer: String, inner: String| {
+            self.inspection.header_mismatches.push(HeaderMismatch {
+                layer,
+                field,
+                outer,
+                inner,
+            });
+        };
+        if inner.from.is_some() && address_set(&inner.from) != address_set(&self.outer.from) {
+            mismatch(
+                HeaderField::From,
+                self.outer.from.clone().unwrap_or_default().join(", "),
+                inner.from.clone().unwrap_or_default().join(", "),
+            );
+        }
+        if inner.to.is_some() && address_set(&inner.to) != address_set(&self.outer.to) {
+            mismatch(
+                HeaderField::To,
+                self.outer.to.clone().unwrap_or_default().join(", "),
+                inner.to.clone().unwrap_or_default().join(", "),
+            );
+        }
+        if let Some(subject) = &inner.subject {
+            let outer = self.outer.subject.clone().unwrap_or_default();
+            if subject.trim() != outer.trim() {
+                mismatch(HeaderField::Subject, outer, subject.clone());
+            }
+        }
+    }
+}
+
+fn signature_outcome(
+    outcome: Result<Vec<VerifiedSigner>, Failure>,
+    reports: Vec<SignerReport>,
+) -> LayerOutcome {
+    match outcome {
+        Ok(signers) => LayerOutcome::Verified { signers },
+        Err(failure) => LayerOutcome::SignatureFailed {
+            failure,
+            signers: reports,
+        },
+    }
+}

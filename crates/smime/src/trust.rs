@@ -1,0 +1,438 @@
+//! Trust: certificate path validation for S/MIME signers (RFC 5280 §6 via OpenSSL's
+//! `X509_verify_cert`, RFC 8550 §4 for the email-protection purpose), revocation against CRLs,
+//! and a bounded cache of validated chains.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use openssl::asn1::Asn1Time;
+use openssl::hash::{MessageDigest, hash};
+use openssl::stack::Stack;
+use openssl::x509::store::X509StoreBuilder;
+use openssl::x509::verify::X509VerifyParam;
+use openssl::x509::{CrlStatus, X509, X509Crl, X509PurposeId, X509StoreContext};
+use time::OffsetDateTime;
+
+use crate::error::Failure;
+
+/// Entries kept in the validated-chain cache before it is emptied.
+pub const CHAIN_CACHE_CAPACITY: usize = 4096;
+
+/// A cached validation result: the chain (signer first) or why there is none.
+type ChainResult = Result<Arc<[X509]>, Failure>;
+
+/// Trust anchors and CRLs against which signer certificates are validated, with a cache of
+/// validated chains.
+///
+/// Validation uses OpenSSL's path building with purpose `smimesign` (extendedKeyUsage, where
+/// present, must contain emailProtection; keyUsage, where present, digitalSignature or
+/// nonRepudiation; RFC 8550 §4.4.2 / §4.4.4) at the evaluation time passed by the caller.
+///
+/// Revocation (RFC 5280 §6.3, simplified): every certificate of the built chain below the
+/// anchor is looked up in every CRL issued by its issuer (the CRLs given here plus those
+/// embedded in the SignedData `crls` field). A CRL counts only if its signature verifies with
+/// the issuer's key; if the issuer published CRLs but none is valid at the evaluation time the
+/// result is `revocation-unknown`. A certificate whose issuer has no CRL is not checked
+/// (no CRL distribution point fetching, no delta CRLs, no OCSP).
+///
+/// Cache: keyed by the SHA-256 of the signer certificate, the other certificates offered by the
+/// message, the embedded CRLs, and the evaluation time truncated to the minute. Validation on a
+/// miss runs at that truncated time, so a result is a pure function of its key: evaluation time
+/// has a granularity of one minute. Each `TrustStore` owns its cache, so the trust store identity
+/// is part of the key implicitly. At [`CHAIN_CACHE_CAPACITY`] entries the cache is emptied.
+pub struct TrustStore {
+    anchors: Vec<X509>,
+    crls: Vec<X509Crl>,
+    cache: Mutex<HashMap<[u8; 32], ChainResult>>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl std::fmt::Debug for TrustStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrustStore")
+            .field("anchors", &self.anchors.len())
+            .field("crls", &self.crls.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a [`TrustStore`] could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrustStoreError {
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A file holds no PEM certificate / CRL, or one that does not parse.
+    #[error("no valid PEM {what} in {path}")]
+    Pem {
+        /// The file.
+        path: PathBuf,
+        /// `certificate` or `CRL`.
+        what: &'static str,
+    },
+    /// An anchor list was empty: nothing could ever be trusted.
+    #[error("no trust anchors")]
+    NoAnchors,
+}
+
+impl TrustStore {
+    /// A store trusting `anchors` (root or intermediate certificates used as anchors) and
+    /// consulting `crls`.
+    pub fn new(anchors: Vec<X509>, crls: Vec<X509Crl>) -> Result<Self, TrustStoreError> {
+        if anchors.is_empty() {
+            return Err(TrustStoreError::NoAnchors);
+        }
+        Ok(TrustStore {
+            anchors,
+            crls,
+            cache: Mutex::new(HashMap::new()),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        })
+    }
+
+    /// Load anchors and CRLs from PEM files (each file may hold several).
+    pub fn from_pem_files(
+        anchor_files: &[impl AsRef<Path>],
+        crl_files: &[impl AsRef<Path>],
+    ) -> Result<Self, TrustStoreError> {
+        let mut anchors = Vec::new();
+        for file in anchor_files {
+            let path = file.as_ref();
+            let pem = read(path)?;
+            let certs = X509::stack_from_pem(&pem).map_err(|_| TrustStoreError::Pem {
+                path: path.to_path_buf(),
+                what: "certificate",
+            })?;
+            if certs.is_empty() {
+                return Err(TrustStoreError::Pem {
+                    path: path.to_path_buf(),
+                    what: "certificate",
+                });
+            }
+            anchors.extend(certs);
+        }
+        let mut crls = Vec::new();
+        for file in crl_files {
+            let path = file.as_ref();
+            let pem = read(path)?;
+            let crl = X509Crl::from_pem(&pem).map_err(|_| TrustStoreError::Pem {
+                path: path.to_path_buf(),
+                what: "CRL",
+            })?;
+            crls.push(crl);
+        }
+        TrustStore::new(anchors, crls)
+    }
+
+    /// The trust anchors.
+    pub fn anchors(&self) -> &[X509] {
+        &self.anchors
+    }
+
+    /// `(hits, misses)` of the validated-chain cache since creation.
+    pub fn cache_stats(&self) -> (u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Validate `signer` with the `offered` certificates as untrusted intermediates and the
+    /// `embedded_crls`, at `at` (truncated to the minute). Returns the chain, signer first,
+    /// anchor last.
+    pub(crate) fn validate(
+        &self,
+        signer: &X509,
+        offered: &[X509],
+        embedded_crls: &[X509Crl],
+        at: OffsetDateTime,
+    ) -> Result<Arc<[X509]>, Failure> {
+        let minute = at.unix_timestamp().div_euclid(60) * 60;
+        let key = cache_key(signer, offered, embedded_crls, minute);
+        if let Some(key) = key
+            && let Ok(cache) = self.cache.lock()
+            && let Some(found) = cache.get(&key)
+        {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return found.clone();
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        let result = self.validate_uncached(signer, offered, embedded_crls, minute);
+        if let Some(key) = key
+            && let Ok(mut cache) = self.cache.lock()
+        {
+            if cache.len() >= CHAIN_CACHE_CAPACITY {
+                cache.clear();
+            }
+            cache.insert(key, result.clone());
+        }
+        result
+    }
+
+    fn validate_uncached(
+        &self,
+        signer: &X509,
+        offered: &[X509],
+        embedded_crls: &[X509Crl],
+        at: i64,
+    ) -> Result<Arc<[X509]>, Failure> {
+        // An internal OpenSSL failure (allocation) is reported as untrusted, never as trusted.
+        let internal = Failure::UntrustedCertificate {
+            verify_error: -1,
+            depth: 0,
+        };
+        let build = || -> Result<Result<Vec<X509>, Failure>, openssl::error::ErrorStack> {
+            let mut builder = X509StoreBuilder::new()?;
+            for anchor in &self.anchors {
+                builder.add_cert(anchor.clone())?;
+            }
+            let mut param = X509VerifyParam::new()?;
+            param.set_time(at);
+            param.set_purpose(X509PurposeId::SMIME_SIGN)?;
+            param.set_depth(16);
+            builder.set_param(&param)?;
+            let store = builder.build();
+            let mut untrusted = Stack::new()?;
+            for cert in offered {
+                untrusted.push(cert.clone())?;
+            }
+            let mut context = X509StoreContext::new()?;
+            context.init(&store, signer, &untrusted, |context| {
+                if context.verify_cert()? {
+                    let chain = context
+                        .chain()
+                        .map(|chain| chain.iter().map(|cert| cert.to_owned()).collect())
+                        .unwrap_or_default();
+                    Ok(Ok(chain))
+                } else {
+                    Ok(Err(map_verify_error(
+                        context.error().as_raw(),
+                        context.error_depth(),
+                    )))
+                }
+            })
+        };
+        let chain = match build() {
+            Ok(Ok(chain)) => chain,
+            Ok(Err(failure)) => return Err(failure),
+            Err(_) => return Err(internal),
+        };
+        if chain.is_empty() {
+            return Err(internal);
+        }
+        self.check_revocation(&chain, embedded_crls, at)?;
+        Ok(chain.into())
+    }
+
+    fn check_revocation(
+        &self,
+        chain: &[X509],
+        embedded_crls: &[X509Crl],
+        at: i64,
+    ) -> Result<(), Failure> {
+        let now = Asn1Time::from_unix(at).map_err(|_| Failure::RevocationUnknown { depth: 0 })?;
+        for (depth, pair) in chain.windows(2).enumerate() {
+            let [cert, issuer] = pair else { continue };
+            let depth = u32::try_from(depth).unwrap_or(u32::MAX);
+            let unknown = Failure::RevocationUnknown { depth };
+            let Ok(issuer_key) = issuer.public_key() else {
+                return Err(unknown);
+            };
+            let issuer_name = cert.issuer_name().to_der().map_err(|_| unknown.clone())?;
+            let mut published = false;
+            let mut decided = false;
+            for crl in self.crls.iter().chain(embedded_crls) {
+                let same_issuer = crl
+                    .issuer_name()
+                    .to_der()
+                    .is_ok_and(|name| name == issuer_name);
+                if !same_issuer {
+                    continue;
+                }
+                published = true;
+                if !crl.verify(&issuer_key).unwrap_or(false) {
+                    continue;
+                }
+                let started = crl
+                    .last_update()
+                    .compare(&now)
+                    .is_ok_and(|o| o != std::cmp::Ordering::Greater);
+                let current = match crl.next_update() {
+                    Some(next) => next
+                        .compare(&now)
+                        .is_ok_and(|o| o == std::cmp::Ordering::Greater),
+                    None => true,
+                };
+                if !(started && current) {
+                    continue;
+                }
+                decided = true;
+                if !matches!(crl.get_by_cert(cert), CrlStatus::NotRevoked) {
+                    return Err(Failure::CertificateRevoked { depth });
+                }
+            }
+            if published && !decided {
+                return Err(unknown);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, TrustStoreError> {
+    std::fs::read(path).map_err(|source| TrustStoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn cache_key(
+    signer: &X509,
+    offered: &[X509],
+    embedded_crls: &[X509Crl],
+    minute: i64,
+) -> Option<[u8; 32]> {
+    let mut material = Vec::new();
+    material.extend_from_slice(&minute.to_be_bytes());
+    let mut push = |der: Vec<u8>, marker: u8| {
+        material.push(marker);
+        material.extend_from_slice(&(der.len() as u64).to_be_bytes());
+        material.extend_from_slice(&der);
+    };
+    push(signer.to_der().ok()?, 0);
+    for cert in offered {
+        push(cert.to_der().ok()?, 1);
+    }
+    for crl in embedded_crls {
+        push(crl.to_der().ok()?, 2);
+    }
+    let digest = hash(MessageDigest::sha256(), &material).ok()?;
+    digest.as_ref().try_into().ok()
+}
+
+/// Map an OpenSSL `X509_V_ERR_*` code to a typed failure.
+fn map_verify_error(code: i32, depth: u32) -> Failure {
+    use openssl_sys as sys;
+    match code {
+        sys::X509_V_ERR_CERT_HAS_EXPIRED => Failure::CertificateExpired {
+            depth,
+            not_yet_valid: false,
+        },
+        sys::X509_V_ERR_CERT_NOT_YET_VALID => Failure::CertificateExpired {
+            depth,
+            not_yet_valid: true,
+        },
+        sys::X509_V_ERR_CERT_REVOKED => Failure::CertificateRevoked { depth },
+        sys::X509_V_ERR_INVALID_PURPOSE | sys::X509_V_ERR_KEYUSAGE_NO_DIGITAL_SIGNATURE => {
+            Failure::CertificatePurpose { depth }
+        }
+        _ => Failure::UntrustedCertificate {
+            verify_error: code,
+            depth,
+        },
+    }
+}
+
+/// An email address of a certificate (rfc822Name SAN or subject emailAddress), RFC 8550 §3.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EmailAddress {
+    display: String,
+    normalized: String,
+}
+
+impl EmailAddress {
+    /// Build from the form found in a certificate or header.
+    pub fn new(display: &str) -> Self {
+        let display = display.trim().to_string();
+        let normalized = normalize_email(&display);
+        EmailAddress {
+            display,
+            normalized,
+        }
+    }
+
+    /// As written in the certificate.
+    pub fn display(&self) -> &str {
+        &self.display
+    }
+
+    /// For comparison: the domain lowercased (RFC 5321 §2.4: domains are case-insensitive);
+    /// the local part is kept as written.
+    pub fn normalized(&self) -> &str {
+        &self.normalized
+    }
+
+    /// Whether `address` names the same mailbox (compares normalized forms).
+    pub fn matches(&self, address: &str) -> bool {
+        self.normalized == normalize_email(address)
+    }
+}
+
+/// Lowercase the domain of an address (after the last `@`), keep the local part.
+pub fn normalize_email(address: &str) -> String {
+    let address = address.trim();
+    let address = address
+        .strip_prefix("mailto:")
+        .or_else(|| address.strip_prefix("MAILTO:"))
+        .unwrap_or(address);
+    match address.rsplit_once('@') {
+        Some((local, domain)) => format!("{local}@{}", domain.to_ascii_lowercase()),
+        None => address.to_string(),
+    }
+}
+
+/// Every rfc822Name of the subjectAltName and every emailAddress of the subject.
+pub(crate) fn certificate_emails(der: &[u8]) -> Vec<EmailAddress> {
+    use x509_parser::extensions::GeneralName;
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
+        return Vec::new();
+    };
+    let mut emails: Vec<EmailAddress> = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for name in &san.value.general_names {
+            if let GeneralName::RFC822Name(address) = name {
+                emails.push(EmailAddress::new(address));
+            }
+        }
+    }
+    for attribute in cert.subject().iter_email() {
+        if let Ok(address) = attribute.as_str() {
+            emails.push(EmailAddress::new(address));
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    emails.retain(|email| seen.insert(email.normalized.clone()));
+    emails
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domain_lowercased_local_part_kept() {
+        let email = EmailAddress::new("Alice.Smith@Example.ORG");
+        assert_eq!(email.normalized(), "Alice.Smith@example.org");
+        assert_eq!(email.display(), "Alice.Smith@Example.ORG");
+        assert!(email.matches("mailto:Alice.Smith@EXAMPLE.org"));
+        assert!(!email.matches("alice.smith@example.org"));
+    }
+
+    #[test]
+    fn empty_anchor_list_rejected() {
+        assert!(matches!(
+            TrustStore::new(Vec::new(), Vec::new()),
+            Err(TrustStoreError::NoAnchors)
+        ));
+    }
+}

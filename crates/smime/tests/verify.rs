@@ -1,0 +1,703 @@
+//! Verification, trust, decryption and MIME-walk tests against the test PKI in `certs/`
+//! (see certs/README.md), with messages generated at test time by the `openssl cms` CLI.
+//! Evaluation time 2026-06-01T00:00:00Z.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use imipsec_smime::keys::Identity;
+use imipsec_smime::{
+    AlgorithmPolicy, Failure, InspectOptions, Inspection, LayerKind, LayerOutcome, Limits,
+    SmimeError, TrustStore, inspect, verify_signed_data,
+};
+use time::OffsetDateTime;
+use time::macros::datetime;
+
+const AT: OffsetDateTime = datetime!(2026-06-01 00:00:00 UTC);
+
+fn certs() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../certs")
+}
+
+fn trust() -> TrustStore {
+    TrustStore::from_pem_files(
+        &[certs().join("root.cert.pem")],
+        &[certs().join("intermediate.crl.pem")],
+    )
+    .unwrap()
+}
+
+fn identity(role: &str) -> Identity {
+    let mut pem = std::fs::read(certs().join(format!("{role}.key.pem"))).unwrap();
+    pem.extend(std::fs::read(certs().join(format!("{role}.chain.pem"))).unwrap());
+    Identity::from_pem(&pem).unwrap()
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+fn scratch() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "imipsec-smime-verify-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Run `openssl cms <args> -in <input> -out <output>` and return the output bytes.
+fn openssl_cms(input: &[u8], args: &[&str]) -> Vec<u8> {
+    let dir = scratch();
+    let (in_path, out_path) = (dir.join("in"), dir.join("out"));
+    std::fs::write(&in_path, input).unwrap();
+    let status = Command::new("openssl")
+        .arg("cms")
+        .args(args)
+        .arg("-in")
+        .arg(&in_path)
+        .arg("-out")
+        .arg(&out_path)
+        .status()
+        .expect("openssl CLI");
+    assert!(status.success(), "openssl cms {args:?} failed");
+    let out = std::fs::read(&out_path).unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    out
+}
+
+fn path(role: &str, kind: &str) -> String {
+    certs()
+        .join(format!("{role}.{kind}.pem"))
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// DER SignedData over `content` exactly as given (`-binary`), detached unless `opaque`.
+fn sign(content: &[u8], role: &str, extra: &[&str], opaque: bool) -> Vec<u8> {
+    let (cert, key, intermediate) = (
+        path(role, "cert"),
+        path(role, "key"),
+        certs()
+            .join("intermediate.cert.pem")
+            .to_string_lossy()
+            .into_owned(),
+    );
+    let mut args = vec![
+        "-sign",
+        "-binary",
+        "-outform",
+        "DER",
+        "-signer",
+        &cert,
+        "-inkey",
+        &key,
+        "-certfile",
+        &intermediate,
+    ];
+    if opaque {
+        args.push("-nodetach");
+    }
+    args.extend_from_slice(extra);
+    openssl_cms(content, &args)
+}
+
+fn encrypt(content: &[u8], recipient: &str, cipher: &str) -> Vec<u8> {
+    let cert = path(recipient, "cert");
+    openssl_cms(
+        content,
+        &[
+            "-encrypt", "-binary", "-outform", "DER", cipher, "-recip", &cert,
+        ],
+    )
+}
+
+fn base64(der: &[u8]) -> String {
+    let encoded = openssl::base64::encode_block(der);
+    let mut out = String::new();
+    for chunk in encoded.as_bytes().chunks(76) {
+        out.push_str(std::str::from_utf8(chunk).unwrap());
+        out.push_str("\r\n");
+    }
+    out
+}
+
+const CALENDAR: &[u8] = b"Content-Type: text/calendar; method=REQUEST; charset=utf-8\r\n\
+Content-Transfer-Encoding: 7bit\r\n\r\n\
+BEGIN:VCALENDAR\r\nVERSION:2.0\r\nMETHOD:REQUEST\r\nBEGIN:VEVENT\r\nUID:1@example.com\r\n\
+ORGANIZER:mailto:organizer@example.com\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+
+const CALENDAR_TEXT: &[u8] =
+    b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nMETHOD:REQUEST\r\nBEGIN:VEVENT\r\nUID:1@example.com\r\n\
+ORGANIZER:mailto:organizer@example.com\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+
+/// A multipart/signed entity (no outer headers) around `content` with `der` as signature.
+fn multipart_signed_entity(content: &[u8], der: &[u8]) -> Vec<u8> {
+    let mut out = b"Content-Type: multipart/signed; protocol=\"application/pkcs7-signature\"; micalg=sha-256; boundary=\"sig-boundary\"\r\n\r\n\
+This is an S/MIME signed message\r\n--sig-boundary\r\n"
+        .to_vec();
+    out.extend_from_slice(content);
+    out.extend_from_slice(b"\r\n--sig-boundary\r\nContent-Type: application/pkcs7-signature\r\nContent-Transfer-Encoding: base64\r\n\r\n");
+    out.extend_from_slice(base64(der).as_bytes());
+    out.extend_from_slice(b"\r\n--sig-boundary--\r\n");
+    out
+}
+
+fn pkcs7_mime_entity(smime_type: &str, der: &[u8]) -> Vec<u8> {
+    let mut out = format!(
+        "Content-Type: application/pkcs7-mime; smime-type={smime_type}; name=smime.p7m\r\n\
+Content-Transfer-Encoding: base64\r\n\r\n"
+    )
+    .into_bytes();
+    out.extend_from_slice(base64(der).as_bytes());
+    out
+}
+
+fn message(entity: &[u8]) -> Vec<u8> {
+    let mut out =
+        b"From: organizer@example.com\r\nTo: attendee@example.com\r\nSubject: Invitation\r\n\
+Date: Mon, 01 Jun 2026 00:00:00 +0000\r\nMIME-Version: 1.0\r\n"
+            .to_vec();
+    out.extend_from_slice(entity);
+    out
+}
+
+fn detached_message(role: &str, extra: &[&str]) -> Vec<u8> {
+    let der = sign(CALENDAR, role, extra, false);
+    message(&multipart_signed_entity(CALENDAR, &der))
+}
+
+fn run(raw: &[u8], identities: &[Identity]) -> Result<Inspection, SmimeError> {
+    run_with(raw, identities, &AlgorithmPolicy::default(), false)
+}
+
+fn run_with(
+    raw: &[u8],
+    identities: &[Identity],
+    policy: &AlgorithmPolicy,
+    danger_decrypt_non_root: bool,
+) -> Result<Inspection, SmimeError> {
+    let trust = trust();
+    let limits = Limits::default();
+    inspect(
+        raw,
+        &InspectOptions {
+            trust: &trust,
+            at: AT,
+            policy,
+            identities,
+            limits: &limits,
+            danger_decrypt_non_root,
+        },
+    )
+}
+
+fn signed_calendar(inspection: &Inspection) -> bool {
+    inspection.leaves.iter().any(|leaf| {
+        leaf.content_type == "text/calendar"
+            && leaf.is_signed(inspection)
+            && leaf.body == CALENDAR_TEXT
+    })
+}
+
+fn failure_code(inspection: &Inspection) -> Option<&'static str> {
+    inspection
+        .layers
+        .iter()
+        .find_map(|layer| layer.outcome.failure().map(Failure::code))
+}
+
+#[test]
+fn valid_detached_rsa_and_p256() {
+    for role in ["rsa2048/organizer", "p256/organizer"] {
+        let inspection = run(&detached_message(role, &["-md", "sha256"]), &[]).unwrap();
+        assert_eq!(inspection.layers.len(), 1, "{role}");
+        assert_eq!(inspection.layers[0].kind, LayerKind::MultipartSigned);
+        assert!(
+            inspection.layers[0].outcome.is_verified(),
+            "{role}: {:?}",
+            inspection.layers[0].outcome
+        );
+        assert!(signed_calendar(&inspection));
+        let leaf = &inspection.leaves[0];
+        let signers = leaf.signers(&inspection);
+        assert_eq!(signers.len(), 1);
+        assert_eq!(signers[0].emails()[0].normalized(), "organizer@example.com");
+        assert!(signers[0].signing_time().is_some());
+        assert!(signers[0].subject().contains("Organizer"));
+        assert_eq!(leaf.param("method"), Some("REQUEST"));
+    }
+}
+
+#[test]
+fn valid_opaque_signed() {
+    for role in ["rsa2048/attendee", "p256/attendee"] {
+        let der = sign(CALENDAR, role, &[], true);
+        let inspection = run(&message(&pkcs7_mime_entity("signed-data", &der)), &[]).unwrap();
+        assert_eq!(inspection.layers[0].kind, LayerKind::OpaqueSigned);
+        assert!(
+            inspection.layers[0].outcome.is_verified(),
+            "{:?}",
+            inspection.layers[0].outcome
+        );
+        assert!(signed_calendar(&inspection));
+        // Without smime-type the CMS content type is sniffed.
+        let untyped = pkcs7_mime_entity("signed-data", &der);
+        let untyped = String::from_utf8(untyped)
+            .unwrap()
+            .replace(" smime-type=signed-data;", "");
+        let inspection = run(&message(untyped.as_bytes()), &[]).unwrap();
+        assert!(signed_calendar(&inspection));
+    }
+}
+
+#[test]
+fn rsassa_pss_verifies() {
+    let raw = detached_message(
+        "rsa2048/organizer",
+        &[
+            "-keyopt",
+            "rsa_padding_mode:pss",
+            "-keyopt",
+            "rsa_pss_saltlen:32",
+        ],
+    );
+    let inspection = run(&raw, &[]).unwrap();
+    assert!(
+        inspection.layers[0].outcome.is_verified(),
+        "{:?}",
+        inspection.layers[0].outcome
+    );
+}
+
+#[test]
+fn signed_inside_encrypted_gcm_and_cbc() {
+    let bob = identity("rsa2048/attendee");
+    for (cipher, authenticated, kind) in [
+        ("-aes-256-gcm", true, LayerKind::AuthEnveloped),
+        ("-aes-256-cbc", false, LayerKind::Enveloped),
+    ] {
+        let der = sign(CALENDAR, "rsa2048/organizer", &[], false);
+        let inner = multipart_signed_entity(CALENDAR, &der);
+        let smime_type = if authenticated {
+            "authEnveloped-data"
+        } else {
+            "enveloped-data"
+        };
+        let raw = message(&pkcs7_mime_entity(
+            smime_type,
+            &encrypt(&inner, "rsa2048/attendee", cipher),
+        ));
+        let inspection = run(&raw, std::slice::from_ref(&bob)).unwrap();
+        assert_eq!(inspection.layers[0].kind, kind);
+        assert!(
+            matches!(inspection.layers[0].outcome, LayerOutcome::Decrypted { authenticated: a } if a == authenticated)
+        );
+        assert!(inspection.layers[1].outcome.is_verified());
+        assert!(signed_calendar(&inspection));
+        assert_eq!(inspection.leaves[0].enclosing, vec![0, 1]);
+        assert_eq!(
+            inspection.leaves[0].in_unauthenticated_encryption(&inspection),
+            !authenticated
+        );
+        // Without a key: reported, nothing inside.
+        let inspection = run(&raw, &[]).unwrap();
+        assert_eq!(failure_code(&inspection), Some("no-decryption-key"));
+        assert!(inspection.leaves.is_empty());
+    }
+}
+
+#[test]
+fn ecdh_recipient_decrypts() {
+    let carol = identity("p256/attendee");
+    let raw = message(&pkcs7_mime_entity(
+        "enveloped-data",
+        &encrypt(CALENDAR, "p256/attendee", "-aes-128-cbc"),
+    ));
+    let inspection = run(&raw, std::slice::from_ref(&carol)).unwrap();
+    assert!(
+        matches!(inspection.layers[0].outcome, LayerOutcome::Decrypted { .. }),
+        "{:?}",
+        inspection.layers[0].outcome
+    );
+    assert_eq!(inspection.leaves[0].body, CALENDAR_TEXT);
+    assert!(!inspection.leaves[0].is_signed(&inspection));
+}
+
+#[test]
+fn encrypted_inside_signed_and_signed_twice() {
+    let bob = identity("rsa2048/attendee");
+    let enveloped = pkcs7_mime_entity(
+        "authEnveloped-data",
+        &encrypt(CALENDAR, "rsa2048/attendee", "-aes-256-gcm"),
+    );
+    let der = sign(&enveloped, "rsa2048/organizer", &[], false);
+    let raw = message(&multipart_signed_entity(&enveloped, &der));
+    let inspection = run(&raw, std::slice::from_ref(&bob)).unwrap();
+    assert!(inspection.layers[0].outcome.is_verified());
+    assert!(matches!(
+        inspection.layers[1].outcome,
+        LayerOutcome::Decrypted {
+            authenticated: true
+        }
+    ));
+    assert!(signed_calendar(&inspection));
+
+    // Signed twice: attendee's opaque signature around organizer's detached one.
+    let inner_der = sign(CALENDAR, "rsa2048/organizer", &[], false);
+    let inner = multipart_signed_entity(CALENDAR, &inner_der);
+    let outer = sign(&inner, "p256/attendee", &[], true);
+    let inspection = run(&message(&pkcs7_mime_entity("signed-data", &outer)), &[]).unwrap();
+    assert_eq!(inspection.layers.len(), 2);
+    let leaf = &inspection.leaves[0];
+    let emails: Vec<&str> = leaf
+        .signers(&inspection)
+        .iter()
+        .map(|s| s.emails()[0].normalized())
+        .collect();
+    assert_eq!(emails, ["attendee@example.com", "organizer@example.com"]);
+}
+
+#[test]
+fn lf_only_stored_copy_verifies_after_canonicalisation() {
+    let raw = detached_message("rsa2048/organizer", &[]);
+    let stored: Vec<u8> = String::from_utf8(raw)
+        .unwrap()
+        .replace("\r\n", "\n")
+        .into_bytes();
+    let inspection = run(&stored, &[]).unwrap();
+    assert!(inspection.canonicalized);
+    assert!(signed_calendar(&inspection));
+}
+
+#[test]
+fn calendar_beside_a_signed_part_is_not_signed() {
+    let note = b"Content-Type: text/plain\r\n\r\nhello";
+    let der = sign(note, "rsa2048/organizer", &[], false);
+    let mut mixed =
+        b"Content-Type: multipart/mixed; boundary=\"outer\"\r\n\r\n--outer\r\n".to_vec();
+    mixed.extend_from_slice(CALENDAR);
+    mixed.extend_from_slice(b"\r\n--outer\r\n");
+    mixed.extend_from_slice(&multipart_signed_entity(note, &der));
+    mixed.extend_from_slice(b"\r\n--outer--\r\n");
+    let inspection = run(&message(&mixed), &[]).unwrap();
+    assert!(inspection.layers[0].outcome.is_verified());
+    let calendar = inspection
+        .leaves
+        .iter()
+        .find(|l| l.content_type == "text/calendar")
+        .unwrap();
+    assert!(!calendar.is_signed(&inspection));
+    assert!(calendar.signers(&inspection).is_empty());
+    let text = inspection
+        .leaves
+        .iter()
+        .find(|l| l.content_type == "text/plain")
+        .unwrap();
+    assert!(text.is_signed(&inspection));
+}
+
+#[test]
+fn forwarded_signed_message_is_one_opaque_leaf() {
+    let inner = message(&multipart_signed_entity(
+        CALENDAR,
+        &sign(CALENDAR, "rsa2048/organizer", &[], false),
+    ));
+    let mut mixed = b"Content-Type: multipart/mixed; boundary=\"outer\"\r\n\r\n--outer\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n--outer\r\nContent-Type: message/rfc822\r\n\r\n".to_vec();
+    mixed.extend_from_slice(&inner);
+    mixed.extend_from_slice(b"\r\n--outer--\r\n");
+    let inspection = run(&message(&mixed), &[]).unwrap();
+    assert!(inspection.layers.is_empty());
+    assert!(
+        inspection
+            .leaves
+            .iter()
+            .any(|l| l.content_type == "message/rfc822")
+    );
+    assert!(inspection.signed_leaves().next().is_none());
+}
+
+fn special(name: &str, policy: &AlgorithmPolicy, extra: &[&str]) -> &'static str {
+    let raw = detached_message(&format!("special/{name}"), extra);
+    let inspection = run_with(&raw, &[], policy, false).unwrap();
+    assert!(!signed_calendar(&inspection));
+    failure_code(&inspection).unwrap()
+}
+
+#[test]
+fn certificate_failures_are_typed() {
+    let policy = AlgorithmPolicy::default();
+    assert_eq!(special("expired", &policy, &[]), "certificate-expired");
+    assert_eq!(special("untrusted", &policy, &[]), "untrusted-certificate");
+    assert_eq!(special("revoked", &policy, &[]), "certificate-revoked");
+    assert_eq!(special("wrong-eku", &policy, &[]), "certificate-purpose");
+    assert_eq!(special("weak-rsa1024", &policy, &[]), "weak-algorithm");
+}
+
+#[test]
+fn subject_email_only_identity_is_read() {
+    let inspection = run(&detached_message("special/subject-email-only", &[]), &[]).unwrap();
+    let signers = inspection.leaves[0].signers(&inspection);
+    assert_eq!(signers[0].emails()[0].normalized(), "organizer@example.com");
+}
+
+#[test]
+fn sha1_is_weak_unless_allowed() {
+    let raw = detached_message("rsa2048/organizer", &["-md", "sha1"]);
+    let inspection = run(&raw, &[]).unwrap();
+    match &inspection.layers[0].outcome {
+        LayerOutcome::SignatureFailed {
+            failure: Failure::WeakAlgorithm { algorithm },
+            ..
+        } => {
+            assert_eq!(algorithm, "sha1")
+        }
+        other => panic!("{other:?}"),
+    }
+    let allow = AlgorithmPolicy {
+        danger_allow_sha1: true,
+        ..AlgorithmPolicy::default()
+    };
+    let inspection = run_with(&raw, &[], &allow, false).unwrap();
+    assert!(signed_calendar(&inspection));
+}
+
+#[test]
+fn certs_only_is_not_a_signature() {
+    let dir = scratch();
+    let out = dir.join("p7");
+    let status = Command::new("openssl")
+        .args(["crl2pkcs7", "-nocrl", "-outform", "DER", "-certfile"])
+        .arg(path("rsa2048/organizer", "cert"))
+        .arg("-out")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let der = std::fs::read(&out).unwrap();
+    let inspection = run(&message(&multipart_signed_entity(CALENDAR, &der)), &[]).unwrap();
+    assert_eq!(failure_code(&inspection), Some("no-signers"));
+    assert!(!signed_calendar(&inspection));
+}
+
+#[test]
+fn detached_signature_with_econtent_is_rejected() {
+    let der = sign(CALENDAR, "rsa2048/organizer", &[], true);
+    let inspection = run(&message(&multipart_signed_entity(CALENDAR, &der)), &[]).unwrap();
+    assert_eq!(failure_code(&inspection), Some("econtent-confusion"));
+    assert!(!signed_calendar(&inspection));
+}
+
+#[test]
+fn every_signer_must_verify() {
+    let (cert, key) = (
+        path("special/expired", "cert"),
+        path("special/expired", "key"),
+    );
+    let raw = detached_message("rsa2048/organizer", &["-signer", &cert, "-inkey", &key]);
+    let inspection = run(&raw, &[]).unwrap();
+    match &inspection.layers[0].outcome {
+        LayerOutcome::SignatureFailed { failure, signers } => {
+            assert_eq!(failure.code(), "certificate-expired");
+            assert_eq!(signers.len(), 2);
+            assert!(signers[0].failure.is_none());
+            assert!(signers[1].failure.is_some());
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!signed_calendar(&inspection));
+}
+
+#[test]
+fn non_root_encrypted_part_is_not_decrypted() {
+    let bob = identity("rsa2048/attendee");
+    let enveloped = pkcs7_mime_entity(
+        "enveloped-data",
+        &encrypt(CALENDAR, "rsa2048/attendee", "-aes-256-cbc"),
+    );
+    let mut mixed = b"Content-Type: multipart/mixed; boundary=\"outer\"\r\n\r\n--outer\r\nContent-Type: text/html\r\n\r\n<img src=\"http://attacker.example/\r\n--outer\r\n".to_vec();
+    mixed.extend_from_slice(&enveloped);
+    mixed.extend_from_slice(b"\r\n--outer--\r\n");
+    let raw = message(&mixed);
+    let inspection = run(&raw, std::slice::from_ref(&bob)).unwrap();
+    assert_eq!(failure_code(&inspection), Some("not-decrypted-non-root"));
+    assert!(!inspection.leaves.iter().any(|l| l.body == CALENDAR_TEXT));
+    let opted_in = run_with(
+        &raw,
+        std::slice::from_ref(&bob),
+        &AlgorithmPolicy::default(),
+        true,
+    )
+    .unwrap();
+    assert!(opted_in.leaves.iter().any(|l| l.body == CALENDAR_TEXT));
+}
+
+#[test]
+fn gcm_tag_flip_yields_no_plaintext() {
+    let bob = identity("rsa2048/attendee");
+    let mut der = encrypt(CALENDAR, "rsa2048/attendee", "-aes-256-gcm");
+    // The MAC (GCM tag) is the last element of AuthEnvelopedData.
+    let last = der.len() - 1;
+    der[last] ^= 0x01;
+    let inspection = run(
+        &message(&pkcs7_mime_entity("authEnveloped-data", &der)),
+        &[bob],
+    )
+    .unwrap();
+    assert_eq!(failure_code(&inspection), Some("decryption-failed"));
+    assert!(inspection.leaves.is_empty());
+}
+
+#[test]
+fn header_protection_mismatch_reported() {
+    let content =
+        b"From: mallory@example.net\r\nSubject: Invitation\r\nContent-Type: text/plain\r\n\r\nhi";
+    let der = sign(content, "rsa2048/organizer", &[], false);
+    let inspection = run(&message(&multipart_signed_entity(content, &der)), &[]).unwrap();
+    assert!(inspection.layers[0].outcome.is_verified());
+    assert_eq!(inspection.header_mismatches.len(), 1);
+    assert_eq!(inspection.header_mismatches[0].inner, "mallory@example.net");
+    assert_eq!(inspection.outer.from, ["organizer@example.com"]);
+}
+
+#[test]
+fn verify_signed_data_alone_and_chain_cache() {
+    let der = sign(CALENDAR, "rsa2048/organizer", &[], false);
+    let trust = trust();
+    let policy = AlgorithmPolicy::default();
+    let limits = Limits::default();
+    let signers = verify_signed_data(&der, Some(CALENDAR), &trust, AT, &policy, &limits).unwrap();
+    assert_eq!(signers.len(), 1);
+    assert_eq!(trust.cache_stats(), (0, 1));
+    verify_signed_data(&der, Some(CALENDAR), &trust, AT, &policy, &limits).unwrap();
+    assert_eq!(trust.cache_stats(), (1, 1));
+    let bad = verify_signed_data(&der, Some(b"other"), &trust, AT, &policy, &limits).unwrap_err();
+    assert_eq!(bad.code(), "bad-signature");
+}
+
+#[test]
+fn limits_are_enforced() {
+    let raw = detached_message("rsa2048/organizer", &[]);
+    let trust = trust();
+    let policy = AlgorithmPolicy::default();
+    let run_limits = |limits: Limits| {
+        inspect(
+            &raw,
+            &InspectOptions {
+                trust: &trust,
+                at: AT,
+                policy: &policy,
+                identities: &[],
+                limits: &limits,
+                danger_decrypt_non_root: false,
+            },
+        )
+    };
+    let code = |r: Result<Inspection, SmimeError>| r.unwrap_err().code();
+    assert_eq!(
+        code(run_limits(Limits {
+            message_bytes: 100,
+            ..Limits::default()
+        })),
+        "limit-exceeded"
+    );
+    assert_eq!(
+        code(run_limits(Limits {
+            mime_depth: 1,
+            ..Limits::default()
+        })),
+        "limit-exceeded"
+    );
+    assert_eq!(
+        code(run_limits(Limits {
+            parts: 2,
+            ..Limits::default()
+        })),
+        "limit-exceeded"
+    );
+    let certs = run_limits(Limits {
+        certificates: 1,
+        ..Limits::default()
+    })
+    .unwrap();
+    assert_eq!(failure_code(&certs), Some("limit-exceeded"));
+}
+
+/// Acceptance point 4: flipping any bit-0 of any byte of the signed part (headers included) or
+/// of the signature part must leave no verified layer covering the original calendar.
+#[test]
+fn tampering_any_byte_is_detected() {
+    let raw = detached_message("rsa2048/organizer", &[]);
+    let start = find(&raw, b"--sig-boundary\r\n") + b"--sig-boundary\r\n".len();
+    let end = find(&raw, b"\r\n--sig-boundary--");
+    assert!(signed_calendar(&run(&raw, &[]).unwrap()));
+    let mut detected = 0usize;
+    for position in start..end {
+        // The delimiter between the two parts is checked too: it must not let anything pass.
+        let mut mutated = raw.clone();
+        mutated[position] ^= 0x01;
+        match run(&mutated, &[]) {
+            Err(_) => detected += 1,
+            Ok(inspection) => {
+                assert!(
+                    !inspection.layers.iter().any(|l| l.outcome.is_verified()),
+                    "flip at {position} ({:?}) still verified: {:?}",
+                    raw[position] as char,
+                    String::from_utf8_lossy(
+                        &raw[position.saturating_sub(60)..(position + 20).min(raw.len())]
+                    )
+                );
+                detected += 1;
+            }
+        }
+    }
+    assert_eq!(detected, end - start);
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> usize {
+    haystack
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .unwrap()
+}
+
+/// Thunderbird's corpus: Alice is identified only by the subject emailAddress.
+#[test]
+#[ignore = "needs IMIPSEC_CORPORA=../shared/corpora"]
+fn thunderbird_alice_sha256_detached() {
+    let corpora =
+        std::env::var("IMIPSEC_CORPORA").expect("IMIPSEC_CORPORA must be set for ignored tests");
+    let dir = Path::new(&corpora).join("thunderbird/smime");
+    let trust = TrustStore::from_pem_files(&[dir.join("TestCA.pem")], &[] as &[PathBuf]).unwrap();
+    let policy = AlgorithmPolicy::default();
+    let limits = Limits::default();
+    let raw = std::fs::read(dir.join("alice.dsig.SHA256.multipart.eml")).unwrap();
+    let options = InspectOptions {
+        trust: &trust,
+        at: AT,
+        policy: &policy,
+        identities: &[],
+        limits: &limits,
+        danger_decrypt_non_root: false,
+    };
+    let inspection = inspect(&raw, &options).unwrap();
+    assert!(
+        inspection.layers[0].outcome.is_verified(),
+        "{:?}",
+        inspection.layers[0].outcome
+    );
+    let signers = inspection.leaves[0].signers(&inspection);
+    assert_eq!(signers[0].emails()[0].normalized(), "Alice@example.com");
+    let bad = std::fs::read(dir.join("alice.dsig.SHA256.multipart.bad.eml")).unwrap();
+    assert_eq!(
+        failure_code(&inspect(&bad, &options).unwrap()),
+        Some("bad-signature")
+    );
+    let confused =
+        std::fs::read(dir.join("alice.dsig.SHA256.multipart.mismatch-econtent.eml")).unwrap();
+    assert_eq!(
+        failure_code(&inspect(&confused, &options).unwrap()),
+        Some("econtent-confusion")
+    );
+}
