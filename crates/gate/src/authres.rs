@@ -1,0 +1,235 @@
+//! `Authentication-Results` (RFC 8601) with the RFC 7281 `smime` method and this gate's
+//! `x-imip` method.
+//!
+//! RFC 8601 section 5: a border MTA must delete (or rename) `Authentication-Results`
+//! fields that claim its own `authserv-id`, since anyone can write them; the gate deletes
+//! them before adding its own, and keeps those of other authserv-ids.
+
+use crate::decide::{GateVerdict, Outcome};
+
+/// The header field name.
+pub const HEADER: &str = "Authentication-Results";
+
+/// Whether the header value `value` is an `Authentication-Results` claim by `authserv_id`
+/// (RFC 8601 section 2.2: `[CFWS] authserv-id [CFWS [version]] ";" ...`). Comments
+/// before the id are skipped; the comparison is case-insensitive (a domain name).
+pub fn claims_authserv_id(value: &str, authserv_id: &str) -> bool {
+    let rest = skip_cfws(value);
+    let end = rest
+        .find(|c: char| c == ';' || c == '(' || c.is_ascii_whitespace())
+        .unwrap_or(rest.len());
+    let id = rest.get(..end).unwrap_or_default();
+    id.eq_ignore_ascii_case(authserv_id)
+}
+
+fn skip_cfws(mut text: &str) -> &str {
+    loop {
+        text = text.trim_start();
+        if let Some(after) = text.strip_prefix('(') {
+            // nested comments (RFC 5322 section 3.2.2), bounded by the input length
+            let mut depth = 1usize;
+            let mut end = after.len();
+            for (index, c) in after.char_indices() {
+                match c {
+                    '(' => depth += 1,
+                    ')' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            end = index + 1;
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            text = after.get(end..).unwrap_or_default();
+        } else {
+            return text;
+        }
+    }
+}
+
+/// A `pvalue` (RFC 8601 section 2.2): a token-ish value as is, anything else quoted.
+fn pvalue(value: &str) -> String {
+    let plain = !value.is_empty()
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"@.-_+=!#$%&'*/?^`{|}~".contains(&b));
+    if plain {
+        value.to_owned()
+    } else {
+        let escaped: String = value
+            .chars()
+            .filter(|c| !c.is_control())
+            .flat_map(|c| match c {
+                '"' | '\\' => vec!['\\', c],
+                _ => vec![c],
+            })
+            .collect();
+        format!("\"{escaped}\"")
+    }
+}
+
+/// The value (after `Authentication-Results: `) the gate writes for `verdict`.
+///
+/// Accepted: `ID; smime=pass body.smime-identifier=SIGNER; x-imip=pass policy.method=M
+/// policy.role=R policy.delegation=D` (one `x-imip` result per calendar component).
+/// Rejected (only written when the message is delivered defused): `x-imip=fail` with
+/// `policy.reason=CODE`.
+pub fn header_value(authserv_id: &str, verdict: &GateVerdict) -> String {
+    let mut out = authserv_id.to_owned();
+    out.push_str("; smime=");
+    out.push_str(verdict.smime.keyword());
+    if let Some(signer) = &verdict.signer {
+        out.push_str(" body.smime-identifier=");
+        out.push_str(&pvalue(signer));
+    }
+    let imip = match verdict.outcome {
+        Outcome::Accept => "pass",
+        Outcome::Reject | Outcome::NotCalendar => "fail",
+    };
+    if verdict.itip.is_empty() || verdict.outcome != Outcome::Accept {
+        out.push_str(&format!(
+            ";\r\n\tx-imip={imip} policy.reason={}",
+            pvalue(verdict.primary_code())
+        ));
+    }
+    if verdict.outcome == Outcome::Accept {
+        for component in &verdict.itip {
+            out.push_str(&format!(
+                ";\r\n\tx-imip={imip} policy.method={} policy.role={} policy.delegation={}",
+                pvalue(&component.method),
+                pvalue(&component.role),
+                pvalue(component.delegation.as_deref().unwrap_or("none")),
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decide::{ItipSummary, Reason, SmimeResult};
+
+    #[test]
+    fn own_id_detected_through_comments_and_case() {
+        assert!(claims_authserv_id(
+            " mx.gate.test; smime=pass",
+            "mx.gate.test"
+        ));
+        assert!(claims_authserv_id(
+            "(forged) MX.Gate.Test 1; none",
+            "mx.gate.test"
+        ));
+        assert!(claims_authserv_id("mx.gate.test(c); none", "mx.gate.test"));
+        assert!(!claims_authserv_id(
+            "other.example; dkim=pass",
+            "mx.gate.test"
+        ));
+        assert!(!claims_authserv_id(
+            "mx.gate.test.evil; none",
+            "mx.gate.test"
+        ));
+        assert!(!claims_authserv_id("((unterminated", "mx.gate.test"));
+    }
+
+    #[test]
+    fn accepted_header_names_signer_method_role_delegation() {
+        let verdict = GateVerdict {
+            outcome: Outcome::Accept,
+            reasons: vec![],
+            smime: SmimeResult::Pass,
+            signer: Some("alice@example.net".into()),
+            itip: vec![ItipSummary {
+                method: "REQUEST".into(),
+                role: "organizer".into(),
+                delegation: Some("boss@example.net".into()),
+            }],
+        };
+        assert_eq!(
+            header_value("mx.gate.test", &verdict),
+            "mx.gate.test; smime=pass body.smime-identifier=alice@example.net;\r\n\tx-imip=pass policy.method=REQUEST policy.role=organizer policy.delegation=boss@example.net"
+        );
+    }
+
+    #[test]
+    fn rejected_header_names_reason_and_quotes_odd_values() {
+        let verdict = GateVerdict {
+            outcome: Outcome::Reject,
+            reasons: vec![Reason {
+                code: "itip.role not allowed".into(),
+                detail: String::new(),
+            }],
+            smime: SmimeResult::None,
+            signer: None,
+            itip: vec![],
+        };
+        assert_eq!(
+            header_value("gw", &verdict),
+            "gw; smime=none;\r\n\tx-imip=fail policy.reason=\"itip.role not allowed\""
+        );
+    }
+}
+
+/// Remove from the top-level header block of `raw` every `Authentication-Results` field
+/// claiming `authserv_id` (RFC 8601 section 5), keeping all other bytes as they are.
+pub fn strip_own(raw: &[u8], authserv_id: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut offset = 0;
+    let mut field_start = None::<usize>;
+    let flush = |out: &mut Vec<u8>, start: usize, end: usize| {
+        let field = raw.get(start..end).unwrap_or_default();
+        let forged = field
+            .iter()
+            .position(|&b| b == b':')
+            .and_then(|colon| Some((field.get(..colon)?, field.get(colon + 1..)?)))
+            .is_some_and(|(name, value)| {
+                name.trim_ascii().eq_ignore_ascii_case(HEADER.as_bytes())
+                    && claims_authserv_id(&String::from_utf8_lossy(value), authserv_id)
+            });
+        if !forged {
+            out.extend_from_slice(field);
+        }
+    };
+    while offset < raw.len() {
+        let rest = raw.get(offset..).unwrap_or_default();
+        let line_len = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(rest.len(), |i| i + 1);
+        let line = rest.get(..line_len).unwrap_or_default();
+        let is_continuation = matches!(line.first(), Some(b' ' | b'\t'));
+        let is_blank = line == b"\r\n" || line == b"\n";
+        if !is_continuation {
+            if let Some(start) = field_start.take() {
+                flush(&mut out, start, offset);
+            }
+            if is_blank {
+                out.extend_from_slice(raw.get(offset..).unwrap_or_default());
+                return out;
+            }
+            field_start = Some(offset);
+        }
+        offset += line_len;
+    }
+    if let Some(start) = field_start {
+        flush(&mut out, start, raw.len());
+    }
+    out
+}
+
+#[cfg(test)]
+mod strip_tests {
+    use super::*;
+
+    #[test]
+    fn strips_only_own_folded_fields_in_the_header_block() {
+        let raw = b"Authentication-Results: mx.gate.test;\r\n\tsmime=pass (FORGED)\r\nAuthentication-Results: other.example; dkim=pass\r\nSubject: s\r\n\r\nAuthentication-Results: mx.gate.test; body text\r\n";
+        let out = strip_own(raw, "mx.gate.test");
+        assert_eq!(
+            out,
+            b"Authentication-Results: other.example; dkim=pass\r\nSubject: s\r\n\r\nAuthentication-Results: mx.gate.test; body text\r\n"
+        );
+    }
+}

@@ -1,0 +1,245 @@
+//! The `[gate]` section of the imipsec configuration file.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Configuration of the gate, deserialisable from the `[gate]` table of the shared TOML
+/// configuration. Every field has a secure default, so an empty table is valid (and runs
+/// nothing until `milter` or `lmtp` is set).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GateConfig {
+    /// The RFC 8601 section 2.5 `authserv-id` this gate writes into `Authentication-Results`.
+    /// Incoming headers carrying it are deleted: only this gate may speak for it.
+    pub authserv_id: String,
+    /// Milter listener (Postfix `smtpd_milters`), if enabled.
+    pub milter: Option<MilterConfig>,
+    /// LMTP proxy (in front of Dovecot or Cyrus LMTP), if enabled.
+    pub lmtp: Option<LmtpConfig>,
+    /// What happens to calendar mail the decision engine rejects.
+    pub on_reject: RejectAction,
+    /// What happens to a message larger than [`Limits::message_bytes`].
+    pub on_oversize: OversizeAction,
+    /// Loopback address of the Prometheus-style text metrics endpoint, if enabled.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Resource bounds per connection and per process.
+    pub limits: Limits,
+}
+
+impl Default for GateConfig {
+    fn default() -> Self {
+        Self {
+            authserv_id: "localhost".to_owned(),
+            milter: None,
+            lmtp: None,
+            on_reject: RejectAction::Reject,
+            on_oversize: OversizeAction::Tempfail,
+            metrics_listen: None,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// Where the milter listens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MilterConfig {
+    /// TCP address, e.g. `127.0.0.1:8891` (Postfix: `smtpd_milters = inet:127.0.0.1:8891`).
+    pub listen: SocketAddr,
+}
+
+/// Where the LMTP proxy listens and where it forwards to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LmtpConfig {
+    /// TCP address the MTA delivers to (Postfix: `lmtp:inet:127.0.0.1:24`).
+    pub listen: SocketAddr,
+    /// The real LMTP server (Dovecot `lmtp`, Cyrus `lmtpd`).
+    pub backend: SocketAddr,
+    /// Mailbox that receives quarantined messages when `on_reject = "quarantine"`.
+    pub quarantine_address: Option<String>,
+    /// Host name announced in the greeting and `LHLO` reply.
+    #[serde(default = "default_hostname")]
+    pub hostname: String,
+}
+
+fn default_hostname() -> String {
+    "localhost".to_owned()
+}
+
+/// The action for a rejected calendar message. Which one to pick depends on the calendar
+/// server behind the gate (see the crate README).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RejectAction {
+    /// Refuse it with `550 5.7.1` naming the reason code.
+    Reject,
+    /// Accept it but hold it: the milter quarantine action (Postfix hold queue), or
+    /// delivery to [`LmtpConfig::quarantine_address`] in LMTP mode.
+    Quarantine,
+    /// Deliver it with `x-imip=fail` and every calendar part renamed to
+    /// `application/x-imipsec-defused-calendar`, for servers that ignore
+    /// `Authentication-Results`.
+    Defuse,
+}
+
+/// The action for a message beyond [`Limits::message_bytes`]: it cannot be inspected,
+/// so it is never passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OversizeAction {
+    /// `552 5.3.4`: permanent.
+    Reject,
+    /// `452 4.3.4`: the sender retries (and an operator may raise the limit meanwhile).
+    Tempfail,
+}
+
+/// Named resource bounds. Every limit has its own [`LimitExceeded`] variant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest message kept for inspection (headers and body). Set it at least as large as
+    /// Postfix `message_size_limit` (default 10240000) or large mail is refused.
+    pub message_bytes: usize,
+    /// Longest LMTP command or reply line, CRLF included.
+    pub command_line_bytes: usize,
+    /// Longest milter packet accepted from the MTA.
+    pub milter_packet_bytes: usize,
+    /// Most recipients per transaction.
+    pub recipients: usize,
+    /// Most header fields per message in milter mode.
+    pub headers: usize,
+    /// Most simultaneous connections per listener; more are refused.
+    pub connections: usize,
+    /// Seconds a peer may stay silent while we wait for its next bytes.
+    pub idle_timeout_secs: u64,
+    /// Seconds one LMTP command line may take to arrive in full (slow drip defence).
+    pub line_timeout_secs: u64,
+    /// Seconds a DATA section may take to arrive in full.
+    pub data_timeout_secs: u64,
+    /// Seconds the decision engine may take for one message before we tempfail it.
+    pub decide_timeout_secs: u64,
+    /// Seconds to wait for the LMTP backend's replies.
+    pub backend_timeout_secs: u64,
+    /// Seconds transactions in flight may take to finish after SIGTERM.
+    pub drain_timeout_secs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            message_bytes: 10_240_000,
+            command_line_bytes: 4096,
+            milter_packet_bytes: 1 << 17,
+            recipients: 1000,
+            headers: 1000,
+            connections: 256,
+            idle_timeout_secs: 300,
+            line_timeout_secs: 300,
+            data_timeout_secs: 600,
+            decide_timeout_secs: 30,
+            backend_timeout_secs: 120,
+            drain_timeout_secs: 30,
+        }
+    }
+}
+
+impl Limits {
+    /// [`Self::idle_timeout_secs`] as a duration.
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs)
+    }
+    /// [`Self::line_timeout_secs`] as a duration.
+    pub fn line_timeout(&self) -> Duration {
+        Duration::from_secs(self.line_timeout_secs)
+    }
+    /// [`Self::data_timeout_secs`] as a duration.
+    pub fn data_timeout(&self) -> Duration {
+        Duration::from_secs(self.data_timeout_secs)
+    }
+    /// [`Self::decide_timeout_secs`] as a duration.
+    pub fn decide_timeout(&self) -> Duration {
+        Duration::from_secs(self.decide_timeout_secs)
+    }
+    /// [`Self::backend_timeout_secs`] as a duration.
+    pub fn backend_timeout(&self) -> Duration {
+        Duration::from_secs(self.backend_timeout_secs)
+    }
+    /// [`Self::drain_timeout_secs`] as a duration.
+    pub fn drain_timeout(&self) -> Duration {
+        Duration::from_secs(self.drain_timeout_secs)
+    }
+}
+
+/// A bound of [`Limits`] that a peer ran into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LimitExceeded {
+    /// The message is larger than [`Limits::message_bytes`].
+    #[error("message exceeds {limit} bytes")]
+    MessageBytes {
+        /// The configured limit.
+        limit: usize,
+    },
+    /// A command line is longer than [`Limits::command_line_bytes`].
+    #[error("command line exceeds {limit} bytes")]
+    CommandLine {
+        /// The configured limit.
+        limit: usize,
+    },
+    /// More recipients than [`Limits::recipients`].
+    #[error("more than {limit} recipients")]
+    Recipients {
+        /// The configured limit.
+        limit: usize,
+    },
+    /// More header fields than [`Limits::headers`].
+    #[error("more than {limit} header fields")]
+    Headers {
+        /// The configured limit.
+        limit: usize,
+    },
+    /// More simultaneous connections than [`Limits::connections`].
+    #[error("more than {limit} connections")]
+    Connections {
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The peer was silent longer than [`Limits::idle_timeout_secs`] or took longer than
+    /// [`Limits::line_timeout_secs`] / [`Limits::data_timeout_secs`].
+    #[error("peer too slow (timeout {seconds} s)")]
+    Timeout {
+        /// The timeout that expired.
+        seconds: u64,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_table_is_the_secure_default() {
+        let parsed: GateConfig = serde_json::from_str("{}").unwrap();
+        assert_eq!(parsed, GateConfig::default());
+        assert_eq!(parsed.on_reject, RejectAction::Reject);
+        assert_eq!(parsed.on_oversize, OversizeAction::Tempfail);
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        assert!(serde_json::from_str::<GateConfig>(r#"{"on_rejct":"reject"}"#).is_err());
+    }
+
+    #[test]
+    fn kebab_case_actions() {
+        let parsed: GateConfig = serde_json::from_str(
+            r#"{"on_reject":"defuse","lmtp":{"listen":"127.0.0.1:1","backend":"127.0.0.1:2"}}"#,
+        )
+        .unwrap();
+        assert_eq!(parsed.on_reject, RejectAction::Defuse);
+        assert_eq!(parsed.lmtp.unwrap().hostname, "localhost");
+    }
+}

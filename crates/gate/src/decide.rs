@@ -1,0 +1,135 @@
+//! The decision engine seen from the gate: a trait the verify-then-process pipeline
+//! implements, so the protocol code here is independent of how a verdict is reached.
+
+use time::OffsetDateTime;
+
+/// The SMTP envelope of one transaction (RFC 5321 section 3.3).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Envelope {
+    /// `MAIL FROM` reverse path, without angle brackets (empty for the null sender).
+    pub mail_from: String,
+    /// `RCPT TO` forward paths, without angle brackets, in order.
+    pub recipients: Vec<String>,
+}
+
+/// What the engine concluded about one message for one recipient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Verified: the signer may perform every iTIP method in the message.
+    Accept,
+    /// Calendar data that must not reach the calendar server as it is.
+    Reject,
+    /// After unwrapping (e.g. an opaque-signed or decryptable S/MIME message) there is
+    /// no calendar data: the gate passes the message untouched.
+    NotCalendar,
+}
+
+/// The RFC 7281 `smime` result the gate reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmimeResult {
+    /// A valid signature by a trusted signer (RFC 7281 section 3.1 `pass`).
+    Pass,
+    /// A signature that does not verify (`fail`).
+    Fail,
+    /// No signature (`none`).
+    None,
+}
+
+impl SmimeResult {
+    /// The RFC 8601 result keyword.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            Self::Pass => "pass",
+            Self::Fail => "fail",
+            Self::None => "none",
+        }
+    }
+}
+
+/// One stable reason code with a human detail, as produced by the pipeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reason {
+    /// Stable, documented code (e.g. `itip.role-not-allowed`).
+    pub code: String,
+    /// Human explanation; never used for decisions.
+    pub detail: String,
+}
+
+/// The iTIP facts of one calendar component the A-R header reports (RFC 5546 roles).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItipSummary {
+    /// iTIP `METHOD` (e.g. `REQUEST`, `CANCEL`, `REPLY`).
+    pub method: String,
+    /// Role of the signer for this method (`organizer` or `attendee`).
+    pub role: String,
+    /// The principal the signer acted for through a SENT-BY delegation, if any.
+    pub delegation: Option<String>,
+}
+
+/// The engine's verdict about one message for one recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GateVerdict {
+    /// The decision.
+    pub outcome: Outcome,
+    /// Why (empty for a plain accept).
+    pub reasons: Vec<Reason>,
+    /// The `smime` result.
+    pub smime: SmimeResult,
+    /// The verified signer's e-mail address (RFC 7281 `body.smime-identifier`).
+    pub signer: Option<String>,
+    /// One entry per calendar component.
+    pub itip: Vec<ItipSummary>,
+}
+
+impl GateVerdict {
+    /// The first reason code, or `rejected` when the engine gave none.
+    pub fn primary_code(&self) -> &str {
+        self.reasons
+            .first()
+            .map_or("rejected", |reason| reason.code.as_str())
+    }
+}
+
+/// The engine could not reach a verdict. The gate answers with a temporary failure
+/// (`451 4.7.x`): calendar mail is never passed unevaluated.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecideError {
+    /// The policy or event store is locked or busy.
+    #[error("policy store busy")]
+    StoreBusy,
+    /// Any other failure inside the engine.
+    #[error("decision engine failed: {0}")]
+    Engine(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// A decision engine. The gate calls it from a blocking thread with the whole message.
+///
+/// Contract: `decide` has no side effects; `record` stores the event state for one
+/// recipient and is called only for an accepted message at the end of the message,
+/// after the gate has decided to pass it on.
+pub trait Decide: Send + Sync + 'static {
+    /// Judge `message` (the full RFC 5322 message) for `recipient` at time `at`.
+    ///
+    /// # Errors
+    /// [`DecideError`] when no verdict can be reached.
+    fn decide(
+        &self,
+        message: &[u8],
+        envelope: &Envelope,
+        recipient: &str,
+        at: OffsetDateTime,
+    ) -> Result<GateVerdict, DecideError>;
+
+    /// Record the accepted message's event state for `recipient`.
+    ///
+    /// # Errors
+    /// [`DecideError`] when the state could not be stored; the gate then tempfails.
+    fn record(
+        &self,
+        message: &[u8],
+        envelope: &Envelope,
+        recipient: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), DecideError>;
+}

@@ -1,0 +1,128 @@
+//! Running the decision engine for one message, off the async threads and under a timeout.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use time::OffsetDateTime;
+
+use crate::decide::{Decide, DecideError, Envelope, GateVerdict, Outcome};
+use crate::mime::{self, Inspection};
+
+/// Source of the evaluation time: library code never reads the clock itself, the binary
+/// passes `OffsetDateTime::now_utc` (tests pass a fixed instant).
+pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
+
+/// What the engine said for one recipient.
+#[derive(Debug)]
+pub(crate) enum RecipientVerdict {
+    /// No calendar data: pass untouched.
+    NotCalendar,
+    /// A verdict.
+    Judged(GateVerdict),
+    /// No verdict: tempfail.
+    Failed(EvaluateFailure),
+}
+
+/// Why no verdict could be reached.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum EvaluateFailure {
+    #[error(transparent)]
+    Engine(#[from] DecideError),
+    #[error("decision took longer than {0:?}")]
+    Timeout(Duration),
+    #[error("decision thread failed")]
+    Join,
+}
+
+/// Engine, clock and timeout, shared by every connection.
+pub(crate) struct Evaluator {
+    pub(crate) engine: Arc<dyn Decide>,
+    pub(crate) clock: Clock,
+    pub(crate) timeout: Duration,
+}
+
+/// Verdicts for every recipient, with the time taken and the instant used.
+pub(crate) struct Judgement {
+    pub(crate) verdicts: Vec<RecipientVerdict>,
+    pub(crate) at: OffsetDateTime,
+    pub(crate) elapsed: Duration,
+}
+
+impl Evaluator {
+    /// Judge `message` for each of `recipients`. Messages without calendar data never
+    /// reach the engine.
+    pub(crate) async fn judge(
+        &self,
+        message: Arc<Vec<u8>>,
+        envelope: Arc<Envelope>,
+        recipients: Vec<String>,
+    ) -> Judgement {
+        let started = Instant::now();
+        let at = (self.clock)();
+        let count = recipients.len();
+        let inspection = {
+            let message = Arc::clone(&message);
+            tokio::task::spawn_blocking(move || mime::inspect(&message)).await
+        };
+        let verdicts = match inspection {
+            Err(_) => (0..count)
+                .map(|_| RecipientVerdict::Failed(EvaluateFailure::Join))
+                .collect(),
+            Ok(Inspection::NotCalendar) => {
+                (0..count).map(|_| RecipientVerdict::NotCalendar).collect()
+            }
+            Ok(Inspection::Calendar | Inspection::Opaque) => {
+                let engine = Arc::clone(&self.engine);
+                let task = tokio::task::spawn_blocking(move || {
+                    recipients
+                        .iter()
+                        .map(
+                            |recipient| match engine.decide(&message, &envelope, recipient, at) {
+                                Ok(verdict) if verdict.outcome == Outcome::NotCalendar => {
+                                    RecipientVerdict::NotCalendar
+                                }
+                                Ok(verdict) => RecipientVerdict::Judged(verdict),
+                                Err(error) => RecipientVerdict::Failed(error.into()),
+                            },
+                        )
+                        .collect::<Vec<_>>()
+                });
+                match tokio::time::timeout(self.timeout, task).await {
+                    Ok(Ok(verdicts)) => verdicts,
+                    Ok(Err(_)) => (0..count)
+                        .map(|_| RecipientVerdict::Failed(EvaluateFailure::Join))
+                        .collect(),
+                    Err(_) => (0..count)
+                        .map(|_| RecipientVerdict::Failed(EvaluateFailure::Timeout(self.timeout)))
+                        .collect(),
+                }
+            }
+        };
+        Judgement {
+            verdicts,
+            at,
+            elapsed: started.elapsed(),
+        }
+    }
+
+    /// Record the event state of an accepted message for `recipients`.
+    pub(crate) async fn record(
+        &self,
+        message: Arc<Vec<u8>>,
+        envelope: Arc<Envelope>,
+        recipients: Vec<String>,
+        at: OffsetDateTime,
+    ) -> Result<(), EvaluateFailure> {
+        let engine = Arc::clone(&self.engine);
+        let task = tokio::task::spawn_blocking(move || {
+            recipients
+                .iter()
+                .try_for_each(|recipient| engine.record(&message, &envelope, recipient, at))
+        });
+        match tokio::time::timeout(self.timeout, task).await {
+            Ok(Ok(result)) => result.map_err(EvaluateFailure::from),
+            Ok(Err(_)) => Err(EvaluateFailure::Join),
+            Err(_) => Err(EvaluateFailure::Timeout(self.timeout)),
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! Counters and a tiny Prometheus text-format responder (loopback only).
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// What the gate did with a message (the `action` label of the audit line and metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Not calendar mail: passed untouched.
+    Pass,
+    /// Verified calendar mail: passed with an `Authentication-Results` header.
+    Accept,
+    /// Refused with `550 5.7.1`.
+    Reject,
+    /// Held (milter quarantine) or delivered to the quarantine mailbox.
+    Quarantine,
+    /// Delivered with the calendar parts renamed.
+    Defuse,
+    /// Refused temporarily (`451`): engine error, timeout, backend down.
+    Tempfail,
+    /// Larger than the inspection limit.
+    Oversize,
+}
+
+impl Action {
+    const ALL: [Action; 7] = [
+        Self::Pass,
+        Self::Accept,
+        Self::Reject,
+        Self::Quarantine,
+        Self::Defuse,
+        Self::Tempfail,
+        Self::Oversize,
+    ];
+
+    /// The label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pass => "pass",
+            Self::Accept => "accept",
+            Self::Reject => "reject",
+            Self::Quarantine => "quarantine",
+            Self::Defuse => "defuse",
+            Self::Tempfail => "tempfail",
+            Self::Oversize => "oversize",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Upper bounds (seconds) of the decision latency histogram buckets.
+const BUCKETS: [f64; 8] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1.0, 10.0];
+
+/// Process-wide counters.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    connections: AtomicU64,
+    refused_connections: AtomicU64,
+    protocol_errors: AtomicU64,
+    actions: [AtomicU64; 7],
+    decide_micros_sum: AtomicU64,
+    decide_count: AtomicU64,
+    decide_buckets: [AtomicU64; 8],
+}
+
+impl Metrics {
+    pub(crate) fn connection(&self) {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn refused(&self) {
+        self.refused_connections.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn protocol_error(&self) {
+        self.protocol_errors.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn action(&self, action: Action, decide_time: Option<Duration>) {
+        if let Some(counter) = self.actions.get(action.index()) {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(elapsed) = decide_time {
+            let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+            self.decide_micros_sum.fetch_add(micros, Ordering::Relaxed);
+            self.decide_count.fetch_add(1, Ordering::Relaxed);
+            let seconds = elapsed.as_secs_f64();
+            for (bound, bucket) in BUCKETS.iter().zip(&self.decide_buckets) {
+                if seconds <= *bound {
+                    bucket.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// How many messages ended with `action`.
+    pub fn count(&self, action: Action) -> u64 {
+        self.actions
+            .get(action.index())
+            .map_or(0, |counter| counter.load(Ordering::Relaxed))
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let _ = writeln!(out, "# TYPE imipsec_gate_connections_total counter");
+        let _ = writeln!(
+            out,
+            "imipsec_gate_connections_total {}",
+            load(&self.connections)
+        );
+        let _ = writeln!(out, "# TYPE imipsec_gate_refused_connections_total counter");
+        let _ = writeln!(
+            out,
+            "imipsec_gate_refused_connections_total {}",
+            load(&self.refused_connections)
+        );
+        let _ = writeln!(out, "# TYPE imipsec_gate_protocol_errors_total counter");
+        let _ = writeln!(
+            out,
+            "imipsec_gate_protocol_errors_total {}",
+            load(&self.protocol_errors)
+        );
+        let _ = writeln!(out, "# TYPE imipsec_gate_messages_total counter");
+        for action in Action::ALL {
+            let _ = writeln!(
+                out,
+                "imipsec_gate_messages_total{{action=\"{}\"}} {}",
+                action.as_str(),
+                self.count(action)
+            );
+        }
+        let _ = writeln!(out, "# TYPE imipsec_gate_decide_seconds histogram");
+        for (bound, bucket) in BUCKETS.iter().zip(&self.decide_buckets) {
+            let _ = writeln!(
+                out,
+                "imipsec_gate_decide_seconds_bucket{{le=\"{bound}\"}} {}",
+                load(bucket)
+            );
+        }
+        let count = load(&self.decide_count);
+        let _ = writeln!(
+            out,
+            "imipsec_gate_decide_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
+        let _ = writeln!(
+            out,
+            "imipsec_gate_decide_seconds_sum {}",
+            load(&self.decide_micros_sum) as f64 / 1e6
+        );
+        let _ = writeln!(out, "imipsec_gate_decide_seconds_count {count}");
+        out
+    }
+}
+
+/// Serve `GET /metrics` (any path, in fact) on `listener` until the task is dropped.
+/// Requests are read up to 4 KiB with a 5 s timeout; the responder never parses more.
+pub(crate) async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
+    loop {
+        let Ok((mut stream, _peer)) = listener.accept().await else {
+            continue;
+        };
+        let metrics = Arc::clone(&metrics);
+        tokio::spawn(async move {
+            let mut request = [0u8; 4096];
+            let read =
+                tokio::time::timeout(Duration::from_secs(5), stream.read(&mut request)).await;
+            if !matches!(read, Ok(Ok(n)) if n > 0) {
+                return;
+            }
+            let body = metrics.render();
+            let response = format!(
+                "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(response.as_bytes()).await;
+            let _ = stream.shutdown().await;
+        });
+    }
+}
+
+/// Refuse non-loopback metrics addresses: the endpoint has no authentication.
+pub(crate) fn check_loopback(address: SocketAddr) -> Result<(), crate::server::ServeError> {
+    if address.ip().is_loopback() {
+        Ok(())
+    } else {
+        Err(crate::server::ServeError::MetricsNotLoopback(address))
+    }
+}

@@ -1,0 +1,255 @@
+//! Is this calendar mail, and how to defuse it: a walk of the MIME tree (RFC 2045/2046).
+
+use mail_parser::{HeaderName, Message, MessageParser, MimeHeaders, PartType};
+
+/// Nested `message/rfc822` levels walked before the message counts as calendar mail
+/// (fail closed: too deep to inspect means the engine must look).
+pub const MAX_NESTING: usize = 8;
+
+/// The content type a rejected calendar part is renamed to when defused.
+pub const DEFUSED_CALENDAR: &str = "application/x-imipsec-defused-calendar";
+/// The content type a rejected opaque S/MIME part is renamed to when defused.
+pub const DEFUSED_SMIME: &str = "application/x-imipsec-defused-smime";
+/// The content type of a forwarded message holding calendar data when defused.
+pub const DEFUSED_MESSAGE: &str = "application/x-imipsec-defused-message";
+
+/// What the gate can tell about a message without keys or a verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inspection {
+    /// No `text/calendar` (or `application/ics`) anywhere, and nothing opaque.
+    NotCalendar,
+    /// Calendar data in the MIME tree, or a message too odd to walk (fail closed).
+    Calendar,
+    /// An `application/pkcs7-mime` part (opaque-signed or encrypted, RFC 8551 section 3.2):
+    /// its content is invisible to a MIME walk, so the engine decides.
+    Opaque,
+}
+
+/// Kinds of part the gate cares about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Calendar,
+    Opaque,
+    Other,
+}
+
+fn kind_of(ctype: &str, subtype: &str) -> Kind {
+    let is = |t: &str, s: &str| ctype.eq_ignore_ascii_case(t) && subtype.eq_ignore_ascii_case(s);
+    if is("text", "calendar") || is("application", "ics") {
+        Kind::Calendar
+    } else if is("application", "pkcs7-mime") || is("application", "x-pkcs7-mime") {
+        Kind::Opaque
+    } else {
+        Kind::Other
+    }
+}
+
+/// Classify `raw`. A message mail-parser cannot parse at all counts as calendar mail,
+/// so it goes to the engine rather than through unchecked.
+pub fn inspect(raw: &[u8]) -> Inspection {
+    match MessageParser::new().parse(raw) {
+        Some(message) => inspect_message(&message, 0),
+        None => Inspection::Calendar,
+    }
+}
+
+fn inspect_message(message: &Message<'_>, depth: usize) -> Inspection {
+    if depth > MAX_NESTING {
+        return Inspection::Calendar;
+    }
+    let mut found = Inspection::NotCalendar;
+    for part in &message.parts {
+        let kind = part.content_type().map_or(Kind::Other, |ct| {
+            kind_of(ct.ctype(), ct.subtype().unwrap_or_default())
+        });
+        match kind {
+            Kind::Calendar => return Inspection::Calendar,
+            Kind::Opaque => found = Inspection::Opaque,
+            Kind::Other => {}
+        }
+        if let PartType::Message(nested) = &part.body {
+            match inspect_message(nested, depth + 1) {
+                Inspection::Calendar => return Inspection::Calendar,
+                Inspection::Opaque => found = Inspection::Opaque,
+                Inspection::NotCalendar => {}
+            }
+        }
+    }
+    found
+}
+
+/// A message whose calendar (and opaque S/MIME) parts were renamed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Defused {
+    /// The whole rewritten message.
+    pub message: Vec<u8>,
+    /// Offset in [`Self::message`] where the top-level body starts.
+    pub body_start: usize,
+    /// Set when the top-level `Content-Type` itself was renamed: `(from, to)`, to be
+    /// applied to the header as the MTA holds it (milter `chgheader`).
+    pub top_level: Option<(String, &'static str)>,
+}
+
+impl Defused {
+    /// The rewritten top-level body.
+    pub fn body(&self) -> &[u8] {
+        self.message.get(self.body_start..).unwrap_or_default()
+    }
+}
+
+struct Edit {
+    start: usize,
+    end: usize,
+    replacement: &'static str,
+}
+
+/// Rename every calendar part's content type so no calendar server processes it, keeping
+/// the bytes for a human. `None` when nothing needed renaming (or the message does not parse).
+pub fn defuse(raw: &[u8]) -> Option<Defused> {
+    let message = MessageParser::new().parse(raw)?;
+    let root_body = message
+        .parts
+        .first()
+        .map_or(raw.len(), |root| root.offset_body as usize);
+    let mut edits = Vec::new();
+    let mut top_level = None;
+    for part in &message.parts {
+        let Some(ct) = part.content_type() else {
+            continue;
+        };
+        let subtype = ct.subtype().unwrap_or_default();
+        let replacement = match kind_of(ct.ctype(), subtype) {
+            Kind::Calendar => DEFUSED_CALENDAR,
+            Kind::Opaque => DEFUSED_SMIME,
+            Kind::Other => match &part.body {
+                PartType::Message(nested)
+                    if inspect_message(nested, 1) != Inspection::NotCalendar =>
+                {
+                    DEFUSED_MESSAGE
+                }
+                _ => continue,
+            },
+        };
+        let needle = format!("{}/{}", ct.ctype(), subtype);
+        for header in &part.headers {
+            if header.name != HeaderName::ContentType {
+                continue;
+            }
+            let (start, end) = (header.offset_start as usize, header.offset_end as usize);
+            let Some(value) = raw.get(start..end) else {
+                continue;
+            };
+            if let Some(at) = find_ignore_case(value, needle.as_bytes()) {
+                edits.push(Edit {
+                    start: start + at,
+                    end: start + at + needle.len(),
+                    replacement,
+                });
+                if start < root_body {
+                    top_level = Some((needle.clone(), replacement));
+                }
+            }
+        }
+    }
+    if edits.is_empty() {
+        return None;
+    }
+    edits.sort_by_key(|edit| edit.start);
+    let mut out = Vec::with_capacity(raw.len() + edits.len() * 32);
+    let mut cursor = 0;
+    let mut body_start = None;
+    for edit in &edits {
+        if edit.start < cursor {
+            continue; // overlapping header ranges: already rewritten
+        }
+        if body_start.is_none() && edit.start >= root_body {
+            body_start = Some(out.len() + (root_body - cursor));
+        }
+        out.extend_from_slice(raw.get(cursor..edit.start)?);
+        out.extend_from_slice(edit.replacement.as_bytes());
+        cursor = edit.end;
+    }
+    if body_start.is_none() {
+        body_start = Some(out.len() + root_body.saturating_sub(cursor));
+    }
+    out.extend_from_slice(raw.get(cursor..)?);
+    Some(Defused {
+        message: out,
+        body_start: body_start.unwrap_or(0),
+        top_level,
+    })
+}
+
+/// Case-insensitive byte search.
+pub(crate) fn find_ignore_case(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() || haystack.len() < needle.len() {
+        return None;
+    }
+    haystack
+        .windows(needle.len())
+        .position(|window| window.eq_ignore_ascii_case(needle))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INVITE: &[u8] = b"From: a@example.net\r\nTo: b@example.org\r\nSubject: x\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b1\r\nContent-Type: TEXT/Calendar; method=REQUEST\r\n\r\nBEGIN:VCALENDAR\r\nMETHOD:REQUEST\r\nEND:VCALENDAR\r\n--b1--\r\n";
+
+    #[test]
+    fn plain_mail_is_not_calendar() {
+        let raw =
+            b"From: a@example.net\r\nSubject: hi\r\n\r\ntext/calendar mentioned in prose only\r\n";
+        assert_eq!(inspect(raw), Inspection::NotCalendar);
+    }
+
+    #[test]
+    fn nested_calendar_part_is_found() {
+        assert_eq!(inspect(INVITE), Inspection::Calendar);
+    }
+
+    #[test]
+    fn calendar_inside_forwarded_message_is_found() {
+        let raw = b"From: a@example.net\r\nContent-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\nContent-Type: message/rfc822\r\n\r\nFrom: c@example.net\r\nContent-Type: text/calendar; method=CANCEL\r\n\r\nBEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n--o--\r\n";
+        assert_eq!(inspect(raw), Inspection::Calendar);
+        let defused = defuse(raw).unwrap();
+        let text = String::from_utf8(defused.message).unwrap();
+        assert!(text.contains("Content-Type: application/x-imipsec-defused-message"));
+        assert!(defused.top_level.is_none());
+    }
+
+    #[test]
+    fn opaque_smime_is_opaque() {
+        let raw = b"From: a@example.net\r\nContent-Type: application/pkcs7-mime; smime-type=enveloped-data\r\nContent-Transfer-Encoding: base64\r\n\r\nMIAGCSqGSIb3DQEHA6CAMIACAQAx\r\n";
+        assert_eq!(inspect(raw), Inspection::Opaque);
+    }
+
+    #[test]
+    fn defuse_renames_nested_part_in_body_only() {
+        let defused = defuse(INVITE).unwrap();
+        let text = String::from_utf8(defused.message.clone()).unwrap();
+        assert!(
+            text.contains("Content-Type: application/x-imipsec-defused-calendar; method=REQUEST")
+        );
+        assert!(!text.to_ascii_lowercase().contains("text/calendar"));
+        assert!(defused.top_level.is_none());
+        assert!(defused.body().starts_with(b"--b1\r\n"));
+        assert_eq!(inspect(&defused.message), Inspection::NotCalendar);
+    }
+
+    #[test]
+    fn defuse_reports_top_level_rename() {
+        let raw = b"From: a@example.net\r\nContent-Type: text/calendar; method=CANCEL\r\n\r\nBEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n";
+        let defused = defuse(raw).unwrap();
+        assert_eq!(
+            defused.top_level,
+            Some(("text/calendar".to_owned(), DEFUSED_CALENDAR))
+        );
+        assert_eq!(defused.body(), b"BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n");
+    }
+
+    #[test]
+    fn nothing_to_defuse_in_plain_mail() {
+        assert!(defuse(b"From: a@example.net\r\n\r\nhello\r\n").is_none());
+    }
+}

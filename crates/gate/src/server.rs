@@ -1,0 +1,340 @@
+//! Listeners, connection limits, graceful shutdown and the audit line.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio_util::compat::TokioAsyncReadCompatExt;
+
+use crate::config::GateConfig;
+use crate::decide::{Decide, Envelope, GateVerdict};
+use crate::evaluate::{Clock, Evaluator};
+use crate::io::IdleTimeout;
+use crate::metrics::{self, Action, Metrics};
+use crate::milter::GateMilter;
+
+/// State shared by every connection.
+pub(crate) struct Shared {
+    pub(crate) config: GateConfig,
+    pub(crate) evaluator: Evaluator,
+    pub(crate) metrics: Arc<Metrics>,
+}
+
+/// The gate could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// Neither `milter` nor `lmtp` is configured.
+    #[error("nothing to serve: configure [gate.milter] and/or [gate.lmtp]")]
+    NothingToServe,
+    /// A listener could not be bound.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The address.
+        address: SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The metrics endpoint has no authentication, so it may only listen on loopback.
+    #[error("metrics_listen {0} is not a loopback address")]
+    MetricsNotLoopback(SocketAddr),
+    /// `on_reject = "quarantine"` in LMTP mode needs a quarantine mailbox.
+    #[error("lmtp with on_reject = \"quarantine\" needs lmtp.quarantine_address")]
+    MissingQuarantineAddress,
+}
+
+/// A configured gate, not yet listening.
+pub struct Gate {
+    shared: Arc<Shared>,
+}
+
+impl Gate {
+    /// A gate deciding with `engine`, reading evaluation time from `clock`.
+    pub fn new(config: GateConfig, engine: Arc<dyn Decide>, clock: Clock) -> Self {
+        let timeout = config.limits.decide_timeout();
+        Self {
+            shared: Arc::new(Shared {
+                config,
+                evaluator: Evaluator {
+                    engine,
+                    clock,
+                    timeout,
+                },
+                metrics: Arc::new(Metrics::default()),
+            }),
+        }
+    }
+
+    /// The counters (also served on `metrics_listen`).
+    pub fn metrics(&self) -> Arc<Metrics> {
+        Arc::clone(&self.shared.metrics)
+    }
+
+    /// Bind every configured listener (port 0 picks a free port; see [`Bound`]).
+    ///
+    /// # Errors
+    /// [`ServeError`] for a configuration that cannot run or an address in use.
+    pub async fn bind(self) -> Result<Bound, ServeError> {
+        let config = &self.shared.config;
+        if config.milter.is_none() && config.lmtp.is_none() {
+            return Err(ServeError::NothingToServe);
+        }
+        if let Some(lmtp) = &config.lmtp
+            && config.on_reject == crate::config::RejectAction::Quarantine
+            && lmtp.quarantine_address.is_none()
+        {
+            return Err(ServeError::MissingQuarantineAddress);
+        }
+        if let Some(address) = config.metrics_listen {
+            metrics::check_loopback(address)?;
+        }
+        Ok(Bound {
+            milter: bind_opt(config.milter.as_ref().map(|m| m.listen)).await?,
+            lmtp: bind_opt(config.lmtp.as_ref().map(|l| l.listen)).await?,
+            metrics: bind_opt(config.metrics_listen).await?,
+            shared: self.shared,
+        })
+    }
+}
+
+async fn bind_opt(address: Option<SocketAddr>) -> Result<Option<TcpListener>, ServeError> {
+    match address {
+        None => Ok(None),
+        Some(address) => TcpListener::bind(address)
+            .await
+            .map(Some)
+            .map_err(|source| ServeError::Bind { address, source }),
+    }
+}
+
+/// A gate with its listeners bound.
+pub struct Bound {
+    milter: Option<TcpListener>,
+    lmtp: Option<TcpListener>,
+    metrics: Option<TcpListener>,
+    shared: Arc<Shared>,
+}
+
+impl Bound {
+    /// The milter's local address.
+    pub fn milter_addr(&self) -> Option<SocketAddr> {
+        self.milter.as_ref().and_then(|l| l.local_addr().ok())
+    }
+    /// The LMTP proxy's local address.
+    pub fn lmtp_addr(&self) -> Option<SocketAddr> {
+        self.lmtp.as_ref().and_then(|l| l.local_addr().ok())
+    }
+    /// The metrics endpoint's local address.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Serve until `shutdown` completes, then stop accepting, let transactions in flight
+    /// finish (at most [`crate::Limits::drain_timeout_secs`]) and return.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let limits = &self.shared.config.limits;
+        let mut tasks = Vec::new();
+        let mut slots = Vec::new();
+        if let Some(listener) = self.milter {
+            let slot = Arc::new(Semaphore::new(limits.connections));
+            slots.push(Arc::clone(&slot));
+            tasks.push(tokio::spawn(accept_loop(
+                listener,
+                Arc::clone(&self.shared),
+                slot,
+                stop_rx.clone(),
+                Protocol::Milter,
+            )));
+        }
+        if let Some(listener) = self.lmtp {
+            let slot = Arc::new(Semaphore::new(limits.connections));
+            slots.push(Arc::clone(&slot));
+            tasks.push(tokio::spawn(accept_loop(
+                listener,
+                Arc::clone(&self.shared),
+                slot,
+                stop_rx.clone(),
+                Protocol::Lmtp,
+            )));
+        }
+        let metrics_task = self.metrics.map(|listener| {
+            tokio::spawn(metrics::serve(listener, Arc::clone(&self.shared.metrics)))
+        });
+        tracing::info!(
+            milter = ?self.shared.config.milter.as_ref().map(|m| m.listen),
+            lmtp = ?self.shared.config.lmtp.as_ref().map(|l| l.listen),
+            "gate listening"
+        );
+        shutdown.await;
+        tracing::info!("shutting down: draining transactions in flight");
+        let _ = stop_tx.send(true);
+        for task in tasks {
+            let _ = task.await;
+        }
+        let connections = u32::try_from(limits.connections).unwrap_or(u32::MAX);
+        let drained = tokio::time::timeout(limits.drain_timeout(), async {
+            for slot in &slots {
+                let _ = slot.acquire_many(connections).await;
+            }
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!("drain timeout: closing remaining connections");
+        }
+        if let Some(task) = metrics_task {
+            task.abort();
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Protocol {
+    Milter,
+    Lmtp,
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    slots: Arc<Semaphore>,
+    mut stop: watch::Receiver<bool>,
+    protocol: Protocol,
+) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.changed() => return,
+        };
+        let Ok((mut stream, peer)) = accepted else {
+            // EMFILE and friends: back off instead of spinning.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        shared.metrics.connection();
+        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+            shared.metrics.refused();
+            tracing::warn!(%peer, "connection limit reached, refusing");
+            if matches!(protocol, Protocol::Lmtp) {
+                let _ = stream
+                    .write_all(b"421 4.3.2 imipsec gate busy, try again later\r\n")
+                    .await;
+            }
+            continue;
+        };
+        let shared = Arc::clone(&shared);
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            match protocol {
+                Protocol::Milter => milter_connection(stream, shared, stop).await,
+                Protocol::Lmtp => crate::lmtp::connection(stream, shared, stop).await,
+            }
+            drop(permit);
+        });
+    }
+}
+
+async fn milter_connection(
+    stream: TcpStream,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let limits = shared.config.limits.clone();
+    let busy = Arc::new(AtomicBool::new(false));
+    let mut milter = GateMilter::new(Arc::clone(&shared), Arc::clone(&busy));
+    let mut server = miltr_server::Server::new(&mut milter, false, limits.milter_packet_bytes);
+    let io = IdleTimeout::new(stream, limits.idle_timeout()).compat();
+    let connection = server.handle_connection(io);
+    tokio::pin!(connection);
+    let mut draining = *stop.borrow();
+    let mut idle_ticks = 0u8;
+    loop {
+        tokio::select! {
+            result = &mut connection => {
+                if let Err(error) = result {
+                    shared.metrics.protocol_error();
+                    tracing::debug!(%error, "milter connection ended with an error");
+                }
+                return;
+            }
+            changed = stop.changed(), if !draining => {
+                draining = changed.is_err() || *stop.borrow();
+            }
+            _ = tokio::time::sleep(Duration::from_millis(50)), if draining => {
+                // Close only between transactions. `busy` drops just before the
+                // end-of-message reply is written, so require two idle ticks in a row
+                // to let that write finish.
+                if busy.load(Ordering::SeqCst) {
+                    idle_ticks = 0;
+                } else {
+                    idle_ticks += 1;
+                    if idle_ticks >= 2 {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Wait for SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// The one audit line per decision (target `imipsec_gate::audit`).
+pub(crate) fn audit(
+    shared: &Shared,
+    mode: &'static str,
+    queue_id: &str,
+    envelope: &Envelope,
+    action: Action,
+    verdict: Option<&GateVerdict>,
+    decide_time: Option<Duration>,
+) {
+    shared.metrics.action(action, decide_time);
+    let codes: Vec<&str> = verdict
+        .map(|v| v.reasons.iter().map(|r| r.code.as_str()).collect())
+        .unwrap_or_default();
+    let methods: Vec<&str> = verdict
+        .map(|v| v.itip.iter().map(|c| c.method.as_str()).collect())
+        .unwrap_or_default();
+    tracing::info!(
+        target: "imipsec_gate::audit",
+        mode,
+        queue_id,
+        mail_from = %envelope.mail_from,
+        recipients = ?envelope.recipients,
+        action = action.as_str(),
+        signer = verdict.and_then(|v| v.signer.as_deref()).unwrap_or(""),
+        methods = ?methods,
+        codes = ?codes,
+        decide_us = decide_time.map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
+        "decision"
+    );
+}

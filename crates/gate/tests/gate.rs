@@ -1,0 +1,868 @@
+//! The gate started in-process on loopback, driven over TCP by a hand-written milter
+//! client, an LMTP client and a fake LMTP backend; malformed and slow peers included.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use imipsec_gate::{Gate, GateConfig, LmtpConfig, MilterConfig, OversizeAction, RejectAction};
+use support::test_engine::HeaderDrivenTestEngine;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+
+const AUTHSERV: &str = "mx.gate.test";
+
+fn fixed_clock() -> imipsec_gate::Clock {
+    Arc::new(|| time::macros::datetime!(2026-06-01 12:00 UTC))
+}
+
+struct Running {
+    milter: Option<SocketAddr>,
+    lmtp: Option<SocketAddr>,
+    metrics: Option<SocketAddr>,
+    engine: Arc<HeaderDrivenTestEngine>,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("gate stops within the drain timeout")
+            .unwrap();
+    }
+}
+
+fn base_config() -> GateConfig {
+    let mut config = GateConfig {
+        authserv_id: AUTHSERV.into(),
+        milter: Some(MilterConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+        }),
+        metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
+        ..GateConfig::default()
+    };
+    config.limits.message_bytes = 256 * 1024;
+    config.limits.idle_timeout_secs = 2;
+    config.limits.line_timeout_secs = 3;
+    config.limits.decide_timeout_secs = 2;
+    config.limits.drain_timeout_secs = 5;
+    config
+}
+
+async fn start(config: GateConfig) -> Running {
+    let engine = Arc::new(HeaderDrivenTestEngine::default());
+    let gate = Gate::new(config, engine.clone(), fixed_clock());
+    let bound = gate.bind().await.unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let (milter, lmtp, metrics) = (bound.milter_addr(), bound.lmtp_addr(), bound.metrics_addr());
+    let task = tokio::spawn(async move {
+        bound
+            .serve(async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    Running {
+        milter,
+        lmtp,
+        metrics,
+        engine,
+        stop: Some(stop),
+        task,
+    }
+}
+
+// ---------------------------------------------------------------- milter client
+
+struct MilterClient {
+    stream: TcpStream,
+}
+
+#[derive(Debug)]
+struct Packet {
+    code: u8,
+    data: Vec<u8>,
+}
+
+impl Packet {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.data).replace('\0', "|")
+    }
+}
+
+impl MilterClient {
+    async fn connect(address: SocketAddr) -> Self {
+        Self {
+            stream: TcpStream::connect(address).await.unwrap(),
+        }
+    }
+
+    async fn send(&mut self, code: u8, data: &[u8]) {
+        let len = u32::try_from(data.len() + 1).unwrap();
+        let mut packet = len.to_be_bytes().to_vec();
+        packet.push(code);
+        packet.extend_from_slice(data);
+        self.stream.write_all(&packet).await.unwrap();
+    }
+
+    async fn receive(&mut self) -> Option<Packet> {
+        let mut len = [0u8; 4];
+        tokio::time::timeout(Duration::from_secs(10), self.stream.read_exact(&mut len))
+            .await
+            .expect("gate answers in time")
+            .ok()?;
+        let len = u32::from_be_bytes(len) as usize;
+        let mut body = vec![0u8; len];
+        self.stream.read_exact(&mut body).await.ok()?;
+        let code = *body.first()?;
+        Some(Packet {
+            code,
+            data: body.get(1..).unwrap_or_default().to_vec(),
+        })
+    }
+
+    async fn exchange(&mut self, code: u8, data: &[u8]) -> Packet {
+        self.send(code, data).await;
+        self.receive().await.expect("a reply")
+    }
+
+    /// Option negotiation and the envelope, as Postfix sends them.
+    async fn begin(&mut self, from: &str, rcpts: &[&str]) {
+        let mut optneg = 6u32.to_be_bytes().to_vec();
+        optneg.extend_from_slice(&0x1ffu32.to_be_bytes());
+        optneg.extend_from_slice(&0x1f_ffffu32.to_be_bytes());
+        let reply = self.exchange(b'O', &optneg).await;
+        assert_eq!(reply.code, b'O');
+        assert_eq!(
+            self.exchange(b'C', b"client.test\x004\x00\x19127.0.0.1\x00")
+                .await
+                .code,
+            b'c'
+        );
+        assert_eq!(self.exchange(b'H', b"client.test\x00").await.code, b'c');
+        assert_eq!(
+            self.exchange(b'M', format!("<{from}>\0").as_bytes())
+                .await
+                .code,
+            b'c'
+        );
+        for rcpt in rcpts {
+            assert_eq!(
+                self.exchange(b'R', format!("<{rcpt}>\0").as_bytes())
+                    .await
+                    .code,
+                b'c'
+            );
+        }
+        assert_eq!(self.exchange(b'T', b"").await.code, b'c');
+    }
+
+    /// Send a whole message; returns the end-of-message packets (modifications + final).
+    async fn message(&mut self, raw: &str) -> Vec<Packet> {
+        let (headers, body) = raw.split_once("\r\n\r\n").unwrap();
+        let mut fields: Vec<String> = Vec::new();
+        for line in headers.split("\r\n") {
+            if line.starts_with([' ', '\t']) {
+                let last = fields.last_mut().unwrap();
+                last.push('\n');
+                last.push_str(line);
+            } else {
+                fields.push(line.to_owned());
+            }
+        }
+        for field in fields {
+            let (name, value) = field.split_once(':').unwrap();
+            let value = value.strip_prefix(' ').unwrap_or(value);
+            assert_eq!(
+                self.exchange(b'L', format!("{name}\0{value}\0").as_bytes())
+                    .await
+                    .code,
+                b'c'
+            );
+        }
+        assert_eq!(self.exchange(b'N', b"").await.code, b'c');
+        for chunk in body.as_bytes().chunks(65_000) {
+            assert_eq!(self.exchange(b'B', chunk).await.code, b'c');
+        }
+        self.send(b'E', b"").await;
+        let mut packets = Vec::new();
+        loop {
+            let packet = self.receive().await.expect("end-of-message reply");
+            let code = packet.code;
+            packets.push(packet);
+            if matches!(code, b'c' | b'a' | b'd' | b'r' | b't' | b'y' | b'q' | b's') && code != b'q'
+            {
+                return packets;
+            }
+        }
+    }
+}
+
+fn invite(verdict: &str, extra_headers: &str) -> String {
+    format!(
+        "{extra_headers}From: alice@example.net\r\nTo: bob@example.org\r\nSubject: meeting\r\nX-Test-Verdict: {verdict}\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\nPlease come.\r\n--b1\r\nContent-Type: text/calendar; method=REQUEST\r\n\r\nBEGIN:VCALENDAR\r\nMETHOD:REQUEST\r\nEND:VCALENDAR\r\n--b1--\r\n"
+    )
+}
+
+fn final_reply(packets: &[Packet]) -> &Packet {
+    packets.last().unwrap()
+}
+
+// ---------------------------------------------------------------- milter behaviour
+
+#[tokio::test]
+async fn milter_accept_adds_authentication_results_and_strips_forged_ones() {
+    let gate = start(base_config()).await;
+    let mut client = MilterClient::connect(gate.milter.unwrap()).await;
+    client
+        .begin("alice@example.net", &["bob@example.org"])
+        .await;
+    let forged = "Authentication-Results: other.example; dkim=pass\r\nAuthentication-Results: mx.gate.test; smime=pass (FORGED)\r\n";
+    let packets = client
+        .message(&invite("accept signer=alice@example.net method=REQUEST role=organizer delegation=boss@example.net", forged))
+        .await;
+    assert_eq!(final_reply(&packets).code, b'c');
+    let change = packets
+        .iter()
+        .find(|p| p.code == b'm')
+        .expect("forged A-R deleted");
+    assert_eq!(
+        &change.data[..4],
+        &2u32.to_be_bytes(),
+        "second A-R field is the forged one"
+    );
+    assert_eq!(change.text()[4..], *"Authentication-Results||");
+    let insert = packets
+        .iter()
+        .find(|p| p.code == b'i')
+        .expect("A-R inserted");
+    let text = insert.text();
+    assert!(
+        text.contains("mx.gate.test; smime=pass body.smime-identifier=alice@example.net"),
+        "{text}"
+    );
+    assert!(text.contains("x-imip=pass policy.method=REQUEST policy.role=organizer policy.delegation=boss@example.net"), "{text}");
+    assert_eq!(
+        *gate.engine.records.lock().unwrap(),
+        vec!["bob@example.org".to_owned()]
+    );
+    gate.stop().await;
+}
+
+#[tokio::test]
+async fn milter_reject_is_550_with_reason_and_records_nothing() {
+    let gate = start(base_config()).await;
+    let mut client = MilterClient::connect(gate.milter.unwrap()).await;
+    client
+        .begin("mallory@example.net", &["bob@example.org"])
+        .await;
+    let packets = client
+        .message(&invite("reject code=itip.not-organizer", ""))
+        .await;
+    let reply = final_reply(&packets);
+    assert_eq!(reply.code, b'y');
+    assert!(
+        reply
+            .text()
+            .starts_with("550 5.7.1 imipsec: calendar message rejected (itip.not-organizer)"),
+        "{}",
+        reply.text()
+    );
+    assert!(gate.engine.records.lock().unwrap().is_empty());
+    gate.stop().await;
+}
+
+#[tokio::test]
+async fn milter_passes_plain_mail_without_asking_the_engine() {
+    let gate = start(base_config()).await;
+    let mut client = MilterClient::connect(gate.milter.unwrap()).await;
+    client
+        .begin("alice@example.net", &["bob@example.org"])
+        .await;
+    let packets = client
+        .message("From: alice@example.net\r\nSubject: lunch\r\nX-Test-Verdict: reject code=never\r\n\r\nsee you at noon\r\n")
+        .await;
+    assert_eq!(packets.len(), 1);
+    assert_eq!(final_reply(&packets).code, b'c');
+    assert_eq!(*gate.engine.decisions.lock().unwrap(), 0);
+    gate.stop().await;
+}
+
+#[tokio::test]
+async fn milter_engine_failure_and_timeout_tempfail() {
+    let gate = start(base_config()).await;
+    let mut client = MilterClient::connect(gate.milter.unwrap()).await;
+    for verdict in ["error", "busy", "accept sleep-ms=3000"] {
+        client
+            .begin("alice@example.net", &["bob@example.org"])
+            .await;
+        let packets = client.message(&invite(verdict, "")).await;
+        let reply = final_reply(&packets);
+        assert_eq!(reply.code, b'y', "{verdict}");
+        assert!(
+            reply.text().starts_with("451 4.7.1"),
+            "{verdict}: {}",
+            reply.text()
+        );
+    }
+    assert!(gate.engine.records.lock().unwrap().is_empty());
+    gate.stop().await;
+}
+
+#[tokio::test]
+async fn milter_quarantine_mode_holds_rejected_mail() {
+    let mut config = base_config();
+    config.on_reject = RejectAction::Quarantine;
+    let gate = start(config).await;
+    let mut client = MilterClient::connect(gate.milter.unwrap()).await;
+    client
+        .begin("mallory@example.net", &["bob@example.org"])
+        .await;
+    let packets = client
+        .message(&invite("reject code=smime.untrusted", ""))
+        .await;
+    let quarantine = packets
+        .iter()
+        .find(|p| p.code == b'q')
+        .expect("quarantine action");
+    assert!(quarantine.text().contains("smime.untrusted"));
+    assert_eq!(final_reply(&packets).code, b'c');
+    gate.stop().await;
+}
+
+#[tokio::test]
+async fn milter_defuse_mode_renames_the_calendar_part() {
+    let mut config = base_config();
+    config.on_reject = RejectAction::Defuse;
+    let gate = start(config).await;
+    let mut client = MilterClient::connect(gate.milter.unwrap()).await;
+    client
+        .begin("mallory@example.net", &["bob@example.org"])
+        .await;
+    let packets = client.message(&invite("reject code=itip.forged", "")).await;
+    let body: Vec<u8> = packets
+        .iter()
+        .filter(|p| p.code == b'b')
+        .flat_map(|p| p.data.clone())
+        .collect();
+    let body = String::from_utf8(body).unwrap();
+    assert!(
+        body.contains("Content-Type: application/x-imipsec-defused-calendar; method=REQUEST"),
+        "{body}"
+    );
+    assert!(!body.contains("text/calendar"));
+    let insert = packets.iter().find(|p| p.code == b'i').unwrap();
+    assert!(
+        insert
+            .text()
+            .contains("x-imip=fail policy.reason=itip.forged")
+    );
+    assert_eq!(final_reply(&packets).code, b'c');
+    gate.stop().await;
+}
+
+#[tokio::test]
+async fn milter_oversize_is_never_passed() {
+    let mut config = base_config();
+    config.limits.message_bytes = 4096;
+    let gate = start(config.clone()).await;
+    let mut client = MilterClient::connect(gate.milter.unwrap()).await;
+    client
+        .begin("alice@example.net", &["bob@example.org"])
+        .await;
+    let big =
+        invite("accept signer=alice@example.net", "").replace("Please come.", &"x".repeat(10_000));
+    let packets = client.message(&big).await;
+    assert!(final_reply(&packets).text().starts_with("452 4.3.4"));
+    gate.stop().await;
+
+    config.on_oversize = OversizeAction::Reject;
+    let gate = start(config).await;
+    let mut client = MilterClient::connect(gate.milter.unwrap()).await;
+    client
+        .begin("alice@example.net", &["bob@example.org"])
+        .await;
+    let packets = client.message(&big).await;
+    assert!(final_reply(&packets).text().starts_with("552 5.3.4"));
+    gate.stop().await;
+}
+
+#[tokio::test]
+async fn metrics_endpoint_counts_decisions() {
+    let gate = start(base_config()).await;
+    let mut client = MilterClient::connect(gate.milter.unwrap()).await;
+    client
+        .begin("alice@example.net", &["bob@example.org"])
+        .await;
+    client.message(&invite("reject code=x", "")).await;
+    let mut http = TcpStream::connect(gate.metrics.unwrap()).await.unwrap();
+    http.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    http.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.0 200 OK"));
+    assert!(
+        response.contains("imipsec_gate_messages_total{action=\"reject\"} 1"),
+        "{response}"
+    );
+    gate.stop().await;
+}
+
+// ---------------------------------------------------------------- malformed milter peers
+
+async fn assert_still_serves(address: SocketAddr) {
+    let mut client = MilterClient::connect(address).await;
+    client
+        .begin("alice@example.net", &["bob@example.org"])
+        .await;
+    let packets = client
+        .message(&invite("accept signer=alice@example.net", ""))
+        .await;
+    assert_eq!(final_reply(&packets).code, b'c');
+}
+
+async fn closed_by_gate(stream: &mut TcpStream, within: Duration) -> bool {
+    let mut sink = vec![0u8; 1024];
+    let deadline = Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline.into(), stream.read(&mut sink)).await {
+            Err(_) => return false,
+            Ok(Ok(0) | Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
+#[tokio::test]
+async fn milter_survives_truncated_oversized_and_garbage_packets() {
+    let gate = start(base_config()).await;
+    let address = gate.milter.unwrap();
+    // truncated: the length promises 100 bytes, 10 arrive, then the peer hangs up
+    let mut peer = TcpStream::connect(address).await.unwrap();
+    peer.write_all(&[0, 0, 0, 100, b'O', 0, 0, 0, 6, 0, 0, 0, 0, 0])
+        .await
+        .unwrap();
+    drop(peer);
+    // a 4 GiB length claim: refused without allocating it
+    let mut peer = TcpStream::connect(address).await.unwrap();
+    peer.write_all(&[0xff, 0xff, 0xff, 0xff, b'B', 1, 2, 3])
+        .await
+        .unwrap();
+    assert!(closed_by_gate(&mut peer, Duration::from_secs(5)).await);
+    // garbage: unknown command codes and malformed bodies
+    let mut peer = TcpStream::connect(address).await.unwrap();
+    peer.write_all(&[0, 0, 0, 3, b'C', 0xff, 0xfe, 0, 0, 0, 1, b'Z', 0, 0, 0, 0])
+        .await
+        .unwrap();
+    assert!(closed_by_gate(&mut peer, Duration::from_secs(5)).await);
+    // a header packet without its NUL terminators
+    let mut client = MilterClient::connect(address).await;
+    client.begin("a@example.net", &["b@example.org"]).await;
+    client.send(b'L', b"Subject").await;
+    assert!(closed_by_gate(&mut client.stream, Duration::from_secs(5)).await);
+    assert_still_serves(address).await;
+    gate.stop().await;
+}
+
+#[tokio::test]
+async fn milter_slowloris_is_cut_off_by_the_idle_timeout() {
+    let gate = start(base_config()).await; // idle timeout 2 s
+    let mut peer = TcpStream::connect(gate.milter.unwrap()).await.unwrap();
+    peer.write_all(&[0, 0]).await.unwrap(); // half a length prefix, then silence
+    let started = Instant::now();
+    assert!(closed_by_gate(&mut peer, Duration::from_secs(6)).await);
+    assert!(started.elapsed() >= Duration::from_millis(1500));
+    assert_still_serves(gate.milter.unwrap()).await;
+    gate.stop().await;
+}
+
+#[tokio::test]
+async fn connections_beyond_the_limit_are_refused_not_queued() {
+    let mut config = base_config();
+    config.limits.connections = 4;
+    let gate = start(config).await;
+    let address = gate.milter.unwrap();
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(TcpStream::connect(address).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut extra = TcpStream::connect(address).await.unwrap();
+    assert!(closed_by_gate(&mut extra, Duration::from_secs(2)).await);
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_still_serves(address).await;
+    gate.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_finishes_the_transaction_in_flight() {
+    let gate = start(base_config()).await;
+    let mut client = MilterClient::connect(gate.milter.unwrap()).await;
+    client
+        .begin("alice@example.net", &["bob@example.org"])
+        .await;
+    let Running { stop, task, .. } = gate;
+    stop.unwrap().send(()).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // the transaction started before SIGTERM still gets its verdict
+    let packets = client
+        .message(&invite("accept signer=alice@example.net", ""))
+        .await;
+    assert_eq!(final_reply(&packets).code, b'c');
+    // and then the connection is closed and the gate exits
+    assert!(closed_by_gate(&mut client.stream, Duration::from_secs(3)).await);
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+// ---------------------------------------------------------------- LMTP proxy
+
+/// A minimal LMTP server that accepts everything except recipients starting with
+/// `unknown` and stores each delivery as (recipients, message).
+/// One delivery the fake backend accepted: the RCPT lines and the un-stuffed message.
+type Delivery = (Vec<String>, String);
+
+#[derive(Clone, Default)]
+struct FakeBackend {
+    deliveries: Arc<Mutex<Vec<Delivery>>>,
+}
+
+impl FakeBackend {
+    async fn start(&self) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let deliveries = Arc::clone(&self.deliveries);
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let deliveries = Arc::clone(&deliveries);
+                tokio::spawn(async move {
+                    let (read, mut write) = stream.into_split();
+                    let mut reader = BufReader::new(read);
+                    write.write_all(b"220 backend LMTP\r\n").await.unwrap();
+                    let mut rcpts = Vec::new();
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let upper = line.to_ascii_uppercase();
+                        let reply: String = if upper.starts_with("LHLO") {
+                            "250-backend\r\n250-PIPELINING\r\n250-CHUNKING\r\n250-STARTTLS\r\n250 ENHANCEDSTATUSCODES\r\n".into()
+                        } else if upper.starts_with("MAIL") {
+                            rcpts.clear();
+                            "250 2.1.0 ok\r\n".into()
+                        } else if upper.starts_with("RCPT") {
+                            if upper.contains("<UNKNOWN") {
+                                "550 5.1.1 no such user\r\n".into()
+                            } else {
+                                rcpts.push(line.trim().to_owned());
+                                "250 2.1.5 ok\r\n".into()
+                            }
+                        } else if upper.starts_with("DATA") {
+                            write.write_all(b"354 go\r\n").await.unwrap();
+                            let mut message = String::new();
+                            loop {
+                                let mut data = String::new();
+                                reader.read_line(&mut data).await.unwrap();
+                                if data == ".\r\n" {
+                                    break;
+                                }
+                                message.push_str(data.strip_prefix('.').unwrap_or(&data));
+                            }
+                            let count = rcpts.len();
+                            deliveries
+                                .lock()
+                                .unwrap()
+                                .push((std::mem::take(&mut rcpts), message));
+                            "250 2.0.0 delivered\r\n".repeat(count)
+                        } else if upper.starts_with("RSET") {
+                            rcpts.clear();
+                            "250 2.0.0 ok\r\n".into()
+                        } else if upper.starts_with("QUIT") {
+                            let _ = write.write_all(b"221 bye\r\n").await;
+                            return;
+                        } else {
+                            "250 ok\r\n".into()
+                        };
+                        if write.write_all(reply.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        address
+    }
+}
+
+struct LmtpClient {
+    reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
+    writer: tokio::net::tcp::OwnedWriteHalf,
+}
+
+impl LmtpClient {
+    async fn connect(address: SocketAddr) -> (Self, String) {
+        let (read, writer) = TcpStream::connect(address).await.unwrap().into_split();
+        let mut client = Self {
+            reader: BufReader::new(read),
+            writer,
+        };
+        let greeting = client.reply().await;
+        (client, greeting)
+    }
+    async fn reply(&mut self) -> String {
+        let mut all = String::new();
+        loop {
+            let mut line = String::new();
+            let n = tokio::time::timeout(Duration::from_secs(10), self.reader.read_line(&mut line))
+                .await
+                .expect("reply in time")
+                .unwrap();
+            if n == 0 {
+                return all;
+            }
+            all.push_str(&line);
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return all;
+            }
+        }
+    }
+    async fn command(&mut self, line: &str) -> String {
+        self.writer
+            .write_all(format!("{line}\r\n").as_bytes())
+            .await
+            .unwrap();
+        self.reply().await
+    }
+    /// MAIL, RCPTs, DATA, message; returns the per-recipient replies.
+    async fn send(&mut self, rcpts: &[&str], message: &str) -> Vec<String> {
+        assert!(
+            self.command("MAIL FROM:<alice@example.net>")
+                .await
+                .starts_with("250")
+        );
+        let mut accepted = 0;
+        for rcpt in rcpts {
+            if self
+                .command(&format!("RCPT TO:<{rcpt}>"))
+                .await
+                .starts_with("250")
+            {
+                accepted += 1;
+            }
+        }
+        assert!(self.command("DATA").await.starts_with("354"));
+        let stuffed: String = message
+            .split_inclusive("\r\n")
+            .map(|l| {
+                if l.starts_with('.') {
+                    format!(".{l}")
+                } else {
+                    l.to_owned()
+                }
+            })
+            .collect();
+        self.writer.write_all(stuffed.as_bytes()).await.unwrap();
+        self.writer.write_all(b".\r\n").await.unwrap();
+        let mut replies = Vec::new();
+        for _ in 0..accepted {
+            replies.push(self.reply().await);
+        }
+        replies
+    }
+}
+
+fn lmtp_config(backend: SocketAddr, on_reject: RejectAction) -> GateConfig {
+    let mut config = base_config();
+    config.milter = None;
+    config.on_reject = on_reject;
+    config.lmtp = Some(LmtpConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        backend,
+        quarantine_address: Some("quarantine@example.org".into()),
+        hostname: "gate.test".into(),
+    });
+    config
+}
+
+#[tokio::test]
+async fn lmtp_relays_filtered_capabilities_and_delivers_accepted_mail_with_header() {
+    let backend = FakeBackend::default();
+    let gate = start(lmtp_config(backend.start().await, RejectAction::Reject)).await;
+    let (mut client, greeting) = LmtpClient::connect(gate.lmtp.unwrap()).await;
+    assert!(greeting.starts_with("220 gate.test"));
+    let lhlo = client.command("LHLO client.test").await;
+    assert!(
+        lhlo.contains("PIPELINING") && lhlo.contains("ENHANCEDSTATUSCODES"),
+        "{lhlo}"
+    );
+    assert!(
+        !lhlo.contains("CHUNKING") && !lhlo.contains("STARTTLS"),
+        "{lhlo}"
+    );
+    let forged = "Authentication-Results: mx.gate.test; x-imip=pass (FORGED)\r\n";
+    let replies = client
+        .send(
+            &["bob@example.org", "carol@example.org"],
+            &invite("accept signer=alice@example.net", forged),
+        )
+        .await;
+    assert_eq!(replies.len(), 2);
+    assert!(
+        replies.iter().all(|r| r.starts_with("250 2.0.0 delivered")),
+        "{replies:?}"
+    );
+    let deliveries = backend.deliveries.lock().unwrap().clone();
+    assert_eq!(deliveries.len(), 1);
+    let (rcpts, message) = &deliveries[0];
+    assert_eq!(rcpts.len(), 2);
+    assert!(message.starts_with(
+        "Authentication-Results: mx.gate.test; smime=pass body.smime-identifier=alice@example.net"
+    ));
+    assert!(!message.contains("FORGED"));
+    assert_eq!(gate.engine.records.lock().unwrap().len(), 2);
+    gate.stop().await;
+}
+
+#[tokio::test]
+async fn lmtp_rejects_per_recipient_and_never_delivers_rejected_mail() {
+    let backend = FakeBackend::default();
+    let gate = start(lmtp_config(backend.start().await, RejectAction::Reject)).await;
+    let (mut client, _) = LmtpClient::connect(gate.lmtp.unwrap()).await;
+    client.command("LHLO client.test").await;
+    let replies = client
+        .send(
+            &["bob@example.org", "unknown@example.org"],
+            &invite("reject code=itip.forged", ""),
+        )
+        .await;
+    assert_eq!(
+        replies.len(),
+        1,
+        "the backend refused one recipient at RCPT"
+    );
+    assert!(replies[0].starts_with("550 5.7.1 imipsec: calendar message rejected (itip.forged)"));
+    assert!(backend.deliveries.lock().unwrap().is_empty());
+    // the session stays usable
+    let replies = client
+        .send(
+            &["bob@example.org"],
+            "Subject: hi\r\n\r\nplain\r\n.leading dot\r\n",
+        )
+        .await;
+    assert!(replies[0].starts_with("250"));
+    let deliveries = backend.deliveries.lock().unwrap().clone();
+    assert_eq!(
+        deliveries[0].1,
+        "Subject: hi\r\n\r\nplain\r\n.leading dot\r\n"
+    );
+    gate.stop().await;
+}
+
+#[tokio::test]
+async fn lmtp_quarantine_delivers_to_the_quarantine_mailbox_only() {
+    let backend = FakeBackend::default();
+    let gate = start(lmtp_config(backend.start().await, RejectAction::Quarantine)).await;
+    let (mut client, _) = LmtpClient::connect(gate.lmtp.unwrap()).await;
+    client.command("LHLO client.test").await;
+    let replies = client
+        .send(&["bob@example.org"], &invite("reject code=itip.forged", ""))
+        .await;
+    assert!(
+        replies[0].starts_with("250 2.1.5 imipsec: held in quarantine"),
+        "{replies:?}"
+    );
+    let deliveries = backend.deliveries.lock().unwrap().clone();
+    assert_eq!(deliveries.len(), 1);
+    assert_eq!(
+        deliveries[0].0,
+        vec!["RCPT TO:<quarantine@example.org>".to_owned()]
+    );
+    assert!(
+        deliveries[0]
+            .1
+            .contains("x-imip=fail policy.reason=itip.forged")
+    );
+    gate.stop().await;
+}
+
+#[tokio::test]
+async fn lmtp_backend_down_is_a_tempfail() {
+    let unused = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dead = unused.local_addr().unwrap();
+    drop(unused);
+    let gate = start(lmtp_config(dead, RejectAction::Reject)).await;
+    let (_client, greeting) = LmtpClient::connect(gate.lmtp.unwrap()).await;
+    assert!(greeting.starts_with("421 4.4.0"), "{greeting}");
+    gate.stop().await;
+}
+
+#[tokio::test]
+async fn lmtp_oversized_lines_and_messages_are_refused_and_the_session_survives() {
+    let backend = FakeBackend::default();
+    let mut config = lmtp_config(backend.start().await, RejectAction::Reject);
+    config.limits.message_bytes = 64 * 1024;
+    let gate = start(config).await;
+    let (mut client, _) = LmtpClient::connect(gate.lmtp.unwrap()).await;
+    client.command("LHLO client.test").await;
+    let long = format!("NOOP {}", "x".repeat(100_000));
+    assert!(client.command(&long).await.starts_with("500 5.5.2"));
+    // 4 MiB of DATA against a 64 KiB cap: read and dropped, not stored
+    let huge = format!(
+        "Subject: big\r\n\r\n{}",
+        "y".repeat(998)
+            .repeat(4200)
+            .as_str()
+            .chars()
+            .collect::<Vec<_>>()
+            .chunks(998)
+            .map(|c| c.iter().collect::<String>() + "\r\n")
+            .collect::<String>()
+    );
+    let replies = client.send(&["bob@example.org"], &huge).await;
+    assert!(replies[0].starts_with("452 4.3.4"), "{replies:?}");
+    assert!(backend.deliveries.lock().unwrap().is_empty());
+    assert!(client.command("NOOP").await.starts_with("250"));
+    gate.stop().await;
+}
+
+#[tokio::test]
+async fn lmtp_slow_drip_is_cut_off() {
+    let backend = FakeBackend::default();
+    let gate = start(lmtp_config(backend.start().await, RejectAction::Reject)).await; // line timeout 3 s
+    let (mut client, _) = LmtpClient::connect(gate.lmtp.unwrap()).await;
+    let started = Instant::now();
+    // one byte per 500 ms never completes a line within the line timeout
+    let mut cut = false;
+    for _ in 0..20 {
+        if client.writer.write_all(b"N").await.is_err() {
+            cut = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if started.elapsed() > Duration::from_secs(4) {
+            let reply = client.reply().await;
+            cut = reply.starts_with("421") || reply.is_empty();
+            break;
+        }
+    }
+    assert!(cut, "a dripping client is disconnected");
+    gate.stop().await;
+}

@@ -1,0 +1,112 @@
+//! A TEST decision engine: its verdict is whatever the message's `X-Test-Verdict` header
+//! says. It exists only to drive the gate's protocol code in tests and in the end-to-end
+//! script's test mode; it verifies nothing and must never face real mail.
+//!
+//! Header grammar (space-separated words):
+//! `accept signer=S method=M role=R [delegation=D]` | `reject code=C` | `error` |
+//! `not-calendar`, each optionally with `sleep-ms=N`. No header: reject
+//! `test.no-verdict-header`.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use imipsec_gate::{
+    Decide, DecideError, Envelope, GateVerdict, ItipSummary, Outcome, Reason, SmimeResult,
+};
+use time::OffsetDateTime;
+
+/// The test engine; `records` lists recipients whose state was recorded.
+#[derive(Debug, Default)]
+pub struct HeaderDrivenTestEngine {
+    /// Recipients passed to `record`, in order.
+    pub records: Mutex<Vec<String>>,
+    /// How many times `decide` ran.
+    pub decisions: Mutex<usize>,
+}
+
+fn directive(message: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(message);
+    let headers = text.split("\r\n\r\n").next().unwrap_or_default();
+    headers.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.trim()
+            .eq_ignore_ascii_case("X-Test-Verdict")
+            .then(|| value.trim().to_owned())
+    })
+}
+
+fn word<'a>(words: &'a [&'a str], key: &str) -> Option<&'a str> {
+    words
+        .iter()
+        .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+}
+
+impl Decide for HeaderDrivenTestEngine {
+    fn decide(
+        &self,
+        message: &[u8],
+        _envelope: &Envelope,
+        _recipient: &str,
+        _at: OffsetDateTime,
+    ) -> Result<GateVerdict, DecideError> {
+        if let Ok(mut count) = self.decisions.lock() {
+            *count += 1;
+        }
+        let Some(line) = directive(message) else {
+            return Ok(reject("test.no-verdict-header"));
+        };
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if let Some(ms) = word(&words, "sleep-ms").and_then(|v| v.parse().ok()) {
+            std::thread::sleep(Duration::from_millis(ms));
+        }
+        match words.first().copied() {
+            Some("accept") => Ok(GateVerdict {
+                outcome: Outcome::Accept,
+                reasons: vec![],
+                smime: SmimeResult::Pass,
+                signer: word(&words, "signer").map(str::to_owned),
+                itip: vec![ItipSummary {
+                    method: word(&words, "method").unwrap_or("REQUEST").to_owned(),
+                    role: word(&words, "role").unwrap_or("organizer").to_owned(),
+                    delegation: word(&words, "delegation").map(str::to_owned),
+                }],
+            }),
+            Some("reject") => Ok(reject(word(&words, "code").unwrap_or("test.rejected"))),
+            Some("not-calendar") => Ok(GateVerdict {
+                outcome: Outcome::NotCalendar,
+                reasons: vec![],
+                smime: SmimeResult::None,
+                signer: None,
+                itip: vec![],
+            }),
+            Some("busy") => Err(DecideError::StoreBusy),
+            _ => Err(DecideError::Engine("test engine told to fail".into())),
+        }
+    }
+
+    fn record(
+        &self,
+        _message: &[u8],
+        _envelope: &Envelope,
+        recipient: &str,
+        _at: OffsetDateTime,
+    ) -> Result<(), DecideError> {
+        if let Ok(mut records) = self.records.lock() {
+            records.push(recipient.to_owned());
+        }
+        Ok(())
+    }
+}
+
+fn reject(code: &str) -> GateVerdict {
+    GateVerdict {
+        outcome: Outcome::Reject,
+        reasons: vec![Reason {
+            code: code.to_owned(),
+            detail: "test engine verdict".to_owned(),
+        }],
+        smime: SmimeResult::Fail,
+        signer: None,
+        itip: vec![],
+    }
+}
