@@ -12,6 +12,8 @@ use imipsec_smime::{
     AlgorithmPolicy, Failure, InspectOptions, Inspection, LayerKind, LayerOutcome, Limits,
     SmimeError, TrustStore, inspect, verify_signed_data,
 };
+use openssl::pkey::{PKey, Private};
+use openssl::x509::X509;
 use time::OffsetDateTime;
 use time::macros::datetime;
 
@@ -700,4 +702,205 @@ fn thunderbird_alice_sha256_detached() {
         failure_code(&inspect(&confused, &options).unwrap()),
         Some("econtent-confusion")
     );
+}
+
+/// Ed25519 (RFC 8419): a leaf issued by the test intermediate at test time. Its validity starts
+/// when the test runs, so this test evaluates at 2030-01-01 (the CA certificates and the CRL are
+/// valid until 2045).
+#[test]
+fn ed25519_signer_verifies() {
+    let dir = scratch();
+    let openssl = |args: &[&str]| {
+        let status = Command::new("openssl")
+            .args(args)
+            .current_dir(&dir)
+            .status()
+            .unwrap();
+        assert!(status.success(), "openssl {args:?}");
+    };
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "[v3]\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n\
+extendedKeyUsage=emailProtection\nsubjectAltName=email:ed@example.com\n",
+    )
+    .unwrap();
+    let intermediate = certs().join("intermediate.cert.pem");
+    let intermediate_key = certs().join("intermediate.key.pem");
+    openssl(&["genpkey", "-algorithm", "ed25519", "-out", "ed.key.pem"]);
+    openssl(&[
+        "req",
+        "-new",
+        "-key",
+        "ed.key.pem",
+        "-subj",
+        "/O=imipsec test PKI/CN=Ed",
+        "-out",
+        "ed.csr",
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "ed.csr",
+        "-CA",
+        intermediate.to_str().unwrap(),
+        "-CAkey",
+        intermediate_key.to_str().unwrap(),
+        "-set_serial",
+        "0x7777",
+        "-days",
+        "3650",
+        "-extfile",
+        "ext.cnf",
+        "-extensions",
+        "v3",
+        "-out",
+        "ed.cert.pem",
+    ]);
+    // OpenSSL 3.0's CMS cannot sign with Ed25519, so the SignedData is built here by hand.
+    let cert = X509::from_pem(&std::fs::read(dir.join("ed.cert.pem")).unwrap()).unwrap();
+    let key = PKey::private_key_from_pem(&std::fs::read(dir.join("ed.key.pem")).unwrap()).unwrap();
+    let intermediate_der = X509::from_pem(&std::fs::read(&intermediate).unwrap())
+        .unwrap()
+        .to_der()
+        .unwrap();
+    let der = ed25519_signed_data(&cert, &key, &intermediate_der, CALENDAR);
+    let trust = trust();
+    let policy = AlgorithmPolicy::default();
+    let limits = Limits::default();
+    let at = datetime!(2030-01-01 00:00:00 UTC);
+    let signers = verify_signed_data(&der, Some(CALENDAR), &trust, at, &policy, &limits).unwrap();
+    assert_eq!(signers[0].emails()[0].normalized(), "ed@example.com");
+    let tampered = verify_signed_data(&der, Some(b"other"), &trust, at, &policy, &limits);
+    assert_eq!(tampered.unwrap_err().code(), "bad-signature");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// RFC 8551 §3.1 wrapper: the signed content is a message/rfc822 whose headers are protected.
+#[test]
+fn message_rfc822_wrapper_is_walked_and_its_headers_compared() {
+    let mut content = b"Content-Type: message/rfc822\r\n\r\nFrom: mallory@example.net\r\n\
+To: attendee@example.com\r\nSubject: Invitation\r\nMIME-Version: 1.0\r\n"
+        .to_vec();
+    content.extend_from_slice(CALENDAR);
+    let der = sign(&content, "rsa2048/organizer", &[], false);
+    let inspection = run(&message(&multipart_signed_entity(&content, &der)), &[]).unwrap();
+    assert!(signed_calendar(&inspection));
+    let fields: Vec<_> = inspection
+        .header_mismatches
+        .iter()
+        .map(|m| m.field)
+        .collect();
+    assert_eq!(fields, [imipsec_smime::HeaderField::From]);
+}
+
+/// No truncation of a nested (encrypted, signed) message panics; every prefix is either an
+/// error or an inspection without a verified calendar.
+#[test]
+fn truncated_messages_never_panic() {
+    let bob = identity("rsa2048/attendee");
+    let der = sign(CALENDAR, "rsa2048/organizer", &[], false);
+    let inner = multipart_signed_entity(CALENDAR, &der);
+    let raw = message(&pkcs7_mime_entity(
+        "authEnveloped-data",
+        &encrypt(&inner, "rsa2048/attendee", "-aes-256-gcm"),
+    ));
+    assert!(signed_calendar(
+        &run(&raw, std::slice::from_ref(&bob)).unwrap()
+    ));
+    for length in (0..raw.len()).step_by(7) {
+        if let Ok(inspection) = run(&raw[..length], std::slice::from_ref(&bob)) {
+            assert!(
+                !signed_calendar(&inspection),
+                "prefix of {length} bytes verified"
+            );
+        }
+    }
+}
+
+fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let length = content.len();
+    if length < 0x80 {
+        out.push(length as u8);
+    } else {
+        let bytes: Vec<u8> = length
+            .to_be_bytes()
+            .into_iter()
+            .skip_while(|&b| b == 0)
+            .collect();
+        out.push(0x80 | bytes.len() as u8);
+        out.extend(bytes);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+const OID_SHA512: &[u8] = &[
+    0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03,
+];
+const OID_DATA: &[u8] = &[
+    0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x01,
+];
+const OID_SIGNED_DATA: &[u8] = &[
+    0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02,
+];
+const OID_CONTENT_TYPE: &[u8] = &[
+    0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x03,
+];
+const OID_MESSAGE_DIGEST: &[u8] = &[
+    0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x04,
+];
+const OID_ED25519: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x70];
+
+/// RFC 8419 SignedData: signed attributes, SHA-512 digest, pure Ed25519 over the attributes.
+fn ed25519_signed_data(
+    cert: &X509,
+    key: &PKey<Private>,
+    intermediate: &[u8],
+    content: &[u8],
+) -> Vec<u8> {
+    let digest = openssl::hash::hash(openssl::hash::MessageDigest::sha512(), content).unwrap();
+    let mut attributes = tlv(0x30, &[OID_CONTENT_TYPE, &tlv(0x31, OID_DATA)].concat());
+    attributes.extend(tlv(
+        0x30,
+        &[OID_MESSAGE_DIGEST, &tlv(0x31, &tlv(0x04, &digest))].concat(),
+    ));
+    let mut signer = openssl::sign::Signer::new_without_digest(key).unwrap();
+    let signature = signer.sign_oneshot_to_vec(&tlv(0x31, &attributes)).unwrap();
+    let mut serial = cert.serial_number().to_bn().unwrap().to_vec();
+    if serial.first().is_some_and(|b| b & 0x80 != 0) {
+        serial.insert(0, 0);
+    }
+    let sid = tlv(
+        0x30,
+        &[cert.issuer_name().to_der().unwrap(), tlv(0x02, &serial)].concat(),
+    );
+    let signer_info = tlv(
+        0x30,
+        &[
+            tlv(0x02, &[1]),
+            sid,
+            tlv(0x30, OID_SHA512),
+            tlv(0xa0, &attributes),
+            tlv(0x30, OID_ED25519),
+            tlv(0x04, &signature),
+        ]
+        .concat(),
+    );
+    let signed_data = tlv(
+        0x30,
+        &[
+            tlv(0x02, &[1]),
+            tlv(0x31, &tlv(0x30, OID_SHA512)),
+            tlv(0x30, OID_DATA),
+            tlv(
+                0xa0,
+                &[cert.to_der().unwrap(), intermediate.to_vec()].concat(),
+            ),
+            tlv(0x31, &signer_info),
+        ]
+        .concat(),
+    );
+    tlv(0x30, &[OID_SIGNED_DATA, &tlv(0xa0, &signed_data)].concat())
 }
