@@ -69,6 +69,11 @@ pub(crate) fn has_uri_scheme(text: &str) -> bool {
         && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
 }
 
+/// True for a plain `mailto:` address, without allocating.
+pub(crate) fn is_plain_mailto(text: &str) -> bool {
+    mailto_addr_spec(text).is_some()
+}
+
 fn mailto_addr_spec(text: &str) -> Option<&str> {
     let scheme = text.get(..7)?;
     if !scheme.eq_ignore_ascii_case("mailto:") {

@@ -209,6 +209,11 @@ pub struct ParseOptions {
     pub strict: bool,
     /// Input bounds.
     pub limits: Limits,
+    /// Skip the calcard second-opinion parse of the whole object. That parse guards
+    /// against parser differentials (the store seeing another structure than the gate)
+    /// and is about half the cost of [`parse_itip`]; skip it only if the calendar store
+    /// that consumes accepted messages re-parses them with this crate's model.
+    pub danger_skip_cross_check: bool,
 }
 
 /// Parameters of the `text/calendar` Content-Type the calendar text came in

@@ -109,16 +109,19 @@ pub enum ParticipationStatus {
 
 impl ParticipationStatus {
     fn parse(s: &str) -> Self {
-        match s.to_ascii_uppercase().as_str() {
-            "NEEDS-ACTION" => Self::NeedsAction,
-            "ACCEPTED" => Self::Accepted,
-            "DECLINED" => Self::Declined,
-            "TENTATIVE" => Self::Tentative,
-            "DELEGATED" => Self::Delegated,
-            "COMPLETED" => Self::Completed,
-            "IN-PROCESS" => Self::InProcess,
-            _ => Self::Other(s.to_owned()),
-        }
+        let known = [
+            ("NEEDS-ACTION", Self::NeedsAction),
+            ("ACCEPTED", Self::Accepted),
+            ("DECLINED", Self::Declined),
+            ("TENTATIVE", Self::Tentative),
+            ("DELEGATED", Self::Delegated),
+            ("COMPLETED", Self::Completed),
+            ("IN-PROCESS", Self::InProcess),
+        ];
+        known
+            .into_iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(s))
+            .map_or_else(|| Self::Other(s.to_owned()), |(_, v)| v)
     }
 }
 
@@ -139,13 +142,16 @@ pub enum ParticipationRole {
 
 impl ParticipationRole {
     fn parse(s: &str) -> Self {
-        match s.to_ascii_uppercase().as_str() {
-            "CHAIR" => Self::Chair,
-            "REQ-PARTICIPANT" => Self::RequiredParticipant,
-            "OPT-PARTICIPANT" => Self::OptionalParticipant,
-            "NON-PARTICIPANT" => Self::NonParticipant,
-            _ => Self::Other(s.to_owned()),
-        }
+        let known = [
+            ("CHAIR", Self::Chair),
+            ("REQ-PARTICIPANT", Self::RequiredParticipant),
+            ("OPT-PARTICIPANT", Self::OptionalParticipant),
+            ("NON-PARTICIPANT", Self::NonParticipant),
+        ];
+        known
+            .into_iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(s))
+            .map_or_else(|| Self::Other(s.to_owned()), |(_, v)| v)
     }
 }
 

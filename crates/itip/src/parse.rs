@@ -1,7 +1,7 @@
 //! parse_itip and diagnose: scanning, the calcard cross-check, value checks, the
 //! Content-Type checks and the restriction tables, in that order.
 
-use crate::address::{CalAddress, has_uri_scheme};
+use crate::address::has_uri_scheme;
 use crate::error::{Diagnostic, ItipError, Malformed, Warning};
 use crate::model::{Component, ItipMessage};
 use crate::scan::{Node, Property, scan};
@@ -41,9 +41,15 @@ fn analyse(
     options: &ParseOptions,
     out: &mut Vec<Diagnostic>,
 ) -> Option<ItipMessage> {
-    let scanned = scan(ics, &options.limits, options.strict, out)?;
+    let scanned = scan(
+        ics,
+        &options.limits,
+        options.strict,
+        !options.danger_skip_cross_check,
+        out,
+    )?;
     let root = scanned.root?;
-    if !scanned.broken {
+    if !scanned.broken && !options.danger_skip_cross_check {
         cross_check_with_calcard(&scanned.unfolded, &root, out);
     }
     let error = |out: &mut Vec<Diagnostic>, e: ItipError| out.push(Diagnostic::Error(e));
@@ -203,7 +209,7 @@ fn count_nodes(root: &Node) -> usize {
 fn check_values(kind: ComponentKind, node: &Node, out: &mut Vec<Diagnostic>) {
     for p in &node.properties {
         let bad = |out: &mut Vec<Diagnostic>, m: Malformed| out.push(Diagnostic::Error(m.into()));
-        match p.name.as_str() {
+        match p.name.as_ref() {
             "DTSTAMP" | "CREATED" | "LAST-MODIFIED" | "COMPLETED"
                 // RFC 5545 3.8.7.2 and siblings: "MUST be specified in the UTC time format".
                 if !is_date_time(&p.value, true) => {
@@ -272,7 +278,7 @@ fn check_address(property: &str, value: &str, p: &Property, out: &mut Vec<Diagno
             }
             .into(),
         ));
-    } else if !CalAddress::parse(value).is_mailto() {
+    } else if !crate::address::is_plain_mailto(value) {
         out.push(Diagnostic::Warning(Warning::NonMailtoAddress {
             property: property.to_owned(),
             value: value.to_owned(),
@@ -283,7 +289,7 @@ fn check_address(property: &str, value: &str, p: &Property, out: &mut Vec<Diagno
 
 fn invalid_date_time(p: &Property) -> Malformed {
     Malformed::InvalidDateTime {
-        property: p.name.clone(),
+        property: p.name.to_string(),
         value: p.value.clone(),
         offset: p.offset,
     }

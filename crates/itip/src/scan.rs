@@ -8,18 +8,83 @@
 use crate::Limits;
 use crate::error::{Diagnostic, ItipError, LimitExceeded, LimitKind, Malformed, Warning};
 
+/// An upper-cased property or parameter name; the common ones are borrowed from a static
+/// list so that a 200-attendee invitation does not allocate a name per line.
+pub(crate) type Name = std::borrow::Cow<'static, str>;
+
+const KNOWN_NAMES: &[&str] = &[
+    "BEGIN",
+    "END",
+    "ATTENDEE",
+    "ORGANIZER",
+    "DTSTAMP",
+    "DTSTART",
+    "DTEND",
+    "DUE",
+    "UID",
+    "SEQUENCE",
+    "SUMMARY",
+    "DESCRIPTION",
+    "LOCATION",
+    "STATUS",
+    "TRANSP",
+    "METHOD",
+    "PRODID",
+    "VERSION",
+    "CALSCALE",
+    "RRULE",
+    "RDATE",
+    "EXDATE",
+    "TZID",
+    "TZOFFSETFROM",
+    "TZOFFSETTO",
+    "TZNAME",
+    "RECURRENCE-ID",
+    "CLASS",
+    "CREATED",
+    "LAST-MODIFIED",
+    "PRIORITY",
+    "URL",
+    "COMMENT",
+    "ATTACH",
+    "CATEGORIES",
+    "DURATION",
+    "REQUEST-STATUS",
+    "CN",
+    "PARTSTAT",
+    "ROLE",
+    "RSVP",
+    "CUTYPE",
+    "SENT-BY",
+    "DELEGATED-TO",
+    "DELEGATED-FROM",
+    "VALUE",
+    "RANGE",
+    "X-NUM-GUESTS",
+    "LANGUAGE",
+    "EMAIL",
+    "SCHEDULE-STATUS",
+];
+
+fn name(raw: &str) -> Name {
+    match KNOWN_NAMES.iter().find(|k| k.eq_ignore_ascii_case(raw)) {
+        Some(known) => Name::Borrowed(known),
+        None => Name::Owned(raw.to_ascii_uppercase()),
+    }
+}
+
 /// A property parameter; the name is upper-cased, values are unquoted and RFC 6868
 /// decoded.
 #[derive(Debug, Clone)]
 pub(crate) struct Param {
-    pub name: String,
+    pub name: Name,
     pub values: Vec<String>,
 }
 
 /// A content line other than BEGIN/END.
 #[derive(Debug, Clone)]
 pub(crate) struct Property {
-    pub name: String,
+    pub name: Name,
     pub params: Vec<Param>,
     pub value: String,
     pub offset: usize,
@@ -65,13 +130,6 @@ impl Drop for Node {
 }
 
 impl Node {
-    pub fn count(&self, property: &str) -> usize {
-        self.properties
-            .iter()
-            .filter(|p| p.name == property)
-            .count()
-    }
-
     pub fn first(&self, property: &str) -> Option<&Property> {
         self.properties.iter().find(|p| p.name == property)
     }
@@ -87,10 +145,12 @@ pub(crate) struct Scanned {
 }
 
 /// Scans `input`; findings go to `out`. A limit stops the scan at once (returns `None`).
+/// `keep_unfolded` collects the unfolded text for the calcard cross-check.
 pub(crate) fn scan(
     input: &[u8],
     limits: &Limits,
     strict: bool,
+    keep_unfolded: bool,
     out: &mut Vec<Diagnostic>,
 ) -> Option<Scanned> {
     let limit = |limit, max, offset| ItipError::Limit(LimitExceeded { limit, max, offset });
@@ -106,7 +166,7 @@ pub(crate) fn scan(
     let fail = |out: &mut Vec<Diagnostic>, m: Malformed| {
         out.push(Diagnostic::Error(ItipError::Malformed(m)));
     };
-    let mut unfolded = String::with_capacity(input.len());
+    let mut unfolded = String::with_capacity(if keep_unfolded { input.len() } else { 0 });
     let mut stack: Vec<Node> = Vec::new();
     let mut root: Option<Node> = None;
     let mut components = 0usize;
@@ -196,8 +256,10 @@ pub(crate) fn scan(
             broken = true;
             continue;
         }
-        unfolded.push_str(text);
-        unfolded.push_str("\r\n");
+        if keep_unfolded {
+            unfolded.push_str(text);
+            unfolded.push_str("\r\n");
+        }
         let Some(property) = content_line(text, start) else {
             fail(out, Malformed::ContentLine { offset: start });
             broken = true;
@@ -346,9 +408,13 @@ pub(crate) fn scan(
 
 /// Parses `name *(";" param) ":" value` (RFC 5545 section 3.1). `None` if malformed.
 fn content_line(text: &str, offset: usize) -> Option<Property> {
-    let name_end = text.find([';', ':'])?;
-    let name = text.get(..name_end)?;
-    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+    let name_end = text.bytes().position(|b| b == b';' || b == b':')?;
+    let property_name = text.get(..name_end)?;
+    if property_name.is_empty()
+        || !property_name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
         return None;
     }
     let mut params = Vec::new();
@@ -371,7 +437,9 @@ fn content_line(text: &str, offset: usize) -> Option<Property> {
                 values.push(decode_caret(quoted.get(..close)?));
                 cursor = quoted.get(close + 1..)?;
             } else {
-                let end = cursor.find([',', ';', ':'])?;
+                let end = cursor
+                    .bytes()
+                    .position(|b| matches!(b, b',' | b';' | b':'))?;
                 let raw = cursor.get(..end)?;
                 if raw.contains('"') {
                     return None;
@@ -385,14 +453,14 @@ fn content_line(text: &str, offset: usize) -> Option<Property> {
             }
         }
         params.push(Param {
-            name: pname.to_ascii_uppercase(),
+            name: name(pname),
             values,
         });
         rest = cursor;
     }
     let value = rest.strip_prefix(':')?;
     Some(Property {
-        name: name.to_ascii_uppercase(),
+        name: name(property_name),
         params,
         value: value.to_owned(),
         offset,
@@ -437,7 +505,7 @@ mod tests {
 
     fn scan_ok(text: &[u8]) -> (Option<Scanned>, Vec<Diagnostic>) {
         let mut out = Vec::new();
-        let s = scan(text, &Limits::default(), false, &mut out);
+        let s = scan(text, &Limits::default(), false, true, &mut out);
         (s, out)
     }
 

@@ -115,7 +115,8 @@ fn libical(csv: &str) -> BTreeMap<(String, String, String), String> {
         let calendar_row = *method == "NONE"
             && *component == "VCALENDAR"
             && matches!(*property, "PRODID" | "VERSION" | "CALSCALE");
-        if !calendar_row && !(methods.contains(method) && kinds.contains(component)) {
+        let scheduling_row = methods.contains(method) && kinds.contains(component);
+        if !calendar_row && !scheduling_row {
             continue;
         }
         let name = match (*property, *sub) {

@@ -143,7 +143,8 @@ fn one_calendar_object_only() {
 
 #[test]
 fn structure_errors_are_named() {
-    let cases: [(&[u8], fn(&Malformed) -> bool); 6] = [
+    type Check = fn(&Malformed) -> bool;
+    let cases: [(&[u8], Check); 6] = [
         (b"", |m| matches!(m, Malformed::NoCalendar)),
         (b"BEGIN:VEVENT\r\nEND:VEVENT\r\n", |m| {
             matches!(m, Malformed::NotCalendar { .. })
@@ -199,6 +200,7 @@ fn every_limit_has_its_own_error() {
     ];
     for (text, kind) in cases {
         let options = ParseOptions {
+            danger_skip_cross_check: false,
             strict: false,
             limits: Limits {
                 components: 100,
@@ -211,6 +213,7 @@ fn every_limit_has_its_own_error() {
         }
     }
     let options = ParseOptions {
+        danger_skip_cross_check: false,
         strict: false,
         limits: Limits {
             nesting: 10,
@@ -229,6 +232,7 @@ fn every_limit_has_its_own_error() {
         "{err:?}"
     );
     let options = ParseOptions {
+        danger_skip_cross_check: false,
         strict: false,
         limits: Limits {
             properties: 10,
@@ -271,8 +275,8 @@ fn deep_nesting_with_raised_limits_does_not_overflow_the_stack() {
             text.as_bytes(),
             &MIME,
             &ParseOptions {
-                strict: false,
                 limits,
+                ..ParseOptions::default()
             },
         )
     };
