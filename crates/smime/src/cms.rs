@@ -678,9 +678,14 @@ fn parse_signed_attributes(
                 digests.push(value.content.to_vec());
             }
             oid::SIGNING_TIME => {
-                if let [value] = values.as_slice() {
-                    signing_time = parse_time(*value);
+                let [value] = values.as_slice() else {
+                    return Err(bad(BadSignatureReason::SigningTimeAttribute));
+                };
+                if signing_time.is_some() {
+                    return Err(bad(BadSignatureReason::SigningTimeAttribute));
                 }
+                signing_time =
+                    Some(parse_time(*value).ok_or(bad(BadSignatureReason::SigningTimeAttribute))?);
             }
             _ => {}
         }
@@ -696,6 +701,29 @@ fn parse_signed_attributes(
         message_digest: digests.pop(),
         signing_time,
     })
+}
+
+/// RFC 5652 §11: contentType, messageDigest and signingTime MUST be signed attributes. One
+/// found among the unsigned attributes is rejected (as OpenSSL's CMS_verify does) rather than
+/// silently ignored.
+fn check_unsigned_attributes(attributes: Tlv<'_>, signer: usize) -> Result<(), Failure> {
+    for attribute in attributes.children() {
+        let attribute = attribute
+            .and_then(|a| a.expect(tag::SEQUENCE))
+            .map_err(malformed)?;
+        let mut parts = attribute.children();
+        let attribute_type = next(&mut parts, attribute.offset)
+            .and_then(der::read_oid)
+            .map_err(malformed)?;
+        let reason = match attribute_type.as_str() {
+            oid::CONTENT_TYPE => BadSignatureReason::ContentTypeAttribute,
+            oid::MESSAGE_DIGEST => BadSignatureReason::MessageDigestAttribute,
+            oid::SIGNING_TIME => BadSignatureReason::SigningTimeAttribute,
+            _ => continue,
+        };
+        return Err(Failure::BadSignature { signer, reason });
+    }
+    Ok(())
 }
 
 /// UTCTime (RFC 5280 §4.1.2.5.1: YY >= 50 is 19YY) or GeneralizedTime, `Z` form only.
@@ -799,7 +827,9 @@ fn check_signer(
     // Only unsignedAttrs [1] may follow (RFC 5652 §5.3).
     match (fields.next(), fields.next()) {
         (None, None) => {}
-        (Some(Ok(unsigned)), None) if unsigned.tag == 0xa1 => {}
+        (Some(Ok(unsigned)), None) if unsigned.tag == 0xa1 => {
+            check_unsigned_attributes(unsigned, index)?;
+        }
         (Some(Err(error)), _) | (_, Some(Err(error))) => return Err(malformed(error)),
         (Some(Ok(extra)), _) | (_, Some(Ok(extra))) => {
             return Err(Failure::MalformedCms {

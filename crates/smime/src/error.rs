@@ -226,15 +226,21 @@ pub enum BadSignatureReason {
     /// The messageDigest attribute differs from the digest of the content.
     #[error("messageDigest differs from the content digest")]
     DigestMismatch,
-    /// Signed attributes without a contentType attribute, or with more than one.
+    /// Signed attributes without a contentType attribute, or with more than one (or one among
+    /// the unsigned attributes).
     #[error("contentType attribute missing or repeated")]
     ContentTypeAttribute,
     /// The contentType attribute differs from eContentType.
     #[error("contentType attribute differs from eContentType")]
     ContentTypeMismatch,
-    /// Signed attributes without a messageDigest attribute, or with more than one.
+    /// Signed attributes without a messageDigest attribute, or with more than one (or one among
+    /// the unsigned attributes).
     #[error("messageDigest attribute missing or repeated")]
     MessageDigestAttribute,
+    /// A signingTime attribute that is unsigned, repeated, multi-valued or not a valid
+    /// UTCTime / GeneralizedTime (RFC 5652 §11.3).
+    #[error("signingTime attribute unsigned, repeated or malformed")]
+    SigningTimeAttribute,
     /// The signer's key type does not fit the signature algorithm.
     #[error("key type does not fit the signature algorithm")]
     KeyTypeMismatch,

@@ -28,4 +28,7 @@ pub use inspect::{
 };
 pub use limits::{LimitKind, Limits};
 pub use policy::AlgorithmPolicy;
-pub use trust::{CHAIN_CACHE_CAPACITY, EmailAddress, TrustStore, TrustStoreError, normalize_email};
+pub use trust::{
+    CHAIN_CACHE_CAPACITY, EmailAddress, RevocationMode, TrustStore, TrustStoreError,
+    normalize_email,
+};

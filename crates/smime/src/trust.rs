@@ -45,6 +45,7 @@ type ChainResult = Result<Arc<[X509]>, Failure>;
 pub struct TrustStore {
     anchors: Vec<X509>,
     crls: Vec<X509Crl>,
+    revocation: RevocationMode,
     cache: Mutex<HashMap<[u8; 32], ChainResult>>,
     hits: AtomicU64,
     misses: AtomicU64,
@@ -94,6 +95,7 @@ impl TrustStore {
         Ok(TrustStore {
             anchors,
             crls,
+            revocation: RevocationMode::default(),
             cache: Mutex::new(HashMap::new()),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
@@ -132,6 +134,13 @@ impl TrustStore {
             crls.push(crl);
         }
         TrustStore::new(anchors, crls)
+    }
+
+    /// Set how strictly revocation information is required (default
+    /// [`RevocationMode::CheckAvailable`]).
+    pub fn with_revocation(mut self, mode: RevocationMode) -> Self {
+        self.revocation = mode;
+        self
     }
 
     /// The trust anchors.
@@ -281,12 +290,33 @@ impl TrustStore {
                     return Err(Failure::CertificateRevoked { depth });
                 }
             }
-            if published && !decided {
+            let required = match self.revocation {
+                RevocationMode::CheckAvailable => published,
+                RevocationMode::RequireForSigner => published || depth == 0,
+                RevocationMode::RequireForChain => true,
+            };
+            if required && !decided {
                 return Err(unknown);
             }
         }
         Ok(())
     }
+}
+
+/// Which certificates of a chain must have a current CRL from their issuer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RevocationMode {
+    /// Check every certificate against every usable CRL of its issuer; a certificate whose
+    /// issuer published no CRL is accepted (mail in the wild rarely comes with CRLs).
+    #[default]
+    CheckAvailable,
+    /// As `CheckAvailable`, and the signer certificate must have a usable CRL (OpenSSL's
+    /// `X509_V_FLAG_CRL_CHECK`).
+    RequireForSigner,
+    /// Every certificate below the anchor must have a usable CRL (OpenSSL's
+    /// `X509_V_FLAG_CRL_CHECK_ALL`, as NIST PKITS expects).
+    RequireForChain,
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, TrustStoreError> {

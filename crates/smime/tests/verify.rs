@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use imipsec_smime::keys::Identity;
 use imipsec_smime::{
     AlgorithmPolicy, Failure, InspectOptions, Inspection, LayerKind, LayerOutcome, Limits,
-    SmimeError, TrustStore, inspect, verify_signed_data,
+    RevocationMode, SmimeError, TrustStore, inspect, verify_signed_data,
 };
 use openssl::pkey::{PKey, Private};
 use openssl::x509::X509;
@@ -903,4 +903,40 @@ fn ed25519_signed_data(
         .concat(),
     );
     tlv(0x30, &[OID_SIGNED_DATA, &tlv(0xa0, &signed_data)].concat())
+}
+
+#[test]
+fn revocation_modes() {
+    let raw = detached_message("rsa2048/organizer", &[]);
+    let policy = AlgorithmPolicy::default();
+    let limits = Limits::default();
+    let root = certs().join("root.cert.pem");
+    let crl = certs().join("intermediate.crl.pem");
+    let check = |trust: TrustStore| {
+        let options = InspectOptions {
+            trust: &trust,
+            at: AT,
+            policy: &policy,
+            identities: &[],
+            limits: &limits,
+            danger_decrypt_non_root: false,
+        };
+        failure_code(&inspect(&raw, &options).unwrap())
+    };
+    let no_crl = || TrustStore::from_pem_files(&[&root], &[] as &[PathBuf]).unwrap();
+    let with_crl = || TrustStore::from_pem_files(&[&root], &[&crl]).unwrap();
+    assert_eq!(check(no_crl()), None);
+    assert_eq!(
+        check(no_crl().with_revocation(RevocationMode::RequireForSigner)),
+        Some("revocation-unknown")
+    );
+    assert_eq!(
+        check(with_crl().with_revocation(RevocationMode::RequireForSigner)),
+        None
+    );
+    // The root publishes no CRL for the intermediate.
+    assert_eq!(
+        check(with_crl().with_revocation(RevocationMode::RequireForChain)),
+        Some("revocation-unknown")
+    );
 }
