@@ -89,6 +89,22 @@ fn codes(decision: &StateDecision) -> Vec<&'static str> {
 
 // ---------------------------------------------------------------- grants
 
+/// The pipeline holds stores as trait objects shared between threads.
+#[test]
+fn stores_are_object_safe_send_and_sync() {
+    fn shared<T: Send + Sync>(_: &T) {}
+    let store = SqliteStore::open_in_memory().unwrap();
+    shared(&store);
+    let delegation: &dyn DelegationStore = &store;
+    let events: &dyn EventStateStore = &store;
+    assert!(
+        !delegation
+            .is_allowed(ALICE, ME, Method::Request, t(0))
+            .unwrap()
+    );
+    assert!(events.event(ME, "u", None).unwrap().is_none());
+}
+
 #[test]
 fn grant_allows_only_the_named_pair_and_normalises_addresses() {
     let store = SqliteStore::open_in_memory().unwrap();
@@ -1124,8 +1140,10 @@ fn out(line: std::fmt::Arguments<'_>) {
 }
 
 /// Not a test of its own: the body runs only in a child process started by
-/// the tests below (the environment selects the role).
+/// the tests below (the environment selects the role); run directly it
+/// returns at once.
 #[test]
+#[ignore = "worker body for the multi-process tests, run by them in child processes"]
 fn child_process_worker() {
     let Ok(role) = std::env::var(WORKER_ENV) else {
         return;
@@ -1224,6 +1242,7 @@ fn worker_command(role: &str, path: &Path) -> Command {
         .args([
             "--exact",
             "child_process_worker",
+            "--ignored",
             "--nocapture",
             "--test-threads=1",
         ])
