@@ -1,24 +1,253 @@
-//! Builds a ready pipeline from flags and configuration (owned by the pipeline work; this is
-//! the frame's placeholder so `verify` and `audit` share one construction).
+//! Builds a ready pipeline from flags and configuration, for `verify` and `audit`.
+//!
+//! Flags override the configuration file; the clock is read here (and only here) when
+//! `--at` is absent.
+
+use std::path::{Path, PathBuf};
+
+use imipsec_pipeline::policy::{SqliteStore, StoreError, StoreOptions};
+use imipsec_pipeline::smime::keys::{Identity, KeyError};
+use imipsec_pipeline::smime::{AlgorithmPolicy, TrustStore, TrustStoreError};
+use imipsec_pipeline::{Pipeline, Settings};
+use time::OffsetDateTime;
 
 use crate::cli::TrustArgs;
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 
-/// A pipeline ready to evaluate, with its optional store.
-#[derive(Debug)]
+/// Largest identity file read (a PEM bundle or PKCS#12 is a few kilobytes).
+pub const MAX_IDENTITY_BYTES: u64 = 1 << 20;
+
+/// A pipeline ready to evaluate, with its optional store and evaluation circumstances.
 pub struct PipelineSetup {
-    _private: (),
+    /// The pipeline.
+    pub pipeline: Pipeline,
+    /// The policy store, when `--store`, `IMIPSEC_STORE` or the configuration names one.
+    pub store: Option<SqliteStore>,
+    /// The recipient (state scope), from `--recipient` or the configuration.
+    pub recipient: Option<String>,
+    /// The evaluation time: `--at`, else now.
+    pub at: OffsetDateTime,
+}
+
+impl std::fmt::Debug for PipelineSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PipelineSetup")
+            .field("pipeline", &self.pipeline)
+            .field("store", &self.store.is_some())
+            .field("recipient", &self.recipient)
+            .field("at", &self.at)
+            .finish()
+    }
 }
 
 /// Why the pipeline could not be built.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SetupError {
-    /// Placeholder until the pipeline lands.
-    #[error("the pipeline is not yet built")]
-    NotYetBuilt,
+    /// The configuration file could not be used.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// No trust anchor was given: nothing could ever verify.
+    #[error("no trust anchors: give --trust PEM or [trust] anchors in the configuration")]
+    NoTrustAnchors,
+    /// The trust anchors or CRLs could not be loaded.
+    #[error("cannot load trust anchors or CRLs")]
+    Trust(#[source] TrustStoreError),
+    /// An identity file could not be read.
+    #[error("cannot read identity {path}")]
+    IdentityRead {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An identity file is larger than [`MAX_IDENTITY_BYTES`].
+    #[error("identity {path} is larger than {MAX_IDENTITY_BYTES} bytes")]
+    IdentityTooLarge {
+        /// The file.
+        path: PathBuf,
+    },
+    /// An identity file could not be used.
+    #[error("cannot load identity {path}")]
+    Identity {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: KeyError,
+    },
+    /// The password environment variable is not set.
+    #[error("the identity password variable {variable} is not set")]
+    PasswordMissing {
+        /// The variable name.
+        variable: String,
+    },
+    /// The store could not be opened.
+    #[error("cannot open the policy store {path}")]
+    Store {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: StoreError,
+    },
+    /// A configured limit does not fit this platform.
+    #[error("limit {name} = {value} is out of range")]
+    Limit {
+        /// Which limit.
+        name: &'static str,
+        /// Its value.
+        value: u64,
+    },
 }
 
-/// Builds the pipeline from `trust` flags over `config`.
-pub fn pipeline_from(_trust: &TrustArgs, _config: &Config) -> Result<PipelineSetup, SetupError> {
-    Err(SetupError::NotYetBuilt)
+/// Read a small file with a size bound.
+fn read_bounded(path: &Path) -> Result<Vec<u8>, SetupError> {
+    let read_error = |source| SetupError::IdentityRead {
+        path: path.to_path_buf(),
+        source,
+    };
+    let size = std::fs::metadata(path).map_err(read_error)?.len();
+    if size > MAX_IDENTITY_BYTES {
+        return Err(SetupError::IdentityTooLarge {
+            path: path.to_path_buf(),
+        });
+    }
+    std::fs::read(path).map_err(read_error)
+}
+
+/// Load an identity: PEM (key and certificates) when the file looks like PEM, else PKCS#12
+/// with the password from the environment variable `password_env` (empty when none).
+pub fn load_identity(path: &Path, password_env: Option<&str>) -> Result<Identity, SetupError> {
+    let bytes = read_bounded(path)?;
+    let identity_error = |source| SetupError::Identity {
+        path: path.to_path_buf(),
+        source,
+    };
+    if bytes.windows(11).any(|window| window == b"-----BEGIN ") {
+        return Identity::from_pem(&bytes).map_err(identity_error);
+    }
+    let password = match password_env {
+        Some(variable) => std::env::var(variable).map_err(|_| SetupError::PasswordMissing {
+            variable: variable.to_owned(),
+        })?,
+        None => String::new(),
+    };
+    Identity::from_pkcs12(&bytes, &password).map_err(identity_error)
+}
+
+/// Open the policy store at `path`. `create`: create the file when missing (only when
+/// something will be recorded; otherwise a mistyped path is an error, not an empty store
+/// that silently grants nothing).
+pub fn open_store(path: &Path, create: bool) -> Result<SqliteStore, SetupError> {
+    let options = StoreOptions {
+        create,
+        ..StoreOptions::default()
+    };
+    SqliteStore::open(path, &options).map_err(|source| SetupError::Store {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn limit(
+    name: &'static str,
+    value: Option<impl Into<u64> + Copy>,
+    default: usize,
+) -> Result<usize, SetupError> {
+    match value {
+        None => Ok(default),
+        Some(value) => {
+            let value: u64 = value.into();
+            usize::try_from(value).map_err(|_| SetupError::Limit { name, value })
+        }
+    }
+}
+
+/// Builds the pipeline from `trust` flags over `config`. `create_store`: create the store
+/// file when missing (for callers that record event state).
+pub fn pipeline_with(
+    trust: &TrustArgs,
+    config: &Config,
+    create_store: bool,
+) -> Result<PipelineSetup, SetupError> {
+    let anchors: Vec<PathBuf> = if trust.trust.is_empty() {
+        config.trust.anchors.clone()
+    } else {
+        trust.trust.clone()
+    };
+    if anchors.is_empty() {
+        return Err(SetupError::NoTrustAnchors);
+    }
+    let crls: Vec<PathBuf> = if trust.crl.is_empty() {
+        config.trust.crls.clone()
+    } else {
+        trust.crl.clone()
+    };
+    let trust_store = TrustStore::from_pem_files(&anchors, &crls).map_err(SetupError::Trust)?;
+
+    let mut identities = Vec::new();
+    if trust.identity.is_empty() {
+        for identity in &config.identities {
+            identities.push(load_identity(
+                &identity.path,
+                identity.password_env.as_deref(),
+            )?);
+        }
+    } else {
+        for path in &trust.identity {
+            identities.push(load_identity(path, trust.identity_password_env.as_deref())?);
+        }
+    }
+
+    let mut settings = Settings::new(trust_store);
+    settings.identities = identities;
+    let mut algorithms = AlgorithmPolicy::default();
+    if let Some(bits) = config.policy.min_rsa_bits {
+        algorithms.min_rsa_bits = bits;
+    }
+    algorithms.danger_allow_sha1 = config.policy.danger_allow_sha1;
+    settings.algorithms = algorithms;
+    settings.danger_allow_unsigned =
+        trust.danger_allow_unsigned || config.policy.danger_allow_unsigned;
+
+    let limits = &config.limits;
+    let defaults = imipsec_pipeline::Limits::default();
+    let mut pipeline_limits = defaults.clone();
+    pipeline_limits.message_bytes = limit(
+        "message_bytes",
+        limits.message_bytes,
+        defaults.message_bytes,
+    )?;
+    // The S/MIME layer enforces the same message bound on decrypted content.
+    pipeline_limits.smime.message_bytes = pipeline_limits.message_bytes;
+    pipeline_limits.smime.mime_depth =
+        limit("mime_depth", limits.mime_depth, defaults.smime.mime_depth)?;
+    pipeline_limits.smime.parts = limit("parts", limits.parts, defaults.smime.parts)?;
+    pipeline_limits.smime.certificates = limit(
+        "certificates",
+        limits.certificates,
+        defaults.smime.certificates,
+    )?;
+    pipeline_limits.itip.components =
+        limit("components", limits.components, defaults.itip.components)?;
+    pipeline_limits.itip.attendees = limit("attendees", limits.attendees, defaults.itip.attendees)?;
+    settings.limits = pipeline_limits;
+
+    let store_path = trust.store.clone().or_else(|| config.store.path.clone());
+    let store = match store_path {
+        Some(path) => Some(open_store(&path, create_store)?),
+        None => None,
+    };
+    let recipient = trust
+        .recipient
+        .clone()
+        .or_else(|| config.recipient.default.clone());
+    Ok(PipelineSetup {
+        pipeline: Pipeline::new(settings),
+        store,
+        recipient,
+        at: trust.at.unwrap_or_else(OffsetDateTime::now_utc),
+    })
 }

@@ -1,17 +1,191 @@
-//! `imipsec sign` (owned by the pipeline work; this is the frame's placeholder).
+//! `imipsec sign`: build, sign and optionally encrypt an iMIP message.
+//!
+//! Exit status: 0 the message was written to stdout; 1 refused because a gate would reject
+//! it (the reason code is printed on stderr); 2 could not sign (usage, unreadable identity or
+//! input, store unavailable).
 
-use crate::cli::SignArgs;
+use std::hash::{BuildHasher, Hasher};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use imipsec_pipeline::itip::{DelegationPolicy, DenyAllDelegations};
+use imipsec_pipeline::policy::Timestamp;
+use imipsec_pipeline::signer::{SignError as SignerError, SignRequest, sign_message};
+use imipsec_pipeline::smime::encrypt::ContentCipher;
+use imipsec_pipeline::smime::sign::{Digest, SignOptions};
+use imipsec_pipeline::{Limits, StoreDelegationPolicy};
+use time::OffsetDateTime;
+
+use crate::cli::{CipherArg, DigestArg, SignArgs};
 use crate::cmd::Exit;
+use crate::config::{Config, ConfigError};
+use crate::setup::{SetupError, load_identity, open_store};
+
+/// Largest recipient certificate file read.
+const MAX_CERTIFICATE_BYTES: u64 = 1 << 20;
 
 /// Why `sign` failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SignError {
-    /// Placeholder until the signing side lands.
-    #[error("`imipsec sign` is not yet built")]
-    NotYetBuilt,
+    /// The configuration file could not be used.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The identity or the store could not be loaded.
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+    /// A file could not be read.
+    #[error("cannot read {}", display_input(.path.as_deref()))]
+    Read {
+        /// The file (`None`: standard input).
+        path: Option<PathBuf>,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The input is empty or larger than the message limit.
+    #[error("{} is {what}", display_input(.path.as_deref()))]
+    BadSize {
+        /// The file (`None`: standard input).
+        path: Option<PathBuf>,
+        /// `empty` or `larger than the limit`.
+        what: &'static str,
+    },
+    /// Building, signing or encrypting failed (a refusal is reported separately).
+    #[error(transparent)]
+    Signer(#[from] SignerError),
+    /// The message could not be written.
+    #[error("cannot write the message")]
+    Output(#[source] std::io::Error),
+}
+
+fn display_input(path: Option<&Path>) -> String {
+    match path {
+        Some(path) => path.display().to_string(),
+        None => "standard input".to_owned(),
+    }
+}
+
+fn read_bounded(path: Option<&Path>, limit: u64) -> Result<Vec<u8>, SignError> {
+    let path = path.filter(|path| path.as_os_str() != "-");
+    let read_error = |source| SignError::Read {
+        path: path.map(Path::to_path_buf),
+        source,
+    };
+    let mut buffer = Vec::new();
+    let bound = limit.saturating_add(1);
+    match path {
+        Some(path) => {
+            std::fs::File::open(path)
+                .map_err(read_error)?
+                .take(bound)
+                .read_to_end(&mut buffer)
+                .map_err(read_error)?;
+        }
+        None => {
+            std::io::stdin()
+                .lock()
+                .take(bound)
+                .read_to_end(&mut buffer)
+                .map_err(read_error)?;
+        }
+    }
+    let what = if buffer.is_empty() {
+        "empty"
+    } else if buffer.len() as u64 > limit {
+        "larger than the limit"
+    } else {
+        return Ok(buffer);
+    };
+    Err(SignError::BadSize {
+        path: path.map(Path::to_path_buf),
+        what,
+    })
+}
+
+/// 128 bits from the standard library's per-process random hash keys: unique enough for a
+/// Message-ID without another dependency.
+fn unique_token(at: OffsetDateTime) -> String {
+    let mut parts = [0u64; 2];
+    for part in &mut parts {
+        let mut hasher = std::hash::RandomState::new().build_hasher();
+        hasher.write_i128(at.unix_timestamp_nanos());
+        *part = hasher.finish();
+    }
+    format!(
+        "{}.{:016x}{:016x}.imipsec",
+        at.unix_timestamp(),
+        parts[0],
+        parts[1]
+    )
 }
 
 /// Runs `imipsec sign`.
-pub fn run(_args: &SignArgs) -> Result<Exit, SignError> {
-    Err(SignError::NotYetBuilt)
+pub fn run(args: &SignArgs) -> Result<Exit, SignError> {
+    let config = Config::load_optional(args.config.as_deref())?;
+    let at = args.at.unwrap_or_else(OffsetDateTime::now_utc);
+    let identity = match &args.identity {
+        Some(path) => Some(load_identity(path, args.identity_password_env.as_deref())?),
+        None => None,
+    };
+    let mut recipients = Vec::with_capacity(args.encrypt_to.len());
+    for path in &args.encrypt_to {
+        recipients.push(read_bounded(Some(path), MAX_CERTIFICATE_BYTES)?);
+    }
+    let store_path = args.store.clone().or_else(|| config.store.path.clone());
+    let store = match &store_path {
+        Some(path) => Some(open_store(path, false)?),
+        None => None,
+    };
+    let limit = config
+        .limits
+        .message_bytes
+        .unwrap_or(Limits::default().message_bytes as u64);
+    let input = read_bounded(args.file.as_deref(), limit)?;
+
+    let store_policy = store.as_ref().map(|store| {
+        StoreDelegationPolicy::new(store, Timestamp::from_unix_seconds(at.unix_timestamp()))
+    });
+    let policy: &dyn DelegationPolicy = match &store_policy {
+        Some(policy) => policy,
+        None => &DenyAllDelegations,
+    };
+    let unique = unique_token(at);
+    let request = SignRequest {
+        input: &input,
+        identity: identity.as_ref(),
+        from: args.from.as_deref(),
+        to: &args.to,
+        opaque: args.opaque,
+        sign_options: SignOptions {
+            digest: match args.digest {
+                DigestArg::Sha256 => Digest::Sha256,
+                DigestArg::Sha384 => Digest::Sha384,
+                DigestArg::Sha512 => Digest::Sha512,
+            },
+            include_chain: true,
+            signing_time: Some(at),
+        },
+        encrypt_to: &recipients,
+        cipher: match args.cipher {
+            CipherArg::Aes256Gcm => ContentCipher::Aes256Gcm,
+            CipherArg::Aes256Cbc => ContentCipher::Aes256Cbc,
+        },
+        date: at.unix_timestamp(),
+        message_id_unique: &unique,
+        policy,
+    };
+    match sign_message(&request) {
+        Ok(message) => {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(&message).map_err(SignError::Output)?;
+            stdout.flush().map_err(SignError::Output)?;
+            Ok(Exit::Success)
+        }
+        Err(SignerError::Refused(finding)) => {
+            eprintln!("imipsec: refused: {}: {}", finding.code, finding.detail);
+            Ok(Exit::Rejected)
+        }
+        Err(error) => Err(error.into()),
+    }
 }

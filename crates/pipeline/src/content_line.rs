@@ -1,0 +1,306 @@
+//! Strict content-line check of calendar text before it is signed.
+//!
+//! RFC 5545 section 3.1:
+//!
+//! ```text
+//! contentline   = name *(";" param ) ":" value CRLF
+//! name          = iana-token / x-name
+//! param         = param-name "=" param-value *("," param-value)
+//! param-value   = paramtext / quoted-string
+//! paramtext     = *SAFE-CHAR
+//! value         = *VALUE-CHAR
+//! quoted-string = DQUOTE *QSAFE-CHAR DQUOTE
+//! ```
+//!
+//! `imipsec sign` signs the calendar bytes it was given, never a re-serialisation; this check
+//! is what makes that safe. A line break can only end a content line: a bare CR, a NUL or any
+//! other control character in a value is refused, so a value cannot smuggle in a second
+//! ORGANIZER or ATTENDEE line (CRLF injection), and parameters must be well formed so a
+//! quoted string cannot hide a `:` that moves the value boundary.
+
+use thiserror::Error;
+
+/// Why calendar text is not a sequence of valid content lines. Every variant carries the byte
+/// offset into the text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum ContentLineError {
+    /// The text is empty.
+    #[error("the calendar text is empty")]
+    Empty,
+    /// The text is not UTF-8 (RFC 5545 section 3.1.4 default charset).
+    #[error("invalid UTF-8 at byte {offset}")]
+    InvalidUtf8 {
+        /// Byte offset of the first invalid byte.
+        offset: usize,
+    },
+    /// A CR that does not start a CRLF line end.
+    #[error("bare CR at byte {offset}")]
+    BareCarriageReturn {
+        /// Byte offset of the CR.
+        offset: usize,
+    },
+    /// A control character other than HTAB inside a line.
+    #[error("control character 0x{byte:02x} at byte {offset}")]
+    ControlCharacter {
+        /// The character.
+        byte: u8,
+        /// Byte offset.
+        offset: usize,
+    },
+    /// An empty line (RFC 5545 allows none between content lines).
+    #[error("empty line at byte {offset}")]
+    EmptyLine {
+        /// Byte offset of the line start.
+        offset: usize,
+    },
+    /// The first line is a continuation (starts with a space or tab).
+    #[error("the text starts with a folded continuation line")]
+    LeadingContinuation,
+    /// The property name is empty or has a character other than ALPHA, DIGIT, `-`.
+    #[error("invalid property name at byte {offset}")]
+    InvalidName {
+        /// Byte offset of the offending character.
+        offset: usize,
+    },
+    /// A parameter is not `name=value` with a valid name and value.
+    #[error("invalid parameter at byte {offset}")]
+    InvalidParameter {
+        /// Byte offset of the offending character.
+        offset: usize,
+    },
+    /// The line has no `:` separating the value.
+    #[error("content line without ':' at byte {offset}")]
+    MissingColon {
+        /// Byte offset of the line start.
+        offset: usize,
+    },
+    /// An unfolded line is longer than the limit.
+    #[error("content line at byte {offset} is longer than {max} bytes")]
+    LineTooLong {
+        /// Byte offset of the line start.
+        offset: usize,
+        /// The limit.
+        max: usize,
+    },
+}
+
+/// Check that `text` is a sequence of valid content lines and return it with every line
+/// ending as CRLF (RFC 8551 section 3.1.1 canonical form; a bare LF line end is accepted and
+/// made CRLF, nothing else is changed).
+pub fn canonical_calendar(text: &[u8], max_line: usize) -> Result<Vec<u8>, ContentLineError> {
+    if text.is_empty() {
+        return Err(ContentLineError::Empty);
+    }
+    if let Err(error) = std::str::from_utf8(text) {
+        return Err(ContentLineError::InvalidUtf8 {
+            offset: error.valid_up_to(),
+        });
+    }
+    let mut canonical = Vec::with_capacity(text.len() + text.len() / 40);
+    // Physical lines with their start offsets; a trailing line end is required only in
+    // canonical output, so a missing final CRLF is added.
+    let mut physical: Vec<(usize, &[u8])> = Vec::new();
+    let mut start = 0;
+    let mut index = 0;
+    while index < text.len() {
+        match text.get(index) {
+            Some(b'\n') => {
+                physical.push((start, text.get(start..index).unwrap_or_default()));
+                index += 1;
+                start = index;
+            }
+            Some(b'\r') => {
+                if text.get(index + 1) != Some(&b'\n') {
+                    return Err(ContentLineError::BareCarriageReturn { offset: index });
+                }
+                physical.push((start, text.get(start..index).unwrap_or_default()));
+                index += 2;
+                start = index;
+            }
+            _ => index += 1,
+        }
+    }
+    if start < text.len() {
+        physical.push((start, text.get(start..).unwrap_or_default()));
+    }
+
+    // Unfold (RFC 5545 section 3.1) and check each logical line.
+    let mut logical: Vec<u8> = Vec::new();
+    let mut logical_start = 0;
+    for (number, (offset, line)) in physical.iter().enumerate() {
+        for (position, &byte) in line.iter().enumerate() {
+            if byte != b'\t' && (byte < 0x20 || byte == 0x7f) {
+                return Err(ContentLineError::ControlCharacter {
+                    byte,
+                    offset: offset + position,
+                });
+            }
+        }
+        match line.first() {
+            None => return Err(ContentLineError::EmptyLine { offset: *offset }),
+            Some(b' ' | b'\t') => {
+                if number == 0 {
+                    return Err(ContentLineError::LeadingContinuation);
+                }
+                logical.extend_from_slice(line.get(1..).unwrap_or_default());
+            }
+            Some(_) => {
+                if number > 0 {
+                    check_line(&logical, logical_start, max_line)?;
+                }
+                logical.clear();
+                logical.extend_from_slice(line);
+                logical_start = *offset;
+            }
+        }
+        canonical.extend_from_slice(line);
+        canonical.extend_from_slice(b"\r\n");
+    }
+    check_line(&logical, logical_start, max_line)?;
+    Ok(canonical)
+}
+
+fn is_name_char(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || byte == b'-'
+}
+
+/// Check one unfolded content line (offsets reported relative to `start`; after unfolding
+/// they are approximate within a folded line, exact for unfolded ones).
+fn check_line(line: &[u8], start: usize, max_line: usize) -> Result<(), ContentLineError> {
+    if line.len() > max_line {
+        return Err(ContentLineError::LineTooLong {
+            offset: start,
+            max: max_line,
+        });
+    }
+    let name_end = line
+        .iter()
+        .position(|&byte| !is_name_char(byte))
+        .unwrap_or(line.len());
+    if name_end == 0 {
+        return Err(ContentLineError::InvalidName { offset: start });
+    }
+    let mut index = name_end;
+    loop {
+        match line.get(index) {
+            Some(b':') => return Ok(()),
+            Some(b';') => {
+                index += 1;
+                let param_start = index;
+                while line.get(index).is_some_and(|&byte| is_name_char(byte)) {
+                    index += 1;
+                }
+                if index == param_start || line.get(index) != Some(&b'=') {
+                    return Err(ContentLineError::InvalidParameter {
+                        offset: start + index,
+                    });
+                }
+                index += 1;
+                // One or more comma-separated values.
+                loop {
+                    if line.get(index) == Some(&b'"') {
+                        index += 1;
+                        while line.get(index).is_some_and(|&byte| byte != b'"') {
+                            index += 1;
+                        }
+                        if line.get(index) != Some(&b'"') {
+                            return Err(ContentLineError::InvalidParameter {
+                                offset: start + index,
+                            });
+                        }
+                        index += 1;
+                    } else {
+                        while line
+                            .get(index)
+                            .is_some_and(|&byte| !matches!(byte, b'"' | b';' | b':' | b','))
+                        {
+                            index += 1;
+                        }
+                        if line.get(index) == Some(&b'"') {
+                            return Err(ContentLineError::InvalidParameter {
+                                offset: start + index,
+                            });
+                        }
+                    }
+                    if line.get(index) == Some(&b',') {
+                        index += 1;
+                    } else {
+                        break;
+                    }
+                }
+            }
+            Some(_) => {
+                return Err(ContentLineError::InvalidName {
+                    offset: start + index,
+                });
+            }
+            None => return Err(ContentLineError::MissingColon { offset: start }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAX: usize = 1 << 16;
+
+    #[test]
+    fn accepts_folded_lines_and_makes_lf_crlf() {
+        let text = b"BEGIN:VCALENDAR\nATTENDEE;CN=\"Doe, J\";ROLE=REQ-PARTICIPANT:mailto:j@\n example.com\nEND:VCALENDAR";
+        let canonical = canonical_calendar(text, MAX).unwrap();
+        assert_eq!(
+            canonical,
+            b"BEGIN:VCALENDAR\r\nATTENDEE;CN=\"Doe, J\";ROLE=REQ-PARTICIPANT:mailto:j@\r\n example.com\r\nEND:VCALENDAR\r\n"
+        );
+    }
+
+    #[test]
+    fn refuses_bare_cr_injection() {
+        // The CRLF-injection shape used against other tools: a CR inside a value that a
+        // lenient reader turns into a second ORGANIZER line.
+        let text =
+            b"BEGIN:VCALENDAR\r\nSUMMARY:x\rORGANIZER:mailto:evil@example.net\r\nEND:VCALENDAR\r\n";
+        assert_eq!(
+            canonical_calendar(text, MAX),
+            Err(ContentLineError::BareCarriageReturn { offset: 26 })
+        );
+    }
+
+    #[test]
+    fn refuses_controls_empty_lines_and_bad_params() {
+        assert!(matches!(
+            canonical_calendar(b"SUMMARY:a\x00b\r\n", MAX),
+            Err(ContentLineError::ControlCharacter { byte: 0, .. })
+        ));
+        assert!(matches!(
+            canonical_calendar(b"A:b\r\n\r\nC:d\r\n", MAX),
+            Err(ContentLineError::EmptyLine { offset: 5 })
+        ));
+        assert!(matches!(
+            canonical_calendar(b"A;CN=\"x:y:b\r\n", MAX),
+            Err(ContentLineError::InvalidParameter { .. })
+        ));
+        assert!(matches!(
+            canonical_calendar(b"A;CN:b\r\n", MAX),
+            Err(ContentLineError::InvalidParameter { .. })
+        ));
+        assert!(matches!(
+            canonical_calendar(b"NOCOLON\r\n", MAX),
+            Err(ContentLineError::MissingColon { offset: 0 })
+        ));
+        assert!(matches!(
+            canonical_calendar(b" A:b\r\n", MAX),
+            Err(ContentLineError::LeadingContinuation)
+        ));
+        assert!(matches!(
+            canonical_calendar(b"A:\xff\r\n", MAX),
+            Err(ContentLineError::InvalidUtf8 { offset: 2 })
+        ));
+        assert!(matches!(
+            canonical_calendar(b"A:bcdef\r\n", 4),
+            Err(ContentLineError::LineTooLong { offset: 0, max: 4 })
+        ));
+    }
+}

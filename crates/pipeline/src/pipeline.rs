@@ -1,0 +1,460 @@
+//! [`Pipeline::evaluate`]: verify, then process, then (on accept, when asked) record.
+
+use imipsec_itip::{
+    CorrelateOptions, Correlation, DelegationPolicy, DenyAllDelegations, ItipMessage, MimeParams,
+    ParseOptions, Role, correlate, parse_itip,
+};
+use imipsec_policy::{
+    DelegationStore, EventStateStore, EventUpdate, StateDecision, StateFinding, StoreError,
+    Timestamp,
+};
+use thiserror::Error;
+
+use crate::delegation::StoreDelegationPolicy;
+use crate::reason::{Finding, Reason, Warning};
+use crate::settings::Settings;
+use crate::verdict::{ItipReport, LayerReport, Verdict};
+use crate::verified::{Authentication, VerifiedCalendar, VerifiedMessage, verify};
+
+/// The policy store a pipeline consults: SENT-BY delegations and event state. Implemented
+/// for every type that is both (the SQLite store is).
+pub trait Stores: DelegationStore + EventStateStore {}
+
+impl<T: DelegationStore + EventStateStore + ?Sized> Stores for T {}
+
+/// The circumstances of one evaluation.
+#[derive(Debug, Clone, Copy)]
+pub struct Evaluation<'a> {
+    /// The evaluation time: certificate validity, CRLs, grants in force, signing-time skew.
+    pub at: time::OffsetDateTime,
+    /// The address the message was delivered to: the scope of the event state. Without it
+    /// no event state is checked (and nothing can be recorded).
+    pub recipient: Option<&'a str>,
+    /// Record the event state when the message is accepted.
+    pub record: bool,
+}
+
+/// The message could not be evaluated. Never a verdict: a gate tempfails, the CLI exits 2.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum EvaluateError {
+    /// The delegation store failed while deciding a SENT-BY delegation.
+    #[error("could not evaluate: the delegation store is unavailable")]
+    DelegationStore(#[source] StoreError),
+    /// The SENT-BY policy could not decide (without a store error to show).
+    #[error("could not evaluate: the SENT-BY policy is unavailable: {detail}")]
+    PolicyUnavailable {
+        /// Why.
+        detail: String,
+    },
+    /// The event state store failed.
+    #[error("could not evaluate: the event state store is unavailable")]
+    EventStore(#[source] StoreError),
+    /// `record` was asked without a store.
+    #[error("recording event state needs a store")]
+    RecordWithoutStore,
+    /// `record` was asked without a recipient (the scope of the state).
+    #[error("recording event state needs the recipient address (the state scope)")]
+    RecordWithoutRecipient,
+}
+
+/// The verify-then-process pipeline. Holds only configuration; each
+/// [`evaluate`](Pipeline::evaluate) is independent.
+#[derive(Debug)]
+pub struct Pipeline {
+    settings: Settings,
+}
+
+impl Pipeline {
+    /// A pipeline with these settings.
+    pub fn new(settings: Settings) -> Pipeline {
+        Pipeline { settings }
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Evaluate one received message (RFC 5322 bytes).
+    ///
+    /// Returns a [`Verdict`] when the message could be judged (accept or reject, with every
+    /// reason found), and an [`EvaluateError`] when it could not (store unavailable or
+    /// busy): a failure to evaluate never turns into an accept or a reject. With
+    /// `ctx.record`, an accepted message's event state is recorded in the same transaction
+    /// that checks it; nothing is recorded on reject or error.
+    pub fn evaluate(
+        &self,
+        raw: &[u8],
+        ctx: &Evaluation<'_>,
+        store: Option<&dyn Stores>,
+    ) -> Result<Verdict, EvaluateError> {
+        if ctx.record {
+            if store.is_none() {
+                return Err(EvaluateError::RecordWithoutStore);
+            }
+            if ctx.recipient.is_none() {
+                return Err(EvaluateError::RecordWithoutRecipient);
+            }
+        }
+        let limit = self.settings.limits.message_bytes;
+        if raw.len() > limit {
+            return Ok(Verdict::reject(
+                Reason::LimitExceeded,
+                format!("message is larger than the limit of {limit} bytes"),
+            ));
+        }
+        let options = imipsec_smime::InspectOptions {
+            trust: &self.settings.trust,
+            at: ctx.at,
+            policy: &self.settings.algorithms,
+            identities: &self.settings.identities,
+            limits: &self.settings.limits.smime,
+            danger_decrypt_non_root: self.settings.danger_decrypt_non_root,
+        };
+        let inspection = match imipsec_smime::inspect(raw, &options) {
+            Ok(inspection) => inspection,
+            Err(error) => {
+                let reason = Reason::from_code(error.code()).unwrap_or(Reason::MalformedMime);
+                return Ok(Verdict::reject(reason, error.to_string()));
+            }
+        };
+        let verification = verify(
+            &inspection,
+            ctx.at,
+            self.settings.signing_time_tolerance,
+            self.settings.danger_allow_unsigned,
+        );
+        match verification.message {
+            Some(message) => self.process(
+                &message,
+                ctx,
+                store,
+                verification.warnings,
+                verification.layers,
+            ),
+            None => Ok(Verdict::from_findings(
+                verification.reasons,
+                verification.warnings,
+                verification.layers,
+                Vec::new(),
+            )),
+        }
+    }
+
+    /// The processing step: iTIP validation, correlation, event state. Takes only a
+    /// [`VerifiedMessage`].
+    fn process(
+        &self,
+        message: &VerifiedMessage,
+        ctx: &Evaluation<'_>,
+        store: Option<&dyn Stores>,
+        warnings: Vec<Finding<Warning>>,
+        layers: Vec<LayerReport>,
+    ) -> Result<Verdict, EvaluateError> {
+        let at = Timestamp::from_unix_seconds(ctx.at.unix_timestamp());
+        let store_policy = store.map(|store| StoreDelegationPolicy::new(store, at));
+        let policy: &dyn DelegationPolicy = match &store_policy {
+            Some(policy) => policy,
+            None => &DenyAllDelegations,
+        };
+        let signed = message.authentication() == Authentication::Signed;
+        let mut reasons = Vec::new();
+        let mut reports = Vec::new();
+        let mut updates = Vec::new();
+
+        for calendar in message.calendars() {
+            let itip = match self.parse(calendar) {
+                Ok(itip) => itip,
+                Err(finding) => {
+                    reasons.push(finding);
+                    continue;
+                }
+            };
+            let signers: Vec<&str> = if signed {
+                calendar.signers().iter().map(String::as_str).collect()
+            } else {
+                named_actors(&itip)
+            };
+            let options = CorrelateOptions {
+                strict_local_part: self.settings.strict_local_part,
+            };
+            let correlation = correlate(&itip, &signers, policy, &options);
+            if let Some(policy) = &store_policy
+                && let Some(error) = policy.take_error()
+            {
+                return Err(EvaluateError::DelegationStore(error));
+            }
+            if let Some(imipsec_itip::Failure::PolicyUnavailable(unavailable)) =
+                correlation.failure()
+            {
+                return Err(EvaluateError::PolicyUnavailable {
+                    detail: unavailable.detail.clone(),
+                });
+            }
+            self.judge_correlation(&itip, &correlation, ctx, &mut reasons, &mut reports);
+            if correlation.is_authorized() {
+                match event_updates(&itip, &correlation, signed) {
+                    Ok(mut built) => updates.append(&mut built),
+                    Err(finding) => reasons.push(finding),
+                }
+            }
+        }
+
+        let mut recorded = false;
+        if reasons.is_empty()
+            && let (Some(store), Some(scope)) = (store, ctx.recipient)
+        {
+            let findings = if ctx.record {
+                match store.decide_and_record(scope, &updates, at) {
+                    Ok(StateDecision::Recorded) => {
+                        recorded = true;
+                        Vec::new()
+                    }
+                    Ok(StateDecision::Rejected(findings)) => findings,
+                    Err(error) => {
+                        return state_error(error).map(|finding| {
+                            Verdict::from_findings(vec![finding], warnings, layers, reports)
+                        });
+                    }
+                }
+            } else {
+                match store.evaluate(scope, &updates) {
+                    Ok(findings) => findings,
+                    Err(error) => {
+                        return state_error(error).map(|finding| {
+                            Verdict::from_findings(vec![finding], warnings, layers, reports)
+                        });
+                    }
+                }
+            };
+            reasons.extend(findings.iter().map(state_finding));
+        }
+        let mut verdict = Verdict::from_findings(reasons, warnings, layers, reports);
+        verdict.recorded = recorded;
+        Ok(verdict)
+    }
+
+    fn parse(&self, calendar: &VerifiedCalendar) -> Result<ItipMessage, Finding<Reason>> {
+        let params = MimeParams {
+            method: calendar.method.as_deref(),
+            charset: calendar.charset.as_deref(),
+            component: calendar.component.as_deref(),
+        };
+        let options = ParseOptions {
+            strict: self.settings.strict_icalendar,
+            limits: self.settings.limits.itip,
+            ..ParseOptions::default()
+        };
+        parse_itip(calendar.body(), &params, &options).map_err(|error| {
+            let reason = Reason::from_code(error.code()).unwrap_or(Reason::MalformedIcalendar);
+            Finding::new(
+                reason,
+                format!("text/calendar part {:?}: {error}", calendar.path()),
+            )
+        })
+    }
+
+    /// Turn a correlation into reasons and per-component reports.
+    fn judge_correlation(
+        &self,
+        itip: &ItipMessage,
+        correlation: &Correlation,
+        ctx: &Evaluation<'_>,
+        reasons: &mut Vec<Finding<Reason>>,
+        reports: &mut Vec<ItipReport>,
+    ) {
+        for outcome in &correlation.components {
+            let mut report = ItipReport {
+                method: itip.method.as_str().to_owned(),
+                component: itip.kind.as_str().to_owned(),
+                uid: outcome.uid.clone(),
+                recurrence_id: outcome.recurrence_id.as_ref().map(|r| r.value.clone()),
+                sequence: outcome.sequence,
+                actor: None,
+                role: None,
+                via: None,
+            };
+            match &outcome.result {
+                Ok(authorization) => {
+                    report.actor = Some(address_text(&authorization.actor));
+                    report.role = Some(role_name(authorization.role).to_owned());
+                    report.via = authorization.via.as_ref().map(address_text);
+                    // RFC 5546 section 3.2.2.3: a delegator may send the REQUEST only to its
+                    // delegates; without a recipient that cannot be checked, so fail closed.
+                    if authorization.role == Role::Delegator {
+                        let delivered_to_delegate = ctx.recipient.is_some_and(|recipient| {
+                            authorization
+                                .delegates
+                                .iter()
+                                .any(|delegate| delegate.matches(recipient, false))
+                        });
+                        if !delivered_to_delegate {
+                            reasons.push(Finding::new(
+                                Reason::RoleNotAuthorized,
+                                format!(
+                                    "{} delegated its attendance and may send the REQUEST \
+                                     only to its delegates, not to {}",
+                                    address_text(&authorization.actor),
+                                    ctx.recipient.unwrap_or("an unknown recipient")
+                                ),
+                            ));
+                        }
+                    }
+                }
+                Err(failure) => {
+                    let reason =
+                        Reason::from_code(failure.code()).unwrap_or(Reason::SignerNotCorrelated);
+                    let uid = outcome.uid.as_deref().unwrap_or("(no UID)");
+                    reasons.push(Finding::new(reason, format!("UID {uid}: {failure}")));
+                }
+            }
+            reports.push(report);
+        }
+    }
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Organizer => "organizer",
+        Role::Attendee | Role::Delegator => "attendee",
+    }
+}
+
+fn address_text(address: &imipsec_itip::CalAddress) -> String {
+    address
+        .addr_spec
+        .clone()
+        .unwrap_or_else(|| address.text.clone())
+}
+
+/// DANGER mode only: the addresses an unsigned calendar claims to come from (the ORGANIZER
+/// for organizer methods, the ATTENDEEs for attendee methods), used in place of signers.
+fn named_actors(itip: &ItipMessage) -> Vec<&str> {
+    let mut actors: Vec<&str> = Vec::new();
+    for component in &itip.components {
+        let candidates: Vec<&imipsec_itip::CalAddress> = match itip.method.side() {
+            imipsec_itip::Side::Organizer => component
+                .organizer
+                .iter()
+                .map(|organizer| &organizer.address)
+                .collect(),
+            imipsec_itip::Side::Attendee => component
+                .attendees
+                .iter()
+                .map(|attendee| &attendee.address)
+                .collect(),
+        };
+        for address in candidates {
+            if let Some(addr_spec) = address.addr_spec.as_deref()
+                && !actors.contains(&addr_spec)
+            {
+                actors.push(addr_spec);
+            }
+        }
+    }
+    actors
+}
+
+/// The event-state updates of an authorized message, one per component.
+fn event_updates(
+    itip: &ItipMessage,
+    correlation: &Correlation,
+    signed: bool,
+) -> Result<Vec<EventUpdate>, Finding<Reason>> {
+    let Ok(method) = itip.method.as_str().parse::<imipsec_policy::Method>() else {
+        return Err(Finding::new(
+            Reason::RestrictionViolation,
+            format!("method {} has no event state", itip.method),
+        ));
+    };
+    let mut updates = Vec::with_capacity(itip.components.len());
+    for (component, outcome) in itip.components.iter().zip(&correlation.components) {
+        let Ok(authorization) = &outcome.result else {
+            continue;
+        };
+        let uid = component
+            .uid
+            .clone()
+            .ok_or_else(|| Finding::new(Reason::RestrictionViolation, "a component has no UID"))?;
+        let dtstamp_text = component.dtstamp.as_deref().ok_or_else(|| {
+            Finding::new(
+                Reason::RestrictionViolation,
+                format!("UID {uid}: no DTSTAMP"),
+            )
+        })?;
+        let dtstamp = Timestamp::parse_icalendar_utc(dtstamp_text).map_err(|error| {
+            Finding::new(
+                Reason::MalformedIcalendar,
+                format!("UID {uid}: DTSTAMP {dtstamp_text:?}: {error}"),
+            )
+        })?;
+        let organizer = component
+            .organizer
+            .as_ref()
+            .map(|organizer| address_text(&organizer.address));
+        updates.push(EventUpdate {
+            uid,
+            recurrence_id: component
+                .recurrence_id
+                .as_ref()
+                .map(|recurrence| recurrence.value.clone()),
+            organizer,
+            actor: address_text(&authorization.actor),
+            actor_is_organizer: authorization.role == Role::Organizer,
+            sequence: i64::from(component.sequence.unwrap_or(0)),
+            dtstamp,
+            attendees: component
+                .attendees
+                .iter()
+                .map(|attendee| address_text(&attendee.address))
+                .collect(),
+            signed,
+            method,
+        });
+    }
+    Ok(updates)
+}
+
+/// A store error while checking state: input the store refuses (too many components, a UID
+/// too long, an address it cannot normalise) is a reject of the message; anything else means
+/// the store could not be used, which is an error.
+fn state_error(error: StoreError) -> Result<Finding<Reason>, EvaluateError> {
+    let detail = error.to_string();
+    match error {
+        StoreError::TooManyUpdates { .. }
+        | StoreError::TooManyAttendees { .. }
+        | StoreError::UidTooLong { .. }
+        | StoreError::RecurrenceIdTooLong { .. } => Ok(Finding::new(Reason::LimitExceeded, detail)),
+        StoreError::InvalidAddress { .. } => Ok(Finding::new(Reason::MalformedIcalendar, detail)),
+        other => Err(EvaluateError::EventStore(other)),
+    }
+}
+
+fn state_finding(finding: &StateFinding) -> Finding<Reason> {
+    let reason = Reason::from_code(finding.code()).unwrap_or(Reason::StaleSequence);
+    let detail = match finding {
+        StateFinding::OrganizerMismatch {
+            uid,
+            pinned,
+            claimed,
+            ..
+        } => format!("UID {uid} belongs to organizer {pinned}, not {claimed}"),
+        StateFinding::StaleSequence {
+            uid,
+            actor,
+            sequence,
+            last_sequence,
+            ..
+        } => format!(
+            "UID {uid}: SEQUENCE {sequence} from {actor} is not newer than the recorded \
+             SEQUENCE {last_sequence} (RFC 5546 section 2.1.5)"
+        ),
+        StateFinding::Unsigned { uid, actor, .. } => format!(
+            "UID {uid}: unsigned update from {actor} to an event previously updated by \
+             signed mail (downgrade)"
+        ),
+        other => format!("{other:?}"),
+    };
+    Finding::new(reason, detail)
+}

@@ -1,0 +1,226 @@
+//! Stable reason and warning codes.
+//!
+//! The codes are a public contract: scripts and mail gates match on the strings returned by
+//! [`Reason::code`] and [`Warning::code`] (the same strings appear in the `--json` output), so
+//! a code is never renamed or reused for another meaning.
+
+use serde::{Serialize, Serializer};
+
+/// Why a message is rejected.
+///
+/// The declaration order is the ranking: when several reasons are found, the verdict lists them
+/// most specific first (like webpki's `rank()` of chain errors), so `reasons[0]` is the one a
+/// human should read first. Failures of the envelope (size, MIME, decryption) come before
+/// failures of the signature and certificate, which come before failures of the calendar
+/// content, which come before failures against stored state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum Reason {
+    /// A named limit (message size, MIME depth, parts, certificates, components, attendees)
+    /// was exceeded; nothing past the limit was processed.
+    LimitExceeded,
+    /// The MIME structure could not be parsed strictly (RFC 2045/2046, RFC 1847).
+    MalformedMime,
+    /// An encrypted layer could not be decrypted with the configured identities (RFC 8551
+    /// section 3.3, RFC 5083).
+    DecryptionFailed,
+    /// A CMS signature does not verify over the signed bytes (RFC 5652 section 5.6).
+    BadSignature,
+    /// A signer certificate (or one of its chain) is revoked by a configured CRL (RFC 5280
+    /// section 6.3).
+    CertificateRevoked,
+    /// A signer certificate is outside its validity period at the evaluation time.
+    CertificateExpired,
+    /// A signer certificate is not valid for S/MIME signing (key usage or extended key usage,
+    /// RFC 8550 section 4.4).
+    CertificatePurpose,
+    /// No chain from a signer certificate to a configured trust anchor.
+    UntrustedCertificate,
+    /// The signature or the chain uses an algorithm the algorithm policy rejects.
+    WeakAlgorithm,
+    /// The message carries no signature (RFC 6047 section 3 requires authentication), or an
+    /// unsigned message tries to update an event that was last updated by signed mail.
+    Unsigned,
+    /// A `text/calendar` part lies outside every verified signed region.
+    UnprotectedCalendar,
+    /// The signed region holds no `text/calendar` part.
+    NoCalendar,
+    /// The calendar data is not valid iCalendar (RFC 5545).
+    MalformedIcalendar,
+    /// The calendar violates an iTIP restriction table (RFC 5546 section 3).
+    RestrictionViolation,
+    /// The MIME `method` parameter and the iCalendar METHOD disagree (RFC 6047 section 2.4).
+    MethodMismatch,
+    /// No verified signer is the ORGANIZER or ATTENDEE acting in the iTIP message.
+    SignerNotCorrelated,
+    /// The signer's role (organizer or attendee) may not perform this method (RFC 5546
+    /// section 1.4).
+    RoleNotAuthorized,
+    /// The signer acts through SENT-BY and the delegation store holds no grant for it.
+    SentByUnauthorized,
+    /// The ORGANIZER differs from the one on record for the event (or between components).
+    OrganizerMismatch,
+    /// The SEQUENCE (or DTSTAMP) is older than the state on record (RFC 5546 section 2.1.5).
+    StaleSequence,
+}
+
+impl Reason {
+    /// Every reason, in rank order.
+    pub const ALL: [Reason; 20] = [
+        Reason::LimitExceeded,
+        Reason::MalformedMime,
+        Reason::DecryptionFailed,
+        Reason::BadSignature,
+        Reason::CertificateRevoked,
+        Reason::CertificateExpired,
+        Reason::CertificatePurpose,
+        Reason::UntrustedCertificate,
+        Reason::WeakAlgorithm,
+        Reason::Unsigned,
+        Reason::UnprotectedCalendar,
+        Reason::NoCalendar,
+        Reason::MalformedIcalendar,
+        Reason::RestrictionViolation,
+        Reason::MethodMismatch,
+        Reason::SignerNotCorrelated,
+        Reason::RoleNotAuthorized,
+        Reason::SentByUnauthorized,
+        Reason::OrganizerMismatch,
+        Reason::StaleSequence,
+    ];
+
+    /// The stable code string.
+    pub fn code(self) -> &'static str {
+        match self {
+            Reason::LimitExceeded => "limit-exceeded",
+            Reason::MalformedMime => "malformed-mime",
+            Reason::DecryptionFailed => "decryption-failed",
+            Reason::BadSignature => "bad-signature",
+            Reason::CertificateRevoked => "certificate-revoked",
+            Reason::CertificateExpired => "certificate-expired",
+            Reason::CertificatePurpose => "certificate-purpose",
+            Reason::UntrustedCertificate => "untrusted-certificate",
+            Reason::WeakAlgorithm => "weak-algorithm",
+            Reason::Unsigned => "unsigned",
+            Reason::UnprotectedCalendar => "unprotected-calendar",
+            Reason::NoCalendar => "no-calendar",
+            Reason::MalformedIcalendar => "malformed-icalendar",
+            Reason::RestrictionViolation => "restriction-violation",
+            Reason::MethodMismatch => "method-mismatch",
+            Reason::SignerNotCorrelated => "signer-not-correlated",
+            Reason::RoleNotAuthorized => "role-not-authorized",
+            Reason::SentByUnauthorized => "sent-by-unauthorized",
+            Reason::OrganizerMismatch => "organizer-mismatch",
+            Reason::StaleSequence => "stale-sequence",
+        }
+    }
+
+    /// The reason with this code, if any.
+    pub fn from_code(code: &str) -> Option<Reason> {
+        Reason::ALL.into_iter().find(|reason| reason.code() == code)
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+impl Serialize for Reason {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.code())
+    }
+}
+
+/// Something worth telling that does not reject the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum Warning {
+    /// The From address is none of the signer's addresses. Calendar mail is forwarded and
+    /// resent, so RFC 6047 section 3 binds the signer to the iCalendar data, not to From.
+    FromMismatch,
+    /// A protected header (RFC 9788 header protection) differs from the outer header.
+    HeaderMismatch,
+    /// The CMS signingTime differs from the Date header by more than the tolerance, or lies in
+    /// the future relative to the evaluation time.
+    SigningTimeSkew,
+    /// An encrypted layer used a cipher without integrity (CBC in EnvelopedData rather than
+    /// AuthEnvelopedData, RFC 5083); only a signature inside it authenticates the content.
+    UnauthenticatedEncryption,
+}
+
+impl Warning {
+    /// Every warning, in the order they are listed.
+    pub const ALL: [Warning; 4] = [
+        Warning::FromMismatch,
+        Warning::HeaderMismatch,
+        Warning::SigningTimeSkew,
+        Warning::UnauthenticatedEncryption,
+    ];
+
+    /// The stable code string.
+    pub fn code(self) -> &'static str {
+        match self {
+            Warning::FromMismatch => "from-mismatch",
+            Warning::HeaderMismatch => "header-mismatch",
+            Warning::SigningTimeSkew => "signing-time-skew",
+            Warning::UnauthenticatedEncryption => "unauthenticated-encryption",
+        }
+    }
+}
+
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+impl Serialize for Warning {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.code())
+    }
+}
+
+/// One reason or warning with a human-readable detail, as it appears in the verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding<C> {
+    /// The stable code.
+    pub code: C,
+    /// What was found, for humans (not stable; match on `code`).
+    pub detail: String,
+}
+
+impl<C> Finding<C> {
+    /// A finding with this code and detail.
+    pub fn new(code: C, detail: impl Into<String>) -> Self {
+        Finding {
+            code,
+            detail: detail.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip_and_are_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for reason in Reason::ALL {
+            assert!(seen.insert(reason.code()), "duplicate {reason}");
+            assert_eq!(Reason::from_code(reason.code()), Some(reason));
+        }
+        for warning in Warning::ALL {
+            assert!(seen.insert(warning.code()), "duplicate {warning}");
+        }
+    }
+
+    #[test]
+    fn all_is_in_rank_order() {
+        let mut sorted = Reason::ALL;
+        sorted.sort();
+        assert_eq!(sorted, Reason::ALL);
+    }
+}

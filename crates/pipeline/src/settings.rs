@@ -1,0 +1,75 @@
+//! What a [`Pipeline`](crate::Pipeline) is configured with: trust, algorithm policy,
+//! decryption identities, limits and the `danger_*` escape hatches (all off by default).
+
+use imipsec_smime::keys::Identity;
+use imipsec_smime::{AlgorithmPolicy, TrustStore};
+
+/// Named bounds on the work one message may cause. Each exceeded limit is the reason
+/// `limit-exceeded`, with the limit named in the detail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest message accepted, in bytes; checked before anything is parsed.
+    pub message_bytes: usize,
+    /// The S/MIME layer's limits (MIME depth and parts, certificates, CMS size, decrypted
+    /// content size).
+    pub smime: imipsec_smime::Limits,
+    /// The iTIP layer's limits (calendar size, components, properties, attendees, line
+    /// length, nesting).
+    pub itip: imipsec_itip::Limits,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        let smime = imipsec_smime::Limits::default();
+        Limits {
+            message_bytes: smime.message_bytes,
+            smime,
+            itip: imipsec_itip::Limits::default(),
+        }
+    }
+}
+
+/// The configuration of a [`Pipeline`](crate::Pipeline).
+#[derive(Debug)]
+pub struct Settings {
+    /// Trust anchors and CRLs for signer certificates.
+    pub trust: TrustStore,
+    /// Which algorithms and key sizes are acceptable (default denies SHA-1, MD5, RSA < 2048).
+    pub algorithms: AlgorithmPolicy,
+    /// Identities whose keys decrypt encrypted messages (RFC 8551 section 3.3).
+    pub identities: Vec<Identity>,
+    /// Bounds on untrusted input.
+    pub limits: Limits,
+    /// How far CMS signingTime may be from the Date header (and ahead of the evaluation time)
+    /// before the `signing-time-skew` warning.
+    pub signing_time_tolerance: time::Duration,
+    /// Turn the iTIP layer's tolerated defects (missing `charset`, bare LF, ...) into rejects.
+    pub strict_icalendar: bool,
+    /// Compare the local part of addresses case-sensitively (default: case-insensitive, as
+    /// the iMIP draft's own examples need).
+    pub strict_local_part: bool,
+    /// DANGER: evaluate unsigned messages instead of rejecting them as `unsigned`; the
+    /// calendar is then treated as sent by the ORGANIZER/ATTENDEE it names. A downgrade (an
+    /// unsigned update to an event that signed mail updated) is still rejected.
+    pub danger_allow_unsigned: bool,
+    /// DANGER: decrypt encrypted parts that are not the message root (EFAIL exposure).
+    pub danger_decrypt_non_root: bool,
+}
+
+impl Settings {
+    /// Secure defaults around `trust`: default algorithm policy and limits, no decryption
+    /// identities, one hour signing-time tolerance, no `danger_*` switch on.
+    pub fn new(trust: TrustStore) -> Settings {
+        Settings {
+            trust,
+            algorithms: AlgorithmPolicy::default(),
+            identities: Vec::new(),
+            limits: Limits::default(),
+            signing_time_tolerance: time::Duration::HOUR,
+            strict_icalendar: false,
+            strict_local_part: false,
+            danger_allow_unsigned: false,
+            danger_decrypt_non_root: false,
+        }
+    }
+}

@@ -1,0 +1,389 @@
+//! The verification step: from an S/MIME [`Inspection`] to a [`VerifiedMessage`].
+//!
+//! RFC 6047 section 3 (Security Considerations): "Spoofing the Organizer ... Spoofing the
+//! Attendee ... S/MIME ... SHOULD be used to authenticate". A calendar is only processed when
+//! it lies inside a signature layer that verified; a calendar outside every verified signed
+//! region rejects the whole message (`unprotected-calendar`) rather than being skipped, so a
+//! forwarded signed invitation cannot smuggle an unsigned calendar next to it.
+
+use imipsec_smime::{
+    HeaderField, Inspection, LayerOutcome, SignerReport as SmimeSignerReport, VerifiedSigner,
+};
+
+use crate::reason::{Finding, Reason, Warning};
+use crate::verdict::{LayerKind, LayerReport, LayerStatus, SignerReport};
+
+/// How the calendar parts of a [`VerifiedMessage`] were authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Authentication {
+    /// Every calendar part lies inside a verified signature layer.
+    Signed,
+    /// DANGER: the message carried no signature and the caller allowed unsigned mail.
+    DangerUnsigned,
+}
+
+/// One `text/calendar` part that may be processed, with who vouches for it.
+#[derive(Debug, Clone)]
+pub struct VerifiedCalendar {
+    /// The decoded body (transfer encoding removed), exactly as signed.
+    pub(crate) body: Vec<u8>,
+    /// The Content-Type `method` parameter.
+    pub(crate) method: Option<String>,
+    /// The Content-Type `charset` parameter.
+    pub(crate) charset: Option<String>,
+    /// The Content-Type `component` parameter.
+    pub(crate) component: Option<String>,
+    /// E-mail addresses of every verified signer whose signature covers this part
+    /// (normalised: domain lower-cased).
+    pub(crate) signers: Vec<String>,
+    /// The MIME part path, for messages.
+    pub(crate) path: String,
+}
+
+impl VerifiedCalendar {
+    /// The calendar bytes.
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// The addresses of the signers vouching for this part (empty when unsigned).
+    pub fn signers(&self) -> &[String] {
+        &self.signers
+    }
+
+    /// The MIME part path.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+}
+
+/// A message whose calendar parts passed the S/MIME step. Only [`verify`] builds one (the
+/// fields are private to this crate), so the processing step cannot be handed raw bytes.
+#[derive(Debug, Clone)]
+pub struct VerifiedMessage {
+    pub(crate) calendars: Vec<VerifiedCalendar>,
+    pub(crate) authentication: Authentication,
+}
+
+impl VerifiedMessage {
+    /// The calendar parts, in MIME order.
+    pub fn calendars(&self) -> &[VerifiedCalendar] {
+        &self.calendars
+    }
+
+    /// How the calendars were authenticated.
+    pub fn authentication(&self) -> Authentication {
+        self.authentication
+    }
+}
+
+/// What the verification step found.
+#[derive(Debug)]
+pub(crate) struct Verification {
+    /// `Some` exactly when no reason was found.
+    pub(crate) message: Option<VerifiedMessage>,
+    pub(crate) reasons: Vec<Finding<Reason>>,
+    pub(crate) warnings: Vec<Finding<Warning>>,
+    pub(crate) layers: Vec<LayerReport>,
+}
+
+/// The reason a layer failure maps to.
+pub(crate) fn failure_reason(failure: &imipsec_smime::Failure) -> Reason {
+    match failure.code() {
+        "untrusted-certificate" | "revocation-unknown" => Reason::UntrustedCertificate,
+        "certificate-expired" => Reason::CertificateExpired,
+        "certificate-revoked" => Reason::CertificateRevoked,
+        "certificate-purpose" => Reason::CertificatePurpose,
+        "weak-algorithm" | "unsupported-algorithm" => Reason::WeakAlgorithm,
+        "limit-exceeded" => Reason::LimitExceeded,
+        "decryption-failed" | "not-decrypted-non-root" | "no-decryption-key" => {
+            Reason::DecryptionFailed
+        }
+        // bad-signature, no-signers, econtent-confusion, missing-content,
+        // signer-certificate-missing, malformed-cms, unexpected-content-type,
+        // unsupported-protocol, and anything added later: the signature did not verify.
+        _ => Reason::BadSignature,
+    }
+}
+
+fn signer_report(signer: &VerifiedSigner) -> SignerReport {
+    SignerReport {
+        emails: signer
+            .emails()
+            .iter()
+            .map(|email| email.normalized().to_owned())
+            .collect(),
+        subject: signer.subject().to_owned(),
+        issuer: signer.issuer().to_owned(),
+        serial: signer.serial_hex().to_owned(),
+        chain: "valid".to_owned(),
+    }
+}
+
+fn failed_signer_report(signer: &SmimeSignerReport, layer_failure: Reason) -> SignerReport {
+    SignerReport {
+        emails: signer
+            .emails
+            .iter()
+            .map(|email| email.normalized().to_owned())
+            .collect(),
+        subject: signer.subject.clone().unwrap_or_default(),
+        issuer: String::new(),
+        serial: String::new(),
+        chain: signer
+            .failure
+            .as_ref()
+            .map_or(layer_failure, failure_reason)
+            .code()
+            .to_owned(),
+    }
+}
+
+/// A MIME path as a dotted, one-based part number (`""` for the whole message, `"1.2"` for
+/// the second child of the first child), like IMAP section numbers.
+pub(crate) fn part_number(path: &[usize]) -> String {
+    path.iter()
+        .map(|index| (index + 1).to_string())
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+fn layer_kind(kind: imipsec_smime::LayerKind) -> LayerKind {
+    match kind {
+        imipsec_smime::LayerKind::MultipartSigned | imipsec_smime::LayerKind::OpaqueSigned => {
+            LayerKind::Signed
+        }
+        _ => LayerKind::Encrypted,
+    }
+}
+
+fn is_calendar(content_type: &str) -> bool {
+    content_type.eq_ignore_ascii_case("text/calendar")
+}
+
+/// The verification step. `from` and `date` are the outer header values, for the warnings.
+pub(crate) fn verify(
+    inspection: &Inspection,
+    at: time::OffsetDateTime,
+    tolerance: time::Duration,
+    danger_allow_unsigned: bool,
+) -> Verification {
+    let mut reasons = Vec::new();
+    let mut warnings = Vec::new();
+    let mut layers = Vec::new();
+    let mut any_signature = false;
+
+    for layer in &inspection.layers {
+        let path = part_number(&layer.path);
+        let report = match &layer.outcome {
+            LayerOutcome::Verified { signers } => {
+                any_signature = true;
+                LayerReport {
+                    kind: layer_kind(layer.kind),
+                    path: path.clone(),
+                    status: LayerStatus::Verified,
+                    failure: None,
+                    authenticated: None,
+                    signers: signers.iter().map(signer_report).collect(),
+                }
+            }
+            LayerOutcome::SignatureFailed { failure, signers } => {
+                any_signature = true;
+                let reason = failure_reason(failure);
+                reasons.push(Finding::new(
+                    reason,
+                    format!("signature layer at part {:?}: {failure}", path),
+                ));
+                LayerReport {
+                    kind: layer_kind(layer.kind),
+                    path: path.clone(),
+                    status: LayerStatus::SignatureFailed,
+                    failure: Some(reason),
+                    authenticated: None,
+                    signers: signers
+                        .iter()
+                        .map(|signer| failed_signer_report(signer, reason))
+                        .collect(),
+                }
+            }
+            LayerOutcome::Decrypted { authenticated } => {
+                if !authenticated {
+                    warnings.push(Finding::new(
+                        Warning::UnauthenticatedEncryption,
+                        format!(
+                            "encryption layer at part {:?} uses a cipher without integrity (CBC)",
+                            path
+                        ),
+                    ));
+                }
+                LayerReport {
+                    kind: layer_kind(layer.kind),
+                    path: path.clone(),
+                    status: LayerStatus::Decrypted,
+                    failure: None,
+                    authenticated: Some(*authenticated),
+                    signers: Vec::new(),
+                }
+            }
+            LayerOutcome::NotDecrypted { failure } => {
+                let reason = failure_reason(failure);
+                reasons.push(Finding::new(
+                    reason,
+                    format!("encryption layer at part {:?}: {failure}", path),
+                ));
+                LayerReport {
+                    kind: layer_kind(layer.kind),
+                    path: path.clone(),
+                    status: LayerStatus::NotDecrypted,
+                    failure: Some(reason),
+                    authenticated: None,
+                    signers: Vec::new(),
+                }
+            }
+        };
+        layers.push(report);
+    }
+
+    for mismatch in &inspection.header_mismatches {
+        let field = match mismatch.field {
+            HeaderField::From => "From",
+            HeaderField::To => "To",
+            HeaderField::Subject => "Subject",
+            _ => "a protected header",
+        };
+        warnings.push(Finding::new(
+            Warning::HeaderMismatch,
+            format!(
+                "{field}: outer {:?}, protected {:?} (RFC 9788)",
+                mismatch.outer, mismatch.inner
+            ),
+        ));
+    }
+
+    let mut calendars = Vec::new();
+    let mut all_signer_emails: Vec<String> = Vec::new();
+    for leaf in &inspection.leaves {
+        if !is_calendar(&leaf.content_type) {
+            continue;
+        }
+        let signers: Vec<&VerifiedSigner> = leaf.signers(inspection);
+        if signers.is_empty() && any_signature {
+            reasons.push(Finding::new(
+                Reason::UnprotectedCalendar,
+                format!(
+                    "text/calendar part {:?} lies outside every verified signed region",
+                    part_number(&leaf.path)
+                ),
+            ));
+            continue;
+        }
+        let mut emails: Vec<String> = Vec::new();
+        for signer in &signers {
+            for email in signer.emails() {
+                let email = email.normalized().to_owned();
+                if !emails.contains(&email) {
+                    emails.push(email.clone());
+                }
+                if !all_signer_emails.contains(&email) {
+                    all_signer_emails.push(email);
+                }
+            }
+        }
+        calendars.push(VerifiedCalendar {
+            body: leaf.body.clone(),
+            method: leaf.param("method").map(str::to_owned),
+            charset: leaf.param("charset").map(str::to_owned),
+            component: leaf.param("component").map(str::to_owned),
+            signers: emails,
+            path: part_number(&leaf.path),
+        });
+    }
+
+    let authentication = if any_signature {
+        Authentication::Signed
+    } else if danger_allow_unsigned {
+        Authentication::DangerUnsigned
+    } else {
+        reasons.push(Finding::new(
+            Reason::Unsigned,
+            "the message carries no S/MIME signature",
+        ));
+        Authentication::DangerUnsigned
+    };
+    let layer_failed = layers.iter().any(|layer| layer.failure.is_some());
+    if calendars.is_empty()
+        && !layer_failed
+        && !reasons
+            .iter()
+            .any(|r| r.code == Reason::UnprotectedCalendar)
+    {
+        reasons.push(Finding::new(
+            Reason::NoCalendar,
+            "no text/calendar part in the message",
+        ));
+    }
+
+    // Warnings about the envelope: only meaningful for signed mail.
+    if any_signature {
+        let outer = &inspection.outer;
+        for from in &outer.from {
+            let from = imipsec_smime::normalize_email(from);
+            if !all_signer_emails.is_empty() && !all_signer_emails.contains(&from) {
+                warnings.push(Finding::new(
+                    Warning::FromMismatch,
+                    format!(
+                        "From <{from}> is not a signer ({}); the message may be forwarded",
+                        all_signer_emails.join(", ")
+                    ),
+                ));
+            }
+        }
+        for layer in &inspection.layers {
+            if let LayerOutcome::Verified { signers } = &layer.outcome {
+                for signer in signers {
+                    if let Some(skew) = signing_time_skew(signer, outer.date, at, tolerance) {
+                        warnings.push(Finding::new(Warning::SigningTimeSkew, skew));
+                    }
+                }
+            }
+        }
+    }
+
+    let message = if reasons.is_empty() {
+        Some(VerifiedMessage {
+            calendars,
+            authentication,
+        })
+    } else {
+        None
+    };
+    Verification {
+        message,
+        reasons,
+        warnings,
+        layers,
+    }
+}
+
+/// The `signing-time-skew` detail, if the signer's signingTime is too far from Date or in the
+/// future relative to the evaluation time.
+fn signing_time_skew(
+    signer: &VerifiedSigner,
+    date: Option<time::OffsetDateTime>,
+    at: time::OffsetDateTime,
+    tolerance: time::Duration,
+) -> Option<String> {
+    let signing_time = signer.signing_time()?;
+    if signing_time > at {
+        return Some(format!(
+            "signingTime {signing_time} is after the evaluation time {at}"
+        ));
+    }
+    let date = date?;
+    if (signing_time - date).abs() > tolerance {
+        return Some(format!(
+            "signingTime {signing_time} differs from Date {date} by more than {tolerance}"
+        ));
+    }
+    None
+}
