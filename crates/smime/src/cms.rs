@@ -276,6 +276,14 @@ pub(crate) fn check_signed_data(
         Err(failure) => return failed(failure),
     };
     let econtent = parsed.econtent.clone();
+    // A certs-only SignedData (RFC 8551 §3.6) has neither signers nor content: say what it is.
+    if parsed.signer_infos.is_empty() {
+        return Checked {
+            outcome: Err(Failure::NoSigners),
+            reports: Vec::new(),
+            econtent,
+        };
+    }
     let content: &[u8] = match (detached, parsed.econtent.as_deref()) {
         (Some(_), Some(_)) => {
             return Checked {
@@ -287,13 +295,6 @@ pub(crate) fn check_signed_data(
         (Some(content), None) | (None, Some(content)) => content,
         (None, None) => return failed(Failure::MissingContent),
     };
-    if parsed.signer_infos.is_empty() {
-        return Checked {
-            outcome: Err(Failure::NoSigners),
-            reports: Vec::new(),
-            econtent,
-        };
-    }
     let mut reports = Vec::new();
     let mut verified = Vec::new();
     let mut first_failure = None;
@@ -453,11 +454,6 @@ enum SignerId<'a> {
     KeyId(Vec<u8>),
 }
 
-fn strip_zeros(bytes: &[u8]) -> &[u8] {
-    let first = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
-    bytes.get(first..).unwrap_or_default()
-}
-
 fn matches_sid(cert: &X509, sid: &SignerId<'_>) -> bool {
     match sid {
         SignerId::IssuerSerial { issuer, serial } => {
@@ -465,10 +461,12 @@ fn matches_sid(cert: &X509, sid: &SignerId<'_>) -> bool {
                 .issuer_name()
                 .to_der()
                 .is_ok_and(|name| name.as_slice() == *issuer);
-            let serial_ok = cert
-                .serial_number()
-                .to_bn()
-                .is_ok_and(|bn| strip_zeros(&bn.to_vec()) == strip_zeros(serial));
+            // Compare the INTEGER contents octets as encoded: two's complement, so a negative
+            // serial (RFC 5280 §4.1.2.2 tolerates them in the wild) matches only itself.
+            let serial_ok = cert.to_der().is_ok_and(|der| {
+                x509_parser::parse_x509_certificate(&der)
+                    .is_ok_and(|(_, parsed)| parsed.raw_serial() == *serial)
+            });
             issuer_ok && serial_ok
         }
         SignerId::KeyId(key_id) => cert

@@ -258,6 +258,8 @@ impl TrustStore {
                 return Err(unknown);
             };
             let issuer_name = cert.issuer_name().to_der().map_err(|_| unknown.clone())?;
+            // RFC 5280 §6.3.3 (f): the CRL issuer must be allowed to sign CRLs.
+            let issuer_signs_crls = may_sign_crls(issuer);
             let mut published = false;
             let mut decided = false;
             for crl in self.crls.iter().chain(embedded_crls) {
@@ -269,7 +271,7 @@ impl TrustStore {
                     continue;
                 }
                 published = true;
-                if !crl.verify(&issuer_key).unwrap_or(false) {
+                if !issuer_signs_crls || !crl.verify(&issuer_key).unwrap_or(false) {
                     continue;
                 }
                 let started = crl
@@ -317,6 +319,21 @@ pub enum RevocationMode {
     /// Every certificate below the anchor must have a usable CRL (OpenSSL's
     /// `X509_V_FLAG_CRL_CHECK_ALL`, as NIST PKITS expects).
     RequireForChain,
+}
+
+/// Whether the certificate's keyUsage, if present, includes cRLSign.
+fn may_sign_crls(issuer: &X509) -> bool {
+    let Ok(der) = issuer.to_der() else {
+        return false;
+    };
+    match x509_parser::parse_x509_certificate(&der) {
+        Ok((_, parsed)) => match parsed.key_usage() {
+            Ok(Some(key_usage)) => key_usage.value.crl_sign(),
+            Ok(None) => true,
+            Err(_) => false,
+        },
+        Err(_) => false,
+    }
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, TrustStoreError> {
