@@ -636,11 +636,17 @@ impl DelegationStore for SqliteStore {
             .transpose()?;
         let rows = {
             let connection = self.connection();
+            // One statement per filter shape, so each can use its index
+            // (`x IS NULL OR col = x` would defeat the planner).
+            let condition = match (&principal, &delegate) {
+                (Some(_), Some(_)) => "WHERE principal = ?1 AND delegate = ?2",
+                (Some(_), None) => "WHERE principal = ?1 AND ?2 IS NULL",
+                (None, Some(_)) => "WHERE delegate = ?2 AND ?1 IS NULL",
+                (None, None) => "WHERE ?1 IS NULL AND ?2 IS NULL",
+            };
             let mut statement = connection
                 .prepare_cached(&format!(
-                    "SELECT {GRANT_COLUMNS} FROM grants \
-                     WHERE (?1 IS NULL OR principal = ?1) AND (?2 IS NULL OR delegate = ?2) \
-                     ORDER BY id"
+                    "SELECT {GRANT_COLUMNS} FROM grants {condition} ORDER BY id"
                 ))
                 .map_err(db)?;
             statement
@@ -667,12 +673,17 @@ impl DelegationStore for SqliteStore {
             .map(|p| self.address(p, AddressField::Principal))
             .transpose()?;
         let connection = self.connection();
+        let condition = if principal.is_some() {
+            "g.principal = ?1"
+        } else {
+            "?1 IS NULL"
+        };
         let mut statement = connection
-            .prepare_cached(
+            .prepare_cached(&format!(
                 "SELECT h.seq, h.grant_id, h.action, h.at, h.by, g.principal, g.delegate, \
                  h.detail FROM grant_history h JOIN grants g ON g.id = h.grant_id \
-                 WHERE (?1 IS NULL OR g.principal = ?1) ORDER BY h.seq",
-            )
+                 WHERE {condition} ORDER BY h.seq"
+            ))
             .map_err(db)?;
         let rows = statement
             .query_map(params![principal], |row| {

@@ -206,6 +206,51 @@ fn scope_list_and_side_restrict_methods() {
 }
 
 #[test]
+fn list_filters_by_principal_and_delegate() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let a = store
+        .grant(&grant(ALICE, "a@x.example", GrantScope::all()))
+        .unwrap();
+    let b = store
+        .grant(&grant(ALICE, "b@x.example", GrantScope::all()))
+        .unwrap();
+    let c = store
+        .grant(&grant(ME, "a@x.example", GrantScope::all()))
+        .unwrap();
+    let ids = |principal: Option<&str>, delegate: Option<&str>| -> Vec<GrantId> {
+        let filter = GrantFilter {
+            principal: principal.map(str::to_owned),
+            delegate: delegate.map(str::to_owned),
+            include_revoked: false,
+        };
+        store
+            .list(&filter, None)
+            .unwrap()
+            .into_iter()
+            .map(|g| g.id)
+            .collect()
+    };
+    assert_eq!(ids(None, None), vec![a, b, c]);
+    assert_eq!(ids(Some("mailto:Alice@example.com"), None), vec![a, b]);
+    assert_eq!(ids(None, Some("A@X.example")), vec![a, c]);
+    assert_eq!(ids(Some(ALICE), Some("b@x.example")), vec![b]);
+    assert_eq!(store.history(Some(ME)).unwrap().len(), 1);
+    assert!(matches!(
+        store.list(
+            &GrantFilter {
+                principal: Some("x".into()),
+                ..GrantFilter::default()
+            },
+            None
+        ),
+        Err(StoreError::InvalidAddress {
+            field: AddressField::Principal,
+            ..
+        })
+    ));
+}
+
+#[test]
 fn validity_window_is_half_open() {
     let store = SqliteStore::open_in_memory().unwrap();
     let mut g = grant(ALICE, "a@x.example", GrantScope::all());
