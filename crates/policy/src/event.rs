@@ -496,3 +496,71 @@ fn unsigned(u: &EventUpdate) -> StateFinding {
         actor: u.actor.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A backend with no rows: the decision logic needs nothing SQL-shaped.
+    struct Empty;
+
+    impl StateSource for Empty {
+        fn event_row(&mut self, _: &str, _: &str) -> Result<Option<EventRow>, StoreError> {
+            Ok(None)
+        }
+        fn pinned_organizer(&mut self, _: &str) -> Result<Option<String>, StoreError> {
+            Ok(None)
+        }
+        fn uid_signed(&mut self, _: &str) -> Result<bool, StoreError> {
+            Ok(false)
+        }
+        fn reply_row(&mut self, _: &str, _: &str, _: &str) -> Result<Option<ReplyRow>, StoreError> {
+            Ok(None)
+        }
+    }
+
+    fn update(organizer: &str, sequence: i64, signed: bool) -> EventUpdate {
+        EventUpdate {
+            uid: "u".into(),
+            recurrence_id: None,
+            organizer: Some(organizer.into()),
+            actor: organizer.into(),
+            actor_is_organizer: true,
+            sequence,
+            dtstamp: Timestamp::from_unix_seconds(10),
+            attendees: Vec::new(),
+            signed,
+            method: Method::Request,
+        }
+    }
+
+    #[test]
+    fn stale_order_follows_rfc5546() {
+        let t = Timestamp::from_unix_seconds;
+        assert!(is_stale(1, t(100), 2, t(0)), "lower SEQUENCE");
+        assert!(is_stale(2, t(99), 2, t(100)), "older DTSTAMP");
+        assert!(is_stale(2, t(100), 2, t(100)), "same DTSTAMP");
+        assert!(!is_stale(2, t(101), 2, t(100)), "newer DTSTAMP");
+        assert!(!is_stale(3, t(0), 2, t(100)), "higher SEQUENCE");
+    }
+
+    #[test]
+    fn later_components_see_earlier_ones() {
+        let message = [
+            update("alice@x", 0, true),
+            update("mallory@x", 1, true),
+            update("alice@x", 1, false),
+            update("alice@x", 2, true),
+        ];
+        let (findings, pending) =
+            assess(&mut Empty, &message, Timestamp::from_unix_seconds(5)).unwrap();
+        let codes: Vec<_> = findings.iter().map(StateFinding::code).collect();
+        assert_eq!(codes, vec!["organizer-mismatch", "unsigned"]);
+        let row = &pending.events[&("u".to_owned(), String::new())];
+        assert_eq!(
+            (row.organizer.as_deref(), row.sequence),
+            (Some("alice@x"), Some(2))
+        );
+        assert!(row.signed);
+    }
+}
