@@ -65,7 +65,8 @@ pub struct DelegationQuery<'a> {
     pub delegate: &'a CalAddress,
     /// The method.
     pub method: Method,
-    /// Whether the principal acts as Organizer or Attendee.
+    /// [`Side::Organizer`] when the principal is the ORGANIZER, [`Side::Attendee`] when it
+    /// is an ATTENDEE (a replying attendee or a delegator sending its REQUEST).
     pub side: Side,
 }
 
