@@ -55,6 +55,13 @@ pub struct PolicyUnavailable {
     pub detail: String,
 }
 
+impl PolicyUnavailable {
+    /// The stable reason code, `policy-unavailable`.
+    pub fn code(&self) -> &'static str {
+        "policy-unavailable"
+    }
+}
+
 /// What a [`DelegationPolicy`] is asked: may `delegate` act for `principal`, sending
 /// `method` on the principal's `side`?
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -97,6 +97,27 @@ pub struct LimitExceeded {
     pub offset: usize,
 }
 
+impl LimitExceeded {
+    /// The stable reason code, `limit-exceeded`.
+    pub fn code(&self) -> &'static str {
+        "limit-exceeded"
+    }
+}
+
+impl Malformed {
+    /// The stable reason code, `malformed-icalendar`.
+    pub fn code(&self) -> &'static str {
+        "malformed-icalendar"
+    }
+}
+
+impl Violation {
+    /// The stable reason code, `restriction-violation`.
+    pub fn code(&self) -> &'static str {
+        "restriction-violation"
+    }
+}
+
 /// Structural or value defects of the iCalendar text (RFC 5545). Offsets are byte
 /// offsets of the start of the (folded) content line in the input.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
