@@ -48,6 +48,17 @@ impl CalAddress {
         }
     }
 
+    /// The key under which [`CalAddress::same_user`] compares: the addr-spec with the
+    /// domain (and, unless `strict_local_part`, the local part) in ASCII lower case.
+    pub fn comparison_key(&self, strict_local_part: bool) -> Option<String> {
+        let spec = self.addr_spec.as_deref()?;
+        if !strict_local_part {
+            return self.normalized.clone();
+        }
+        let (local, domain) = spec.split_once('@')?;
+        Some(format!("{local}@{}", domain.to_ascii_lowercase()))
+    }
+
     /// Whether two calendar addresses name the same calendar user (same comparison rules).
     pub fn same_user(&self, other: &CalAddress, strict_local_part: bool) -> bool {
         match (&self.addr_spec, &other.addr_spec) {

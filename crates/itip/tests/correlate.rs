@@ -550,3 +550,45 @@ fn seed_example_4_1_organizer_and_attendee() {
         Err("role-not-authorized")
     );
 }
+
+/// Regression guard: the delegation check must stay linear. Thousands of DELEGATED-TO
+/// values on the signer's ATTENDEE against thousands of attendees with long DELEGATED-FROM
+/// lists would cost a nested-loop check about 90 million address comparisons here.
+#[test]
+fn delegation_check_is_linear_in_adversarial_input() {
+    let n = 1_500;
+    let delegates: Vec<String> = (0..n)
+        .map(|i| format!("\"mailto:d{i}@example.com\""))
+        .collect();
+    let mut lines = vec![
+        organizer_line(),
+        format!(
+            "ATTENDEE;PARTSTAT=DELEGATED;DELEGATED-TO={}:mailto:{ALICE}",
+            delegates.join(",")
+        ),
+    ];
+    let froms: Vec<String> = (0..40)
+        .map(|i| format!("\"mailto:x{i}@example.com\""))
+        .collect();
+    for i in 0..n {
+        // Every delegate acknowledges many others first and Alice last, except the last one.
+        let from = if i + 1 == n {
+            froms.join(",")
+        } else {
+            format!("{},\"mailto:{ALICE}\"", froms.join(","))
+        };
+        lines.push(format!(
+            "ATTENDEE;DELEGATED-FROM={from}:mailto:d{i}@example.com"
+        ));
+    }
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let msg = parse(Method::Request, &[vevent(Method::Request, "u", &refs)]);
+    let started = std::time::Instant::now();
+    let c = run(&msg, &[ALICE], &DenyAllDelegations);
+    assert_eq!(
+        verdict(&c),
+        Err("role-not-authorized"),
+        "the last delegate does not acknowledge Alice"
+    );
+    println!("adversarial delegation check: {:?}", started.elapsed());
+}
