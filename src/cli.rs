@@ -104,6 +104,58 @@ Exit status:
   0  done
   2  error: bad arguments, unreadable or invalid store or input file";
 
+const GRANT_HELP: &str = concat!(
+    "Examples:\n",
+    "  imipsec delegate grant --store policy.db --principal boss@example.org --delegate pa@example.org\n",
+    "  imipsec delegate grant --principal boss@example.org --delegate pa@example.org \\\n",
+    "      --methods organizer --from 2026-06-01T00:00:00Z --until 2026-09-01T00:00:00Z --note 'summer'\n\n",
+    "--methods takes iTIP methods (PUBLISH, REQUEST, REPLY, ADD, CANCEL, REFRESH, COUNTER,\n",
+    "DECLINECOUNTER), `all`, or a side: `organizer` (PUBLISH REQUEST ADD CANCEL DECLINECOUNTER) or\n",
+    "`attendee` (REPLY COUNTER REFRESH). The store file is created when missing.\n\n",
+    "Exit status:\n  0  done\n  2  error: bad arguments, unreadable or invalid store or input file"
+);
+
+const REVOKE_HELP: &str = concat!(
+    "Examples:\n",
+    "  imipsec delegate revoke --id 3 --note 'left the company'\n",
+    "  imipsec delegate revoke --principal boss@example.org --delegate pa@example.org\n\n",
+    "Revocations keep the grant in the history (see `delegate history`).\n\n",
+    "Exit status:\n  0  done\n  2  error: unknown id, bad arguments, unreadable or invalid store"
+);
+
+const LIST_HELP: &str = concat!(
+    "Examples:\n",
+    "  imipsec delegate list\n",
+    "  imipsec delegate list --principal boss@example.org --at 2026-06-01T00:00:00Z\n",
+    "  imipsec delegate list --all --json\n\n",
+    "JSON fields: id, principal, delegate, methods (null = all), side, not_before, until, note,\n",
+    "recorded_by, recorded_at, revoked_at, revoked_by, revoke_reason, in_force.\n\n",
+    "Exit status:\n  0  done\n  2  error: bad arguments, unreadable or invalid store"
+);
+
+const HISTORY_HELP: &str = concat!(
+    "Examples:\n",
+    "  imipsec delegate history --principal boss@example.org\n",
+    "  imipsec delegate history --principal boss@example.org --json\n\n",
+    "JSON fields: sequence, grant, action (granted, imported, revoked), at, by, principal,\n",
+    "delegate, detail (note or revocation reason).\n\n",
+    "Exit status:\n  0  done\n  2  error: bad arguments, unreadable or invalid store"
+);
+
+const IMPORT_HELP: &str = concat!(
+    "Examples:\n",
+    "  imipsec delegate import --store new.db backup.json\n\n",
+    "All or nothing: an invalid grant imports none. The store file is created when missing.\n\n",
+    "Exit status:\n  0  done\n  2  error: unreadable or invalid file, unreadable or invalid store"
+);
+
+const EXPORT_HELP: &str = concat!(
+    "Examples:\n",
+    "  imipsec delegate export backup.json\n",
+    "  imipsec delegate export --store policy.db | jq .\n\n",
+    "Exit status:\n  0  done\n  2  error: unreadable or invalid store, unwritable file"
+);
+
 /// Trust and evaluation flags shared by `verify` and `audit`.
 ///
 /// Every flag overrides the matching entry of the configuration file (`--config`).
@@ -272,16 +324,22 @@ pub struct StoreArgs {
 #[derive(Debug, Clone, Subcommand)]
 pub enum DelegateCommand {
     /// Allow DELEGATE to act for PRINCIPAL (RFC 5545 SENT-BY).
+    #[command(after_help = GRANT_HELP)]
     Grant(GrantArgs),
     /// Revoke a grant by id, or every grant from PRINCIPAL to DELEGATE.
+    #[command(after_help = REVOKE_HELP)]
     Revoke(RevokeArgs),
     /// List grants in force (or all with --all).
+    #[command(after_help = LIST_HELP)]
     List(ListArgs),
     /// Show every grant and revocation of a principal, oldest first.
+    #[command(after_help = HISTORY_HELP)]
     History(HistoryArgs),
     /// Import grants from a JSON file written by `export`.
+    #[command(after_help = IMPORT_HELP)]
     Import(ImportArgs),
     /// Export every grant as JSON (to FILE or standard output).
+    #[command(after_help = EXPORT_HELP)]
     Export(ExportArgs),
 }
 
@@ -429,8 +487,12 @@ pub enum GenerateCommand {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// The man page (roff) on standard output.
-    Man,
+    /// The man pages (roff): the top-level page on standard output, or every page into DIR.
+    Man {
+        /// Write imipsec.1 and one page per command into this folder.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// Parses an RFC 3339 timestamp (`2026-06-01T00:00:00Z`).

@@ -8,6 +8,8 @@
 mod cli;
 mod cmd;
 mod config;
+mod mailbox;
+mod report;
 mod setup;
 
 use std::process::ExitCode;

@@ -1,0 +1,556 @@
+//! Streaming mailbox readers for `imipsec audit`: mbox files, Maildir folders and folders of
+//! `.eml` files, one message at a time so memory does not grow with the mailbox.
+//!
+//! mbox (RFC 4155): a message starts at a `From ` line at the start of the file or after a
+//! blank line; the blank line before a separator belongs to the separator. Quoted lines
+//! (`>From `, `>>From `, ...) lose one `>` (mboxrd; mboxo's `>From ` is the one-level case).
+//! Each message is bounded by [`Limits::message_bytes`] while it is read: a larger one is
+//! skipped to the next separator and reported as [`Payload::TooLarge`], and the audit goes on.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+/// Bounds on what the readers hold in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest message read; larger ones are reported, not read.
+    pub message_bytes: usize,
+}
+
+/// Where a message came from, for the reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// One message of an mbox file.
+    Mbox {
+        /// The mbox file.
+        path: PathBuf,
+        /// Byte offset of the message's `From ` separator line.
+        offset: u64,
+    },
+    /// A file holding one message (Maildir entry or `.eml`).
+    File {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Mbox { path, offset } => write!(f, "{}:{offset}", path.display()),
+            Source::File { path } => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// The content read for one message.
+#[derive(Debug)]
+pub enum Payload {
+    /// The message bytes (mbox quoting undone).
+    Message(Vec<u8>),
+    /// The message is larger than the limit; `size` is its size (mbox: as stored).
+    TooLarge {
+        /// Size of the message.
+        size: u64,
+        /// The limit it exceeds.
+        limit: usize,
+    },
+    /// The file could not be read (the audit goes on with the next message).
+    Unreadable(std::io::Error),
+}
+
+/// One message handed to the auditor.
+#[derive(Debug)]
+pub struct Item {
+    /// Where it came from.
+    pub source: Source,
+    /// What was read.
+    pub payload: Payload,
+    /// Bytes consumed from the input for it (for progress).
+    pub input_bytes: u64,
+}
+
+/// A path given on the command line could not be used at all.
+#[derive(Debug, thiserror::Error)]
+pub enum MailboxError {
+    /// The path does not exist or cannot be inspected.
+    #[error("cannot open mailbox {path}")]
+    Open {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A folder could not be listed.
+    #[error("cannot list folder {path}")]
+    List {
+        /// The folder.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An mbox file failed while being read.
+    #[error("cannot read mbox {path} at byte {offset}")]
+    Read {
+        /// The mbox file.
+        path: PathBuf,
+        /// Offset where reading failed.
+        offset: u64,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The consumer stopped (its receiving end went away).
+    #[error("the audit stopped before the mailbox was read")]
+    Stopped,
+}
+
+/// Total size in bytes of the files [`read_all`] would read, for a progress bar.
+pub fn total_bytes(paths: &[PathBuf]) -> u64 {
+    let mut total = 0;
+    for path in paths {
+        let mut files = Vec::new();
+        if collect(path, &mut files).is_ok() {
+            total += files
+                .iter()
+                .filter_map(|(file, _)| std::fs::metadata(file).ok())
+                .map(|metadata| metadata.len())
+                .sum::<u64>();
+        }
+    }
+    total
+}
+
+/// How one file is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Many messages with `From ` separators.
+    Mbox,
+    /// One message.
+    Single,
+}
+
+/// Reads every message under `paths`, in order, handing each to `emit`. `emit` returns
+/// `false` to stop. Errors about one message are items; errors about a whole path end it.
+pub fn read_all(
+    paths: &[PathBuf],
+    limits: Limits,
+    emit: &mut dyn FnMut(Item) -> bool,
+) -> Result<(), MailboxError> {
+    // Check every path before reading any, so a typo fails fast instead of after an hour.
+    let mut plans = Vec::new();
+    for path in paths {
+        let mut files = Vec::new();
+        collect(path, &mut files)?;
+        plans.push(files);
+    }
+    for (path, kind) in plans.into_iter().flatten() {
+        match kind {
+            Kind::Mbox => read_mbox(&path, limits, emit)?,
+            Kind::Single => {
+                if !emit(read_single(&path, limits)) {
+                    return Err(MailboxError::Stopped);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Lists the files to read under `path`: a file is an mbox when it starts with `From `,
+/// else one message; a Maildir contributes `cur/` and `new/`; another folder is searched
+/// recursively for `.eml` files, `*.mbox` files and Maildirs.
+fn collect(path: &Path, out: &mut Vec<(PathBuf, Kind)>) -> Result<(), MailboxError> {
+    let metadata = std::fs::metadata(path).map_err(|source| MailboxError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if metadata.is_file() {
+        let kind = sniff(path).map_err(|source| MailboxError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        out.push((path.to_path_buf(), kind));
+        return Ok(());
+    }
+    if path.join("cur").is_dir() || path.join("new").is_dir() {
+        for sub in ["cur", "new"] {
+            let folder = path.join(sub);
+            if folder.is_dir() {
+                for file in sorted_entries(&folder)? {
+                    if file.is_file() {
+                        out.push((file, Kind::Single));
+                    }
+                }
+            }
+        }
+        return Ok(());
+    }
+    for entry in sorted_entries(path)? {
+        if entry.is_dir() {
+            collect(&entry, out)?;
+        } else if has_extension(&entry, "eml") {
+            out.push((entry, Kind::Single));
+        } else if has_extension(&entry, "mbox") {
+            out.push((entry, Kind::Mbox));
+        }
+    }
+    Ok(())
+}
+
+fn has_extension(path: &Path, extension: &str) -> bool {
+    path.extension()
+        .is_some_and(|found| found.eq_ignore_ascii_case(extension))
+}
+
+fn sorted_entries(folder: &Path) -> Result<Vec<PathBuf>, MailboxError> {
+    let list_error = |source| MailboxError::List {
+        path: folder.to_path_buf(),
+        source,
+    };
+    let mut entries = Vec::new();
+    for entry in std::fs::read_dir(folder).map_err(list_error)? {
+        entries.push(entry.map_err(list_error)?.path());
+    }
+    entries.sort();
+    Ok(entries)
+}
+
+/// A file is an mbox when it starts with a `From ` line (or is empty: an empty mbox).
+fn sniff(path: &Path) -> std::io::Result<Kind> {
+    let mut start = [0u8; 5];
+    let mut file = File::open(path)?;
+    let mut filled = 0;
+    while filled < start.len() {
+        let read = file.read(&mut start[filled..])?;
+        if read == 0 {
+            break;
+        }
+        filled += read;
+    }
+    Ok(if filled == 0 || start.as_slice() == b"From " {
+        Kind::Mbox
+    } else {
+        Kind::Single
+    })
+}
+
+fn read_single(path: &Path, limits: Limits) -> Item {
+    let source = Source::File {
+        path: path.to_path_buf(),
+    };
+    let read = || -> std::io::Result<(Payload, u64)> {
+        let file = File::open(path)?;
+        let size = file.metadata()?.len();
+        if size > limits.message_bytes as u64 {
+            return Ok((
+                Payload::TooLarge {
+                    size,
+                    limit: limits.message_bytes,
+                },
+                size,
+            ));
+        }
+        // The file may grow between metadata and read: read at most one byte past the limit.
+        let mut bytes = Vec::new();
+        file.take(limits.message_bytes as u64 + 1)
+            .read_to_end(&mut bytes)?;
+        if bytes.len() > limits.message_bytes {
+            return Ok((
+                Payload::TooLarge {
+                    size: bytes.len() as u64,
+                    limit: limits.message_bytes,
+                },
+                size,
+            ));
+        }
+        Ok((Payload::Message(bytes), size))
+    };
+    match read() {
+        Ok((payload, input_bytes)) => Item {
+            source,
+            payload,
+            input_bytes,
+        },
+        Err(error) => Item {
+            source,
+            payload: Payload::Unreadable(error),
+            input_bytes: 0,
+        },
+    }
+}
+
+fn read_mbox(
+    path: &Path,
+    limits: Limits,
+    emit: &mut dyn FnMut(Item) -> bool,
+) -> Result<(), MailboxError> {
+    let file = File::open(path).map_err(|source| MailboxError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut reader = MboxReader::new(BufReader::with_capacity(1 << 16, file), limits);
+    loop {
+        match reader.next_message() {
+            Ok(Some((offset, payload, input_bytes))) => {
+                let item = Item {
+                    source: Source::Mbox {
+                        path: path.to_path_buf(),
+                        offset,
+                    },
+                    payload,
+                    input_bytes,
+                };
+                if !emit(item) {
+                    return Err(MailboxError::Stopped);
+                }
+            }
+            Ok(None) => return Ok(()),
+            Err(source) => {
+                return Err(MailboxError::Read {
+                    path: path.to_path_buf(),
+                    offset: reader.offset,
+                    source,
+                });
+            }
+        }
+    }
+}
+
+/// Splits an mbox stream into messages. Holds at most one message (bounded by the limit)
+/// plus one line (bounded by the limit too: a longer line is counted, not kept).
+pub struct MboxReader<R> {
+    reader: R,
+    limits: Limits,
+    /// Offset of the next unread byte.
+    offset: u64,
+    /// A separator line already read (the start of the next message), with its offset.
+    pending_separator: Option<u64>,
+    line: Vec<u8>,
+}
+
+impl<R: BufRead> MboxReader<R> {
+    /// A reader over `reader` (positioned at the start of the mbox).
+    pub fn new(reader: R, limits: Limits) -> Self {
+        MboxReader {
+            reader,
+            limits,
+            offset: 0,
+            pending_separator: None,
+            line: Vec::new(),
+        }
+    }
+
+    /// Reads one line into `self.line` (at most `limit + 1` bytes kept); returns the number
+    /// of bytes the line really had, 0 at end of input.
+    fn read_line(&mut self) -> std::io::Result<u64> {
+        self.line.clear();
+        let cap = self.limits.message_bytes.saturating_add(1);
+        let mut total = 0u64;
+        loop {
+            let available = match self.reader.fill_buf() {
+                Ok(available) => available,
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(error) => return Err(error),
+            };
+            if available.is_empty() {
+                break;
+            }
+            let (chunk, done) = match available.iter().position(|&byte| byte == b'\n') {
+                Some(newline) => (available.get(..=newline).unwrap_or(available), true),
+                None => (available, false),
+            };
+            let room = cap.saturating_sub(self.line.len());
+            self.line
+                .extend_from_slice(chunk.get(..room.min(chunk.len())).unwrap_or(chunk));
+            let used = chunk.len();
+            self.reader.consume(used);
+            total += used as u64;
+            if done {
+                break;
+            }
+        }
+        self.offset += total;
+        Ok(total)
+    }
+
+    /// The next message: its separator's offset, payload and the input bytes it spanned;
+    /// `None` at the end.
+    pub fn next_message(&mut self) -> std::io::Result<Option<(u64, Payload, u64)>> {
+        // Find the first separator (the file should start with one; skip junk before it).
+        let start = match self.pending_separator.take() {
+            Some(start) => start,
+            None => loop {
+                let line_start = self.offset;
+                if self.read_line()? == 0 {
+                    return Ok(None);
+                }
+                if self.line.starts_with(b"From ") {
+                    break line_start;
+                }
+            },
+        };
+        let mut message = Vec::new();
+        let mut size = 0u64;
+        let mut too_large = false;
+        let mut previous_blank = false;
+        // A blank line is held back until we know whether a separator follows it.
+        let mut held_blank: Option<Vec<u8>> = None;
+        loop {
+            let line_start = self.offset;
+            let length = self.read_line()?;
+            if length == 0 {
+                break;
+            }
+            if previous_blank && self.line.starts_with(b"From ") {
+                self.pending_separator = Some(line_start);
+                break;
+            }
+            if let Some(blank) = held_blank.take() {
+                Self::append(&mut message, &blank, &mut size, &mut too_large, self.limits);
+            }
+            let blank = self.line == b"\n" || self.line == b"\r\n";
+            previous_blank = blank;
+            if blank {
+                held_blank = Some(self.line.clone());
+                continue;
+            }
+            let content: &[u8] = if is_quoted_from(&self.line) {
+                self.line.get(1..).unwrap_or_default()
+            } else {
+                &self.line
+            };
+            if length > self.line.len() as u64 {
+                // The line itself is beyond the limit: count it, keep nothing.
+                size += length;
+                too_large = true;
+            } else {
+                let limits = self.limits;
+                Self::append(&mut message, content, &mut size, &mut too_large, limits);
+            }
+        }
+        // A blank line held at the end of the file is the separator mbox writers append
+        // after the last message: dropped like every other separator blank line.
+        let end = self.pending_separator.unwrap_or(self.offset);
+        let input_bytes = end.saturating_sub(start);
+        let payload = if too_large {
+            Payload::TooLarge {
+                size,
+                limit: self.limits.message_bytes,
+            }
+        } else {
+            Payload::Message(message)
+        };
+        Ok(Some((start, payload, input_bytes)))
+    }
+
+    fn append(
+        message: &mut Vec<u8>,
+        content: &[u8],
+        size: &mut u64,
+        too_large: &mut bool,
+        limits: Limits,
+    ) {
+        *size += content.len() as u64;
+        if *too_large || *size > limits.message_bytes as u64 {
+            if !*too_large {
+                *too_large = true;
+                // Release what was kept: the message is not evaluated.
+                *message = Vec::new();
+            }
+            return;
+        }
+        message.extend_from_slice(content);
+    }
+}
+
+/// `>From `, `>>From `, ...: a body line quoted by the mbox writer.
+fn is_quoted_from(line: &[u8]) -> bool {
+    let quotes = line.iter().take_while(|&&byte| byte == b'>').count();
+    quotes > 0
+        && line
+            .get(quotes..)
+            .is_some_and(|rest| rest.starts_with(b"From "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(mbox: &[u8], limit: usize) -> Vec<(u64, Payload)> {
+        let mut reader = MboxReader::new(
+            std::io::Cursor::new(mbox.to_vec()),
+            Limits {
+                message_bytes: limit,
+            },
+        );
+        let mut out = Vec::new();
+        while let Some((offset, payload, _)) = reader.next_message().unwrap() {
+            out.push((offset, payload));
+        }
+        out
+    }
+
+    fn bytes(payload: &Payload) -> &[u8] {
+        match payload {
+            Payload::Message(bytes) => bytes,
+            other => panic!("not a message: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn splits_on_from_after_blank_line_and_unquotes() {
+        let mbox = b"From a@x Mon Jan  1 00:00:00 2026\nSubject: 1\n\nbody\n>From here\n>>From there\nFrom not a separator\n\nFrom b@x Mon Jan  1 00:00:00 2026\nSubject: 2\n\nsecond\n";
+        let messages = split(mbox, 1000);
+        assert_eq!(messages.len(), 2);
+        assert_eq!(messages[0].0, 0);
+        assert_eq!(
+            bytes(&messages[0].1),
+            b"Subject: 1\n\nbody\nFrom here\n>From there\nFrom not a separator\n"
+        );
+        assert_eq!(bytes(&messages[1].1), b"Subject: 2\n\nsecond\n");
+        let second = mbox.windows(7).position(|w| w == b"From b@").unwrap() as u64;
+        assert_eq!(messages[1].0, second);
+    }
+
+    #[test]
+    fn crlf_separators_work() {
+        let mbox = b"From a@x\r\nA: 1\r\n\r\nx\r\n\r\nFrom b@x\r\nA: 2\r\n\r\ny\r\n";
+        let messages = split(mbox, 1000);
+        assert_eq!(messages.len(), 2);
+        assert_eq!(bytes(&messages[0].1), b"A: 1\r\n\r\nx\r\n");
+    }
+
+    #[test]
+    fn empty_mbox_has_no_messages() {
+        assert!(split(b"", 100).is_empty());
+    }
+
+    #[test]
+    fn oversized_message_is_reported_and_the_next_one_read() {
+        let mut mbox = b"From a@x\nA: 1\n\n".to_vec();
+        mbox.extend(std::iter::repeat_n(b'x', 5000));
+        mbox.extend_from_slice(b"\n\nFrom b@x\nA: 2\n\nok\n");
+        let messages = split(&mbox, 100);
+        assert_eq!(messages.len(), 2);
+        assert!(matches!(
+            messages[0].1,
+            Payload::TooLarge {
+                size: 5006..,
+                limit: 100
+            }
+        ));
+        assert_eq!(bytes(&messages[1].1), b"A: 2\n\nok\n");
+    }
+
+    #[test]
+    fn quoted_from_detection() {
+        assert!(is_quoted_from(b">From x"));
+        assert!(is_quoted_from(b">>>From x"));
+        assert!(!is_quoted_from(b"From x"));
+        assert!(!is_quoted_from(b">Fromage"));
+    }
+}
