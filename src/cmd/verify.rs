@@ -96,15 +96,17 @@ fn read_message(file: Option<&Path>, limit: usize) -> Result<Vec<u8>, VerifyErro
 /// Runs `imipsec verify`.
 pub fn run(args: &VerifyArgs) -> Result<Exit, VerifyError> {
     let config = Config::load_optional(args.trust.config.as_deref())?;
-    let setup = pipeline_with(&args.trust, &config, args.record)?;
+    // Checked before the store is opened (and possibly created): nothing is written when
+    // the command cannot run.
     if args.record {
-        if setup.store.is_none() {
+        if args.trust.store.is_none() && config.store.path.is_none() {
             return Err(VerifyError::RecordWithoutStore);
         }
-        if setup.recipient.is_none() {
+        if args.trust.recipient.is_none() && config.recipient.default.is_none() {
             return Err(VerifyError::RecordWithoutRecipient);
         }
     }
+    let setup = pipeline_with(&args.trust, &config, args.record)?;
     let limit = setup.pipeline.settings().limits.message_bytes;
     let message = read_message(args.file.as_deref(), limit)?;
     let ctx = Evaluation {

@@ -266,7 +266,17 @@ pub fn openssl_sign(entity: &[u8], identity: &str, detached: bool, extra: &[&str
     std::fs::write(&input, entity).unwrap();
     let signer = cert(&format!("{identity}.cert.pem"));
     let key = cert(&format!("{identity}.key.pem"));
-    let chain = cert(&format!("{identity}.chain.pem"));
+    // The chain file starts with the signer's own certificate; openssl adds that one
+    // itself, so pass only the issuers.
+    let chain_pem = std::fs::read_to_string(cert(&format!("{identity}.chain.pem"))).unwrap();
+    let marker = "-----BEGIN CERTIFICATE-----";
+    let issuers = chain_pem
+        .match_indices(marker)
+        .nth(1)
+        .map(|(index, _)| chain_pem[index..].to_owned())
+        .unwrap_or_default();
+    let chain = dir.path().join("issuers.pem");
+    std::fs::write(&chain, issuers).unwrap();
     let mut command = Command::new("openssl");
     command
         .args(["cms", "-sign", "-binary", "-crlfeol", "-md", "sha256"])
