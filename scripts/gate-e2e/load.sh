@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Load test of the imipsec gate through a real Postfix (issue 6, acceptance 2), loopback
+# only, ends by itself. LOAD_COUNT messages (default 10000; 60 % valid calendar, 20 %
+# forged calendar, 20 % plain) go through Postfix with the gate as milter, and the gate
+# is restarted once in the middle; then BASELINE_COUNT messages (default 2000) of the same
+# mix go through the same Postfix on a second port without milter. Every message must be
+# accounted for: valid and plain delivered exactly once (possibly after a deferral), forged
+# rejected with 5xx and never delivered. Prints throughput and latency p50/p99 for both.
+# Last line: "N passed, N failed".
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"
+
+GATE_ENGINE=${GATE_ENGINE:-test}
+LOAD_COUNT=${LOAD_COUNT:-10000} BASELINE_COUNT=${BASELINE_COUNT:-2000}
+CONCURRENCY=${CONCURRENCY:-16}
+SMTP=127.0.0.1:42535 PLAIN_SMTP=127.0.0.1:42537 MILTER=127.0.0.1:48892
+LMTP=127.0.0.1:44034 PROXY=127.0.0.1:44035 METRICS=127.0.0.1:49467
+W=$(mktemp -d "${TMPDIR:-/tmp}/imipsec-gate-load.XXXXXX"); chmod 755 "$W"
+PASS=0 FAIL=0 GATE_PID= DOVECOT_PID= MX_PID=
+
+cleanup() {
+  set +e
+  [ -f "$W/mx/spool/pid/master.pid" ] && postfix -c "$W/mx/etc" stop >/dev/null 2>&1
+  [ -n "$MX_PID" ] && wait "$MX_PID" 2>/dev/null
+  stop_gate
+  [ -n "$DOVECOT_PID" ] && kill -TERM "$DOVECOT_PID" 2>/dev/null && wait "$DOVECOT_PID" 2>/dev/null
+  echo "gate-load: logs kept in $W"
+}
+trap cleanup EXIT
+check() { local name=$1; shift
+  if "$@"; then PASS=$((PASS + 1)); echo "ok   - $name"; else FAIL=$((FAIL + 1)); echo "FAIL - $name"; fi; }
+
+ensure_packages
+command -v python3 >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 >/dev/null; }
+# shellcheck source=engine.sh
+. "$HERE/engine.sh"
+prepare_engine "$W"
+
+start_gate() {
+  write_gate_config "$W/gate" reject
+  gate_command "$W/gate" >>"$W/gate.log" 2>&1 &
+  GATE_PID=$!
+  wait_port "$MILTER"
+}
+stop_gate() {
+  if [ -n "$GATE_PID" ]; then
+    kill -TERM "$GATE_PID" 2>/dev/null && wait "$GATE_PID" 2>/dev/null
+    GATE_PID=
+  fi
+  return 0
+}
+
+write_dovecot "$W/dc" "${LMTP#*:}"
+dovecot -F -c "$W/dc/dovecot.conf" >"$W/dovecot-fg.log" 2>&1 & DOVECOT_PID=$!
+write_postfix "$W/mx" mx.gate.test "${SMTP#*:}" "lmtp:inet:$LMTP" "inet:$MILTER" \
+  "127.0.0.1:${PLAIN_SMTP#*:} inet n - n - - smtpd -o smtpd_milters= -o non_smtpd_milters="
+postfix -c "$W/mx/etc" start-fg >"$W/mx-fg.log" 2>&1 & MX_PID=$!
+start_gate
+wait_port "$LMTP"; wait_port "$SMTP"; wait_port "$PLAIN_SMTP"
+
+mkdir -p "$W/templates"
+for kind in valid-request forged-cancel plain; do make_message "$kind" MARKER > "$W/templates/$kind.eml"; done
+
+# ---- gated run, with one gate restart in the middle
+python3 "$HERE/load_client.py" "$SMTP" "$LOAD_COUNT" "$CONCURRENCY" G "$W/templates" "$W/gated.jsonl" \
+  > "$W/gated-summary.json" &
+CLIENT=$!
+half=$((LOAD_COUNT / 2))
+while kill -0 "$CLIENT" 2>/dev/null; do
+  done_count=$(cat "$W/gated.jsonl.progress" 2>/dev/null || echo 0)
+  [ "$done_count" -ge "$half" ] && break
+  sleep 0.5
+done
+echo "gate-load: restarting the gate after ~$(cat "$W/gated.jsonl.progress" 2>/dev/null || echo 0) messages"
+stop_gate; sleep 1; start_gate
+wait "$CLIENT"
+
+# ---- baseline: same Postfix, same mix, no milter
+python3 "$HERE/load_client.py" "$PLAIN_SMTP" "$BASELINE_COUNT" "$CONCURRENCY" B "$W/templates" "$W/baseline.jsonl" \
+  > "$W/baseline-summary.json"
+
+# ---- let the queue drain, then account for every message
+for _ in $(seq 1 300); do
+  postqueue -c "$W/mx/etc" -p | grep -q "Mail queue is empty" && break; sleep 1
+done
+grep -rhoa "^X-E2E-Marker: L-[GB]-[0-9]*" "$W/dc/mail" | sed 's/^X-E2E-Marker: //' | sort > "$W/delivered.txt"
+python3 - "$W" <<'PY' > "$W/accounting.json"
+import json, sys, collections
+w = sys.argv[1]
+delivered = collections.Counter(open(w + "/delivered.txt").read().split())
+report = {}
+for phase in ("gated", "baseline"):
+    rows = [json.loads(l) for l in open("%s/%s.jsonl" % (w, phase))]
+    gated = phase == "gated"
+    bad = collections.Counter()
+    for r in rows:
+        n = delivered.get(r["marker"], 0)
+        if r["kind"] == "forged-cancel" and gated:
+            ok = r["outcome"] == "rejected" and n == 0
+        else:
+            ok = r["outcome"] == "accepted" and n == 1
+        if not ok:
+            bad["%s:%s:delivered=%d" % (r["kind"], r["outcome"], n)] += 1
+    report[phase] = {"messages": len(rows), "unaccounted": sum(bad.values()), "problems": dict(bad)}
+print(json.dumps(report))
+PY
+cat "$W/gated-summary.json" "$W/baseline-summary.json" "$W/accounting.json"
+field() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))$2)" "$1"; }
+
+check "gated run: all $LOAD_COUNT messages answered"    test "$(field "$W/gated-summary.json" "['messages']")" -eq "$LOAD_COUNT"
+check "gated run: every message accounted for"          test "$(field "$W/accounting.json" "['gated']['unaccounted']")" -eq 0
+check "gated run: no forged message accepted"           test "$(field "$W/gated-summary.json" "['forged-cancel_accepted']")" -eq 0
+lost=$(python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(sum(v for k, v in d.items() if k.endswith('_lost')))" "$W/gated-summary.json")
+check "gated run: no message lost (none given up after retries)" test "$lost" -eq 0
+check "gated run: the restart deferred messages, and they settled" test "$(field "$W/gated-summary.json" "['deferred_then_settled']")" -ge 1
+check "baseline run: every message delivered once"      test "$(field "$W/accounting.json" "['baseline']['unaccounted']")" -eq 0
+
+python3 - "$W" <<'PY'
+import json, sys
+w = sys.argv[1]
+g = json.load(open(w + "/gated-summary.json")); b = json.load(open(w + "/baseline-summary.json"))
+print("gate-load: gated   %d msgs in %.1f s = %.1f msg/s, p50 %.2f ms, p99 %.2f ms, deferred then settled %d"
+      % (g["messages"], g["seconds"], g["per_second"], g["p50_ms"], g["p99_ms"], g["deferred_then_settled"]))
+print("gate-load: no milter %d msgs in %.1f s = %.1f msg/s, p50 %.2f ms, p99 %.2f ms"
+      % (b["messages"], b["seconds"], b["per_second"], b["p50_ms"], b["p99_ms"]))
+print("gate-load: added latency p50 %.2f ms, p99 %.2f ms" % (g["p50_ms"] - b["p50_ms"], g["p99_ms"] - b["p99_ms"]))
+PY
+echo "$PASS passed, $FAIL failed"
+[ "$FAIL" -eq 0 ]

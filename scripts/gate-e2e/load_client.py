@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""Bounded SMTP load client for scripts/gate-e2e/load.sh (loopback only).
+
+Sends COUNT messages over CONCURRENCY persistent SMTP sessions. Each message is one of
+three kinds, by index: 60 % valid calendar, 20 % forged calendar, 20 % plain mail; the
+message text comes from `engine.sh make_message` templates passed in TEMPLATES_DIR.
+A 4xx answer (or a dropped connection) is a deferral: the client retries the message
+like a sending MTA would, every second, for up to RETRY_SECONDS. Writes one JSON line
+per message to OUT and prints a JSON summary.
+"""
+import json
+import os
+import smtplib
+import sys
+import threading
+import time
+
+server, count, concurrency, phase, templates, out = sys.argv[1:7]
+count, concurrency = int(count), int(concurrency)
+retry_seconds = float(os.environ.get("RETRY_SECONDS", "120"))
+host, port = server.rsplit(":", 1)
+port = int(port)
+
+KINDS = ["valid-request"] * 6 + ["forged-cancel"] * 2 + ["plain"] * 2
+template = {}
+for kind in set(KINDS):
+    with open(os.path.join(templates, kind + ".eml"), "rb") as handle:
+        template[kind] = handle.read()
+SENDER = {"forged-cancel": "mallory@example.net"}
+
+lock = threading.Lock()
+next_index = [0]
+results = []
+progress_path = out + ".progress"
+
+
+def take():
+    with lock:
+        if next_index[0] >= count:
+            return None
+        next_index[0] += 1
+        return next_index[0] - 1
+
+
+def connect():
+    while True:
+        try:
+            client = smtplib.SMTP(host, port, timeout=120)
+            client.ehlo("load.gate.test")
+            return client
+        except (OSError, smtplib.SMTPException):
+            time.sleep(0.2)
+
+
+def worker():
+    client = connect()
+    while True:
+        index = take()
+        if index is None:
+            break
+        kind = KINDS[index % len(KINDS)]
+        marker = "L-%s-%06d" % (phase, index)
+        body = template[kind].replace(b"MARKER", marker.encode())
+        sender = SENDER.get(kind, "organizer@example.net")
+        first_try = time.monotonic()
+        attempts, outcome, code, latency = 0, None, None, None
+        while outcome is None:
+            attempts += 1
+            started = time.monotonic()
+            try:
+                client.sendmail(sender, ["bob@example.org"], body)
+                latency = time.monotonic() - started
+                outcome, code = "accepted", 250
+            except smtplib.SMTPResponseException as error:
+                latency = time.monotonic() - started
+                code = error.smtp_code
+                if 500 <= code < 600:
+                    outcome = "rejected"
+                    try:
+                        client.rset()
+                    except (OSError, smtplib.SMTPException):
+                        client = connect()
+                else:
+                    # a milter tempfail lasts for the whole SMTP session: start a new one
+                    try:
+                        client.close()
+                    finally:
+                        client = connect()
+            except smtplib.SMTPRecipientsRefused as error:
+                code = list(error.recipients.values())[0][0]
+                outcome = "rejected" if code >= 500 else None
+                client = connect()
+            except (OSError, smtplib.SMTPException):
+                code = "connection"
+                client = connect()
+            if outcome is None:
+                if time.monotonic() - first_try > retry_seconds:
+                    outcome = "lost"
+                else:
+                    time.sleep(1.0)
+        with lock:
+            results.append({"marker": marker, "kind": kind, "outcome": outcome,
+                            "code": code, "attempts": attempts, "latency": latency})
+            if len(results) % 500 == 0:
+                with open(progress_path, "w") as handle:
+                    handle.write(str(len(results)))
+    try:
+        client.quit()
+    except (OSError, smtplib.SMTPException):
+        pass
+
+
+started = time.monotonic()
+threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+elapsed = time.monotonic() - started
+
+with open(out, "w") as handle:
+    for result in results:
+        handle.write(json.dumps(result) + "\n")
+
+# latency of first-try successes/rejections only: retries measure the outage, not the gate
+lat = sorted(r["latency"] for r in results if r["attempts"] == 1 and r["latency"] is not None)
+
+
+def pct(p):
+    return lat[min(len(lat) - 1, int(p * len(lat)))] * 1000 if lat else float("nan")
+
+
+summary = {
+    "phase": phase, "messages": len(results), "seconds": round(elapsed, 2),
+    "per_second": round(len(results) / elapsed, 1),
+    "p50_ms": round(pct(0.50), 2), "p99_ms": round(pct(0.99), 2),
+    "deferred_then_settled": sum(1 for r in results if r["attempts"] > 1),
+}
+for kind in sorted(set(KINDS)):
+    for outcome in ("accepted", "rejected", "lost"):
+        summary["%s_%s" % (kind, outcome)] = sum(
+            1 for r in results if r["kind"] == kind and r["outcome"] == outcome)
+print(json.dumps(summary))
