@@ -271,7 +271,7 @@ pub(crate) fn check_signed_data(
     if content_type != oid::SIGNED_DATA {
         return failed(Failure::UnexpectedContentType { oid: content_type });
     }
-    let parsed = match parse_signed_data(signed_data, context.limits) {
+    let parsed = match parse_signed_data(signed_data, context.limits, context.trust) {
         Ok(parsed) => parsed,
         Err(failure) => return failed(failure),
     };
@@ -338,6 +338,7 @@ struct SignedDataParts<'a> {
 fn parse_signed_data<'a>(
     signed_data: Tlv<'a>,
     limits: &Limits,
+    trust: &TrustStore,
 ) -> Result<SignedDataParts<'a>, Failure> {
     let signed_data = signed_data.expect(tag::SEQUENCE).map_err(malformed)?;
     let start = signed_data.offset;
@@ -399,10 +400,11 @@ fn parse_signed_data<'a>(
                     }
                     // Other CertificateChoices (attribute certificates...) carry no signer key.
                     if cert.tag == tag::SEQUENCE {
-                        let parsed =
-                            X509::from_der(cert.full).map_err(|_| Failure::MalformedCms {
+                        let parsed = trust.parse_certificate(cert.full).map_err(|_| {
+                            Failure::MalformedCms {
                                 offset: cert.offset,
-                            })?;
+                            }
+                        })?;
                         certificates.push(parsed);
                     }
                 }
