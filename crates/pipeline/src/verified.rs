@@ -57,7 +57,8 @@ impl VerifiedCalendar {
     }
 }
 
-/// A message whose calendar parts passed the S/MIME step. Only [`verify`] builds one (the
+/// A message whose calendar parts passed the S/MIME step. Only the verification step of
+/// [`Pipeline::evaluate`](crate::Pipeline::evaluate) builds one (the
 /// fields are private to this crate), so the processing step cannot be handed raw bytes.
 #[derive(Debug, Clone)]
 pub struct VerifiedMessage {

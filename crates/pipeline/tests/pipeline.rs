@@ -1,0 +1,443 @@
+//! Integration tests of the pipeline crate: ranking of reasons, unprotected calendars,
+//! signature downgrade, store failures (an error, never a verdict), and recording only on
+//! accept. Messages are built with the crate's own composer and the S/MIME crate's signer,
+//! with the test PKI in `certs/` at its evaluation time (certs/README.md).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::path::PathBuf;
+
+use imipsec_pipeline::compose::{CalendarPart, Envelope, calendar_entity, message};
+use imipsec_pipeline::policy::{
+    DelegationStore, EventStateStore, EventUpdate, Grant, GrantFilter, GrantId, HistoryEntry,
+    NewGrant, SqliteStore, StateDecision, StateFinding, StoreError, Timestamp,
+};
+use imipsec_pipeline::smime::TrustStore;
+use imipsec_pipeline::smime::keys::Identity;
+use imipsec_pipeline::smime::sign::{SignOptions, sign_detached};
+use imipsec_pipeline::{
+    EvaluateError, Evaluation, Pipeline, Reason, Settings, Stores, Verdict, Warning,
+};
+use time::macros::datetime;
+
+const AT: time::OffsetDateTime = datetime!(2026-06-01 00:00:00 UTC);
+const ORGANIZER: &str = "organizer@example.com";
+const ATTENDEE: &str = "attendee@example.com";
+
+fn certs() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../certs")
+}
+
+fn pipeline(danger_allow_unsigned: bool) -> Pipeline {
+    let trust =
+        TrustStore::from_pem_files(&[certs().join("root.cert.pem")], &[] as &[PathBuf]).unwrap();
+    let mut settings = Settings::new(trust);
+    settings.danger_allow_unsigned = danger_allow_unsigned;
+    Pipeline::new(settings)
+}
+
+fn identity(name: &str) -> Identity {
+    let mut pem = std::fs::read(certs().join(format!("{name}.key.pem"))).unwrap();
+    pem.extend(std::fs::read(certs().join(format!("{name}.chain.pem"))).unwrap());
+    Identity::from_pem(&pem).unwrap()
+}
+
+fn calendar(method: &str, uid: &str, sequence: u32) -> String {
+    format!(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//imipsec//tests//EN\r\nMETHOD:{method}\r\n\
+         BEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20260601T000000Z\r\n\
+         ORGANIZER:mailto:{ORGANIZER}\r\nDTSTART:20260615T100000Z\r\nSUMMARY:Planning\r\n\
+         SEQUENCE:{sequence}\r\nATTENDEE;PARTSTAT=NEEDS-ACTION:mailto:{ATTENDEE}\r\n\
+         END:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+}
+
+fn entity(calendar: &str) -> Vec<u8> {
+    calendar_entity(&[CalendarPart {
+        text: calendar.to_owned(),
+        method: "REQUEST".into(),
+        component: "VEVENT".into(),
+        filename: "invite.ics".into(),
+        description: "Invitation".into(),
+    }])
+    .unwrap()
+}
+
+fn wrap(entity: &[u8]) -> Vec<u8> {
+    message(
+        &Envelope {
+            from: ORGANIZER.into(),
+            to: vec![ATTENDEE.into()],
+            subject: "test".into(),
+            date: AT.unix_timestamp(),
+            message_id: "test@example.com".into(),
+        },
+        entity,
+    )
+    .unwrap()
+}
+
+/// A REQUEST signed (detached) by `signer`.
+fn signed_request(signer: &str, uid: &str, sequence: u32) -> Vec<u8> {
+    let options = SignOptions {
+        signing_time: Some(AT),
+        ..SignOptions::default()
+    };
+    let signed = sign_detached(
+        &entity(&calendar("REQUEST", uid, sequence)),
+        &identity(signer),
+        &options,
+    )
+    .unwrap();
+    wrap(&signed)
+}
+
+fn unsigned_request(uid: &str, sequence: u32) -> Vec<u8> {
+    wrap(&entity(&calendar("REQUEST", uid, sequence)))
+}
+
+fn evaluation(record: bool) -> Evaluation<'static> {
+    Evaluation {
+        at: AT,
+        recipient: Some(ATTENDEE),
+        record,
+    }
+}
+
+fn codes(verdict: &Verdict) -> Vec<Reason> {
+    verdict.reasons.iter().map(|finding| finding.code).collect()
+}
+
+#[test]
+fn signed_request_from_the_organizer_is_accepted() {
+    let verdict = pipeline(false)
+        .evaluate(
+            &signed_request("rsa2048/organizer", "a@example.com", 0),
+            &evaluation(false),
+            None,
+        )
+        .unwrap();
+    assert!(verdict.is_accept(), "{:?}", verdict.reasons);
+    assert_eq!(verdict.itip.len(), 1);
+    assert_eq!(verdict.itip[0].actor.as_deref(), Some(ORGANIZER));
+    assert!(!verdict.recorded);
+}
+
+#[test]
+fn reasons_are_ranked_most_specific_first() {
+    // A tampered signed part next to an unsigned calendar: the broken signature is the most
+    // specific reason, the unprotected calendar comes after it.
+    let options = SignOptions::default();
+    let signed = sign_detached(
+        b"Content-Type: text/plain\r\n\r\nSee the invitation.\r\n",
+        &identity("rsa2048/organizer"),
+        &options,
+    )
+    .unwrap();
+    let signed = String::from_utf8(signed).unwrap().replacen(
+        "See the invitation.",
+        "See the invitatioN.",
+        1,
+    );
+    let calendar = calendar("REQUEST", "rank@example.com", 0);
+    let body = format!(
+        "Content-Type: multipart/mixed; boundary=\"outer\"\r\n\r\n--outer\r\n{signed}\r\n--outer\r\n\
+         Content-Type: text/calendar; method=REQUEST; charset=utf-8\r\n\r\n{calendar}\r\n--outer--\r\n"
+    );
+    let verdict = pipeline(false)
+        .evaluate(&wrap(body.as_bytes()), &evaluation(false), None)
+        .unwrap();
+    assert_eq!(
+        codes(&verdict),
+        [Reason::BadSignature, Reason::UnprotectedCalendar]
+    );
+    assert_eq!(verdict.primary_reason(), Some(Reason::BadSignature));
+    // Verify-then-process: nothing of the calendar was evaluated.
+    assert!(verdict.itip.is_empty());
+}
+
+#[test]
+fn calendar_outside_the_signed_region_is_never_processed() {
+    let signed = sign_detached(
+        b"Content-Type: text/plain\r\n\r\nSee the invitation.\r\n",
+        &identity("rsa2048/organizer"),
+        &SignOptions::default(),
+    )
+    .unwrap();
+    let signed = String::from_utf8(signed).unwrap();
+    let calendar = calendar("REQUEST", "smuggle@example.com", 0);
+    let body = format!(
+        "Content-Type: multipart/mixed; boundary=\"outer\"\r\n\r\n--outer\r\n{signed}\r\n--outer\r\n\
+         Content-Type: text/calendar; method=REQUEST; charset=utf-8\r\n\r\n{calendar}\r\n--outer--\r\n"
+    );
+    let store = SqliteStore::open_in_memory().unwrap();
+    let verdict = pipeline(true)
+        .evaluate(&wrap(body.as_bytes()), &evaluation(true), Some(&store))
+        .unwrap();
+    assert_eq!(codes(&verdict), [Reason::UnprotectedCalendar]);
+    assert!(verdict.itip.is_empty());
+    assert!(
+        store
+            .event(ATTENDEE, "smuggle@example.com", None)
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[test]
+fn record_only_on_accept() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let pipeline = pipeline(false);
+    // Rejected (Mallory signs the organizer's REQUEST): nothing recorded.
+    let verdict = pipeline
+        .evaluate(
+            &signed_request("rsa2048/stranger", "rec@example.com", 1),
+            &evaluation(true),
+            Some(&store),
+        )
+        .unwrap();
+    assert_eq!(codes(&verdict), [Reason::SignerNotCorrelated]);
+    assert!(!verdict.recorded);
+    assert!(
+        store
+            .event(ATTENDEE, "rec@example.com", None)
+            .unwrap()
+            .is_none()
+    );
+    // Accepted without record: nothing recorded either.
+    let message = signed_request("rsa2048/organizer", "rec@example.com", 1);
+    let verdict = pipeline
+        .evaluate(&message, &evaluation(false), Some(&store))
+        .unwrap();
+    assert!(verdict.is_accept());
+    assert!(!verdict.recorded);
+    assert!(
+        store
+            .event(ATTENDEE, "rec@example.com", None)
+            .unwrap()
+            .is_none()
+    );
+    // Accepted with record: recorded, and the replay is then stale.
+    let verdict = pipeline
+        .evaluate(&message, &evaluation(true), Some(&store))
+        .unwrap();
+    assert!(verdict.is_accept() && verdict.recorded);
+    assert_eq!(
+        store
+            .event(ATTENDEE, "rec@example.com", None)
+            .unwrap()
+            .unwrap()
+            .sequence,
+        Some(1)
+    );
+    let verdict = pipeline
+        .evaluate(&message, &evaluation(true), Some(&store))
+        .unwrap();
+    assert_eq!(codes(&verdict), [Reason::StaleSequence]);
+    assert!(!verdict.recorded);
+}
+
+#[test]
+fn unsigned_is_rejected_and_downgrade_is_rejected_even_with_danger() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let verdict = pipeline(false)
+        .evaluate(
+            &unsigned_request("down@example.com", 0),
+            &evaluation(true),
+            Some(&store),
+        )
+        .unwrap();
+    assert_eq!(codes(&verdict), [Reason::Unsigned]);
+
+    let danger = pipeline(true);
+    // With danger, an unsigned first message is accepted ...
+    let verdict = danger
+        .evaluate(
+            &unsigned_request("fresh@example.com", 0),
+            &evaluation(true),
+            Some(&store),
+        )
+        .unwrap();
+    assert!(verdict.is_accept(), "{:?}", verdict.reasons);
+    // ... but not an unsigned update after a signed one.
+    let verdict = danger
+        .evaluate(
+            &signed_request("rsa2048/organizer", "down@example.com", 0),
+            &evaluation(true),
+            Some(&store),
+        )
+        .unwrap();
+    assert!(verdict.is_accept() && verdict.recorded);
+    let verdict = danger
+        .evaluate(
+            &unsigned_request("down@example.com", 1),
+            &evaluation(true),
+            Some(&store),
+        )
+        .unwrap();
+    assert_eq!(codes(&verdict), [Reason::Unsigned]);
+    assert_eq!(
+        store
+            .event(ATTENDEE, "down@example.com", None)
+            .unwrap()
+            .unwrap()
+            .sequence,
+        Some(0)
+    );
+}
+
+/// A store whose every operation fails as if another writer held the lock.
+struct BusyStore;
+
+impl DelegationStore for BusyStore {
+    fn grant(&self, _: &NewGrant) -> Result<GrantId, StoreError> {
+        Err(StoreError::Busy)
+    }
+    fn revoke(&self, _: GrantId, _: Timestamp, _: &str, _: Option<&str>) -> Result<(), StoreError> {
+        Err(StoreError::Busy)
+    }
+    fn revoke_matching(
+        &self,
+        _: &str,
+        _: &str,
+        _: Timestamp,
+        _: &str,
+    ) -> Result<usize, StoreError> {
+        Err(StoreError::Busy)
+    }
+    fn is_allowed(
+        &self,
+        _: &str,
+        _: &str,
+        _: imipsec_pipeline::policy::Method,
+        _: Timestamp,
+    ) -> Result<bool, StoreError> {
+        Err(StoreError::Busy)
+    }
+    fn list(&self, _: &GrantFilter, _: Option<Timestamp>) -> Result<Vec<Grant>, StoreError> {
+        Err(StoreError::Busy)
+    }
+    fn history(&self, _: Option<&str>) -> Result<Vec<HistoryEntry>, StoreError> {
+        Err(StoreError::Busy)
+    }
+    fn export_json(&self) -> Result<String, StoreError> {
+        Err(StoreError::Busy)
+    }
+    fn import_json(&self, _: &str, _: &str, _: Timestamp) -> Result<usize, StoreError> {
+        Err(StoreError::Busy)
+    }
+}
+
+impl EventStateStore for BusyStore {
+    fn evaluate(&self, _: &str, _: &[EventUpdate]) -> Result<Vec<StateFinding>, StoreError> {
+        Err(StoreError::Busy)
+    }
+    fn decide_and_record(
+        &self,
+        _: &str,
+        _: &[EventUpdate],
+        _: Timestamp,
+    ) -> Result<StateDecision, StoreError> {
+        Err(StoreError::Busy)
+    }
+    fn event(
+        &self,
+        _: &str,
+        _: &str,
+        _: Option<&str>,
+    ) -> Result<Option<imipsec_pipeline::policy::EventState>, StoreError> {
+        Err(StoreError::Busy)
+    }
+}
+
+#[test]
+fn store_unavailable_is_an_error_not_a_verdict() {
+    let pipeline = pipeline(false);
+    let store: &dyn Stores = &BusyStore;
+    // Event state cannot be checked.
+    let error = pipeline
+        .evaluate(
+            &signed_request("rsa2048/organizer", "busy@example.com", 0),
+            &evaluation(false),
+            Some(store),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(error, EvaluateError::EventStore(StoreError::Busy)),
+        "{error:?}"
+    );
+    // A SENT-BY delegation cannot be decided: the delegate's message is neither accepted nor
+    // rejected.
+    let sent_by = calendar("REQUEST", "busy-sentby@example.com", 0).replace(
+        "ORGANIZER:mailto:organizer@example.com",
+        "ORGANIZER;SENT-BY=\"mailto:delegate@example.com\":mailto:organizer@example.com",
+    );
+    let signed = sign_detached(
+        &entity(&sent_by),
+        &identity("rsa2048/delegate"),
+        &SignOptions::default(),
+    )
+    .unwrap();
+    let error = pipeline
+        .evaluate(&wrap(&signed), &evaluation(true), Some(store))
+        .unwrap_err();
+    assert!(
+        matches!(error, EvaluateError::DelegationStore(StoreError::Busy)),
+        "{error:?}"
+    );
+    // Without any store, the same message is judged: SENT-BY is denied by default.
+    let verdict = pipeline
+        .evaluate(&wrap(&signed), &evaluation(false), None)
+        .unwrap();
+    assert_eq!(codes(&verdict), [Reason::SentByUnauthorized]);
+}
+
+#[test]
+fn record_needs_a_store_and_a_recipient() {
+    let pipeline = pipeline(false);
+    let message = signed_request("rsa2048/organizer", "need@example.com", 0);
+    assert!(matches!(
+        pipeline.evaluate(&message, &evaluation(true), None),
+        Err(EvaluateError::RecordWithoutStore)
+    ));
+    let store = SqliteStore::open_in_memory().unwrap();
+    let ctx = Evaluation {
+        at: AT,
+        recipient: None,
+        record: true,
+    };
+    assert!(matches!(
+        pipeline.evaluate(&message, &ctx, Some(&store)),
+        Err(EvaluateError::RecordWithoutRecipient)
+    ));
+}
+
+#[test]
+fn oversized_message_is_limit_exceeded_before_parsing() {
+    let trust =
+        TrustStore::from_pem_files(&[certs().join("root.cert.pem")], &[] as &[PathBuf]).unwrap();
+    let mut settings = Settings::new(trust);
+    settings.limits.message_bytes = 1024;
+    let verdict = Pipeline::new(settings)
+        .evaluate(&vec![b'a'; 1025], &evaluation(false), None)
+        .unwrap();
+    assert_eq!(codes(&verdict), [Reason::LimitExceeded]);
+}
+
+#[test]
+fn signing_time_far_from_date_warns() {
+    let options = SignOptions {
+        signing_time: Some(datetime!(2026-05-31 20:00:00 UTC)),
+        ..SignOptions::default()
+    };
+    let signed = sign_detached(
+        &entity(&calendar("REQUEST", "skew@example.com", 0)),
+        &identity("rsa2048/organizer"),
+        &options,
+    )
+    .unwrap();
+    let verdict = pipeline(false)
+        .evaluate(&wrap(&signed), &evaluation(false), None)
+        .unwrap();
+    assert!(verdict.is_accept());
+    assert!(verdict.has_warning(Warning::SigningTimeSkew));
+}
