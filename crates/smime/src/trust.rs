@@ -286,16 +286,19 @@ impl TrustStore {
             let Ok(issuer_key) = issuer.public_key() else {
                 return Err(unknown);
             };
-            let issuer_name = cert.issuer_name().to_der().map_err(|_| unknown.clone())?;
             // RFC 5280 §6.3.3 (f): the CRL issuer must be allowed to sign CRLs.
             let issuer_signs_crls = may_sign_crls(issuer);
             let mut published = false;
             let mut decided = false;
             for crl in self.crls.iter().chain(embedded_crls) {
+                // RFC 5280 §7.1: names match after case folding and white space compression
+                // (X509_NAME_cmp compares OpenSSL's canonical encoding), not byte for byte: a
+                // CRL whose issuer is spelt differently would otherwise be skipped unnoticed
+                // (PKITS 4.3.3-4.3.5, 4.3.11).
                 let same_issuer = crl
                     .issuer_name()
-                    .to_der()
-                    .is_ok_and(|name| name == issuer_name);
+                    .try_cmp(cert.issuer_name())
+                    .is_ok_and(|order| order == std::cmp::Ordering::Equal);
                 if !same_issuer {
                     continue;
                 }
