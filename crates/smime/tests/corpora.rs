@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use imipsec_smime::keys::Identity;
 use imipsec_smime::{
     AlgorithmPolicy, Failure, InspectOptions, Inspection, LayerKind, LayerOutcome, Leaf, Limits,
-    TrustStore, inspect, verify_signed_data,
+    RevocationMode, TrustStore, inspect, verify_signed_data,
 };
 use serde::Deserialize;
 use shared::{Tally, corpora, read};
@@ -723,13 +723,15 @@ struct PkitsRow {
 fn pkits() {
     let root = corpora().join("pkits");
     let rows: Vec<PkitsRow> = serde_json::from_slice(&read(&root.join("expected.json"))).unwrap();
+    // PKITS (and OpenSSL's pkits-test.pl, -crl_check_all) expects a CRL for every certificate.
     let trust = TrustStore::new(
         vec![shared::certificate(
             &root.join("certs/TrustAnchorRootCertificate.crt"),
         )],
         vec![shared::crl(&root.join("crls/TrustAnchorRootCRL.crl"))],
     )
-    .unwrap();
+    .unwrap()
+    .with_revocation(RevocationMode::RequireForChain);
     // Inside the trust anchor's validity (2010-01-01..2030-12-31) and every "valid" path's.
     let at = datetime!(2026-06-01 00:00:00 UTC);
     let policy = AlgorithmPolicy::default();

@@ -179,6 +179,13 @@ impl Tally {
 
     /// Print the summary and fail on anything unexpected.
     pub fn finish(self) {
+        if let Some(failure) = self.summarize() {
+            panic!("{failure}");
+        }
+    }
+
+    /// Print the summary; `Some(message)` when anything was unexpected.
+    pub fn summarize(self) -> Option<String> {
         let mut unexpected = self.unexpected;
         for case in self.exceptions.keys() {
             if !self.seen.contains(case) {
@@ -198,12 +205,13 @@ impl Tally {
         for line in &unexpected {
             println!("  UNEXPECTED        {line}");
         }
-        assert!(
-            unexpected.is_empty(),
-            "[{}] {} unexpected result(s):\n{}",
-            self.suite,
-            unexpected.len(),
-            unexpected.join("\n")
-        );
+        (!unexpected.is_empty()).then(|| {
+            format!(
+                "[{}] {} unexpected result(s):\n{}",
+                self.suite,
+                unexpected.len(),
+                unexpected.join("\n")
+            )
+        })
     }
 }
