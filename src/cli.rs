@@ -75,6 +75,7 @@ Examples:
 
 Exit status:
   0  signed message written to standard output
+  1  refused: a gate would reject the message (the reason code is printed on stderr)
   2  could not sign: bad arguments, unreadable identity or input";
 
 const AUDIT_HELP: &str = "\

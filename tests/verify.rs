@@ -578,7 +578,16 @@ fn unsigned_update_after_signed_one_is_a_downgrade_even_with_danger() {
 fn fifty_megabyte_message_is_limit_exceeded() {
     let mut message = with_headers(ORGANIZER, ATTENDEE, b"Content-Type: text/plain\r\n\r\n");
     message.resize(50 * 1024 * 1024, b'a');
-    assert_rejected(&verify(&message, &[]), "limit-exceeded");
+    let run = verify(&message, &[]);
+    assert_rejected(&run, "limit-exceeded");
+    // Bounded reading: the binary stopped after the limit (32 MiB + 1 byte) and exited, so
+    // the rest of the 50 MB could not be written to it.
+    assert!(!run.stdin_consumed, "the whole 50 MB message was read");
+    // The same from a file.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.eml");
+    std::fs::write(&path, &message).unwrap();
+    assert_rejected(&verify(b"", &[path.to_str().unwrap()]), "limit-exceeded");
 }
 
 #[test]

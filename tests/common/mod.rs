@@ -52,6 +52,8 @@ pub fn pem_identity(dir: &Path, name: &str) -> PathBuf {
 /// What a run of the binary produced.
 #[derive(Debug)]
 pub struct Run {
+    /// Whether the child read all of standard input (false: it stopped reading early).
+    pub stdin_consumed: bool,
     pub status: i32,
     pub stdout: Vec<u8>,
     pub stderr: String,
@@ -112,12 +114,11 @@ where
     let mut input = child.stdin.take().unwrap();
     let stdin = stdin.to_vec();
     // A writer thread, so a child that stops reading early (a size limit) cannot deadlock us.
-    let writer = std::thread::spawn(move || {
-        let _ = input.write_all(&stdin);
-    });
+    let writer = std::thread::spawn(move || input.write_all(&stdin).is_ok());
     let output = child.wait_with_output().unwrap();
-    let _ = writer.join();
+    let stdin_consumed = writer.join().unwrap_or(false);
     Run {
+        stdin_consumed,
         status: output.status.code().unwrap_or(-1),
         stdout: output.stdout,
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),

@@ -172,7 +172,7 @@ impl Pipeline {
                 }
             };
             let signers: Vec<&str> = if signed {
-                calendar.signers().iter().map(String::as_str).collect()
+                calendar.signer_emails()
             } else {
                 named_actors(&itip)
             };
@@ -237,9 +237,9 @@ impl Pipeline {
 
     fn parse(&self, calendar: &VerifiedCalendar) -> Result<ItipMessage, Finding<Reason>> {
         let params = MimeParams {
-            method: calendar.method.as_deref(),
-            charset: calendar.charset.as_deref(),
-            component: calendar.component.as_deref(),
+            method: calendar.method(),
+            charset: calendar.charset(),
+            component: calendar.component(),
         };
         let options = ParseOptions {
             strict: self.settings.strict_icalendar,

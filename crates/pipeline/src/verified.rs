@@ -22,48 +22,72 @@ pub enum Authentication {
     DangerUnsigned,
 }
 
-/// One `text/calendar` part that may be processed, with who vouches for it.
+/// One `text/calendar` part that may be processed, with who vouches for it. Fields are
+/// private to this module: only [`verify`] fills them.
 #[derive(Debug, Clone)]
 pub struct VerifiedCalendar {
-    /// The decoded body (transfer encoding removed), exactly as signed.
-    pub(crate) body: Vec<u8>,
-    /// The Content-Type `method` parameter.
-    pub(crate) method: Option<String>,
-    /// The Content-Type `charset` parameter.
-    pub(crate) charset: Option<String>,
-    /// The Content-Type `component` parameter.
-    pub(crate) component: Option<String>,
-    /// E-mail addresses of every verified signer whose signature covers this part
-    /// (normalised: domain lower-cased).
-    pub(crate) signers: Vec<String>,
-    /// The MIME part path, for messages.
-    pub(crate) path: String,
+    body: Vec<u8>,
+    method: Option<String>,
+    charset: Option<String>,
+    component: Option<String>,
+    /// The proofs (S/MIME `VerifiedSigner`, constructible only by the S/MIME crate) of every
+    /// verified signature covering this part; empty only in the danger-unsigned mode.
+    signers: Vec<VerifiedSigner>,
+    path: String,
 }
 
 impl VerifiedCalendar {
-    /// The calendar bytes.
+    /// The calendar bytes after transfer decoding, exactly as signed.
     pub fn body(&self) -> &[u8] {
         &self.body
     }
 
-    /// The addresses of the signers vouching for this part (empty when unsigned).
-    pub fn signers(&self) -> &[String] {
+    /// The Content-Type `method` parameter.
+    pub fn method(&self) -> Option<&str> {
+        self.method.as_deref()
+    }
+
+    /// The Content-Type `charset` parameter.
+    pub fn charset(&self) -> Option<&str> {
+        self.charset.as_deref()
+    }
+
+    /// The Content-Type `component` parameter.
+    pub fn component(&self) -> Option<&str> {
+        self.component.as_deref()
+    }
+
+    /// The verified signers whose signatures cover this part (empty when unsigned).
+    pub fn signers(&self) -> &[VerifiedSigner] {
         &self.signers
     }
 
-    /// The MIME part path.
+    /// The e-mail addresses of those signers (normalised, deduplicated), for correlation.
+    pub fn signer_emails(&self) -> Vec<&str> {
+        let mut emails: Vec<&str> = Vec::new();
+        for signer in &self.signers {
+            for email in signer.emails() {
+                if !emails.contains(&email.normalized()) {
+                    emails.push(email.normalized());
+                }
+            }
+        }
+        emails
+    }
+
+    /// The MIME part number (`"1.2"`).
     pub fn path(&self) -> &str {
         &self.path
     }
 }
 
 /// A message whose calendar parts passed the S/MIME step. Only the verification step of
-/// [`Pipeline::evaluate`](crate::Pipeline::evaluate) builds one (the
-/// fields are private to this crate), so the processing step cannot be handed raw bytes.
+/// [`Pipeline::evaluate`](crate::Pipeline::evaluate) builds one (the fields are private to
+/// this module), so the processing step cannot be handed raw bytes.
 #[derive(Debug, Clone)]
 pub struct VerifiedMessage {
-    pub(crate) calendars: Vec<VerifiedCalendar>,
-    pub(crate) authentication: Authentication,
+    calendars: Vec<VerifiedCalendar>,
+    authentication: Authentication,
 }
 
 impl VerifiedMessage {
@@ -278,13 +302,9 @@ pub(crate) fn verify(
             ));
             continue;
         }
-        let mut emails: Vec<String> = Vec::new();
         for signer in &signers {
             for email in signer.emails() {
                 let email = email.normalized().to_owned();
-                if !emails.contains(&email) {
-                    emails.push(email.clone());
-                }
                 if !all_signer_emails.contains(&email) {
                     all_signer_emails.push(email);
                 }
@@ -295,7 +315,7 @@ pub(crate) fn verify(
             method: leaf.param("method").map(str::to_owned),
             charset: leaf.param("charset").map(str::to_owned),
             component: leaf.param("component").map(str::to_owned),
-            signers: emails,
+            signers: signers.into_iter().cloned().collect(),
             path: part_number(&leaf.path),
         });
     }
