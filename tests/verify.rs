@@ -675,3 +675,62 @@ fn store_in_a_missing_directory_is_exit_two_even_when_recording() {
     assert_eq!(run.status, 2, "{}", run.stderr);
     assert!(run.stdout.is_empty(), "a verdict was printed on error");
 }
+
+// ---------------------------------------------------------------------------------------
+// Warnings
+
+#[test]
+fn protected_subject_differing_from_outer_is_header_mismatch() {
+    // RFC 9788: header fields inside the signed entity protect the outer ones.
+    let calendar = calendar("REQUEST", "hp@example.com", 0);
+    let entity = format!(
+        "Subject: Original subject\r\nContent-Type: text/calendar; method=REQUEST; charset=utf-8\r\n\r\n{calendar}"
+    );
+    let message = with_headers(
+        ORGANIZER,
+        ATTENDEE,
+        &openssl_sign(entity.as_bytes(), "rsa2048/organizer", true, &[]),
+    );
+    let run = verify(&message, &[]);
+    assert_accepted(&run);
+    // (openssl stamps signingTime from the real clock, so signing-time-skew may come too.)
+    assert!(
+        run.warnings().contains(&"header-mismatch".to_owned()),
+        "{:?}",
+        run.warnings()
+    );
+}
+
+#[test]
+fn date_far_from_signing_time_is_signing_time_skew() {
+    let dir = tempfile::tempdir().unwrap();
+    let message = signed(
+        dir.path(),
+        "organizer",
+        &calendar("REQUEST", "skew@example.com", 0),
+        &[],
+    );
+    let run = verify(&message, &[]);
+    assert_accepted(&run);
+    assert!(run.warnings().is_empty());
+    // Date is outside the signature: moving it two hours keeps the signature valid.
+    let moved = replace_header(&message, "Date", "Sun, 31 May 2026 22:00:00 +0000");
+    let run = verify(&moved, &[]);
+    assert_accepted(&run);
+    assert_eq!(run.warnings(), ["signing-time-skew"]);
+    // A signingTime after the evaluation time warns too.
+    let root = root_ca();
+    let run = imipsec(
+        [
+            "verify",
+            "--json",
+            "--at",
+            "2026-05-31T23:00:00Z",
+            "--trust",
+            root.to_str().unwrap(),
+        ],
+        &message,
+    );
+    assert_accepted(&run);
+    assert_eq!(run.warnings(), ["signing-time-skew"]);
+}
