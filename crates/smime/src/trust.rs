@@ -160,19 +160,19 @@ impl TrustStore {
     /// was 70% of a warm verification (profiled with the `verify` bench). A parse is a pure
     /// function of the bytes, so sharing it changes no result.
     pub(crate) fn parse_certificate(&self, der: &[u8]) -> Result<X509, openssl::error::ErrorStack> {
-        if let Ok(cache) = self.parsed.lock() {
-            if let Some(found) = cache.get(der) {
-                return Ok(found.clone());
-            }
+        if let Ok(cache) = self.parsed.lock()
+            && let Some(found) = cache.get(der)
+        {
+            return Ok(found.clone());
         }
         let certificate = X509::from_der(der)?;
-        if der.len() <= PARSED_CACHE_MAX_DER {
-            if let Ok(mut cache) = self.parsed.lock() {
-                if cache.len() >= PARSED_CACHE_CAPACITY {
-                    cache.clear();
-                }
-                cache.insert(der.to_vec(), certificate.clone());
+        if der.len() <= PARSED_CACHE_MAX_DER
+            && let Ok(mut cache) = self.parsed.lock()
+        {
+            if cache.len() >= PARSED_CACHE_CAPACITY {
+                cache.clear();
             }
+            cache.insert(der.to_vec(), certificate.clone());
         }
         Ok(certificate)
     }
