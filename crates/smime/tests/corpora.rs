@@ -146,10 +146,9 @@ fn thunderbird_verdict(
             .unwrap_or_default();
         let mut good = format!("good:{email}");
         if let (Some(signing_time), Some(date)) = (outermost.signing_time(), inspection.outer.date)
+            && (signing_time - date).abs() > time::Duration::HOUR
         {
-            if (signing_time - date).abs() > time::Duration::HOUR {
-                good.push_str("+skew");
-            }
+            good.push_str("+skew");
         }
         good
     } else {
