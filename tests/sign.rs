@@ -277,3 +277,40 @@ fn pkcs12_identity_signs() {
     assert_eq!(run.status, 0, "{}", run.stderr);
     let _ = root;
 }
+
+#[test]
+fn without_identity_the_message_is_unsigned_and_verify_says_so() {
+    let run = imipsec(
+        ["sign", "--at", AT],
+        calendar("REQUEST", "plain@example.com", 0).as_bytes(),
+    );
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    assert!(!run.stdout_text().contains("pkcs7"));
+    let verdict = verify(&run.stdout, &[]);
+    assert_eq!(verdict.status, 1);
+    assert_eq!(verdict.reasons(), ["unsigned"]);
+}
+
+#[test]
+fn invalid_recipient_is_an_error_not_a_reject() {
+    let dir = tempfile::tempdir().unwrap();
+    let message = sign(
+        calendar("REQUEST", "rcpt@example.com", 0).as_bytes(),
+        &identity(dir.path(), "organizer"),
+        &[],
+    );
+    let store = store_path(dir.path());
+    let store_arg = store.to_str().unwrap();
+    let run = verify(
+        &message.stdout,
+        &[
+            "--store",
+            store_arg,
+            "--recipient",
+            "not an address",
+            "--record",
+        ],
+    );
+    assert_eq!(run.status, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("recipient"), "{}", run.stderr);
+}

@@ -5,8 +5,8 @@ use imipsec_itip::{
     ParseOptions, Role, correlate, parse_itip,
 };
 use imipsec_policy::{
-    DelegationStore, EventStateStore, EventUpdate, StateDecision, StateFinding, StoreError,
-    Timestamp,
+    AddressField, DelegationStore, EventStateStore, EventUpdate, StateDecision, StateFinding,
+    StoreError, Timestamp,
 };
 use thiserror::Error;
 
@@ -53,6 +53,9 @@ pub enum EvaluateError {
     /// `record` was asked without a store.
     #[error("recording event state needs a store")]
     RecordWithoutStore,
+    /// The recipient is not an address the store accepts as a state scope.
+    #[error("the recipient is not a valid address for the event state scope")]
+    InvalidRecipient(#[source] StoreError),
     /// `record` was asked without a recipient (the scope of the state).
     #[error("recording event state needs the recipient address (the state scope)")]
     RecordWithoutRecipient,
@@ -426,7 +429,14 @@ fn state_error(error: StoreError) -> Result<Finding<Reason>, EvaluateError> {
         | StoreError::TooManyAttendees { .. }
         | StoreError::UidTooLong { .. }
         | StoreError::RecurrenceIdTooLong { .. } => Ok(Finding::new(Reason::LimitExceeded, detail)),
-        StoreError::InvalidAddress { .. } => Ok(Finding::new(Reason::MalformedIcalendar, detail)),
+        // The scope is the caller's recipient, not message content: a usage error.
+        StoreError::InvalidAddress {
+            field: AddressField::Scope,
+            ..
+        } => Err(EvaluateError::InvalidRecipient(error)),
+        StoreError::InvalidAddress { .. }
+        | StoreError::EmptyUid
+        | StoreError::EmptyRecurrenceId => Ok(Finding::new(Reason::MalformedIcalendar, detail)),
         other => Err(EvaluateError::EventStore(other)),
     }
 }

@@ -392,14 +392,15 @@ pub fn sign_message(request: &SignRequest<'_>) -> Result<Vec<u8>, SignError> {
     }
 
     let first = checked.first();
-    // From: the override, else the signer acting as SENT-BY (the sender), else the actor,
-    // else the input message's From.
+    // From and To: the flag, else the input message's header, else the calendar (the
+    // sender is the signer acting as SENT-BY, else the actor; RFC 6047 section 2.2 and
+    // section 3: REPLY, COUNTER and REFRESH go from the attendee to the organizer).
     let from = request
         .from
         .map(str::to_owned)
+        .or(input.from)
         .or_else(|| first.and_then(|checked| checked.via.clone()))
         .or_else(|| first.and_then(|checked| checked.actor.clone()))
-        .or(input.from)
         .ok_or(ComposeError::NoSender)?;
     let to: Vec<String> = if !request.to.is_empty() {
         request.to.to_vec()
