@@ -12,6 +12,7 @@ pub mod logging;
 pub mod metrics;
 mod milter;
 pub mod mime;
+pub mod pipeline_engine;
 mod server;
 
 pub use config::{
@@ -22,4 +23,5 @@ pub use decide::{
 };
 pub use evaluate::Clock;
 pub use io::IdleTimeout;
-pub use server::{Bound, Gate, ServeError, shutdown_signal};
+pub use pipeline_engine::PipelineEngine;
+pub use server::{Bound, Gate, ServeError, run_until_signal, shutdown_signal};

@@ -44,6 +44,9 @@ pub enum ServeError {
     /// The metrics endpoint has no authentication, so it may only listen on loopback.
     #[error("metrics_listen {0} is not a loopback address")]
     MetricsNotLoopback(SocketAddr),
+    /// The async runtime could not be started.
+    #[error("cannot start the runtime: {0}")]
+    Runtime(#[source] std::io::Error),
     /// `on_reject = "quarantine"` in LMTP mode needs a quarantine mailbox.
     #[error("lmtp with on_reject = \"quarantine\" needs lmtp.quarantine_address")]
     MissingQuarantineAddress,
@@ -282,6 +285,27 @@ async fn milter_connection(
             }
         }
     }
+}
+
+/// Run a gate on a multi-threaded runtime until SIGTERM/SIGINT, then drain: the whole
+/// `imipsec gate` command, so the binary stays glue.
+///
+/// # Errors
+/// [`ServeError`] when the runtime or a listener cannot start.
+pub fn run_until_signal(
+    config: GateConfig,
+    engine: Arc<dyn Decide>,
+    clock: Clock,
+) -> Result<(), ServeError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(ServeError::Runtime)?;
+    runtime.block_on(async {
+        let bound = Gate::new(config, engine, clock).bind().await?;
+        bound.serve(shutdown_signal()).await;
+        Ok(())
+    })
 }
 
 /// Wait for SIGTERM or SIGINT (Ctrl-C).

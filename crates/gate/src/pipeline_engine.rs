@@ -1,0 +1,261 @@
+//! [`Decide`] for the real verify-then-process pipeline (`imipsec-pipeline`).
+
+use std::sync::Mutex;
+
+use imipsec_pipeline::{
+    Decision, EvaluateError, Evaluation, LayerKind, LayerStatus, Pipeline,
+    Reason as PipelineReason, Stores, Verdict,
+};
+use time::OffsetDateTime;
+
+use crate::decide::{
+    Decide, DecideError, Envelope, GateVerdict, ItipSummary, Outcome, Reason, SmimeResult,
+};
+use crate::mime::{self, Inspection};
+
+/// The pipeline with its optional policy store. Evaluations that touch the store are
+/// serialised by a mutex (SQLite has one writer anyway).
+pub struct PipelineEngine {
+    pipeline: Pipeline,
+    store: Option<Mutex<Box<dyn Stores + Send>>>,
+}
+
+impl std::fmt::Debug for PipelineEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PipelineEngine")
+            .field("pipeline", &self.pipeline)
+            .field("store", &self.store.is_some())
+            .finish()
+    }
+}
+
+impl PipelineEngine {
+    /// `store`: the SENT-BY delegation and event state store. Without one, no delegation
+    /// is honoured, no event state is checked, and [`Decide::record`] records nothing.
+    pub fn new(pipeline: Pipeline, store: Option<Box<dyn Stores + Send>>) -> Self {
+        Self {
+            pipeline,
+            store: store.map(Mutex::new),
+        }
+    }
+
+    fn evaluate(
+        &self,
+        message: &[u8],
+        recipient: &str,
+        at: OffsetDateTime,
+        record: bool,
+    ) -> Result<Verdict, DecideError> {
+        let ctx = Evaluation {
+            at,
+            recipient: Some(recipient),
+            record,
+        };
+        match &self.store {
+            None => self.pipeline.evaluate(message, &ctx, None),
+            Some(store) => {
+                let guard = store.lock().map_err(|_| DecideError::StoreBusy)?;
+                self.pipeline.evaluate(message, &ctx, Some(&**guard))
+            }
+        }
+        .map_err(map_error)
+    }
+}
+
+fn map_error(error: EvaluateError) -> DecideError {
+    match error {
+        EvaluateError::DelegationStore(_) | EvaluateError::EventStore(_) => DecideError::StoreBusy,
+        other => DecideError::Engine(Box::new(other)),
+    }
+}
+
+/// Translate the pipeline's verdict into what the gate reports.
+pub fn gate_verdict(verdict: &Verdict, inspection: Inspection) -> GateVerdict {
+    let signed: Vec<_> = verdict
+        .layers
+        .iter()
+        .filter(|layer| layer.kind == LayerKind::Signed)
+        .collect();
+    let verified = signed
+        .iter()
+        .find(|layer| layer.status == LayerStatus::Verified);
+    let smime = if verified.is_some() {
+        SmimeResult::Pass
+    } else if signed.is_empty() {
+        SmimeResult::None
+    } else {
+        SmimeResult::Fail
+    };
+    let signer = verified.and_then(|layer| {
+        layer
+            .signers
+            .iter()
+            .find_map(|signer| signer.emails.first().cloned())
+    });
+    // `no-calendar` may only let a message through untouched when the gate could not see
+    // inside it (opaque S/MIME): calendar data in the clear that the pipeline does not
+    // find in a protected place stays rejected.
+    let outcome = match verdict.verdict {
+        Decision::Accept => Outcome::Accept,
+        Decision::Reject
+            if inspection == Inspection::Opaque
+                && verdict.primary_reason() == Some(PipelineReason::NoCalendar) =>
+        {
+            Outcome::NotCalendar
+        }
+        Decision::Reject => Outcome::Reject,
+    };
+    GateVerdict {
+        outcome,
+        reasons: verdict
+            .reasons
+            .iter()
+            .map(|finding| Reason {
+                code: finding.code.code().to_owned(),
+                detail: finding.detail.clone(),
+            })
+            .collect(),
+        smime,
+        signer,
+        itip: verdict
+            .itip
+            .iter()
+            .map(|report| ItipSummary {
+                method: report.method.clone(),
+                role: report.role.clone().unwrap_or_else(|| "unknown".to_owned()),
+                delegation: report.via.as_ref().and(report.actor.clone()),
+            })
+            .collect(),
+    }
+}
+
+impl Decide for PipelineEngine {
+    fn decide(
+        &self,
+        message: &[u8],
+        _envelope: &Envelope,
+        recipient: &str,
+        at: OffsetDateTime,
+    ) -> Result<GateVerdict, DecideError> {
+        let verdict = self.evaluate(message, recipient, at, false)?;
+        Ok(gate_verdict(&verdict, mime::inspect(message)))
+    }
+
+    fn record(
+        &self,
+        message: &[u8],
+        _envelope: &Envelope,
+        recipient: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), DecideError> {
+        if self.store.is_none() {
+            return Ok(());
+        }
+        let verdict = self.evaluate(message, recipient, at, true)?;
+        if verdict.recorded {
+            Ok(())
+        } else {
+            // The state moved between decision and recording (a concurrent update won):
+            // do not pass a message whose state could not be recorded.
+            Err(DecideError::Engine(
+                format!(
+                    "event state not recorded: {}",
+                    verdict.primary_reason().map_or("accepted", |r| r.code())
+                )
+                .into(),
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use imipsec_pipeline::{Finding, ItipReport, LayerReport, SignerReport};
+
+    fn signed(status: LayerStatus, email: &str) -> LayerReport {
+        LayerReport {
+            kind: LayerKind::Signed,
+            path: String::new(),
+            status,
+            failure: None,
+            authenticated: None,
+            signers: vec![SignerReport {
+                emails: vec![email.to_owned()],
+                subject: String::new(),
+                issuer: String::new(),
+                serial: "01".to_owned(),
+                chain: "valid".to_owned(),
+            }],
+        }
+    }
+
+    fn report(method: &str, actor: &str, via: Option<&str>) -> ItipReport {
+        ItipReport {
+            method: method.to_owned(),
+            component: "VEVENT".to_owned(),
+            uid: Some("u1".to_owned()),
+            recurrence_id: None,
+            sequence: Some(0),
+            actor: Some(actor.to_owned()),
+            role: Some("organizer".to_owned()),
+            via: via.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn accepted_delegated_request_names_signer_and_principal() {
+        let verdict = Verdict::from_findings(
+            vec![],
+            vec![],
+            vec![signed(LayerStatus::Verified, "assistant@example.org")],
+            vec![report(
+                "REQUEST",
+                "boss@example.org",
+                Some("assistant@example.org"),
+            )],
+        );
+        let gate = gate_verdict(&verdict, Inspection::Calendar);
+        assert_eq!(gate.outcome, Outcome::Accept);
+        assert_eq!(gate.smime, SmimeResult::Pass);
+        assert_eq!(gate.signer.as_deref(), Some("assistant@example.org"));
+        assert_eq!(gate.itip[0].delegation.as_deref(), Some("boss@example.org"));
+        assert_eq!(gate.itip[0].role, "organizer");
+    }
+
+    #[test]
+    fn failed_signature_is_smime_fail_with_codes() {
+        let verdict = Verdict::from_findings(
+            vec![Finding::new(
+                PipelineReason::BadSignature,
+                "digest mismatch",
+            )],
+            vec![],
+            vec![signed(LayerStatus::SignatureFailed, "mallory@example.net")],
+            vec![],
+        );
+        let gate = gate_verdict(&verdict, Inspection::Calendar);
+        assert_eq!(gate.outcome, Outcome::Reject);
+        assert_eq!(gate.smime, SmimeResult::Fail);
+        assert_eq!(gate.signer, None);
+        assert_eq!(gate.primary_code(), "bad-signature");
+    }
+
+    #[test]
+    fn no_calendar_passes_only_when_the_gate_could_not_look_inside() {
+        let verdict = Verdict::reject(PipelineReason::NoCalendar, "none");
+        assert_eq!(
+            gate_verdict(&verdict, Inspection::Opaque).outcome,
+            Outcome::NotCalendar
+        );
+        // calendar data in the clear that the pipeline does not accept stays rejected
+        assert_eq!(
+            gate_verdict(&verdict, Inspection::Calendar).outcome,
+            Outcome::Reject
+        );
+        assert_eq!(
+            gate_verdict(&verdict, Inspection::Calendar).smime,
+            SmimeResult::None
+        );
+    }
+}
