@@ -168,7 +168,14 @@ fn bench(folder: &str, trust: &TrustStore) {
     let mut signer = Signer::new(MessageDigest::sha256(), &key).unwrap();
     let signature = signer.sign_oneshot_to_vec(&attributes).unwrap();
 
-    // `--profile`: only imipsec's verifier, a fixed count, for `valgrind --tool=callgrind`.
+    // `--profile` / `--profile-inspect`: only imipsec's verifier or whole-message walk, a fixed
+    // count, for `perf record` or `valgrind --tool=callgrind`.
+    if std::env::args().any(|arg| arg == "--profile-inspect") {
+        for _ in 0..300 {
+            black_box(inspect(&message, &inspect_options).unwrap());
+        }
+        return;
+    }
     if std::env::args().any(|arg| arg == "--profile") {
         for _ in 0..300 {
             black_box(
@@ -221,7 +228,7 @@ fn main() {
         RUN_FOR.as_secs()
     );
     bench("rsa2048", &trust);
-    if std::env::args().any(|arg| arg == "--profile") {
+    if std::env::args().any(|arg| arg.starts_with("--profile")) {
         return;
     }
     bench("p256", &trust);
