@@ -7,15 +7,15 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use openssl::asn1::Asn1Time;
 use openssl::hash::{MessageDigest, hash};
 use openssl::stack::Stack;
 use openssl::x509::store::X509StoreBuilder;
-use openssl::x509::verify::X509VerifyParam;
-use openssl::x509::{CrlStatus, X509, X509Crl, X509PurposeId, X509StoreContext};
+use openssl::x509::verify::{X509VerifyFlags, X509VerifyParam};
+use openssl::x509::{X509, X509Crl, X509CrlRef, X509PurposeId, X509StoreContext};
 use time::OffsetDateTime;
 
 use crate::error::Failure;
+use crate::ffi;
 
 /// Entries kept in the validated-chain cache before it is emptied.
 pub const CHAIN_CACHE_CAPACITY: usize = 4096;
@@ -30,12 +30,14 @@ type ChainResult = Result<Arc<[X509]>, Failure>;
 /// present, must contain emailProtection; keyUsage, where present, digitalSignature or
 /// nonRepudiation; RFC 8550 §4.4.2 / §4.4.4) at the evaluation time passed by the caller.
 ///
-/// Revocation (RFC 5280 §6.3, simplified): every certificate of the built chain below the
-/// anchor is looked up in every CRL issued by its issuer (the CRLs given here plus those
-/// embedded in the SignedData `crls` field). A CRL counts only if its signature verifies with
-/// the issuer's key; if the issuer published CRLs but none is valid at the evaluation time the
-/// result is `revocation-unknown`. A certificate whose issuer has no CRL is not checked
-/// (no CRL distribution point fetching, no delta CRLs, no OCSP).
+/// Revocation (RFC 5280 §6.3) is OpenSSL's: the CRLs given here and those embedded in the
+/// SignedData `crls` field are handed to the same `X509_verify_cert` run (flags `CRL_CHECK`,
+/// `CRL_CHECK_ALL`, `EXTENDED_CRL_SUPPORT`, `USE_DELTAS`), which validates each CRL's signer
+/// (including a separate CRL-signing key or a rolled-over key of the CA), its validity period,
+/// issuingDistributionPoint and indirect-CRL (cRLIssuer) scope, delta CRLs against their base,
+/// and rejects unknown critical CRL and CRL entry extensions. [`RevocationMode`] says which
+/// certificates may pass when their issuer published no CRL. No CRL distribution point
+/// fetching, no OCSP.
 ///
 /// Cache: keyed by the SHA-256 of the signer certificate, the other certificates offered by the
 /// message, the embedded CRLs, and the evaluation time truncated to the minute. Validation on a
@@ -229,15 +231,45 @@ impl TrustStore {
             verify_error: -1,
             depth: 0,
         };
+        let have_crls = !self.crls.is_empty() || !embedded_crls.is_empty();
+        // Without any CRL, `CheckAvailable` has nothing to check; the other modes still ask
+        // OpenSSL so that the missing CRL is reported as `revocation-unknown`.
+        let check_crls = have_crls || self.revocation != RevocationMode::CheckAvailable;
         let build = || -> Result<Result<Vec<X509>, Failure>, openssl::error::ErrorStack> {
             let mut builder = X509StoreBuilder::new()?;
             for anchor in &self.anchors {
                 builder.add_cert(anchor.clone())?;
             }
+            // RFC 5280 §6.3 by OpenSSL: the CRL issuer's own path, issuingDistributionPoint
+            // and indirect-CRL scope, delta CRLs, critical CRL (entry) extensions. The CRLs
+            // offered by the message are untrusted like its certificates: they count only if
+            // OpenSSL validates their signer. They go into the context's list (where OpenSSL
+            // also finds indirect CRLs) and into the store, where the `CheckAvailable` callback
+            // looks up whether a certificate's issuer published any CRL.
+            for crl in self.crls.iter().chain(embedded_crls) {
+                ffi::add_crl(&mut builder, crl)?;
+            }
             let mut param = X509VerifyParam::new()?;
             param.set_time(at);
             param.set_purpose(X509PurposeId::SMIME_SIGN)?;
             param.set_depth(16);
+            if check_crls {
+                param.set_flags(
+                    X509VerifyFlags::CRL_CHECK
+                        | X509VerifyFlags::CRL_CHECK_ALL
+                        | X509VerifyFlags::EXTENDED_CRL_SUPPORT
+                        | X509VerifyFlags::USE_DELTAS,
+                )?;
+                match self.revocation {
+                    RevocationMode::CheckAvailable => {
+                        ffi::forgive_unpublished_crl(&mut builder, ffi::Forgive::AnyDepth);
+                    }
+                    RevocationMode::RequireForSigner => {
+                        ffi::forgive_unpublished_crl(&mut builder, ffi::Forgive::AboveSigner);
+                    }
+                    RevocationMode::RequireForChain => {}
+                }
+            }
             builder.set_param(&param)?;
             let store = builder.build();
             let mut untrusted = Stack::new()?;
@@ -245,8 +277,14 @@ impl TrustStore {
                 untrusted.push(cert.clone())?;
             }
             let mut context = X509StoreContext::new()?;
+            let crls: Vec<&X509CrlRef> = self
+                .crls
+                .iter()
+                .chain(embedded_crls)
+                .map(|crl| &**crl)
+                .collect();
             context.init(&store, signer, &untrusted, |context| {
-                if context.verify_cert()? {
+                if ffi::verify_cert_with_crls(context, &crls)? {
                     let chain = context
                         .chain()
                         .map(|chain| chain.iter().map(|cert| cert.to_owned()).collect())
@@ -268,104 +306,33 @@ impl TrustStore {
         if chain.is_empty() {
             return Err(internal);
         }
-        self.check_revocation(&chain, embedded_crls, at)?;
         Ok(chain.into())
-    }
-
-    fn check_revocation(
-        &self,
-        chain: &[X509],
-        embedded_crls: &[X509Crl],
-        at: i64,
-    ) -> Result<(), Failure> {
-        let now = Asn1Time::from_unix(at).map_err(|_| Failure::RevocationUnknown { depth: 0 })?;
-        for (depth, pair) in chain.windows(2).enumerate() {
-            let [cert, issuer] = pair else { continue };
-            let depth = u32::try_from(depth).unwrap_or(u32::MAX);
-            let unknown = Failure::RevocationUnknown { depth };
-            let Ok(issuer_key) = issuer.public_key() else {
-                return Err(unknown);
-            };
-            // RFC 5280 §6.3.3 (f): the CRL issuer must be allowed to sign CRLs.
-            let issuer_signs_crls = may_sign_crls(issuer);
-            let mut published = false;
-            let mut decided = false;
-            for crl in self.crls.iter().chain(embedded_crls) {
-                // RFC 5280 §7.1: names match after case folding and white space compression
-                // (X509_NAME_cmp compares OpenSSL's canonical encoding), not byte for byte: a
-                // CRL whose issuer is spelt differently would otherwise be skipped unnoticed
-                // (PKITS 4.3.3-4.3.5, 4.3.11).
-                let same_issuer = crl
-                    .issuer_name()
-                    .try_cmp(cert.issuer_name())
-                    .is_ok_and(|order| order == std::cmp::Ordering::Equal);
-                if !same_issuer {
-                    continue;
-                }
-                published = true;
-                if !issuer_signs_crls || !crl.verify(&issuer_key).unwrap_or(false) {
-                    continue;
-                }
-                let started = crl
-                    .last_update()
-                    .compare(&now)
-                    .is_ok_and(|o| o != std::cmp::Ordering::Greater);
-                let current = match crl.next_update() {
-                    Some(next) => next
-                        .compare(&now)
-                        .is_ok_and(|o| o == std::cmp::Ordering::Greater),
-                    None => true,
-                };
-                if !(started && current) {
-                    continue;
-                }
-                decided = true;
-                if !matches!(crl.get_by_cert(cert), CrlStatus::NotRevoked) {
-                    return Err(Failure::CertificateRevoked { depth });
-                }
-            }
-            let required = match self.revocation {
-                RevocationMode::CheckAvailable => published,
-                RevocationMode::RequireForSigner => published || depth == 0,
-                RevocationMode::RequireForChain => true,
-            };
-            if required && !decided {
-                return Err(unknown);
-            }
-        }
-        Ok(())
     }
 }
 
-/// Which certificates of a chain must have a current CRL from their issuer.
+/// Which certificates of a chain must have a current CRL (RFC 5280 §6.3).
+///
+/// In every mode every certificate below the anchor is checked against the CRLs that cover
+/// it; a revoked certificate is `certificate-revoked`, and a certificate whose issuer
+/// published CRLs of which none is usable for it (out of scope, expired, badly signed,
+/// unknown critical extension) is `revocation-unknown`. The modes differ only for a
+/// certificate whose issuer name appears on no CRL at all.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum RevocationMode {
-    /// Check every certificate against every usable CRL of its issuer; a certificate whose
-    /// issuer published no CRL is accepted (mail in the wild rarely comes with CRLs).
+    /// A certificate whose issuer published no CRL is accepted (mail in the wild rarely comes
+    /// with CRLs); one whose issuer did must be covered by a usable CRL. "Published" means a
+    /// CRL with that issuer name (RFC 5280 §7.1 matching) is in the trust store or the
+    /// message; an indirect CRL from another issuer is still applied when it covers the
+    /// certificate, but does not by itself make a CRL mandatory.
     #[default]
     CheckAvailable,
-    /// As `CheckAvailable`, and the signer certificate must have a usable CRL (OpenSSL's
+    /// As `CheckAvailable`, and the signer certificate must have a usable CRL (like OpenSSL's
     /// `X509_V_FLAG_CRL_CHECK`).
     RequireForSigner,
     /// Every certificate below the anchor must have a usable CRL (OpenSSL's
     /// `X509_V_FLAG_CRL_CHECK_ALL`, as NIST PKITS expects).
     RequireForChain,
-}
-
-/// Whether the certificate's keyUsage, if present, includes cRLSign.
-fn may_sign_crls(issuer: &X509) -> bool {
-    let Ok(der) = issuer.to_der() else {
-        return false;
-    };
-    match x509_parser::parse_x509_certificate(&der) {
-        Ok((_, parsed)) => match parsed.key_usage() {
-            Ok(Some(key_usage)) => key_usage.value.crl_sign(),
-            Ok(None) => true,
-            Err(_) => false,
-        },
-        Err(_) => false,
-    }
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, TrustStoreError> {
@@ -412,6 +379,20 @@ fn map_verify_error(code: i32, depth: u32) -> Failure {
             not_yet_valid: true,
         },
         sys::X509_V_ERR_CERT_REVOKED => Failure::CertificateRevoked { depth },
+        // No usable CRL for the certificate at `depth`: none in scope, or the CRL (or its
+        // issuer's path) failed. The status is unknown, which is never "not revoked".
+        sys::X509_V_ERR_UNABLE_TO_GET_CRL
+        | sys::X509_V_ERR_UNABLE_TO_DECRYPT_CRL_SIGNATURE
+        | sys::X509_V_ERR_CRL_SIGNATURE_FAILURE
+        | sys::X509_V_ERR_CRL_NOT_YET_VALID
+        | sys::X509_V_ERR_CRL_HAS_EXPIRED
+        | sys::X509_V_ERR_ERROR_IN_CRL_LAST_UPDATE_FIELD
+        | sys::X509_V_ERR_ERROR_IN_CRL_NEXT_UPDATE_FIELD
+        | sys::X509_V_ERR_UNABLE_TO_GET_CRL_ISSUER
+        | sys::X509_V_ERR_KEYUSAGE_NO_CRL_SIGN
+        | sys::X509_V_ERR_UNHANDLED_CRITICAL_CRL_EXTENSION
+        | sys::X509_V_ERR_DIFFERENT_CRL_SCOPE
+        | sys::X509_V_ERR_CRL_PATH_VALIDATION_ERROR => Failure::RevocationUnknown { depth },
         sys::X509_V_ERR_INVALID_PURPOSE | sys::X509_V_ERR_KEYUSAGE_NO_DIGITAL_SIGNATURE => {
             Failure::CertificatePurpose { depth }
         }

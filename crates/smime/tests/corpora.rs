@@ -772,3 +772,82 @@ fn pkits() {
     }
     tally.finish();
 }
+
+/// Regression for the revocation bug of the own CRL code (PKITS 4.5.5 / 4.5.7 accepted although
+/// revoked, 4.4.10 accepted despite an unknown critical CRL extension): under the default
+/// `RevocationMode::CheckAvailable` too, OpenSSL's CRL processing decides, and only a
+/// certificate whose issuer published no CRL at all passes unchecked.
+#[test]
+#[ignore = "needs IMIPSEC_CORPORA=../shared/corpora"]
+fn pkits_revocation_with_check_available() {
+    let root = corpora().join("pkits");
+    let trust = TrustStore::new(
+        vec![shared::certificate(
+            &root.join("certs/TrustAnchorRootCertificate.crt"),
+        )],
+        vec![shared::crl(&root.join("crls/TrustAnchorRootCRL.crl"))],
+    )
+    .unwrap();
+    let at = datetime!(2026-06-01 00:00:00 UTC);
+    let policy = AlgorithmPolicy::default();
+    let cases = [
+        // CRL signed by the CA's rolled-over key / separate CRL key.
+        (
+            "SignedInvalidBasicSelfIssuedNewWithOldTest5.eml",
+            "invalid:certificate-revoked",
+        ),
+        (
+            "SignedInvalidBasicSelfIssuedCRLSigningKeyTest7.eml",
+            "invalid:certificate-revoked",
+        ),
+        (
+            "SignedInvalidSeparateCertificateandCRLKeysTest20.eml",
+            "invalid:certificate-revoked",
+        ),
+        (
+            "SignedValidSeparateCertificateandCRLKeysTest19.eml",
+            "valid",
+        ),
+        (
+            "SignedInvalidRevokedEETest3.eml",
+            "invalid:certificate-revoked",
+        ),
+        // The issuer published a CRL, but it is unusable: status unknown, never "not revoked".
+        (
+            "SignedInvalidUnknownCRLExtensionTest10.eml",
+            "invalid:revocation-unknown",
+        ),
+        (
+            "SignedInvalidOldCRLnextUpdateTest11.eml",
+            "invalid:revocation-unknown",
+        ),
+        (
+            "SignedInvalidBadCRLSignatureTest4.eml",
+            "invalid:revocation-unknown",
+        ),
+        // Out of scope (onlyContainsCACerts CRL for an end entity): unknown.
+        (
+            "SignedInvalidonlyContainsCACertsCRLTest12.eml",
+            "invalid:revocation-unknown",
+        ),
+        // Indirect CRL revoking the end entity.
+        (
+            "SignedInvalidcRLIssuerTest31.eml",
+            "invalid:certificate-revoked",
+        ),
+        // Delta CRL: removeFromCRL un-revokes (on hold in the base CRL).
+        ("SignedValiddeltaCRLTest5.eml", "valid"),
+        // "Missing CRL": the intermediate published no CRL at all, which CheckAvailable accepts.
+        ("SignedMissingCRLTest1.eml", "valid"),
+    ];
+    for (file, expected) in cases {
+        let raw = read(&root.join("smime").join(file));
+        let inspection = run(&raw, &trust, at, &policy, &[]).unwrap();
+        assert_eq!(
+            shared::outermost_signature(&inspection),
+            expected,
+            "{file}: {}",
+            layer_summary(&inspection)
+        );
+    }
+}

@@ -37,7 +37,9 @@ fn exceptions() -> PathBuf {
 
 /// Both sides' trust: the same anchors and CRLs, the same time, purpose smimesign, and the
 /// same revocation demand (`RevocationMode::RequireForSigner` = `X509_V_FLAG_CRL_CHECK`,
-/// `RequireForChain` = `CRL_CHECK | CRL_CHECK_ALL`; with `CheckAvailable` OpenSSL checks none).
+/// `RequireForChain` = `CRL_CHECK | CRL_CHECK_ALL`; with `CheckAvailable` OpenSSL checks none),
+/// each with `EXTENDED_CRL_SUPPORT | USE_DELTAS` (indirect and delta CRLs, as `TrustStore`
+/// and PKITS's `openssl cms -verify -extended_crl -use_deltas` process them).
 struct Trust {
     ours: TrustStore,
     theirs: X509Store,
@@ -70,12 +72,13 @@ impl Trust {
                 lookup.load_crl_file(path, kind).unwrap();
             }
         }
+        let extended = X509VerifyFlags::EXTENDED_CRL_SUPPORT | X509VerifyFlags::USE_DELTAS;
         match revocation {
-            RevocationMode::RequireForSigner => {
-                param.set_flags(X509VerifyFlags::CRL_CHECK).unwrap()
-            }
+            RevocationMode::RequireForSigner => param
+                .set_flags(X509VerifyFlags::CRL_CHECK | extended)
+                .unwrap(),
             RevocationMode::RequireForChain => param
-                .set_flags(X509VerifyFlags::CRL_CHECK | X509VerifyFlags::CRL_CHECK_ALL)
+                .set_flags(X509VerifyFlags::CRL_CHECK | X509VerifyFlags::CRL_CHECK_ALL | extended)
                 .unwrap(),
             _ => {}
         }
