@@ -160,6 +160,16 @@ pub enum Failure {
         /// Byte offset into the DER.
         offset: usize,
     },
+    /// The content of this layer (decrypted, or the eContent of an opaque signature) is not a
+    /// well-formed MIME entity (RFC 8551 §3.1, RFC 2045). Only this layer fails: its content
+    /// is not reported, the rest of the message is still walked. Code `malformed-mime`.
+    #[error("malformed MIME content at byte {offset}: {kind}")]
+    MalformedContent {
+        /// Byte offset into the layer's content.
+        offset: usize,
+        /// What is wrong.
+        kind: MimeErrorKind,
+    },
     /// The CMS content type is not the one the layer requires (e.g. an
     /// application/pkcs7-signature part that is not SignedData).
     #[error("unexpected CMS content type {oid}")]
@@ -206,6 +216,7 @@ impl Failure {
             Failure::MissingContent => "missing-content",
             Failure::SignerCertificateMissing { .. } => "signer-certificate-missing",
             Failure::MalformedCms { .. } => "malformed-cms",
+            Failure::MalformedContent { .. } => "malformed-mime",
             Failure::UnexpectedContentType { .. } => "unexpected-content-type",
             Failure::LimitExceeded(_) => "limit-exceeded",
             Failure::UnsupportedProtocol { .. } => "unsupported-protocol",

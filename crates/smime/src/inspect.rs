@@ -619,7 +619,7 @@ impl Walker<'_> {
                 let index = self.push_layer(kind, &position.path, outcome);
                 match content {
                     Some(content) => {
-                        self.walk_content(content, position.content_of(index, true, true))
+                        self.walk_content(index, content, position.content_of(index, true, true))
                     }
                     None => Ok(()),
                 }
@@ -653,7 +653,7 @@ impl Walker<'_> {
                             &position.path,
                             LayerOutcome::Decrypted { authenticated },
                         );
-                        self.walk_content(plaintext, position.content_of(index, false, true))
+                        self.walk_content(index, plaintext, position.content_of(index, false, true))
                     }
                     Err(failure) => {
                         self.push_layer(
@@ -669,7 +669,22 @@ impl Walker<'_> {
     }
 
     /// Walk decrypted or opaque-signed content: a MIME entity of its own.
-    fn walk_content(&mut self, content: Vec<u8>, position: Position) -> Result<(), SmimeError> {
+    ///
+    /// Content with no header section at all (OpenSSL's `cms -encrypt` / `-sign` without
+    /// `-text` produce such content) is one `text/plain` leaf: RFC 2045 §5.2 makes
+    /// `text/plain; charset=us-ascii` the default of an entity without Content-Type, and RFC
+    /// 8551 §3.1 asks for a MIME entity but does not say what to do with bare content. Such a
+    /// leaf can never be a calendar (that takes a `text/calendar` Content-Type).
+    ///
+    /// Content that is malformed otherwise fails this layer only
+    /// ([`Failure::MalformedContent`]): what it held so far is dropped from the inspection and
+    /// the rest of the message is still walked. Limits still end the whole inspection.
+    fn walk_content(
+        &mut self,
+        layer: usize,
+        content: Vec<u8>,
+        position: Position,
+    ) -> Result<(), SmimeError> {
         if content.len() > self.options.limits.message_bytes {
             return Err(SmimeError::LimitExceeded(LimitKind::MessageBytes));
         }
@@ -678,7 +693,56 @@ impl Walker<'_> {
         } else {
             content
         };
-        self.walk(&content, 0, content.len(), position)
+        if mime::is_headerless(&content) {
+            if position.depth > self.options.limits.mime_depth {
+                return Err(SmimeError::LimitExceeded(LimitKind::MimeDepth));
+            }
+            self.count_part()?;
+            if let Some(signature_layer) = position.protected_by {
+                self.compare_protected(signature_layer, &ProtectedHeaders::default());
+            }
+            self.inspection.leaves.push(Leaf {
+                content_type: "text/plain".to_string(),
+                params: vec![("charset".to_string(), "us-ascii".to_string())],
+                body: content,
+                path: position.path,
+                enclosing: position.enclosing,
+            });
+            return Ok(());
+        }
+        let layers = self.inspection.layers.len();
+        let leaves = self.inspection.leaves.len();
+        let mismatches = self.inspection.header_mismatches.len();
+        match self.walk(&content, 0, content.len(), position) {
+            Err(SmimeError::MalformedMime {
+                offset,
+                kind,
+                layer: Some(found),
+            }) if found == layer => {
+                self.inspection.layers.truncate(layers);
+                self.inspection.leaves.truncate(leaves);
+                self.inspection.header_mismatches.truncate(mismatches);
+                let failure = Failure::MalformedContent { offset, kind };
+                if let Some(failed) = self.inspection.layers.get_mut(layer) {
+                    failed.outcome = match std::mem::replace(
+                        &mut failed.outcome,
+                        LayerOutcome::NotDecrypted {
+                            failure: failure.clone(),
+                        },
+                    ) {
+                        LayerOutcome::Verified { .. } | LayerOutcome::SignatureFailed { .. } => {
+                            LayerOutcome::SignatureFailed {
+                                failure,
+                                signers: Vec::new(),
+                            }
+                        }
+                        _ => LayerOutcome::NotDecrypted { failure },
+                    };
+                }
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     fn record_outer(&mut self, entity: &Entity<'_>) {

@@ -104,6 +104,23 @@ pub(crate) fn canonicalize(raw: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Whether `content` has no header section at all: it neither starts with the blank line of
+/// an empty header section nor with a header field (`field-name ":"`, RFC 5322 §2.2 / §3.6.8:
+/// printable US-ASCII but ":", optionally followed by white space before the colon).
+pub(crate) fn is_headerless(content: &[u8]) -> bool {
+    if content.starts_with(b"\r\n") {
+        return false;
+    }
+    let line_end = find(content, b"\r\n").unwrap_or(content.len());
+    let line = content.get(..line_end).unwrap_or_default();
+    let Some(colon) = line.iter().position(|&byte| byte == b':') else {
+        return true;
+    };
+    let name = line.get(..colon).unwrap_or_default();
+    let name = name.trim_ascii_end();
+    name.is_empty() || !name.iter().all(|&byte| (33..=126).contains(&byte))
+}
+
 /// Parse the entity occupying `buffer[start..end]`.
 pub(crate) fn parse_entity(
     buffer: &[u8],
@@ -418,6 +435,19 @@ pub(crate) fn decode_quoted_printable(input: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn headerless_only_without_any_header_section() {
+        assert!(is_headerless(b"This is some sample content."));
+        assert!(is_headerless(b"Note to self: bring cake\r\n"));
+        assert!(is_headerless(b": no field name\r\n\r\nbody"));
+        assert!(!is_headerless(b"Content-Type: text/plain\r\n\r\nbody"));
+        assert!(!is_headerless(
+            b"Subject : obsolete white space\r\n\r\nbody"
+        ));
+        // An empty header section (RFC 2046 §5.1.1) is a header section.
+        assert!(!is_headerless(b"\r\nbody"));
+    }
 
     #[test]
     fn delimiters_only_at_line_start_and_crlf_belongs_to_delimiter() {

@@ -940,3 +940,71 @@ fn revocation_modes() {
         Some("revocation-unknown")
     );
 }
+
+/// Regression: decrypted or opaque-signed content without a MIME header section (OpenSSL's
+/// `cms -encrypt` / `-sign` without `-text`) made the whole `inspect` fail as malformed-mime
+/// (Thunderbird interop, RFC 4134 5.1/5.3, RFC 9216, OpenSSL ciphertext_from_1_1_1). It is one
+/// text/plain leaf (RFC 2045 §5.2 default), never a calendar.
+#[test]
+fn headerless_layer_content_is_a_text_plain_leaf() {
+    let bob = identity("rsa2048/attendee");
+    let bare = b"This is some sample content.\r\nIt has no header section.\r\n";
+    let raw = message(&pkcs7_mime_entity(
+        "authEnveloped-data",
+        &encrypt(bare, "rsa2048/attendee", "-aes-256-gcm"),
+    ));
+    let inspection = run(&raw, std::slice::from_ref(&bob)).unwrap();
+    assert!(matches!(
+        inspection.layers[0].outcome,
+        LayerOutcome::Decrypted {
+            authenticated: true
+        }
+    ));
+    assert_eq!(inspection.leaves.len(), 1);
+    assert_eq!(inspection.leaves[0].content_type, "text/plain");
+    assert_eq!(inspection.leaves[0].body, bare);
+    assert!(!signed_calendar(&inspection));
+    // Opaque-signed bare content: verified, and still only text/plain.
+    let der = sign(bare, "rsa2048/organizer", &[], true);
+    let inspection = run(&message(&pkcs7_mime_entity("signed-data", &der)), &[]).unwrap();
+    assert!(inspection.layers[0].outcome.is_verified());
+    assert_eq!(inspection.leaves[0].content_type, "text/plain");
+    assert!(!signed_calendar(&inspection));
+    // Bare iCalendar text: its first line reads as a header field, so it is a header section
+    // without body; either way no text/calendar leaf comes out of it.
+    let body = CALENDAR.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let der = sign(&CALENDAR[body..], "rsa2048/organizer", &[], true);
+    let inspection = run(&message(&pkcs7_mime_entity("signed-data", &der)), &[]).unwrap();
+    assert!(inspection.layers[0].outcome.is_verified());
+    assert!(
+        inspection
+            .leaves
+            .iter()
+            .all(|leaf| leaf.content_type != "text/calendar")
+    );
+}
+
+/// Malformed content inside a security layer fails that layer (`malformed-mime`), not the
+/// whole message: a calendar beside it is still reported (as unsigned).
+#[test]
+fn malformed_layer_content_fails_only_that_layer() {
+    let inner = b"Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\n\r\nno close\r\n";
+    let der = sign(inner, "rsa2048/organizer", &[], true);
+    let opaque = pkcs7_mime_entity("signed-data", &der);
+    let mut mixed =
+        b"Content-Type: multipart/mixed; boundary=\"outer\"\r\n\r\n--outer\r\n".to_vec();
+    mixed.extend_from_slice(&opaque);
+    mixed.extend_from_slice(b"\r\n--outer\r\nContent-Type: text/calendar\r\n\r\n");
+    mixed.extend_from_slice(CALENDAR);
+    mixed.extend_from_slice(b"\r\n--outer--\r\n");
+    let inspection = run(&message(&mixed), &[]).unwrap();
+    assert_eq!(inspection.layers.len(), 1);
+    assert_eq!(failure_code(&inspection), Some("malformed-mime"));
+    assert!(matches!(
+        inspection.layers[0].outcome.failure(),
+        Some(Failure::MalformedContent { .. })
+    ));
+    assert_eq!(inspection.leaves.len(), 1);
+    assert_eq!(inspection.leaves[0].content_type, "text/calendar");
+    assert!(!inspection.leaves[0].is_signed(&inspection));
+}
