@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+#[path = "corpora/shared.rs"]
+mod shared;
+
 use imipsec_smime::keys::Identity;
 use imipsec_smime::{
     AlgorithmPolicy, Failure, InspectOptions, Inspection, LayerKind, LayerOutcome, Limits,
@@ -668,9 +671,10 @@ fn find(haystack: &[u8], needle: &[u8]) -> usize {
 #[test]
 #[ignore = "needs IMIPSEC_CORPORA=../shared/corpora"]
 fn thunderbird_alice_sha256_detached() {
-    let corpora =
-        std::env::var("IMIPSEC_CORPORA").expect("IMIPSEC_CORPORA must be set for ignored tests");
-    let dir = Path::new(&corpora).join("thunderbird/smime");
+    // Regression: this test read a relative IMIPSEC_CORPORA against the crate directory (cargo
+    // runs tests there) while CI gives it relative to the workspace root; the shared helper
+    // resolves it against the workspace root like every other corpus reader of this crate.
+    let dir = shared::corpora().join("thunderbird/smime");
     let trust = TrustStore::from_pem_files(&[dir.join("TestCA.pem")], &[] as &[PathBuf]).unwrap();
     let policy = AlgorithmPolicy::default();
     let limits = Limits::default();

@@ -1,4 +1,4 @@
-//! Shared by `tests/corpora.rs` and `tests/differential.rs`: where the external corpora are,
+//! Shared by `tests/corpora.rs`, `tests/differential.rs` and `tests/verify.rs`: where the external corpora are,
 //! how to load their keys and anchors, and the tally that sorts every case into passed, known
 //! divergence (listed with its reason in an exceptions file) or unexpected.
 //!
@@ -14,6 +14,9 @@ use openssl::pkey::PKey;
 use openssl::x509::{X509, X509Crl};
 use serde::Deserialize;
 
+/// The workspace root, against which a relative `IMIPSEC_CORPORA` is resolved.
+const WORKSPACE_ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+
 /// The corpora root. A relative `IMIPSEC_CORPORA` is meant from the workspace root (CI runs
 /// `IMIPSEC_CORPORA=../shared/corpora cargo test --workspace -- --ignored` there), while cargo
 /// runs test binaries in the crate directory.
@@ -23,9 +26,7 @@ pub fn corpora() -> PathBuf {
     );
     let dir = PathBuf::from(dir);
     let dir = if dir.is_relative() {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../..")
-            .join(dir)
+        Path::new(WORKSPACE_ROOT).join(dir)
     } else {
         dir
     };
