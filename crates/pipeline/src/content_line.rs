@@ -85,6 +85,28 @@ pub enum ContentLineError {
     },
 }
 
+/// The receiving side's line check, before the iTIP parser sees the text: a CR that does not
+/// start a CRLF, and any control character other than HTAB, CR and LF (RFC 5545 section 3.1:
+/// values are "any textual character" but CONTROL), are refused. A bare CR is the CRLF
+/// injection shape: a parser that breaks lines on CR would see one more property than this
+/// one. Blank lines and bare LF line ends are left to the iTIP parser's own tolerance.
+pub fn check_line_breaks(text: &[u8]) -> Result<(), ContentLineError> {
+    let mut bytes = text.iter().enumerate().peekable();
+    while let Some((offset, &byte)) = bytes.next() {
+        match byte {
+            b'\r' if bytes.peek().map(|(_, next)| **next) != Some(b'\n') => {
+                return Err(ContentLineError::BareCarriageReturn { offset });
+            }
+            b'\r' | b'\n' | b'\t' => {}
+            byte if byte < 0x20 || byte == 0x7f => {
+                return Err(ContentLineError::ControlCharacter { byte, offset });
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Check that `text` is a sequence of valid content lines and return it with every line
 /// ending as CRLF (RFC 8551 section 3.1.1 canonical form; a bare LF line end is accepted and
 /// made CRLF, nothing else is changed).
@@ -253,6 +275,26 @@ mod tests {
         assert_eq!(
             canonical,
             b"BEGIN:VCALENDAR\r\nATTENDEE;CN=\"Doe, J\";ROLE=REQ-PARTICIPANT:mailto:j@\r\n example.com\r\nEND:VCALENDAR\r\n"
+        );
+    }
+
+    #[test]
+    fn line_break_check_refuses_bare_cr_and_controls_only() {
+        assert_eq!(check_line_breaks(b"A:b\r\n\r\nC:d\n"), Ok(()));
+        assert_eq!(
+            check_line_breaks(b"A:b\rC:d\r\n"),
+            Err(ContentLineError::BareCarriageReturn { offset: 3 })
+        );
+        assert_eq!(
+            check_line_breaks(b"A:b\r"),
+            Err(ContentLineError::BareCarriageReturn { offset: 3 })
+        );
+        assert_eq!(
+            check_line_breaks(b"A:\x1bb"),
+            Err(ContentLineError::ControlCharacter {
+                byte: 0x1b,
+                offset: 2
+            })
         );
     }
 

@@ -249,6 +249,12 @@ impl Pipeline {
             limits: self.settings.limits.itip,
             ..ParseOptions::default()
         };
+        crate::content_line::check_line_breaks(calendar.body()).map_err(|error| {
+            Finding::new(
+                Reason::MalformedIcalendar,
+                format!("text/calendar part {:?}: {error}", calendar.path()),
+            )
+        })?;
         parse_itip(calendar.body(), &params, &options).map_err(|error| {
             let reason = Reason::from_code(error.code()).unwrap_or(Reason::MalformedIcalendar);
             Finding::new(

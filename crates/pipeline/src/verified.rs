@@ -114,6 +114,11 @@ pub(crate) struct Verification {
 
 /// The reason a layer failure maps to.
 pub(crate) fn failure_reason(failure: &imipsec_smime::Failure) -> Reason {
+    // Codes the two crates share (bad-signature, certificate-*, weak-algorithm,
+    // decryption-failed, malformed-mime, limit-exceeded, untrusted-certificate) map directly.
+    if let Some(reason) = Reason::from_code(failure.code()) {
+        return reason;
+    }
     match failure.code() {
         "untrusted-certificate" | "revocation-unknown" => Reason::UntrustedCertificate,
         "certificate-expired" => Reason::CertificateExpired,

@@ -441,3 +441,68 @@ fn signing_time_far_from_date_warns() {
     assert!(verdict.is_accept());
     assert!(verdict.has_warning(Warning::SigningTimeSkew));
 }
+
+/// Standard base64 (RFC 4648), for a transfer-encoded body that keeps a bare CR intact.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn bare_cr_inside_a_signed_base64_calendar_is_malformed_icalendar() {
+    // Line-ending canonicalisation cannot remove a CR hidden by base64: the signed, decoded
+    // calendar holds `SUMMARY:x<CR>ATTENDEE:...`, which a CR-splitting parser would read as
+    // one more ATTENDEE than this one.
+    let calendar = calendar("REQUEST", "cr@example.com", 0).replace(
+        "SUMMARY:Planning\r\n",
+        "SUMMARY:Planning\rATTENDEE:mailto:mallory@example.net\r\n",
+    );
+    let part = |text: &str| {
+        format!(
+            "Content-Type: text/calendar; method=REQUEST; charset=utf-8\r\n\
+             Content-Transfer-Encoding: base64\r\n\r\n{}\r\n",
+            base64(text.as_bytes())
+        )
+    };
+    let sign = |entity: String| {
+        wrap(
+            &sign_detached(
+                entity.as_bytes(),
+                &identity("rsa2048/organizer"),
+                &SignOptions::default(),
+            )
+            .unwrap(),
+        )
+    };
+    // Control: the same structure without the CR is accepted.
+    let control = pipeline(false)
+        .evaluate(
+            &sign(part(
+                &calendar.replace('\r', "\r\n").replace("\r\n\n", "\r\n"),
+            )),
+            &evaluation(false),
+            None,
+        )
+        .unwrap();
+    assert!(control.is_accept(), "{:?}", control.reasons);
+    let verdict = pipeline(false)
+        .evaluate(&sign(part(&calendar)), &evaluation(false), None)
+        .unwrap();
+    assert_eq!(codes(&verdict), [Reason::MalformedIcalendar]);
+}
