@@ -12,7 +12,7 @@ pub mod signer;
 mod verdict;
 mod verified;
 
-pub use content_line::{ContentLineError, canonical_calendar};
+pub use content_line::{ContentLineError, canonical_calendar, check_line_breaks};
 pub use delegation::StoreDelegationPolicy;
 pub use pipeline::{EvaluateError, Evaluation, Pipeline, Stores};
 pub use reason::{Finding, Reason, Warning};

@@ -23,7 +23,7 @@ pub enum Authentication {
 }
 
 /// One `text/calendar` part that may be processed, with who vouches for it. Fields are
-/// private to this module: only [`verify`] fills them.
+/// private to this module: only the verification step fills them.
 #[derive(Debug, Clone)]
 pub struct VerifiedCalendar {
     body: Vec<u8>,
