@@ -474,3 +474,17 @@ fn state_finding(finding: &StateFinding) -> Finding<Reason> {
     };
     Finding::new(reason, detail)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Gates and audits share one pipeline across worker threads.
+    #[test]
+    fn pipeline_and_verdict_cross_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Pipeline>();
+        send_sync::<Verdict>();
+        send_sync::<EvaluateError>();
+    }
+}
