@@ -1,0 +1,219 @@
+//! Every named limit of [`Limits`] at the limit (passes) and one past it (its own
+//! [`LimitKind`]), on messages signed here with the test PKI (certs/README.md) through the
+//! crate's signer and, for two SignerInfos, the `openssl cms` CLI.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use imipsec_smime::keys::Identity;
+use imipsec_smime::sign::{SignOptions, sign_detached};
+use imipsec_smime::{
+    AlgorithmPolicy, Failure, InspectOptions, Inspection, LayerOutcome, LimitKind, Limits,
+    SmimeError, TrustStore, inspect, verify_signed_data,
+};
+use time::OffsetDateTime;
+use time::macros::datetime;
+
+const AT: OffsetDateTime = datetime!(2026-06-01 00:00:00 UTC);
+const ENTITY: &[u8] = b"Content-Type: text/calendar; method=REQUEST; charset=utf-8\r\n\r\n\
+BEGIN:VCALENDAR\r\nVERSION:2.0\r\nMETHOD:REQUEST\r\nEND:VCALENDAR\r\n";
+
+fn certs() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../certs")
+}
+
+fn trust() -> TrustStore {
+    TrustStore::from_pem_files(&[certs().join("root.cert.pem")], &[] as &[PathBuf]).unwrap()
+}
+
+fn identity(name: &str) -> Identity {
+    let mut pem = std::fs::read(certs().join(format!("{name}.key.pem"))).unwrap();
+    pem.extend(std::fs::read(certs().join(format!("{name}.chain.pem"))).unwrap());
+    Identity::from_pem(&pem).unwrap()
+}
+
+/// A message whose root is multipart/signed over ENTITY: three entities, depth 2, two
+/// certificates (signer and intermediate) in one SignerInfo's SignedData.
+fn signed_message() -> Vec<u8> {
+    let signed = sign_detached(
+        ENTITY,
+        &identity("rsa2048/organizer"),
+        &SignOptions::default(),
+    )
+    .unwrap();
+    let mut raw = b"From: organizer@example.com\r\nTo: attendee@example.com\r\n\
+MIME-Version: 1.0\r\n"
+        .to_vec();
+    raw.extend_from_slice(&signed);
+    raw
+}
+
+fn run(raw: &[u8], limits: &Limits) -> Result<Inspection, SmimeError> {
+    let trust = trust();
+    inspect(
+        raw,
+        &InspectOptions {
+            trust: &trust,
+            at: AT,
+            policy: &AlgorithmPolicy::default(),
+            identities: &[],
+            limits,
+            danger_decrypt_non_root: false,
+        },
+    )
+}
+
+fn verified(inspection: &Inspection) -> bool {
+    !inspection.layers.is_empty() && inspection.layers.iter().all(|l| l.outcome.is_verified())
+}
+
+#[track_caller]
+fn assert_whole_message_limit(result: Result<Inspection, SmimeError>, kind: LimitKind) {
+    match result {
+        Err(SmimeError::LimitExceeded(found)) => assert_eq!(found, kind),
+        other => panic!("expected {kind:?}, got {other:?}"),
+    }
+}
+
+#[track_caller]
+fn assert_layer_limit(inspection: &Inspection, kind: LimitKind) {
+    match &inspection.layers[0].outcome {
+        LayerOutcome::SignatureFailed {
+            failure: Failure::LimitExceeded(found),
+            ..
+        } => assert_eq!(*found, kind),
+        other => panic!("expected {kind:?}, got {other:?}"),
+    }
+}
+
+#[test]
+fn message_bytes_at_and_past_the_limit() {
+    let raw = signed_message();
+    let at = Limits {
+        message_bytes: raw.len(),
+        ..Limits::default()
+    };
+    assert!(verified(&run(&raw, &at).unwrap()));
+    let past = Limits {
+        message_bytes: raw.len() - 1,
+        ..Limits::default()
+    };
+    assert_whole_message_limit(run(&raw, &past), LimitKind::MessageBytes);
+}
+
+#[test]
+fn mime_depth_at_and_past_the_limit() {
+    let raw = signed_message();
+    let at = Limits {
+        mime_depth: 2,
+        ..Limits::default()
+    };
+    assert!(verified(&run(&raw, &at).unwrap()));
+    let past = Limits {
+        mime_depth: 1,
+        ..Limits::default()
+    };
+    assert_whole_message_limit(run(&raw, &past), LimitKind::MimeDepth);
+}
+
+#[test]
+fn parts_at_and_past_the_limit() {
+    let raw = signed_message();
+    let at = Limits {
+        parts: 3,
+        ..Limits::default()
+    };
+    assert!(verified(&run(&raw, &at).unwrap()));
+    let past = Limits {
+        parts: 2,
+        ..Limits::default()
+    };
+    assert_whole_message_limit(run(&raw, &past), LimitKind::Parts);
+}
+
+#[test]
+fn certificates_at_and_past_the_limit() {
+    let raw = signed_message();
+    let at = Limits {
+        certificates: 2,
+        ..Limits::default()
+    };
+    assert!(verified(&run(&raw, &at).unwrap()));
+    let past = Limits {
+        certificates: 1,
+        ..Limits::default()
+    };
+    assert_layer_limit(&run(&raw, &past).unwrap(), LimitKind::Certificates);
+}
+
+/// A detached SignedData over ENTITY with two SignerInfos (organizer and attendee), DER.
+fn two_signer_der() -> Vec<u8> {
+    let path = |name: &str| certs().join(name).to_string_lossy().into_owned();
+    let mut child = Command::new("openssl")
+        .args([
+            "cms", "-sign", "-binary", "-md", "sha256", "-outform", "DER",
+        ])
+        .args(["-signer", &path("rsa2048/organizer.cert.pem")])
+        .args(["-inkey", &path("rsa2048/organizer.key.pem")])
+        .args(["-signer", &path("rsa2048/attendee.cert.pem")])
+        .args(["-inkey", &path("rsa2048/attendee.key.pem")])
+        .args(["-certfile", &path("intermediate.cert.pem")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the openssl CLI is installed");
+    child.stdin.take().unwrap().write_all(ENTITY).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    output.stdout
+}
+
+fn verify(der: &[u8], limits: &Limits) -> Result<usize, Failure> {
+    verify_signed_data(
+        der,
+        Some(ENTITY),
+        &trust(),
+        AT,
+        &AlgorithmPolicy::default(),
+        limits,
+    )
+    .map(|signers| signers.len())
+}
+
+#[test]
+fn signer_infos_at_and_past_the_limit() {
+    let der = two_signer_der();
+    let at = Limits {
+        signer_infos: 2,
+        ..Limits::default()
+    };
+    assert_eq!(verify(&der, &at), Ok(2));
+    let past = Limits {
+        signer_infos: 1,
+        ..Limits::default()
+    };
+    assert!(matches!(
+        verify(&der, &past),
+        Err(Failure::LimitExceeded(LimitKind::SignerInfos))
+    ));
+}
+
+#[test]
+fn cms_bytes_at_and_past_the_limit() {
+    let der = two_signer_der();
+    let at = Limits {
+        cms_bytes: der.len(),
+        ..Limits::default()
+    };
+    assert_eq!(verify(&der, &at), Ok(2));
+    let past = Limits {
+        cms_bytes: der.len() - 1,
+        ..Limits::default()
+    };
+    assert!(matches!(
+        verify(&der, &past),
+        Err(Failure::LimitExceeded(LimitKind::CmsBytes))
+    ));
+}
