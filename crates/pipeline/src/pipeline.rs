@@ -14,7 +14,7 @@ use crate::delegation::StoreDelegationPolicy;
 use crate::reason::{Finding, Reason, Warning};
 use crate::settings::Settings;
 use crate::verdict::{ItipReport, LayerReport, Verdict};
-use crate::verified::{Authentication, VerifiedCalendar, VerifiedMessage, verify};
+use crate::verified::{Authentication, VerifiedCalendar, VerifiedMessage, part_name, verify};
 
 /// The policy store a pipeline consults: SENT-BY delegations and event state. Implemented
 /// for every type that is both (the SQLite store is).
@@ -252,14 +252,14 @@ impl Pipeline {
         crate::content_line::check_line_breaks(calendar.body()).map_err(|error| {
             Finding::new(
                 Reason::MalformedIcalendar,
-                format!("text/calendar part {:?}: {error}", calendar.path()),
+                format!("text/calendar at {}: {error}", part_name(calendar.path())),
             )
         })?;
         parse_itip(calendar.body(), &params, &options).map_err(|error| {
             let reason = Reason::from_code(error.code()).unwrap_or(Reason::MalformedIcalendar);
             Finding::new(
                 reason,
-                format!("text/calendar part {:?}: {error}", calendar.path()),
+                format!("text/calendar at {}: {error}", part_name(calendar.path())),
             )
         })
     }

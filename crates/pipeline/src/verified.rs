@@ -178,6 +178,15 @@ pub(crate) fn part_number(path: &[usize]) -> String {
         .join(".")
 }
 
+/// A part number for humans: `the message body` or `part 1.2`.
+pub(crate) fn part_name(number: &str) -> String {
+    if number.is_empty() {
+        "the message body".to_owned()
+    } else {
+        format!("part {number}")
+    }
+}
+
 fn layer_kind(kind: imipsec_smime::LayerKind) -> LayerKind {
     match kind {
         imipsec_smime::LayerKind::MultipartSigned | imipsec_smime::LayerKind::OpaqueSigned => {
@@ -222,7 +231,7 @@ pub(crate) fn verify(
                 let reason = failure_reason(failure);
                 reasons.push(Finding::new(
                     reason,
-                    format!("signature layer at part {:?}: {failure}", path),
+                    format!("signature layer at {}: {failure}", part_name(&path)),
                 ));
                 LayerReport {
                     kind: layer_kind(layer.kind),
@@ -241,8 +250,8 @@ pub(crate) fn verify(
                     warnings.push(Finding::new(
                         Warning::UnauthenticatedEncryption,
                         format!(
-                            "encryption layer at part {:?} uses a cipher without integrity (CBC)",
-                            path
+                            "encryption layer at {} uses a cipher without integrity (CBC)",
+                            part_name(&path)
                         ),
                     ));
                 }
@@ -259,7 +268,7 @@ pub(crate) fn verify(
                 let reason = failure_reason(failure);
                 reasons.push(Finding::new(
                     reason,
-                    format!("encryption layer at part {:?}: {failure}", path),
+                    format!("encryption layer at {}: {failure}", part_name(&path)),
                 ));
                 LayerReport {
                     kind: layer_kind(layer.kind),
@@ -301,8 +310,8 @@ pub(crate) fn verify(
             reasons.push(Finding::new(
                 Reason::UnprotectedCalendar,
                 format!(
-                    "text/calendar part {:?} lies outside every verified signed region",
-                    part_number(&leaf.path)
+                    "text/calendar at {} lies outside every verified signed region",
+                    part_name(&part_number(&leaf.path))
                 ),
             ));
             continue;
