@@ -18,6 +18,7 @@ use crate::der::{self, DerError, Tlv, tag};
 use crate::error::{BadSignatureReason, Failure};
 use crate::limits::{LimitKind, Limits};
 use crate::policy::AlgorithmPolicy;
+use crate::second_opinion;
 use crate::trust::{EmailAddress, TrustStore, certificate_emails};
 
 /// Object identifiers used here, dotted.
@@ -275,6 +276,19 @@ pub(crate) fn check_signed_data(
         Ok(parsed) => parsed,
         Err(failure) => return failed(failure),
     };
+    // The typed second reading must agree before anything is decided on the first.
+    let structure = second_opinion::Structure {
+        version: parsed.version,
+        digest_algorithms: parsed.digest_algorithm_oids.clone(),
+        econtent_type: &parsed.econtent_type,
+        econtent: parsed.econtent.as_deref(),
+        certificates: parsed.certificate_choices,
+        crls: parsed.crl_choices,
+        signer_infos: &parsed.signer_infos,
+    };
+    if let Err(failure) = second_opinion::agree(der_bytes, &structure, context.limits.cms_bytes) {
+        return failed(failure);
+    }
     let econtent = parsed.econtent.clone();
     // A certs-only SignedData (RFC 8551 §3.6) has neither signers nor content: say what it is.
     if parsed.signer_infos.is_empty() {
@@ -327,7 +341,11 @@ pub(crate) fn check_signed_data(
 }
 
 struct SignedDataParts<'a> {
+    version: u8,
     digest_algorithms: Vec<DigestAlgorithm>,
+    digest_algorithm_oids: Vec<String>,
+    certificate_choices: usize,
+    crl_choices: usize,
     econtent_type: String,
     econtent: Option<Vec<u8>>,
     certificates: Vec<X509>,
@@ -358,10 +376,13 @@ fn parse_signed_data<'a>(
             offset: version.offset,
         });
     }
+    let version = version.content.first().copied().unwrap_or_default();
     let mut digest_algorithms = Vec::new();
+    let mut digest_algorithm_oids = Vec::new();
     for algorithm in take(tag::SET)?.children() {
         let algorithm = algorithm.map_err(malformed)?;
         let (oid, parameters) = algorithm_identifier(algorithm)?;
+        digest_algorithm_oids.push(oid.clone());
         if parameters.is_some_and(|p| p.full != [0x05, 0x00]) {
             return Err(Failure::MalformedCms {
                 offset: algorithm.offset,
@@ -388,6 +409,8 @@ fn parse_signed_data<'a>(
     let mut crls = Vec::new();
     let mut signer_infos = Vec::new();
     let mut counted = 0usize;
+    let mut certificate_choices = 0usize;
+    let mut crl_choices = 0usize;
     for child in children {
         let child = child.map_err(malformed)?;
         match child.tag {
@@ -395,6 +418,7 @@ fn parse_signed_data<'a>(
                 for cert in child.children() {
                     let cert = cert.map_err(malformed)?;
                     counted += 1;
+                    certificate_choices += 1;
                     if counted > limits.certificates {
                         return Err(Failure::LimitExceeded(LimitKind::Certificates));
                     }
@@ -413,6 +437,7 @@ fn parse_signed_data<'a>(
                 for crl in child.children() {
                     let crl = crl.map_err(malformed)?;
                     counted += 1;
+                    crl_choices += 1;
                     if counted > limits.certificates {
                         return Err(Failure::LimitExceeded(LimitKind::Certificates));
                     }
@@ -442,7 +467,11 @@ fn parse_signed_data<'a>(
         }
     }
     Ok(SignedDataParts {
+        version,
         digest_algorithms,
+        digest_algorithm_oids,
+        certificate_choices,
+        crl_choices,
         econtent_type,
         econtent,
         certificates,

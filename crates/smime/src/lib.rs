@@ -22,10 +22,11 @@ mod inspect;
 mod limits;
 mod mime;
 mod policy;
+mod second_opinion;
 mod trust;
 
 pub use cms::{DigestAlgorithm, SignerReport, VerifiedSigner};
-pub use error::{BadSignatureReason, Failure, MimeErrorKind, SmimeError};
+pub use error::{BadSignatureReason, CmsField, Failure, MimeErrorKind, SmimeError};
 pub use inspect::{
     HeaderField, HeaderMismatch, InspectOptions, Inspection, Layer, LayerKind, LayerOutcome, Leaf,
     OuterHeaders, inspect, verify_signed_data,
