@@ -734,3 +734,75 @@ fn date_far_from_signing_time_is_signing_time_skew() {
     assert_accepted(&run);
     assert_eq!(run.warnings(), ["signing-time-skew"]);
 }
+
+// ---------------------------------------------------------------------------------------
+// Configuration file and environment
+
+#[test]
+fn configuration_file_and_imipsec_store_supply_the_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_path(dir.path());
+    // Relative paths resolve against the configuration file's directory.
+    std::fs::copy(root_ca(), dir.path().join("anchor.pem")).unwrap();
+    let config = dir.path().join("imipsec.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[trust]\nanchors = [\"anchor.pem\"]\n\n[store]\npath = \"policy.sqlite\"\n\n\
+             [recipient]\ndefault = \"{ATTENDEE}\"\n\n[limits]\nmessage_bytes = 65536\n"
+        ),
+    )
+    .unwrap();
+    let message = signed(
+        dir.path(),
+        "organizer",
+        &calendar("REQUEST", "cfg@example.com", 0),
+        &[],
+    );
+    let config_arg = config.to_str().unwrap();
+    let run = imipsec(
+        [
+            "verify", "--json", "--at", AT, "--config", config_arg, "--record",
+        ],
+        &message,
+    );
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    assert!(recorded(&store, "cfg@example.com"));
+    // The configured message limit applies.
+    let mut big = message.clone();
+    big.resize(65537, b'x');
+    let run = imipsec(
+        ["verify", "--json", "--at", AT, "--config", config_arg],
+        &big,
+    );
+    assert_eq!(run.status, 1, "{}", run.stderr);
+    assert_eq!(run.reasons(), ["limit-exceeded"]);
+
+    // IMIPSEC_STORE names the store when --store is absent.
+    let other = dir.path().join("env.sqlite");
+    let root = root_ca();
+    let message = signed(
+        dir.path(),
+        "organizer",
+        &calendar("REQUEST", "env@example.com", 0),
+        &[],
+    );
+    let path = dir.path().join("env.eml");
+    std::fs::write(&path, &message).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_imipsec"))
+        .args(["verify", "--at", AT, "--trust"])
+        .arg(&root)
+        .args(["--recipient", ATTENDEE, "--record"])
+        .arg(&path)
+        .env("IMIPSEC_STORE", &other)
+        .env_remove("IMIPSEC_CONFIG")
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(recorded(&other, "env@example.com"));
+}
