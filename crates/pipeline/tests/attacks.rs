@@ -1185,3 +1185,119 @@ fn oversized_message_is_refused_before_parsing() {
     raw.resize(limit + 1, b'x');
     assert_rejected(&evaluate(&raw), Reason::LimitExceeded);
 }
+
+// ---------------------------------------------------------------------------------------------
+// "Johnny, you are fired" (USENIX Security 2019) through the whole pipeline
+
+fn corpora() -> PathBuf {
+    let dir = std::env::var_os("IMIPSEC_CORPORA")
+        .expect("IMIPSEC_CORPORA must point at ../shared/corpora for this test");
+    let dir = PathBuf::from(dir);
+    if dir.is_absolute() {
+        dir
+    } else {
+        // CI gives it relative to the workspace root; cargo runs tests in the crate directory.
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(dir)
+    }
+}
+
+fn eml_files(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            eml_files(&path, out);
+        } else if path.extension().is_some_and(|ext| ext == "eml") {
+            out.push(path);
+        }
+    }
+}
+
+/// The S/MIME suite (crates/smime/tests/corpora.rs) shows no attack yields a valid signature
+/// over attacker content; this one shows the pipeline accepts none of the messages with
+/// manager@bigcorporation.de as the acting identity, while it does verify the manager's
+/// signature on the controls (so the result is not for want of verifying anything).
+#[test]
+#[ignore = "needs IMIPSEC_CORPORA=../shared/corpora"]
+fn johnny_you_are_fired_is_never_accepted_as_the_manager() {
+    const MANAGER: &str = "manager@bigcorporation.de";
+    let root = corpora().join("johnny-you-are-fired");
+    let anchors = [
+        std::fs::read("/etc/ssl/certs/GlobalSign_Root_CA_-_R3.pem").unwrap(),
+        std::fs::read(root.join("assets/certificates/intermediate_ca.crt")).unwrap(),
+    ];
+    let mut certificates = Vec::new();
+    for pem in &anchors {
+        certificates.extend(imipsec_pipeline::smime::keys::certificates_from_pem(pem).unwrap());
+    }
+    let pipeline = Pipeline::new(Settings::new(
+        TrustStore::new(certificates, Vec::new()).unwrap(),
+    ));
+    let mut files = Vec::new();
+    eml_files(&root, &mut files);
+    files.sort();
+    assert!(
+        files.len() >= 30,
+        "only {} .eml files under {root:?}",
+        files.len()
+    );
+    let mut manager_verified = 0;
+    for file in &files {
+        let raw = std::fs::read(file).unwrap();
+        let verdict = pipeline
+            .evaluate(
+                &raw,
+                &Evaluation {
+                    at: datetime!(2019-05-01 00:00:00 UTC),
+                    recipient: None,
+                    record: false,
+                },
+                None,
+            )
+            .unwrap();
+        let name = file.strip_prefix(&root).unwrap().display().to_string();
+        let as_manager = verdict.itip.iter().any(|report| {
+            report
+                .actor
+                .as_deref()
+                .is_some_and(|actor| actor.to_ascii_lowercase().contains(MANAGER))
+        });
+        assert!(
+            !(verdict.is_accept() && as_manager),
+            "{name}: accepted with {MANAGER} as the acting identity"
+        );
+        // None of these mails carries iMIP data, so nothing is accepted at all.
+        assert!(!verdict.is_accept(), "{name}: accepted");
+        let verified_by_manager = verdict.layers.iter().any(|layer| {
+            layer.status == LayerStatus::Verified
+                && layer.signers.iter().any(|signer| {
+                    signer
+                        .emails
+                        .iter()
+                        .any(|e| e.eq_ignore_ascii_case(MANAGER))
+                })
+        });
+        if verified_by_manager {
+            manager_verified += 1;
+        }
+        println!(
+            "{name}: {} {:?}{}",
+            if verdict.is_accept() {
+                "accept"
+            } else {
+                "reject"
+            },
+            verdict.reasons.iter().map(|r| r.code).collect::<Vec<_>>(),
+            if verified_by_manager {
+                " (manager's signature verified)"
+            } else {
+                ""
+            }
+        );
+    }
+    assert!(
+        manager_verified >= 2,
+        "the controls' signatures by {MANAGER} were not verified"
+    );
+}
