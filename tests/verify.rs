@@ -387,7 +387,11 @@ fn forged_signers_are_rejected_with_the_right_code() {
     // Mallory signs the organizer's REQUEST: a valid signature of the wrong person.
     let request = calendar("REQUEST", "forged@example.com", 0);
     let message = openssl_signed_calendar(&request, "REQUEST", "rsa2048/stranger", ORGANIZER);
-    assert_rejected(&verify(&message, &[]), "signer-not-correlated");
+    let run = verify(&message, &[]);
+    assert_rejected(&run, "signer-not-correlated");
+    // The report shows the claim that failed.
+    assert_eq!(run.json()["itip"][0]["actor"], ORGANIZER);
+    assert_eq!(run.json()["layers"][0]["signers"][0]["emails"][0], STRANGER);
     // The attendee sends the organizer's REQUEST: a party, but not in that role.
     let message = openssl_signed_calendar(&request, "REQUEST", "rsa2048/attendee", ORGANIZER);
     assert_rejected(&verify(&message, &[]), "role-not-authorized");

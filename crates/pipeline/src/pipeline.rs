@@ -312,6 +312,28 @@ impl Pipeline {
                     }
                 }
                 Err(failure) => {
+                    // Who the message claimed to act for, so reports show the claim that
+                    // failed (the role only where the failure establishes it).
+                    use imipsec_itip::Failure;
+                    match failure {
+                        Failure::SignerNotCorrelated {
+                            actor: Some(actor), ..
+                        } => report.actor = Some(address_text(actor)),
+                        Failure::RoleNotAuthorized { actor, role, .. } => {
+                            report.actor = Some(address_text(actor));
+                            report.role = Some(role_name(*role).to_owned());
+                        }
+                        Failure::SentByUnauthorized {
+                            principal, sent_by, ..
+                        } => {
+                            report.actor = Some(address_text(principal));
+                            report.via = Some(address_text(sent_by));
+                        }
+                        Failure::InconsistentActor { found, .. } => {
+                            report.actor = Some(address_text(found));
+                        }
+                        _ => {}
+                    }
                     let reason =
                         Reason::from_code(failure.code()).unwrap_or(Reason::SignerNotCorrelated);
                     let uid = outcome.uid.as_deref().unwrap_or("(no UID)");
