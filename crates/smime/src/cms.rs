@@ -19,7 +19,7 @@ use crate::error::{BadSignatureReason, Failure};
 use crate::limits::{LimitKind, Limits};
 use crate::policy::AlgorithmPolicy;
 use crate::second_opinion;
-use crate::trust::{EmailAddress, TrustStore, certificate_emails};
+use crate::trust::{EmailAddress, ParsedCertificate, TrustStore};
 
 /// Object identifiers used here, dotted.
 pub(crate) mod oid {
@@ -348,7 +348,8 @@ struct SignedDataParts<'a> {
     crl_choices: usize,
     econtent_type: String,
     econtent: Option<Vec<u8>>,
-    certificates: Vec<X509>,
+    certificates: Vec<Arc<ParsedCertificate>>,
+    crl_ders: Vec<&'a [u8]>,
     crls: Vec<X509Crl>,
     signer_infos: Vec<Tlv<'a>>,
 }
@@ -407,6 +408,7 @@ fn parse_signed_data<'a>(
     };
     let mut certificates = Vec::new();
     let mut crls = Vec::new();
+    let mut crl_ders = Vec::new();
     let mut signer_infos = Vec::new();
     let mut counted = 0usize;
     let mut certificate_choices = 0usize;
@@ -445,6 +447,7 @@ fn parse_signed_data<'a>(
                         let parsed = X509Crl::from_der(crl.full)
                             .map_err(|_| Failure::MalformedCms { offset: crl.offset })?;
                         crls.push(parsed);
+                        crl_ders.push(crl.full);
                     }
                 }
             }
@@ -475,6 +478,7 @@ fn parse_signed_data<'a>(
         econtent_type,
         econtent,
         certificates,
+        crl_ders,
         crls,
         signer_infos,
     })
@@ -485,22 +489,15 @@ enum SignerId<'a> {
     KeyId(Vec<u8>),
 }
 
-fn matches_sid(cert: &X509, sid: &SignerId<'_>) -> bool {
+fn matches_sid(cert: &ParsedCertificate, sid: &SignerId<'_>) -> bool {
     match sid {
+        // Compare the INTEGER contents octets as encoded: two's complement, so a negative
+        // serial (RFC 5280 §4.1.2.2 tolerates them in the wild) matches only itself.
         SignerId::IssuerSerial { issuer, serial } => {
-            let issuer_ok = cert
-                .issuer_name()
-                .to_der()
-                .is_ok_and(|name| name.as_slice() == *issuer);
-            // Compare the INTEGER contents octets as encoded: two's complement, so a negative
-            // serial (RFC 5280 §4.1.2.2 tolerates them in the wild) matches only itself.
-            let serial_ok = cert.to_der().is_ok_and(|der| {
-                x509_parser::parse_x509_certificate(&der)
-                    .is_ok_and(|(_, parsed)| parsed.raw_serial() == *serial)
-            });
-            issuer_ok && serial_ok
+            cert.issuer_der.as_slice() == *issuer && cert.raw_serial.as_deref() == Some(*serial)
         }
         SignerId::KeyId(key_id) => cert
+            .certificate
             .subject_key_id()
             .is_some_and(|ski| ski.as_slice() == key_id.as_slice()),
     }
@@ -867,16 +864,14 @@ fn check_signer(
         }
     }
 
-    let certificate = parsed
+    let signer = parsed
         .certificates
         .iter()
         .find(|cert| matches_sid(cert, &sid))
         .ok_or(Failure::SignerCertificateMissing { signer: index })?;
-    let certificate_der = certificate
-        .to_der()
-        .map_err(|_| Failure::MalformedCms { offset: 0 })?;
-    report.emails = certificate_emails(&certificate_der);
-    let (subject, issuer) = names(&certificate_der);
+    let certificate = &signer.certificate;
+    report.emails = signer.emails.clone();
+    let (subject, issuer) = (signer.subject.clone(), signer.issuer.clone());
     report.subject = Some(subject.clone());
 
     digest.check(context.policy)?;
@@ -938,10 +933,13 @@ fn check_signer(
     {
         return Err(bad(BadSignatureReason::SignatureMismatch));
     }
-    let chain =
-        context
-            .trust
-            .validate(certificate, &parsed.certificates, &parsed.crls, context.at)?;
+    let chain = context.trust.validate(
+        signer,
+        &parsed.certificates,
+        &parsed.crls,
+        &parsed.crl_ders,
+        context.at,
+    )?;
     check_chain(&chain, context.policy)?;
     Ok(VerifiedSigner {
         emails: report.emails.clone(),
@@ -959,15 +957,6 @@ fn check_signer(
         certificate: certificate.clone(),
         chain,
     })
-}
-
-/// Subject and issuer names (RFC 4514 style) from one parse: x509-parser parses were ~29% of
-/// a warm verification in the `verify` bench when done once per name.
-fn names(certificate_der: &[u8]) -> (String, String) {
-    match x509_parser::parse_x509_certificate(certificate_der) {
-        Ok((_, cert)) => (cert.subject().to_string(), cert.issuer().to_string()),
-        Err(_) => (String::new(), String::new()),
-    }
 }
 
 /// `Err(())` when the key type does not fit the scheme.

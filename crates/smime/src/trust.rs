@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use openssl::hash::{MessageDigest, hash};
+use openssl::hash::{Hasher, MessageDigest};
 use openssl::stack::Stack;
 use openssl::x509::store::X509StoreBuilder;
 use openssl::x509::verify::{X509VerifyFlags, X509VerifyParam};
@@ -49,13 +49,56 @@ pub struct TrustStore {
     crls: Vec<X509Crl>,
     revocation: RevocationMode,
     cache: Mutex<HashMap<[u8; 32], ChainResult>>,
-    parsed: Mutex<HashMap<Vec<u8>, X509>>,
+    parsed: Mutex<HashMap<Arc<[u8]>, Arc<ParsedCertificate>>>,
     hits: AtomicU64,
     misses: AtomicU64,
 }
 
+/// A certificate of a SignedData with everything verification reads from it, computed once per
+/// distinct DER: the OpenSSL parse, the received DER (chain-cache key), the issuer name and
+/// serial as encoded (sid matching, RFC 5652 §5.3), and the identities and names reported.
+#[derive(Debug)]
+pub(crate) struct ParsedCertificate {
+    pub(crate) certificate: X509,
+    pub(crate) der: Arc<[u8]>,
+    /// OpenSSL's encoding of the issuer name (the received one for a parsed certificate).
+    pub(crate) issuer_der: Vec<u8>,
+    /// The serialNumber INTEGER contents as received; `None` when x509-parser rejects the
+    /// certificate (it can then not be matched by issuerAndSerialNumber).
+    pub(crate) raw_serial: Option<Vec<u8>>,
+    pub(crate) emails: Vec<EmailAddress>,
+    pub(crate) subject: String,
+    pub(crate) issuer: String,
+}
+
+impl ParsedCertificate {
+    fn new(der: Arc<[u8]>) -> Result<Self, openssl::error::ErrorStack> {
+        let certificate = X509::from_der(&der)?;
+        let issuer_der = certificate.issuer_name().to_der()?;
+        let (raw_serial, emails, subject, issuer) = match x509_parser::parse_x509_certificate(&der)
+        {
+            Ok((_, parsed)) => (
+                Some(parsed.raw_serial().to_vec()),
+                emails_of(&parsed),
+                parsed.subject().to_string(),
+                parsed.issuer().to_string(),
+            ),
+            Err(_) => (None, Vec::new(), String::new(), String::new()),
+        };
+        Ok(ParsedCertificate {
+            certificate,
+            der,
+            issuer_der,
+            raw_serial,
+            emails,
+            subject,
+            issuer,
+        })
+    }
+}
+
 /// Parsed certificates kept (by their exact DER) before that cache is emptied, and the largest
-/// DER kept: together they bound its memory (about 8 MiB of DER).
+/// DER kept: together they bound its memory (about 8 MiB of DER, shared by key and value).
 const PARSED_CACHE_CAPACITY: usize = 1024;
 const PARSED_CACHE_MAX_DER: usize = 8 * 1024;
 
@@ -159,24 +202,28 @@ impl TrustStore {
 
     /// Parse a certificate of a SignedData, reusing the parse of identical DER seen before:
     /// OpenSSL 3's `d2i_X509` decodes the public key through its provider decoder framework and
-    /// was 70% of a warm verification (profiled with the `verify` bench). A parse is a pure
-    /// function of the bytes, so sharing it changes no result.
-    pub(crate) fn parse_certificate(&self, der: &[u8]) -> Result<X509, openssl::error::ErrorStack> {
+    /// was 70% of a warm verification (profiled with the `verify` bench), and the x509-parser
+    /// parses for identities, names and serial another ~15%. A parse is a pure function of the
+    /// bytes, so sharing it changes no result.
+    pub(crate) fn parse_certificate(
+        &self,
+        der: &[u8],
+    ) -> Result<Arc<ParsedCertificate>, openssl::error::ErrorStack> {
         if let Ok(cache) = self.parsed.lock()
             && let Some(found) = cache.get(der)
         {
-            return Ok(found.clone());
+            return Ok(Arc::clone(found));
         }
-        let certificate = X509::from_der(der)?;
+        let parsed = Arc::new(ParsedCertificate::new(Arc::from(der))?);
         if der.len() <= PARSED_CACHE_MAX_DER
             && let Ok(mut cache) = self.parsed.lock()
         {
             if cache.len() >= PARSED_CACHE_CAPACITY {
                 cache.clear();
             }
-            cache.insert(der.to_vec(), certificate.clone());
+            cache.insert(Arc::clone(&parsed.der), Arc::clone(&parsed));
         }
-        Ok(certificate)
+        Ok(parsed)
     }
 
     /// `(hits, misses)` of the validated-chain cache since creation.
@@ -188,17 +235,18 @@ impl TrustStore {
     }
 
     /// Validate `signer` with the `offered` certificates as untrusted intermediates and the
-    /// `embedded_crls`, at `at` (truncated to the minute). Returns the chain, signer first,
-    /// anchor last.
+    /// `embedded_crls` (received as `embedded_crl_ders`), at `at` (truncated to the minute).
+    /// Returns the chain, signer first, anchor last.
     pub(crate) fn validate(
         &self,
-        signer: &X509,
-        offered: &[X509],
+        signer: &ParsedCertificate,
+        offered: &[Arc<ParsedCertificate>],
         embedded_crls: &[X509Crl],
+        embedded_crl_ders: &[&[u8]],
         at: OffsetDateTime,
     ) -> Result<Arc<[X509]>, Failure> {
         let minute = at.unix_timestamp().div_euclid(60) * 60;
-        let key = cache_key(signer, offered, embedded_crls, minute);
+        let key = cache_key(signer, offered, embedded_crl_ders, minute);
         if let Some(key) = key
             && let Ok(cache) = self.cache.lock()
             && let Some(found) = cache.get(&key)
@@ -207,7 +255,11 @@ impl TrustStore {
             return found.clone();
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
-        let result = self.validate_uncached(signer, offered, embedded_crls, minute);
+        let offered: Vec<X509> = offered
+            .iter()
+            .map(|parsed| parsed.certificate.clone())
+            .collect();
+        let result = self.validate_uncached(&signer.certificate, &offered, embedded_crls, minute);
         if let Some(key) = key
             && let Ok(mut cache) = self.cache.lock()
         {
@@ -342,27 +394,30 @@ fn read(path: &Path) -> Result<Vec<u8>, TrustStoreError> {
     })
 }
 
+/// SHA-256 over the received DER of the signer, the offered certificates and the embedded
+/// CRLs, and the minute: the inputs of one validation (the store's own anchors and CRLs are
+/// fixed per `TrustStore`).
 fn cache_key(
-    signer: &X509,
-    offered: &[X509],
-    embedded_crls: &[X509Crl],
+    signer: &ParsedCertificate,
+    offered: &[Arc<ParsedCertificate>],
+    embedded_crl_ders: &[&[u8]],
     minute: i64,
 ) -> Option<[u8; 32]> {
-    let mut material = Vec::new();
-    material.extend_from_slice(&minute.to_be_bytes());
-    let mut push = |der: Vec<u8>, marker: u8| {
-        material.push(marker);
-        material.extend_from_slice(&(der.len() as u64).to_be_bytes());
-        material.extend_from_slice(&der);
+    let mut hasher = Hasher::new(MessageDigest::sha256()).ok()?;
+    hasher.update(&minute.to_be_bytes()).ok()?;
+    let mut push = |der: &[u8], marker: u8| -> Option<()> {
+        hasher.update(&[marker]).ok()?;
+        hasher.update(&(der.len() as u64).to_be_bytes()).ok()?;
+        hasher.update(der).ok()
     };
-    push(signer.to_der().ok()?, 0);
+    push(&signer.der, 0)?;
     for cert in offered {
-        push(cert.to_der().ok()?, 1);
+        push(&cert.der, 1)?;
     }
-    for crl in embedded_crls {
-        push(crl.to_der().ok()?, 2);
+    for crl in embedded_crl_ders {
+        push(crl, 2)?;
     }
-    let digest = hash(MessageDigest::sha256(), &material).ok()?;
+    let digest = hasher.finish().ok()?;
     digest.as_ref().try_into().ok()
 }
 
@@ -452,11 +507,8 @@ pub fn normalize_email(address: &str) -> String {
 }
 
 /// Every rfc822Name of the subjectAltName and every emailAddress of the subject.
-pub(crate) fn certificate_emails(der: &[u8]) -> Vec<EmailAddress> {
+fn emails_of(cert: &x509_parser::certificate::X509Certificate<'_>) -> Vec<EmailAddress> {
     use x509_parser::extensions::GeneralName;
-    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
-        return Vec::new();
-    };
     let mut emails: Vec<EmailAddress> = Vec::new();
     if let Ok(Some(san)) = cert.subject_alternative_name() {
         for name in &san.value.general_names {
