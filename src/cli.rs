@@ -51,6 +51,9 @@ pub enum Command {
     /// Manage SENT-BY delegations in the policy store.
     #[command(after_help = DELEGATE_HELP)]
     Delegate(DelegateArgs),
+    /// Run the security gate: a milter and/or an LMTP proxy in front of the mailbox server.
+    #[command(after_help = GATE_HELP)]
+    Gate(GateArgs),
     /// Generate shell completions or the man page from these definitions.
     #[command(hide = true)]
     Generate(GenerateArgs),
@@ -469,6 +472,40 @@ pub struct ExportArgs {
     /// Output file; standard output if absent or `-`.
     #[arg(value_name = "FILE")]
     pub file: Option<PathBuf>,
+}
+
+const GATE_HELP: &str = "\
+Examples:
+  imipsec gate --config /etc/imipsec.toml
+  imipsec gate --config imipsec.toml --milter 127.0.0.1:8891
+  imipsec gate --config imipsec.toml --lmtp 127.0.0.1:2424 --lmtp-backend 127.0.0.1:24
+
+The [gate] table of the configuration sets the authserv-id, the action on reject
+(reject, quarantine, defuse), limits and the metrics address; see crates/gate/README.md.
+Runs until SIGTERM, then finishes the transactions in flight.
+
+Exit status:
+  0  stopped by SIGTERM/SIGINT after draining
+  2  could not start: configuration, trust anchors, store or listener error";
+
+/// Arguments of `imipsec gate`.
+#[derive(Debug, Clone, Args)]
+pub struct GateArgs {
+    /// Configuration file (TOML) with the trust, store and [gate] tables [env: IMIPSEC_CONFIG].
+    #[arg(long, value_name = "FILE", env = "IMIPSEC_CONFIG", hide_env = true)]
+    pub config: PathBuf,
+    /// Milter listen address; overrides [gate.milter] listen.
+    #[arg(long, value_name = "ADDR")]
+    pub milter: Option<std::net::SocketAddr>,
+    /// LMTP proxy listen address; overrides [gate.lmtp] listen.
+    #[arg(long, value_name = "ADDR")]
+    pub lmtp: Option<std::net::SocketAddr>,
+    /// The LMTP server behind the proxy (Dovecot, Cyrus); overrides [gate.lmtp] backend.
+    #[arg(long, value_name = "ADDR")]
+    pub lmtp_backend: Option<std::net::SocketAddr>,
+    /// Log JSON lines instead of text (audit lines have target imipsec_gate::audit).
+    #[arg(long)]
+    pub log_json: bool,
 }
 
 /// Arguments of the hidden `imipsec generate` command.

@@ -34,6 +34,9 @@ pub struct Config {
     /// Who the messages are delivered to.
     #[serde(default)]
     pub recipient: RecipientConfig,
+    /// The security gate (`imipsec gate`): listeners, actions, limits.
+    #[serde(default)]
+    pub gate: imipsec_gate::GateConfig,
 }
 
 /// `[trust]`: what signatures are checked against.

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod delegate;
+pub mod gate;
 pub mod generate;
 pub mod sign;
 pub mod verify;
@@ -39,6 +40,7 @@ pub fn run(command: Command) -> Exit {
         Command::Sign(args) => sign::run(&args).map_err(boxed),
         Command::Audit(args) => audit::run(&args).map_err(boxed),
         Command::Delegate(args) => delegate::run(&args).map_err(boxed),
+        Command::Gate(args) => gate::run(&args).map_err(boxed),
         Command::Generate(args) => generate::run(&args).map_err(boxed),
     };
     result.unwrap_or_else(|error| {
