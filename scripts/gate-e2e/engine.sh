@@ -12,6 +12,10 @@ prepare_engine() { # WORKDIR
     test)
       (cd "$ROOT" && cargo build -q --release -p imipsec-gate --example test-engine-gate)
       GATE_BIN="$TARGET_DIR/release/examples/test-engine-gate" ;;
+    pipeline)
+      (cd "$ROOT" && cargo build -q --release -p imipsec)
+      GATE_BIN="$TARGET_DIR/release/imipsec"
+      STORE_PATH=${GATE_STORE:-$1/policy.sqlite} ;;
     *) echo "gate-e2e: unknown GATE_ENGINE=$GATE_ENGINE" >&2; return 1 ;;
   esac
 }
@@ -19,6 +23,30 @@ prepare_engine() { # WORKDIR
 # write_gate_config DIR ON_REJECT: the gate's configuration for this run.
 write_gate_config() {
   mkdir -p "$1"
+  if [ "$GATE_ENGINE" = pipeline ]; then
+    {
+      echo "[trust]"
+      echo "anchors = [\"$ROOT/certs/root.cert.pem\"]"
+      echo "crls = [\"$ROOT/certs/intermediate.crl.pem\"]"
+      if [ "$STORE_PATH" != none ]; then echo "[store]"; echo "path = \"$STORE_PATH\""; fi
+      cat <<TOML
+[gate]
+authserv_id = "mx.gate.test"
+on_reject = "$2"
+metrics_listen = "${METRICS}"
+[gate.milter]
+listen = "${MILTER}"
+[gate.lmtp]
+listen = "${PROXY}"
+backend = "${LMTP}"
+quarantine_address = "quarantine@example.org"
+hostname = "lmtp-gate.test"
+[gate.limits]
+connections = 512
+TOML
+    } > "$1/imipsec.toml"
+    return
+  fi
   cat > "$1/gate.json" <<JSON
 {
   "authserv_id": "mx.gate.test",
@@ -33,16 +61,31 @@ JSON
 }
 
 gate_command() { # DIR
+  if [ "$GATE_ENGINE" = pipeline ]; then
+    exec "$GATE_BIN" gate --config "$1/imipsec.toml"
+  fi
   exec "$GATE_BIN" "$1/gate.json"
 }
+
+# The organizer of every test event; in pipeline mode the test PKI's organizer identity.
+ORGANIZER=organizer@example.net
+[ "$GATE_ENGINE" = pipeline ] && ORGANIZER=organizer@example.com
 
 sender_of() { # KIND
   case "$1" in
     forged-cancel) echo mallory@example.net ;;
-    *) echo organizer@example.net ;;
+    *) echo "$ORGANIZER" ;;
   esac
 }
-signer_of() { echo organizer@example.net; }
+signer_of() { echo "$ORGANIZER"; }
+
+# sign_entity ROLE: S/MIME multipart/signed (detached, SHA-256) of the MIME entity on
+# stdin, made by openssl with the test PKI's RSA identity ROLE (organizer, stranger, ...).
+sign_entity() {
+  openssl cms -sign -binary -crlfeol -md sha256 \
+    -signer "$ROOT/certs/rsa2048/$1.cert.pem" -inkey "$ROOT/certs/rsa2048/$1.key.pem" \
+    -certfile "$ROOT/certs/intermediate.cert.pem"
+}
 
 # make_message KIND MARKER: one RFC 5322 message on stdout (CRLF line ends).
 #   valid-request            REQUEST signed by its ORGANIZER
@@ -50,6 +93,7 @@ signer_of() { echo organizer@example.net; }
 #   forged-cancel            CANCEL by someone who is not the ORGANIZER
 #   plain                    no calendar data at all
 make_message() {
+  if [ "$GATE_ENGINE" = pipeline ]; then make_signed_message "$@"; return; fi
   local kind=$1 marker=$2 verdict method
   case "$kind" in
     valid-request|valid-request-forged-ar)
@@ -88,15 +132,50 @@ VERSION:2.0
 PRODID:-//imipsec//gate-e2e//EN
 METHOD:$1
 BEGIN:VEVENT
-UID:$2@e2e.gate.test
+UID:${3:-$2}@e2e.gate.test
 DTSTAMP:20260601T100000Z
 DTSTART:20260602T100000Z
 DTEND:20260602T110000Z
 SEQUENCE:0
 SUMMARY:gate e2e $2
-ORGANIZER:mailto:organizer@example.net
+ORGANIZER:mailto:$ORGANIZER
 ATTENDEE;PARTSTAT=NEEDS-ACTION:mailto:bob@example.org
 END:VEVENT
 END:VCALENDAR
 ICS
+}
+
+# make_signed_message KIND MARKER: like make_message, but the calendar is really signed:
+# the valid REQUEST by the ORGANIZER, the forged CANCEL by Mallory (who is not the
+# ORGANIZER). The marker is only in unsigned outer headers, so load.sh can substitute it;
+# the UID is unique per message unless the marker is the literal MARKER template.
+make_signed_message() {
+  local kind=$1 marker=$2 method signer uid
+  uid=$marker
+  [ "$marker" = MARKER ] && uid="load-template-$kind"
+  case "$kind" in
+    valid-request|valid-request-forged-ar) method=REQUEST; signer=organizer ;;
+    forged-cancel) method=CANCEL; signer=stranger ;;
+  esac
+  {
+    if [ "$kind" = valid-request-forged-ar ]; then
+      echo "Authentication-Results: mx.gate.test; smime=pass (FORGED) body.smime-identifier=ceo@example.org"
+      echo "Authentication-Results: other.example; dkim=pass header.d=example.net"
+    fi
+    echo "From: $(sender_of "$kind")"
+    echo "To: bob@example.org"
+    echo "Subject: gate e2e $marker"
+    echo "Date: $(date -R)"
+    echo "Message-ID: <$marker.$$@e2e.gate.test>"
+    echo "X-E2E-Marker: $marker"
+  } | sed 's/$/\r/'
+  if [ "$kind" = plain ]; then
+    printf 'MIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nNo calendar here.\r\n'
+    return
+  fi
+  {
+    printf 'Content-Type: text/calendar; method=%s; charset=utf-8; component=VEVENT\r\n' "$method"
+    printf 'Content-Transfer-Encoding: 7bit\r\n\r\n'
+    calendar "$method" "$marker" "$uid" | sed 's/$/\r/'
+  } | sign_entity "$signer"
 }

@@ -18,7 +18,7 @@ ROOT=$(cd "$HERE/../.." && pwd)
 # shellcheck source=lib.sh
 . "$HERE/lib.sh"
 
-GATE_ENGINE=${GATE_ENGINE:-test}
+GATE_ENGINE=${GATE_ENGINE:-pipeline}
 SMTP=127.0.0.1:42525 FRONT=127.0.0.1:42526 MILTER=127.0.0.1:48891
 LMTP=127.0.0.1:44024 PROXY=127.0.0.1:44025 METRICS=127.0.0.1:49466
 W=$(mktemp -d "${TMPDIR:-/tmp}/imipsec-gate-e2e.XXXXXX"); chmod 755 "$W"
@@ -82,7 +82,7 @@ send() { # SERVER KIND MARKER [swaks options...]
   timeout 60 swaks --server "$server" --from "$(sender_of "$kind")" --to bob@example.org \
     --data "$W/msg-$marker.eml" --hide-informational "$@" > "$W/swaks-$marker.log" 2>&1 || true
 }
-mailbox_file() { grep -rls "X-E2E-Marker: $1" "$MAILDIR" 2>/dev/null | head -1; }
+mailbox_file() { grep -rls --exclude-dir=tmp "X-E2E-Marker: $1" "$MAILDIR" 2>/dev/null | head -1; }
 delivered() { # MARKER: wait up to 20 s for it in the mailbox
   for _ in $(seq 1 100); do [ -n "$(mailbox_file "$1")" ] && return 0; sleep 0.2; done; return 1; }
 not_delivered() { sleep 1; [ -z "$(mailbox_file "$1")" ]; }
