@@ -506,3 +506,35 @@ fn bare_cr_inside_a_signed_base64_calendar_is_malformed_icalendar() {
         .unwrap();
     assert_eq!(codes(&verdict), [Reason::MalformedIcalendar]);
 }
+
+#[test]
+fn truncated_and_bit_flipped_messages_never_panic_and_never_accept_a_change() {
+    let message = signed_request("rsa2048/organizer", "mangle@example.com", 0);
+    let pipeline = pipeline(false);
+    let store = SqliteStore::open_in_memory().unwrap();
+    // Every prefix (in steps, plus the last bytes one by one): a verdict, never a panic.
+    let mut cuts: Vec<usize> = (0..message.len()).step_by(37).collect();
+    cuts.extend(message.len().saturating_sub(40)..message.len());
+    for cut in cuts {
+        let verdict = pipeline
+            .evaluate(&message[..cut], &evaluation(true), Some(&store))
+            .unwrap();
+        if verdict.is_accept() {
+            // Only a cut inside the trailing epilogue may keep the message intact.
+            assert!(cut + 4 >= message.len(), "prefix of {cut} bytes accepted");
+        }
+    }
+    // Flipping one bit inside the signed calendar never yields an accept.
+    let start = message
+        .windows(15)
+        .position(|window| window == b"BEGIN:VCALENDAR")
+        .unwrap();
+    for offset in (start..start + 300).step_by(7) {
+        let mut flipped = message.clone();
+        flipped[offset] ^= 0x04;
+        let verdict = pipeline
+            .evaluate(&flipped, &evaluation(false), None)
+            .unwrap();
+        assert!(!verdict.is_accept(), "bit flip at {offset} accepted");
+    }
+}
