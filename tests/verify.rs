@@ -810,3 +810,20 @@ fn configuration_file_and_imipsec_store_supply_the_defaults() {
     );
     assert!(recorded(&other, "env@example.com"));
 }
+
+#[test]
+fn message_stored_with_lf_line_ends_still_verifies() {
+    // Mail stores (mbox, Maildir on Unix) often keep LF line ends; RFC 8551 section 3.1.1
+    // canonical form is restored before verification.
+    let dir = tempfile::tempdir().unwrap();
+    for extra in [&[][..], &["--opaque"][..]] {
+        let message = signed(
+            dir.path(),
+            "organizer",
+            &calendar("REQUEST", "lf@example.com", 0),
+            extra,
+        );
+        let lf = String::from_utf8(message).unwrap().replace("\r\n", "\n");
+        assert_accepted(&verify(lf.as_bytes(), &[]));
+    }
+}
