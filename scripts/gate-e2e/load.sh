@@ -13,7 +13,9 @@ ROOT=$(cd "$HERE/../.." && pwd)
 # shellcheck source=lib.sh
 . "$HERE/lib.sh"
 
-GATE_ENGINE=${GATE_ENGINE:-test}
+GATE_ENGINE=${GATE_ENGINE:-pipeline}
+# replayed templates would be stale against an event state store: measure without one
+export GATE_STORE=${GATE_STORE:-none}
 LOAD_COUNT=${LOAD_COUNT:-10000} BASELINE_COUNT=${BASELINE_COUNT:-2000}
 CONCURRENCY=${CONCURRENCY:-16}
 SMTP=127.0.0.1:42535 PLAIN_SMTP=127.0.0.1:42537 MILTER=127.0.0.1:48892
