@@ -33,7 +33,7 @@ RUSTC_BOOTSTRAP=1 \
 RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
 -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing" \
-  cargo build --release --locked --target "$host" --target-dir "$target_dir" --bins >&2
+  cargo build --release --target "$host" --target-dir "$target_dir" --bins >&2
 
 ./seed.sh >&2
 
