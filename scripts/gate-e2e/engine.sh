@@ -6,15 +6,18 @@
 #   GATE_ENGINE=pipeline  `imipsec gate`: the real pipeline, messages signed with certs/
 
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+# debug reuses what `cargo test --workspace` built (CI); load.sh asks for release
+GATE_PROFILE=${GATE_PROFILE:-debug}
+profile_flag() { [ "$GATE_PROFILE" = release ] && echo --release; true; }
 
 prepare_engine() { # WORKDIR
   case "$GATE_ENGINE" in
     test)
-      (cd "$ROOT" && cargo build -q --release -p imipsec-gate --example test-engine-gate)
-      GATE_BIN="$TARGET_DIR/release/examples/test-engine-gate" ;;
+      (cd "$ROOT" && cargo build -q $(profile_flag) -p imipsec-gate --example test-engine-gate)
+      GATE_BIN="$TARGET_DIR/$GATE_PROFILE/examples/test-engine-gate" ;;
     pipeline)
-      (cd "$ROOT" && cargo build -q --release -p imipsec)
-      GATE_BIN="$TARGET_DIR/release/imipsec"
+      (cd "$ROOT" && cargo build -q $(profile_flag) -p imipsec)
+      GATE_BIN="$TARGET_DIR/$GATE_PROFILE/imipsec"
       STORE_PATH=${GATE_STORE:-$1/policy.sqlite} ;;
     *) echo "gate-e2e: unknown GATE_ENGINE=$GATE_ENGINE" >&2; return 1 ;;
   esac

@@ -16,6 +16,7 @@ ROOT=$(cd "$HERE/../.." && pwd)
 GATE_ENGINE=${GATE_ENGINE:-pipeline}
 # replayed templates would be stale against an event state store: measure without one
 export GATE_STORE=${GATE_STORE:-none}
+export GATE_PROFILE=${GATE_PROFILE:-release}
 LOAD_COUNT=${LOAD_COUNT:-10000} BASELINE_COUNT=${BASELINE_COUNT:-2000}
 CONCURRENCY=${CONCURRENCY:-16}
 SMTP=127.0.0.1:42535 PLAIN_SMTP=127.0.0.1:42537 MILTER=127.0.0.1:48892
