@@ -4,8 +4,10 @@
 #   archive/{cur,new}/  a Maildir with a few more
 # Usage: testdata/sample-mailbox/generate.sh   (from anywhere; needs bash and OpenSSL 3)
 #
-# Messages are signed with `openssl cms` and the test PKI in certs/ (see certs/README.md), so
-# rerun this after certs/generate.sh. Expected verdicts at 2026-06-01T00:00:00Z with
+# The legitimate messages are signed by `imipsec sign` (built here with cargo unless IMIPSEC
+# names a binary), with a signing time equal to their Date; the forged ones by `openssl cms`.
+# Both use the test PKI in certs/ (see certs/README.md): rerun this after certs/generate.sh.
+# Expected verdicts at 2026-06-01T00:00:00Z with
 # `--trust certs/root.cert.pem --crl certs/intermediate.crl.pem`, by Subject prefix:
 #   [ok]        signed by the ORGANIZER (REQUEST) or the ATTENDEE (REPLY): accept
 #   [forged]    signed by mallory@example.net, naming organizer@example.com: reject
@@ -17,7 +19,12 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-certs=$(cd "$here/../../certs" && pwd)
+root=$(cd "$here/../.." && pwd)
+certs=$root/certs
+if [ -z "${IMIPSEC:-}" ]; then
+  (cd "$root" && cargo build --release --quiet --bin imipsec)
+  IMIPSEC=${CARGO_TARGET_DIR:-$root/target}/release/imipsec
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -59,6 +66,17 @@ sign() {
     -certfile "$certs/intermediate.cert.pem" | crlf
 }
 
+# imipsec_sign IDENTITY-DIR/NAME DATE MESSAGE-ID < message > signed message: `imipsec sign` with
+# the message's Date as signing time; the Message-ID it assigns is replaced by a stable one
+# (the header is outside the signature).
+imipsec_sign() {
+  local at
+  at=$(date -u -d "$2" '+%Y-%m-%dT%H:%M:%SZ')
+  SAMPLE_PASSWORD=imipsec "$IMIPSEC" sign --identity "$certs/$1.p12" \
+    --identity-password-env SAMPLE_PASSWORD --at "$at" |
+    sed "1,/^\r\?\$/ s/^Message-ID: .*/Message-ID: <$3>\r/"
+}
+
 # envelope FROM TO SUBJECT DATE MESSAGE-ID < MIME entity (with its own headers) > message
 envelope() {
   printf 'From: %s\r\nTo: %s\r\nSubject: %s\r\nDate: %s\r\nMessage-ID: <%s>\r\n' "$1" "$2" "$3" "$4" "$5"
@@ -84,10 +102,12 @@ for i in "${!days[@]}"; do
   date=$(date -u -d "$day 09:00" '+%a, %d %b %Y %H:%M:%S +0000')
   uid="plan-$i@example.com"
   # The organizer invites, the attendee accepts: both accepted.
-  calendar_part REQUEST "$uid" $org $att NEEDS-ACTION "$stamp" 0 | sign rsa2048/organizer |
-    envelope $org $att "[ok] Quarterly planning $i" "$date" "req-$i@example.com" | emit ok-request
-  calendar_part REPLY "$uid" $org $att ACCEPTED "$stamp" 0 | sign rsa2048/attendee |
-    envelope $att $org "[ok] Accepted: Quarterly planning $i" "$date" "reply-$i@example.com" | emit ok-reply
+  { printf 'MIME-Version: 1.0\r\n'; calendar_part REQUEST "$uid" $org $att NEEDS-ACTION "$stamp" 0; } |
+    envelope $org $att "[ok] Quarterly planning $i" "$date" "req-$i@example.com" |
+    imipsec_sign rsa2048/organizer "$date" "req-$i@example.com" | emit ok-request
+  { printf 'MIME-Version: 1.0\r\n'; calendar_part REPLY "$uid" $org $att ACCEPTED "$stamp" 0; } |
+    envelope $att $org "[ok] Accepted: Quarterly planning $i" "$date" "reply-$i@example.com" |
+    imipsec_sign rsa2048/attendee "$date" "reply-$i@example.com" | emit ok-reply
   case $((i % 6)) in
     0) calendar_part REQUEST "forged-$i@example.com" $org $att NEEDS-ACTION "$stamp" 0 |
          sign rsa2048/stranger |
