@@ -7,8 +7,11 @@
 
 use std::sync::Arc;
 
+use openssl::error::ErrorStack;
 use openssl::hash::{MessageDigest, hash};
+use openssl::md::{Md, MdRef};
 use openssl::pkey::{Id, PKey, Public};
+use openssl::pkey_ctx::PkeyCtx;
 use openssl::rsa::Padding;
 use openssl::sign::{RsaPssSaltlen, Verifier};
 use openssl::x509::{X509, X509Crl};
@@ -97,6 +100,17 @@ impl DigestAlgorithm {
         }
     }
 
+    fn md(self) -> &'static MdRef {
+        match self {
+            DigestAlgorithm::Md5 => Md::md5(),
+            DigestAlgorithm::Sha1 => Md::sha1(),
+            DigestAlgorithm::Sha224 => Md::sha224(),
+            DigestAlgorithm::Sha256 => Md::sha256(),
+            DigestAlgorithm::Sha384 => Md::sha384(),
+            DigestAlgorithm::Sha512 => Md::sha512(),
+        }
+    }
+
     fn message_digest(self) -> MessageDigest {
         match self {
             DigestAlgorithm::Md5 => MessageDigest::md5(),
@@ -125,8 +139,8 @@ impl DigestAlgorithm {
 }
 
 /// How a signature value is checked.
-#[derive(Debug, Clone, Copy)]
-enum Scheme {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scheme {
     Pkcs1(DigestAlgorithm),
     Pss {
         hash: DigestAlgorithm,
@@ -928,7 +942,7 @@ fn check_signer(
             content.to_vec()
         }
     };
-    if !verify_signature(&key, scheme, &signed_bytes, &signature)
+    if !verify_signature(signer, &key, scheme, &signed_bytes, &signature)
         .map_err(|()| bad(BadSignatureReason::KeyTypeMismatch))?
     {
         return Err(bad(BadSignatureReason::SignatureMismatch));
@@ -961,54 +975,68 @@ fn check_signer(
 
 /// `Err(())` when the key type does not fit the scheme.
 fn verify_signature(
+    signer: &ParsedCertificate,
     key: &PKey<Public>,
     scheme: Scheme,
     data: &[u8],
     signature: &[u8],
 ) -> Result<bool, ()> {
     let id = key.id();
-    let result = match scheme {
+    let algorithm = match scheme {
+        Scheme::Pkcs1(algorithm) if id == Id::RSA => algorithm,
+        Scheme::Pss {
+            hash: algorithm, ..
+        } if id == Id::RSA || id == Id::RSA_PSS => algorithm,
+        Scheme::Ecdsa(algorithm) if id == Id::EC => algorithm,
+        Scheme::Ed25519 if id == Id::ED25519 => {
+            let result = Verifier::new_without_digest(key)
+                .and_then(|mut verifier| verifier.verify_oneshot(signature, data));
+            return Ok(result.unwrap_or(false));
+        }
+        _ => return Err(()),
+    };
+    // RFC 5652 §5.6: the signature is over the digest of `data`; verifying the digest with
+    // EVP_PKEY_verify is what EVP_DigestVerify does, minus the per-call algorithm fetch and
+    // context set-up, which a context reused per signer key and scheme avoids.
+    let Ok(digest) = hash(algorithm.message_digest(), data) else {
+        return Ok(false);
+    };
+    let Some(mut context) = signer
+        .take_verifier(scheme)
+        .or_else(|| verify_context(key, scheme).ok())
+    else {
+        return Ok(false);
+    };
+    match context.verify(&digest, signature) {
+        Ok(verified) => {
+            signer.return_verifier(scheme, context);
+            Ok(verified)
+        }
+        // An OpenSSL error while verifying (malformed signature encoding) is a failed
+        // signature; the context is dropped rather than reused after an error.
+        Err(_) => Ok(false),
+    }
+}
+
+/// A verify context for `key` set up for `scheme` (never Ed25519, which has no prehash).
+fn verify_context(key: &PKey<Public>, scheme: Scheme) -> Result<PkeyCtx<Public>, ErrorStack> {
+    let mut context = PkeyCtx::new(key)?;
+    context.verify_init()?;
+    match scheme {
         Scheme::Pkcs1(hash) => {
-            if id != Id::RSA {
-                return Err(());
-            }
-            Verifier::new(hash.message_digest(), key).and_then(|mut verifier| {
-                verifier.set_rsa_padding(Padding::PKCS1)?;
-                verifier.update(data)?;
-                verifier.verify(signature)
-            })
+            context.set_rsa_padding(Padding::PKCS1)?;
+            context.set_signature_md(hash.md())?;
         }
         Scheme::Pss { hash, mgf1, salt } => {
-            if id != Id::RSA && id != Id::RSA_PSS {
-                return Err(());
-            }
-            Verifier::new(hash.message_digest(), key).and_then(|mut verifier| {
-                verifier.set_rsa_padding(Padding::PKCS1_PSS)?;
-                verifier.set_rsa_mgf1_md(mgf1.message_digest())?;
-                verifier.set_rsa_pss_saltlen(RsaPssSaltlen::custom(salt))?;
-                verifier.update(data)?;
-                verifier.verify(signature)
-            })
+            context.set_rsa_padding(Padding::PKCS1_PSS)?;
+            context.set_signature_md(hash.md())?;
+            context.set_rsa_mgf1_md(mgf1.md())?;
+            context.set_rsa_pss_saltlen(RsaPssSaltlen::custom(salt))?;
         }
-        Scheme::Ecdsa(hash) => {
-            if id != Id::EC {
-                return Err(());
-            }
-            Verifier::new(hash.message_digest(), key).and_then(|mut verifier| {
-                verifier.update(data)?;
-                verifier.verify(signature)
-            })
-        }
-        Scheme::Ed25519 => {
-            if id != Id::ED25519 {
-                return Err(());
-            }
-            Verifier::new_without_digest(key)
-                .and_then(|mut verifier| verifier.verify_oneshot(signature, data))
-        }
-    };
-    // An OpenSSL error while verifying (malformed signature encoding) is a failed signature.
-    Ok(result.unwrap_or(false))
+        Scheme::Ecdsa(hash) => context.set_signature_md(hash.md())?,
+        Scheme::Ed25519 => {}
+    }
+    Ok(context)
 }
 
 #[cfg(test)]

@@ -8,12 +8,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use openssl::hash::{Hasher, MessageDigest};
+use openssl::pkey::Public;
+use openssl::pkey_ctx::PkeyCtx;
 use openssl::stack::Stack;
 use openssl::x509::store::X509StoreBuilder;
 use openssl::x509::verify::{X509VerifyFlags, X509VerifyParam};
 use openssl::x509::{X509, X509Crl, X509CrlRef, X509PurposeId, X509StoreContext};
 use time::OffsetDateTime;
 
+use crate::cms::Scheme;
 use crate::error::Failure;
 use crate::ffi;
 
@@ -57,7 +60,6 @@ pub struct TrustStore {
 /// A certificate of a SignedData with everything verification reads from it, computed once per
 /// distinct DER: the OpenSSL parse, the received DER (chain-cache key), the issuer name and
 /// serial as encoded (sid matching, RFC 5652 §5.3), and the identities and names reported.
-#[derive(Debug)]
 pub(crate) struct ParsedCertificate {
     pub(crate) certificate: X509,
     pub(crate) der: Arc<[u8]>,
@@ -69,6 +71,30 @@ pub(crate) struct ParsedCertificate {
     pub(crate) emails: Vec<EmailAddress>,
     pub(crate) subject: String,
     pub(crate) issuer: String,
+    /// Idle verify contexts for this certificate's key, one per scheme in use (a pool, so
+    /// that threads verifying the same signer do not wait for each other).
+    verifiers: Mutex<Vec<(Scheme, PkeyCtx<Public>)>>,
+}
+
+/// Idle verify contexts kept per certificate.
+const VERIFIERS_PER_CERTIFICATE: usize = 8;
+
+impl ParsedCertificate {
+    /// An idle verify context for `scheme`, if one is kept.
+    pub(crate) fn take_verifier(&self, scheme: Scheme) -> Option<PkeyCtx<Public>> {
+        let mut pool = self.verifiers.lock().ok()?;
+        let index = pool.iter().position(|(kept, _)| *kept == scheme)?;
+        Some(pool.swap_remove(index).1)
+    }
+
+    /// Keep a context set up for `scheme` (by `crate::cms`) after a verification.
+    pub(crate) fn return_verifier(&self, scheme: Scheme, context: PkeyCtx<Public>) {
+        if let Ok(mut pool) = self.verifiers.lock()
+            && pool.len() < VERIFIERS_PER_CERTIFICATE
+        {
+            pool.push((scheme, context));
+        }
+    }
 }
 
 impl ParsedCertificate {
@@ -93,6 +119,7 @@ impl ParsedCertificate {
             emails,
             subject,
             issuer,
+            verifiers: Mutex::new(Vec::new()),
         })
     }
 }
