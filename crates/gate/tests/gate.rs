@@ -866,3 +866,135 @@ async fn lmtp_slow_drip_is_cut_off() {
     assert!(cut, "a dripping client is disconnected");
     gate.stop().await;
 }
+
+// ---------------------------------------------------------------- the real pipeline behind the milter
+
+fn certs() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../certs")
+}
+
+/// An iMIP message whose calendar entity is signed by `openssl cms` with the test PKI's
+/// RSA identity `role` (`None`: left unsigned).
+fn openssl_signed(role: Option<&str>, method: &str, from: &str) -> String {
+    let calendar = format!(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//imipsec//gate-test//EN\r\nMETHOD:{method}\r\nBEGIN:VEVENT\r\nUID:gate-pipeline-test@example.com\r\nDTSTAMP:20260601T100000Z\r\nDTSTART:20260602T100000Z\r\nSEQUENCE:0\r\nSUMMARY:gate\r\nORGANIZER:mailto:organizer@example.com\r\nATTENDEE:mailto:bob@example.org\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    );
+    let entity = format!(
+        "Content-Type: text/calendar; method={method}; charset=utf-8; component=VEVENT\r\nContent-Transfer-Encoding: 7bit\r\n\r\n{calendar}"
+    );
+    let body = match role {
+        None => entity,
+        Some(role) => {
+            let dir = certs();
+            let output = std::process::Command::new("openssl")
+                .args([
+                    "cms", "-sign", "-binary", "-crlfeol", "-md", "sha256", "-signer",
+                ])
+                .arg(dir.join(format!("rsa2048/{role}.cert.pem")))
+                .arg("-inkey")
+                .arg(dir.join(format!("rsa2048/{role}.key.pem")))
+                .arg("-certfile")
+                .arg(dir.join("intermediate.cert.pem"))
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .and_then(|mut child| {
+                    use std::io::Write;
+                    child.stdin.take().unwrap().write_all(entity.as_bytes())?;
+                    child.wait_with_output()
+                })
+                .expect("openssl runs");
+            assert!(output.status.success(), "openssl cms -sign failed");
+            String::from_utf8(output.stdout).unwrap()
+        }
+    };
+    format!(
+        "From: {from}\r\nTo: bob@example.org\r\nSubject: gate\r\nDate: Mon, 01 Jun 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\n{body}"
+    )
+}
+
+async fn start_with_pipeline() -> (SocketAddr, oneshot::Sender<()>) {
+    use imipsec_pipeline::{Pipeline, Settings, smime::TrustStore};
+    let dir = certs();
+    let trust = TrustStore::from_pem_files(
+        &[dir.join("root.cert.pem")],
+        &[dir.join("intermediate.crl.pem")],
+    )
+    .unwrap();
+    let engine = Arc::new(imipsec_gate::PipelineEngine::new(
+        Pipeline::new(Settings::new(trust)),
+        None,
+    ));
+    let bound = Gate::new(base_config(), engine, fixed_clock())
+        .bind()
+        .await
+        .unwrap();
+    let address = bound.milter_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        bound
+            .serve(async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    (address, stop)
+}
+
+#[tokio::test]
+async fn pipeline_engine_accepts_the_organizers_signed_request() {
+    let (address, _stop) = start_with_pipeline().await;
+    let mut client = MilterClient::connect(address).await;
+    client
+        .begin("organizer@example.com", &["bob@example.org"])
+        .await;
+    let packets = client
+        .message(&openssl_signed(
+            Some("organizer"),
+            "REQUEST",
+            "organizer@example.com",
+        ))
+        .await;
+    assert_eq!(final_reply(&packets).code, b'c');
+    let insert = packets
+        .iter()
+        .find(|p| p.code == b'i')
+        .expect("A-R inserted");
+    let text = insert.text();
+    assert!(
+        text.contains("smime=pass body.smime-identifier=organizer@example.com"),
+        "{text}"
+    );
+    assert!(
+        text.contains("x-imip=pass policy.method=REQUEST policy.role=organizer"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn pipeline_engine_rejects_forged_and_unsigned_calendar_mail() {
+    let (address, _stop) = start_with_pipeline().await;
+    let cases = [
+        (
+            Some("stranger"),
+            "CANCEL",
+            "mallory@example.net",
+            "signer-not-correlated",
+        ),
+        (None, "REQUEST", "organizer@example.com", "unsigned"),
+    ];
+    for (role, method, from, code) in cases {
+        let mut client = MilterClient::connect(address).await;
+        client.begin(from, &["bob@example.org"]).await;
+        let packets = client.message(&openssl_signed(role, method, from)).await;
+        let reply = final_reply(&packets);
+        assert_eq!(reply.code, b'y', "{code}");
+        assert!(
+            reply.text().starts_with(&format!(
+                "550 5.7.1 imipsec: calendar message rejected ({code})"
+            )),
+            "{code}: {}",
+            reply.text()
+        );
+    }
+}
