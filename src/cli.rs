@@ -285,7 +285,8 @@ pub struct AuditArgs {
     /// Trust anchors, store, time and configuration.
     #[command(flatten)]
     pub trust: TrustArgs,
-    /// Record accepted messages in the store's event state (default: read-only).
+    /// Record accepted messages in the store's event state (default: read-only); the
+    /// messages are then evaluated one at a time in mailbox order.
     #[arg(long)]
     pub record: bool,
     /// Write one JSON object per message (JSON Lines) to FILE.
@@ -297,7 +298,7 @@ pub struct AuditArgs {
     /// Write a self-contained HTML report (table, filters, chart) to FILE.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
-    /// Worker threads; default the number of available cores.
+    /// Worker threads; default the number of available cores (1 with --record).
     #[arg(long, value_name = "N")]
     pub jobs: Option<std::num::NonZeroUsize>,
     /// Never show the progress bar (it is shown only when stderr is a terminal).

@@ -303,3 +303,38 @@ fn help_documents_examples_and_exit_statuses() {
     let output = imipsec(&["--help"]);
     assert!(succeeded(&output).contains("Exit status:"));
 }
+
+#[test]
+fn audit_is_read_only_unless_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("state.db");
+    let store_arg = store.to_str().unwrap();
+    let sample = path("testdata/sample-mailbox");
+    let recipient = ["--recipient", "attendee@example.com"];
+
+    // Without --record a missing store is an error, not created.
+    let mut args = vec!["--store", store_arg];
+    args.extend_from_slice(&recipient);
+    failed(&audit(&[&sample], &args));
+    assert!(!store.exists());
+
+    let mut record = args.clone();
+    record.push("--record");
+    let stdout = succeeded(&audit(&[&sample], &record));
+    assert!(stdout.contains("audited 36 messages"), "{stdout}");
+    let recorded = std::fs::read(&store).unwrap();
+
+    // A read-only audit against the recorded state sees every accepted message as a replay
+    // and leaves the store as it was.
+    let jsonl = dir.path().join("again.jsonl");
+    let mut again = args.clone();
+    again.extend_from_slice(&["--jsonl", jsonl.to_str().unwrap()]);
+    succeeded(&audit(&[&sample], &again));
+    let rows = read_jsonl(&jsonl);
+    let replays = rows
+        .iter()
+        .filter(|row| codes(row).first().map(String::as_str) == Some("stale-sequence"))
+        .count();
+    assert_eq!(replays, 24);
+    assert_eq!(std::fs::read(&store).unwrap(), recorded);
+}

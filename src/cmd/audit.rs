@@ -77,10 +77,15 @@ pub fn run(args: &AuditArgs) -> Result<Exit, AuditError> {
     let limits = mailbox::Limits {
         message_bytes: setup.pipeline.settings().limits.message_bytes,
     };
-    let jobs = args
-        .jobs
-        .or_else(|| std::thread::available_parallelism().ok())
-        .map_or(1, usize::from);
+    // Recording makes each message change the state the next one is judged against (a
+    // REPLY needs its REQUEST recorded first), so it runs in mailbox order on one worker.
+    let jobs = if args.record {
+        1
+    } else {
+        args.jobs
+            .or_else(|| std::thread::available_parallelism().ok())
+            .map_or(1, usize::from)
+    };
     let mut reports = Reports::create(args)?;
     // Each worker opens its own connection (a SQLite connection is not shared across
     // threads); the store the setup opened proves the path is usable before any work.
