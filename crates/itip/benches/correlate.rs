@@ -106,9 +106,48 @@ fn thread_cpu() -> Option<Duration> {
     Some(Duration::from_nanos(ns))
 }
 
+/// Profile mode (`IMIPSEC_BENCH_PROFILE=<label>:<runs>`, label `small`, `large`,
+/// `small-skip` or `large-skip`): runs one case `runs` times without timing, for
+/// `valgrind --tool=callgrind`, whose instruction counts do not depend on machine load.
+fn profile(spec: &str, small: &[u8], large: &[u8]) {
+    let (label, runs) = spec.split_once(':').unwrap_or((spec, "100"));
+    let runs: u32 = runs.parse().expect("IMIPSEC_BENCH_PROFILE=<label>:<runs>");
+    let (ics, skip) = match label {
+        "small" => (small, false),
+        "large" => (large, false),
+        "small-skip" => (small, true),
+        "large-skip" => (large, true),
+        other => panic!("unknown profile case {other}"),
+    };
+    let options = ParseOptions {
+        danger_skip_cross_check: skip,
+        ..ParseOptions::default()
+    };
+    let mime = MimeParams {
+        method: Some("REQUEST"),
+        charset: Some("UTF-8"),
+        component: None,
+    };
+    for _ in 0..runs {
+        let msg = parse_itip(black_box(ics), &mime, &options).unwrap();
+        let c = correlate(
+            &msg,
+            &["olivia.organizer@example.com"],
+            &DenyAllDelegations,
+            &CorrelateOptions::default(),
+        );
+        assert!(c.is_authorized());
+        black_box(c);
+    }
+}
+
 fn main() {
     let small = invite(10, 3 * 1024);
     let large = invite(200, 0);
+    if let Ok(spec) = std::env::var("IMIPSEC_BENCH_PROFILE") {
+        profile(&spec, &small, &large);
+        return;
+    }
     let default = ParseOptions::default();
     let skip = ParseOptions {
         danger_skip_cross_check: true,

@@ -100,17 +100,35 @@ fn plain_addr_spec(addr: &str) -> bool {
     let Some((local, domain)) = addr.split_once('@') else {
         return false;
     };
-    !local.is_empty()
-        && !domain.is_empty()
-        && !domain.contains('@')
-        && !addr.chars().any(|c| {
-            c.is_whitespace()
-                || c.is_control()
-                || matches!(
-                    c,
-                    ',' | '?' | '%' | '<' | '>' | '"' | '(' | ')' | ';' | ':' | '\\' | '[' | ']'
-                )
+    let forbidden_ascii = |b: u8| {
+        b.is_ascii_whitespace()
+            || b.is_ascii_control()
+            || matches!(
+                b,
+                b',' | b'?'
+                    | b'%'
+                    | b'<'
+                    | b'>'
+                    | b'"'
+                    | b'('
+                    | b')'
+                    | b';'
+                    | b':'
+                    | b'\\'
+                    | b'['
+                    | b']'
+            )
+    };
+    let clean = if addr.is_ascii() {
+        // The common case, checked byte-wise: for ASCII, whitespace-or-control of the
+        // byte and of the char agree (every ASCII whitespace but space is a control).
+        !addr.bytes().any(forbidden_ascii)
+    } else {
+        !addr.chars().any(|c| {
+            c.is_whitespace() || c.is_control() || u8::try_from(c).is_ok_and(forbidden_ascii)
         })
+    };
+    !local.is_empty() && !domain.is_empty() && !domain.contains('@') && clean
 }
 
 fn addr_specs_equal(a: &str, b: &str, strict_local_part: bool) -> bool {

@@ -157,9 +157,9 @@ impl ParticipationRole {
 
 impl Component {
     pub(crate) fn from_node(kind: ComponentKind, node: &crate::scan::Node) -> Component {
-        let text = |name: &str| node.first(name).map(|p| p.value.clone());
+        let text = |name: &str| node.first(name).map(|p| p.value.to_string());
         let recurrence_id = node.first("RECURRENCE-ID").map(|p| RecurrenceId {
-            value: p.value.clone(),
+            value: p.value.to_string(),
             tzid: p.param("TZID").map(str::to_owned),
             this_and_future: p
                 .param("RANGE")

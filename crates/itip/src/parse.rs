@@ -56,7 +56,7 @@ fn analyse(
 
     let method = match root.first("METHOD") {
         None => {
-            let profile = root.first("PROFILE").map(|p| p.value.clone());
+            let profile = root.first("PROFILE").map(|p| p.value.to_string());
             error(out, Malformed::MissingMethod { profile }.into());
             None
         }
@@ -66,7 +66,7 @@ fn analyse(
                 error(
                     out,
                     Malformed::UnknownMethod {
-                        value: p.value.clone(),
+                        value: p.value.to_string(),
                         offset: p.offset,
                     }
                     .into(),
@@ -230,7 +230,7 @@ fn check_values(kind: ComponentKind, node: &Node, out: &mut Vec<Diagnostic>) {
                     bad(
                         out,
                         Malformed::InvalidSequence {
-                            value: p.value.clone(),
+                            value: p.value.to_string(),
                             offset: p.offset,
                         },
                     );
@@ -248,7 +248,7 @@ fn check_values(kind: ComponentKind, node: &Node, out: &mut Vec<Diagnostic>) {
                     bad(
                         out,
                         Malformed::InvalidStatus {
-                            value: p.value.clone(),
+                            value: p.value.to_string(),
                             kind,
                             offset: p.offset,
                         },
@@ -290,7 +290,7 @@ fn check_address(property: &str, value: &str, p: &Property, out: &mut Vec<Diagno
 fn invalid_date_time(p: &Property) -> Malformed {
     Malformed::InvalidDateTime {
         property: p.name.to_string(),
-        value: p.value.clone(),
+        value: p.value.to_string(),
         offset: p.offset,
     }
 }

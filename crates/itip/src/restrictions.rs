@@ -187,11 +187,22 @@ fn check_rows(
     };
     // One pass over the properties instead of one per row: a 200-attendee component
     // would otherwise be scanned once for each of the ~40 rows.
-    let mut counts: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    // A component has a few dozen distinct property names at most, so a list beats a
+    // hashed map here (no hashing of every name, no table allocation).
+    let mut counts: Vec<(&str, usize)> = Vec::with_capacity(32);
     for p in &node.properties {
-        *counts.entry(p.name.as_ref()).or_default() += 1;
+        let name = p.name.as_ref();
+        match counts.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, count)) => *count += 1,
+            None => counts.push((name, 1)),
+        }
     }
-    let count_of = |name: &str| counts.get(name).copied().unwrap_or(0);
+    let count_of = |name: &str| {
+        counts
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(0, |(_, count)| *count)
+    };
     let mut i = 0;
     while let Some(row) = rows.get(i) {
         let sub_end = rows

@@ -10,117 +10,152 @@ use crate::error::{Diagnostic, ItipError, LimitExceeded, LimitKind, Malformed, W
 
 /// An upper-cased property or parameter name; the common ones are borrowed from a static
 /// list so that a 200-attendee invitation does not allocate a name per line.
-pub(crate) type Name = std::borrow::Cow<'static, str>;
+pub(crate) type Name = Cow<'static, str>;
 
+use std::borrow::Cow;
+
+/// Sorted by length, then bytes (searched by [`name`]; a unit test keeps it sorted).
 const KNOWN_NAMES: &[&str] = &[
-    "BEGIN",
-    "END",
-    "ATTENDEE",
-    "ORGANIZER",
-    "DTSTAMP",
-    "DTSTART",
-    "DTEND",
-    "DUE",
-    "UID",
-    "SEQUENCE",
-    "SUMMARY",
-    "DESCRIPTION",
-    "LOCATION",
-    "STATUS",
-    "TRANSP",
-    "METHOD",
-    "PRODID",
-    "VERSION",
-    "CALSCALE",
-    "RRULE",
-    "RDATE",
-    "EXDATE",
-    "TZID",
-    "TZOFFSETFROM",
-    "TZOFFSETTO",
-    "TZNAME",
-    "RECURRENCE-ID",
-    "CLASS",
-    "CREATED",
-    "LAST-MODIFIED",
-    "PRIORITY",
-    "URL",
-    "COMMENT",
-    "ATTACH",
-    "CATEGORIES",
-    "DURATION",
-    "REQUEST-STATUS",
     "CN",
-    "PARTSTAT",
+    "DUE",
+    "END",
+    "UID",
+    "URL",
     "ROLE",
     "RSVP",
-    "CUTYPE",
-    "SENT-BY",
-    "DELEGATED-TO",
-    "DELEGATED-FROM",
-    "VALUE",
-    "RANGE",
-    "X-NUM-GUESTS",
-    "LANGUAGE",
+    "TZID",
+    "BEGIN",
+    "CLASS",
+    "DTEND",
     "EMAIL",
+    "RANGE",
+    "RDATE",
+    "RRULE",
+    "VALUE",
+    "ATTACH",
+    "CUTYPE",
+    "EXDATE",
+    "METHOD",
+    "PRODID",
+    "STATUS",
+    "TRANSP",
+    "TZNAME",
+    "COMMENT",
+    "CREATED",
+    "DTSTAMP",
+    "DTSTART",
+    "SENT-BY",
+    "SUMMARY",
+    "VERSION",
+    "ATTENDEE",
+    "CALSCALE",
+    "DURATION",
+    "LANGUAGE",
+    "LOCATION",
+    "PARTSTAT",
+    "PRIORITY",
+    "SEQUENCE",
+    "ORGANIZER",
+    "CATEGORIES",
+    "TZOFFSETTO",
+    "DESCRIPTION",
+    "DELEGATED-TO",
+    "TZOFFSETFROM",
+    "X-NUM-GUESTS",
+    "LAST-MODIFIED",
+    "RECURRENCE-ID",
+    "DELEGATED-FROM",
+    "REQUEST-STATUS",
     "SCHEDULE-STATUS",
 ];
 
+/// Looks `raw` up case-insensitively among the known names of its length, found by
+/// binary search (every line has a name and most have several parameters, so a linear
+/// scan of the whole list was a hot spot).
 fn name(raw: &str) -> Name {
-    match KNOWN_NAMES.iter().find(|k| k.eq_ignore_ascii_case(raw)) {
+    let from = KNOWN_NAMES.partition_point(|k| k.len() < raw.len());
+    let to = KNOWN_NAMES.partition_point(|k| k.len() <= raw.len());
+    let known = KNOWN_NAMES
+        .get(from..to)
+        .unwrap_or_default()
+        .iter()
+        .find(|k| k.eq_ignore_ascii_case(raw));
+    match known {
         Some(known) => Name::Borrowed(known),
         None => Name::Owned(raw.to_ascii_uppercase()),
     }
 }
 
-/// A property parameter; the name is upper-cased, values are unquoted and RFC 6868
-/// decoded.
+/// A property parameter; the name is upper-cased, its values (unquoted and RFC 6868
+/// decoded) are `values[start..end]` of the owning [`Property`], so that a line costs one
+/// value list instead of one per parameter.
 #[derive(Debug, Clone)]
 pub(crate) struct Param {
     pub name: Name,
-    pub values: Vec<String>,
+    start: usize,
+    end: usize,
 }
 
-/// A content line other than BEGIN/END.
+/// A content line other than BEGIN/END. Value and parameter values borrow from the input
+/// when the line was not folded and needed no RFC 6868 decoding (the common case), so
+/// scanning allocates per line, not per value.
 #[derive(Debug, Clone)]
-pub(crate) struct Property {
+pub(crate) struct Property<'a> {
     pub name: Name,
     pub params: Vec<Param>,
-    pub value: String,
+    values: Vec<Cow<'a, str>>,
+    pub value: Cow<'a, str>,
     pub offset: usize,
 }
 
-impl Property {
+impl<'a> Property<'a> {
     /// The first value of the named parameter.
     pub fn param(&self, name: &str) -> Option<&str> {
         self.params
             .iter()
             .find(|p| p.name == name)
-            .and_then(|p| p.values.first())
-            .map(String::as_str)
+            .and_then(|p| self.values.get(p.start..p.end))
+            .and_then(<[_]>::first)
+            .map(Cow::as_ref)
     }
 
     /// All values of the named parameter (all occurrences).
-    pub fn param_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    pub fn param_values<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s str> + 's {
         self.params
             .iter()
             .filter(move |p| p.name == name)
-            .flat_map(|p| p.values.iter().map(String::as_str))
+            .flat_map(|p| self.values.get(p.start..p.end).unwrap_or_default())
+            .map(Cow::as_ref)
+    }
+
+    /// The same property owning all its text (for a line unfolded into a scratch buffer).
+    fn into_owned(self) -> Property<'static> {
+        Property {
+            name: self.name,
+            params: self.params,
+            values: self
+                .values
+                .into_iter()
+                .map(|v| Cow::Owned(v.into_owned()))
+                .collect(),
+            value: Cow::Owned(self.value.into_owned()),
+            offset: self.offset,
+        }
     }
 }
 
 /// A component and what it contains.
 #[derive(Debug, Clone)]
-pub(crate) struct Node {
+pub(crate) struct Node<'a> {
     pub name: String,
     pub offset: usize,
-    pub properties: Vec<Property>,
-    pub children: Vec<Node>,
+    pub properties: Vec<Property<'a>>,
+    pub children: Vec<Node<'a>>,
 }
 
 /// Dropping a tree recursively could exhaust the stack for a deep (if limit-raised) nest;
 /// children are moved out onto a heap stack instead.
-impl Drop for Node {
+impl Drop for Node<'_> {
     fn drop(&mut self) {
         let mut pending = std::mem::take(&mut self.children);
         while let Some(mut node) = pending.pop() {
@@ -129,16 +164,16 @@ impl Drop for Node {
     }
 }
 
-impl Node {
-    pub fn first(&self, property: &str) -> Option<&Property> {
+impl<'a> Node<'a> {
+    pub fn first(&self, property: &str) -> Option<&Property<'a>> {
         self.properties.iter().find(|p| p.name == property)
     }
 }
 
 /// The result of scanning: the VCALENDAR tree (if one was found) and the unfolded text
 /// for the calcard cross-check.
-pub(crate) struct Scanned {
-    pub root: Option<Node>,
+pub(crate) struct Scanned<'a> {
+    pub root: Option<Node<'a>>,
     pub unfolded: String,
     /// True when a structural error was reported (the tree is then best effort).
     pub broken: bool,
@@ -146,13 +181,13 @@ pub(crate) struct Scanned {
 
 /// Scans `input`; findings go to `out`. A limit stops the scan at once (returns `None`).
 /// `keep_unfolded` collects the unfolded text for the calcard cross-check.
-pub(crate) fn scan(
-    input: &[u8],
+pub(crate) fn scan<'a>(
+    input: &'a [u8],
     limits: &Limits,
     strict: bool,
     keep_unfolded: bool,
     out: &mut Vec<Diagnostic>,
-) -> Option<Scanned> {
+) -> Option<Scanned<'a>> {
     let limit = |limit, max, offset| ItipError::Limit(LimitExceeded { limit, max, offset });
     if input.len() > limits.bytes {
         out.push(Diagnostic::Error(limit(
@@ -167,8 +202,8 @@ pub(crate) fn scan(
         out.push(Diagnostic::Error(ItipError::Malformed(m)));
     };
     let mut unfolded = String::with_capacity(if keep_unfolded { input.len() } else { 0 });
-    let mut stack: Vec<Node> = Vec::new();
-    let mut root: Option<Node> = None;
+    let mut stack: Vec<Node<'a>> = Vec::new();
+    let mut root: Option<Node<'a>> = None;
     let mut components = 0usize;
     let mut lines = 0usize;
     let mut bare_lf_reported = false;
@@ -182,6 +217,10 @@ pub(crate) fn scan(
         // sequence, so decoding waits until the line is whole).
         let start = pos;
         logical.clear();
+        // The first physical line, borrowed; copied into `logical` only if a
+        // continuation line follows.
+        let mut first: &'a [u8] = &[];
+        let mut folded = false;
         loop {
             let rest = input.get(pos..).unwrap_or_default();
             let (line_len, next) = match rest.iter().position(|&b| b == b'\n') {
@@ -213,7 +252,8 @@ pub(crate) fn scan(
             } else {
                 line.get(1..).unwrap_or_default()
             };
-            if logical.len() + piece.len() > limits.line_length {
+            let gathered = if folded { logical.len() } else { first.len() };
+            if gathered + piece.len() > limits.line_length {
                 out.push(Diagnostic::Error(limit(
                     LimitKind::LineLength,
                     limits.line_length,
@@ -221,14 +261,23 @@ pub(crate) fn scan(
                 )));
                 return None;
             }
-            logical.extend_from_slice(piece);
+            if pos == start {
+                first = piece;
+            } else {
+                if !folded {
+                    logical.extend_from_slice(first);
+                    folded = true;
+                }
+                logical.extend_from_slice(piece);
+            }
             pos = next;
             match input.get(pos) {
                 Some(b' ') | Some(b'\t') => continue,
                 _ => break,
             }
         }
-        if logical.is_empty() {
+        let line: &[u8] = if folded { &logical } else { first };
+        if line.is_empty() {
             if strict {
                 fail(out, Malformed::ContentLine { offset: start });
                 broken = true;
@@ -246,7 +295,13 @@ pub(crate) fn scan(
             )));
             return None;
         }
-        let Ok(text) = std::str::from_utf8(&logical) else {
+        // Not folded: the text borrows `input` for 'a, and so may the property.
+        let decoded = if folded {
+            std::str::from_utf8(&logical).map(|t| (t, None))
+        } else {
+            std::str::from_utf8(first).map(|t| (t, Some(t)))
+        };
+        let Ok((text, unfolded_in_input)) = decoded else {
             fail(out, Malformed::NotUtf8 { offset: start });
             broken = true;
             continue;
@@ -260,7 +315,11 @@ pub(crate) fn scan(
             unfolded.push_str(text);
             unfolded.push_str("\r\n");
         }
-        let Some(property) = content_line(text, start) else {
+        let parsed = match unfolded_in_input {
+            Some(text) => content_line(text, start),
+            None => content_line(text, start).map(Property::into_owned),
+        };
+        let Some(property) = parsed else {
             fail(out, Malformed::ContentLine { offset: start });
             broken = true;
             continue;
@@ -407,7 +466,7 @@ pub(crate) fn scan(
 }
 
 /// Parses `name *(";" param) ":" value` (RFC 5545 section 3.1). `None` if malformed.
-fn content_line(text: &str, offset: usize) -> Option<Property> {
+fn content_line(text: &str, offset: usize) -> Option<Property<'_>> {
     let name_end = text.bytes().position(|b| b == b';' || b == b':')?;
     let property_name = text.get(..name_end)?;
     if property_name.is_empty()
@@ -418,7 +477,13 @@ fn content_line(text: &str, offset: usize) -> Option<Property> {
         return None;
     }
     let mut params = Vec::new();
+    let mut values = Vec::new();
     let mut rest = text.get(name_end..)?;
+    if rest.starts_with(';') {
+        // Room for the parameters of a typical ATTENDEE line without regrowing.
+        params.reserve(6);
+        values.reserve(6);
+    }
     while let Some(after) = rest.strip_prefix(';') {
         let eq = after.find('=')?;
         let pname = after.get(..eq)?;
@@ -429,7 +494,7 @@ fn content_line(text: &str, offset: usize) -> Option<Property> {
         {
             return None;
         }
-        let mut values = Vec::new();
+        let values_start = values.len();
         let mut cursor = after.get(eq + 1..)?;
         loop {
             if let Some(quoted) = cursor.strip_prefix('"') {
@@ -454,7 +519,8 @@ fn content_line(text: &str, offset: usize) -> Option<Property> {
         }
         params.push(Param {
             name: name(pname),
-            values,
+            start: values_start,
+            end: values.len(),
         });
         rest = cursor;
     }
@@ -462,16 +528,17 @@ fn content_line(text: &str, offset: usize) -> Option<Property> {
     Some(Property {
         name: name(property_name),
         params,
-        value: value.to_owned(),
+        values,
+        value: Cow::Borrowed(value),
         offset,
     })
 }
 
 /// RFC 6868 section 3: `^n` is a newline, `^'` a double quote, `^^` a caret; a caret
 /// before anything else is kept as it is.
-fn decode_caret(raw: &str) -> String {
-    if !raw.contains('^') {
-        return raw.to_owned();
+fn decode_caret(raw: &str) -> Cow<'_, str> {
+    if !raw.as_bytes().contains(&b'^') {
+        return Cow::Borrowed(raw);
     }
     let mut out = String::with_capacity(raw.len());
     let mut chars = raw.chars().peekable();
@@ -496,14 +563,14 @@ fn decode_caret(raw: &str) -> String {
             out.push(c);
         }
     }
-    out
+    Cow::Owned(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn scan_ok(text: &[u8]) -> (Option<Scanned>, Vec<Diagnostic>) {
+    fn scan_ok(text: &[u8]) -> (Option<Scanned<'_>>, Vec<Diagnostic>) {
         let mut out = Vec::new();
         let s = scan(text, &Limits::default(), false, true, &mut out);
         (s, out)
@@ -517,6 +584,39 @@ mod tests {
         assert!(out.is_empty(), "{out:?}");
         let root = s.unwrap().root.unwrap();
         assert_eq!(root.first("X-A").unwrap().value, "café");
+    }
+
+    #[test]
+    fn known_names_are_sorted_for_binary_search() {
+        assert!(
+            KNOWN_NAMES
+                .windows(2)
+                .all(|w| (w[0].len(), w[0]) < (w[1].len(), w[1]))
+        );
+        for known in KNOWN_NAMES {
+            assert!(matches!(name(&known.to_ascii_lowercase()), Name::Borrowed(k) if k == *known));
+        }
+        assert!(matches!(name("attendee"), Name::Borrowed("ATTENDEE")));
+        assert!(matches!(name("Dtstart"), Name::Borrowed("DTSTART")));
+        assert_eq!(name("x-Custom"), "X-CUSTOM");
+    }
+
+    #[test]
+    fn folded_and_unfolded_lines_give_the_same_property() {
+        let (s, out) = scan_ok(
+            b"BEGIN:VCALENDAR\r\nATTENDEE;CN=A;ROLE=CHAIR:mailto:a@b\r\nATTENDEE;CN=A;RO\r\n LE=CHAIR:mail\r\n to:a@b\r\nEND:VCALENDAR\r\n",
+        );
+        assert!(out.is_empty(), "{out:?}");
+        let root = s.unwrap().root.unwrap();
+        let [plain, folded] = &root.properties[..] else {
+            panic!("two properties expected")
+        };
+        for p in [plain, folded] {
+            assert_eq!(p.value, "mailto:a@b");
+            assert_eq!(p.param("CN"), Some("A"));
+            assert_eq!(p.param("ROLE"), Some("CHAIR"));
+        }
+        assert!(matches!(plain.value, Cow::Borrowed(_)));
     }
 
     #[test]
