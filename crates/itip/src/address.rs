@@ -68,6 +68,13 @@ impl CalAddress {
     }
 }
 
+/// The value as found in the calendar (`mailto:olivia@example.com`).
+impl std::fmt::Display for CalAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
 /// Does URI scheme syntax appear (RFC 3986 section 3.1: ALPHA *( ALPHA / DIGIT / "+" /
 /// "-" / "." ) ":")?
 pub(crate) fn has_uri_scheme(text: &str) -> bool {

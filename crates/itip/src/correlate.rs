@@ -46,6 +46,17 @@ pub enum Role {
     Delegator,
 }
 
+/// The property the role is named by: `ORGANIZER`, `ATTENDEE`, `delegating ATTENDEE`.
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::Organizer => "ORGANIZER",
+            Role::Attendee => "ATTENDEE",
+            Role::Delegator => "delegating ATTENDEE",
+        })
+    }
+}
+
 /// The delegation policy store did not answer; the caller must retry later (tempfail),
 /// not reject.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
@@ -135,16 +146,22 @@ pub enum NotCorrelated {
 #[non_exhaustive]
 pub enum Failure {
     /// `signer-not-correlated`: no signer is the actor (nor its SENT-BY).
-    #[error("signer not correlated to {actor:?}: {reason:?}")]
+    #[error("{}", not_correlated(actor.as_ref(), *role, *reason))]
     SignerNotCorrelated {
         /// The actor the message claims, if any.
         actor: Option<CalAddress>,
+        /// The role the actor is named in (ORGANIZER for Organizer methods, ATTENDEE for
+        /// Attendee methods); `None` when there was no signer to try.
+        role: Option<Role>,
         /// Why.
         reason: NotCorrelated,
     },
     /// `role-not-authorized`: the signer is a party of the component, but its role may
     /// not send this method (an Attendee sending REQUEST, the Organizer sending REPLY).
-    #[error("{role:?} {actor:?} may not send {method}")]
+    #[error(
+        "{role} {actor} may not send {method} (RFC 5546 §1.4: {method} is sent by the {})",
+        match method.side() { Side::Organizer => "Organizer", Side::Attendee => "Attendee" }
+    )]
     RoleNotAuthorized {
         /// The party the signer correlates to.
         actor: CalAddress,
@@ -155,7 +172,9 @@ pub enum Failure {
     },
     /// `role-not-authorized`: this component names another actor (or organizer) than the
     /// first component (an override naming another organizer, a REPLY for two people).
-    #[error("component names {found:?}, the message's first component {expected:?}")]
+    #[error(
+        "this component is the act of {found}, the first one of {expected}: all components must have the same actor"
+    )]
     InconsistentActor {
         /// The actor (or ORGANIZER) of the first component.
         expected: CalAddress,
@@ -163,7 +182,9 @@ pub enum Failure {
         found: CalAddress,
     },
     /// `sent-by-unauthorized`: the signer is the actor's SENT-BY but the policy denies it.
-    #[error("SENT-BY {sent_by:?} may not act for {principal:?}")]
+    #[error(
+        "SENT-BY {sent_by} may not send {method} for {principal}: the delegation policy denies it"
+    )]
     SentByUnauthorized {
         /// The actor.
         principal: CalAddress,
@@ -178,6 +199,22 @@ pub enum Failure {
     /// `malformed-icalendar`: the message has no scheduling component.
     #[error("no component to authorize")]
     NoComponents,
+}
+
+fn not_correlated(actor: Option<&CalAddress>, role: Option<Role>, reason: NotCorrelated) -> String {
+    let role = role.map_or("actor".to_owned(), |r| r.to_string());
+    match (reason, actor) {
+        (NotCorrelated::NoSigner, _) => "no verified signer identity to correlate".to_owned(),
+        (NotCorrelated::NoActor, _) => format!("the component has no {role}, so no signer can act"),
+        (NotCorrelated::ActorNotMailto, Some(actor)) => {
+            format!("{role} {actor} is not a plain mailto: address, so no signer can match it")
+        }
+        (NotCorrelated::ActorNotMailto, None) => {
+            format!("the {role} is not a plain mailto: address, so no signer can match it")
+        }
+        (NotCorrelated::NoMatch, Some(actor)) => format!("{role} {actor} is not a signer"),
+        (NotCorrelated::NoMatch, None) => format!("no signer is an {role} of the component"),
+    }
 }
 
 impl Failure {
@@ -357,6 +394,7 @@ fn best_of_signers(
     }
     Err(best.unwrap_or(Failure::SignerNotCorrelated {
         actor: None,
+        role: None,
         reason: NotCorrelated::NoSigner,
     }))
 }
@@ -386,6 +424,7 @@ fn acts_for(
     if !principal.is_mailto() {
         return Some(Err(Failure::SignerNotCorrelated {
             actor: Some(principal.clone()),
+            role: Some(role),
             reason: NotCorrelated::ActorNotMailto,
         }));
     }
@@ -433,6 +472,7 @@ fn evaluate_organizer_side(
     let Some(organizer) = &c.organizer else {
         return Err(Failure::SignerNotCorrelated {
             actor: None,
+            role: Some(Role::Organizer),
             reason: NotCorrelated::NoActor,
         });
     };
@@ -486,6 +526,7 @@ fn evaluate_organizer_side(
     };
     Err(Failure::SignerNotCorrelated {
         actor: Some(organizer.address.clone()),
+        role: Some(Role::Organizer),
         reason,
     })
 }
@@ -558,18 +599,22 @@ fn evaluate_attendee_side(
     match c.attendees.as_slice() {
         [] => Err(Failure::SignerNotCorrelated {
             actor: None,
+            role: Some(Role::Attendee),
             reason: NotCorrelated::NoActor,
         }),
         [only] if !only.address.is_mailto() => Err(Failure::SignerNotCorrelated {
             actor: Some(only.address.clone()),
+            role: Some(Role::Attendee),
             reason: NotCorrelated::ActorNotMailto,
         }),
         [only] => Err(Failure::SignerNotCorrelated {
             actor: Some(only.address.clone()),
+            role: Some(Role::Attendee),
             reason: NotCorrelated::NoMatch,
         }),
         _ => Err(Failure::SignerNotCorrelated {
             actor: None,
+            role: Some(Role::Attendee),
             reason: NotCorrelated::NoMatch,
         }),
     }

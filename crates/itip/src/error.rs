@@ -18,7 +18,7 @@ pub enum ItipError {
     Malformed(#[from] Malformed),
     /// The Content-Type `method` parameter differs from METHOD, or is missing in strict
     /// mode (RFC 6047 section 2.4) (`method-mismatch`).
-    #[error("Content-Type method={content_type:?} does not match METHOD:{calendar}")]
+    #[error("{}", method_mismatch(content_type.as_deref(), *calendar))]
     MethodMismatch {
         /// The Content-Type parameter (`None`: absent).
         content_type: Option<String>,
@@ -27,7 +27,9 @@ pub enum ItipError {
     },
     /// The Content-Type `component` parameter names another component type
     /// (`method-mismatch`).
-    #[error("Content-Type component={content_type} does not match the calendar's {calendar}")]
+    #[error(
+        "the text/calendar Content-Type says component={content_type}, the calendar carries {calendar}"
+    )]
     ComponentMismatch {
         /// The Content-Type parameter.
         content_type: String,
@@ -50,6 +52,19 @@ pub enum ItipError {
     /// (`restriction-violation`).
     #[error(transparent)]
     Restriction(#[from] Violation),
+}
+
+fn method_mismatch(content_type: Option<&str>, calendar: Method) -> String {
+    match content_type {
+        Some(m) => format!(
+            "the text/calendar Content-Type says method={m}, the calendar METHOD:{calendar} \
+             (RFC 6047 §2.4: they must be equal)"
+        ),
+        None => format!(
+            "the text/calendar Content-Type has no method parameter (RFC 6047 §2.4 requires \
+             one equal to METHOD:{calendar})"
+        ),
+    }
 }
 
 impl ItipError {
@@ -85,9 +100,23 @@ pub enum LimitKind {
     Nesting,
 }
 
+impl LimitKind {
+    /// The name of the [`crate::Limits`] field.
+    pub fn field(self) -> &'static str {
+        match self {
+            LimitKind::Bytes => "bytes",
+            LimitKind::Components => "components",
+            LimitKind::Properties => "properties",
+            LimitKind::Attendees => "attendees",
+            LimitKind::LineLength => "line_length",
+            LimitKind::Nesting => "nesting",
+        }
+    }
+}
+
 /// A bound of [`crate::Limits`] was exceeded at `offset`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error, Serialize)]
-#[error("limit {limit:?} of {max} exceeded at byte {offset}")]
+#[error("byte {offset}: {} (Limits::{})", limit_text(*limit, *max), limit.field())]
 pub struct LimitExceeded {
     /// The limit.
     pub limit: LimitKind,
@@ -95,6 +124,17 @@ pub struct LimitExceeded {
     pub max: usize,
     /// Byte offset where the input went over it.
     pub offset: usize,
+}
+
+fn limit_text(limit: LimitKind, max: usize) -> String {
+    match limit {
+        LimitKind::Bytes => format!("the calendar text is longer than {max} bytes"),
+        LimitKind::Components => format!("more than {max} components"),
+        LimitKind::Properties => format!("more than {max} content lines"),
+        LimitKind::Attendees => format!("more than {max} ATTENDEE properties in one component"),
+        LimitKind::LineLength => format!("an unfolded content line longer than {max} bytes"),
+        LimitKind::Nesting => format!("components nested more than {max} deep"),
+    }
 }
 
 impl LimitExceeded {
@@ -249,7 +289,9 @@ pub enum Malformed {
     /// A CAL-ADDRESS value (ORGANIZER, ATTENDEE, SENT-BY, DELEGATED-*) that is not a URI
     /// at all (no scheme), like the draft's `ORGANIZER:foo1@example.com` (RFC 5545
     /// section 3.3.3).
-    #[error("byte {offset}: {property} value {value:?} is not a URI (mailto: missing)")]
+    #[error(
+        "byte {offset}: {property} value {value:?} is not a URI (RFC 5545 §3.3.3 CAL-ADDRESS; mailto: missing)"
+    )]
     CalAddressWithoutScheme {
         /// The property (or `PROPERTY;PARAMETER`).
         property: String,
@@ -260,14 +302,15 @@ pub enum Malformed {
     },
     /// The calcard parser, run as a second opinion on the unfolded text, rejected it or
     /// saw a different component structure (a parser differential).
-    #[error("calcard disagrees with the structure: {detail}")]
+    #[error("parser differential, the calcard cross-check disagrees: {detail}")]
     ParserDifferential {
         /// What calcard reported.
         detail: String,
     },
 }
 
-/// The rule of a restriction table row that was broken.
+/// The rule of a restriction table row that was broken. Its `Display` is the rule in
+/// words, to follow the property name ("ORGANIZER must occur exactly once").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum Rule {
     /// The presence count ("1", "1+", "0", "0 or 1") was not met.
@@ -280,9 +323,29 @@ pub enum Rule {
     VersionTwo,
 }
 
-/// One violated row of an RFC 5546 section 3 restriction table.
+impl std::fmt::Display for Rule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rule::Presence(Presence::One) => f.write_str("must occur exactly once"),
+            Rule::Presence(Presence::OneOrMore) => f.write_str("must occur at least once"),
+            Rule::Presence(Presence::Zero) => f.write_str("must not occur"),
+            Rule::Presence(Presence::ZeroOrMore) => f.write_str("may occur any number of times"),
+            Rule::Presence(Presence::ZeroOrOne) => f.write_str("may occur at most once"),
+            Rule::Excludes(other) => write!(f, "must not occur together with {other}"),
+            Rule::Requires(other) => write!(f, "requires {other} to be present"),
+            Rule::VersionTwo => f.write_str("must be 2.0"),
+        }
+    }
+}
+
+/// One violated row of an RFC 5546 section 3 restriction table. Displayed as, for
+/// example, `REQUEST VEVENT: ORGANIZER must occur exactly once (RFC 5546 §3.2.2), found 0`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
-#[error("{}{component}: {property} breaks {rule:?} (found {found}) [RFC 5546 section {section}]", method.map(|m| format!("METHOD:{m} ")).unwrap_or_default())]
+#[error(
+    "{}{component}: {property} {rule} (RFC 5546 §{section}){}",
+    method.map(|m| format!("{m} ")).unwrap_or_default(),
+    match rule { Rule::Presence(_) => format!(", found {found}"), _ => String::new() }
+)]
 pub struct Violation {
     /// The RFC 5546 section of the table.
     pub section: &'static str,
@@ -301,24 +364,31 @@ pub struct Violation {
 }
 
 /// A tolerated defect, kept on the message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
 #[non_exhaustive]
 pub enum Warning {
     /// The Content-Type has no `charset` parameter (an error in strict mode).
+    #[error("the text/calendar Content-Type has no charset parameter; UTF-8 is assumed")]
     MissingCharset,
     /// The Content-Type has no `method` parameter (an error in strict mode).
+    #[error("the text/calendar Content-Type has no method parameter (RFC 6047 §2.4 requires one)")]
     MissingMethodParameter,
     /// An empty line (RFC 5545 allows none) was skipped.
+    #[error("byte {offset}: blank line skipped (RFC 5545 §3.1 allows none)")]
     BlankLine {
         /// Its offset.
         offset: usize,
     },
     /// Lines end in a bare LF instead of CRLF (reported once).
+    #[error("byte {offset}: lines end in a bare LF instead of CRLF (RFC 5545 §3.1)")]
     BareLineFeed {
         /// Offset of the first one.
         offset: usize,
     },
     /// A cal-address with a URI scheme other than `mailto:`: it never matches a signer.
+    #[error(
+        "byte {offset}: {property} value {value:?} is not a plain mailto: address and matches no signer"
+    )]
     NonMailtoAddress {
         /// The property (or `PROPERTY;PARAMETER`).
         property: String,
@@ -329,6 +399,9 @@ pub enum Warning {
     },
     /// Several UIDs in one object (RFC 5546 3.2.2 wants one per REQUEST; we allow it and
     /// authorize every component on its own).
+    #[error(
+        "several UIDs in one object (RFC 5546 §3.2.2 wants one); each component is authorized on its own"
+    )]
     SeveralUids,
 }
 
@@ -340,6 +413,15 @@ pub enum Diagnostic {
     Error(ItipError),
     /// Tolerated.
     Warning(Warning),
+}
+
+impl std::fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Diagnostic::Error(e) => write!(f, "error ({}): {e}", e.code()),
+            Diagnostic::Warning(w) => write!(f, "warning: {w}"),
+        }
+    }
 }
 
 impl Diagnostic {

@@ -184,15 +184,32 @@ fn cross_check_with_calcard(unfolded: &str, root: &Node, out: &mut Vec<Diagnosti
                 ours
             )
         }
-        other => {
-            let mut text = format!("{other:?}");
-            text.truncate(200);
-            text
+        calcard::Entry::InvalidLine(line) => {
+            format!("calcard rejects the line {:?}", truncated(&line, 120))
         }
+        calcard::Entry::UnexpectedComponentEnd { expected, found } => format!(
+            "calcard sees END:{} where END:{} belongs",
+            truncated(found.as_str(), 60),
+            truncated(expected.as_str(), 60)
+        ),
+        calcard::Entry::UnterminatedComponent(name) => {
+            format!("calcard sees BEGIN:{} never closed", truncated(&name, 60))
+        }
+        calcard::Entry::TooManyComponents => "calcard reports too many components".to_owned(),
+        calcard::Entry::Eof => "calcard finds no calendar object".to_owned(),
+        _ => "calcard reads something other than an iCalendar object".to_owned(),
     };
     out.push(Diagnostic::Error(
         Malformed::ParserDifferential { detail }.into(),
     ));
+}
+
+/// At most `max` characters of `text` (the detail is for humans, the input is hostile).
+fn truncated(text: &str, max: usize) -> &str {
+    text.char_indices()
+        .nth(max)
+        .and_then(|(end, _)| text.get(..end))
+        .unwrap_or(text)
 }
 
 fn count_nodes(root: &Node) -> usize {

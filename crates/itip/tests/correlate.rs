@@ -160,7 +160,7 @@ fn attendee_reply_for_another_attendee_fails() {
     assert_eq!(verdict(&c), Err("signer-not-correlated"));
     let f = c.failure().unwrap();
     assert!(
-        matches!(f, imipsec_itip::Failure::SignerNotCorrelated { reason: NotCorrelated::NoMatch, actor: Some(a) } if a.matches(BOB, false))
+        matches!(f, imipsec_itip::Failure::SignerNotCorrelated { reason: NotCorrelated::NoMatch, actor: Some(a), .. } if a.matches(BOB, false))
     );
 }
 
@@ -591,4 +591,48 @@ fn delegation_check_is_linear_in_adversarial_input() {
         "the last delegate does not acknowledge Alice"
     );
     println!("adversarial delegation check: {:?}", started.elapsed());
+}
+
+/// Failures go into human report text: they name the role (property), the address and the
+/// rule in words, never a Debug struct.
+#[test]
+fn failures_display_in_plain_words() {
+    let request = parse(
+        Method::Request,
+        &[vevent(
+            Method::Request,
+            "u1",
+            &[
+                &format!("ORGANIZER;SENT-BY=\"mailto:{SECRETARY}\":mailto:{MALLORY}"),
+                &format!("ATTENDEE:mailto:{ALICE}"),
+            ],
+        )],
+    );
+    let failure = |signer: &str| {
+        run(&request, &[signer], &DenyAllDelegations)
+            .failure()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        failure(BOB),
+        "ORGANIZER mailto:mallory@example.org is not a signer"
+    );
+    assert_eq!(
+        failure(ALICE),
+        "ATTENDEE mailto:alice@example.com may not send REQUEST (RFC 5546 §1.4: REQUEST is \
+         sent by the Organizer)"
+    );
+    assert_eq!(
+        failure(SECRETARY),
+        "SENT-BY mailto:secretary@example.com may not send REQUEST for \
+         mailto:mallory@example.org: the delegation policy denies it"
+    );
+    assert_eq!(
+        run(&request, &[], &DenyAllDelegations)
+            .failure()
+            .unwrap()
+            .to_string(),
+        "no verified signer identity to correlate"
+    );
 }

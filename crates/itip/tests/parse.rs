@@ -394,3 +394,93 @@ fn mutated_inputs_never_panic() {
         "the mutations should hit both sides: {ok} / {rejected}"
     );
 }
+
+/// Errors and warnings end up in human report text (the pipeline's `detail`): each names
+/// method, component, property and rule in words, never a Debug struct.
+#[test]
+fn errors_and_warnings_display_in_plain_words() {
+    let no_organizer = REQUEST.replace("ORGANIZER;CN=\"A ^'B^'\":mailto:o@example.com\r\n", "");
+    let error = parse_itip(no_organizer.as_bytes(), &MIME, &strict()).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "REQUEST VEVENT: ORGANIZER must occur exactly once (RFC 5546 §3.2.2), found 0"
+    );
+
+    let twice = REQUEST.replace("SUMMARY:s\r\n", "SUMMARY:s\r\nSUMMARY:t\r\n");
+    let error = parse_itip(twice.as_bytes(), &MIME, &strict()).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "REQUEST VEVENT: SUMMARY must occur exactly once (RFC 5546 §3.2.2), found 2"
+    );
+
+    let version = REQUEST.replace("VERSION:2.0", "VERSION:3.0");
+    let error = parse_itip(version.as_bytes(), &MIME, &strict()).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "VCALENDAR: VERSION must be 2.0 (RFC 5546 §3.1.1)"
+    );
+
+    let publish = MimeParams {
+        method: Some("PUBLISH"),
+        ..MIME
+    };
+    let error = parse_itip(REQUEST.as_bytes(), &publish, &strict()).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "the text/calendar Content-Type says method=PUBLISH, the calendar METHOD:REQUEST \
+         (RFC 6047 §2.4: they must be equal)"
+    );
+
+    let limits = ParseOptions {
+        limits: Limits {
+            line_length: 40,
+            ..Limits::default()
+        },
+        ..ParseOptions::default()
+    };
+    let error = parse_itip(REQUEST.as_bytes(), &MIME, &limits).unwrap_err();
+    let offset = REQUEST.find("ORGANIZER").unwrap();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "byte {offset}: an unfolded content line longer than 40 bytes (Limits::line_length)"
+        )
+    );
+
+    let no_charset = MimeParams {
+        charset: None,
+        ..MIME
+    };
+    let findings = diagnose(REQUEST.as_bytes(), &no_charset, &ParseOptions::default());
+    assert_eq!(
+        findings.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        ["warning: the text/calendar Content-Type has no charset parameter; UTF-8 is assumed"]
+    );
+}
+
+/// Whatever is wrong, the message is prose: no Debug formatting of our types leaks.
+#[test]
+fn no_diagnostic_prints_a_debug_struct() {
+    let broken = [
+        REQUEST.replace(
+            "ORGANIZER;CN=\"A ^'B^'\":mailto:o@example.com",
+            "ORGANIZER:o@example.com",
+        ),
+        REQUEST.replace("END:VEVENT", "END:VTODO"),
+        REQUEST.replace("DTSTAMP:20260101T000000Z", "DTSTAMP:2026"),
+        REQUEST.replace("METHOD:REQUEST", "METHOD:SHOUT"),
+        REQUEST.replace("ATTENDEE;", "ATTENDEE;SENT-BY=\"urn:x\";"),
+        REQUEST.replace("\r\n", "\n"),
+    ];
+    let mut seen = 0;
+    for text in &broken {
+        for finding in diagnose(text.as_bytes(), &MIME, &ParseOptions::default()) {
+            let message = finding.to_string();
+            seen += 1;
+            for debug in ["Some(", "None", " { ", "Presence(", "CalAddress"] {
+                assert!(!message.contains(debug), "{message}");
+            }
+        }
+    }
+    assert!(seen >= broken.len(), "every input has a finding");
+}
