@@ -106,6 +106,28 @@ struct Edit {
 /// Rename every calendar part's content type so no calendar server processes it, keeping
 /// the bytes for a human. `None` when nothing needed renaming (or the message does not parse).
 pub fn defuse(raw: &[u8]) -> Option<Defused> {
+    let mut defused = defuse_once(raw)?;
+    // A rename can change how the rest of the message parses: a forwarded message/rfc822
+    // that reuses the outer boundary exposes its own parts, calendar included, once it is
+    // no longer message/rfc822 (found by fuzz/gate_mime). Rename again until the gate sees
+    // no calendar; each round renames at least one part, and the rounds are bounded.
+    for _ in 0..4 * (MAX_NESTING + 1) {
+        if inspect(&defused.message) != Inspection::Calendar {
+            break;
+        }
+        let Some(again) = defuse_once(&defused.message) else {
+            break;
+        };
+        // The top-level header as the MTA holds it is renamed at most once: a renamed type
+        // is never renamed again.
+        let top_level = again.top_level.or(defused.top_level);
+        defused = Defused { top_level, ..again };
+    }
+    Some(defused)
+}
+
+/// One renaming pass over the parts mail-parser finds in `raw`.
+fn defuse_once(raw: &[u8]) -> Option<Defused> {
     let message = MessageParser::new().parse(raw)?;
     let root_body = message
         .parts
@@ -246,6 +268,26 @@ mod tests {
             Some(("text/calendar".to_owned(), DEFUSED_CALENDAR))
         );
         assert_eq!(defused.body(), b"BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n");
+    }
+
+    /// Regression (fuzz/gate_mime): a forwarded message reusing the outer boundary holds a
+    /// calendar; renaming the message/rfc822 part made its inner parts top-level parts of
+    /// the outer multipart, so the "defused" message exposed a live calendar.
+    #[test]
+    fn defuse_leaves_no_calendar_exposed_by_a_reused_boundary() {
+        let raw = b"From: a@example.net\r\nContent-Type: multipart/mixed; boundary=o\r\n\r\n\
+--o\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n\
+--o\r\nContent-Type: message/rfc822\r\n\r\n\
+From: c@example.net\r\nContent-Type: multipart/mixed; boundary=o\r\n\r\n\
+--o\r\nContent-Type: text/plain\r\n\r\ninner\r\n\
+--o\r\nContent-Type: message/rfc822\r\n\r\n\
+From: d@example.net\r\nContent-Type: text/calendar; method=CANCEL\r\n\r\n\
+BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n\
+--o--\r\n\
+--o--\r\n";
+        assert_eq!(inspect(raw), Inspection::Calendar);
+        let defused = defuse(raw).unwrap();
+        assert_ne!(inspect(&defused.message), Inspection::Calendar);
     }
 
     #[test]
