@@ -101,15 +101,14 @@ fn mailto_addr_spec(text: &str) -> Option<&str> {
     plain_addr_spec(addr).then_some(addr)
 }
 
-/// A deliberately narrow addr-spec: exactly one `@`, non-empty sides, and none of the
-/// characters that would let one string name several or differently-decoded mailboxes.
-fn plain_addr_spec(addr: &str) -> bool {
-    let Some((local, domain)) = addr.split_once('@') else {
-        return false;
-    };
-    let forbidden_ascii = |b: u8| {
-        b.is_ascii_whitespace()
-            || b.is_ascii_control()
+/// ASCII bytes an addr-spec may not contain: controls, space and the characters that
+/// would let one string name several or differently-decoded mailboxes.
+const FORBIDDEN_ASCII: u128 = {
+    let mut set = 0u128;
+    let mut b = 0u8;
+    while b < 0x80 {
+        if b <= b' '
+            || b == 0x7f
             || matches!(
                 b,
                 b',' | b'?'
@@ -125,17 +124,45 @@ fn plain_addr_spec(addr: &str) -> bool {
                     | b'['
                     | b']'
             )
+        {
+            set |= 1 << b;
+        }
+        b += 1;
+    }
+    set
+};
+
+/// A deliberately narrow addr-spec: exactly one `@`, non-empty sides, and none of the
+/// characters that would let one string name several or differently-decoded mailboxes.
+/// One pass over the bytes with a bit set; non-ASCII text takes the char-wise path.
+fn plain_addr_spec(addr: &str) -> bool {
+    let mut at = None;
+    for (i, &b) in addr.as_bytes().iter().enumerate() {
+        if b >= 0x80 {
+            return plain_addr_spec_unicode(addr);
+        }
+        if b == b'@' {
+            if at.is_some() {
+                return false;
+            }
+            at = Some(i);
+        } else if FORBIDDEN_ASCII & (1 << b) != 0 {
+            return false;
+        }
+    }
+    matches!(at, Some(i) if i > 0 && i + 1 < addr.len())
+}
+
+fn plain_addr_spec_unicode(addr: &str) -> bool {
+    let Some((local, domain)) = addr.split_once('@') else {
+        return false;
     };
-    let clean = if addr.is_ascii() {
-        // The common case, checked byte-wise: for ASCII, whitespace-or-control of the
-        // byte and of the char agree (every ASCII whitespace but space is a control).
-        !addr.bytes().any(forbidden_ascii)
-    } else {
-        !addr.chars().any(|c| {
-            c.is_whitespace() || c.is_control() || u8::try_from(c).is_ok_and(forbidden_ascii)
-        })
+    let forbidden = |c: char| {
+        c.is_whitespace()
+            || c.is_control()
+            || u8::try_from(c).is_ok_and(|b| b < 0x80 && FORBIDDEN_ASCII & (1 << b) != 0)
     };
-    !local.is_empty() && !domain.is_empty() && !domain.contains('@') && clean
+    !local.is_empty() && !domain.is_empty() && !domain.contains('@') && !addr.chars().any(forbidden)
 }
 
 fn addr_specs_equal(a: &str, b: &str, strict_local_part: bool) -> bool {
@@ -190,6 +217,24 @@ mod tests {
         // U+212A KELVIN SIGN lower-cases to "k" under Unicode rules; it must not match.
         let a = CalAddress::parse("mailto:\u{212A}im@example.com");
         assert!(!a.matches("kim@example.com", false));
+    }
+
+    #[test]
+    fn byte_wise_check_agrees_with_the_char_wise_rule() {
+        for b in 0u8..0x80 {
+            let c = char::from(b);
+            let addr = format!("a{c}b@example.com");
+            let by_char =
+                c == '@' || c.is_whitespace() || c.is_control() || ",?%<>\"();:\\[]".contains(c);
+            assert_eq!(plain_addr_spec(&addr), !by_char, "{b:#x}");
+            assert_eq!(plain_addr_spec_unicode(&addr), !by_char, "{b:#x}");
+        }
+        assert!(plain_addr_spec("j\u{fc}rgen@example.com"));
+        assert!(
+            !plain_addr_spec("j\u{a0}rgen@example.com"),
+            "NO-BREAK SPACE"
+        );
+        assert!(!plain_addr_spec("a@b@c") && !plain_addr_spec("@b") && !plain_addr_spec("a@"));
     }
 
     #[test]

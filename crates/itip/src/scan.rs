@@ -69,18 +69,38 @@ const KNOWN_NAMES: &[&str] = &[
     "SCHEDULE-STATUS",
 ];
 
-/// Looks `raw` up case-insensitively among the known names of its length, found by
-/// binary search (every line has a name and most have several parameters, so a linear
-/// scan of the whole list was a hot spot).
+/// The longest name in [`KNOWN_NAMES`] plus one.
+const NAME_LENGTHS: usize = 16;
+
+/// `KNOWN_NAMES[BY_LENGTH[n]..BY_LENGTH[n + 1]]` are the known names of length `n`.
+const BY_LENGTH: [usize; NAME_LENGTHS + 1] = {
+    let mut starts = [KNOWN_NAMES.len(); NAME_LENGTHS + 1];
+    let mut i = KNOWN_NAMES.len();
+    while i > 0 {
+        i -= 1;
+        let len = KNOWN_NAMES[i].len();
+        // Every length up to this one starts at or before `i`.
+        let mut n = 0;
+        while n <= len {
+            if starts[n] > i {
+                starts[n] = i;
+            }
+            n += 1;
+        }
+    }
+    starts
+};
+
+/// Looks `raw` up case-insensitively among the known names of its length (every line
+/// has a name and most have several parameters, so a scan of the whole list was a hot
+/// spot).
 fn name(raw: &str) -> Name {
-    let from = KNOWN_NAMES.partition_point(|k| k.len() < raw.len());
-    let to = KNOWN_NAMES.partition_point(|k| k.len() <= raw.len());
-    let known = KNOWN_NAMES
-        .get(from..to)
-        .unwrap_or_default()
-        .iter()
-        .find(|k| k.eq_ignore_ascii_case(raw));
-    match known {
+    let group = BY_LENGTH
+        .get(raw.len())
+        .zip(BY_LENGTH.get(raw.len() + 1))
+        .and_then(|(&from, &to)| KNOWN_NAMES.get(from..to))
+        .unwrap_or_default();
+    match group.iter().find(|k| k.eq_ignore_ascii_case(raw)) {
         Some(known) => Name::Borrowed(known),
         None => Name::Owned(raw.to_ascii_uppercase()),
     }
@@ -593,6 +613,7 @@ mod tests {
                 .windows(2)
                 .all(|w| (w[0].len(), w[0]) < (w[1].len(), w[1]))
         );
+        assert!(KNOWN_NAMES.iter().all(|k| k.len() < NAME_LENGTHS));
         for known in KNOWN_NAMES {
             assert!(matches!(name(&known.to_ascii_lowercase()), Name::Borrowed(k) if k == *known));
         }
