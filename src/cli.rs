@@ -180,7 +180,8 @@ pub struct TrustArgs {
     /// Policy store (SQLite) with delegations and event state [env: IMIPSEC_STORE].
     #[arg(long, value_name = "PATH", env = "IMIPSEC_STORE", hide_env = true)]
     pub store: Option<PathBuf>,
-    /// Address the message was delivered to (the iTIP recipient).
+    /// Address the message was delivered to (the iTIP recipient): the scope of the event
+    /// state. Default: `[recipient] default` of the config, else one shared default scope.
     #[arg(long, value_name = "ADDR")]
     pub recipient: Option<String>,
     /// Evaluation time (RFC 3339, e.g. 2026-06-01T00:00:00Z); default now.

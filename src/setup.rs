@@ -17,6 +17,10 @@ use crate::config::{Config, ConfigError};
 /// Largest identity file read (a PEM bundle or PKCS#12 is a few kilobytes).
 pub const MAX_IDENTITY_BYTES: u64 = 1 << 20;
 
+/// The event-state scope used when neither `--recipient` nor `[recipient] default` names the
+/// receiving calendar user. `.invalid` (RFC 2606) can never be a real mailbox.
+pub const DEFAULT_SCOPE: &str = "default@imipsec.invalid";
+
 /// A pipeline ready to evaluate, with its optional store and evaluation circumstances.
 pub struct PipelineSetup {
     /// The pipeline.
@@ -240,10 +244,14 @@ pub fn pipeline_with(
         Some(path) => Some(open_store(&path, create_store)?),
         None => None,
     };
+    // The state is scoped per receiving calendar user. Without --recipient or a configured
+    // default, a store still gets checked and recorded, under one default scope: skipping the
+    // state checks would let an organizer hijack or a replay through unnoticed.
     let recipient = trust
         .recipient
         .clone()
-        .or_else(|| config.recipient.default.clone());
+        .or_else(|| config.recipient.default.clone())
+        .or_else(|| store.is_some().then(|| DEFAULT_SCOPE.to_owned()));
     Ok(PipelineSetup {
         pipeline: Pipeline::new(settings),
         store,

@@ -645,12 +645,7 @@ fn could_not_evaluate_is_exit_two_with_a_message() {
         !missing.exists(),
         "a store was created by a read-only verify"
     );
-    // --record without a recipient, or without a store.
-    let store = store_path(dir.path());
-    let run = verify(&message, &["--store", store.to_str().unwrap(), "--record"]);
-    assert_eq!(run.status, 2, "{}", run.stderr);
-    assert!(run.stderr.contains("--recipient"), "{}", run.stderr);
-    assert!(!store.exists(), "nothing may be written on error");
+    // --record without a store.
     let run = verify(&message, &["--recipient", ATTENDEE, "--record"]);
     assert_eq!(run.status, 2, "{}", run.stderr);
     assert!(run.stderr.contains("--store"), "{}", run.stderr);
@@ -826,4 +821,26 @@ fn message_stored_with_lf_line_ends_still_verifies() {
         let lf = String::from_utf8(message).unwrap().replace("\r\n", "\n");
         assert_accepted(&verify(lf.as_bytes(), &[]));
     }
+}
+
+#[test]
+fn without_recipient_the_state_is_checked_in_the_default_scope() {
+    // No --recipient and no configured default: the store still pins the organizer, so a
+    // signed CANCEL from another organizer for the same UID is caught (organizer-mismatch).
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_path(dir.path());
+    let store_arg = store.to_str().unwrap();
+    let request = signed(
+        dir.path(),
+        "organizer",
+        &calendar("REQUEST", "scope@example.com", 0),
+        &[],
+    );
+    let run = verify(&request, &["--store", store_arg, "--record"]);
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    assert!(store.exists(), "the accepted REQUEST was not recorded");
+    let hijack = calendar("CANCEL", "scope@example.com", 1).replace(ORGANIZER, STRANGER);
+    let forged = signed(dir.path(), "stranger", &hijack, &[]);
+    let run = verify(&forged, &["--store", store_arg]);
+    assert_rejected(&run, "organizer-mismatch");
 }

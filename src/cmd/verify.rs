@@ -42,9 +42,6 @@ pub enum VerifyError {
     /// The pipeline could not evaluate the message (store unavailable, ...).
     #[error(transparent)]
     Evaluate(#[from] EvaluateError),
-    /// `--record` needs a recipient.
-    #[error("--record needs --recipient (or [recipient] default) to scope the event state")]
-    RecordWithoutRecipient,
     /// `--record` needs a store.
     #[error("--record needs --store (or IMIPSEC_STORE, or [store] path)")]
     RecordWithoutStore,
@@ -101,9 +98,6 @@ pub fn run(args: &VerifyArgs) -> Result<Exit, VerifyError> {
     if args.record {
         if args.trust.store.is_none() && config.store.path.is_none() {
             return Err(VerifyError::RecordWithoutStore);
-        }
-        if args.trust.recipient.is_none() && config.recipient.default.is_none() {
-            return Err(VerifyError::RecordWithoutRecipient);
         }
     }
     let setup = pipeline_with(&args.trust, &config, args.record)?;
