@@ -95,10 +95,8 @@ pub fn run(args: &VerifyArgs) -> Result<Exit, VerifyError> {
     let config = Config::load_optional(args.trust.config.as_deref())?;
     // Checked before the store is opened (and possibly created): nothing is written when
     // the command cannot run.
-    if args.record {
-        if args.trust.store.is_none() && config.store.path.is_none() {
-            return Err(VerifyError::RecordWithoutStore);
-        }
+    if args.record && args.trust.store.is_none() && config.store.path.is_none() {
+        return Err(VerifyError::RecordWithoutStore);
     }
     let setup = pipeline_with(&args.trust, &config, args.record)?;
     let limit = setup.pipeline.settings().limits.message_bytes;
