@@ -607,16 +607,42 @@ impl Session {
                                 mime::defuse(&stripped).map(|d| Arc::new(d.message))
                             })
                             .clone();
-                        let body = defused.unwrap_or_else(|| Arc::clone(&stripped));
-                        let mut message = self.authres_line(verdict);
-                        message.extend_from_slice(&body);
-                        (
-                            Disposition::Deliver {
-                                message: Arc::new(message),
-                                record: false,
-                            },
-                            Action::Defuse,
-                        )
+                        match defused {
+                            Some(body) => {
+                                let mut message = self.authres_line(verdict);
+                                message.extend_from_slice(&body);
+                                (
+                                    Disposition::Deliver {
+                                        message: Arc::new(message),
+                                        record: false,
+                                    },
+                                    Action::Defuse,
+                                )
+                            }
+                            // The calendar could not be shown defused: never deliver it as
+                            // it is (fail closed). Quarantine when a quarantine address is
+                            // configured, else refuse (the sender is told; nothing is lost).
+                            None if self.config.quarantine_address.is_some() => {
+                                let mut message = self.authres_line(verdict);
+                                message.extend_from_slice(&stripped);
+                                (
+                                    Disposition::Quarantine {
+                                        message: Arc::new(message),
+                                    },
+                                    Action::Quarantine,
+                                )
+                            }
+                            None => (
+                                Disposition::Answer(Reply::new(
+                                    550,
+                                    &format!(
+                                        "5.7.1 imipsec: calendar message rejected ({})",
+                                        safe_code(verdict.primary_code())
+                                    ),
+                                )),
+                                Action::Reject,
+                            ),
+                        }
                     }
                 },
             };

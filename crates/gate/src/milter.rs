@@ -197,13 +197,26 @@ impl GateMilter {
                     let Ok(defused) = defused else {
                         return (tempfail(), Action::Tempfail, Some(verdict));
                     };
-                    if let Some(defused) = defused {
-                        if let Some((from, to)) = &defused.top_level {
-                            self.rename_content_type(&mut mods, from, to);
-                        }
-                        for chunk in defused.body().chunks(BODY_CHUNK) {
-                            mods.push(ReplaceBody::new(chunk).into());
-                        }
+                    let Some(defused) = defused else {
+                        // The calendar could not be shown defused: never deliver it as it
+                        // is (fail closed), hold it for a human instead.
+                        tracing::warn!(queue_id = %self.queue_id, "defuse failed; quarantined");
+                        mods.push(Quarantine::new(format!("imipsec {code}").as_bytes()).into());
+                        mods.push(
+                            InsertHeader::new(
+                                0,
+                                authres::HEADER.as_bytes(),
+                                self.authres_value(&verdict).as_bytes(),
+                            )
+                            .into(),
+                        );
+                        return (build(mods), Action::Quarantine, Some(verdict));
+                    };
+                    if let Some((from, to)) = &defused.top_level {
+                        self.rename_content_type(&mut mods, from, to);
+                    }
+                    for chunk in defused.body().chunks(BODY_CHUNK) {
+                        mods.push(ReplaceBody::new(chunk).into());
                     }
                     mods.push(
                         InsertHeader::new(

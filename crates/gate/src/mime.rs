@@ -104,7 +104,10 @@ struct Edit {
 }
 
 /// Rename every calendar part's content type so no calendar server processes it, keeping
-/// the bytes for a human. `None` when nothing needed renaming (or the message does not parse).
+/// the bytes for a human. `None` when the message cannot be shown to be defused: nothing
+/// was renamed (the gate's parser sees no calendar part, yet the verdict found one), the
+/// message does not parse, or a calendar is still visible after renaming. The caller then
+/// must not deliver it (fail closed: quarantine or reject).
 pub fn defuse(raw: &[u8]) -> Option<Defused> {
     let mut defused = defuse_once(raw)?;
     // A rename can change how the rest of the message parses: a forwarded message/rfc822
@@ -123,7 +126,7 @@ pub fn defuse(raw: &[u8]) -> Option<Defused> {
         let top_level = again.top_level.or(defused.top_level);
         defused = Defused { top_level, ..again };
     }
-    Some(defused)
+    (inspect(&defused.message) != Inspection::Calendar).then_some(defused)
 }
 
 /// One renaming pass over the parts mail-parser finds in `raw`.
