@@ -493,7 +493,7 @@ Exit status:
 /// Arguments of `imipsec gate`.
 #[derive(Debug, Clone, Args)]
 pub struct GateArgs {
-    /// Configuration file (TOML) with the trust, store and [gate] tables [env: IMIPSEC_CONFIG].
+    /// Configuration file (TOML) with the trust, store and gate tables [env: IMIPSEC_CONFIG].
     #[arg(long, value_name = "FILE", env = "IMIPSEC_CONFIG", hide_env = true)]
     pub config: PathBuf,
     /// Milter listen address; overrides [gate.milter] listen.
