@@ -89,6 +89,18 @@ impl GateMilter {
         authres::header_value(&self.shared.config.authserv_id, verdict).replace("\r\n", "\n")
     }
 
+    /// Our `Authentication-Results` header, inserted first (RFC 8601 §5: newest on top).
+    fn push_authres(&self, mods: &mut Vec<ModificationAction>, verdict: &GateVerdict) {
+        mods.push(
+            InsertHeader::new(
+                0,
+                authres::HEADER.as_bytes(),
+                self.authres_value(verdict).as_bytes(),
+            )
+            .into(),
+        );
+    }
+
     /// `chgheader` deletions of every incoming A-R header that claims our authserv-id,
     /// highest index first so the remaining indexes stay valid.
     fn strip_forged_authres(&self, builder: &mut Vec<ModificationAction>) {
@@ -179,14 +191,7 @@ impl GateMilter {
                 ),
                 RejectAction::Quarantine => {
                     mods.push(Quarantine::new(format!("imipsec {code}").as_bytes()).into());
-                    mods.push(
-                        InsertHeader::new(
-                            0,
-                            authres::HEADER.as_bytes(),
-                            self.authres_value(&verdict).as_bytes(),
-                        )
-                        .into(),
-                    );
+                    self.push_authres(&mut mods, &verdict);
                     (build(mods), Action::Quarantine, Some(verdict))
                 }
                 RejectAction::Defuse => {
@@ -202,14 +207,7 @@ impl GateMilter {
                         // is (fail closed), hold it for a human instead.
                         tracing::warn!(queue_id = %self.queue_id, "defuse failed; quarantined");
                         mods.push(Quarantine::new(format!("imipsec {code}").as_bytes()).into());
-                        mods.push(
-                            InsertHeader::new(
-                                0,
-                                authres::HEADER.as_bytes(),
-                                self.authres_value(&verdict).as_bytes(),
-                            )
-                            .into(),
-                        );
+                        self.push_authres(&mut mods, &verdict);
                         return (build(mods), Action::Quarantine, Some(verdict));
                     };
                     if let Some((from, to)) = &defused.top_level {
@@ -218,14 +216,7 @@ impl GateMilter {
                     for chunk in defused.body().chunks(BODY_CHUNK) {
                         mods.push(ReplaceBody::new(chunk).into());
                     }
-                    mods.push(
-                        InsertHeader::new(
-                            0,
-                            authres::HEADER.as_bytes(),
-                            self.authres_value(&verdict).as_bytes(),
-                        )
-                        .into(),
-                    );
+                    self.push_authres(&mut mods, &verdict);
                     (build(mods), Action::Defuse, Some(verdict))
                 }
             };
@@ -243,14 +234,7 @@ impl GateMilter {
             tracing::warn!(queue_id = %self.queue_id, %error, "recording failed");
             return (tempfail(), Action::Tempfail, Some(verdict));
         }
-        mods.push(
-            InsertHeader::new(
-                0,
-                authres::HEADER.as_bytes(),
-                self.authres_value(&verdict).as_bytes(),
-            )
-            .into(),
-        );
+        self.push_authres(&mut mods, &verdict);
         (build(mods), Action::Accept, Some(verdict))
     }
 
