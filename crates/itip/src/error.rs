@@ -300,8 +300,9 @@ pub enum Malformed {
         /// Offset of the line.
         offset: usize,
     },
-    /// The calcard parser, run as a second opinion on the unfolded text, rejected it or
-    /// saw a different component structure (a parser differential).
+    /// The calcard parser, run as a second opinion, rejected the text or read its
+    /// component tree or a property the decision depends on differently (a parser
+    /// differential).
     #[error("parser differential, the calcard cross-check disagrees: {detail}")]
     ParserDifferential {
         /// What calcard reported.

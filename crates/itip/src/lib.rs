@@ -4,6 +4,7 @@
 
 mod address;
 mod correlate;
+mod cross_check;
 mod error;
 mod model;
 mod parse;
@@ -209,10 +210,11 @@ pub struct ParseOptions {
     pub strict: bool,
     /// Input bounds.
     pub limits: Limits,
-    /// Skip the calcard second-opinion parse of the whole object. That parse guards
-    /// against parser differentials (the store seeing another structure than the gate)
-    /// and is about half the cost of [`parse_itip`]; skip it only if the calendar store
-    /// that consumes accepted messages re-parses them with this crate's model.
+    /// Skip the calcard second opinion on the component tree and on every property the
+    /// decision reads. It guards against parser differentials (the store seeing another
+    /// organizer, attendee or UID than the gate) and is about half the cost of
+    /// [`parse_itip`]; skip it only if the calendar store that consumes accepted
+    /// messages re-parses them with this crate's model.
     pub danger_skip_cross_check: bool,
 }
 

@@ -49,8 +49,13 @@ fn analyse(
         out,
     )?;
     let root = scanned.root?;
-    if !scanned.broken && !options.danger_skip_cross_check {
-        cross_check_with_calcard(&scanned.unfolded, &root, out);
+    if !scanned.broken
+        && !options.danger_skip_cross_check
+        && let Err(detail) = crate::cross_check::cross_check(&scanned.projection, &root)
+    {
+        out.push(Diagnostic::Error(
+            Malformed::ParserDifferential { detail }.into(),
+        ));
     }
     let error = |out: &mut Vec<Diagnostic>, e: ItipError| out.push(Diagnostic::Error(e));
 
@@ -165,61 +170,6 @@ fn analyse(
         components,
         warnings,
     })
-}
-
-/// calcard reads the same (unfolded) text as a second opinion; a rejection or a different
-/// component count is a parser differential, which an attacker could use to show one
-/// thing to us and another to the calendar store, so it is fatal.
-fn cross_check_with_calcard(unfolded: &str, root: &Node, out: &mut Vec<Diagnostic>) {
-    let mut parser = calcard::Parser::new(unfolded);
-    let detail = match parser.entry() {
-        calcard::Entry::ICalendar(calendar) => {
-            let ours = count_nodes(root);
-            if calendar.components.len() == ours {
-                return;
-            }
-            format!(
-                "calcard sees {} components, the scanner {}",
-                calendar.components.len(),
-                ours
-            )
-        }
-        calcard::Entry::InvalidLine(line) => {
-            format!("calcard rejects the line {:?}", truncated(&line, 120))
-        }
-        calcard::Entry::UnexpectedComponentEnd { expected, found } => format!(
-            "calcard sees END:{} where END:{} belongs",
-            truncated(found.as_str(), 60),
-            truncated(expected.as_str(), 60)
-        ),
-        calcard::Entry::UnterminatedComponent(name) => {
-            format!("calcard sees BEGIN:{} never closed", truncated(&name, 60))
-        }
-        calcard::Entry::TooManyComponents => "calcard reports too many components".to_owned(),
-        calcard::Entry::Eof => "calcard finds no calendar object".to_owned(),
-        _ => "calcard reads something other than an iCalendar object".to_owned(),
-    };
-    out.push(Diagnostic::Error(
-        Malformed::ParserDifferential { detail }.into(),
-    ));
-}
-
-/// At most `max` characters of `text` (the detail is for humans, the input is hostile).
-fn truncated(text: &str, max: usize) -> &str {
-    text.char_indices()
-        .nth(max)
-        .and_then(|(end, _)| text.get(..end))
-        .unwrap_or(text)
-}
-
-fn count_nodes(root: &Node) -> usize {
-    let mut count = 0;
-    let mut stack = vec![root];
-    while let Some(node) = stack.pop() {
-        count += 1;
-        stack.extend(node.children.iter());
-    }
-    count
 }
 
 /// Value syntax of the properties scheduling depends on (RFC 5545 section 3.3).

@@ -190,22 +190,24 @@ impl<'a> Node<'a> {
     }
 }
 
-/// The result of scanning: the VCALENDAR tree (if one was found) and the unfolded text
-/// for the calcard cross-check.
+/// The result of scanning: the VCALENDAR tree (if one was found) and the projection for
+/// the calcard cross-check.
 pub(crate) struct Scanned<'a> {
     pub root: Option<Node<'a>>,
-    pub unfolded: String,
+    /// The unfolded BEGIN/END lines and the lines the cross-check compares
+    /// ([`crate::cross_check::is_projected`]), each ended by CRLF.
+    pub projection: String,
     /// True when a structural error was reported (the tree is then best effort).
     pub broken: bool,
 }
 
 /// Scans `input`; findings go to `out`. A limit stops the scan at once (returns `None`).
-/// `keep_unfolded` collects the unfolded text for the calcard cross-check.
+/// `keep_projection` collects the unfolded lines the calcard cross-check reads.
 pub(crate) fn scan<'a>(
     input: &'a [u8],
     limits: &Limits,
     strict: bool,
-    keep_unfolded: bool,
+    keep_projection: bool,
     out: &mut Vec<Diagnostic>,
 ) -> Option<Scanned<'a>> {
     let limit = |limit, max, offset| ItipError::Limit(LimitExceeded { limit, max, offset });
@@ -221,7 +223,8 @@ pub(crate) fn scan<'a>(
     let fail = |out: &mut Vec<Diagnostic>, m: Malformed| {
         out.push(Diagnostic::Error(ItipError::Malformed(m)));
     };
-    let mut unfolded = String::with_capacity(if keep_unfolded { input.len() } else { 0 });
+    // The projection is a subset of the input's lines: sized once, never regrown.
+    let mut projection = String::with_capacity(if keep_projection { input.len() } else { 0 });
     let mut stack: Vec<Node<'a>> = Vec::new();
     let mut root: Option<Node<'a>> = None;
     let mut components = 0usize;
@@ -243,7 +246,7 @@ pub(crate) fn scan<'a>(
         let mut folded = false;
         loop {
             let rest = input.get(pos..).unwrap_or_default();
-            let (line_len, next) = match rest.iter().position(|&b| b == b'\n') {
+            let (line_len, next) = match memchr::memchr(b'\n', rest) {
                 Some(i) => (i, pos + i + 1),
                 None => (rest.len(), input.len()),
             };
@@ -326,14 +329,10 @@ pub(crate) fn scan<'a>(
             broken = true;
             continue;
         };
-        if text.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+        if has_control_character(text.as_bytes()) {
             fail(out, Malformed::ControlCharacter { offset: start });
             broken = true;
             continue;
-        }
-        if keep_unfolded {
-            unfolded.push_str(text);
-            unfolded.push_str("\r\n");
         }
         let parsed = match unfolded_in_input {
             Some(text) => content_line(text, start),
@@ -344,6 +343,10 @@ pub(crate) fn scan<'a>(
             broken = true;
             continue;
         };
+        if keep_projection && crate::cross_check::is_projected(&property.name) {
+            projection.push_str(text);
+            projection.push_str("\r\n");
+        }
         if property.name == "BEGIN" || property.name == "END" {
             let name = property.value.to_ascii_uppercase();
             if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
@@ -379,7 +382,7 @@ pub(crate) fn scan<'a>(
                         broken = true;
                         return Some(Scanned {
                             root,
-                            unfolded,
+                            projection,
                             broken,
                         });
                     }
@@ -393,7 +396,7 @@ pub(crate) fn scan<'a>(
                         );
                         return Some(Scanned {
                             root: None,
-                            unfolded,
+                            projection,
                             broken: true,
                         });
                     }
@@ -480,8 +483,17 @@ pub(crate) fn scan<'a>(
     }
     Some(Scanned {
         root,
-        unfolded,
+        projection,
         broken,
+    })
+}
+
+/// Whether `line` holds a control character other than HTAB (RFC 5545 section 3.1:
+/// CONTROL is not allowed in a content line). A fold of `|` over the bytes rather than
+/// `any`, so that the compiler can vectorize it: this runs on every byte of the input.
+fn has_control_character(line: &[u8]) -> bool {
+    line.iter().fold(false, |found, &b| {
+        found | ((b < 0x20 && b != b'\t') | (b == 0x7f))
     })
 }
 
@@ -638,6 +650,18 @@ mod tests {
             assert_eq!(p.param("ROLE"), Some("CHAIR"));
         }
         assert!(matches!(plain.value, Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn control_characters_are_found_anywhere_but_htab_is_allowed() {
+        assert!(!has_control_character(b"SUMMARY:a\tb ~"));
+        for bad in [0x00u8, 0x08, 0x0a, 0x0d, 0x1f, 0x7f] {
+            for at in [0, 5, 40] {
+                let mut line = vec![b'x'; 48];
+                line[at] = bad;
+                assert!(has_control_character(&line), "{bad:#x} at {at}");
+            }
+        }
     }
 
     #[test]

@@ -1,0 +1,299 @@
+//! The calcard second opinion: a parser differential check on everything the decision
+//! reads.
+//!
+//! An attacker who finds an input that this crate reads one way and the calendar store
+//! another can get one identity authorized here and another acted on there. calcard
+//! (the parser of the Stalwart server) therefore reads the same text, and its reading
+//! must agree with ours on:
+//!
+//! - the component tree: the same types, in the same order, with the same children;
+//! - every property listed in [`CROSS_CHECKED`], in the same components and order, and
+//!   for each its value and the parameters the decision uses (SENT-BY of ORGANIZER and
+//!   ATTENDEE; DELEGATED-TO, DELEGATED-FROM and PARTSTAT of ATTENDEE; TZID and RANGE of
+//!   RECURRENCE-ID).
+//!
+//! calcard is given the BEGIN/END lines and the [`CROSS_CHECKED`] lines, unfolded, not
+//! the whole object: its byte-at-a-time tokenizer costs about 12 ns a byte, and the
+//! long free-text properties (DESCRIPTION, a VTIMEZONE's rules) decide nothing. Leaving
+//! them out cannot hide a differential in what is compared, because the scanner accepts
+//! only property names made of letters, digits and `-` (on which calcard's name reading
+//! is the identity) and rejects control characters inside a line, so both parsers split
+//! the text into the same lines and give each line the same name.
+//!
+//! Any disagreement is fatal (`malformed-icalendar`), including calcard declining a
+//! value both RFCs allow but that an honest client never writes (a UID with a backslash
+//! escape, an RFC 6868 caret in an address): failing closed costs a rare odd message,
+//! not a forged one.
+
+use std::borrow::Cow;
+
+use calcard::common::{IanaString, PartialDateTime};
+use calcard::icalendar::{
+    ICalendar, ICalendarComponent, ICalendarEntry, ICalendarParameterValue, ICalendarValue, Uri,
+};
+
+use crate::scan::{Node, Property};
+
+/// The properties whose reading the cross-check compares: every property the
+/// correlation, authorization and event-state decisions read (the model of
+/// [`crate::Component`] and METHOD).
+pub(crate) const CROSS_CHECKED: [&str; 7] = [
+    "METHOD",
+    "UID",
+    "RECURRENCE-ID",
+    "SEQUENCE",
+    "DTSTAMP",
+    "ORGANIZER",
+    "ATTENDEE",
+];
+
+/// Whether a line named `name` goes to calcard: the structure lines and [`CROSS_CHECKED`].
+pub(crate) fn is_projected(name: &str) -> bool {
+    name == "BEGIN" || name == "END" || CROSS_CHECKED.contains(&name)
+}
+
+/// The parameters whose reading is compared, by property, each with whether its values
+/// are case-insensitive tokens (PARTSTAT, RANGE) rather than text or addresses.
+fn compared_params(property: &str) -> &'static [(&'static str, bool)] {
+    match property {
+        "ORGANIZER" => &[("SENT-BY", false)],
+        "ATTENDEE" => &[
+            ("SENT-BY", false),
+            ("DELEGATED-TO", false),
+            ("DELEGATED-FROM", false),
+            ("PARTSTAT", true),
+        ],
+        "RECURRENCE-ID" => &[("TZID", false), ("RANGE", true)],
+        _ => &[],
+    }
+}
+
+/// Parses `projection` (the BEGIN/END and [`CROSS_CHECKED`] lines the scanner kept) with
+/// calcard and compares its reading with `root`. `Err` describes the first disagreement.
+pub(crate) fn cross_check(projection: &str, root: &Node) -> Result<(), String> {
+    let mut parser = calcard::Parser::new(projection);
+    match parser.entry() {
+        calcard::Entry::ICalendar(calendar) => compare(&calendar, root),
+        calcard::Entry::InvalidLine(line) => Err(format!(
+            "calcard rejects the line {:?}",
+            truncated(&line, 120)
+        )),
+        calcard::Entry::UnexpectedComponentEnd { expected, found } => Err(format!(
+            "calcard sees END:{} where END:{} belongs",
+            truncated(found.as_str(), 60),
+            truncated(expected.as_str(), 60)
+        )),
+        calcard::Entry::UnterminatedComponent(name) => Err(format!(
+            "calcard sees BEGIN:{} never closed",
+            truncated(&name, 60)
+        )),
+        calcard::Entry::TooManyComponents => Err("calcard reports too many components".into()),
+        calcard::Entry::Eof => Err("calcard finds no calendar object".into()),
+        _ => Err("calcard reads something other than an iCalendar object".into()),
+    }
+}
+
+/// calcard numbers components in the order their BEGIN lines come (index 0 is
+/// VCALENDAR) and lists each one's children by number: the pre-order of our tree.
+fn compare(calendar: &ICalendar, root: &Node) -> Result<(), String> {
+    // Pre-order with an explicit stack (the tree's depth is bounded, but recursion
+    // is not needed); a node's position in `order` is its pre-order number.
+    let mut order: Vec<&Node> = Vec::new();
+    let mut stack = vec![root];
+    while let Some(node) = stack.pop() {
+        order.push(node);
+        stack.extend(node.children.iter().rev());
+    }
+    if order.len() != calendar.components.len() {
+        return Err(format!(
+            "calcard sees {} components, the scanner {}",
+            calendar.components.len(),
+            order.len()
+        ));
+    }
+    // The pre-order number of each node's first child follows from subtree sizes;
+    // computing them once keeps the comparison linear.
+    let sizes = subtree_sizes(&order);
+    for (index, (ours, theirs)) in order.iter().zip(&calendar.components).enumerate() {
+        let name = theirs.component_type.as_str();
+        if !name.eq_ignore_ascii_case(&ours.name) {
+            return Err(format!(
+                "component {index} is {} to calcard, {} to the scanner",
+                truncated(name, 60),
+                truncated(&ours.name, 60)
+            ));
+        }
+        let mut child = index + 1;
+        let mut children = Vec::with_capacity(ours.children.len());
+        for _ in &ours.children {
+            children.push(child);
+            child += sizes.get(child).copied().unwrap_or(1);
+        }
+        let same_children = theirs.component_ids.len() == children.len()
+            && theirs
+                .component_ids
+                .iter()
+                .zip(&children)
+                .all(|(&id, &c)| usize::try_from(id).is_ok_and(|id| id == c));
+        if !same_children {
+            return Err(format!(
+                "{} (component {index}) has other children to calcard",
+                ours.name
+            ));
+        }
+        compare_properties(ours, theirs)?;
+    }
+    Ok(())
+}
+
+/// The number of nodes in each node's subtree, indexed by pre-order number.
+fn subtree_sizes(order: &[&Node]) -> Vec<usize> {
+    let mut sizes = vec![1usize; order.len()];
+    // Walking backwards, every child's subtree is complete before its parent's.
+    for (index, node) in order.iter().enumerate().rev() {
+        let mut child = index + 1;
+        let mut total = 1;
+        for _ in &node.children {
+            let size = sizes.get(child).copied().unwrap_or(1);
+            total += size;
+            child += size;
+        }
+        if let Some(slot) = sizes.get_mut(index) {
+            *slot = total;
+        }
+    }
+    sizes
+}
+
+fn compare_properties(ours: &Node, theirs: &ICalendarComponent) -> Result<(), String> {
+    let mut mine = ours
+        .properties
+        .iter()
+        .filter(|p| CROSS_CHECKED.contains(&p.name.as_ref()));
+    let mut entries = theirs.entries.iter();
+    loop {
+        match (mine.next(), entries.next()) {
+            (None, None) => return Ok(()),
+            (Some(p), None) => {
+                return Err(format!(
+                    "calcard drops the {} line at byte {} of {}",
+                    p.name, p.offset, ours.name
+                ));
+            }
+            (None, Some(e)) => {
+                return Err(format!(
+                    "calcard sees an extra {} in {}",
+                    truncated(e.name.as_str(), 60),
+                    ours.name
+                ));
+            }
+            (Some(p), Some(e)) => compare_property(p, e)
+                .map_err(|what| format!("{} at byte {}: {what}", p.name, p.offset))?,
+        }
+    }
+}
+
+fn compare_property(p: &Property<'_>, e: &ICalendarEntry) -> Result<(), String> {
+    if !e.name.as_str().eq_ignore_ascii_case(&p.name) {
+        return Err(format!(
+            "calcard reads it as {}",
+            truncated(e.name.as_str(), 60)
+        ));
+    }
+    let [value] = e.values.as_slice() else {
+        return Err(format!("calcard reads {} values", e.values.len()));
+    };
+    let same_value = match p.name.as_ref() {
+        "METHOD" => value_text(value).is_some_and(|v| v.eq_ignore_ascii_case(&p.value)),
+        "SEQUENCE" => match (value, p.value.trim().parse::<i64>()) {
+            (ICalendarValue::Integer(n), Ok(m)) => *n == m,
+            _ => false,
+        },
+        "DTSTAMP" | "RECURRENCE-ID" => match value {
+            ICalendarValue::PartialDateTime(dt) => date_time_text(dt) == p.value,
+            _ => false,
+        },
+        // UID, ORGANIZER, ATTENDEE: text or address, byte for byte.
+        _ => value_text(value).is_some_and(|v| v == p.value),
+    };
+    if !same_value {
+        return Err(format!(
+            "calcard reads the value as {:?}",
+            truncated(&value_text(value).unwrap_or(Cow::Borrowed("?")), 120)
+        ));
+    }
+    for &(name, token) in compared_params(&p.name) {
+        let mut ours = p.param_values(name);
+        let mut theirs = e
+            .params
+            .iter()
+            .filter(|q| q.name.as_str().eq_ignore_ascii_case(name));
+        loop {
+            let same = match (ours.next(), theirs.next()) {
+                (None, None) => break,
+                (Some(o), Some(q)) => match param_text(name, &q.value) {
+                    Some(t) if token => t.eq_ignore_ascii_case(o),
+                    Some(t) => t == o,
+                    None => false,
+                },
+                _ => false,
+            };
+            if !same {
+                return Err(format!("calcard reads {name} otherwise"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A property value as text, where calcard keeps it as text, an address or a method.
+fn value_text(value: &ICalendarValue) -> Option<Cow<'_, str>> {
+    match value {
+        ICalendarValue::Text(t) => Some(Cow::Borrowed(t)),
+        ICalendarValue::Uri(Uri::Location(l)) => Some(Cow::Borrowed(l)),
+        ICalendarValue::Method(m) => Some(Cow::Borrowed(m.as_str())),
+        ICalendarValue::Integer(n) => Some(Cow::Owned(n.to_string())),
+        ICalendarValue::PartialDateTime(dt) => Some(Cow::Owned(date_time_text(dt))),
+        _ => None,
+    }
+}
+
+/// A parameter value as text. RANGE is read by calcard as a flag that is set for
+/// THISANDFUTURE (RFC 5545 3.2.13 allows no other value).
+fn param_text<'v>(name: &str, value: &'v ICalendarParameterValue) -> Option<Cow<'v, str>> {
+    match value {
+        ICalendarParameterValue::Text(t) => Some(Cow::Borrowed(t)),
+        ICalendarParameterValue::Uri(Uri::Location(l)) => Some(Cow::Borrowed(l)),
+        ICalendarParameterValue::Partstat(s) => Some(Cow::Borrowed(s.as_str())),
+        ICalendarParameterValue::Bool(true) if name == "RANGE" => {
+            Some(Cow::Borrowed("THISANDFUTURE"))
+        }
+        _ => None,
+    }
+}
+
+/// calcard's DATE or DATE-TIME written back in the RFC 5545 form (`YYYYMMDD`,
+/// `YYYYMMDDTHHMMSS`, with `Z` for UTC); anything else (a partial or offset time, which
+/// the scanner's value checks reject) gets a form no valid value has.
+fn date_time_text(dt: &PartialDateTime) -> String {
+    let (Some(year), Some(month), Some(day)) = (dt.year, dt.month, dt.day) else {
+        return "(partial date)".into();
+    };
+    let date = format!("{year:04}{month:02}{day:02}");
+    match (dt.hour, dt.minute, dt.second, dt.tz_hour, dt.tz_minute) {
+        (None, None, None, None, None) => date,
+        (Some(h), Some(m), Some(s), None, None) => format!("{date}T{h:02}{m:02}{s:02}"),
+        (Some(h), Some(m), Some(s), Some(0), Some(0) | None) if !dt.tz_minus => {
+            format!("{date}T{h:02}{m:02}{s:02}Z")
+        }
+        _ => "(offset or partial time)".into(),
+    }
+}
+
+/// At most `max` characters of `text` (the detail is for humans, the input is hostile).
+fn truncated(text: &str, max: usize) -> &str {
+    text.char_indices()
+        .nth(max)
+        .and_then(|(end, _)| text.get(..end))
+        .unwrap_or(text)
+}
