@@ -36,7 +36,7 @@ use crate::scan::{Node, Property};
 
 /// The properties whose reading the cross-check compares: every property the
 /// correlation, authorization and event-state decisions read (the model of
-/// [`crate::Component`] and METHOD).
+/// [`crate::Component`] and METHOD). [`is_cross_checked`] is the same list.
 pub(crate) const CROSS_CHECKED: [&str; 7] = [
     "METHOD",
     "UID",
@@ -47,9 +47,18 @@ pub(crate) const CROSS_CHECKED: [&str; 7] = [
     "ATTENDEE",
 ];
 
+/// Whether `name` is one of [`CROSS_CHECKED`] (a `match`, which compiles to a switch on
+/// the length: this runs for every line).
+fn is_cross_checked(name: &str) -> bool {
+    matches!(
+        name,
+        "METHOD" | "UID" | "RECURRENCE-ID" | "SEQUENCE" | "DTSTAMP" | "ORGANIZER" | "ATTENDEE"
+    )
+}
+
 /// Whether a line named `name` goes to calcard: the structure lines and [`CROSS_CHECKED`].
 pub(crate) fn is_projected(name: &str) -> bool {
-    name == "BEGIN" || name == "END" || CROSS_CHECKED.contains(&name)
+    name == "BEGIN" || name == "END" || is_cross_checked(name)
 }
 
 /// The parameters whose reading is compared, by property, each with whether its values
@@ -166,10 +175,7 @@ fn subtree_sizes(order: &[&Node]) -> Vec<usize> {
 }
 
 fn compare_properties(ours: &Node, theirs: &ICalendarComponent) -> Result<(), String> {
-    let mut mine = ours
-        .properties
-        .iter()
-        .filter(|p| CROSS_CHECKED.contains(&p.name.as_ref()));
+    let mut mine = ours.properties.iter().filter(|p| is_cross_checked(&p.name));
     let mut entries = theirs.entries.iter();
     loop {
         match (mine.next(), entries.next()) {
@@ -296,4 +302,22 @@ fn truncated(text: &str, max: usize) -> &str {
         .nth(max)
         .and_then(|(end, _)| text.get(..end))
         .unwrap_or(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_match_and_the_list_name_the_same_properties() {
+        for name in CROSS_CHECKED {
+            assert!(is_cross_checked(name) && is_projected(name), "{name}");
+        }
+        for name in ["BEGIN", "END"] {
+            assert!(is_projected(name) && !is_cross_checked(name));
+        }
+        for name in ["DESCRIPTION", "ATTENDEES", "UID2", "COMMENT", "X-UID"] {
+            assert!(!is_projected(name), "{name}");
+        }
+    }
 }

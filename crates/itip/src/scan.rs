@@ -106,24 +106,16 @@ fn name(raw: &str) -> Name {
     }
 }
 
-/// A property parameter; the name is upper-cased, its values (unquoted and RFC 6868
-/// decoded) are `values[start..end]` of the owning [`Property`], so that a line costs one
-/// value list instead of one per parameter.
-#[derive(Debug, Clone)]
-pub(crate) struct Param {
-    pub name: Name,
-    start: usize,
-    end: usize,
-}
-
 /// A content line other than BEGIN/END. Value and parameter values borrow from the input
 /// when the line was not folded and needed no RFC 6868 decoding (the common case), so
 /// scanning allocates per line, not per value.
 #[derive(Debug, Clone)]
 pub(crate) struct Property<'a> {
     pub name: Name,
-    pub params: Vec<Param>,
-    values: Vec<Cow<'a, str>>,
+    /// One entry per parameter value (unquoted and RFC 6868 decoded) with its parameter's
+    /// upper-cased name, in order: `A=x,y;B=z` is `[(A, x), (A, y), (B, z)]`, so that a
+    /// line costs one list, not one per parameter.
+    params: Vec<(Name, Cow<'a, str>)>,
     pub value: Cow<'a, str>,
     pub offset: usize,
 }
@@ -133,30 +125,26 @@ impl<'a> Property<'a> {
     pub fn param(&self, name: &str) -> Option<&str> {
         self.params
             .iter()
-            .find(|p| p.name == name)
-            .and_then(|p| self.values.get(p.start..p.end))
-            .and_then(<[_]>::first)
-            .map(Cow::as_ref)
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_ref())
     }
 
     /// All values of the named parameter (all occurrences).
     pub fn param_values<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s str> + 's {
         self.params
             .iter()
-            .filter(move |p| p.name == name)
-            .flat_map(|p| self.values.get(p.start..p.end).unwrap_or_default())
-            .map(Cow::as_ref)
+            .filter(move |(n, _)| n == name)
+            .map(|(_, v)| v.as_ref())
     }
 
     /// The same property owning all its text (for a line unfolded into a scratch buffer).
     fn into_owned(self) -> Property<'static> {
         Property {
             name: self.name,
-            params: self.params,
-            values: self
-                .values
+            params: self
+                .params
                 .into_iter()
-                .map(|v| Cow::Owned(v.into_owned()))
+                .map(|(n, v)| (n, Cow::Owned(v.into_owned())))
                 .collect(),
             value: Cow::Owned(self.value.into_owned()),
             offset: self.offset,
@@ -509,12 +497,10 @@ fn content_line(text: &str, offset: usize) -> Option<Property<'_>> {
         return None;
     }
     let mut params = Vec::new();
-    let mut values = Vec::new();
     let mut rest = text.get(name_end..)?;
     if rest.starts_with(';') {
         // Room for the parameters of a typical ATTENDEE line without regrowing.
         params.reserve(6);
-        values.reserve(6);
     }
     while let Some(after) = rest.strip_prefix(';') {
         let eq = after.find('=')?;
@@ -526,13 +512,13 @@ fn content_line(text: &str, offset: usize) -> Option<Property<'_>> {
         {
             return None;
         }
-        let values_start = values.len();
+        let pname = name(pname);
         let mut cursor = after.get(eq + 1..)?;
         loop {
-            if let Some(quoted) = cursor.strip_prefix('"') {
+            let value = if let Some(quoted) = cursor.strip_prefix('"') {
                 let close = quoted.find('"')?;
-                values.push(decode_caret(quoted.get(..close)?));
                 cursor = quoted.get(close + 1..)?;
+                decode_caret(quoted.get(..close)?)
             } else {
                 let end = cursor
                     .bytes()
@@ -541,26 +527,21 @@ fn content_line(text: &str, offset: usize) -> Option<Property<'_>> {
                 if raw.contains('"') {
                     return None;
                 }
-                values.push(decode_caret(raw));
                 cursor = cursor.get(end..)?;
-            }
+                decode_caret(raw)
+            };
+            params.push((pname.clone(), value));
             match cursor.strip_prefix(',') {
                 Some(next) => cursor = next,
                 None => break,
             }
         }
-        params.push(Param {
-            name: name(pname),
-            start: values_start,
-            end: values.len(),
-        });
         rest = cursor;
     }
     let value = rest.strip_prefix(':')?;
     Some(Property {
         name: name(property_name),
         params,
-        values,
         value: Cow::Borrowed(value),
         offset,
     })
