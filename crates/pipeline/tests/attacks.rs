@@ -790,6 +790,37 @@ fn caret_newline_in_a_parameter_does_not_inject_a_property() {
     assert_rejected(&evaluate(&raw), Reason::SignerNotCorrelated);
 }
 
+/// A parser differential on the attendee address: RFC 5545 has no escapes in parameter
+/// values, so this crate reads CN as `a\`, X-Y as a parameter and mallory (the signer) as
+/// the replying attendee; calcard, the parser of the Stalwart server, honours the
+/// backslash and reads the attendee address out of what this crate saw inside X-Y. The
+/// REPLY is genuinely signed by mallory and correlates to her here, so only the calcard
+/// cross-check stands between it and the store.
+#[test]
+fn attendee_parser_differential_is_malformed_even_when_signed() {
+    let reply = calendar("REPLY", "differential@example.com", 0, ORGANIZER, "").replace(
+        &format!("ATTENDEE;PARTSTAT=ACCEPTED:mailto:{ATTENDEE}\r\n"),
+        &format!(
+            "ATTENDEE;PARTSTAT=ACCEPTED;CN=\"a\\\";X-Y=\":mailto:{ATTENDEE}\":mailto:{MALLORY}\r\n"
+        ),
+    );
+    assert!(reply.contains("X-Y="), "the attack line is in place");
+    // Control: the same REPLY with a plain ATTENDEE line for mallory is accepted, so the
+    // reject below is the differential's.
+    let plain = calendar("REPLY", "differential@example.com", 0, ORGANIZER, "")
+        .replace(&format!("mailto:{ATTENDEE}"), &format!("mailto:{MALLORY}"));
+    let control = message(
+        MALLORY,
+        &signed("rsa2048/stranger", &entity(&plain, "REPLY")),
+    );
+    assert_accepted(&evaluate(&control));
+    let raw = message(
+        MALLORY,
+        &signed("rsa2048/stranger", &entity(&reply, "REPLY")),
+    );
+    assert_rejected(&evaluate(&raw), Reason::MalformedIcalendar);
+}
+
 /// A bare CR inside a value: a parser that splits lines on CR would see an extra ATTENDEE
 /// that this one does not; refused even when genuinely signed. (Signed with the hand-built
 /// SignedData: the crate's signer would canonicalise the bare CR into a line break.)
