@@ -166,6 +166,38 @@ fn limits_passed_down_apply_at_their_boundary() {
     }
 }
 
+/// The layers' default limits agree: a REQUEST with as many attendees as the iTIP layer
+/// admits is decided and recorded by the event-state store, not refused there as
+/// `limit-exceeded` for a size the parser accepted (the store's cap was once 1,000).
+#[test]
+fn the_store_records_a_request_at_the_itip_attendee_limit() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let most = imipsec_pipeline::itip::Limits::default().attendees;
+    let raw = signed_request(&organizer(), most, 0, 0, 0);
+    let store = SqliteStore::open_in_memory().unwrap();
+    let verdict = pipeline_with(|_| {})
+        .evaluate(
+            &raw,
+            &Evaluation {
+                at: AT,
+                recipient: Some("a0@example.com"),
+                record: true,
+            },
+            Some(&store),
+        )
+        .unwrap();
+    assert!(verdict.is_accept(), "{:?}", verdict.reasons);
+    // One more attendee is the iTIP layer's limit, not the store's.
+    let raw = signed_request(&organizer(), most + 1, 0, 0, 0);
+    let verdict = evaluate(&pipeline_with(|_| {}), &store, &raw);
+    assert_eq!(verdict.primary_reason(), Some(Reason::LimitExceeded));
+    assert!(
+        verdict.reasons[0].detail.contains("attendee"),
+        "{:?}",
+        verdict.reasons
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Linear cost
 
