@@ -115,6 +115,22 @@ fn differentials_in_every_compared_field_are_found() {
             None,
             "RANGE",
         ),
+        // A METHOD with trailing white space: a REPLY to the scanner, which trims it, an
+        // unknown method to calcard.
+        (
+            "ATTENDEE;PARTSTAT=ACCEPTED:mailto:mallory@evil.example",
+            "",
+            Some(("METHOD:REPLY\r\n", "METHOD:REPLY \r\n")),
+            "METHOD",
+        ),
+        // A SEQUENCE with white space: 2 to the scanner, text to calcard (whose store
+        // would then not see the update move forward).
+        (
+            "ATTENDEE;PARTSTAT=ACCEPTED:mailto:mallory@evil.example",
+            "",
+            Some(("SEQUENCE:2\r\n", "SEQUENCE: 2\r\n")),
+            "SEQUENCE",
+        ),
     ];
     for (attendee, extra, replace, field) in cases {
         let mut text = reply(attendee, extra);
