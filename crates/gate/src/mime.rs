@@ -45,12 +45,109 @@ fn kind_of(ctype: &str, subtype: &str) -> Kind {
 }
 
 /// Classify `raw`. A message mail-parser cannot parse at all counts as calendar mail,
-/// so it goes to the engine rather than through unchecked.
+/// so it goes to the engine rather than through unchecked; so does one whose MIME tree,
+/// as mail-parser reads it, holds no calendar part while some line of it is a
+/// Content-Type field naming a calendar type ([`names_calendar_anywhere`]).
 pub fn inspect(raw: &[u8]) -> Inspection {
-    match MessageParser::new().parse(raw) {
+    let walked = match MessageParser::new().parse(raw) {
         Some(message) => inspect_message(&message, 0),
         None => Inspection::Calendar,
+    };
+    if walked != Inspection::Calendar && names_calendar_anywhere(raw) {
+        return Inspection::Calendar;
     }
+    walked
+}
+
+/// Whether any line of `raw` starts a `Content-Type` header field (with its continuation
+/// lines) that mail-parser's header parser reads as a calendar type, wherever the line
+/// stands: in a part's header, in a body, past a boundary one parser honours and another
+/// does not.
+///
+/// A MIME walk decides where parts begin, and walks differ exactly where attackers aim:
+/// an unclosed inner multipart followed by the outer boundary is a calendar part to the
+/// S/MIME layer's strict walk (and to calendar servers that read it the same way) and no
+/// part at all to mail-parser (found by fuzz/gate_mime). Any calendar part some walk can
+/// find has such a field at a line start, so this check makes the gate hand the message
+/// to the engine whichever walk the calendar server uses; a message that only mentions
+/// `text/calendar` in prose does not match.
+fn names_calendar_anywhere(raw: &[u8]) -> bool {
+    calendar_fields(raw).next().is_some()
+}
+
+/// The line starts of the fields [`names_calendar_anywhere`] looks for, in order.
+fn calendar_fields(raw: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    let mut start = 0;
+    std::iter::from_fn(move || {
+        while let Some(rest) = raw.get(start..).filter(|rest| !rest.is_empty()) {
+            let here = start;
+            start = line_end(raw, here);
+            if is_content_type_field(rest) && field_names_calendar(raw, here, start) {
+                return Some(here);
+            }
+        }
+        None
+    })
+}
+
+/// Whether the Content-Type field whose first line is `raw[start..next]` (continuation
+/// lines follow, RFC 5322 section 2.2.3) names a calendar type to mail-parser's header parser.
+fn field_names_calendar(raw: &[u8], start: usize, next: usize) -> bool {
+    let mut end = next;
+    while matches!(raw.get(end), Some(b' ' | b'\t')) {
+        end = line_end(raw, end);
+    }
+    let mut field = raw.get(start..end).unwrap_or_default().to_vec();
+    field.extend_from_slice(b"\r\n\r\n");
+    MessageParser::default()
+        .parse_headers(&field)
+        .is_some_and(|headers| {
+            headers.headers().iter().any(|header| {
+                header.name == HeaderName::ContentType
+                    && header.value.as_content_type().is_some_and(|ct| {
+                        kind_of(ct.ctype(), ct.subtype().unwrap_or_default()) == Kind::Calendar
+                    })
+            })
+        })
+}
+
+/// The name a calendar Content-Type field in the body gets when defused: as long as
+/// `Content-Type`, so no offset moves; the part then has no type and reads as text/plain
+/// (RFC 2045 section 5.2) to every walk, its bytes kept for a human.
+const DEFUSED_FIELD_NAME: &[u8; 12] = b"X-Defused-CT";
+
+/// Renames every calendar Content-Type field at or after `body_start` (see
+/// [`DEFUSED_FIELD_NAME`]); those before it are the top-level header, which only the MTA
+/// can change.
+fn rename_calendar_fields(message: &mut [u8], body_start: usize) {
+    let starts: Vec<usize> = calendar_fields(message)
+        .filter(|&start| start >= body_start)
+        .collect();
+    for start in starts {
+        if let Some(name) = message.get_mut(start..start + DEFUSED_FIELD_NAME.len()) {
+            name.copy_from_slice(DEFUSED_FIELD_NAME);
+        }
+    }
+}
+
+/// The offset just past the line that starts at `start` (past its LF, or the end).
+fn line_end(raw: &[u8], start: usize) -> usize {
+    raw.get(start..)
+        .and_then(|rest| rest.iter().position(|&b| b == b'\n'))
+        .map_or(raw.len(), |i| start + i + 1)
+}
+
+/// `Content-Type`, in any case, then optional white space and a colon.
+fn is_content_type_field(line: &[u8]) -> bool {
+    const NAME: &[u8] = b"content-type";
+    line.get(..NAME.len())
+        .is_some_and(|name| name.eq_ignore_ascii_case(NAME))
+        && line
+            .get(NAME.len()..)
+            .unwrap_or_default()
+            .iter()
+            .find(|&&b| b != b' ' && b != b'\t')
+            == Some(&b':')
 }
 
 fn inspect_message(message: &Message<'_>, depth: usize) -> Inspection {
@@ -125,6 +222,12 @@ pub fn defuse(raw: &[u8]) -> Option<Defused> {
         // is never renamed again.
         let top_level = again.top_level.or(defused.top_level);
         defused = Defused { top_level, ..again };
+    }
+    // Calendar fields left in the body are in parts mail-parser does not walk into (a
+    // renamed forwarded message) or does not see as parts at all (fuzz/gate_mime); another
+    // walk may, so they lose their name too.
+    if names_calendar_anywhere(&defused.message) {
+        rename_calendar_fields(&mut defused.message, defused.body_start);
     }
     (inspect(&defused.message) != Inspection::Calendar).then_some(defused)
 }
@@ -240,6 +343,8 @@ mod tests {
         let defused = defuse(raw).unwrap();
         let text = String::from_utf8(defused.message).unwrap();
         assert!(text.contains("Content-Type: application/x-imipsec-defused-message"));
+        // The forwarded message's own calendar field loses its name too.
+        assert!(text.contains("X-Defused-CT: text/calendar; method=CANCEL"));
         assert!(defused.top_level.is_none());
     }
 
@@ -291,6 +396,62 @@ BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n\
         assert_eq!(inspect(raw), Inspection::Calendar);
         let defused = defuse(raw).unwrap();
         assert_ne!(inspect(&defused.message), Inspection::Calendar);
+    }
+
+    /// Regression (fuzz/gate_mime): an inner multipart that is never closed, then the
+    /// outer boundary and a calendar part. The S/MIME walk ends the forwarded message at the
+    /// outer boundary and finds the calendar; mail-parser's walk does not. Delivered
+    /// untouched, it would reach a calendar server that reads it like the S/MIME walk.
+    #[test]
+    fn a_calendar_only_another_mime_walk_finds_goes_to_the_engine() {
+        let raw = b"From: a@example.net\r\nContent-Type: multipart/report; boundary=o\r\n\r\n\
+--o\r\nContent-Type: text/plain\r\n\r\nnote\r\n\
+--o\r\nContent-Type: message/rfc822\r\n\r\n\
+From: c@example.net\r\nContent-Type: multipart/mixed;\r\n boundary=i\r\n\r\n\
+--i\r\nContent-Type: text/plain\r\n\r\ninner, never closed\r\n\
+--o\r\nContent-Type: text/calendar; charset=utf-8\r\n\r\n\
+BEGIN:VCALENDAR\r\nMETHOD:CANCEL\r\nEND:VCALENDAR\r\n\
+--j--\r\n\
+--o--\r\n";
+        let walked = MessageParser::new()
+            .parse(&raw[..])
+            .map(|message| inspect_message(&message, 0));
+        assert_eq!(
+            walked,
+            Some(Inspection::NotCalendar),
+            "mail-parser's walk misses the calendar (else this test shows nothing)"
+        );
+        assert_eq!(inspect(raw), Inspection::Calendar);
+        // mail-parser sees no part to rename, so the message cannot be defused: the gate
+        // then quarantines or refuses it rather than deliver it.
+        assert!(defuse(raw).is_none());
+    }
+
+    #[test]
+    fn content_type_fields_are_found_folded_spaced_and_in_any_case() {
+        for text in [
+            &b"x\r\nContent-Type: text/calendar\r\n"[..],
+            b"x\ncontent-type :\n\tTEXT/Calendar; method=REQUEST\n",
+            b"CONTENT-TYPE:application/ics\r\n",
+        ] {
+            assert!(
+                names_calendar_anywhere(text),
+                "{}",
+                String::from_utf8_lossy(text)
+            );
+        }
+        for text in [
+            &b"see text/calendar in prose\r\n"[..],
+            b"X-Content-Type: text/calendar\r\n",
+            b"Content-Type: text/plain\r\n text/calendar is not a type here\r\n",
+            b"Content-Type-Foo: text/calendar\r\n",
+        ] {
+            assert!(
+                !names_calendar_anywhere(text),
+                "{}",
+                String::from_utf8_lossy(text)
+            );
+        }
     }
 
     #[test]
