@@ -47,7 +47,7 @@ fn kind_of(ctype: &str, subtype: &str) -> Kind {
 /// Classify `raw`. A message mail-parser cannot parse at all counts as calendar mail,
 /// so it goes to the engine rather than through unchecked; so does one whose MIME tree,
 /// as mail-parser reads it, holds no calendar part while some line of it is a
-/// Content-Type field naming a calendar type ([`names_calendar_anywhere`]).
+/// Content-Type field naming a calendar type (a part that another walk would find).
 pub fn inspect(raw: &[u8]) -> Inspection {
     let walked = match MessageParser::new().parse(raw) {
         Some(message) => inspect_message(&message, 0),
