@@ -226,9 +226,7 @@ pub fn defuse(raw: &[u8]) -> Option<Defused> {
     // Calendar fields left in the body are in parts mail-parser does not walk into (a
     // renamed forwarded message) or does not see as parts at all (fuzz/gate_mime); another
     // walk may, so they lose their name too.
-    if names_calendar_anywhere(&defused.message) {
-        rename_calendar_fields(&mut defused.message, defused.body_start);
-    }
+    rename_calendar_fields(&mut defused.message, defused.body_start);
     (inspect(&defused.message) != Inspection::Calendar).then_some(defused)
 }
 
