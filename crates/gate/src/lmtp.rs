@@ -524,13 +524,16 @@ impl Session {
         vec![reply; self.rcpt_lines.len()]
     }
 
-    fn authres_line(&self, verdict: &GateVerdict) -> Vec<u8> {
-        format!(
+    /// `message` with our Authentication-Results field on top, as one copy to hand on.
+    fn with_authres(&self, verdict: &GateVerdict, message: &[u8]) -> Arc<Vec<u8>> {
+        let mut out = format!(
             "{}: {}\r\n",
             authres::HEADER,
             authres::header_value(&self.shared.config.authserv_id, verdict)
         )
-        .into_bytes()
+        .into_bytes();
+        out.extend_from_slice(message);
+        Arc::new(out)
     }
 
     /// Judge, then deliver each recipient's copy and collect one reply per recipient.
@@ -570,11 +573,10 @@ impl Session {
                     )
                 }
                 RecipientVerdict::Judged(verdict) if verdict.outcome == Outcome::Accept => {
-                    let mut message = self.authres_line(verdict);
-                    message.extend_from_slice(&stripped);
+                    let message = self.with_authres(verdict, &stripped);
                     (
                         Disposition::Deliver {
-                            message: Arc::new(message),
+                            message,
                             record: true,
                         },
                         Action::Accept,
@@ -592,14 +594,8 @@ impl Session {
                         Action::Reject,
                     ),
                     RejectAction::Quarantine => {
-                        let mut message = self.authres_line(verdict);
-                        message.extend_from_slice(&stripped);
-                        (
-                            Disposition::Quarantine {
-                                message: Arc::new(message),
-                            },
-                            Action::Quarantine,
-                        )
+                        let message = self.with_authres(verdict, &stripped);
+                        (Disposition::Quarantine { message }, Action::Quarantine)
                     }
                     RejectAction::Defuse => {
                         let defused = defused_cache
@@ -609,11 +605,10 @@ impl Session {
                             .clone();
                         match defused {
                             Some(body) => {
-                                let mut message = self.authres_line(verdict);
-                                message.extend_from_slice(&body);
+                                let message = self.with_authres(verdict, &body);
                                 (
                                     Disposition::Deliver {
-                                        message: Arc::new(message),
+                                        message,
                                         record: false,
                                     },
                                     Action::Defuse,
@@ -623,14 +618,8 @@ impl Session {
                             // it is (fail closed). Quarantine when a quarantine address is
                             // configured, else refuse (the sender is told; nothing is lost).
                             None if self.config.quarantine_address.is_some() => {
-                                let mut message = self.authres_line(verdict);
-                                message.extend_from_slice(&stripped);
-                                (
-                                    Disposition::Quarantine {
-                                        message: Arc::new(message),
-                                    },
-                                    Action::Quarantine,
-                                )
+                                let message = self.with_authres(verdict, &stripped);
+                                (Disposition::Quarantine { message }, Action::Quarantine)
                             }
                             None => (
                                 Disposition::Answer(Reply::new(
