@@ -1332,3 +1332,17 @@ fn johnny_you_are_fired_is_never_accepted_as_the_manager() {
         "the controls' signatures by {MANAGER} were not verified"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Attack classes kept in files of their own (each `use super::*;` for the fixtures above).
+
+#[path = "attacks/amplification.rs"]
+mod amplification;
+#[path = "attacks/cms.rs"]
+mod cms;
+#[path = "attacks/icalendar.rs"]
+mod icalendar;
+#[path = "attacks/mime.rs"]
+mod mime;
+#[path = "attacks/state.rs"]
+mod state;

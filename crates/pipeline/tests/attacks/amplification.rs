@@ -1,0 +1,1 @@
+//! Amplification: maximum key sizes and the per-message verification budget (issue #11 item 7).
