@@ -10,6 +10,7 @@ use std::sync::Arc;
 use openssl::error::ErrorStack;
 use openssl::hash::{MessageDigest, hash};
 use openssl::md::{Md, MdRef};
+use openssl::nid::Nid;
 use openssl::pkey::{Id, PKey, Public};
 use openssl::pkey_ctx::PkeyCtx;
 use openssl::rsa::Padding;
@@ -19,7 +20,7 @@ use time::OffsetDateTime;
 
 use crate::der::{self, DerError, Tlv, tag};
 use crate::error::{BadSignatureReason, Failure};
-use crate::limits::{LimitKind, Limits};
+use crate::limits::{Budget, LimitKind, Limits};
 use crate::policy::AlgorithmPolicy;
 use crate::second_opinion;
 use crate::trust::{EmailAddress, ParsedCertificate, TrustStore};
@@ -236,6 +237,8 @@ pub(crate) struct Context<'a> {
     pub at: OffsetDateTime,
     pub policy: &'a AlgorithmPolicy,
     pub limits: &'a Limits,
+    /// The message's remaining work budget (public-key operations, hashed bytes).
+    pub budget: &'a Budget,
 }
 
 fn malformed(error: DerError) -> Failure {
@@ -303,6 +306,13 @@ pub(crate) fn check_signed_data(
     if let Err(failure) = second_opinion::agree(der_bytes, &structure, context.limits.cms_bytes) {
         return failed(failure);
     }
+    // Key maxima before any public-key operation, for every certificate the message offers:
+    // OpenSSL's chain validation verifies certificates and CRLs with these keys too.
+    let mut parsed = parsed;
+    match offered_key_weight(&parsed.certificates, context) {
+        Ok(weight) => parsed.chain_weight = weight,
+        Err(failure) => return failed(failure),
+    }
     let econtent = parsed.econtent.clone();
     // A certs-only SignedData (RFC 8551 §3.6) has neither signers nor content: say what it is.
     if parsed.signer_infos.is_empty() {
@@ -366,6 +376,8 @@ struct SignedDataParts<'a> {
     crl_ders: Vec<&'a [u8]>,
     crls: Vec<X509Crl>,
     signer_infos: Vec<Tlv<'a>>,
+    /// Budget charge of one chain validation with these certificates (see `limits`).
+    chain_weight: u64,
 }
 
 fn parse_signed_data<'a>(
@@ -495,6 +507,7 @@ fn parse_signed_data<'a>(
         crl_ders,
         crls,
         signer_infos,
+        chain_weight: 0,
     })
 }
 
@@ -641,6 +654,96 @@ pub(crate) fn check_key(key: &PKey<Public>, policy: &AlgorithmPolicy) -> Result<
         });
     }
     Ok(())
+}
+
+fn charge(result: Result<(), LimitKind>) -> Result<(), Failure> {
+    result.map_err(Failure::LimitExceeded)
+}
+
+/// The key maxima of [`Limits`] on every certificate key a SignedData offers, and the budget
+/// charge of a chain validation with them: three operations (the certificate's signature, a
+/// base and a delta CRL) per certificate at its key's weight. A key OpenSSL cannot decode is
+/// skipped: it cannot verify anything.
+fn offered_key_weight(
+    certificates: &[Arc<ParsedCertificate>],
+    context: &Context<'_>,
+) -> Result<u64, Failure> {
+    let mut total = 0u64;
+    for parsed in certificates {
+        if let Ok(key) = parsed.certificate.public_key() {
+            total = total.saturating_add(key_weight(&key, context.limits)?.saturating_mul(3));
+        }
+    }
+    Ok(total)
+}
+
+/// The key maxima of [`Limits`] and the cost of one verification with `key`, in RSA-2048
+/// verifications (measured with `openssl speed`, see `limits`). RSA: modulus and public
+/// exponent within the limits, exponent odd and at least 3; EC: only the named curves P-256,
+/// P-384 and P-521 (explicit curve parameters, other curves are refused); Ed25519; any other
+/// key type (DSA, whose verification cost grows with its parameters) is unsupported.
+pub(crate) fn key_weight(key: &PKey<Public>, limits: &Limits) -> Result<u64, Failure> {
+    let id = key.id();
+    if id == Id::RSA || id == Id::RSA_PSS {
+        let bits = key.bits();
+        if bits > limits.rsa_modulus_bits {
+            return Err(Failure::LimitExceeded(LimitKind::RsaModulusBits));
+        }
+        let rsa = key.rsa().map_err(|_| Failure::UnsupportedAlgorithm {
+            oid: oid::RSA_ENCRYPTION.to_string(),
+        })?;
+        let exponent = rsa.e();
+        let exponent_bits = u32::try_from(exponent.num_bits()).unwrap_or(u32::MAX);
+        if exponent_bits > limits.rsa_exponent_bits {
+            return Err(Failure::LimitExceeded(LimitKind::RsaExponentBits));
+        }
+        // e = 1 makes every signature forgeable; an even e is no RSA key (RFC 8017 §3.1).
+        if exponent_bits < 2 || !exponent.is_bit_set(0) {
+            return Err(Failure::WeakAlgorithm {
+                algorithm: format!(
+                    "rsa-exponent-{}",
+                    exponent
+                        .to_dec_str()
+                        .map(|e| e.to_string())
+                        .unwrap_or_default()
+                ),
+            });
+        }
+        let ones: u32 = exponent.to_vec().iter().map(|byte| byte.count_ones()).sum();
+        // Square-and-multiply: one squaring per bit after the first, one multiplication per
+        // set bit after the first (17 for 65537).
+        let multiplications = u64::from(exponent_bits - 1 + ones.saturating_sub(1)).max(1);
+        let bits = u64::from(bits);
+        let work = bits * bits * multiplications;
+        let unit = 2048 * 2048 * 17;
+        return Ok(work.div_ceil(unit).max(1));
+    }
+    if id == Id::EC {
+        let curve = key.ec_key().ok().and_then(|ec| ec.group().curve_name());
+        return match curve {
+            Some(Nid::X9_62_PRIME256V1) => Ok(4),
+            Some(Nid::SECP384R1) => Ok(40),
+            Some(Nid::SECP521R1) => Ok(30),
+            _ if key.bits() < 256 => Err(Failure::WeakAlgorithm {
+                algorithm: format!("ec-{}", key.bits()),
+            }),
+            Some(other) => Err(Failure::UnsupportedAlgorithm {
+                oid: other.short_name().unwrap_or("unknown-curve").to_string(),
+            }),
+            None => Err(Failure::UnsupportedAlgorithm {
+                oid: "explicit-curve-parameters".to_string(),
+            }),
+        };
+    }
+    if id == Id::ED25519 {
+        return Ok(7);
+    }
+    Err(Failure::UnsupportedAlgorithm {
+        oid: Nid::from_raw(id.as_raw())
+            .short_name()
+            .unwrap_or("unknown-key-type")
+            .to_string(),
+    })
 }
 
 /// Policy on the validated chain: keys of every certificate, signature algorithms of every
@@ -902,6 +1005,7 @@ fn check_signer(
         .public_key()
         .map_err(|_| bad(BadSignatureReason::KeyTypeMismatch))?;
     check_key(&key, context.policy)?;
+    let weight = key_weight(&key, context.limits)?;
 
     let mut signing_time = None;
     let signed_bytes: Vec<u8> = match signed_attributes {
@@ -919,6 +1023,7 @@ fn check_signer(
             let claimed = found
                 .message_digest
                 .ok_or(bad(BadSignatureReason::MessageDigestAttribute))?;
+            charge(context.budget.hash(content.len()))?;
             let actual = hash(digest.message_digest(), content)
                 .map_err(|_| bad(BadSignatureReason::DigestMismatch))?;
             if openssl::memcmp::eq(&claimed, &actual) && claimed.len() == actual.len() {
@@ -942,11 +1047,14 @@ fn check_signer(
             content.to_vec()
         }
     };
+    charge(context.budget.hash(signed_bytes.len()))?;
+    charge(context.budget.verify(weight))?;
     if !verify_signature(signer, &key, scheme, &signed_bytes, &signature)
         .map_err(|()| bad(BadSignatureReason::KeyTypeMismatch))?
     {
         return Err(bad(BadSignatureReason::SignatureMismatch));
     }
+    charge(context.budget.verify(parsed.chain_weight))?;
     let chain = context.trust.validate(
         signer,
         &parsed.certificates,
@@ -1079,6 +1187,7 @@ mod tests {
             at: OffsetDateTime::UNIX_EPOCH,
             policy: &policy,
             limits: &limits,
+            budget: &Budget::new(&limits, 1 << 20),
         };
         for input in [
             &b""[..],

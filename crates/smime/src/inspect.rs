@@ -9,7 +9,7 @@ use crate::cms::{self, Context, SignerReport, VerifiedSigner, oid};
 use crate::decrypt;
 use crate::error::{Failure, MimeErrorKind, SmimeError};
 use crate::keys::Identity;
-use crate::limits::{LimitKind, Limits};
+use crate::limits::{Budget, LimitKind, Limits};
 use crate::mime::{self, Entity, MimeError, ProtectedHeaders};
 use crate::policy::AlgorithmPolicy;
 use crate::trust::{TrustStore, normalize_email};
@@ -244,11 +244,17 @@ pub fn verify_signed_data(
     policy: &AlgorithmPolicy,
     limits: &Limits,
 ) -> Result<Vec<VerifiedSigner>, Failure> {
+    let budget = Budget::new(
+        limits,
+        der.len()
+            .saturating_add(detached_content.map_or(0, <[u8]>::len)),
+    );
     let context = Context {
         trust,
         at,
         policy,
         limits,
+        budget: &budget,
     };
     cms::check_signed_data(der, detached_content, &context).outcome
 }
@@ -288,6 +294,7 @@ pub fn inspect(raw: &[u8], options: &InspectOptions<'_>) -> Result<Inspection, S
         },
         outer: ProtectedHeaders::default(),
         parts: 0,
+        budget: Budget::new(options.limits, buffer.len()),
     };
     let root = Position {
         path: Vec::new(),
@@ -351,6 +358,8 @@ struct Walker<'o> {
     inspection: Inspection,
     outer: ProtectedHeaders,
     parts: usize,
+    /// What the message may still spend on public-key operations, hashing and decoding.
+    budget: Budget,
 }
 
 fn mime_error(error: MimeError, layer: Option<usize>) -> SmimeError {
@@ -371,6 +380,7 @@ impl Walker<'_> {
             at: self.options.at,
             policy: self.options.policy,
             limits: self.options.limits,
+            budget: &self.budget,
         }
     }
 
@@ -463,7 +473,18 @@ impl Walker<'_> {
         }
     }
 
+    /// Pay for transfer-decoding `entity`'s body (its encoded size, before the work).
+    fn charge_decoding(&self, entity: &Entity<'_>) -> Result<(), SmimeError> {
+        if entity.encoding == mime::TransferEncoding::Identity {
+            return Ok(());
+        }
+        self.budget
+            .decode(entity.body.len())
+            .map_err(SmimeError::LimitExceeded)
+    }
+
     fn leaf(&mut self, entity: &Entity<'_>, position: Position) -> Result<(), SmimeError> {
+        self.charge_decoding(entity)?;
         let body = entity
             .decoded_body()
             .map_err(|error| mime_error(error, position.buffer_layer))?
@@ -519,6 +540,7 @@ impl Walker<'_> {
             // RFC 1847 §2.1: the signed bytes are the first body part exactly as received,
             // headers included, up to (not including) the CRLF before the next delimiter.
             let signed = buffer.get(content_start..content_end).unwrap_or_default();
+            self.charge_decoding(&signature)?;
             self.verify_detached(&signature, signed)
         } else {
             LayerOutcome::SignatureFailed {
@@ -563,6 +585,7 @@ impl Walker<'_> {
             .param("smime-type")
             .unwrap_or("")
             .to_ascii_lowercase();
+        self.charge_decoding(entity)?;
         let der = entity.decoded_body();
         // The CMS content type decides what is processed; smime-type is only a hint used when
         // the content does not parse (RFC 8551 §3.2.2).
@@ -646,6 +669,9 @@ impl Walker<'_> {
                     );
                     return Ok(());
                 }
+                self.budget
+                    .decode(der.len())
+                    .map_err(SmimeError::LimitExceeded)?;
                 match decrypt::decrypt(&der, self.options.identities) {
                     Ok(plaintext) => {
                         let index = self.push_layer(
@@ -689,6 +715,9 @@ impl Walker<'_> {
             return Err(SmimeError::LimitExceeded(LimitKind::MessageBytes));
         }
         let content = if mime::has_bare_lf_endings(&content) {
+            self.budget
+                .decode(content.len())
+                .map_err(SmimeError::LimitExceeded)?;
             mime::canonicalize(&content)
         } else {
             content

@@ -1,4 +1,47 @@
-//! Named limits for untrusted input (every one with its own [`LimitKind`]).
+//! Named limits for untrusted input (every one with its own [`LimitKind`]), and the per-message
+//! work budget that enforces the cumulative ones.
+//!
+//! # Why these numbers
+//!
+//! The structural limits (`parts`, `mime_depth`, `signer_infos`, `certificates`, the byte
+//! sizes) bound each piece of a message; alone they still let one message multiply work:
+//! every signer of every nested layer hashes its whole layer and runs a public-key operation
+//! with a key of the sender's choosing (issue #11: 85 parts signed with RSA-3072 keys whose
+//! public exponent has 3,070 bits cost 4 to 8 s of CPU for 2 to 3 MB). The key maxima and the
+//! three budgets below close that. They were chosen so that a message within all limits costs
+//! at most 10x the CPU of an ordinary detached-signed message of the same size (one RSA-2048
+//! signer, its intermediate, chain validated): see `BENCHMARKS.md`, "Amplification", and the
+//! `amplification` bench of this crate, which builds the worst shapes within the limits.
+//!
+//! - [`Limits::rsa_modulus_bits`] 8192: the largest modulus webpki accepts; OpenSSL alone
+//!   accepts 16384 (and a 64-bit exponent above 3072 bits, any exponent at or below).
+//! - [`Limits::rsa_exponent_bits`] 32: the exponent is at most 2^32 - 1 (every valid exponent
+//!   is odd, so this is "at most 2^32"). 65537 has 17 bits. A verification costs about one
+//!   modular multiplication per exponent bit and per set bit: at 32 bits, 3.6x 65537.
+//! - [`Limits::signature_verifications`]: public-key work, in units of one RSA-2048
+//!   verification with exponent 65537 (22 us here). A key's weight is measured, not assumed:
+//!   RSA `ceil((bits / 2048)^2 * m / 17)` where `m` is the number of modular multiplications
+//!   of its exponent (17 for 65537), so RSA-4096 weighs 4, RSA-8192 16, RSA-8192 with a 32-bit
+//!   exponent 59; P-256 4, Ed25519 7, P-521 30, P-384 40 (OpenSSL 3.0 has no fast P-384).
+//!   A signer's signature is charged its key's weight; a chain validation is charged, before
+//!   OpenSSL runs it, three operations (the certificate's signature, a base and a delta CRL)
+//!   for every certificate the message offers, at that certificate's weight. An ordinary
+//!   message (RSA-2048 signer and intermediate) uses 7; the default 128 fits one RSA-8192
+//!   signer under an RSA-2048 or RSA-4096 intermediate, and a few P-384 ones.
+//! - [`Limits::hashed_bytes_factor`] 4: bytes hashed (every signer hashes its whole content,
+//!   plus its signed attributes) at most 4x the message. One signature layer hashes less
+//!   than the message once; 4 allows two signers on each of two nested layers (triple
+//!   wrapping), and stops 15 nested layers of 8 signers (120 passes) after four.
+//! - [`Limits::decoded_bytes_factor`] 4: bytes that go through base64 / quoted-printable
+//!   decoding or decryption at most 4x the message. Each nested base64 layer shrinks its
+//!   content to 3/4, so real nesting stays under 4x; quoted-printable does not shrink, so
+//!   16 nested quoted-printable CMS layers would decode the message 16 times.
+//!
+//! The factors are of the message as walked (after the CRLF canonicalisation of bare-LF
+//! mail), so the budget scales with the size of the message: the cost of an ordinary message
+//! does too.
+
+use std::cell::Cell;
 
 /// Bounds on the work one message may cause. `Default` is meant for mail in the wild: generous
 /// for real iMIP messages, small enough that no input can exhaust memory or time.
@@ -17,6 +60,21 @@ pub struct Limits {
     pub signer_infos: usize,
     /// Maximum size of one CMS structure in bytes (after transfer decoding).
     pub cms_bytes: usize,
+    /// Largest RSA modulus, in bits, of any certificate in a SignedData (checked for every
+    /// certificate before any signature operation; the trust anchors are checked when they
+    /// end a validated chain).
+    pub rsa_modulus_bits: u32,
+    /// Largest RSA public exponent, in bits (32: at most 2^32 - 1), of any certificate in a
+    /// SignedData.
+    pub rsa_exponent_bits: u32,
+    /// Public-key work per message, in units of one RSA-2048 verification with exponent 65537
+    /// (weights in the module documentation), charged before each operation.
+    pub signature_verifications: u64,
+    /// Bytes hashed per message, as a multiple of the message's size.
+    pub hashed_bytes_factor: usize,
+    /// Bytes transfer-decoded (base64, quoted-printable) or decrypted per message, as a
+    /// multiple of the message's size; charged before decoding with the encoded size.
+    pub decoded_bytes_factor: usize,
 }
 
 impl Default for Limits {
@@ -28,6 +86,11 @@ impl Default for Limits {
             certificates: 32,
             signer_infos: 8,
             cms_bytes: 16 * 1024 * 1024,
+            rsa_modulus_bits: 8192,
+            rsa_exponent_bits: 32,
+            signature_verifications: 128,
+            hashed_bytes_factor: 4,
+            decoded_bytes_factor: 4,
         }
     }
 }
@@ -54,4 +117,72 @@ pub enum LimitKind {
     /// [`Limits::cms_bytes`].
     #[error("CMS bytes")]
     CmsBytes,
+    /// [`Limits::rsa_modulus_bits`].
+    #[error("RSA modulus bits")]
+    RsaModulusBits,
+    /// [`Limits::rsa_exponent_bits`].
+    #[error("RSA public exponent bits")]
+    RsaExponentBits,
+    /// [`Limits::signature_verifications`].
+    #[error("signature verifications per message")]
+    SignatureVerifications,
+    /// [`Limits::hashed_bytes_factor`].
+    #[error("bytes hashed per message")]
+    HashedBytes,
+    /// [`Limits::decoded_bytes_factor`].
+    #[error("bytes decoded per message")]
+    DecodedBytes,
+}
+
+/// What one message may still spend: the cumulative limits of [`Limits`], for the message
+/// being inspected. Every charge is made before the work it pays for; a charge that does not
+/// fit leaves the budget exhausted for that kind (nothing later fits either).
+#[derive(Debug)]
+pub(crate) struct Budget {
+    verifications: Cell<u64>,
+    hashed: Cell<usize>,
+    decoded: Cell<usize>,
+}
+
+impl Budget {
+    /// The budget of a message of `message_len` bytes (as walked).
+    pub(crate) fn new(limits: &Limits, message_len: usize) -> Self {
+        Budget {
+            verifications: Cell::new(limits.signature_verifications),
+            hashed: Cell::new(limits.hashed_bytes_factor.saturating_mul(message_len)),
+            decoded: Cell::new(limits.decoded_bytes_factor.saturating_mul(message_len)),
+        }
+    }
+
+    /// Pay for public-key operations of total `weight`.
+    pub(crate) fn verify(&self, weight: u64) -> Result<(), LimitKind> {
+        take(
+            &self.verifications,
+            weight,
+            LimitKind::SignatureVerifications,
+        )
+    }
+
+    /// Pay for hashing `bytes`.
+    pub(crate) fn hash(&self, bytes: usize) -> Result<(), LimitKind> {
+        take(&self.hashed, bytes, LimitKind::HashedBytes)
+    }
+
+    /// Pay for decoding or decrypting `bytes` of input.
+    pub(crate) fn decode(&self, bytes: usize) -> Result<(), LimitKind> {
+        take(&self.decoded, bytes, LimitKind::DecodedBytes)
+    }
+}
+
+fn take<T>(left: &Cell<T>, amount: T, kind: LimitKind) -> Result<(), LimitKind>
+where
+    T: Copy + Default + PartialOrd + std::ops::Sub<Output = T>,
+{
+    let available = left.get();
+    if amount > available {
+        left.set(T::default());
+        return Err(kind);
+    }
+    left.set(available - amount);
+    Ok(())
 }
