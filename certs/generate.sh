@@ -250,4 +250,7 @@ check "unable to get local issuer certificate" special/untrusted.cert.pem
 check ok special/weak-rsa1024.cert.pem
 check "EE certificate key too weak" special/weak-rsa1024.cert.pem -auth_level 2
 
+# --- Key-size identities (issue #11 item 7), issued by the new intermediate ----------------
+"$OUT/generate-amplification.sh"
+
 echo "test PKI regenerated in $OUT"

@@ -5,6 +5,7 @@
 //! with the `[0] IMPLICIT` tag replaced by `SET` (0x31), RFC 5652 §5.4. Certificates and CRLs
 //! are handed to OpenSSL in their received encoding.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use openssl::error::ErrorStack;
@@ -378,6 +379,39 @@ struct SignedDataParts<'a> {
     signer_infos: Vec<Tlv<'a>>,
     /// Budget charge of one chain validation with these certificates (see `limits`).
     chain_weight: u64,
+    /// Digests of the content computed so far, one per algorithm: every signer hashing the
+    /// whole content again multiplied the work by the number of signers (issue #11).
+    content_digests: RefCell<Vec<(DigestAlgorithm, Vec<u8>)>>,
+    /// Signer certificates (DER) whose chain validation this SignedData has paid for: signers
+    /// sharing a certificate share the validation (the chain cache answers the others).
+    chains_paid: RefCell<Vec<Arc<[u8]>>>,
+}
+
+impl SignedDataParts<'_> {
+    /// The digest of `content` with `algorithm`, hashed (and paid for) once per SignedData.
+    fn content_digest(
+        &self,
+        algorithm: DigestAlgorithm,
+        content: &[u8],
+        budget: &Budget,
+    ) -> Result<Option<Vec<u8>>, Failure> {
+        if let Some((_, digest)) = self
+            .content_digests
+            .borrow()
+            .iter()
+            .find(|(kept, _)| *kept == algorithm)
+        {
+            return Ok(Some(digest.clone()));
+        }
+        charge(budget.hash(content.len()))?;
+        let Ok(digest) = hash(algorithm.message_digest(), content) else {
+            return Ok(None);
+        };
+        self.content_digests
+            .borrow_mut()
+            .push((algorithm, digest.to_vec()));
+        Ok(Some(digest.to_vec()))
+    }
 }
 
 fn parse_signed_data<'a>(
@@ -508,6 +542,8 @@ fn parse_signed_data<'a>(
         crls,
         signer_infos,
         chain_weight: 0,
+        content_digests: RefCell::new(Vec::new()),
+        chains_paid: RefCell::new(Vec::new()),
     })
 }
 
@@ -719,7 +755,13 @@ pub(crate) fn key_weight(key: &PKey<Public>, limits: &Limits) -> Result<u64, Fai
         return Ok(work.div_ceil(unit).max(1));
     }
     if id == Id::EC {
-        let curve = key.ec_key().ok().and_then(|ec| ec.group().curve_name());
+        // RFC 5480 §2.1.1: only namedCurve; OpenSSL maps explicit parameters equal to a
+        // named curve to its name, so the encoding is checked too.
+        let curve = key.ec_key().ok().and_then(|ec| {
+            let group = ec.group();
+            let named = group.asn1_flag() == openssl::ec::Asn1Flag::NAMED_CURVE;
+            group.curve_name().filter(|_| named)
+        });
         return match curve {
             Some(Nid::X9_62_PRIME256V1) => Ok(4),
             Some(Nid::SECP384R1) => Ok(40),
@@ -1023,9 +1065,9 @@ fn check_signer(
             let claimed = found
                 .message_digest
                 .ok_or(bad(BadSignatureReason::MessageDigestAttribute))?;
-            charge(context.budget.hash(content.len()))?;
-            let actual = hash(digest.message_digest(), content)
-                .map_err(|_| bad(BadSignatureReason::DigestMismatch))?;
+            let actual = parsed
+                .content_digest(digest, content, context.budget)?
+                .ok_or(bad(BadSignatureReason::DigestMismatch))?;
             if openssl::memcmp::eq(&claimed, &actual) && claimed.len() == actual.len() {
                 signing_time = found.signing_time;
             } else {
@@ -1054,7 +1096,10 @@ fn check_signer(
     {
         return Err(bad(BadSignatureReason::SignatureMismatch));
     }
-    charge(context.budget.verify(parsed.chain_weight))?;
+    if !parsed.chains_paid.borrow().contains(&signer.der) {
+        charge(context.budget.verify(parsed.chain_weight))?;
+        parsed.chains_paid.borrow_mut().push(Arc::clone(&signer.der));
+    }
     let chain = context.trust.validate(
         signer,
         &parsed.certificates,
@@ -1162,6 +1207,91 @@ mod tests {
         assert_eq!(parsed.year(), 2026);
         assert_eq!(parsed.hour(), 12);
         assert_eq!(parsed.minute(), 30);
+    }
+
+    /// An RSA public key with a random odd modulus of exactly `bits` bits and exponent `e`
+    /// (no private key: the maxima are checked on public keys alone).
+    fn rsa_public(bits: i32, exponent: &openssl::bn::BigNumRef) -> PKey<Public> {
+        use openssl::bn::{BigNum, MsbOption};
+        let mut modulus = BigNum::new().unwrap();
+        modulus.rand(bits, MsbOption::ONE, true).unwrap();
+        let exponent = exponent.to_owned().unwrap();
+        let rsa = openssl::rsa::Rsa::from_public_components(modulus, exponent).unwrap();
+        PKey::from_rsa(rsa).unwrap()
+    }
+
+    fn number(text: &str) -> openssl::bn::BigNum {
+        openssl::bn::BigNum::from_dec_str(text).unwrap()
+    }
+
+    /// Issue #11 item 7: the maxima are exact. RSA modulus 8192 bits accepted, 8193 refused;
+    /// public exponent 2^32 - 1 accepted, 2^32 + 1 (the next odd one) refused; e = 1 and an
+    /// even e are no RSA keys.
+    #[test]
+    fn rsa_key_maxima_are_exact() {
+        let limits = Limits::default();
+        let f4 = number("65537");
+        assert_eq!(key_weight(&rsa_public(2048, &f4), &limits), Ok(1));
+        assert_eq!(key_weight(&rsa_public(8192, &f4), &limits), Ok(16));
+        assert_eq!(
+            key_weight(&rsa_public(8193, &f4), &limits),
+            Err(Failure::LimitExceeded(LimitKind::RsaModulusBits))
+        );
+        assert_eq!(
+            key_weight(&rsa_public(2048, &number("4294967295")), &limits),
+            Ok(4)
+        );
+        assert_eq!(
+            key_weight(&rsa_public(8192, &number("4294967295")), &limits),
+            Ok(59)
+        );
+        assert_eq!(
+            key_weight(&rsa_public(2048, &number("4294967297")), &limits),
+            Err(Failure::LimitExceeded(LimitKind::RsaExponentBits))
+        );
+        assert_eq!(key_weight(&rsa_public(2048, &number("3")), &limits), Ok(1));
+        for weak in ["1", "65536"] {
+            assert!(matches!(
+                key_weight(&rsa_public(2048, &number(weak)), &limits),
+                Err(Failure::WeakAlgorithm { .. })
+            ));
+        }
+    }
+
+    /// EC keys only on the named curves P-256, P-384, P-521; explicit parameters (even of
+    /// P-256) and other curves are refused before any operation.
+    #[test]
+    fn ec_keys_only_on_named_curves() {
+        use openssl::ec::{Asn1Flag, EcGroup, EcKey};
+        let limits = Limits::default();
+        let weight = |nid: Nid, explicit: bool| {
+            let mut group = EcGroup::from_curve_name(nid).unwrap();
+            if explicit {
+                group.set_asn1_flag(Asn1Flag::EXPLICIT_CURVE);
+            }
+            let private = EcKey::generate(&group).unwrap();
+            let public = EcKey::from_public_key(&group, private.public_key()).unwrap();
+            let der = PKey::from_ec_key(public)
+                .unwrap()
+                .public_key_to_der()
+                .unwrap();
+            key_weight(&PKey::public_key_from_der(&der).unwrap(), &limits)
+        };
+        assert_eq!(weight(Nid::X9_62_PRIME256V1, false), Ok(4));
+        assert_eq!(weight(Nid::SECP384R1, false), Ok(40));
+        assert_eq!(weight(Nid::SECP521R1, false), Ok(30));
+        assert!(matches!(
+            weight(Nid::X9_62_PRIME256V1, true),
+            Err(Failure::UnsupportedAlgorithm { .. })
+        ));
+        assert!(matches!(
+            weight(Nid::SECP256K1, false),
+            Err(Failure::UnsupportedAlgorithm { .. })
+        ));
+        assert!(matches!(
+            weight(Nid::X9_62_PRIME192V1, false),
+            Err(Failure::WeakAlgorithm { .. })
+        ));
     }
 
     #[test]

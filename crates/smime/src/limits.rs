@@ -28,14 +28,18 @@
 //!   for every certificate the message offers, at that certificate's weight. An ordinary
 //!   message (RSA-2048 signer and intermediate) uses 7; the default 128 fits one RSA-8192
 //!   signer under an RSA-2048 or RSA-4096 intermediate, and a few P-384 ones.
-//! - [`Limits::hashed_bytes_factor`] 4: bytes hashed (every signer hashes its whole content,
-//!   plus its signed attributes) at most 4x the message. One signature layer hashes less
-//!   than the message once; 4 allows two signers on each of two nested layers (triple
-//!   wrapping), and stops 15 nested layers of 8 signers (120 passes) after four.
-//! - [`Limits::decoded_bytes_factor`] 4: bytes that go through base64 / quoted-printable
-//!   decoding or decryption at most 4x the message. Each nested base64 layer shrinks its
-//!   content to 3/4, so real nesting stays under 4x; quoted-printable does not shrink, so
-//!   16 nested quoted-printable CMS layers would decode the message 16 times.
+//! - [`Limits::hashed_bytes`] 64 KiB plus [`Limits::hashed_bytes_factor`] 4 times the
+//!   message: bytes hashed, the content once per SignedData and digest algorithm (signers
+//!   sharing an algorithm share the digest) plus every signer's signed attributes. One
+//!   signature layer hashes less than the message once; 4 passes allow two digest algorithms
+//!   on each of two nested layers (triple wrapping), and stop 15 nested signed layers (15
+//!   passes, 60 with four algorithms each) after four. The allowance keeps tiny messages,
+//!   whose fixed costs dominate, out of the factor's way (64 KiB of SHA-256: 0.1 ms).
+//! - [`Limits::decoded_bytes`] 64 KiB plus [`Limits::decoded_bytes_factor`] 4 times the
+//!   message: bytes that go through base64 / quoted-printable decoding, decryption or CRLF
+//!   canonicalisation. Each nested base64 layer shrinks its content to 3/4, so real nesting
+//!   stays under 4x (the geometric sum); the budget is the backstop for what does not
+//!   shrink (a part decoded twice, canonicalised decrypted content).
 //!
 //! The factors are of the message as walked (after the CRLF canonicalisation of bare-LF
 //! mail), so the budget scales with the size of the message: the cost of an ordinary message
@@ -70,10 +74,16 @@ pub struct Limits {
     /// Public-key work per message, in units of one RSA-2048 verification with exponent 65537
     /// (weights in the module documentation), charged before each operation.
     pub signature_verifications: u64,
-    /// Bytes hashed per message, as a multiple of the message's size.
+    /// Bytes hashed per message: this allowance plus [`Limits::hashed_bytes_factor`] times
+    /// the message's size.
+    pub hashed_bytes: usize,
+    /// See [`Limits::hashed_bytes`].
     pub hashed_bytes_factor: usize,
-    /// Bytes transfer-decoded (base64, quoted-printable) or decrypted per message, as a
-    /// multiple of the message's size; charged before decoding with the encoded size.
+    /// Bytes transfer-decoded (base64, quoted-printable), decrypted or canonicalised per
+    /// message: this allowance plus [`Limits::decoded_bytes_factor`] times the message's size;
+    /// charged before the work with the input size.
+    pub decoded_bytes: usize,
+    /// See [`Limits::decoded_bytes`].
     pub decoded_bytes_factor: usize,
 }
 
@@ -89,7 +99,9 @@ impl Default for Limits {
             rsa_modulus_bits: 8192,
             rsa_exponent_bits: 32,
             signature_verifications: 128,
+            hashed_bytes: 64 * 1024,
             hashed_bytes_factor: 4,
+            decoded_bytes: 64 * 1024,
             decoded_bytes_factor: 4,
         }
     }
@@ -126,10 +138,10 @@ pub enum LimitKind {
     /// [`Limits::signature_verifications`].
     #[error("signature verifications per message")]
     SignatureVerifications,
-    /// [`Limits::hashed_bytes_factor`].
+    /// [`Limits::hashed_bytes`] with [`Limits::hashed_bytes_factor`].
     #[error("bytes hashed per message")]
     HashedBytes,
-    /// [`Limits::decoded_bytes_factor`].
+    /// [`Limits::decoded_bytes`] with [`Limits::decoded_bytes_factor`].
     #[error("bytes decoded per message")]
     DecodedBytes,
 }
@@ -149,8 +161,18 @@ impl Budget {
     pub(crate) fn new(limits: &Limits, message_len: usize) -> Self {
         Budget {
             verifications: Cell::new(limits.signature_verifications),
-            hashed: Cell::new(limits.hashed_bytes_factor.saturating_mul(message_len)),
-            decoded: Cell::new(limits.decoded_bytes_factor.saturating_mul(message_len)),
+            hashed: Cell::new(
+                limits
+                    .hashed_bytes_factor
+                    .saturating_mul(message_len)
+                    .saturating_add(limits.hashed_bytes),
+            ),
+            decoded: Cell::new(
+                limits
+                    .decoded_bytes_factor
+                    .saturating_mul(message_len)
+                    .saturating_add(limits.decoded_bytes),
+            ),
         }
     }
 

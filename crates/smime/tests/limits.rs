@@ -217,3 +217,184 @@ fn cms_bytes_at_and_past_the_limit() {
         Err(Failure::LimitExceeded(LimitKind::CmsBytes))
     ));
 }
+
+// ---------------------------------------------------------------------------------------------
+// The per-message work budget (issue #11 item 7): each at the limit and one unit past it.
+
+/// (tag, whole length, content) of the DER TLV at the start of `bytes`.
+fn tlv(bytes: &[u8]) -> (u8, usize, &[u8]) {
+    let (header, len) = if bytes[1] < 0x80 {
+        (2, usize::from(bytes[1]))
+    } else {
+        let n = usize::from(bytes[1] & 0x7f);
+        let len = bytes[2..2 + n]
+            .iter()
+            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+        (2 + n, len)
+    };
+    (bytes[0], header + len, &bytes[header..header + len])
+}
+
+fn children(mut content: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    while !content.is_empty() {
+        let (_, total, _) = tlv(content);
+        out.push(&content[..total]);
+        content = &content[total..];
+    }
+    out
+}
+
+/// Total length of the signed attributes of every SignerInfo of a ContentInfo(SignedData).
+fn signed_attributes_len(der: &[u8]) -> usize {
+    let (_, _, content_info) = tlv(der);
+    let (_, _, explicit) = tlv(children(content_info)[1]);
+    let (_, _, signed_data) = tlv(explicit);
+    let signer_infos = *children(signed_data).last().unwrap();
+    let (_, _, signer_infos) = tlv(signer_infos);
+    children(signer_infos)
+        .into_iter()
+        .map(|info| {
+            let (_, _, info) = tlv(info);
+            let attributes = children(info).into_iter().find(|f| f[0] == 0xa0).unwrap();
+            tlv(attributes).1
+        })
+        .sum()
+}
+
+fn verify_with(der: &[u8], limits: &Limits) -> Result<usize, Failure> {
+    verify(der, limits)
+}
+
+/// One public-key operation per signer at its key's weight (RSA-2048: 1) and, once per
+/// SignedData and signer certificate, three per offered certificate for chain validation:
+/// two RSA-2048 signers with three certificates cost 2 + 2 x 9 = 20.
+#[test]
+fn signature_verifications_at_and_past_the_limit() {
+    let der = two_signer_der();
+    let at = Limits {
+        signature_verifications: 20,
+        ..Limits::default()
+    };
+    assert_eq!(verify_with(&der, &at), Ok(2));
+    let past = Limits {
+        signature_verifications: 19,
+        ..Limits::default()
+    };
+    assert_eq!(
+        verify_with(&der, &past),
+        Err(Failure::LimitExceeded(LimitKind::SignatureVerifications))
+    );
+    // The same through `inspect`: one signer, two certificates, 1 + 6.
+    let raw = signed_message();
+    let at = Limits {
+        signature_verifications: 7,
+        ..Limits::default()
+    };
+    assert!(verified(&run(&raw, &at).unwrap()));
+    let past = Limits {
+        signature_verifications: 6,
+        ..Limits::default()
+    };
+    assert_layer_limit(
+        &run(&raw, &past).unwrap(),
+        LimitKind::SignatureVerifications,
+    );
+}
+
+/// Bytes hashed: the content once per digest algorithm (both signers use SHA-256 and share
+/// the digest), plus each signer's signed attributes.
+#[test]
+fn hashed_bytes_at_and_past_the_limit() {
+    let der = two_signer_der();
+    let hashed = ENTITY.len() + signed_attributes_len(&der);
+    let at = Limits {
+        hashed_bytes: hashed,
+        hashed_bytes_factor: 0,
+        ..Limits::default()
+    };
+    assert_eq!(verify_with(&der, &at), Ok(2));
+    let past = Limits {
+        hashed_bytes: hashed - 1,
+        hashed_bytes_factor: 0,
+        ..Limits::default()
+    };
+    assert_eq!(
+        verify_with(&der, &past),
+        Err(Failure::LimitExceeded(LimitKind::HashedBytes))
+    );
+    // The factor scales with the message (DER + detached content): one pass fits in 1x.
+    let scaled = Limits {
+        hashed_bytes: 0,
+        hashed_bytes_factor: 1,
+        ..Limits::default()
+    };
+    assert_eq!(verify_with(&der, &scaled), Ok(2));
+    let none = Limits {
+        hashed_bytes: 0,
+        hashed_bytes_factor: 0,
+        ..Limits::default()
+    };
+    assert_eq!(
+        verify_with(&der, &none),
+        Err(Failure::LimitExceeded(LimitKind::HashedBytes))
+    );
+}
+
+/// Bytes decoded: signed_message's only transfer-encoded part is the base64 signature, whose
+/// encoded body (up to the CRLF before the close delimiter) is charged before decoding.
+#[test]
+fn decoded_bytes_at_and_past_the_limit() {
+    let raw = signed_message();
+    let text = String::from_utf8(raw.clone()).unwrap();
+    let header = text.find("Content-Transfer-Encoding: base64").unwrap();
+    let start = header + text[header..].find("\r\n\r\n").unwrap() + 4;
+    let end = start + text[start..].find("\r\n--").unwrap();
+    let encoded = end - start;
+    let at = Limits {
+        decoded_bytes: encoded,
+        decoded_bytes_factor: 0,
+        ..Limits::default()
+    };
+    assert!(verified(&run(&raw, &at).unwrap()));
+    let past = Limits {
+        decoded_bytes: encoded - 1,
+        decoded_bytes_factor: 0,
+        ..Limits::default()
+    };
+    assert_whole_message_limit(run(&raw, &past), LimitKind::DecodedBytes);
+}
+
+/// The key maxima are limits too: an RSA-2048 signer passes with `rsa_modulus_bits` 2048 and
+/// is refused at 2047; its exponent 65537 (17 bits) passes at 17 and is refused at 16.
+#[test]
+fn rsa_key_maxima_at_and_past_the_limit() {
+    let der = two_signer_der();
+    for (at, past, kind) in [
+        (
+            Limits {
+                rsa_modulus_bits: 2048,
+                ..Limits::default()
+            },
+            Limits {
+                rsa_modulus_bits: 2047,
+                ..Limits::default()
+            },
+            LimitKind::RsaModulusBits,
+        ),
+        (
+            Limits {
+                rsa_exponent_bits: 17,
+                ..Limits::default()
+            },
+            Limits {
+                rsa_exponent_bits: 16,
+                ..Limits::default()
+            },
+            LimitKind::RsaExponentBits,
+        ),
+    ] {
+        assert_eq!(verify_with(&der, &at), Ok(2));
+        assert_eq!(verify_with(&der, &past), Err(Failure::LimitExceeded(kind)));
+    }
+}

@@ -1,1 +1,148 @@
-//! Amplification: maximum key sizes and the per-message verification budget (issue #11 item 7).
+//! Amplification: maximum key sizes and the per-message work budget (issue #11 item 7).
+//!
+//! Before the fix a message could make imipsec run public-key operations with keys of any
+//! size and exponent (OpenSSL accepts an exponent as large as the modulus up to 3072 bits),
+//! for every SignerInfo of every signed part, and every signer hashed its whole layer: 85
+//! parts signed with RSA-3072 keys with 3,070-bit exponents cost 4 to 8 s of CPU for 2 to 3 MB,
+//! 15 nested layers of 8 signers 5 to 6 s. Each test below is the shape of one mechanism,
+//! with a control beside it that the same builder is accepted within the limits. The key
+//! identities are in `certs/amplification/` (certs/README.md).
+
+use super::*;
+
+/// A whole message: `entity` signed (detached) by the RSA key of `certs/amplification/NAME`,
+/// which is certified for the organizer by the test intermediate.
+fn signed_by_amplification_key(name: &str) -> Vec<u8> {
+    let content = invitation();
+    let signer = format!("amplification/{name}");
+    let info = signer_info(&signer, &honest_attributes(&content), false);
+    let cms = signed_data(None, &[info], &[&signer]);
+    hand_signed(&content, &cms)
+}
+
+#[test]
+fn control_rsa_exponent_of_32_bits_is_accepted() {
+    // e = 2^32 - 1, the largest exponent within `Limits::rsa_exponent_bits`.
+    assert_accepted(&evaluate(&signed_by_amplification_key("exp32")));
+}
+
+/// The next valid exponent past the limit, 2^32 + 1 (33 bits), is refused before any
+/// signature or chain operation with the key.
+#[test]
+fn rsa_exponent_of_33_bits_is_limit_exceeded() {
+    assert_rejected(
+        &evaluate(&signed_by_amplification_key("exp33")),
+        Reason::LimitExceeded,
+    );
+}
+
+/// The issue's key: RSA-3072 with a 3,070-bit public exponent, certified by a trusted CA, so
+/// the signature verifies (180x the work of e = 65537); refused on the exponent instead.
+#[test]
+fn rsa_key_with_a_3070_bit_exponent_is_limit_exceeded() {
+    assert_rejected(
+        &evaluate(&signed_by_amplification_key("bigexp")),
+        Reason::LimitExceeded,
+    );
+}
+
+#[test]
+fn control_rsa_8192_bit_modulus_is_accepted() {
+    assert_accepted(&evaluate(&signed_by_amplification_key("rsa8192")));
+}
+
+/// Past `Limits::rsa_modulus_bits` (8192, as webpki): 8194 bits, the next size OpenSSL
+/// generates (8193 bits exactly is covered by the unit tests in crates/smime/src/cms.rs).
+#[test]
+fn rsa_8194_bit_modulus_is_limit_exceeded() {
+    assert_rejected(
+        &evaluate(&signed_by_amplification_key("rsa8194")),
+        Reason::LimitExceeded,
+    );
+}
+
+/// The maxima apply to every certificate the message offers, not only the signer's: OpenSSL's
+/// chain validation verifies certificates and CRLs with the keys of the offered certificates
+/// too, so an extra certificate with a 3,070-bit exponent beside an honest signer is refused
+/// before chain validation starts.
+#[test]
+fn oversized_key_in_the_certificate_bag_is_limit_exceeded() {
+    let content = invitation();
+    let info = signer_info("rsa2048/organizer", &honest_attributes(&content), false);
+    let control = signed_data(None, &[info.clone()], &["rsa2048/organizer"]);
+    assert_accepted(&evaluate(&hand_signed(&content, &control)));
+    let cms = signed_data(None, &[info], &["rsa2048/organizer", "amplification/bigexp"]);
+    assert_rejected(&evaluate(&hand_signed(&content, &cms)), Reason::LimitExceeded);
+}
+
+/// A multipart/mixed message of `parts` text parts each signed (detached) by the organizer,
+/// then the signed invitation: `parts + 1` signature layers, each costing a signature and a
+/// chain validation with two RSA-2048 certificates (7 units of `signature_verifications`).
+fn many_signed_parts(parts: usize) -> Vec<u8> {
+    let text = b"Content-Type: text/plain; charset=us-ascii\r\n\r\nSee the invitation.\r\n";
+    let signed_text = signed("rsa2048/organizer", text);
+    let mut body = b"Content-Type: multipart/mixed; boundary=\"parts\"\r\n\r\n".to_vec();
+    for _ in 0..parts {
+        body.extend_from_slice(b"--parts\r\n");
+        body.extend_from_slice(&signed_text);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(b"--parts\r\n");
+    body.extend_from_slice(&signed("rsa2048/organizer", &invitation()));
+    body.extend_from_slice(b"\r\n--parts--\r\n");
+    message(ORGANIZER, &body)
+}
+
+/// 18 signed parts: 18 x 7 = 126 units, within the default budget of 128.
+#[test]
+fn control_signed_parts_within_the_verification_budget_are_accepted() {
+    assert_accepted(&evaluate(&many_signed_parts(17)));
+}
+
+/// Issue #11: 85 signed parts. Every layer verifies, but the message as a whole asks for more
+/// public-key work than `Limits::signature_verifications`: the 19th layer is refused before
+/// its operations, and with it the message.
+#[test]
+fn many_signed_parts_exceed_the_verification_budget() {
+    for parts in [18, 84] {
+        let verdict = evaluate(&many_signed_parts(parts));
+        assert_rejected(&verdict, Reason::LimitExceeded);
+        assert!(verdict.reasons[0].detail.contains("signature verifications"));
+    }
+}
+
+/// `layers` opaque-signed layers (binary transfer encoding, so a layer is as large as its
+/// content), each SignedData with `signers` SignerInfos of the organizer over the layer
+/// below, around the invitation.
+fn nested_signed_layers(layers: usize, signers: usize) -> Vec<u8> {
+    let mut content = invitation();
+    for _ in 0..layers {
+        let info = signer_info("rsa2048/organizer", &honest_attributes(&content), false);
+        let infos = vec![info; signers];
+        let cms = signed_data(Some(&content), &infos, &["rsa2048/organizer"]);
+        let mut entity = b"Content-Type: application/pkcs7-mime; smime-type=signed-data; \
+name=smime.p7m\r\nContent-Transfer-Encoding: binary\r\n\r\n"
+            .to_vec();
+        entity.extend_from_slice(&cms);
+        content = entity;
+    }
+    message(ORGANIZER, &content)
+}
+
+/// Four nested layers of eight signers: the signers of a layer share one digest of it (and
+/// one chain validation), so this hashes the message about four times, within the hash
+/// budget, and costs 4 x (8 + 6) = 56 units of public-key work.
+#[test]
+fn control_nested_signed_layers_within_the_hash_budget_are_accepted() {
+    assert_accepted(&evaluate(&nested_signed_layers(4, 8)));
+}
+
+/// Issue #11: 15 nested layers of 8 signers, each hashing its whole layer (120 passes over
+/// the message before the fix). Now each layer is hashed once, and the 15 passes exceed the
+/// hash budget (`Limits::hashed_bytes` + 4x the message), which is checked before each pass.
+#[test]
+fn nested_signed_layers_with_many_signers_exceed_the_hash_budget() {
+    let verdict = evaluate(&nested_signed_layers(15, 8));
+    assert_rejected(&verdict, Reason::LimitExceeded);
+    assert!(verdict.reasons[0].detail.contains("bytes hashed"), "{verdict:?}");
+}
