@@ -290,7 +290,7 @@ pub(crate) fn check_signed_data(
     if content_type != oid::SIGNED_DATA {
         return failed(Failure::UnexpectedContentType { oid: content_type });
     }
-    let parsed = match parse_signed_data(signed_data, context.limits, context.trust) {
+    let parsed = match parse_signed_data(signed_data, context) {
         Ok(parsed) => parsed,
         Err(failure) => return failed(failure),
     };
@@ -416,9 +416,9 @@ impl SignedDataParts<'_> {
 
 fn parse_signed_data<'a>(
     signed_data: Tlv<'a>,
-    limits: &Limits,
-    trust: &TrustStore,
+    context: &Context<'_>,
 ) -> Result<SignedDataParts<'a>, Failure> {
+    let (limits, trust) = (context.limits, context.trust);
     let signed_data = signed_data.expect(tag::SEQUENCE).map_err(malformed)?;
     let start = signed_data.offset;
     let mut children = signed_data.children().peekable();
@@ -484,6 +484,7 @@ fn parse_signed_data<'a>(
                     if counted > limits.certificates {
                         return Err(Failure::LimitExceeded(LimitKind::Certificates));
                     }
+                    charge(context.budget.certificate())?;
                     // Other CertificateChoices (attribute certificates...) carry no signer key.
                     if cert.tag == tag::SEQUENCE {
                         let parsed = trust.parse_certificate(cert.full).map_err(|_| {
@@ -503,6 +504,7 @@ fn parse_signed_data<'a>(
                     if counted > limits.certificates {
                         return Err(Failure::LimitExceeded(LimitKind::Certificates));
                     }
+                    charge(context.budget.certificate())?;
                     if crl.tag == tag::SEQUENCE {
                         let parsed = X509Crl::from_der(crl.full)
                             .map_err(|_| Failure::MalformedCms { offset: crl.offset })?;
@@ -696,10 +698,12 @@ fn charge(result: Result<(), LimitKind>) -> Result<(), Failure> {
     result.map_err(Failure::LimitExceeded)
 }
 
-/// The key maxima of [`Limits`] on every certificate key a SignedData offers, and the budget
-/// charge of a chain validation with them: three operations (the certificate's signature, a
-/// base and a delta CRL) per certificate at its key's weight. A key OpenSSL cannot decode is
-/// skipped: it cannot verify anything.
+/// The key maxima of [`Limits`] on every certificate key a SignedData offers, and three
+/// operations per certificate at its key's weight: a chain validation is charged this minus
+/// the signer's own share. In a chain each issuer's key verifies the certificate below it and
+/// at most a base and a delta CRL for it (OpenSSL's `check_revocation`, `internal_verify`).
+/// A key OpenSSL cannot decode is skipped: it cannot verify anything. The trust anchors' keys
+/// (the operator's choice) are not charged.
 fn offered_key_weight(
     certificates: &[Arc<ParsedCertificate>],
     context: &Context<'_>,
@@ -1097,8 +1101,13 @@ fn check_signer(
         return Err(bad(BadSignatureReason::SignatureMismatch));
     }
     if !parsed.chains_paid.borrow().contains(&signer.der) {
-        charge(context.budget.verify(parsed.chain_weight))?;
-        parsed.chains_paid.borrow_mut().push(Arc::clone(&signer.der));
+        // The signer's own key verifies nothing in its chain: the other certificates' do.
+        let chain_weight = parsed.chain_weight.saturating_sub(weight.saturating_mul(3));
+        charge(context.budget.verify(chain_weight))?;
+        parsed
+            .chains_paid
+            .borrow_mut()
+            .push(Arc::clone(&signer.der));
     }
     let chain = context.trust.validate(
         signer,

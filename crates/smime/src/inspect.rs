@@ -306,6 +306,7 @@ pub fn inspect(raw: &[u8], options: &InspectOptions<'_>) -> Result<Inspection, S
         buffer_layer: None,
     };
     walker.walk(&buffer, 0, buffer.len(), root)?;
+    walker.budget_left()?;
     Ok(walker.inspection)
 }
 
@@ -393,6 +394,15 @@ impl Walker<'_> {
         self.inspection.layers.len() - 1
     }
 
+    /// `Err` once the message's work budget ran out (in a signature check): the whole message
+    /// then exceeds its limits, and nothing more of it is looked at.
+    fn budget_left(&self) -> Result<(), SmimeError> {
+        match self.budget.exhausted() {
+            Some(kind) => Err(SmimeError::LimitExceeded(kind)),
+            None => Ok(()),
+        }
+    }
+
     fn count_part(&mut self) -> Result<(), SmimeError> {
         self.parts += 1;
         if self.parts > self.options.limits.parts {
@@ -411,6 +421,7 @@ impl Walker<'_> {
         if position.depth > self.options.limits.mime_depth {
             return Err(SmimeError::LimitExceeded(LimitKind::MimeDepth));
         }
+        self.budget_left()?;
         self.count_part()?;
         let layer = position.buffer_layer;
         let entity =

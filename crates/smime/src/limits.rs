@@ -74,6 +74,9 @@ pub struct Limits {
     /// Public-key work per message, in units of one RSA-2048 verification with exponent 65537
     /// (weights in the module documentation), charged before each operation.
     pub signature_verifications: u64,
+    /// Certificates and CRLs parsed per message, over all its SignedData (each parse of a
+    /// certificate not seen before costs as much as hashing 20 KB).
+    pub certificates_per_message: usize,
     /// Bytes hashed per message: this allowance plus [`Limits::hashed_bytes_factor`] times
     /// the message's size.
     pub hashed_bytes: usize,
@@ -99,6 +102,7 @@ impl Default for Limits {
             rsa_modulus_bits: 8192,
             rsa_exponent_bits: 32,
             signature_verifications: 128,
+            certificates_per_message: 64,
             hashed_bytes: 64 * 1024,
             hashed_bytes_factor: 4,
             decoded_bytes: 64 * 1024,
@@ -138,6 +142,9 @@ pub enum LimitKind {
     /// [`Limits::signature_verifications`].
     #[error("signature verifications per message")]
     SignatureVerifications,
+    /// [`Limits::certificates_per_message`].
+    #[error("certificates per message")]
+    MessageCertificates,
     /// [`Limits::hashed_bytes`] with [`Limits::hashed_bytes_factor`].
     #[error("bytes hashed per message")]
     HashedBytes,
@@ -148,10 +155,13 @@ pub enum LimitKind {
 
 /// What one message may still spend: the cumulative limits of [`Limits`], for the message
 /// being inspected. Every charge is made before the work it pays for; a charge that does not
-/// fit leaves the budget exhausted for that kind (nothing later fits either).
+/// fit exhausts the budget: the inspection of the message ends there (`limit-exceeded` for the
+/// whole message), so no further work is done for it.
 #[derive(Debug)]
 pub(crate) struct Budget {
+    exhausted: Cell<Option<LimitKind>>,
     verifications: Cell<u64>,
+    certificates: Cell<usize>,
     hashed: Cell<usize>,
     decoded: Cell<usize>,
 }
@@ -160,7 +170,9 @@ impl Budget {
     /// The budget of a message of `message_len` bytes (as walked).
     pub(crate) fn new(limits: &Limits, message_len: usize) -> Self {
         Budget {
+            exhausted: Cell::new(None),
             verifications: Cell::new(limits.signature_verifications),
+            certificates: Cell::new(limits.certificates_per_message),
             hashed: Cell::new(
                 limits
                     .hashed_bytes_factor
@@ -176,35 +188,48 @@ impl Budget {
         }
     }
 
+    /// The limit that ran out, if any: once set, every later charge fails too.
+    pub(crate) fn exhausted(&self) -> Option<LimitKind> {
+        self.exhausted.get()
+    }
+
     /// Pay for public-key operations of total `weight`.
     pub(crate) fn verify(&self, weight: u64) -> Result<(), LimitKind> {
-        take(
+        self.take(
             &self.verifications,
             weight,
             LimitKind::SignatureVerifications,
         )
     }
 
+    /// Pay for parsing one certificate or CRL.
+    pub(crate) fn certificate(&self) -> Result<(), LimitKind> {
+        self.take(&self.certificates, 1, LimitKind::MessageCertificates)
+    }
+
     /// Pay for hashing `bytes`.
     pub(crate) fn hash(&self, bytes: usize) -> Result<(), LimitKind> {
-        take(&self.hashed, bytes, LimitKind::HashedBytes)
+        self.take(&self.hashed, bytes, LimitKind::HashedBytes)
     }
 
     /// Pay for decoding or decrypting `bytes` of input.
     pub(crate) fn decode(&self, bytes: usize) -> Result<(), LimitKind> {
-        take(&self.decoded, bytes, LimitKind::DecodedBytes)
+        self.take(&self.decoded, bytes, LimitKind::DecodedBytes)
     }
-}
 
-fn take<T>(left: &Cell<T>, amount: T, kind: LimitKind) -> Result<(), LimitKind>
-where
-    T: Copy + Default + PartialOrd + std::ops::Sub<Output = T>,
-{
-    let available = left.get();
-    if amount > available {
-        left.set(T::default());
-        return Err(kind);
+    fn take<T>(&self, left: &Cell<T>, amount: T, kind: LimitKind) -> Result<(), LimitKind>
+    where
+        T: Copy + PartialOrd + std::ops::Sub<Output = T>,
+    {
+        if let Some(exhausted) = self.exhausted.get() {
+            return Err(exhausted);
+        }
+        let available = left.get();
+        if amount > available {
+            self.exhausted.set(Some(kind));
+            return Err(kind);
+        }
+        left.set(available - amount);
+        Ok(())
     }
-    left.set(available - amount);
-    Ok(())
 }

@@ -267,39 +267,67 @@ fn verify_with(der: &[u8], limits: &Limits) -> Result<usize, Failure> {
 }
 
 /// One public-key operation per signer at its key's weight (RSA-2048: 1) and, once per
-/// SignedData and signer certificate, three per offered certificate for chain validation:
-/// two RSA-2048 signers with three certificates cost 2 + 2 x 9 = 20.
+/// SignedData and signer certificate, three per other offered certificate for its chain
+/// validation: two RSA-2048 signers with three certificates cost 2 x (1 + 6) = 14.
 #[test]
 fn signature_verifications_at_and_past_the_limit() {
     let der = two_signer_der();
     let at = Limits {
-        signature_verifications: 20,
+        signature_verifications: 14,
         ..Limits::default()
     };
     assert_eq!(verify_with(&der, &at), Ok(2));
     let past = Limits {
-        signature_verifications: 19,
+        signature_verifications: 13,
         ..Limits::default()
     };
     assert_eq!(
         verify_with(&der, &past),
         Err(Failure::LimitExceeded(LimitKind::SignatureVerifications))
     );
-    // The same through `inspect`: one signer, two certificates, 1 + 6.
+    // The same through `inspect`: one signer, two certificates, 1 + 3. A budget that runs
+    // out ends the whole message.
     let raw = signed_message();
     let at = Limits {
-        signature_verifications: 7,
+        signature_verifications: 4,
         ..Limits::default()
     };
     assert!(verified(&run(&raw, &at).unwrap()));
     let past = Limits {
-        signature_verifications: 6,
+        signature_verifications: 3,
         ..Limits::default()
     };
-    assert_layer_limit(
-        &run(&raw, &past).unwrap(),
-        LimitKind::SignatureVerifications,
+    assert_whole_message_limit(run(&raw, &past), LimitKind::SignatureVerifications);
+}
+
+/// Certificates (and CRLs) parsed over the whole message, counted before each parse.
+#[test]
+fn certificates_per_message_at_and_past_the_limit() {
+    let der = two_signer_der();
+    let at = Limits {
+        certificates_per_message: 3,
+        ..Limits::default()
+    };
+    assert_eq!(verify_with(&der, &at), Ok(2));
+    let past = Limits {
+        certificates_per_message: 2,
+        ..Limits::default()
+    };
+    assert_eq!(
+        verify_with(&der, &past),
+        Err(Failure::LimitExceeded(LimitKind::MessageCertificates))
     );
+    let raw = signed_message();
+    let at = Limits {
+        certificates_per_message: 2,
+        ..Limits::default()
+    };
+    assert!(verified(&run(&raw, &at).unwrap()));
+    let past = Limits {
+        certificates_per_message: 1,
+        ..Limits::default()
+    };
+    assert_whole_message_limit(run(&raw, &past), LimitKind::MessageCertificates);
 }
 
 /// Bytes hashed: the content once per digest algorithm (both signers use SHA-256 and share
