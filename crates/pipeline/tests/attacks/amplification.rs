@@ -71,16 +71,26 @@ fn oversized_key_in_the_certificate_bag_is_limit_exceeded() {
     let info = signer_info("rsa2048/organizer", &honest_attributes(&content), false);
     let control = signed_data(None, &[info.clone()], &["rsa2048/organizer"]);
     assert_accepted(&evaluate(&hand_signed(&content, &control)));
-    let cms = signed_data(None, &[info], &["rsa2048/organizer", "amplification/bigexp"]);
-    assert_rejected(&evaluate(&hand_signed(&content, &cms)), Reason::LimitExceeded);
+    let cms = signed_data(
+        None,
+        &[info],
+        &["rsa2048/organizer", "amplification/bigexp"],
+    );
+    assert_rejected(
+        &evaluate(&hand_signed(&content, &cms)),
+        Reason::LimitExceeded,
+    );
 }
 
-/// A multipart/mixed message of `parts` text parts each signed (detached) by the organizer,
-/// then the signed invitation: `parts + 1` signature layers, each costing a signature and a
-/// chain validation with two RSA-2048 certificates (7 units of `signature_verifications`).
-fn many_signed_parts(parts: usize) -> Vec<u8> {
-    let text = b"Content-Type: text/plain; charset=us-ascii\r\n\r\nSee the invitation.\r\n";
-    let signed_text = signed("rsa2048/organizer", text);
+/// A multipart/mixed message of `parts` text parts, then the invitation, each signed
+/// (detached) by `signer` with its certificate and the intermediate in the SignedData.
+fn many_signed_parts(signer: &str, parts: usize) -> Vec<u8> {
+    let sign = |content: &[u8]| {
+        let info = signer_info(signer, &honest_attributes(content), false);
+        multipart_signed(content, &signed_data(None, &[info], &[signer]))
+    };
+    let signed_text =
+        sign(b"Content-Type: text/plain; charset=us-ascii\r\n\r\nSee the invitation.\r\n");
     let mut body = b"Content-Type: multipart/mixed; boundary=\"parts\"\r\n\r\n".to_vec();
     for _ in 0..parts {
         body.extend_from_slice(b"--parts\r\n");
@@ -88,27 +98,55 @@ fn many_signed_parts(parts: usize) -> Vec<u8> {
         body.extend_from_slice(b"\r\n");
     }
     body.extend_from_slice(b"--parts\r\n");
-    body.extend_from_slice(&signed("rsa2048/organizer", &invitation()));
+    body.extend_from_slice(&sign(&invitation()));
     body.extend_from_slice(b"\r\n--parts--\r\n");
     message(ORGANIZER, &body)
 }
 
-/// 18 signed parts: 18 x 7 = 126 units, within the default budget of 128.
+/// Parts signed with the largest exponent allowed (RSA-2048, e = 2^32 - 1, weight 4): each
+/// layer costs 4 + 3 (the intermediate's key in its chain validation) = 7 units of
+/// `Limits::signature_verifications`; 18 layers = 126, within the default 128.
 #[test]
 fn control_signed_parts_within_the_verification_budget_are_accepted() {
-    assert_accepted(&evaluate(&many_signed_parts(17)));
+    assert_accepted(&evaluate(&many_signed_parts("amplification/exp32", 17)));
 }
 
-/// Issue #11: 85 signed parts. Every layer verifies, but the message as a whole asks for more
-/// public-key work than `Limits::signature_verifications`: the 19th layer is refused before
-/// its operations, and with it the message.
+/// Issue #11: 85 parts signed with expensive keys. Every layer verifies, but the message as a
+/// whole asks for more public-key work than `Limits::signature_verifications`: the 19th layer
+/// is refused before its operations, and with it the whole message.
 #[test]
 fn many_signed_parts_exceed_the_verification_budget() {
     for parts in [18, 84] {
-        let verdict = evaluate(&many_signed_parts(parts));
+        let verdict = evaluate(&many_signed_parts("amplification/exp32", parts));
         assert_rejected(&verdict, Reason::LimitExceeded);
-        assert!(verdict.reasons[0].detail.contains("signature verifications"));
+        assert!(
+            verdict.reasons[0]
+                .detail
+                .contains("signature verifications"),
+            "{verdict:?}"
+        );
     }
+}
+
+/// RSA-2048 parts: 4 units and 2 certificates each, so 32 layers meet both the verification
+/// budget (128) and `Limits::certificates_per_message` (64) exactly.
+#[test]
+fn control_signed_parts_at_the_certificate_budget_are_accepted() {
+    assert_accepted(&evaluate(&many_signed_parts("rsa2048/organizer", 31)));
+}
+
+/// One more layer: its certificates are refused before they are parsed (parsing a certificate
+/// not seen before costs as much as hashing 20 KB, and an attacker's are always new).
+#[test]
+fn many_signed_parts_exceed_the_certificate_budget() {
+    let verdict = evaluate(&many_signed_parts("rsa2048/organizer", 32));
+    assert_rejected(&verdict, Reason::LimitExceeded);
+    assert!(
+        verdict.reasons[0]
+            .detail
+            .contains("certificates per message"),
+        "{verdict:?}"
+    );
 }
 
 /// `layers` opaque-signed layers (binary transfer encoding, so a layer is as large as its
@@ -131,7 +169,7 @@ name=smime.p7m\r\nContent-Transfer-Encoding: binary\r\n\r\n"
 
 /// Four nested layers of eight signers: the signers of a layer share one digest of it (and
 /// one chain validation), so this hashes the message about four times, within the hash
-/// budget, and costs 4 x (8 + 6) = 56 units of public-key work.
+/// budget, and costs 4 x (8 + 3) = 44 units of public-key work.
 #[test]
 fn control_nested_signed_layers_within_the_hash_budget_are_accepted() {
     assert_accepted(&evaluate(&nested_signed_layers(4, 8)));
@@ -144,5 +182,8 @@ fn control_nested_signed_layers_within_the_hash_budget_are_accepted() {
 fn nested_signed_layers_with_many_signers_exceed_the_hash_budget() {
     let verdict = evaluate(&nested_signed_layers(15, 8));
     assert_rejected(&verdict, Reason::LimitExceeded);
-    assert!(verdict.reasons[0].detail.contains("bytes hashed"), "{verdict:?}");
+    assert!(
+        verdict.reasons[0].detail.contains("bytes hashed"),
+        "{verdict:?}"
+    );
 }
