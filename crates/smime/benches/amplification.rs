@@ -302,10 +302,7 @@ fn ordinary(size: usize, identity: &Identity) -> Vec<u8> {
         ..SignOptions::default()
     };
     let overhead = message(&sign_detached(&invite(0), identity, &options).unwrap()).len();
-    let raw = message(
-        &sign_detached(&invite(size.saturating_sub(overhead)), identity, &options).unwrap(),
-    );
-    raw
+    message(&sign_detached(&invite(size.saturating_sub(overhead)), identity, &options).unwrap())
 }
 
 struct Setup {

@@ -5,45 +5,63 @@
 //!
 //! The structural limits (`parts`, `mime_depth`, `signer_infos`, `certificates`, the byte
 //! sizes) bound each piece of a message; alone they still let one message multiply work:
-//! every signer of every nested layer hashes its whole layer and runs a public-key operation
+//! every signer of every nested layer hashed its whole layer and ran a public-key operation
 //! with a key of the sender's choosing (issue #11: 85 parts signed with RSA-3072 keys whose
 //! public exponent has 3,070 bits cost 4 to 8 s of CPU for 2 to 3 MB). The key maxima and the
-//! three budgets below close that. They were chosen so that a message within all limits costs
-//! at most 10x the CPU of an ordinary detached-signed message of the same size (one RSA-2048
-//! signer, its intermediate, chain validated): see `BENCHMARKS.md`, "Amplification", and the
-//! `amplification` bench of this crate, which builds the worst shapes within the limits.
+//! per-message budget below close that. The defaults were chosen so that a message within all
+//! limits costs at most 10x the CPU of an ordinary detached-signed message of the same size
+//! from a sender not seen before (one RSA-2048 signer with its intermediate, chain validated):
+//! see `BENCHMARKS.md`, "Amplification", and the `amplification` bench of this crate, which
+//! grows the worst shapes we could build up to the limits (worst measured: 7.4x).
 //!
 //! - [`Limits::rsa_modulus_bits`] 8192: the largest modulus webpki accepts; OpenSSL alone
-//!   accepts 16384 (and a 64-bit exponent above 3072 bits, any exponent at or below).
+//!   accepts 16384 (and any exponent up to the modulus size at or below 3072 bits).
 //! - [`Limits::rsa_exponent_bits`] 32: the exponent is at most 2^32 - 1 (every valid exponent
-//!   is odd, so this is "at most 2^32"). 65537 has 17 bits. A verification costs about one
-//!   modular multiplication per exponent bit and per set bit: at 32 bits, 3.6x 65537.
-//! - [`Limits::signature_verifications`]: public-key work, in units of one RSA-2048
-//!   verification with exponent 65537 (22 us here). A key's weight is measured, not assumed:
-//!   RSA `ceil((bits / 2048)^2 * m / 17)` where `m` is the number of modular multiplications
-//!   of its exponent (17 for 65537), so RSA-4096 weighs 4, RSA-8192 16, RSA-8192 with a 32-bit
-//!   exponent 59; P-256 4, Ed25519 7, P-521 30, P-384 40 (OpenSSL 3.0 has no fast P-384).
-//!   A signer's signature is charged its key's weight; a chain validation is charged, before
-//!   OpenSSL runs it, three operations (the certificate's signature, a base and a delta CRL)
-//!   for every certificate the message offers, at that certificate's weight. An ordinary
-//!   message (RSA-2048 signer and intermediate) uses 7; the default 128 fits one RSA-8192
-//!   signer under an RSA-2048 or RSA-4096 intermediate, and a few P-384 ones.
+//!   is odd, so this is "at most 2^32"); e = 1 and even exponents are `weak-algorithm`. 65537
+//!   has 17 bits. A verification costs one modular squaring per exponent bit and one
+//!   multiplication per set bit: at 2^32 - 1, 3.6x 65537.
+//! - [`Limits::signature_verifications`] 128: public-key work, in units of one RSA-2048
+//!   verification with exponent 65537 (22 us with `openssl speed` here). Weights as measured:
+//!   RSA `ceil((bits / 2048)^2 * m / 17)` with `m` the modular multiplications of the exponent
+//!   (17 for 65537), so RSA-4096 weighs 4, RSA-8192 16, RSA-8192 with e = 2^32 - 1 59; P-256 4,
+//!   Ed25519 7, P-521 30, P-384 40 (OpenSSL 3.0 has no fast P-384). A signer's signature costs
+//!   its key's weight. A chain validation, charged once per SignedData and signer certificate
+//!   before OpenSSL runs it, costs three operations (the certificate below, a base and a delta
+//!   CRL) at the weight of every other certificate the SignedData offers. An ordinary message
+//!   (RSA-2048 signer and intermediate) uses 4; 128 still fits an RSA-8192 signer (19), seven
+//!   of them in one SignedData, or a P-384 signer under an RSA intermediate (43), but not a
+//!   P-384 signer under a P-384 intermediate (160): deployments with such CAs raise it, at
+//!   the cost the weights say.
+//! - [`Limits::certificates_per_message`] 64: certificates and CRLs parsed over all the
+//!   SignedData of a message. Parsing a certificate not seen before (OpenSSL and x509-parser)
+//!   costs as much as hashing 20 KB, and an attacker's certificates are always new; 64 is 32
+//!   signed parts with signer and intermediate each.
 //! - [`Limits::hashed_bytes`] 64 KiB plus [`Limits::hashed_bytes_factor`] 4 times the
 //!   message: bytes hashed, the content once per SignedData and digest algorithm (signers
 //!   sharing an algorithm share the digest) plus every signer's signed attributes. One
 //!   signature layer hashes less than the message once; 4 passes allow two digest algorithms
-//!   on each of two nested layers (triple wrapping), and stop 15 nested signed layers (15
-//!   passes, 60 with four algorithms each) after four. The allowance keeps tiny messages,
-//!   whose fixed costs dominate, out of the factor's way (64 KiB of SHA-256: 0.1 ms).
+//!   on each of two nested layers (triple wrapping), and stop 15 nested binary layers after
+//!   four. The allowance keeps tiny messages, whose fixed costs dominate, out of the factor's
+//!   way (64 KiB of SHA-256: 0.1 ms).
 //! - [`Limits::decoded_bytes`] 64 KiB plus [`Limits::decoded_bytes_factor`] 4 times the
 //!   message: bytes that go through base64 / quoted-printable decoding, decryption or CRLF
-//!   canonicalisation. Each nested base64 layer shrinks its content to 3/4, so real nesting
-//!   stays under 4x (the geometric sum); the budget is the backstop for what does not
-//!   shrink (a part decoded twice, canonicalised decrypted content).
+//!   canonicalisation, charged with the input size before the work. Each nested base64 layer
+//!   shrinks its content to 3/4, so nesting stays under 4x (the geometric sum); the budget is
+//!   the backstop for what does not shrink (a part decoded twice, canonicalised content).
 //!
-//! The factors are of the message as walked (after the CRLF canonicalisation of bare-LF
-//! mail), so the budget scales with the size of the message: the cost of an ordinary message
-//! does too.
+//! The factors apply to the message as walked (after the CRLF canonicalisation of bare-LF
+//! mail), so the budget grows with the message, as the cost of an ordinary message does. A
+//! charge that does not fit ends the inspection: the whole message is `limit-exceeded`, and
+//! nothing more of it is parsed, hashed or verified. The key maxima are checked on every
+//! certificate of a SignedData before any signature or chain operation and fail that layer
+//! (`limit-exceeded`), like the other per-SignedData limits.
+//!
+//! Order of the checks for one SignerInfo: structure, algorithm policy and key maxima (no
+//! public-key work), then the digest and the signature (charged), then the chain (charged,
+//! cached). Validating the chain first would spare the signature of an untrusted signer, but
+//! the budget already bounds both, and the key-identifier retry of RFC 8551 §2.6 (several
+//! certificates matching one sid) needs the signature to pick the certificate whose chain is
+//! validated.
 
 use std::cell::Cell;
 

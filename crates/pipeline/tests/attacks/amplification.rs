@@ -69,7 +69,7 @@ fn rsa_8194_bit_modulus_is_limit_exceeded() {
 fn oversized_key_in_the_certificate_bag_is_limit_exceeded() {
     let content = invitation();
     let info = signer_info("rsa2048/organizer", &honest_attributes(&content), false);
-    let control = signed_data(None, &[info.clone()], &["rsa2048/organizer"]);
+    let control = signed_data(None, std::slice::from_ref(&info), &["rsa2048/organizer"]);
     assert_accepted(&evaluate(&hand_signed(&content, &control)));
     let cms = signed_data(
         None,
