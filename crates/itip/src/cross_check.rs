@@ -328,4 +328,44 @@ mod tests {
             assert!(!is_cross_checked(name), "{name}");
         }
     }
+
+    /// The scanner's tree of `text` (which must scan cleanly).
+    fn tree(text: &str) -> crate::scan::Node<'_> {
+        let mut out = Vec::new();
+        let scanned =
+            crate::scan::scan(text.as_bytes(), &crate::Limits::default(), false, &mut out).unwrap();
+        assert!(out.is_empty() && !scanned.broken, "{out:?}");
+        scanned.root.unwrap()
+    }
+
+    /// calcard joins the physical line after a QUOTED-PRINTABLE value ending in `=` into
+    /// that value (issue #11 item 4). The scanner refuses QUOTED-PRINTABLE on its own;
+    /// this shows that the cross-check, reading the whole text, catches such a join by
+    /// itself: the scanner's reading of the same lines with ENCODING=8BIT (which calcard
+    /// does not join) is held against calcard's reading of the QUOTED-PRINTABLE text.
+    #[test]
+    fn a_line_calcard_joins_into_a_value_is_a_differential() {
+        let text = |encoding: &str| {
+            format!(
+                "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nMETHOD:REQUEST\r\n\
+                 BEGIN:VEVENT\r\nUID:u\r\nDTSTAMP:20260101T000000Z\r\n\
+                 X-A;ENCODING={encoding}:x=\r\nORGANIZER:mailto:mallory@evil.example\r\n\
+                 X-B;ENCODING={encoding}:y=\r\nBEGIN:X-C\r\nX-D:z\r\n\
+                 X-E;ENCODING={encoding}:w=\r\nEND:X-C\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+            )
+        };
+        let plain = text("8BIT");
+        let root = tree(&plain);
+        assert_eq!(cross_check(&plain, &root), Ok(()));
+        let joined = text("QUOTED-PRINTABLE");
+        let detail = cross_check(&joined, &root).unwrap_err();
+        assert!(detail.contains("calcard"), "{detail}");
+        // A line calcard reads as part of another property: one property fewer.
+        let with_f = plain.replace("X-D:z\r\n", "X-D:z\r\nX-F:v\r\n");
+        let swallowed = plain.replace("X-D:z\r\n", "X-D;ENCODING=QUOTED-PRINTABLE:z=\r\nX-F:v\r\n");
+        let root = tree(&with_f);
+        assert_eq!(cross_check(&with_f, &root), Ok(()));
+        let detail = cross_check(&swallowed, &root).unwrap_err();
+        assert!(detail.contains("X-F"), "{detail}");
+    }
 }

@@ -617,6 +617,7 @@ fn content_line(text: &str, offset: usize) -> Option<Property<'_>> {
         return None;
     }
     let mut params = Vec::new();
+    let mut groups = 0usize;
     let mut rest = text.get(name_end..)?;
     if rest.starts_with(';') {
         // Room for the parameters of a typical ATTENDEE line without regrowing.
@@ -633,6 +634,10 @@ fn content_line(text: &str, offset: usize) -> Option<Property<'_>> {
             return None;
         }
         let pname = name(pname);
+        if params.last().is_some_and(|(last, _)| *last == pname) {
+            // The same parameter twice in a row (`B=x;B=y`); see below.
+            return None;
+        }
         let mut cursor = after.get(eq + 1..)?;
         loop {
             let value = if let Some(quoted) = cursor.strip_prefix('"') {
@@ -657,6 +662,27 @@ fn content_line(text: &str, offset: usize) -> Option<Property<'_>> {
             }
         }
         rest = cursor;
+        groups += 1;
+    }
+    // The same parameter twice (`PARTSTAT=ACCEPTED;PARTSTAT=DECLINED`): readers differ on
+    // which one counts (this crate's model takes the first, others the last), so it is
+    // refused as malformed. Sorting the names keeps a line with thousands of parameters
+    // linear-logarithmic; a line with one parameter costs nothing.
+    if groups > 1 {
+        let mut names: Vec<&str> = Vec::with_capacity(groups);
+        let mut previous: Option<&str> = None;
+        for (name, _) in &params {
+            // Consecutive entries of one group share the name; count each group once
+            // (two groups in a row with one name were refused above).
+            if previous != Some(name.as_ref()) {
+                names.push(name.as_ref());
+            }
+            previous = Some(name.as_ref());
+        }
+        names.sort_unstable();
+        if names.windows(2).any(|w| w.first() == w.get(1)) {
+            return None;
+        }
     }
     let value = rest.strip_prefix(':')?;
     Some(Property {
@@ -804,8 +830,14 @@ mod tests {
             "A;B=\"x:c",
             "A;B=x\"y:c",
             "A B:c",
+            "A;B=x;B=y:c",
+            "A;B=x;C=y;b=z:c",
+            "A;B=x,y;C=z;D=\"w\",v;C=u:c",
         ] {
             assert!(content_line(line, 0).is_none(), "{line}");
+        }
+        for line in ["A;B=x,y;C=z:c", "A;B=x;C=y;D=z:c"] {
+            assert!(content_line(line, 0).is_some(), "{line}");
         }
     }
 
