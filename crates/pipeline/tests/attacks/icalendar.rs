@@ -252,3 +252,48 @@ fn publish_of_several_events_needs_one_organizer() {
     assert_accepted(&evaluate(&publish(MALLORY)));
     assert_rejected(&evaluate(&publish(ORGANIZER)), Reason::OrganizerMismatch);
 }
+
+/// The same parameter twice on the attendee's line: this crate's model took the first
+/// PARTSTAT, a reader that keeps the last records another answer than the verdict did.
+#[test]
+fn parameter_given_twice_is_malformed() {
+    let reply = |partstat: &str| {
+        let ics = calendar("REPLY", "series@example.com", 0, ORGANIZER, "").replace(
+            "ATTENDEE;PARTSTAT=ACCEPTED:",
+            &format!("ATTENDEE;{partstat}:"),
+        );
+        message(
+            ATTENDEE,
+            &signed("rsa2048/attendee", &entity(&ics, "REPLY")),
+        )
+    };
+    assert_accepted(&evaluate(&reply("PARTSTAT=DECLINED")));
+    assert_rejected(
+        &evaluate(&reply("PARTSTAT=ACCEPTED;CN=A;PARTSTAT=DECLINED")),
+        Reason::MalformedIcalendar,
+    );
+}
+
+/// A byte-order mark, a NUL and a bare CR: calcard skips the first and the last (it
+/// accepts `\u{feff}BEGIN` and ignores CR anywhere), so the server would read lines this
+/// crate did not; all are refused. (The scanner refused these before issue #11 too: a
+/// regression guard for the strict line rules, not a new mechanism.)
+#[test]
+fn bom_nul_and_bare_cr_are_malformed() {
+    for (from, to) in [
+        ("BEGIN:VCALENDAR", "\u{feff}BEGIN:VCALENDAR"),
+        ("SUMMARY:Planning", "SUMMARY:Plan\0ning"),
+        (
+            "SUMMARY:Planning\r\n",
+            "SUMMARY:Planning\rORGANIZER:mailto:x@example.com\r\n",
+        ),
+    ] {
+        let ics =
+            calendar("REQUEST", "mallory-lunch@example.net", 0, MALLORY, "").replace(from, to);
+        let part = entity(&ics, "REQUEST");
+        let info = signer_info("rsa2048/stranger", &honest_attributes(&part), false);
+        let cms = signed_data(None, &[info], &["rsa2048/stranger"]);
+        let raw = message(MALLORY, &multipart_signed(&part, &cms));
+        assert_rejected(&evaluate(&raw), Reason::MalformedIcalendar);
+    }
+}
