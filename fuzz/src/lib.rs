@@ -576,6 +576,7 @@ pub fn gate_protocols(data: &[u8]) {
 ///   ATTENDEEs (value, PARTSTAT, SENT-BY, DELEGATED-TO/FROM), in order;
 /// - no ORGANIZER, METHOD or RECURRENCE-ID anywhere else, and ATTENDEE only in VALARMs.
 pub fn itip_full_text(data: &[u8]) {
+    use calcard::common::IanaString;
     use calcard::icalendar::{
         ICalendar, ICalendarComponentType, ICalendarEntry, ICalendarParameterName,
         ICalendarParameterValue, ICalendarProperty, ICalendarValue, Uri,
