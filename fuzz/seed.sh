@@ -11,7 +11,7 @@ certs="$repo/certs"
 out="$PWD/corpus"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-for target in mime_walk cms_verify itip pipeline sign_verify_roundtrip gate_mime gate_protocols; do
+for target in mime_walk cms_verify itip itip_full_text pipeline sign_verify_roundtrip gate_mime gate_protocols; do
   mkdir -p "$out/$target"
 done
 
@@ -25,6 +25,11 @@ seed_calendar() {
   # itip: selector byte 0x01 (method REQUEST, charset) and 0x00 (no method parameter).
   { printf '\001'; cat "$ics"; } >"$out/itip/seed-$name-1"
   { printf '\000'; cat "$ics"; } >"$out/itip/seed-$name-0"
+  # itip_full_text: byte 0 chooses the method parameter (0 REQUEST, 1 REPLY, 2 CANCEL,
+  # 3 PUBLISH, 4 COUNTER, 5 REFRESH, 6 DECLINECOUNTER, 7 ADD).
+  for selector in 0 1 2 3 4 5 6 7; do
+    { printf "\\00$selector"; cat "$ics"; } >"$out/itip_full_text/seed-$name-$selector"
+  done
 
   # The calendar as a MIME entity with CRLF line ends.
   { printf 'Content-Type: text/calendar; method=%s; charset=utf-8\r\n' "$method"
@@ -108,6 +113,7 @@ if [ -d "$shared" ]; then
   while IFS= read -r -d '' ics; do
     count=$((count + 1))
     { printf '\001'; cat "$ics"; } >"$out/itip/shared-$count"
+    { printf '\000'; cat "$ics"; } >"$out/itip_full_text/shared-$count"
   done < <(find "$shared" -name '*.ics' -size -256k -print0 | sort -z | head -z -n 400)
   echo "seed: copied $count files from $shared" >&2
 fi

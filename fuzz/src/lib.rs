@@ -561,3 +561,208 @@ pub fn gate_protocols(data: &[u8]) {
         assert!(read.is_ok(), "the gate did not end the session within 8 s");
     });
 }
+
+/// Full text versus projection: for any calendar text `parse_itip` accepts, calcard (the
+/// parser of the Stalwart server) reading the whole text as received agrees with the model
+/// (the projection the decision is made on) on every decision field. The oracle is written
+/// here against calcard's public API, independently of the crate's own cross-check.
+///
+/// Input: byte 0 chooses the method parameter (as in [`itip`]), the rest is the calendar.
+/// Invariants, checked on calcard's tree:
+/// - METHOD is the model's;
+/// - the scheduling components (VEVENT, VTODO, VJOURNAL, VFREEBUSY) are exactly the
+///   model's components, all children of the VCALENDAR (none nested anywhere else),
+///   with the same UID, RECURRENCE-ID, SEQUENCE, ORGANIZER (value and SENT-BY) and
+///   ATTENDEEs (value, PARTSTAT, SENT-BY, DELEGATED-TO/FROM), in order;
+/// - no ORGANIZER, METHOD or RECURRENCE-ID anywhere else, and ATTENDEE only in VALARMs.
+pub fn itip_full_text(data: &[u8]) {
+    use calcard::common::IanaString;
+    use calcard::icalendar::{
+        ICalendar, ICalendarComponentType, ICalendarEntry, ICalendarParameterName,
+        ICalendarParameterValue, ICalendarProperty, ICalendarValue, Uri,
+    };
+    let Some((&selector, ics)) = data.split_first() else {
+        return;
+    };
+    const METHODS: [&str; 8] = [
+        "REQUEST",
+        "REPLY",
+        "CANCEL",
+        "PUBLISH",
+        "COUNTER",
+        "REFRESH",
+        "DECLINECOUNTER",
+        "ADD",
+    ];
+    let method = METHODS.get(usize::from(selector & 7)).copied();
+    let mime = MimeParams {
+        method,
+        charset: Some("UTF-8"),
+        component: None,
+    };
+    let Ok(message) = parse_itip(ics, &mime, &ParseOptions::default()) else {
+        return;
+    };
+    let text = std::str::from_utf8(ics).expect("an accepted calendar is UTF-8 as a whole");
+    let calendar = match ICalendar::parse(text) {
+        Ok(calendar) => calendar,
+        Err(entry) => panic!("accepted, but calcard reads no calendar: {entry:?}"),
+    };
+    let value_text = |entry: &ICalendarEntry| -> Option<String> {
+        match entry.values.as_slice() {
+            [ICalendarValue::Text(t)] => Some(t.clone()),
+            [ICalendarValue::Uri(Uri::Location(l))] => Some(l.clone()),
+            [ICalendarValue::Method(m)] => Some(m.as_str().to_owned()),
+            [ICalendarValue::Integer(n)] => Some(n.to_string()),
+            [ICalendarValue::PartialDateTime(dt)] => Some(format!(
+                "{:04}{:02}{:02}{}",
+                dt.year.unwrap_or_default(),
+                dt.month.unwrap_or_default(),
+                dt.day.unwrap_or_default(),
+                match (dt.hour, dt.minute, dt.second) {
+                    (Some(h), Some(m), Some(s)) => format!(
+                        "T{h:02}{m:02}{s:02}{}",
+                        if dt.tz_hour.is_some() { "Z" } else { "" }
+                    ),
+                    _ => String::new(),
+                }
+            )),
+            _ => None,
+        }
+    };
+    let params = |entry: &ICalendarEntry, name: ICalendarParameterName| -> Vec<String> {
+        entry
+            .params
+            .iter()
+            .filter(|p| p.name == name)
+            .map(|p| match &p.value {
+                ICalendarParameterValue::Text(t) => t.clone(),
+                ICalendarParameterValue::Uri(Uri::Location(l)) => l.clone(),
+                ICalendarParameterValue::Partstat(s) => s.as_str().to_owned(),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    };
+    let is_scheduling = |t: &ICalendarComponentType| {
+        matches!(
+            t,
+            ICalendarComponentType::VEvent
+                | ICalendarComponentType::VTodo
+                | ICalendarComponentType::VJournal
+                | ICalendarComponentType::VFreebusy
+        )
+    };
+    let root = calendar.components.first().expect("calcard has a root");
+    // Where calcard sees scheduling components and party properties.
+    let mut scheduling = Vec::new();
+    for (index, component) in calendar.components.iter().enumerate() {
+        let top_level = root
+            .component_ids
+            .iter()
+            .any(|&id| usize::try_from(id).is_ok_and(|id| id == index));
+        if is_scheduling(&component.component_type) {
+            assert!(top_level, "calcard sees a nested {:?}", component.component_type);
+            scheduling.push(component);
+            continue;
+        }
+        for entry in &component.entries {
+            let allowed = match &entry.name {
+                ICalendarProperty::Method => index == 0,
+                ICalendarProperty::Organizer | ICalendarProperty::RecurrenceId => false,
+                ICalendarProperty::Attendee => {
+                    component.component_type == ICalendarComponentType::VAlarm
+                }
+                _ => true,
+            };
+            assert!(
+                allowed,
+                "calcard sees {:?} in {:?}",
+                entry.name, component.component_type
+            );
+        }
+    }
+    let method = root
+        .entries
+        .iter()
+        .find(|e| e.name == ICalendarProperty::Method)
+        .and_then(value_text);
+    assert!(
+        method
+            .as_deref()
+            .is_some_and(|m| m.eq_ignore_ascii_case(message.method.as_str())),
+        "METHOD {method:?} to calcard, {} to the model",
+        message.method
+    );
+    let ours: Vec<_> = message.components.iter().collect();
+    assert_eq!(
+        scheduling.len(),
+        ours.len(),
+        "calcard sees {} scheduling components, the model {}",
+        scheduling.len(),
+        ours.len()
+    );
+    for (theirs, ours) in scheduling.iter().zip(ours) {
+        assert!(
+            theirs
+                .component_type
+                .as_str()
+                .eq_ignore_ascii_case(message.kind.as_str()),
+            "component type"
+        );
+        let all = |property: ICalendarProperty| -> Vec<&ICalendarEntry> {
+            theirs
+                .entries
+                .iter()
+                .filter(|e| e.name == property)
+                .collect()
+        };
+        let first = |property: ICalendarProperty| all(property).first().and_then(|e| value_text(e));
+        assert_eq!(first(ICalendarProperty::Uid), ours.uid, "UID");
+        assert_eq!(
+            first(ICalendarProperty::RecurrenceId),
+            ours.recurrence_id.as_ref().map(|r| r.value.clone()),
+            "RECURRENCE-ID"
+        );
+        assert_eq!(
+            first(ICalendarProperty::Sequence).and_then(|s| s.parse::<u32>().ok()),
+            ours.sequence,
+            "SEQUENCE"
+        );
+        let organizer = all(ICalendarProperty::Organizer);
+        assert_eq!(
+            organizer.first().and_then(|e| value_text(e)),
+            ours.organizer.as_ref().map(|o| o.address.text.clone()),
+            "ORGANIZER"
+        );
+        if let (Some(entry), Some(o)) = (organizer.first(), &ours.organizer) {
+            assert_eq!(
+                params(entry, ICalendarParameterName::SentBy),
+                o.sent_by.iter().map(|a| a.text.clone()).collect::<Vec<_>>(),
+                "ORGANIZER SENT-BY"
+            );
+        }
+        let attendees = all(ICalendarProperty::Attendee);
+        assert_eq!(attendees.len(), ours.attendees.len(), "ATTENDEE count");
+        for (entry, a) in attendees.iter().zip(&ours.attendees) {
+            assert_eq!(value_text(entry), Some(a.address.text.clone()), "ATTENDEE");
+            assert_eq!(
+                params(entry, ICalendarParameterName::SentBy),
+                a.sent_by.iter().map(|s| s.text.clone()).collect::<Vec<_>>(),
+                "ATTENDEE SENT-BY"
+            );
+            assert_eq!(
+                params(entry, ICalendarParameterName::DelegatedTo),
+                a.delegated_to.iter().map(|s| s.text.clone()).collect::<Vec<_>>(),
+                "DELEGATED-TO"
+            );
+            assert_eq!(
+                params(entry, ICalendarParameterName::DelegatedFrom),
+                a.delegated_from
+                    .iter()
+                    .map(|s| s.text.clone())
+                    .collect::<Vec<_>>(),
+                "DELEGATED-FROM"
+            );
+        }
+    }
+}

@@ -1,24 +1,21 @@
-//! The calcard second opinion: a parser differential check on everything the decision
-//! reads.
+//! The calcard second opinion: a parser differential check on the whole text the
+//! calendar server parses.
 //!
 //! An attacker who finds an input that this crate reads one way and the calendar store
 //! another can get one identity authorized here and another acted on there. calcard
-//! (the parser of the Stalwart server) therefore reads the same text, and its reading
-//! must agree with ours on:
+//! (the parser of the Stalwart server) therefore reads the same text, all of it, exactly
+//! as received (not a projection of the lines the decision reads: a line that calcard
+//! joins into the value of another, such as the next physical line after a
+//! QUOTED-PRINTABLE value ending in `=`, would otherwise go unseen), and its reading must
+//! agree with ours on:
 //!
 //! - the component tree: the same types, in the same order, with the same children;
-//! - every property [`is_cross_checked`] names, in the same components and order, and
-//!   for each its value and the parameters the decision uses (SENT-BY of ORGANIZER and
-//!   ATTENDEE; DELEGATED-TO, DELEGATED-FROM and PARTSTAT of ATTENDEE; TZID and RANGE of
-//!   RECURRENCE-ID).
-//!
-//! calcard is given the BEGIN/END lines and the cross-checked lines, unfolded, not the
-//! whole object: its byte-at-a-time tokenizer costs about 100 instructions a byte, and
-//! the long free-text properties (DESCRIPTION, a VTIMEZONE's rules) decide nothing. Leaving
-//! them out cannot hide a differential in what is compared, because the scanner accepts
-//! only property names made of letters, digits and `-` (on which calcard's name reading
-//! is the identity) and rejects control characters inside a line, so both parsers split
-//! the text into the same lines and give each line the same name.
+//! - in every component, every property: the same names, in the same order, as many
+//!   (so a line calcard reads as part of another property, or as an ORGANIZER where the
+//!   scanner saw none, is a differential);
+//! - for every property [`is_cross_checked`] names, its value and the parameters the
+//!   decision uses (SENT-BY of ORGANIZER and ATTENDEE; DELEGATED-TO, DELEGATED-FROM and
+//!   PARTSTAT of ATTENDEE; TZID and RANGE of RECURRENCE-ID).
 //!
 //! Any disagreement is fatal (`malformed-icalendar`), including calcard declining a
 //! value both RFCs allow but that an honest client never writes (a UID with a backslash
@@ -45,12 +42,6 @@ fn is_cross_checked(name: &str) -> bool {
     )
 }
 
-/// Whether a line named `name` goes to calcard: the structure lines and those
-/// [`is_cross_checked`] names.
-pub(crate) fn is_projected(name: &str) -> bool {
-    name == "BEGIN" || name == "END" || is_cross_checked(name)
-}
-
 /// The parameters whose reading is compared, by property, each with whether its values
 /// are case-insensitive tokens (PARTSTAT, RANGE) rather than text or addresses.
 fn compared_params(property: &str) -> &'static [(&'static str, bool)] {
@@ -67,10 +58,10 @@ fn compared_params(property: &str) -> &'static [(&'static str, bool)] {
     }
 }
 
-/// Parses `projection` (the BEGIN/END and cross-checked lines the scanner kept) with
-/// calcard and compares its reading with `root`. `Err` describes the first disagreement.
-pub(crate) fn cross_check(projection: &str, root: &Node) -> Result<(), String> {
-    let mut parser = calcard::Parser::new(projection);
+/// Parses `text` (the whole calendar text, as received) with calcard and compares its
+/// reading with `root`, the scanner's. `Err` describes the first disagreement.
+pub(crate) fn cross_check(text: &str, root: &Node) -> Result<(), String> {
+    let mut parser = calcard::Parser::new(text);
     match parser.entry() {
         calcard::Entry::ICalendar(calendar) => compare(&calendar, root),
         calcard::Entry::InvalidLine(line) => Err(format!(
@@ -164,8 +155,9 @@ fn subtree_sizes(order: &[&Node]) -> Vec<usize> {
     sizes
 }
 
+/// Every property, in order: the same name; the decision's ones also the same reading.
 fn compare_properties(ours: &Node, theirs: &ICalendarComponent) -> Result<(), String> {
-    let mut mine = ours.properties.iter().filter(|p| is_cross_checked(&p.name));
+    let mut mine = ours.properties.iter();
     let mut entries = theirs.entries.iter();
     loop {
         match (mine.next(), entries.next()) {
@@ -182,6 +174,17 @@ fn compare_properties(ours: &Node, theirs: &ICalendarComponent) -> Result<(), St
                     truncated(e.name.as_str(), 60),
                     ours.name
                 ));
+            }
+            (Some(p), Some(e)) if !is_cross_checked(&p.name) => {
+                if !e.name.as_str().eq_ignore_ascii_case(&p.name) {
+                    return Err(format!(
+                        "{} at byte {} of {}: calcard reads it as {}",
+                        p.name,
+                        p.offset,
+                        ours.name,
+                        truncated(e.name.as_str(), 60)
+                    ));
+                }
             }
             (Some(p), Some(e)) => compare_property(p, e)
                 .map_err(|what| format!("{} at byte {}: {what}", p.name, p.offset))?,
@@ -302,8 +305,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn exactly_the_decision_properties_and_the_structure_are_projected() {
-        let compared = [
+    fn exactly_the_decision_properties_are_compared_by_value() {
+        for name in [
             "METHOD",
             "UID",
             "RECURRENCE-ID",
@@ -311,15 +314,58 @@ mod tests {
             "DTSTAMP",
             "ORGANIZER",
             "ATTENDEE",
-        ];
-        for name in compared {
-            assert!(is_cross_checked(name) && is_projected(name), "{name}");
+        ] {
+            assert!(is_cross_checked(name), "{name}");
         }
-        for name in ["BEGIN", "END"] {
-            assert!(is_projected(name) && !is_cross_checked(name));
+        for name in [
+            "BEGIN",
+            "DESCRIPTION",
+            "ATTENDEES",
+            "UID2",
+            "COMMENT",
+            "X-UID",
+        ] {
+            assert!(!is_cross_checked(name), "{name}");
         }
-        for name in ["DESCRIPTION", "ATTENDEES", "UID2", "COMMENT", "X-UID"] {
-            assert!(!is_projected(name), "{name}");
-        }
+    }
+
+    /// The scanner's tree of `text` (which must scan cleanly).
+    fn tree(text: &str) -> crate::scan::Node<'_> {
+        let mut out = Vec::new();
+        let scanned =
+            crate::scan::scan(text.as_bytes(), &crate::Limits::default(), false, &mut out).unwrap();
+        assert!(out.is_empty() && !scanned.broken, "{out:?}");
+        scanned.root.unwrap()
+    }
+
+    /// calcard joins the physical line after a QUOTED-PRINTABLE value ending in `=` into
+    /// that value (issue #11 item 4). The scanner refuses QUOTED-PRINTABLE on its own;
+    /// this shows that the cross-check, reading the whole text, catches such a join by
+    /// itself: the scanner's reading of the same lines with ENCODING=8BIT (which calcard
+    /// does not join) is held against calcard's reading of the QUOTED-PRINTABLE text.
+    #[test]
+    fn a_line_calcard_joins_into_a_value_is_a_differential() {
+        let text = |encoding: &str| {
+            format!(
+                "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nMETHOD:REQUEST\r\n\
+                 BEGIN:VEVENT\r\nUID:u\r\nDTSTAMP:20260101T000000Z\r\n\
+                 X-A;ENCODING={encoding}:x=\r\nORGANIZER:mailto:mallory@evil.example\r\n\
+                 X-B;ENCODING={encoding}:y=\r\nBEGIN:X-C\r\nX-D:z\r\n\
+                 X-E;ENCODING={encoding}:w=\r\nEND:X-C\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+            )
+        };
+        let plain = text("8BIT");
+        let root = tree(&plain);
+        assert_eq!(cross_check(&plain, &root), Ok(()));
+        let joined = text("QUOTED-PRINTABLE");
+        let detail = cross_check(&joined, &root).unwrap_err();
+        assert!(detail.contains("calcard"), "{detail}");
+        // A line calcard reads as part of another property: one property fewer.
+        let with_f = plain.replace("X-D:z\r\n", "X-D:z\r\nX-F:v\r\n");
+        let swallowed = plain.replace("X-D:z\r\n", "X-D;ENCODING=QUOTED-PRINTABLE:z=\r\nX-F:v\r\n");
+        let root = tree(&with_f);
+        assert_eq!(cross_check(&with_f, &root), Ok(()));
+        let detail = cross_check(&swallowed, &root).unwrap_err();
+        assert!(detail.contains("X-F"), "{detail}");
     }
 }

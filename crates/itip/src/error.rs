@@ -52,6 +52,21 @@ pub enum ItipError {
     /// (`restriction-violation`).
     #[error(transparent)]
     Restriction(#[from] Violation),
+    /// The components of one object name different ORGANIZERs (or some name one and some
+    /// none): one object is about one event of one organizer, for every method, REPLY
+    /// included (RFC 5546 §3.2.3: ORGANIZER "MUST be the Organizer of the original
+    /// event") (`organizer-mismatch`).
+    #[error(
+        "the components of one object name different organizers: {first} and {other} (byte {offset})"
+    )]
+    OrganizerMismatch {
+        /// The first component's ORGANIZER (`none` when absent).
+        first: String,
+        /// The differing one.
+        other: String,
+        /// Offset of the BEGIN line of the component that differs.
+        offset: usize,
+    },
 }
 
 fn method_mismatch(content_type: Option<&str>, calendar: Method) -> String {
@@ -79,6 +94,7 @@ impl ItipError {
             ItipError::MethodNotDefined { .. } | ItipError::Restriction(_) => {
                 "restriction-violation"
             }
+            ItipError::OrganizerMismatch { .. } => "organizer-mismatch",
         }
     }
 }
@@ -300,6 +316,43 @@ pub enum Malformed {
         /// Offset of the line.
         offset: usize,
     },
+    /// A component where RFC 5545 allows none: a VEVENT nested in a VEVENT or in an X-
+    /// component, a VALARM outside VEVENT and VTODO, a STANDARD outside a VTIMEZONE, a
+    /// second VCALENDAR inside the first (RFC 5545 sections 3.4 and 3.6).
+    #[error(
+        "byte {offset}: BEGIN:{component} inside {parent} (RFC 5545 §3.6 allows it only elsewhere)"
+    )]
+    MisplacedComponent {
+        /// The component.
+        component: String,
+        /// The component it was opened in.
+        parent: String,
+        /// Offset of its BEGIN line.
+        offset: usize,
+    },
+    /// METHOD, ORGANIZER, ATTENDEE, UID or RECURRENCE-ID outside the components where
+    /// the decision reads them (an ORGANIZER in an X- component or in a VTIMEZONE).
+    #[error("byte {offset}: {property} inside {component}, where the decision does not read it")]
+    MisplacedProperty {
+        /// The property.
+        property: String,
+        /// The component it stands in.
+        component: String,
+        /// Offset of the line.
+        offset: usize,
+    },
+    /// A construct of vCalendar 1.0 or of another version than RFC 5545's 2.0: VERSION
+    /// other than 2.0, ENCODING other than 8BIT or BASE64 (QUOTED-PRINTABLE soft line
+    /// breaks join physical lines in lenient readers), a CHARSET or BASE64 parameter.
+    #[error(
+        "byte {offset}: {construct} is not RFC 5545 iCalendar 2.0 (vCalendar 1.0 or unknown version)"
+    )]
+    LegacyVCalendar {
+        /// What was found.
+        construct: String,
+        /// Offset of the line.
+        offset: usize,
+    },
     /// The calcard parser, run as a second opinion, rejected the text or read its
     /// component tree or a property the decision depends on differently (a parser
     /// differential).
@@ -322,6 +375,9 @@ pub enum Rule {
     Requires(&'static str),
     /// VERSION "Value MUST be 2.0."
     VersionTwo,
+    /// "All components MUST have the same UID." (RFC 5546 sections 3.2.2, 3.2.3, 3.2.5,
+    /// 3.2.8, 3.4.2, 3.4.3, 3.5.3); this crate applies it to every method but PUBLISH.
+    SameUid,
 }
 
 impl std::fmt::Display for Rule {
@@ -335,6 +391,7 @@ impl std::fmt::Display for Rule {
             Rule::Excludes(other) => write!(f, "must not occur together with {other}"),
             Rule::Requires(other) => write!(f, "requires {other} to be present"),
             Rule::VersionTwo => f.write_str("must be 2.0"),
+            Rule::SameUid => f.write_str("must all have the same UID"),
         }
     }
 }
@@ -398,11 +455,9 @@ pub enum Warning {
         /// Offset of the line.
         offset: usize,
     },
-    /// Several UIDs in one object (RFC 5546 3.2.2 wants one per REQUEST; we allow it and
-    /// authorize every component on its own).
-    #[error(
-        "several UIDs in one object (RFC 5546 §3.2.2 wants one); each component is authorized on its own"
-    )]
+    /// Several UIDs in one PUBLISH object (RFC 5546 §3.2.1 allows several events; every
+    /// other method must carry one UID, a [`Rule::SameUid`] violation).
+    #[error("several UIDs in one PUBLISH object; each component is authorized on its own")]
     SeveralUids,
 }
 

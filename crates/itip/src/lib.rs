@@ -210,11 +210,13 @@ pub struct ParseOptions {
     pub strict: bool,
     /// Input bounds.
     pub limits: Limits,
-    /// Skip the calcard second opinion on the component tree and on every property the
-    /// decision reads. It guards against parser differentials (the store seeing another
-    /// organizer, attendee or UID than the gate) and is about half the cost of
-    /// [`parse_itip`]; skip it only if the calendar store that consumes accepted
-    /// messages re-parses them with this crate's model.
+    /// Skip the calcard second opinion: calcard parsing the whole text and agreeing on the
+    /// component tree, every property's name and order, and every property the decision
+    /// reads. It guards against parser differentials (the store seeing another organizer,
+    /// attendee or UID than the gate) and is more than half the cost of [`parse_itip`];
+    /// skip it only if the calendar store that consumes accepted messages re-parses them
+    /// with this crate's model. The scanner's strict rules (placement, vCalendar 1.0,
+    /// UTF-8) apply either way.
     pub danger_skip_cross_check: bool,
 }
 

@@ -41,17 +41,12 @@ fn analyse(
     options: &ParseOptions,
     out: &mut Vec<Diagnostic>,
 ) -> Option<ItipMessage> {
-    let scanned = scan(
-        ics,
-        &options.limits,
-        options.strict,
-        !options.danger_skip_cross_check,
-        out,
-    )?;
+    let scanned = scan(ics, &options.limits, options.strict, out)?;
     let root = scanned.root?;
     if !scanned.broken
         && !options.danger_skip_cross_check
-        && let Err(detail) = crate::cross_check::cross_check(&scanned.projection, &root)
+        && let Some(text) = scanned.text
+        && let Err(detail) = crate::cross_check::cross_check(text, &root)
     {
         out.push(Diagnostic::Error(
             Malformed::ParserDifferential { detail }.into(),
@@ -150,26 +145,94 @@ fn analyse(
         .filter(|(k, _)| *k == kind)
         .map(|(k, node)| Component::from_node(*k, node))
         .collect();
-    let mut warnings: Vec<Warning> = out
+    one_organizer_and_uid(method, kind, &components, &scheduling, root.offset, out);
+    let warnings: Vec<Warning> = out
         .iter()
         .filter_map(|d| match d {
             Diagnostic::Warning(w) => Some(w.clone()),
             Diagnostic::Error(_) => None,
         })
         .collect();
-    if components
-        .iter()
-        .any(|c| c.uid != components.first().and_then(|f| f.uid.clone()))
-    {
-        warnings.push(Warning::SeveralUids);
-        out.push(Diagnostic::Warning(Warning::SeveralUids));
-    }
     Some(ItipMessage {
         method,
         kind,
         components,
         warnings,
     })
+}
+
+/// One object, one organizer, one event: every component names the same ORGANIZER (or
+/// none does), for every method, REPLY included (RFC 5546 §3.2.3: ORGANIZER "MUST be the
+/// Organizer of the original event"); and, for every method but PUBLISH, the same UID
+/// (RFC 5546 §§3.2.2, 3.2.3, 3.2.5, 3.2.8, 3.4.2, 3.4.3, 3.5.3: "All components MUST have
+/// the same UID"; ADD, REFRESH, COUNTER and the other DECLINECOUNTERs allow one component;
+/// the VTODO CANCEL of §3.4.5 cancels one to-do). PUBLISH (§§3.2.1, 3.3.1, 3.4.1, 3.5.1:
+/// "1+" without that rule) may post several events of one organizer, each authorized on
+/// its own. Checked here, not against stored state, so it holds with a store and
+/// without one.
+fn one_organizer_and_uid(
+    method: Method,
+    kind: ComponentKind,
+    components: &[Component],
+    nodes: &[(ComponentKind, &Node)],
+    calendar_offset: usize,
+    out: &mut Vec<Diagnostic>,
+) {
+    let offsets = nodes
+        .iter()
+        .filter(|(k, _)| *k == kind)
+        .map(|(_, n)| n.offset);
+    // The local part compared exactly (only the domain is case-insensitive): honest
+    // clients write one organizer the same way in every component, and this must hold
+    // for `CorrelateOptions::strict_local_part` too.
+    let organizer_key = |c: &Component| {
+        c.organizer.as_ref().map(|o| {
+            o.address
+                .comparison_key(true)
+                .unwrap_or_else(|| o.address.text.clone())
+        })
+    };
+    let first = components.first();
+    let first_organizer = first.and_then(organizer_key);
+    if let Some((c, offset)) = components
+        .iter()
+        .zip(offsets)
+        .find(|(c, _)| organizer_key(c) != first_organizer)
+    {
+        let show = |o: Option<&crate::model::Organizer>| {
+            o.map_or_else(|| "none".to_owned(), |o| o.address.text.clone())
+        };
+        out.push(Diagnostic::Error(ItipError::OrganizerMismatch {
+            first: show(first.and_then(|f| f.organizer.as_ref())),
+            other: show(c.organizer.as_ref()),
+            offset,
+        }));
+    }
+    let first_uid = first.and_then(|f| f.uid.as_deref());
+    if components.iter().any(|c| c.uid.as_deref() != first_uid) {
+        if method == Method::Publish {
+            out.push(Diagnostic::Warning(Warning::SeveralUids));
+        } else if let Some(table) = restrictions::table_for(method, kind) {
+            let mut distinct: Vec<Option<&str>> = Vec::new();
+            for c in components {
+                if !distinct.contains(&c.uid.as_deref()) {
+                    distinct.push(c.uid.as_deref());
+                }
+            }
+            out.push(Diagnostic::Error(
+                crate::error::Violation {
+                    section: table.section,
+                    method: Some(method),
+                    component: "VCALENDAR".to_owned(),
+                    property: kind.as_str(),
+                    rule: crate::error::Rule::SameUid,
+                    found: distinct.len(),
+                    offset: calendar_offset,
+                }
+                .into(),
+            ));
+        }
+    }
 }
 
 /// Value syntax of the properties scheduling depends on (RFC 5545 section 3.3).

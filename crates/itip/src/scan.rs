@@ -178,24 +178,87 @@ impl<'a> Node<'a> {
     }
 }
 
-/// The result of scanning: the VCALENDAR tree (if one was found) and the projection for
+/// The result of scanning: the VCALENDAR tree (if one was found) and the whole text, for
 /// the calcard cross-check.
 pub(crate) struct Scanned<'a> {
     pub root: Option<Node<'a>>,
-    /// The unfolded BEGIN/END lines and the lines the cross-check compares
-    /// ([`crate::cross_check::is_projected`]), each ended by CRLF.
-    pub projection: String,
+    /// The input as text, exactly as received (the server's parser reads all of it);
+    /// `None` when it is not UTF-8 as a whole.
+    pub text: Option<&'a str>,
     /// True when a structural error was reported (the tree is then best effort).
     pub broken: bool,
 }
 
+/// Where RFC 5545 (sections 3.4, 3.6) lets a component stand, by its name and its
+/// parent's (`None`: at the top). VCALENDAR only at the top; VEVENT, VTODO, VJOURNAL,
+/// VFREEBUSY and VTIMEZONE only in the VCALENDAR; VALARM only in a VEVENT or VTODO;
+/// STANDARD and DAYLIGHT only in a VTIMEZONE. Any other (X- or IANA) component may
+/// stand in the VCALENDAR, in a scheduling component (RFC 9073 puts PARTICIPANT,
+/// VLOCATION and VRESOURCE there) or in another such component, never in a VTIMEZONE,
+/// observance or VALARM; the rules above keep every known component out of it.
+///
+/// A recursive reader (Stalwart treats every VEVENT as a scheduling component) would
+/// otherwise act on a VEVENT nested where this crate does not look for one.
+fn component_allowed(name: &str, parent: Option<&str>) -> bool {
+    match (name, parent) {
+        ("VCALENDAR", None) => true,
+        (_, None) | ("VCALENDAR", Some(_)) => false,
+        ("VEVENT" | "VTODO" | "VJOURNAL" | "VFREEBUSY" | "VTIMEZONE", Some(parent)) => {
+            parent == "VCALENDAR"
+        }
+        ("VALARM", Some(parent)) => matches!(parent, "VEVENT" | "VTODO"),
+        ("STANDARD" | "DAYLIGHT", Some(parent)) => parent == "VTIMEZONE",
+        (_, Some(parent)) => !matches!(parent, "VTIMEZONE" | "STANDARD" | "DAYLIGHT" | "VALARM"),
+    }
+}
+
+fn is_scheduling_component(name: &str) -> bool {
+    matches!(name, "VEVENT" | "VTODO" | "VJOURNAL" | "VFREEBUSY")
+}
+
+/// Where the properties that name parties or identify the object may stand: only where
+/// the decision reads them. METHOD in the VCALENDAR; ORGANIZER and RECURRENCE-ID in a
+/// scheduling component; ATTENDEE there and in a VALARM (RFC 5545 §3.6.6, the e-mail
+/// alarm's recipients); UID there and in a VALARM (RFC 9074 §4). An ORGANIZER in an X-
+/// component, a VTIMEZONE or at the VCALENDAR level is refused rather than ignored,
+/// because a reader that looks for it there would find a party no one authorized.
+fn property_allowed(property: &str, component: &str) -> bool {
+    match property {
+        "METHOD" => component == "VCALENDAR",
+        "ORGANIZER" | "RECURRENCE-ID" => is_scheduling_component(component),
+        "ATTENDEE" | "UID" => is_scheduling_component(component) || component == "VALARM",
+        _ => true,
+    }
+}
+
+/// vCalendar 1.0 constructs, which RFC 5545 dropped and lenient readers still honour
+/// (calcard joins the next physical line into a QUOTED-PRINTABLE value ending in `=`,
+/// decodes values in a CHARSET, base64-decodes after a bare BASE64 parameter): a
+/// VERSION other than 2.0, an ENCODING other than RFC 5545's `8BIT` and `BASE64`
+/// (section 3.2.7), and the CHARSET and BASE64 parameters. `Some(what)` names it.
+fn legacy_construct(property: &Property<'_>) -> Option<String> {
+    if property.name == "VERSION" && property.value != "2.0" {
+        return Some(format!("VERSION:{}", property.value));
+    }
+    for (name, value) in &property.params {
+        match name.as_ref() {
+            "ENCODING"
+                if !value.eq_ignore_ascii_case("8BIT") && !value.eq_ignore_ascii_case("BASE64") =>
+            {
+                return Some(format!("ENCODING={value}"));
+            }
+            "CHARSET" | "BASE64" => return Some(format!("{name} parameter")),
+            _ => {}
+        }
+    }
+    None
+}
+
 /// Scans `input`; findings go to `out`. A limit stops the scan at once (returns `None`).
-/// `keep_projection` collects the unfolded lines the calcard cross-check reads.
 pub(crate) fn scan<'a>(
     input: &'a [u8],
     limits: &Limits,
     strict: bool,
-    keep_projection: bool,
     out: &mut Vec<Diagnostic>,
 ) -> Option<Scanned<'a>> {
     let limit = |limit, max, offset| ItipError::Limit(LimitExceeded { limit, max, offset });
@@ -211,8 +274,12 @@ pub(crate) fn scan<'a>(
     let fail = |out: &mut Vec<Diagnostic>, m: Malformed| {
         out.push(Diagnostic::Error(ItipError::Malformed(m)));
     };
-    // The projection is a subset of the input's lines: sized once, never regrown.
-    let mut projection = String::with_capacity(if keep_projection { input.len() } else { 0 });
+    // The server decodes the part as a whole: a UTF-8 sequence that only becomes valid
+    // once a fold is removed (RFC 5545 §3.1 asks readers to rejoin it) is invalid text to
+    // it, so the two would read different values. Checked once here, reported below
+    // unless a line already was.
+    let text = std::str::from_utf8(input);
+    let mut utf8_reported = false;
     let mut stack: Vec<Node<'a>> = Vec::new();
     let mut root: Option<Node<'a>> = None;
     let mut components = 0usize;
@@ -314,6 +381,7 @@ pub(crate) fn scan<'a>(
         };
         let Ok((text, unfolded_in_input)) = decoded else {
             fail(out, Malformed::NotUtf8 { offset: start });
+            utf8_reported = true;
             broken = true;
             continue;
         };
@@ -331,13 +399,25 @@ pub(crate) fn scan<'a>(
             broken = true;
             continue;
         };
-        if keep_projection && crate::cross_check::is_projected(&property.name) {
-            projection.push_str(text);
-            projection.push_str("\r\n");
+        if let Some(construct) = legacy_construct(&property) {
+            fail(
+                out,
+                Malformed::LegacyVCalendar {
+                    construct,
+                    offset: start,
+                },
+            );
+            broken = true;
+            continue;
         }
         if property.name == "BEGIN" || property.name == "END" {
             let name = property.value.to_ascii_uppercase();
-            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            // No parameters either: RFC 5545 gives BEGIN and END none, and readers differ
+            // on whether a quoted `:` in one ends the name.
+            if name.is_empty()
+                || !property.params.is_empty()
+                || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            {
                 fail(out, Malformed::ComponentName { offset: start });
                 broken = true;
                 continue;
@@ -370,7 +450,7 @@ pub(crate) fn scan<'a>(
                         broken = true;
                         return Some(Scanned {
                             root,
-                            projection,
+                            text: None,
                             broken,
                         });
                     }
@@ -384,10 +464,27 @@ pub(crate) fn scan<'a>(
                         );
                         return Some(Scanned {
                             root: None,
-                            projection,
+                            text: None,
                             broken: true,
                         });
                     }
+                }
+                let parent = stack.last().map(|p| p.name.as_str());
+                if !component_allowed(&name, parent) {
+                    fail(
+                        out,
+                        Malformed::MisplacedComponent {
+                            component: name,
+                            parent: parent.unwrap_or_default().to_owned(),
+                            offset: start,
+                        },
+                    );
+                    broken = true;
+                    return Some(Scanned {
+                        root: None,
+                        text: None,
+                        broken,
+                    });
                 }
                 stack.push(Node {
                     name,
@@ -435,6 +532,18 @@ pub(crate) fn scan<'a>(
             broken = true;
             continue;
         };
+        if !property_allowed(&property.name, &node.name) {
+            fail(
+                out,
+                Malformed::MisplacedProperty {
+                    property: property.name.to_string(),
+                    component: node.name.clone(),
+                    offset: start,
+                },
+            );
+            broken = true;
+            continue;
+        }
         if property.name == "ATTENDEE"
             && let Some(count) = attendees_in.last_mut()
         {
@@ -465,13 +574,24 @@ pub(crate) fn scan<'a>(
             None => root = Some(node),
         }
     }
+    if let Err(error) = text
+        && !utf8_reported
+    {
+        fail(
+            out,
+            Malformed::NotUtf8 {
+                offset: error.valid_up_to(),
+            },
+        );
+        broken = true;
+    }
     if root.is_none() && !broken {
         fail(out, Malformed::NoCalendar);
         broken = true;
     }
     Some(Scanned {
         root,
-        projection,
+        text: text.ok(),
         broken,
     })
 }
@@ -497,6 +617,7 @@ fn content_line(text: &str, offset: usize) -> Option<Property<'_>> {
         return None;
     }
     let mut params = Vec::new();
+    let mut groups = 0usize;
     let mut rest = text.get(name_end..)?;
     if rest.starts_with(';') {
         // Room for the parameters of a typical ATTENDEE line without regrowing.
@@ -513,6 +634,10 @@ fn content_line(text: &str, offset: usize) -> Option<Property<'_>> {
             return None;
         }
         let pname = name(pname);
+        if params.last().is_some_and(|(last, _)| *last == pname) {
+            // The same parameter twice in a row (`B=x;B=y`); see below.
+            return None;
+        }
         let mut cursor = after.get(eq + 1..)?;
         loop {
             let value = if let Some(quoted) = cursor.strip_prefix('"') {
@@ -537,6 +662,27 @@ fn content_line(text: &str, offset: usize) -> Option<Property<'_>> {
             }
         }
         rest = cursor;
+        groups += 1;
+    }
+    // The same parameter twice (`PARTSTAT=ACCEPTED;PARTSTAT=DECLINED`): readers differ on
+    // which one counts (this crate's model takes the first, others the last), so it is
+    // refused as malformed. Sorting the names keeps a line with thousands of parameters
+    // linear-logarithmic; a line with one parameter costs nothing.
+    if groups > 1 {
+        let mut names: Vec<&str> = Vec::with_capacity(groups);
+        let mut previous: Option<&str> = None;
+        for (name, _) in &params {
+            // Consecutive entries of one group share the name; count each group once
+            // (two groups in a row with one name were refused above).
+            if previous != Some(name.as_ref()) {
+                names.push(name.as_ref());
+            }
+            previous = Some(name.as_ref());
+        }
+        names.sort_unstable();
+        if names.windows(2).any(|w| w.first() == w.get(1)) {
+            return None;
+        }
     }
     let value = rest.strip_prefix(':')?;
     Some(Property {
@@ -585,18 +731,28 @@ mod tests {
 
     fn scan_ok(text: &[u8]) -> (Option<Scanned<'_>>, Vec<Diagnostic>) {
         let mut out = Vec::new();
-        let s = scan(text, &Limits::default(), false, true, &mut out);
+        let s = scan(text, &Limits::default(), false, &mut out);
         (s, out)
     }
 
     #[test]
-    fn fold_inside_utf8_sequence_is_joined_before_decoding() {
-        // "é" is C3 A9; the fold splits it.
+    fn fold_inside_utf8_sequence_is_joined_but_refused() {
+        // "é" is C3 A9; the fold splits it. The line is rejoined as RFC 5545 §3.1 asks,
+        // but the text as a whole, which the server decodes, is not UTF-8.
         let text = b"BEGIN:VCALENDAR\r\nX-A:caf\xC3\r\n \xA9\r\nEND:VCALENDAR\r\n";
         let (s, out) = scan_ok(text);
-        assert!(out.is_empty(), "{out:?}");
-        let root = s.unwrap().root.unwrap();
-        assert_eq!(root.first("X-A").unwrap().value, "café");
+        assert!(
+            matches!(
+                out.as_slice(),
+                [Diagnostic::Error(ItipError::Malformed(
+                    Malformed::NotUtf8 { offset: 24 }
+                ))]
+            ),
+            "{out:?}"
+        );
+        let s = s.unwrap();
+        assert!(s.broken && s.text.is_none());
+        assert_eq!(s.root.unwrap().first("X-A").unwrap().value, "café");
     }
 
     #[test]
@@ -618,7 +774,7 @@ mod tests {
     #[test]
     fn folded_and_unfolded_lines_give_the_same_property() {
         let (s, out) = scan_ok(
-            b"BEGIN:VCALENDAR\r\nATTENDEE;CN=A;ROLE=CHAIR:mailto:a@b\r\nATTENDEE;CN=A;RO\r\n LE=CHAIR:mail\r\n to:a@b\r\nEND:VCALENDAR\r\n",
+            b"BEGIN:VCALENDAR\r\nX-WHO;CN=A;ROLE=CHAIR:mailto:a@b\r\nX-WHO;CN=A;RO\r\n LE=CHAIR:mail\r\n to:a@b\r\nEND:VCALENDAR\r\n",
         );
         assert!(out.is_empty(), "{out:?}");
         let root = s.unwrap().root.unwrap();
@@ -674,8 +830,14 @@ mod tests {
             "A;B=\"x:c",
             "A;B=x\"y:c",
             "A B:c",
+            "A;B=x;B=y:c",
+            "A;B=x;C=y;b=z:c",
+            "A;B=x,y;C=z;D=\"w\",v;C=u:c",
         ] {
             assert!(content_line(line, 0).is_none(), "{line}");
+        }
+        for line in ["A;B=x,y;C=z:c", "A;B=x;C=y;D=z:c"] {
+            assert!(content_line(line, 0).is_some(), "{line}");
         }
     }
 

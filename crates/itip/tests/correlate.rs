@@ -382,7 +382,22 @@ fn overrides_are_each_authorized_and_must_share_the_organizer() {
             "RECURRENCE-ID:20260208T100000Z",
         ],
     );
-    let msg = parse(Method::Request, &[master, other]);
+    // The parser refuses the object (one object, one organizer: organizer-mismatch)...
+    let ics = calendar(Method::Request, &[master.clone(), other]);
+    let mime = MimeParams {
+        method: Some("REQUEST"),
+        charset: Some("UTF-8"),
+        component: None,
+    };
+    let err = parse_itip(&ics, &mime, &ParseOptions::default()).unwrap_err();
+    assert_eq!(err.code(), "organizer-mismatch", "{err}");
+    // ...and correlation, given such a message anyway, refuses the override too.
+    let mut msg = parse(Method::Request, &[master.clone(), master]);
+    msg.components[1].organizer = Some(imipsec_itip::Organizer {
+        address: imipsec_itip::CalAddress::parse(&format!("mailto:{MALLORY}")),
+        common_name: None,
+        sent_by: None,
+    });
     for signers in [&[ORG][..], &[ORG, MALLORY][..]] {
         let c = run(&msg, signers, &DenyAllDelegations);
         assert!(!c.is_authorized(), "{signers:?}");

@@ -98,8 +98,29 @@ fn example_4_4_second_vevent_without_organizer_is_a_restriction_violation() {
     assert_eq!((rule, *found), (&Rule::Presence(Presence::One), 0));
     assert_eq!(&ics[*offset..*offset + 12], b"BEGIN:VEVENT");
     assert!(*offset > 400, "the second VEVENT, not the first");
+    // The missing ORGANIZER, seen twice: by the table row, and as one object naming an
+    // organizer in one component and none in the other (organizer-mismatch). And the
+    // two VEVENTs carry two UIDs, which a REQUEST may not (RFC 5546 §3.2.2).
     let all = diagnose(&ics, &REQUEST, &ParseOptions::default());
-    assert_eq!(errors(&all), vec![&err], "the only defect");
+    let errs = errors(&all);
+    assert_eq!(errs.len(), 3, "{errs:#?}");
+    assert_eq!(errs[0], &err);
+    assert!(
+        matches!(errs[1], ItipError::OrganizerMismatch { other, offset: o, .. } if other == "none" && o == offset),
+        "{errs:#?}"
+    );
+    assert!(
+        matches!(
+            errs[2],
+            ItipError::Restriction(Violation {
+                rule: Rule::SameUid,
+                found: 2,
+                section: "3.2.2",
+                ..
+            })
+        ),
+        "{errs:#?}"
+    );
 }
 
 #[test]
