@@ -179,12 +179,7 @@ impl GateMilter {
             return match self.shared.config.on_reject {
                 RejectAction::Reject => (
                     final_only(
-                        Replycode::new(
-                            [5, 5, 0],
-                            [5, 7, 1],
-                            &format!("imipsec: calendar message rejected ({code})"),
-                        )
-                        .into(),
+                        Replycode::new([5, 5, 0], [5, 7, 1], crate::server::REJECT_TEXT).into(),
                     ),
                     Action::Reject,
                     Some(verdict),
