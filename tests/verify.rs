@@ -752,7 +752,10 @@ fn date_far_from_signing_time_is_signing_time_skew() {
     let moved = replace_header(&message, "Date", "Sun, 31 May 2026 22:00:00 +0000");
     let run = verify(&moved, &[]);
     assert_accepted(&run);
-    assert_eq!(run.warnings(), ["signing-time-skew", "event-state-unchecked"]);
+    assert_eq!(
+        run.warnings(),
+        ["signing-time-skew", "event-state-unchecked"]
+    );
     // A signingTime after the evaluation time warns too.
     let root = root_ca();
     let run = imipsec(
@@ -767,7 +770,10 @@ fn date_far_from_signing_time_is_signing_time_skew() {
         &message,
     );
     assert_accepted(&run);
-    assert_eq!(run.warnings(), ["signing-time-skew", "event-state-unchecked"]);
+    assert_eq!(
+        run.warnings(),
+        ["signing-time-skew", "event-state-unchecked"]
+    );
 }
 
 // ---------------------------------------------------------------------------------------

@@ -382,10 +382,7 @@ mod tests {
         let mut text = Vec::new();
         summary.print(&mut text, Duration::from_secs(1)).unwrap();
         let text = String::from_utf8(text).unwrap();
-        assert!(
-            text.contains("event-state checks were not done"),
-            "{text}"
-        );
+        assert!(text.contains("event-state checks were not done"), "{text}");
         summary.event_state_store = true;
         assert!(summary.event_state_note().unwrap().contains("1 accepted"));
     }
