@@ -1,5 +1,6 @@
 //! `imipsec gate`: the command refuses configurations that cannot run safely before it
 //! listens on anything.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod common;
 
