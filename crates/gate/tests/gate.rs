@@ -664,11 +664,8 @@ impl LmtpClient {
     }
     /// MAIL, RCPTs, DATA, message; returns the per-recipient replies.
     async fn send(&mut self, rcpts: &[&str], message: &str) -> Vec<String> {
-        assert!(
-            self.command("MAIL FROM:<alice@example.net>")
-                .await
-                .starts_with("250")
-        );
+        let mail = self.command("MAIL FROM:<alice@example.net>").await;
+        assert!(mail.starts_with("250"), "MAIL: {mail:?}");
         let mut accepted = 0;
         for rcpt in rcpts {
             if self
@@ -1538,4 +1535,28 @@ async fn pipeline_engine_panic_under_the_store_lock_does_not_poison_later_messag
         "{}",
         final_reply(&packets).text()
     );
+}
+
+/// A decision slower than the idle timeout (a slow engine, or a panic whose backtrace takes
+/// seconds to print) is the gate's time, not the peer's: the session goes on afterwards.
+/// Before, the idle clock ran from the peer's last bytes and cut the session right after
+/// the reply (found by `lmtp_engine_panic_is_a_tempfail_and_the_next_message_is_accepted`
+/// under load).
+#[tokio::test]
+async fn lmtp_slow_decision_does_not_count_as_peer_idleness() {
+    let backend = FakeBackend::default();
+    let mut config = lmtp_config(backend.start().await, RejectAction::Reject); // idle 2 s
+    config.limits.decide_timeout_secs = 6;
+    let gate = start(config).await;
+    let (mut client, _) = LmtpClient::connect(gate.lmtp.unwrap()).await;
+    client.command("LHLO client.test").await;
+    let replies = client
+        .send(
+            &["bob@example.org"],
+            &invite("accept signer=alice@example.net sleep-ms=3000", ""),
+        )
+        .await;
+    assert!(replies[0].starts_with("250"), "{replies:?}");
+    assert!(client.command("NOOP").await.starts_with("250"));
+    gate.stop().await;
 }
