@@ -33,7 +33,9 @@ impl std::fmt::Debug for PipelineEngine {
 
 impl PipelineEngine {
     /// `store`: the SENT-BY delegation and event state store. Without one, no delegation
-    /// is honoured, no event state is checked, and [`Decide::record`] records nothing.
+    /// is honoured, no event state is checked (every verdict says
+    /// `policy.event-state=not-checked`), [`Decide::record`] records nothing, and a
+    /// [`crate::Gate`] over this engine starts only with `danger_no_event_state = true`.
     pub fn new(pipeline: Pipeline, store: Option<Box<dyn Stores + Send>>) -> Self {
         Self {
             pipeline,
