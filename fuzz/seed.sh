@@ -97,6 +97,15 @@ for ics in "$repo"/testdata/seed/*.ics; do
   seed_calendar "$ics" "$(basename "$ics" .ics)"
 done
 
+# gate_protocols, SMTP smuggling shapes (issue #11 item 9): `<LF>.<LF>` inside DATA followed
+# by a second transaction, a bare CR in a command and in DATA, a bare-LF command.
+printf '\001LHLO mta\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.org>\r\nDATA\r\nSubject: x\r\nContent-Type: text/calendar\r\n\r\nBEGIN:VCALENDAR\n.\nMAIL FROM:<m@example.net>\r\nRCPT TO:<b@example.org>\r\nDATA\r\nX: y\r\n\r\nsmuggled\r\n.\r\nQUIT\r\n' \
+  >"$out/gate_protocols/seed-smuggle-lf-dot-lf"
+printf '\001LHLO mta\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.org>\rDATA\r\nQUIT\r\n' \
+  >"$out/gate_protocols/seed-bare-cr-command"
+printf '\001LHLO mta\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.org>\r\nDATA\r\nSubject: x\r\n\r\nbare\rcr\r\n.\r\nNOOP\nQUIT\r\n' \
+  >"$out/gate_protocols/seed-bare-cr-data"
+
 # sign_verify_roundtrip: position, mask, key selector, text.
 printf '\000\000\000\000\001\000Planning meeting' >"$out/sign_verify_roundtrip/seed-rsa"
 printf '\000\000\001\000\200\001Budget review (Q3)' >"$out/sign_verify_roundtrip/seed-p256"

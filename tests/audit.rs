@@ -100,6 +100,12 @@ fn sample_mailbox_verdicts_match_what_each_message_is() {
         );
     }
 
+    // Store-less: the summary says the event state was not checked (issue #11 item 10).
+    assert!(
+        stdout.contains("event-state checks were not done"),
+        "{stdout}"
+    );
+
     let rows = read_jsonl(&jsonl);
     assert_eq!(rows.len(), 36);
     for row in &rows {
@@ -126,6 +132,7 @@ fn sample_mailbox_verdicts_match_what_each_message_is() {
         assert!(row["date"].as_str().unwrap().starts_with("2026-0"));
         assert!(row["from"].as_str().unwrap().ends_with("@example.com"));
         assert!(row["layers"].is_array() && row["itip"].is_array(), "{row}");
+        assert_eq!(row["event_state"], "not-checked", "{id}");
     }
     // mbox rows carry the byte offset of their separator.
     assert!(
@@ -136,6 +143,7 @@ fn sample_mailbox_verdicts_match_what_each_message_is() {
     let csv_text = std::fs::read_to_string(&csv).unwrap();
     let mut reader = csv::Reader::from_reader(csv_text.as_bytes());
     assert_eq!(reader.headers().unwrap().get(4), Some("verdict"));
+    assert_eq!(reader.headers().unwrap().get(10), Some("event_state"));
     assert_eq!(reader.records().count(), 36);
 
     let html_text = std::fs::read_to_string(&html).unwrap();

@@ -105,12 +105,17 @@ fn every_method_signed_by_imipsec_is_accepted_and_from_change_only_warns() {
         let json = run.json();
         assert_eq!(json["itip"][0]["method"], method);
         assert_eq!(json["itip"][0]["role"], role);
-        assert!(run.warnings().is_empty(), "{method}: {:?}", run.warnings());
+        // Store-less: the event state was not checked, and the verdict says so.
+        assert_eq!(run.warnings(), ["event-state-unchecked"], "{method}");
         // Forwarded: From is not the signer. Still accepted, with the warning.
         let forwarded = replace_header(&message, "From", "forwarder@example.org");
         let run = verify(&forwarded, &[]);
         assert_accepted(&run);
-        assert_eq!(run.warnings(), ["from-mismatch"], "{method}");
+        assert_eq!(
+            run.warnings(),
+            ["from-mismatch", "event-state-unchecked"],
+            "{method}"
+        );
     }
 }
 
@@ -245,7 +250,7 @@ fn undecryptable_message_is_decryption_failed_and_cbc_only_warns() {
     let attendee = pem_identity(dir.path(), "rsa2048/attendee");
     let run = verify(&gcm, &["--identity", attendee.to_str().unwrap()]);
     assert_accepted(&run);
-    assert!(run.warnings().is_empty(), "{:?}", run.warnings());
+    assert_eq!(run.warnings(), ["event-state-unchecked"]);
     let layers = run.json()["layers"].clone();
     assert_eq!(layers[0]["kind"], "encrypted");
     assert_eq!(layers[0]["authenticated"], true);
@@ -264,7 +269,10 @@ fn undecryptable_message_is_decryption_failed_and_cbc_only_warns() {
     );
     let run = verify(&cbc, &["--identity", attendee.to_str().unwrap()]);
     assert_accepted(&run);
-    assert_eq!(run.warnings(), ["unauthenticated-encryption"]);
+    assert_eq!(
+        run.warnings(),
+        ["unauthenticated-encryption", "event-state-unchecked"]
+    );
 }
 
 #[test]
@@ -458,6 +466,34 @@ fn sent_by_needs_a_grant_in_the_store() {
 
 // ---------------------------------------------------------------------------------------
 // Event state reasons, recording, and the store on reject or error
+
+/// Issue #11 item 10: store-less `verify` used to accept without a word that organizer
+/// pinning and replay were skipped. It now says so: `event_state` in the JSON, the
+/// `event-state-unchecked` warning, and the warning in the human output.
+#[test]
+fn storeless_verify_says_event_state_unchecked_and_a_store_says_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let message = signed(
+        dir.path(),
+        "organizer",
+        &calendar("REQUEST", "unchecked@example.com", 0),
+        &[],
+    );
+    let run = verify(&message, &[]);
+    assert_accepted(&run);
+    assert_eq!(run.json()["event_state"], "not-checked");
+    assert_eq!(run.warnings(), ["event-state-unchecked"]);
+
+    let store_path = store_path(dir.path());
+    let store_arg = store_path.to_str().unwrap().to_owned();
+    let run = verify(
+        &message,
+        &["--store", &store_arg, "--recipient", ATTENDEE, "--record"],
+    );
+    assert_accepted(&run);
+    assert_eq!(run.json()["event_state"], "checked");
+    assert!(run.warnings().is_empty(), "{:?}", run.warnings());
+}
 
 #[test]
 fn replay_is_stale_sequence_and_record_happens_only_on_accept() {
@@ -711,12 +747,15 @@ fn date_far_from_signing_time_is_signing_time_skew() {
     );
     let run = verify(&message, &[]);
     assert_accepted(&run);
-    assert!(run.warnings().is_empty());
+    assert_eq!(run.warnings(), ["event-state-unchecked"]);
     // Date is outside the signature: moving it two hours keeps the signature valid.
     let moved = replace_header(&message, "Date", "Sun, 31 May 2026 22:00:00 +0000");
     let run = verify(&moved, &[]);
     assert_accepted(&run);
-    assert_eq!(run.warnings(), ["signing-time-skew"]);
+    assert_eq!(
+        run.warnings(),
+        ["signing-time-skew", "event-state-unchecked"]
+    );
     // A signingTime after the evaluation time warns too.
     let root = root_ca();
     let run = imipsec(
@@ -731,7 +770,10 @@ fn date_far_from_signing_time_is_signing_time_skew() {
         &message,
     );
     assert_accepted(&run);
-    assert_eq!(run.warnings(), ["signing-time-skew"]);
+    assert_eq!(
+        run.warnings(),
+        ["signing-time-skew", "event-state-unchecked"]
+    );
 }
 
 // ---------------------------------------------------------------------------------------

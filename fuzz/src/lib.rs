@@ -15,7 +15,7 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use imipsec_gate::{
-    Decide, DecideError, Envelope, Gate, GateConfig, GateVerdict, ItipSummary, LmtpConfig,
+    Decide, DecideError, Envelope, EventState, Gate, GateConfig, GateVerdict, ItipSummary, LmtpConfig,
     MilterConfig, Outcome, Reason as GateReason, RejectAction, SmimeResult,
 };
 use imipsec_itip::{
@@ -374,6 +374,10 @@ pub fn gate_mime(data: &[u8]) {
 struct LengthEngine;
 
 impl Decide for LengthEngine {
+    fn checks_event_state(&self) -> bool {
+        true
+    }
+
     fn decide(
         &self,
         message: &[u8],
@@ -394,6 +398,11 @@ impl Decide for LengthEngine {
                 role: "organizer".to_owned(),
                 delegation: None,
             }],
+            event_state: if message.len() % 8 < 4 {
+                EventState::Checked
+            } else {
+                EventState::NotChecked
+            },
         };
         match message.len() % 4 {
             0 => Ok(verdict(Outcome::Accept, SmimeResult::Pass)),
@@ -438,6 +447,13 @@ async fn lmtp_backend(listener: tokio::net::TcpListener) {
                     Ok(0) | Err(_) => break,
                     Ok(_) => {}
                 }
+                // Invariant (issue #11 item 9): whatever the client sent, the gate hands the
+                // backend only CRLF lines, with no bare LF or CR (SMTP smuggling).
+                assert!(
+                    line.strip_suffix(b"\r\n")
+                        .is_some_and(|content| !content.contains(&b'\r') && !content.contains(&b'\n')),
+                    "the gate sent the LMTP backend a line with a bare LF or CR: {line:?}"
+                );
                 let reply: Vec<u8> = if in_data {
                     if line == b".\r\n" {
                         in_data = false;

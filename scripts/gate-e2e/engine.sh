@@ -32,8 +32,10 @@ write_gate_config() {
       echo "anchors = [\"$ROOT/certs/root.cert.pem\"]"
       echo "crls = [\"$ROOT/certs/intermediate.crl.pem\"]"
       if [ "$STORE_PATH" != none ]; then echo "[store]"; echo "path = \"$STORE_PATH\""; fi
+      echo "[gate]"
+      # without a store the gate refuses to start unless told so explicitly
+      if [ "$STORE_PATH" = none ]; then echo "danger_no_event_state = true"; fi
       cat <<TOML
-[gate]
 authserv_id = "mx.gate.test"
 on_reject = "$2"
 metrics_listen = "${METRICS}"
@@ -107,6 +109,9 @@ make_message() {
   {
     if [ "$kind" = valid-request-forged-ar ]; then
       echo "Authentication-Results: mx.gate.test; smime=pass (FORGED) body.smime-identifier=ceo@example.org"
+      # RFC 8601 section 2.2 lets the authserv-id be a quoted-string, behind comments
+      echo "Authentication-Results: \"mx.gate.test\"; smime=pass (FORGED) body.smime-identifier=ceo@example.org"
+      echo "Authentication-Results: (x) MX.Gate.Test; x-imip=pass (FORGED)"
       echo "Authentication-Results: other.example; dkim=pass header.d=example.net"
     fi
     echo "From: $(sender_of "$kind")"
@@ -163,6 +168,9 @@ make_signed_message() {
   {
     if [ "$kind" = valid-request-forged-ar ]; then
       echo "Authentication-Results: mx.gate.test; smime=pass (FORGED) body.smime-identifier=ceo@example.org"
+      # RFC 8601 section 2.2 lets the authserv-id be a quoted-string, behind comments
+      echo "Authentication-Results: \"mx.gate.test\"; smime=pass (FORGED) body.smime-identifier=ceo@example.org"
+      echo "Authentication-Results: (x) MX.Gate.Test; x-imip=pass (FORGED)"
       echo "Authentication-Results: other.example; dkim=pass header.d=example.net"
     fi
     echo "From: $(sender_of "$kind")"

@@ -98,6 +98,7 @@ check "signed REQUEST accepted (250)"                replied ACCEPT "250 2.0.0 O
 check "signed REQUEST delivered to Dovecot"          delivered ACCEPT
 check "delivered with our Authentication-Results"    header_in_mailbox ACCEPT "^Authentication-Results: mx.gate.test; smime=pass body.smime-identifier=$(signer_of valid-request)"
 check "A-R names method and role (x-imip=pass)"      header_in_mailbox ACCEPT "x-imip=pass policy.method=REQUEST policy.role=organizer"
+check "A-R says the event state was checked"         header_in_mailbox ACCEPT "policy.event-state=checked"
 
 send "$SMTP" forged-cancel FORGED-CANCEL
 check "forged CANCEL rejected with 550 5.7.1"        replied FORGED-CANCEL "550 5.7.1 imipsec: calendar message rejected"

@@ -114,10 +114,11 @@ pub fn run(args: &AuditArgs) -> Result<Exit, AuditError> {
     };
     let progress = progress_bar(args);
     let started = Instant::now();
-    let summary = audit(&args.paths, limits, jobs, make_worker, &mut |row| {
+    let mut summary = audit(&args.paths, limits, jobs, make_worker, &mut |row| {
         progress.inc(row.input_bytes);
         reports.write(row)
     })?;
+    summary.event_state_store = store_path.is_some() && recipient.is_some();
     progress.finish_and_clear();
     let elapsed = started.elapsed();
     reports.finish(&summary, elapsed)?;
@@ -193,6 +194,7 @@ fn evaluated(verdict: &Verdict) -> Evaluated {
             .map(|itip| itip.method.clone())
             .collect(),
         verdict_json,
+        event_state: Some(verdict.event_state()),
     }
 }
 

@@ -5,7 +5,7 @@ use std::io::Write;
 use super::Row;
 
 /// The header row.
-pub const HEADER: [&str; 10] = [
+pub const HEADER: [&str; 11] = [
     "source",
     "message_id",
     "date",
@@ -16,6 +16,7 @@ pub const HEADER: [&str; 10] = [
     "signers",
     "methods",
     "detail",
+    "event_state",
 ];
 
 /// A CSV writer over `out`.
@@ -50,6 +51,7 @@ impl<W: Write> CsvReport<W> {
                 .first()
                 .map(|finding| finding.detail.as_str())
                 .unwrap_or(""),
+            evaluated.event_state.map_or("", |state| state.code()),
         ])
     }
 

@@ -44,7 +44,7 @@ tr.error td.verdict { color: #555; font-weight: bold; }
 <section id="messages">
 <h2>Messages</h2>
 <table id="message-table">
-<thead><tr><th>#</th><th>source</th><th>date</th><th>from</th><th>message-id</th><th>verdict</th><th>reasons</th><th>signers</th><th>methods</th></tr></thead>
+<thead><tr><th>#</th><th>source</th><th>date</th><th>from</th><th>message-id</th><th>verdict</th><th>event state</th><th>reasons</th><th>signers</th><th>methods</th></tr></thead>
 <tbody>
 "#;
 
@@ -108,13 +108,14 @@ impl<W: Write> HtmlReport<W> {
             .join(" ");
         writeln!(
             self.out,
-            "<tr class=\"{outcome}\" data-series=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"verdict\">{outcome}</td><td>{reasons}</td><td>{}</td><td>{}</td></tr>",
+            "<tr class=\"{outcome}\" data-series=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"verdict\">{outcome}</td><td>{}</td><td>{reasons}</td><td>{}</td><td>{}</td></tr>",
             escape(&series.join(" ")),
             row.sequence + 1,
             escape(&row.source),
             escape(row.date_text().as_deref().unwrap_or("")),
             escape(row.identity.from.as_deref().unwrap_or("")),
             escape(row.identity.message_id.as_deref().unwrap_or("")),
+            row.evaluated.event_state.map_or("", |state| state.code()),
             escape(&row.evaluated.signers.join(" ")),
             escape(&row.evaluated.methods.join(" ")),
         )
@@ -182,7 +183,11 @@ fn summary_section(html: &mut String, summary: &Summary, elapsed: Duration) {
             outcome.as_str()
         );
     }
-    html.push_str("</table>\n</section>\n");
+    html.push_str("</table>\n");
+    if let Some(note) = summary.event_state_note() {
+        let _ = writeln!(html, "<p class=\"warning\">{}</p>", escape(&note));
+    }
+    html.push_str("</section>\n");
 }
 
 /// The chart buckets: per day, or per month when the dates span more than
@@ -384,6 +389,7 @@ mod tests {
                     signers: Vec::new(),
                     methods: Vec::new(),
                     verdict_json: None,
+                    event_state: Some(imipsec_pipeline::EventState::NotChecked),
                 },
                 input_bytes: 1,
             };
@@ -395,6 +401,8 @@ mod tests {
         assert_eq!(html.matches("<tr class=").count(), 3);
         assert_eq!(html.matches("<rect class=\"bar\"").count(), 3);
         assert!(html.contains("value=\"bad-signature\""));
+        assert!(html.contains("<td>not-checked</td>"));
+        assert!(html.contains("event-state checks were not done"));
         assert!(!html.contains("<script>\""), "unescaped code");
         // Self-contained: nothing is loaded from elsewhere.
         assert!(!html.contains(" src=") && !html.contains(" href="));

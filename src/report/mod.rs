@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::time::Duration;
 
+use imipsec_pipeline::EventState;
 use serde::Serialize;
 use time::Date;
 
@@ -56,9 +57,12 @@ pub struct Evaluated {
     pub signers: Vec<String>,
     /// iTIP methods of the evaluated components.
     pub methods: Vec<String>,
-    /// The full `verify --json` object (`verdict`, `reasons`, `warnings`, `layers`, `itip`),
-    /// or `None` when no verdict was reached.
+    /// The full `verify --json` object (`verdict`, `reasons`, `warnings`, `layers`, `itip`,
+    /// `event_state`), or `None` when no verdict was reached.
     pub verdict_json: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Whether the event state (pinned organizer, replay) was checked; `None` when no verdict
+    /// was reached.
+    pub event_state: Option<EventState>,
 }
 
 impl Evaluated {
@@ -74,6 +78,7 @@ impl Evaluated {
             signers: Vec::new(),
             methods: Vec::new(),
             verdict_json: None,
+            event_state: None,
         }
     }
 }
@@ -168,6 +173,13 @@ pub struct Summary {
     pub days: BTreeMap<Date, BTreeMap<String, u64>>,
     /// Messages without a usable Date header (not in `days`).
     pub undated: u64,
+    /// Messages per event-state value (`checked`, `not-checked`).
+    pub event_state: BTreeMap<&'static str, u64>,
+    /// Accepted messages whose event state was not checked.
+    pub accepted_unchecked: u64,
+    /// Whether the run had an event-state store and a recipient scope. `false` (the
+    /// default): the summary says that organizer pinning and replay checks were not done.
+    pub event_state_store: bool,
 }
 
 /// How many signers the summary table lists.
@@ -187,6 +199,12 @@ impl Summary {
         }
         for method in &row.evaluated.methods {
             *self.methods.entry(method.clone()).or_default() += 1;
+        }
+        if let Some(state) = row.evaluated.event_state {
+            *self.event_state.entry(state.code()).or_default() += 1;
+            if state == EventState::NotChecked && row.evaluated.outcome == Outcome::Accept {
+                self.accepted_unchecked += 1;
+            }
         }
         match row.identity.date {
             Some(date) => {
@@ -239,7 +257,35 @@ impl Summary {
         table(out, "signer", &signers)?;
         let methods: Vec<(String, u64)> = by_count(self.methods.iter());
         table(out, "method", &methods)?;
+        let states: Vec<(String, u64)> = self
+            .event_state
+            .iter()
+            .map(|(state, count)| ((*state).to_owned(), *count))
+            .collect();
+        table(out, "event state", &states)?;
+        if let Some(note) = self.event_state_note() {
+            writeln!(out)?;
+            writeln!(out, "{note}")?;
+        }
         Ok(())
+    }
+
+    /// What the summary must say when event state was not checked, if anything.
+    pub fn event_state_note(&self) -> Option<String> {
+        if !self.event_state_store {
+            Some(
+                "warning: event-state checks were not done (no store or no recipient): the \
+                 organizer pinned to each UID and SEQUENCE/DTSTAMP replay were not checked"
+                    .to_owned(),
+            )
+        } else if self.accepted_unchecked > 0 {
+            Some(format!(
+                "warning: {} accepted messages were not checked against the event state",
+                self.accepted_unchecked
+            ))
+        } else {
+            None
+        }
     }
 }
 
@@ -300,6 +346,7 @@ mod tests {
                 signers: vec!["A@x".into()],
                 methods: vec!["REQUEST".into()],
                 verdict_json: None,
+                event_state: Some(EventState::NotChecked),
             },
             input_bytes: 10,
         }
@@ -323,6 +370,21 @@ mod tests {
         let text = String::from_utf8(text).unwrap();
         assert!(text.contains("audited 3 messages"), "{text}");
         assert!(text.contains("b-code"), "{text}");
+        assert_eq!(summary.event_state["not-checked"], 3);
+        assert_eq!(summary.accepted_unchecked, 1);
+    }
+
+    /// Issue #11 item 10: a store-less audit says in its summary that state was not checked.
+    #[test]
+    fn storeless_summary_says_event_state_checks_were_not_done() {
+        let mut summary = Summary::default();
+        summary.add(&row(Outcome::Accept, &[], None));
+        let mut text = Vec::new();
+        summary.print(&mut text, Duration::from_secs(1)).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert!(text.contains("event-state checks were not done"), "{text}");
+        summary.event_state_store = true;
+        assert!(summary.event_state_note().unwrap().contains("1 accepted"));
     }
 
     #[test]

@@ -20,7 +20,11 @@ async fn main() {
         .expect("usage: test-engine-gate CONFIG.json");
     let text = std::fs::read_to_string(&path).expect("config file readable");
     let config: GateConfig = serde_json::from_str(&text).expect("config is a GateConfig");
-    let engine = Arc::new(test_engine::HeaderDrivenTestEngine::default());
+    let engine = Arc::new(if config.danger_no_event_state {
+        test_engine::HeaderDrivenTestEngine::without_event_state()
+    } else {
+        test_engine::HeaderDrivenTestEngine::default()
+    });
     let gate = Gate::new(config, engine, Arc::new(time::OffsetDateTime::now_utc));
     let bound = gate.bind().await.expect("listeners bind");
     bound.serve(imipsec_gate::shutdown_signal()).await;

@@ -10,42 +10,84 @@ use crate::decide::{GateVerdict, Outcome};
 /// The header field name.
 pub const HEADER: &str = "Authentication-Results";
 
-/// Whether the header value `value` is an `Authentication-Results` claim by `authserv_id`
-/// (RFC 8601 section 2.2: `[CFWS] authserv-id [CFWS [version]] ";" ...`). Comments
-/// before the id are skipped; the comparison is case-insensitive (a domain name).
+/// Whether the header value `value` is an `Authentication-Results` claim by `authserv_id`,
+/// so that RFC 8601 section 5 says it must go.
+///
+/// The authserv-id is read as RFC 8601 section 2.2 defines it: `[CFWS] authserv-id` where
+/// `authserv-id = value` and `value = token / quoted-string` (RFC 2045 section 5.1), so
+/// `"gate.example"`, `(comment) gate.example`, `gate.example(c);`, folded whitespace and
+/// quoted-pairs all name `gate.example`. The comparison ignores ASCII case (a domain name),
+/// surrounding whitespace and one trailing dot. A value whose authserv-id cannot be read
+/// (an unterminated comment or quoted-string, no id at all) is also a claim: fail closed,
+/// since another reader may be more lenient, and a malformed field vouches for nothing.
 pub fn claims_authserv_id(value: &str, authserv_id: &str) -> bool {
-    let rest = skip_cfws(value);
-    let end = rest
-        .find(|c: char| c == ';' || c == '(' || c.is_ascii_whitespace())
-        .unwrap_or(rest.len());
-    let id = rest.get(..end).unwrap_or_default();
-    id.eq_ignore_ascii_case(authserv_id)
+    match read_authserv_id(value) {
+        None => true,
+        Some(id) => normalise(&id).eq_ignore_ascii_case(normalise(authserv_id)),
+    }
 }
 
-fn skip_cfws(mut text: &str) -> &str {
+fn normalise(id: &str) -> &str {
+    let id = id.trim();
+    id.strip_suffix('.').unwrap_or(id)
+}
+
+/// The authserv-id of an `Authentication-Results` value, `None` when it has none that parses.
+fn read_authserv_id(value: &str) -> Option<String> {
+    let rest = skip_cfws(value)?;
+    if let Some(quoted) = rest.strip_prefix('"') {
+        // quoted-string (RFC 5322 section 3.2.4): quoted-pairs unescaped, folding removed
+        let mut id = String::new();
+        let mut chars = quoted.chars();
+        loop {
+            match chars.next()? {
+                '"' => return Some(id),
+                '\\' => id.push(chars.next()?),
+                '\r' | '\n' => {}
+                c => id.push(c),
+            }
+        }
+    }
+    let end = rest.find(|c: char| !is_token_char(c)).unwrap_or(rest.len());
+    let id = rest.get(..end)?;
+    (!id.is_empty()).then(|| id.to_owned())
+}
+
+/// RFC 2045 section 5.1 `token`: US-ASCII except SPACE, CTLs and `tspecials`.
+fn is_token_char(c: char) -> bool {
+    c.is_ascii() && !c.is_ascii_control() && !" ()<>@,;:\\\"/[]?=".contains(c)
+}
+
+/// Skip `CFWS` (RFC 5322 section 3.2.2): whitespace, folding and (nested) comments with
+/// quoted-pairs. `None` for an unterminated comment.
+fn skip_cfws(mut text: &str) -> Option<&str> {
     loop {
         text = text.trim_start();
-        if let Some(after) = text.strip_prefix('(') {
-            // nested comments (RFC 5322 section 3.2.2), bounded by the input length
-            let mut depth = 1usize;
-            let mut end = after.len();
-            for (index, c) in after.char_indices() {
-                match c {
-                    '(' => depth += 1,
-                    ')' => {
-                        depth -= 1;
-                        if depth == 0 {
-                            end = index + 1;
-                            break;
-                        }
-                    }
-                    _ => {}
-                }
+        let Some(after) = text.strip_prefix('(') else {
+            return Some(text);
+        };
+        let mut depth = 1usize;
+        let mut end = None;
+        let mut escaped = false;
+        for (index, c) in after.char_indices() {
+            if escaped {
+                escaped = false;
+                continue;
             }
-            text = after.get(end..).unwrap_or_default();
-        } else {
-            return text;
+            match c {
+                '\\' => escaped = true,
+                '(' => depth += 1,
+                ')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = Some(index + 1);
+                        break;
+                    }
+                }
+                _ => {}
+            }
         }
+        text = after.get(end?..)?;
     }
 }
 
@@ -73,9 +115,10 @@ fn pvalue(value: &str) -> String {
 /// The value (after `Authentication-Results: `) the gate writes for `verdict`.
 ///
 /// Accepted: `ID; smime=pass body.smime-identifier=SIGNER; x-imip=pass policy.method=M
-/// policy.role=R policy.delegation=D` (one `x-imip` result per calendar component).
-/// Rejected (only written when the message is delivered defused): `x-imip=fail` with
-/// `policy.reason=CODE`.
+/// policy.role=R policy.delegation=D policy.event-state=S` (one `x-imip` result per
+/// calendar component; `S` is `checked` or `not-checked`, see [`crate::EventState`]).
+/// Rejected (only written when the message is delivered defused or quarantined):
+/// `x-imip=fail` with `policy.reason=CODE policy.event-state=S`.
 pub fn header_value(authserv_id: &str, verdict: &GateVerdict) -> String {
     let mut out = authserv_id.to_owned();
     out.push_str("; smime=");
@@ -88,16 +131,18 @@ pub fn header_value(authserv_id: &str, verdict: &GateVerdict) -> String {
         Outcome::Accept => "pass",
         Outcome::Reject | Outcome::NotCalendar => "fail",
     };
+    let state = verdict.event_state.keyword();
     if verdict.itip.is_empty() || verdict.outcome != Outcome::Accept {
         out.push_str(&format!(
-            ";\r\n\tx-imip={imip} policy.reason={}",
+            ";\r\n\tx-imip={imip} policy.reason={} policy.event-state={state}",
             pvalue(verdict.primary_code())
         ));
     }
     if verdict.outcome == Outcome::Accept {
         for component in &verdict.itip {
             out.push_str(&format!(
-                ";\r\n\tx-imip={imip} policy.method={} policy.role={} policy.delegation={}",
+                ";\r\n\tx-imip={imip} policy.method={} policy.role={} policy.delegation={} \
+                 policy.event-state={state}",
                 pvalue(&component.method),
                 pvalue(&component.role),
                 pvalue(component.delegation.as_deref().unwrap_or("none")),
@@ -110,7 +155,7 @@ pub fn header_value(authserv_id: &str, verdict: &GateVerdict) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decide::{ItipSummary, Reason, SmimeResult};
+    use crate::decide::{EventState, ItipSummary, Reason, SmimeResult};
 
     #[test]
     fn own_id_detected_through_comments_and_case() {
@@ -131,7 +176,41 @@ mod tests {
             "mx.gate.test.evil; none",
             "mx.gate.test"
         ));
-        assert!(!claims_authserv_id("((unterminated", "mx.gate.test"));
+        // unparseable: fail closed (stripped)
+        assert!(claims_authserv_id("((unterminated", "mx.gate.test"));
+    }
+
+    /// Issue #11 item 9: a forged A-R whose authserv-id is a quoted-string (RFC 8601 section
+    /// 2.2 `authserv-id = value`, RFC 2045 `value = token / quoted-string`) or hides behind
+    /// comments, quoted-pairs, folding or case must be recognised as ours and stripped.
+    #[test]
+    fn forged_authserv_id_in_every_rfc8601_shape_is_ours() {
+        let ours = "gate.example";
+        for forged in [
+            "\"gate.example\"; smime=pass",
+            " \"GATE.Example\" ; smime=pass",
+            "\"gate\\.example\"; smime=pass",
+            "\"gate.example\r\n \"; smime=pass",
+            "(x) gate.example; smime=pass",
+            "(a\\)b) gate.example; smime=pass",
+            "(outer (inner)) \"gate.example\"; smime=pass",
+            "\r\n\t(c)\r\n gate.example 1; smime=pass",
+            "gate.example.; smime=pass",
+            "Gate.Example(c); none",
+            "\"gate.example", // unterminated quoted-string: unreadable, stripped
+            "; smime=pass",   // no authserv-id at all
+            "",
+        ] {
+            assert!(claims_authserv_id(forged, ours), "not stripped: {forged:?}");
+        }
+        for foreign in [
+            "other.example; dkim=pass",
+            "\"other.example\"; dkim=pass",
+            "(gate.example) other.example; dkim=pass",
+            "\"gate.example.evil\"; none",
+        ] {
+            assert!(!claims_authserv_id(foreign, ours), "stripped: {foreign:?}");
+        }
     }
 
     #[test]
@@ -146,10 +225,11 @@ mod tests {
                 role: "organizer".into(),
                 delegation: Some("boss@example.net".into()),
             }],
+            event_state: EventState::Checked,
         };
         assert_eq!(
             header_value("mx.gate.test", &verdict),
-            "mx.gate.test; smime=pass body.smime-identifier=alice@example.net;\r\n\tx-imip=pass policy.method=REQUEST policy.role=organizer policy.delegation=boss@example.net"
+            "mx.gate.test; smime=pass body.smime-identifier=alice@example.net;\r\n\tx-imip=pass policy.method=REQUEST policy.role=organizer policy.delegation=boss@example.net policy.event-state=checked"
         );
     }
 
@@ -164,10 +244,11 @@ mod tests {
             smime: SmimeResult::None,
             signer: None,
             itip: vec![],
+            event_state: EventState::NotChecked,
         };
         assert_eq!(
             header_value("gw", &verdict),
-            "gw; smime=none;\r\n\tx-imip=fail policy.reason=\"itip.role not allowed\""
+            "gw; smime=none;\r\n\tx-imip=fail policy.reason=\"itip.role not allowed\" policy.event-state=not-checked"
         );
     }
 }

@@ -26,6 +26,11 @@ pub struct GateConfig {
     pub metrics_listen: Option<SocketAddr>,
     /// Resource bounds per connection and per process.
     pub limits: Limits,
+    /// DANGER: run without an event-state store. Organizer pinning and replay detection
+    /// are then skipped, so a validly signed CANCEL or REQUEST for another organizer's UID
+    /// is accepted. Without a store and without this key the gate refuses to start; with
+    /// it, every verdict says `policy.event-state=not-checked`.
+    pub danger_no_event_state: bool,
 }
 
 impl Default for GateConfig {
@@ -38,6 +43,7 @@ impl Default for GateConfig {
             on_oversize: OversizeAction::Tempfail,
             metrics_listen: None,
             limits: Limits::default(),
+            danger_no_event_state: false,
         }
     }
 }

@@ -66,6 +66,27 @@ pub struct ItipSummary {
     pub delegation: Option<String>,
 }
 
+/// Whether the engine checked the event state (the organizer pinned to each UID, SEQUENCE
+/// and DTSTAMP replay, RFC 5546 section 2.1.5) for a verdict. Reported in the
+/// `Authentication-Results` header (`policy.event-state`) and the audit line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventState {
+    /// The event-state store judged the message.
+    Checked,
+    /// It did not (no store, or the message was rejected before that step).
+    NotChecked,
+}
+
+impl EventState {
+    /// `checked` or `not-checked`.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            Self::Checked => "checked",
+            Self::NotChecked => "not-checked",
+        }
+    }
+}
+
 /// The engine's verdict about one message for one recipient.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GateVerdict {
@@ -79,6 +100,8 @@ pub struct GateVerdict {
     pub signer: Option<String>,
     /// One entry per calendar component.
     pub itip: Vec<ItipSummary>,
+    /// Whether the event state was checked for this verdict.
+    pub event_state: EventState,
 }
 
 impl GateVerdict {
@@ -107,8 +130,15 @@ pub enum DecideError {
 ///
 /// Contract: `decide` has no side effects; `record` stores the event state for one
 /// recipient and is called only for an accepted message at the end of the message,
-/// after the gate has decided to pass it on.
+/// after the gate has decided to pass it on. A panic in either is caught by the gate and
+/// answered with a temporary failure for that message only; an engine must stay usable
+/// for the next message after one (recover, never stay poisoned).
 pub trait Decide: Send + Sync + 'static {
+    /// Whether this engine checks the event state (pinned organizer, replay). A gate over
+    /// an engine that does not refuses to start unless its configuration says
+    /// `danger_no_event_state = true`.
+    fn checks_event_state(&self) -> bool;
+
     /// Judge `message` (the full RFC 5322 message) for `recipient` at time `at`.
     ///
     /// # Errors

@@ -1,5 +1,6 @@
 //! Running the decision engine for one message, off the async threads and under a timeout.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,8 @@ pub(crate) enum EvaluateFailure {
     Timeout(Duration),
     #[error("decision thread failed")]
     Join,
+    #[error("the decision engine panicked on this message")]
+    Panicked,
 }
 
 /// Engine, clock and timeout, shared by every connection.
@@ -76,15 +79,21 @@ impl Evaluator {
                 let task = tokio::task::spawn_blocking(move || {
                     recipients
                         .iter()
-                        .map(
-                            |recipient| match engine.decide(&message, &envelope, recipient, at) {
-                                Ok(verdict) if verdict.outcome == Outcome::NotCalendar => {
+                        .map(|recipient| {
+                            // A panic in the engine is a tempfail of this message for this
+                            // recipient, never of the connection or of later messages.
+                            let decided = catch_unwind(AssertUnwindSafe(|| {
+                                engine.decide(&message, &envelope, recipient, at)
+                            }));
+                            match decided {
+                                Ok(Ok(verdict)) if verdict.outcome == Outcome::NotCalendar => {
                                     RecipientVerdict::NotCalendar
                                 }
-                                Ok(verdict) => RecipientVerdict::Judged(verdict),
-                                Err(error) => RecipientVerdict::Failed(error.into()),
-                            },
-                        )
+                                Ok(Ok(verdict)) => RecipientVerdict::Judged(verdict),
+                                Ok(Err(error)) => RecipientVerdict::Failed(error.into()),
+                                Err(_) => RecipientVerdict::Failed(EvaluateFailure::Panicked),
+                            }
+                        })
                         .collect::<Vec<_>>()
                 });
                 match tokio::time::timeout(self.timeout, task).await {
@@ -115,12 +124,15 @@ impl Evaluator {
     ) -> Result<(), EvaluateFailure> {
         let engine = Arc::clone(&self.engine);
         let task = tokio::task::spawn_blocking(move || {
-            recipients
-                .iter()
-                .try_for_each(|recipient| engine.record(&message, &envelope, recipient, at))
+            catch_unwind(AssertUnwindSafe(|| {
+                recipients
+                    .iter()
+                    .try_for_each(|recipient| engine.record(&message, &envelope, recipient, at))
+            }))
         });
         match tokio::time::timeout(self.timeout, task).await {
-            Ok(Ok(result)) => result.map_err(EvaluateFailure::from),
+            Ok(Ok(Ok(result))) => result.map_err(EvaluateFailure::from),
+            Ok(Ok(Err(_))) => Err(EvaluateFailure::Panicked),
             Ok(Err(_)) => Err(EvaluateFailure::Join),
             Err(_) => Err(EvaluateFailure::Timeout(self.timeout)),
         }

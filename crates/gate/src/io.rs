@@ -11,11 +11,17 @@ use tokio::time::{Instant, Sleep};
 
 /// A stream whose reads fail with [`io::ErrorKind::TimedOut`] once the peer has been
 /// silent for `idle`: a peer that stops talking cannot hold a connection open forever.
+///
+/// The silence is counted from the moment we start waiting for the peer, not from its last
+/// bytes: time the gate spends judging a message (up to `decide_timeout_secs`) while the
+/// peer waits for our reply is not the peer's idleness.
 #[derive(Debug)]
 pub struct IdleTimeout<S> {
     inner: S,
     idle: Duration,
     deadline: Pin<Box<Sleep>>,
+    /// Whether `deadline` belongs to the read in progress (false after a read completed).
+    waiting: bool,
 }
 
 impl<S> IdleTimeout<S> {
@@ -25,6 +31,7 @@ impl<S> IdleTimeout<S> {
             inner,
             idle,
             deadline: Box::pin(tokio::time::sleep(idle)),
+            waiting: true,
         }
     }
 }
@@ -36,10 +43,15 @@ impl<S: AsyncRead + Unpin> AsyncRead for IdleTimeout<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
+        if !this.waiting {
+            // A new wait for the peer begins now.
+            this.waiting = true;
+            let next = Instant::now() + this.idle;
+            this.deadline.as_mut().reset(next);
+        }
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(result) => {
-                let next = Instant::now() + this.idle;
-                this.deadline.as_mut().reset(next);
+                this.waiting = false;
                 Poll::Ready(result)
             }
             Poll::Pending => match this.deadline.as_mut().poll(cx) {

@@ -19,7 +19,8 @@ pub use config::{
     GateConfig, LimitExceeded, Limits, LmtpConfig, MilterConfig, OversizeAction, RejectAction,
 };
 pub use decide::{
-    Decide, DecideError, Envelope, GateVerdict, ItipSummary, Outcome, Reason, SmimeResult,
+    Decide, DecideError, Envelope, EventState, GateVerdict, ItipSummary, Outcome, Reason,
+    SmimeResult,
 };
 pub use evaluate::Clock;
 pub use io::IdleTimeout;

@@ -281,6 +281,18 @@ pub(crate) async fn connection(
                 shared.metrics.protocol_error();
                 Reply::new(500, "5.5.2 line too long")
             }
+            Ok(Ok(Line::Complete)) if !is_crlf_line(&line) => {
+                // Like Postfix smtpd_forbid_bare_newline: a command line must end in CRLF
+                // and hold no other CR or LF (RFC 5321 section 2.3.8). Nothing is relayed,
+                // and the session ends, since the peer's framing is not ours.
+                shared.metrics.protocol_error();
+                let _ = write
+                    .write_all(
+                        b"500 5.5.2 imipsec: bare LF or CR in a command; lines must end with CRLF\r\n",
+                    )
+                    .await;
+                break;
+            }
             Ok(Ok(Line::Complete)) => match session.handle(&line, &mut reader, &mut write).await {
                 Ok((reply, Flow::Continue)) => reply,
                 Ok((reply, Flow::Close)) => {
@@ -308,6 +320,24 @@ pub(crate) async fn connection(
         }
     }
     let _ = session.backend.send(b"QUIT\r\n").await;
+}
+
+/// Whether `line` (one line as read, LF included) ends in CRLF and holds no other CR or LF:
+/// the only line ending RFC 5321 section 2.3.8 allows. A bare LF or CR is where SMTP
+/// smuggling lives (a `.` line ended by LF alone ends DATA to one reader and not another).
+fn is_crlf_line(line: &[u8]) -> bool {
+    line.strip_suffix(b"\r\n")
+        .is_some_and(|content| !content.iter().any(|&b| b == b'\r' || b == b'\n'))
+}
+
+/// What the DATA section turned out to be.
+enum Data {
+    /// The message, un-stuffed.
+    Message(Vec<u8>),
+    /// Larger than [`crate::Limits::message_bytes`]: read to its end and dropped.
+    Oversize,
+    /// A line ended in a bare LF or held a bare CR: read to its end and dropped.
+    BareLineEnding,
 }
 
 fn verb(line: &[u8]) -> String {
@@ -409,8 +439,29 @@ impl Session {
                             Flow::Close,
                         ));
                     }
-                    Ok(Ok(None)) => self.oversize(),
-                    Ok(Ok(Some(message))) => self.deliver(message).await?,
+                    Ok(Ok(Data::Oversize)) => self.oversize(),
+                    Ok(Ok(Data::BareLineEnding)) => {
+                        // Refuse the transaction, then end the session (as Postfix does):
+                        // a peer that frames lines differently from us must not go on.
+                        self.shared.metrics.protocol_error();
+                        tracing::warn!("LMTP DATA with a bare LF or CR refused");
+                        let refusal = Reply::new(
+                            550,
+                            "5.5.2 imipsec: bare LF or CR in message data; lines must end \
+                             with CRLF",
+                        );
+                        let count = self.rcpt_lines.len();
+                        self.reset();
+                        let mut replies = vec![refusal; count];
+                        let last = replies
+                            .pop()
+                            .unwrap_or_else(|| Reply::new(451, "4.3.0 no recipients"));
+                        for reply in replies {
+                            write.write_all(&reply.render()).await?;
+                        }
+                        return Ok((last, Flow::Close));
+                    }
+                    Ok(Ok(Data::Message(message))) => self.deliver(message).await?,
                 };
                 self.reset();
                 // All but the last reply are written here; the last goes through the caller.
@@ -466,9 +517,11 @@ impl Session {
         }
     }
 
-    /// Read the DATA section. `None` when it exceeded the size limit (it is read to its
-    /// end and dropped, so the session stays in sync).
-    async fn collect<R>(&self, reader: &mut BufReader<R>) -> std::io::Result<Option<Vec<u8>>>
+    /// Read the DATA section to its end: only `.` CRLF ends it (RFC 5321 section 4.1.1.4);
+    /// `.` LF is a bare-LF line like any other. Every line must end in CRLF without another
+    /// CR or LF; one that does not makes the whole message [`Data::BareLineEnding`]. An
+    /// oversized or refused message is read to its end and dropped (memory stays bounded).
+    async fn collect<R>(&self, reader: &mut BufReader<R>) -> std::io::Result<Data>
     where
         R: tokio::io::AsyncRead + Unpin,
     {
@@ -476,8 +529,9 @@ impl Session {
         let mut message = Vec::new();
         let mut line = Vec::new();
         let mut oversize = false;
+        let mut bare = false;
         loop {
-            let budget = if oversize {
+            let budget = if oversize || bare {
                 1000
             } else {
                 cap.saturating_sub(message.len()) + 3
@@ -486,10 +540,20 @@ impl Session {
                 Line::Eof => return Err(std::io::ErrorKind::UnexpectedEof.into()),
                 Line::TooLong => oversize = true,
                 Line::Complete => {
-                    if line == b".\r\n" || line == b".\n" {
-                        return Ok(if oversize { None } else { Some(message) });
+                    if line == b".\r\n" {
+                        return Ok(if bare {
+                            Data::BareLineEnding
+                        } else if oversize {
+                            Data::Oversize
+                        } else {
+                            Data::Message(message)
+                        });
                     }
-                    if oversize {
+                    if !is_crlf_line(&line) {
+                        bare = true;
+                        message = Vec::new();
+                    }
+                    if oversize || bare {
                         continue;
                     }
                     let unstuffed = line.strip_prefix(b".").unwrap_or(&line);
@@ -583,16 +647,7 @@ impl Session {
                     )
                 }
                 RecipientVerdict::Judged(verdict) => match shared.config.on_reject {
-                    RejectAction::Reject => (
-                        Disposition::Answer(Reply::new(
-                            550,
-                            &format!(
-                                "5.7.1 imipsec: calendar message rejected ({})",
-                                safe_code(verdict.primary_code())
-                            ),
-                        )),
-                        Action::Reject,
-                    ),
+                    RejectAction::Reject => (Disposition::Answer(rejected()), Action::Reject),
                     RejectAction::Quarantine => {
                         let message = self.with_authres(verdict, &stripped);
                         (Disposition::Quarantine { message }, Action::Quarantine)
@@ -600,7 +655,12 @@ impl Session {
                     RejectAction::Defuse => {
                         let defused = defused_cache
                             .get_or_insert_with(|| {
-                                mime::defuse(&stripped).map(|d| Arc::new(d.message))
+                                // A panic while defusing leaves the message undefused:
+                                // quarantine or refuse below, never deliver it as is.
+                                std::panic::catch_unwind(|| mime::defuse(&stripped))
+                                    .ok()
+                                    .flatten()
+                                    .map(|d| Arc::new(d.message))
                             })
                             .clone();
                         match defused {
@@ -621,16 +681,7 @@ impl Session {
                                 let message = self.with_authres(verdict, &stripped);
                                 (Disposition::Quarantine { message }, Action::Quarantine)
                             }
-                            None => (
-                                Disposition::Answer(Reply::new(
-                                    550,
-                                    &format!(
-                                        "5.7.1 imipsec: calendar message rejected ({})",
-                                        safe_code(verdict.primary_code())
-                                    ),
-                                )),
-                                Action::Reject,
-                            ),
+                            None => (Disposition::Answer(rejected()), Action::Reject),
                         }
                     }
                 },
@@ -824,11 +875,10 @@ impl Session {
     }
 }
 
-fn safe_code(code: &str) -> String {
-    code.chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'))
-        .take(80)
-        .collect()
+/// The refusal of a rejected calendar message: one text, no reason (see
+/// [`crate::server::REJECT_TEXT`]).
+fn rejected() -> Reply {
+    Reply::new(550, &format!("5.7.1 {}", crate::server::REJECT_TEXT))
 }
 
 #[cfg(test)]
@@ -839,6 +889,18 @@ mod tests {
     fn dot_stuffing_escapes_leading_dots_and_terminates() {
         assert_eq!(dot_stuff(b"a\r\n.b\r\n..\r\n"), b"a\r\n..b\r\n...\r\n.\r\n");
         assert_eq!(dot_stuff(b"no newline"), b"no newline\r\n.\r\n");
+    }
+
+    #[test]
+    fn only_crlf_ends_a_line() {
+        assert!(is_crlf_line(b"NOOP\r\n"));
+        assert!(is_crlf_line(b".\r\n"));
+        assert!(is_crlf_line(b"\r\n"));
+        assert!(!is_crlf_line(b".\n"));
+        assert!(!is_crlf_line(b"NOOP\n"));
+        assert!(!is_crlf_line(b"a\rb\r\n"));
+        assert!(!is_crlf_line(b"a\r\r\n"));
+        assert!(!is_crlf_line(b"no terminator"));
     }
 
     #[test]

@@ -179,12 +179,7 @@ impl GateMilter {
             return match self.shared.config.on_reject {
                 RejectAction::Reject => (
                     final_only(
-                        Replycode::new(
-                            [5, 5, 0],
-                            [5, 7, 1],
-                            &format!("imipsec: calendar message rejected ({code})"),
-                        )
-                        .into(),
+                        Replycode::new([5, 5, 0], [5, 7, 1], crate::server::REJECT_TEXT).into(),
                     ),
                     Action::Reject,
                     Some(verdict),
@@ -243,9 +238,15 @@ impl GateMilter {
         for (name, value) in &self.headers {
             if name.eq_ignore_ascii_case("Content-Type") {
                 index += 1;
-                if let Some(at) = mime::find_ignore_case(value.as_bytes(), from.as_bytes()) {
-                    let mut renamed = value.clone();
-                    renamed.replace_range(at..at + from.len(), to);
+                // `get`, not `replace_range`: a range off a char boundary is skipped, never
+                // a panic on peer input.
+                let renamed =
+                    mime::find_ignore_case(value.as_bytes(), from.as_bytes()).and_then(|at| {
+                        let before = value.get(..at)?;
+                        let after = value.get(at.checked_add(from.len())?..)?;
+                        Some(format!("{before}{to}{after}"))
+                    });
+                if let Some(renamed) = renamed {
                     mods.push(ChangeHeader::new(index, b"Content-Type", renamed.as_bytes()).into());
                 }
             }

@@ -1,15 +1,17 @@
 //! [`Decide`] for the real verify-then-process pipeline (`imipsec-pipeline`).
 
-use std::sync::Mutex;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Mutex, PoisonError};
 
 use imipsec_pipeline::{
-    Decision, EvaluateError, Evaluation, LayerKind, LayerStatus, Pipeline,
-    Reason as PipelineReason, Stores, Verdict,
+    Decision, EvaluateError, Evaluation, EventState as PipelineEventState, LayerKind, LayerStatus,
+    Pipeline, Reason as PipelineReason, Stores, Verdict,
 };
 use time::OffsetDateTime;
 
 use crate::decide::{
-    Decide, DecideError, Envelope, GateVerdict, ItipSummary, Outcome, Reason, SmimeResult,
+    Decide, DecideError, Envelope, EventState, GateVerdict, ItipSummary, Outcome, Reason,
+    SmimeResult,
 };
 use crate::mime::{self, Inspection};
 
@@ -31,7 +33,9 @@ impl std::fmt::Debug for PipelineEngine {
 
 impl PipelineEngine {
     /// `store`: the SENT-BY delegation and event state store. Without one, no delegation
-    /// is honoured, no event state is checked, and [`Decide::record`] records nothing.
+    /// is honoured, no event state is checked (every verdict says
+    /// `policy.event-state=not-checked`), [`Decide::record`] records nothing, and a
+    /// [`crate::Gate`] over this engine starts only with `danger_no_event_state = true`.
     pub fn new(pipeline: Pipeline, store: Option<Box<dyn Stores + Send>>) -> Self {
         Self {
             pipeline,
@@ -51,14 +55,29 @@ impl PipelineEngine {
             recipient: Some(recipient),
             record,
         };
-        match &self.store {
-            None => self.pipeline.evaluate(message, &ctx, None),
+        // A panic while evaluating (a bug reachable from one message) must cost that
+        // message only: it is caught here, while the guard is held, so the mutex is never
+        // poisoned and the next message is judged as usual (issue #11: one crafted
+        // signature must not turn every later calendar message into 451).
+        let run = |store: Option<&dyn Stores>| {
+            catch_unwind(AssertUnwindSafe(|| {
+                self.pipeline.evaluate(message, &ctx, store)
+            }))
+            .map_err(|_| DecideError::Engine("the pipeline panicked on this message".into()))
+        };
+        let evaluated = match &self.store {
+            None => run(None)?,
             Some(store) => {
-                let guard = store.lock().map_err(|_| DecideError::StoreBusy)?;
-                self.pipeline.evaluate(message, &ctx, Some(&**guard))
+                // Poisoned only if a panic escaped elsewhere while the lock was held. The
+                // store stays consistent through one: its writes are single transactions
+                // that roll back when dropped during unwinding (`SqliteStore`
+                // `decide_and_record`), so the lock is taken over rather than failing
+                // every later message.
+                let guard = store.lock().unwrap_or_else(PoisonError::into_inner);
+                run(Some(&**guard))?
             }
-        }
-        .map_err(map_error)
+        };
+        evaluated.map_err(map_error)
     }
 }
 
@@ -106,6 +125,10 @@ pub fn gate_verdict(verdict: &Verdict, inspection: Inspection) -> GateVerdict {
         Decision::Reject => Outcome::Reject,
     };
     GateVerdict {
+        event_state: match verdict.event_state() {
+            PipelineEventState::Checked => EventState::Checked,
+            PipelineEventState::NotChecked => EventState::NotChecked,
+        },
         outcome,
         reasons: verdict
             .reasons
@@ -130,6 +153,10 @@ pub fn gate_verdict(verdict: &Verdict, inspection: Inspection) -> GateVerdict {
 }
 
 impl Decide for PipelineEngine {
+    fn checks_event_state(&self) -> bool {
+        self.store.is_some()
+    }
+
     fn decide(
         &self,
         message: &[u8],

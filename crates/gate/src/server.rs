@@ -18,6 +18,16 @@ use crate::io::IdleTimeout;
 use crate::metrics::{self, Action, Metrics};
 use crate::milter::GateMilter;
 
+/// The text of every `550 5.7.1` refusal of calendar mail, milter and LMTP alike.
+///
+/// It never names the reason (issue #11 item 8): whether an encrypted layer decrypted,
+/// which layer failed, and every reason found inside decrypted content would otherwise be an
+/// oracle for the SMTP peer (padding and format oracles on CBC, EFAIL-style probing), and
+/// telling whether a message has an encryption layer takes the very parse an attacker aims
+/// at. One text for every reject is the only reply that depends on nothing but "rejected".
+/// The reason codes stay in the audit line, the logs and the quarantine tag.
+pub(crate) const REJECT_TEXT: &str = "imipsec: calendar message rejected";
+
 /// State shared by every connection.
 pub(crate) struct Shared {
     pub(crate) config: GateConfig,
@@ -50,6 +60,15 @@ pub enum ServeError {
     /// `on_reject = "quarantine"` in LMTP mode needs a quarantine mailbox.
     #[error("lmtp with on_reject = \"quarantine\" needs lmtp.quarantine_address")]
     MissingQuarantineAddress,
+    /// The engine checks no event state (no store configured) and the configuration does
+    /// not say `danger_no_event_state = true`.
+    #[error(
+        "no event-state store: without one the gate cannot detect a signed CANCEL or \
+         REQUEST for another organizer's UID, or a replayed update; configure [store] path, \
+         or set [gate] danger_no_event_state = true to run without (every verdict then says \
+         policy.event-state=not-checked)"
+    )]
+    EventStateUnchecked,
 }
 
 /// A configured gate, not yet listening.
@@ -87,6 +106,14 @@ impl Gate {
         let config = &self.shared.config;
         if config.milter.is_none() && config.lmtp.is_none() {
             return Err(ServeError::NothingToServe);
+        }
+        if !self.shared.evaluator.engine.checks_event_state() {
+            if !config.danger_no_event_state {
+                return Err(ServeError::EventStateUnchecked);
+            }
+            tracing::warn!(
+                "DANGER: danger_no_event_state: organizer pinning and replay detection are off"
+            );
         }
         if let Some(lmtp) = &config.lmtp
             && config.on_reject == crate::config::RejectAction::Quarantine
@@ -356,6 +383,7 @@ pub(crate) fn audit(
         recipients = ?envelope.recipients,
         action = action.as_str(),
         signer = verdict.and_then(|v| v.signer.as_deref()).unwrap_or(""),
+        event_state = verdict.map_or("", |v| v.event_state.keyword()),
         methods = ?methods,
         codes = ?codes,
         decide_us = decide_time.map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),

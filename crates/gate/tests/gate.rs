@@ -58,8 +58,20 @@ fn base_config() -> GateConfig {
     config
 }
 
+/// The one reply every rejected calendar message gets (issue #11 item 8: no reason).
+const UNIFORM_REJECT: &str = "550 5.7.1 imipsec: calendar message rejected";
+
+/// A milter reply packet's SMTP text, without the trailing NUL.
+fn reply_text(packet: &Packet) -> String {
+    packet.text().trim_end_matches('|').to_owned()
+}
+
 async fn start(config: GateConfig) -> Running {
-    let engine = Arc::new(HeaderDrivenTestEngine::default());
+    start_with(config, HeaderDrivenTestEngine::default()).await
+}
+
+async fn start_with(config: GateConfig, engine: HeaderDrivenTestEngine) -> Running {
+    let engine = Arc::new(engine);
     let gate = Gate::new(config, engine.clone(), fixed_clock());
     let bound = gate.bind().await.unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -149,6 +161,11 @@ impl MilterClient {
             b'c'
         );
         assert_eq!(self.exchange(b'H', b"client.test\x00").await.code, b'c');
+        self.begin_transaction(from, rcpts).await;
+    }
+
+    /// The envelope of a further transaction on the same connection.
+    async fn begin_transaction(&mut self, from: &str, rcpts: &[&str]) {
         assert_eq!(
             self.exchange(b'M', format!("<{from}>\0").as_bytes())
                 .await
@@ -259,7 +276,7 @@ async fn milter_accept_adds_authentication_results_and_strips_forged_ones() {
 }
 
 #[tokio::test]
-async fn milter_reject_is_550_with_reason_and_records_nothing() {
+async fn milter_reject_is_550_without_reason_and_records_nothing() {
     let gate = start(base_config()).await;
     let mut client = MilterClient::connect(gate.milter.unwrap()).await;
     client
@@ -270,13 +287,7 @@ async fn milter_reject_is_550_with_reason_and_records_nothing() {
         .await;
     let reply = final_reply(&packets);
     assert_eq!(reply.code, b'y');
-    assert!(
-        reply
-            .text()
-            .starts_with("550 5.7.1 imipsec: calendar message rejected (itip.not-organizer)"),
-        "{}",
-        reply.text()
-    );
+    assert_eq!(reply_text(reply), UNIFORM_REJECT, "{}", reply.text());
     assert!(gate.engine.records.lock().unwrap().is_empty());
     gate.stop().await;
 }
@@ -653,11 +664,8 @@ impl LmtpClient {
     }
     /// MAIL, RCPTs, DATA, message; returns the per-recipient replies.
     async fn send(&mut self, rcpts: &[&str], message: &str) -> Vec<String> {
-        assert!(
-            self.command("MAIL FROM:<alice@example.net>")
-                .await
-                .starts_with("250")
-        );
+        let mail = self.command("MAIL FROM:<alice@example.net>").await;
+        assert!(mail.starts_with("250"), "MAIL: {mail:?}");
         let mut accepted = 0;
         for rcpt in rcpts {
             if self
@@ -758,7 +766,7 @@ async fn lmtp_rejects_per_recipient_and_never_delivers_rejected_mail() {
         1,
         "the backend refused one recipient at RCPT"
     );
-    assert!(replies[0].starts_with("550 5.7.1 imipsec: calendar message rejected (itip.forged)"));
+    assert_eq!(replies[0], format!("{UNIFORM_REJECT}\r\n"));
     assert!(backend.deliveries.lock().unwrap().is_empty());
     // the session stays usable
     let replies = client
@@ -876,12 +884,22 @@ fn certs() -> std::path::PathBuf {
 /// An iMIP message whose calendar entity is signed by `openssl cms` with the test PKI's
 /// RSA identity `role` (`None`: left unsigned).
 fn openssl_signed(role: Option<&str>, method: &str, from: &str) -> String {
+    openssl_signed_uid(role, method, from, "gate-pipeline-test@example.com")
+}
+
+/// The calendar entity (MIME headers and body) of a one-VEVENT iTIP object for `uid`.
+fn calendar_entity(method: &str, uid: &str) -> String {
     let calendar = format!(
-        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//imipsec//gate-test//EN\r\nMETHOD:{method}\r\nBEGIN:VEVENT\r\nUID:gate-pipeline-test@example.com\r\nDTSTAMP:20260601T100000Z\r\nDTSTART:20260602T100000Z\r\nSEQUENCE:0\r\nSUMMARY:gate\r\nORGANIZER:mailto:organizer@example.com\r\nATTENDEE:mailto:bob@example.org\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//imipsec//gate-test//EN\r\nMETHOD:{method}\r\nBEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20260601T100000Z\r\nDTSTART:20260602T100000Z\r\nSEQUENCE:0\r\nSUMMARY:gate\r\nORGANIZER:mailto:organizer@example.com\r\nATTENDEE:mailto:bob@example.org\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
     );
-    let entity = format!(
+    format!(
         "Content-Type: text/calendar; method={method}; charset=utf-8; component=VEVENT\r\nContent-Transfer-Encoding: 7bit\r\n\r\n{calendar}"
-    );
+    )
+}
+
+/// [`openssl_signed`] for the event `uid`.
+fn openssl_signed_uid(role: Option<&str>, method: &str, from: &str, uid: &str) -> String {
+    let entity = calendar_entity(method, uid);
     let body = match role {
         None => entity,
         Some(role) => {
@@ -905,7 +923,11 @@ fn openssl_signed(role: Option<&str>, method: &str, from: &str) -> String {
                 })
                 .expect("openssl runs");
             assert!(output.status.success(), "openssl cms -sign failed");
-            String::from_utf8(output.stdout).unwrap()
+            // CRLF on the wire, as an MTA sends it (the signed bytes are CRLF already)
+            String::from_utf8(output.stdout)
+                .unwrap()
+                .replace("\r\n", "\n")
+                .replace('\n', "\r\n")
         }
     };
     format!(
@@ -913,7 +935,7 @@ fn openssl_signed(role: Option<&str>, method: &str, from: &str) -> String {
     )
 }
 
-async fn start_with_pipeline() -> (SocketAddr, oneshot::Sender<()>) {
+fn test_pipeline() -> imipsec_pipeline::Pipeline {
     use imipsec_pipeline::{Pipeline, Settings, smime::TrustStore};
     let dir = certs();
     let trust = TrustStore::from_pem_files(
@@ -921,15 +943,30 @@ async fn start_with_pipeline() -> (SocketAddr, oneshot::Sender<()>) {
         &[dir.join("intermediate.crl.pem")],
     )
     .unwrap();
+    Pipeline::new(Settings::new(trust))
+}
+
+/// The real pipeline with an in-memory event-state store, behind the milter.
+async fn start_with_pipeline() -> (SocketAddr, oneshot::Sender<()>) {
+    let store = imipsec_pipeline::policy::SqliteStore::open_in_memory().unwrap();
+    let (milter, _, stop) = start_pipeline_gate(base_config(), Box::new(store)).await;
+    (milter.unwrap(), stop)
+}
+
+/// The real pipeline over `store`, with the listeners of `config`: (milter, LMTP, stop).
+async fn start_pipeline_gate(
+    config: GateConfig,
+    store: Box<dyn imipsec_pipeline::Stores + Send>,
+) -> (Option<SocketAddr>, Option<SocketAddr>, oneshot::Sender<()>) {
     let engine = Arc::new(imipsec_gate::PipelineEngine::new(
-        Pipeline::new(Settings::new(trust)),
-        None,
+        test_pipeline(),
+        Some(store),
     ));
-    let bound = Gate::new(base_config(), engine, fixed_clock())
+    let bound = Gate::new(config, engine, fixed_clock())
         .bind()
         .await
         .unwrap();
-    let address = bound.milter_addr().unwrap();
+    let (milter, lmtp) = (bound.milter_addr(), bound.lmtp_addr());
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(async move {
         bound
@@ -938,7 +975,7 @@ async fn start_with_pipeline() -> (SocketAddr, oneshot::Sender<()>) {
             })
             .await;
     });
-    (address, stop)
+    (milter, lmtp, stop)
 }
 
 #[tokio::test]
@@ -989,12 +1026,537 @@ async fn pipeline_engine_rejects_forged_and_unsigned_calendar_mail() {
         let packets = client.message(&openssl_signed(role, method, from)).await;
         let reply = final_reply(&packets);
         assert_eq!(reply.code, b'y', "{code}");
-        assert!(
-            reply.text().starts_with(&format!(
-                "550 5.7.1 imipsec: calendar message rejected ({code})"
-            )),
+        assert_eq!(
+            reply_text(reply),
+            UNIFORM_REJECT,
             "{code}: {}",
             reply.text()
         );
     }
+}
+
+// ---------------------------------------------------------------- issue #11: replies, framing, A-R, state, panics
+
+/// Issue #11 item 8: the SMTP reply was `rejected (decryption-failed)`, an oracle on the
+/// encryption layer. Every reject now gets one text, whatever the reason.
+#[tokio::test]
+async fn milter_reject_reply_is_uniform_and_never_names_decryption() {
+    let gate = start(base_config()).await;
+    let mut replies = Vec::new();
+    for code in ["decryption-failed", "malformed-mime", "bad-signature"] {
+        let mut client = MilterClient::connect(gate.milter.unwrap()).await;
+        client
+            .begin("mallory@example.net", &["bob@example.org"])
+            .await;
+        let packets = client
+            .message(&invite(&format!("reject code={code}"), ""))
+            .await;
+        let reply = final_reply(&packets);
+        assert_eq!(reply.code, b'y');
+        replies.push(reply_text(reply));
+    }
+    assert!(
+        replies.iter().all(|reply| reply == UNIFORM_REJECT),
+        "{replies:?}"
+    );
+    gate.stop().await;
+}
+
+/// The same through LMTP: one text per recipient, no reason code.
+#[tokio::test]
+async fn lmtp_reject_reply_is_uniform_and_never_names_decryption() {
+    let backend = FakeBackend::default();
+    let gate = start(lmtp_config(backend.start().await, RejectAction::Reject)).await;
+    let (mut client, _) = LmtpClient::connect(gate.lmtp.unwrap()).await;
+    client.command("LHLO client.test").await;
+    for code in ["decryption-failed", "malformed-mime"] {
+        let replies = client
+            .send(
+                &["bob@example.org"],
+                &invite(&format!("reject code={code}"), ""),
+            )
+            .await;
+        assert_eq!(replies, [format!("{UNIFORM_REJECT}\r\n")], "{code}");
+    }
+    assert!(backend.deliveries.lock().unwrap().is_empty());
+    gate.stop().await;
+}
+
+/// The real pipeline: an encrypted invitation the gate holds no key for is rejected
+/// (`decryption-failed` in the audit) with the uniform reply, identical to an unsigned one.
+#[tokio::test]
+async fn pipeline_engine_undecryptable_message_gets_the_uniform_reply() {
+    let (address, _stop) = start_with_pipeline().await;
+    let entity = calendar_entity("REQUEST", "sealed@example.com");
+    let dir = certs();
+    let output = std::process::Command::new("openssl")
+        .args(["cms", "-encrypt", "-aes256", "-binary"])
+        .arg(dir.join("rsa2048/attendee.cert.pem"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(entity.as_bytes())?;
+            child.wait_with_output()
+        })
+        .expect("openssl runs");
+    assert!(output.status.success());
+    let encrypted = String::from_utf8(output.stdout)
+        .unwrap()
+        .replace("\r\n", "\n")
+        .replace('\n', "\r\n");
+    let encrypted = format!(
+        "From: organizer@example.com\r\nTo: bob@example.org\r\nSubject: gate\r\nDate: Mon, 01 Jun 2026 10:00:00 +0000\r\n{encrypted}"
+    );
+    let mut texts = Vec::new();
+    for raw in [
+        encrypted,
+        openssl_signed(None, "REQUEST", "organizer@example.com"),
+    ] {
+        let mut client = MilterClient::connect(address).await;
+        client
+            .begin("organizer@example.com", &["bob@example.org"])
+            .await;
+        let packets = client.message(&raw).await;
+        let reply = final_reply(&packets);
+        assert_eq!(reply.code, b'y', "{}", reply.text());
+        texts.push(reply_text(reply));
+    }
+    assert_eq!(texts, [UNIFORM_REJECT, UNIFORM_REJECT]);
+}
+
+/// Forged A-R headers claiming our authserv-id in the shapes RFC 8601 section 2.2 allows
+/// (quoted-string, comments with quoted-pairs, folding, case): index of each in the message.
+const FORGED_AUTHRES: &str = "Authentication-Results: \"mx.gate.test\"; smime=pass (FORGED1)\r\n\
+Authentication-Results: other.example; dkim=pass\r\n\
+Authentication-Results: (c) MX.GATE.TEST; x-imip=pass (FORGED2)\r\n\
+Authentication-Results:\r\n\t\"mx.gate.test\"\r\n\t; smime=pass (FORGED3)\r\n\
+Authentication-Results: (a\\)b) mx.gate.test; smime=pass (FORGED4)\r\n\
+Authentication-Results: \"mx.gate\\.test\" 1; smime=pass (FORGED5)\r\n";
+
+/// Issue #11 item 9: `Authentication-Results: "gate.example"; smime=pass` was not stripped.
+#[tokio::test]
+async fn milter_strips_forged_authres_in_every_rfc8601_shape() {
+    let gate = start(base_config()).await;
+    let mut client = MilterClient::connect(gate.milter.unwrap()).await;
+    client
+        .begin("alice@example.net", &["bob@example.org"])
+        .await;
+    let packets = client
+        .message(&invite("accept signer=alice@example.net", FORGED_AUTHRES))
+        .await;
+    assert_eq!(final_reply(&packets).code, b'c');
+    let deleted: Vec<u32> = packets
+        .iter()
+        .filter(|p| p.code == b'm')
+        .map(|p| u32::from_be_bytes(p.data[..4].try_into().unwrap()))
+        .collect();
+    assert_eq!(deleted, [6, 5, 4, 3, 1], "only other.example (2) is kept");
+    gate.stop().await;
+}
+
+#[tokio::test]
+async fn lmtp_strips_forged_authres_in_every_rfc8601_shape() {
+    let backend = FakeBackend::default();
+    let gate = start(lmtp_config(backend.start().await, RejectAction::Reject)).await;
+    let (mut client, _) = LmtpClient::connect(gate.lmtp.unwrap()).await;
+    client.command("LHLO client.test").await;
+    let replies = client
+        .send(
+            &["bob@example.org"],
+            &invite("accept signer=alice@example.net", FORGED_AUTHRES),
+        )
+        .await;
+    assert!(replies[0].starts_with("250"), "{replies:?}");
+    let deliveries = backend.deliveries.lock().unwrap().clone();
+    let message = &deliveries[0].1;
+    assert!(!message.contains("FORGED"), "{message}");
+    assert!(message.contains("other.example; dkim=pass"), "{message}");
+    assert_eq!(message.matches("Authentication-Results:").count(), 2);
+    gate.stop().await;
+}
+
+/// Reads until the gate closes the connection (or 5 s pass); returns what it sent.
+async fn read_to_close(client: &mut LmtpClient) -> String {
+    let mut rest = String::new();
+    let _ = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::io::AsyncReadExt::read_to_string(&mut client.reader, &mut rest),
+    )
+    .await
+    .expect("the gate closes the session");
+    rest
+}
+
+/// Issue #11 item 9: `.` LF ended DATA, and bare-LF lines were accepted (an SMTP smuggling
+/// primitive: what follows `\n.\n` is a second message to one reader and body text to
+/// another). Now only `.` CRLF ends DATA, and a message with a bare LF is refused whole.
+#[tokio::test]
+async fn lmtp_bare_lf_dot_does_not_end_data_and_the_message_is_refused() {
+    let backend = FakeBackend::default();
+    let gate = start(lmtp_config(backend.start().await, RejectAction::Reject)).await;
+    let (mut client, _) = LmtpClient::connect(gate.lmtp.unwrap()).await;
+    client.command("LHLO client.test").await;
+    assert!(
+        client
+            .command("MAIL FROM:<alice@example.net>")
+            .await
+            .starts_with("250")
+    );
+    assert!(
+        client
+            .command("RCPT TO:<bob@example.org>")
+            .await
+            .starts_with("250")
+    );
+    assert!(client.command("DATA").await.starts_with("354"));
+    let smuggled = "Subject: first\r\nX-Test-Verdict: not-calendar\r\n\r\nhello\n.\n\
+MAIL FROM:<mallory@example.net>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n\
+X-Test-Verdict: accept signer=alice@example.net\r\n\r\nsmuggled\r\n.\r\n";
+    client.writer.write_all(smuggled.as_bytes()).await.unwrap();
+    let reply = client.reply().await;
+    assert!(reply.starts_with("550 5.5.2"), "{reply}");
+    // one reply for the one transaction, then the session ends: nothing was smuggled
+    assert_eq!(read_to_close(&mut client).await, "");
+    assert!(backend.deliveries.lock().unwrap().is_empty());
+    assert_eq!(*gate.engine.decisions.lock().unwrap(), 0);
+    gate.stop().await;
+}
+
+/// A bare CR inside a DATA line is refused the same way.
+#[tokio::test]
+async fn lmtp_bare_cr_in_data_is_refused() {
+    let backend = FakeBackend::default();
+    let gate = start(lmtp_config(backend.start().await, RejectAction::Reject)).await;
+    let (mut client, _) = LmtpClient::connect(gate.lmtp.unwrap()).await;
+    client.command("LHLO client.test").await;
+    let replies = client
+        .send(
+            &["bob@example.org", "carol@example.org"],
+            "Subject: cr\r\n\r\nline with a bare \r CR\r\n",
+        )
+        .await;
+    assert_eq!(replies.len(), 2);
+    assert!(
+        replies.iter().all(|r| r.starts_with("550 5.5.2")),
+        "{replies:?}"
+    );
+    assert!(backend.deliveries.lock().unwrap().is_empty());
+    gate.stop().await;
+}
+
+/// Command lines must end in CRLF too: a bare-LF or bare-CR command is refused, never relayed.
+#[tokio::test]
+async fn lmtp_bare_lf_or_cr_command_is_refused_and_not_relayed() {
+    let backend = FakeBackend::default();
+    let gate = start(lmtp_config(backend.start().await, RejectAction::Reject)).await;
+    for bad in ["NOOP\n", "RCPT TO:<bob@example.org>\rDATA\r\n"] {
+        let (mut client, _) = LmtpClient::connect(gate.lmtp.unwrap()).await;
+        client.command("LHLO client.test").await;
+        client.writer.write_all(bad.as_bytes()).await.unwrap();
+        let reply = client.reply().await;
+        assert!(reply.starts_with("500 5.5.2"), "{bad:?}: {reply}");
+        assert_eq!(read_to_close(&mut client).await, "", "{bad:?}");
+    }
+    gate.stop().await;
+}
+
+/// Control: CRLF framing with a dot-stuffed line still delivers, byte for byte.
+#[tokio::test]
+async fn lmtp_crlf_message_with_stuffed_dots_is_delivered() {
+    let backend = FakeBackend::default();
+    let gate = start(lmtp_config(backend.start().await, RejectAction::Reject)).await;
+    let (mut client, _) = LmtpClient::connect(gate.lmtp.unwrap()).await;
+    client.command("LHLO client.test").await;
+    let message = "Subject: dots\r\n\r\n.\r\n..\r\n.x\r\n";
+    let replies = client.send(&["bob@example.org"], message).await;
+    assert!(replies[0].starts_with("250"), "{replies:?}");
+    assert_eq!(backend.deliveries.lock().unwrap()[0].1, message);
+    gate.stop().await;
+}
+
+/// Issue #11 item 10: without an event-state store the gate would skip organizer pinning
+/// and replay checks without a word. It now refuses to start unless told
+/// `danger_no_event_state`, and then every A-R says `policy.event-state=not-checked`.
+#[tokio::test]
+async fn gate_without_event_state_refuses_to_start_unless_danger_no_event_state() {
+    let refused = Gate::new(
+        base_config(),
+        Arc::new(HeaderDrivenTestEngine::without_event_state()),
+        fixed_clock(),
+    )
+    .bind()
+    .await;
+    assert!(
+        matches!(refused, Err(imipsec_gate::ServeError::EventStateUnchecked)),
+        "started without event state"
+    );
+    let store_less = Arc::new(imipsec_gate::PipelineEngine::new(test_pipeline(), None));
+    let refused = Gate::new(base_config(), store_less, fixed_clock())
+        .bind()
+        .await;
+    assert!(matches!(
+        refused,
+        Err(imipsec_gate::ServeError::EventStateUnchecked)
+    ));
+
+    let mut config = base_config();
+    config.danger_no_event_state = true;
+    let gate = start_with(config, HeaderDrivenTestEngine::without_event_state()).await;
+    let mut client = MilterClient::connect(gate.milter.unwrap()).await;
+    client
+        .begin("alice@example.net", &["bob@example.org"])
+        .await;
+    let packets = client
+        .message(&invite("accept signer=alice@example.net", ""))
+        .await;
+    let insert = packets.iter().find(|p| p.code == b'i').expect("A-R");
+    assert!(
+        insert.text().contains("policy.event-state=not-checked"),
+        "{}",
+        insert.text()
+    );
+    gate.stop().await;
+}
+
+/// With a store, the real pipeline's accept says the state was checked.
+#[tokio::test]
+async fn pipeline_engine_with_store_reports_event_state_checked() {
+    let (address, _stop) = start_with_pipeline().await;
+    let mut client = MilterClient::connect(address).await;
+    client
+        .begin("organizer@example.com", &["bob@example.org"])
+        .await;
+    let packets = client
+        .message(&openssl_signed(
+            Some("organizer"),
+            "REQUEST",
+            "organizer@example.com",
+        ))
+        .await;
+    assert_eq!(final_reply(&packets).code, b'c');
+    let insert = packets.iter().find(|p| p.code == b'i').expect("A-R");
+    assert!(
+        insert.text().contains("policy.event-state=checked"),
+        "{}",
+        insert.text()
+    );
+}
+
+/// Isolation: an engine that panics on one message costs that message a 451, and the next
+/// message on the same connection and on a new one is judged as usual.
+#[tokio::test]
+async fn milter_engine_panic_is_a_tempfail_and_the_next_message_is_accepted() {
+    let gate = start(base_config()).await;
+    let mut client = MilterClient::connect(gate.milter.unwrap()).await;
+    client
+        .begin("mallory@example.net", &["bob@example.org"])
+        .await;
+    let packets = client.message(&invite("panic", "")).await;
+    let reply = final_reply(&packets);
+    assert_eq!(reply.code, b'y');
+    assert!(reply.text().starts_with("451 4.7.1"), "{}", reply.text());
+    for fresh in [false, true] {
+        if fresh {
+            client = MilterClient::connect(gate.milter.unwrap()).await;
+            client
+                .begin("alice@example.net", &["bob@example.org"])
+                .await;
+        } else {
+            client
+                .begin_transaction("alice@example.net", &["bob@example.org"])
+                .await;
+        }
+        let packets = client
+            .message(&invite("accept signer=alice@example.net", ""))
+            .await;
+        assert_eq!(
+            final_reply(&packets).code,
+            b'c',
+            "fresh connection: {fresh}"
+        );
+    }
+    gate.stop().await;
+}
+
+#[tokio::test]
+async fn lmtp_engine_panic_is_a_tempfail_and_the_next_message_is_accepted() {
+    let backend = FakeBackend::default();
+    let gate = start(lmtp_config(backend.start().await, RejectAction::Reject)).await;
+    let (mut client, _) = LmtpClient::connect(gate.lmtp.unwrap()).await;
+    client.command("LHLO client.test").await;
+    let replies = client
+        .send(&["bob@example.org"], &invite("panic", ""))
+        .await;
+    assert!(replies[0].starts_with("451 4.7.1"), "{replies:?}");
+    let replies = client
+        .send(
+            &["bob@example.org"],
+            &invite("accept signer=alice@example.net", ""),
+        )
+        .await;
+    assert!(replies[0].starts_with("250"), "{replies:?}");
+    assert_eq!(backend.deliveries.lock().unwrap().len(), 1);
+    gate.stop().await;
+}
+
+/// Issue #11 item 1 through the gate: a detached SignedData whose messageDigest attribute is
+/// 31 bytes for SHA-256 made `openssl::memcmp::eq` panic while the engine held its store
+/// mutex; the poisoned mutex then turned every later calendar message into 451. Whatever the
+/// crash message gets (451 or 550), it is not accepted, and the next valid invite is.
+#[tokio::test]
+async fn milter_crafted_digest_length_is_not_accepted_and_next_invite_is() {
+    let (address, _stop) = start_with_pipeline().await;
+    let entity = calendar_entity("REQUEST", "crash@example.com");
+    let headers = "From: organizer@example.com\r\nTo: bob@example.org\r\nSubject: gate\r\nDate: Mon, 01 Jun 2026 10:00:00 +0000\r\n";
+    let crash = support::cms::multipart_signed_message(
+        headers,
+        entity.as_bytes(),
+        &support::cms::detached_signed_data(entity.as_bytes(), "rsa2048/organizer", 31),
+    );
+    for round in 0..2 {
+        let mut client = MilterClient::connect(address).await;
+        client
+            .begin("organizer@example.com", &["bob@example.org"])
+            .await;
+        let reply = final_reply(&client.message(&crash).await).text();
+        assert!(
+            reply.starts_with("451 ") || reply.starts_with("550 "),
+            "round {round}: crash message not refused: {reply}"
+        );
+    }
+    // control: the same builder with an honest 32-byte digest is accepted...
+    let honest = support::cms::multipart_signed_message(
+        headers,
+        entity.as_bytes(),
+        &support::cms::detached_signed_data(entity.as_bytes(), "rsa2048/organizer", 32),
+    );
+    let mut client = MilterClient::connect(address).await;
+    client
+        .begin("organizer@example.com", &["bob@example.org"])
+        .await;
+    let packets = client.message(&honest).await;
+    assert_eq!(
+        final_reply(&packets).code,
+        b'c',
+        "{}",
+        final_reply(&packets).text()
+    );
+    // ...and so is the next ordinary signed invite.
+    let mut client = MilterClient::connect(address).await;
+    client
+        .begin("organizer@example.com", &["bob@example.org"])
+        .await;
+    let packets = client
+        .message(&openssl_signed(
+            Some("organizer"),
+            "REQUEST",
+            "organizer@example.com",
+        ))
+        .await;
+    assert_eq!(
+        final_reply(&packets).code,
+        b'c',
+        "{}",
+        final_reply(&packets).text()
+    );
+}
+
+#[tokio::test]
+async fn lmtp_crafted_digest_length_is_not_accepted_and_next_invite_is() {
+    let backend = FakeBackend::default();
+    let config = lmtp_config(backend.start().await, RejectAction::Reject);
+    let store = imipsec_pipeline::policy::SqliteStore::open_in_memory().unwrap();
+    let (_, lmtp, _stop) = start_pipeline_gate(config, Box::new(store)).await;
+    let entity = calendar_entity("REQUEST", "crash-lmtp@example.com");
+    let headers = "From: organizer@example.com\r\nTo: bob@example.org\r\nSubject: gate\r\nDate: Mon, 01 Jun 2026 10:00:00 +0000\r\n";
+    let crash = support::cms::multipart_signed_message(
+        headers,
+        entity.as_bytes(),
+        &support::cms::detached_signed_data(entity.as_bytes(), "rsa2048/organizer", 31),
+    );
+    let (mut client, _) = LmtpClient::connect(lmtp.unwrap()).await;
+    client.command("LHLO client.test").await;
+    for round in 0..2 {
+        let replies = client.send(&["bob@example.org"], &crash).await;
+        assert!(
+            replies[0].starts_with("451 ") || replies[0].starts_with("550 "),
+            "round {round}: {replies:?}"
+        );
+    }
+    let replies = client
+        .send(
+            &["bob@example.org"],
+            &openssl_signed(Some("organizer"), "REQUEST", "organizer@example.com"),
+        )
+        .await;
+    assert!(replies[0].starts_with("250"), "{replies:?}");
+    assert_eq!(backend.deliveries.lock().unwrap().len(), 1);
+}
+
+/// Isolation that does not depend on any particular crash staying in the pipeline: the
+/// store panics while the engine holds its lock (a test store, `support::panicking_store`).
+/// That message is a 451; the lock is not left poisoned, so the next invite is accepted.
+#[tokio::test]
+async fn pipeline_engine_panic_under_the_store_lock_does_not_poison_later_messages() {
+    use support::panicking_store::{PANIC_UID_MARK, PanickingStore};
+    let store = PanickingStore(imipsec_pipeline::policy::SqliteStore::open_in_memory().unwrap());
+    let (milter, _, _stop) = start_pipeline_gate(base_config(), Box::new(store)).await;
+    let address = milter.unwrap();
+    let poison = openssl_signed_uid(
+        Some("organizer"),
+        "REQUEST",
+        "organizer@example.com",
+        &format!("{PANIC_UID_MARK}@example.com"),
+    );
+    for _ in 0..2 {
+        let mut client = MilterClient::connect(address).await;
+        client
+            .begin("organizer@example.com", &["bob@example.org"])
+            .await;
+        let reply = final_reply(&client.message(&poison).await).text();
+        assert!(reply.starts_with("451 4.7.1"), "{reply}");
+    }
+    let mut client = MilterClient::connect(address).await;
+    client
+        .begin("organizer@example.com", &["bob@example.org"])
+        .await;
+    let packets = client
+        .message(&openssl_signed(
+            Some("organizer"),
+            "REQUEST",
+            "organizer@example.com",
+        ))
+        .await;
+    assert_eq!(
+        final_reply(&packets).code,
+        b'c',
+        "{}",
+        final_reply(&packets).text()
+    );
+}
+
+/// A decision slower than the idle timeout (a slow engine, or a panic whose backtrace takes
+/// seconds to print) is the gate's time, not the peer's: the session goes on afterwards.
+/// Before, the idle clock ran from the peer's last bytes and cut the session right after
+/// the reply (found by `lmtp_engine_panic_is_a_tempfail_and_the_next_message_is_accepted`
+/// under load).
+#[tokio::test]
+async fn lmtp_slow_decision_does_not_count_as_peer_idleness() {
+    let backend = FakeBackend::default();
+    let mut config = lmtp_config(backend.start().await, RejectAction::Reject); // idle 2 s
+    config.limits.decide_timeout_secs = 6;
+    let gate = start(config).await;
+    let (mut client, _) = LmtpClient::connect(gate.lmtp.unwrap()).await;
+    client.command("LHLO client.test").await;
+    let replies = client
+        .send(
+            &["bob@example.org"],
+            &invite("accept signer=alice@example.net sleep-ms=3000", ""),
+        )
+        .await;
+    assert!(replies[0].starts_with("250"), "{replies:?}");
+    assert!(client.command("NOOP").await.starts_with("250"));
+    gate.stop().await;
 }

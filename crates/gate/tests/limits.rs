@@ -19,6 +19,10 @@ use tokio::net::{TcpListener, TcpStream};
 struct Unreachable;
 
 impl Decide for Unreachable {
+    fn checks_event_state(&self) -> bool {
+        true
+    }
+
     fn decide(
         &self,
         _: &[u8],

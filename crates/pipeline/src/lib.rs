@@ -18,7 +18,7 @@ pub use pipeline::{EvaluateError, Evaluation, Pipeline, Stores};
 pub use reason::{Finding, Reason, Warning};
 pub use settings::{Limits, Settings};
 pub use verdict::{
-    Decision, ItipReport, LayerKind, LayerReport, LayerStatus, SignerReport, Verdict,
+    Decision, EventState, ItipReport, LayerKind, LayerReport, LayerStatus, SignerReport, Verdict,
 };
 pub use verified::{Authentication, VerifiedCalendar, VerifiedMessage};
 

@@ -204,7 +204,22 @@ impl Pipeline {
             }
         }
 
+        let mut warnings = warnings;
         let mut recorded = false;
+        let mut state_checked = false;
+        match (store, ctx.recipient) {
+            (Some(_), Some(_)) => {}
+            (None, _) => warnings.push(Finding::new(
+                Warning::EventStateUnchecked,
+                "no event-state store: the organizer pinned to each UID and SEQUENCE/DTSTAMP \
+                 replay were not checked",
+            )),
+            (Some(_), None) => warnings.push(Finding::new(
+                Warning::EventStateUnchecked,
+                "no recipient (the event-state scope): the organizer pinned to each UID and \
+                 SEQUENCE/DTSTAMP replay were not checked",
+            )),
+        }
         if reasons.is_empty()
             && let (Some(store), Some(scope)) = (store, ctx.recipient)
         {
@@ -232,9 +247,13 @@ impl Pipeline {
                 }
             };
             reasons.extend(findings.iter().map(state_finding));
+            state_checked = true;
         }
         let mut verdict = Verdict::from_findings(reasons, warnings, layers, reports);
         verdict.recorded = recorded;
+        if state_checked {
+            verdict.mark_event_state_checked();
+        }
         Ok(verdict)
     }
 

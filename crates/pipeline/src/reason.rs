@@ -148,15 +148,20 @@ pub enum Warning {
     /// An encrypted layer used a cipher without integrity (CBC in EnvelopedData rather than
     /// AuthEnvelopedData, RFC 5083); only a signature inside it authenticates the content.
     UnauthenticatedEncryption,
+    /// The event state was not checked: no event-state store (or no recipient scope) was
+    /// given, so neither the organizer pinned to each UID nor SEQUENCE/DTSTAMP replay was
+    /// checked. A signed CANCEL of another organizer's event passes without state.
+    EventStateUnchecked,
 }
 
 impl Warning {
     /// Every warning, in the order they are listed.
-    pub const ALL: [Warning; 4] = [
+    pub const ALL: [Warning; 5] = [
         Warning::FromMismatch,
         Warning::HeaderMismatch,
         Warning::SigningTimeSkew,
         Warning::UnauthenticatedEncryption,
+        Warning::EventStateUnchecked,
     ];
 
     /// The stable code string.
@@ -166,6 +171,7 @@ impl Warning {
             Warning::HeaderMismatch => "header-mismatch",
             Warning::SigningTimeSkew => "signing-time-skew",
             Warning::UnauthenticatedEncryption => "unauthenticated-encryption",
+            Warning::EventStateUnchecked => "event-state-unchecked",
         }
     }
 }

@@ -33,6 +33,44 @@ pub struct Verdict {
     /// Whether the event state was recorded (only ever on accept, and only when asked).
     #[serde(skip)]
     pub recorded: bool,
+    /// Whether the event-state store judged this message (pinned organizer, SEQUENCE and
+    /// DTSTAMP replay). Private: only the pipeline, which ran (or did not run) the check,
+    /// sets it; read it with [`Verdict::event_state`].
+    event_state: EventState,
+}
+
+/// Whether the event state (RFC 5546 section 2.1.5 ordering, the organizer pinned to each
+/// UID) was checked for a verdict.
+///
+/// An accept that says [`EventState::NotChecked`] is weaker than it looks: a validly signed
+/// CANCEL or REQUEST for another organizer's UID, or a replayed old update, passes the
+/// checks that do not need state. A gate runs that way only with `danger_no_event_state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventState {
+    /// The event-state store judged the message's updates, and its findings are among the
+    /// reasons.
+    Checked,
+    /// No event-state store judged the message: none was configured, no recipient scope was
+    /// given, or the message was rejected before that step.
+    NotChecked,
+}
+
+impl EventState {
+    /// The stable string (`checked` or `not-checked`), as in the JSON and the
+    /// `Authentication-Results` header of the gate.
+    pub fn code(self) -> &'static str {
+        match self {
+            EventState::Checked => "checked",
+            EventState::NotChecked => "not-checked",
+        }
+    }
+}
+
+impl std::fmt::Display for EventState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code())
+    }
 }
 
 impl Verdict {
@@ -58,7 +96,18 @@ impl Verdict {
             layers,
             itip,
             recorded: false,
+            event_state: EventState::NotChecked,
         }
+    }
+
+    /// Whether the event state was checked for this verdict (see [`EventState`]).
+    pub fn event_state(&self) -> EventState {
+        self.event_state
+    }
+
+    /// Only the pipeline, after the store judged the message, marks a verdict checked.
+    pub(crate) fn mark_event_state_checked(&mut self) {
+        self.event_state = EventState::Checked;
     }
 
     /// A verdict rejecting for one reason, with nothing else known.
@@ -213,7 +262,18 @@ mod tests {
         let json = serde_json::to_value(&verdict).unwrap();
         assert_eq!(json["verdict"], "accept");
         assert_eq!(json["warnings"][0]["code"], "from-mismatch");
+        assert_eq!(json["event_state"], "not-checked");
         let keys: Vec<_> = json.as_object().unwrap().keys().cloned().collect();
-        assert_eq!(keys, ["itip", "layers", "reasons", "verdict", "warnings"]);
+        assert_eq!(
+            keys,
+            [
+                "event_state",
+                "itip",
+                "layers",
+                "reasons",
+                "verdict",
+                "warnings"
+            ]
+        );
     }
 }

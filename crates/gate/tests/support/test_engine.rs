@@ -4,14 +4,16 @@
 //!
 //! Header grammar (space-separated words):
 //! `accept signer=S method=M role=R [delegation=D]` | `reject code=C` | `error` |
-//! `not-calendar`, each optionally with `sleep-ms=N`. No header: reject
-//! `test.no-verdict-header`.
+//! `not-calendar` | `panic` (the engine panics, to test that the gate isolates the
+//! message), each optionally with `sleep-ms=N`. No header: reject `test.no-verdict-header`.
+//! Verdicts say `event-state=checked` unless the engine was built `without_event_state`.
 
 use std::sync::Mutex;
 use std::time::Duration;
 
 use imipsec_gate::{
-    Decide, DecideError, Envelope, GateVerdict, ItipSummary, Outcome, Reason, SmimeResult,
+    Decide, DecideError, Envelope, EventState, GateVerdict, ItipSummary, Outcome, Reason,
+    SmimeResult,
 };
 use time::OffsetDateTime;
 
@@ -22,6 +24,26 @@ pub struct HeaderDrivenTestEngine {
     pub records: Mutex<Vec<String>>,
     /// How many times `decide` ran.
     pub decisions: Mutex<usize>,
+    /// Behave like an engine without an event-state store.
+    pub without_event_state: bool,
+}
+
+impl HeaderDrivenTestEngine {
+    /// An engine that checks no event state (like the pipeline without a store).
+    pub fn without_event_state() -> Self {
+        Self {
+            without_event_state: true,
+            ..Self::default()
+        }
+    }
+
+    fn event_state(&self) -> EventState {
+        if self.without_event_state {
+            EventState::NotChecked
+        } else {
+            EventState::Checked
+        }
+    }
 }
 
 fn directive(message: &[u8]) -> Option<String> {
@@ -42,6 +64,10 @@ fn word<'a>(words: &'a [&'a str], key: &str) -> Option<&'a str> {
 }
 
 impl Decide for HeaderDrivenTestEngine {
+    fn checks_event_state(&self) -> bool {
+        !self.without_event_state
+    }
+
     fn decide(
         &self,
         message: &[u8],
@@ -53,7 +79,7 @@ impl Decide for HeaderDrivenTestEngine {
             *count += 1;
         }
         let Some(line) = directive(message) else {
-            return Ok(reject("test.no-verdict-header"));
+            return Ok(reject("test.no-verdict-header", self.event_state()));
         };
         let words: Vec<&str> = line.split_whitespace().collect();
         if let Some(ms) = word(&words, "sleep-ms").and_then(|v| v.parse().ok()) {
@@ -70,16 +96,24 @@ impl Decide for HeaderDrivenTestEngine {
                     role: word(&words, "role").unwrap_or("organizer").to_owned(),
                     delegation: word(&words, "delegation").map(str::to_owned),
                 }],
+                event_state: self.event_state(),
             }),
-            Some("reject") => Ok(reject(word(&words, "code").unwrap_or("test.rejected"))),
+            Some("reject") => Ok(reject(
+                word(&words, "code").unwrap_or("test.rejected"),
+                self.event_state(),
+            )),
             Some("not-calendar") => Ok(GateVerdict {
                 outcome: Outcome::NotCalendar,
                 reasons: vec![],
                 smime: SmimeResult::None,
                 signer: None,
                 itip: vec![],
+                event_state: self.event_state(),
             }),
             Some("busy") => Err(DecideError::StoreBusy),
+            // The point of the directive: a bug reachable from one message.
+            #[allow(clippy::panic)]
+            Some("panic") => panic!("test engine told to panic"),
             _ => Err(DecideError::Engine("test engine told to fail".into())),
         }
     }
@@ -98,7 +132,7 @@ impl Decide for HeaderDrivenTestEngine {
     }
 }
 
-fn reject(code: &str) -> GateVerdict {
+fn reject(code: &str, event_state: EventState) -> GateVerdict {
     GateVerdict {
         outcome: Outcome::Reject,
         reasons: vec![Reason {
@@ -108,5 +142,6 @@ fn reject(code: &str) -> GateVerdict {
         smime: SmimeResult::Fail,
         signer: None,
         itip: vec![],
+        event_state,
     }
 }
