@@ -446,7 +446,7 @@ mod tests {
                     &format!("{} <b@example.org>", "\u{e9}".repeat(40)),
                 )
                 .unwrap(),
-                Mailbox::parse(HeaderField::To, "Bob \"B\" Jones <c@example.org>").unwrap(),
+                Mailbox::parse(HeaderField::To, r#""Bob \"B\" Jones" <c@example.org>"#).unwrap(),
             ],
             subject: "R\u{e9}union".into(),
             date: 0,
