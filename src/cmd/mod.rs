@@ -74,7 +74,12 @@ pub fn render(error: &(dyn Error + 'static)) -> String {
     let mut current: Option<&(dyn Error + 'static)> = Some(error);
     while let Some(cause) = current {
         let text = one_line(&openssl_reasons(&cause.to_string()));
-        if !text.is_empty() && !parts.iter().any(|part| part.contains(&text)) {
+        let folded = text.to_lowercase();
+        if !text.is_empty()
+            && !parts
+                .iter()
+                .any(|part| part.to_lowercase().contains(&folded))
+        {
             parts.push(text);
         }
         current = cause.source();

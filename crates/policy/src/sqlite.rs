@@ -176,9 +176,16 @@ fn db(error: rusqlite::Error) -> StoreError {
             | ErrorCode::SystemIoFailure
             | ErrorCode::PermissionDenied
             | ErrorCode::FileLockingProtocolFailed,
-        ) => StoreError::Unavailable(Box::new(error)),
-        _ => StoreError::Backend(Box::new(error)),
+        ) => StoreError::Unavailable(Box::new(message_only(&error))),
+        _ => StoreError::Backend(Box::new(message_only(&error))),
     }
+}
+
+/// SQLite's own message without its cause chain: rusqlite's error already shows the text of
+/// the `ffi::Error` it wraps ("unable to open database file"), and chaining both would
+/// print it twice, the second time as "Error code 14: Unable to open the database file".
+fn message_only(error: &rusqlite::Error) -> std::io::Error {
+    std::io::Error::other(error.to_string())
 }
 
 /// A value in the file that this code never writes.
@@ -199,6 +206,16 @@ impl SqliteStore {
         let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         if options.create {
             flags |= OpenFlags::SQLITE_OPEN_CREATE;
+            if let Some(parent) = path
+                .parent()
+                .filter(|parent| !parent.as_os_str().is_empty())
+                && matches!(parent.try_exists(), Ok(false))
+            {
+                return Err(StoreError::Unavailable(Box::new(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("directory {} does not exist", parent.display()),
+                ))));
+            }
         } else if matches!(path.try_exists(), Ok(false)) {
             // Decided here rather than from SQLite's "unable to open database file",
             // which also stands for a permission or directory problem.
