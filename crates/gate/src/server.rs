@@ -171,8 +171,8 @@ impl Bound {
             tokio::spawn(metrics::serve(listener, Arc::clone(&self.shared.metrics)))
         });
         tracing::info!(
-            milter = ?self.shared.config.milter.as_ref().map(|m| m.listen),
-            lmtp = ?self.shared.config.lmtp.as_ref().map(|l| l.listen),
+            milter = %crate::logging::OrNone(self.shared.config.milter.as_ref().map(|m| m.listen)),
+            lmtp = %crate::logging::OrNone(self.shared.config.lmtp.as_ref().map(|l| l.listen)),
             "gate listening"
         );
         shutdown.await;
@@ -353,11 +353,11 @@ pub(crate) fn audit(
         mode,
         queue_id,
         mail_from = %envelope.mail_from,
-        recipients = ?envelope.recipients,
+        recipients = %crate::logging::List(&envelope.recipients),
         action = action.as_str(),
         signer = verdict.and_then(|v| v.signer.as_deref()).unwrap_or(""),
-        methods = ?methods,
-        codes = ?codes,
+        methods = %crate::logging::List(&methods),
+        codes = %crate::logging::List(&codes),
         decide_us = decide_time.map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
         "decision"
     );
