@@ -681,6 +681,17 @@ mod tests {
         assert!(text.contains("at least 1"), "{text}");
     }
 
+    // Issue #14 point 12: `generate` was missing from --help.
+    #[test]
+    fn help_lists_every_command() {
+        let help = Cli::command().render_help().to_string();
+        for command in [
+            "verify", "sign", "audit", "delegate", "store", "gate", "generate",
+        ] {
+            assert!(help.contains(&format!("  {command} ")), "{command}: {help}");
+        }
+    }
+
     #[test]
     fn sign_without_identity_is_a_usage_error() {
         let error = Cli::try_parse_from(["imipsec", "sign", "x.ics"]).unwrap_err();

@@ -554,9 +554,33 @@ fn wrong_pkcs12_password_is_one_line_with_a_hint_and_no_source_path() {
 }
 
 // Issue #14 point 8: "No such file or directory (os error 2): No such file or directory (os
-// error 2)".
+// error 2)" (an error that prints its source and also chains it, here the trust store's).
 #[test]
-fn missing_identity_file_is_said_once() {
+fn missing_files_are_said_once() {
+    let request = calendar("REQUEST", "missing@example.com", 0);
+    let dir = tempfile::tempdir().unwrap();
+    let organizer = identity(dir.path(), "organizer");
+    for run in [
+        sign(
+            request.as_bytes(),
+            &organizer,
+            &["--trust", "/nonexistent/root.pem"],
+        ),
+        verify(
+            b"From: a@b\r\n\r\nx\r\n",
+            &["--trust", "/nonexistent/root.pem"],
+        ),
+        imipsec(["verify", "--trust", "/nonexistent/root.pem"], b"x"),
+    ] {
+        assert_eq!(run.status, 2, "{}", run.stderr);
+        assert_eq!(
+            run.stderr.matches("os error 2").count(),
+            1,
+            "{}",
+            run.stderr
+        );
+        assert_eq!(run.stderr.trim_end().lines().count(), 1, "{}", run.stderr);
+    }
     let run = sign(
         calendar("REQUEST", "missing@example.com", 0).as_bytes(),
         std::path::Path::new("/nonexistent/identity.pem"),

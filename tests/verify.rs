@@ -844,3 +844,48 @@ fn without_recipient_the_state_is_checked_in_the_default_scope() {
     let run = verify(&forged, &["--store", store_arg]);
     assert_rejected(&run, "organizer-mismatch");
 }
+
+// Issue #14 point 8: a hint where the fix is known. A message whose signer's intermediate
+// is missing is untrusted; the line says what to look for. The same identity with its
+// intermediate (the control) verifies.
+#[test]
+fn missing_intermediate_is_untrusted_with_a_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut leaf_only = std::fs::read(cert("rsa2048/organizer.key.pem")).unwrap();
+    leaf_only.extend(std::fs::read(cert("rsa2048/organizer.cert.pem")).unwrap());
+    let leaf_only_path = dir.path().join("leaf-only.pem");
+    std::fs::write(&leaf_only_path, leaf_only).unwrap();
+    let request = calendar("REQUEST", "hint@example.com", 0);
+    // Without anchors `sign` cannot tell that the chain is incomplete; with them it can.
+    let root = root_ca();
+    let refused = sign(
+        request.as_bytes(),
+        &leaf_only_path,
+        &["--trust", root.to_str().unwrap()],
+    );
+    assert_eq!(refused.status, 1, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("intermediate"),
+        "{}",
+        refused.stderr
+    );
+    let signed = sign(request.as_bytes(), &leaf_only_path, &[]);
+    assert_eq!(signed.status, 0, "{}", signed.stderr);
+    let run = imipsec(
+        ["verify", "--at", AT, "--trust", root.to_str().unwrap()],
+        &signed.stdout,
+    );
+    assert_eq!(run.status, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("rejected: untrusted-certificate"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("intermediate"), "{}", run.stderr);
+    let control = sign(
+        request.as_bytes(),
+        &pem_identity(dir.path(), "rsa2048/organizer"),
+        &[],
+    );
+    assert_eq!(verify(&control.stdout, &[]).status, 0);
+}
