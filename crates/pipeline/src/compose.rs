@@ -127,6 +127,20 @@ pub struct Mailbox {
     pub address: String,
 }
 
+/// A bare address (no display name); checked when the message is composed.
+impl From<&str> for Mailbox {
+    fn from(address: &str) -> Self {
+        Mailbox::address(address)
+    }
+}
+
+/// A bare address (no display name); checked when the message is composed.
+impl From<String> for Mailbox {
+    fn from(address: String) -> Self {
+        Mailbox::address(address)
+    }
+}
+
 /// Longest display name accepted, in bytes: a name, not a paragraph.
 pub const MAX_DISPLAY_NAME_BYTES: usize = 256;
 
