@@ -67,6 +67,9 @@ Examples:
   imipsec verify --json --at 2026-06-01T00:00:00Z --trust ca.pem < invite.eml
   imipsec verify --config /etc/imipsec.toml --record invite.eml
 
+A store named by --store or the configuration must exist (`imipsec store init --store PATH`
+creates one); with --record a missing store is created.
+
 Exit status:
   0  accepted
   1  rejected (the reasons are printed; --json gives them as codes)
@@ -160,6 +163,7 @@ const LIST_HELP: &str = concat!(
     "  imipsec delegate list --all --json\n\n",
     "JSON fields: id, principal, delegate, methods (null = all), side, not_before, until, note,\n",
     "recorded_by, recorded_at, revoked_at, revoked_by, revoke_reason, in_force.\n\n",
+    "A missing store is an error: create one with `imipsec store init --store PATH`.\n\n",
     "Exit status:\n  0  done\n  2  error: bad arguments, unreadable or invalid store"
 );
 
@@ -169,6 +173,7 @@ const HISTORY_HELP: &str = concat!(
     "  imipsec delegate history --principal boss@example.org --json\n\n",
     "JSON fields: sequence, grant, action (granted, imported, revoked), at, by, principal,\n",
     "delegate, detail (note or revocation reason).\n\n",
+    "A missing store is an error: create one with `imipsec store init --store PATH`.\n\n",
     "Exit status:\n  0  done\n  2  error: bad arguments, unreadable or invalid store"
 );
 
@@ -183,6 +188,7 @@ const EXPORT_HELP: &str = concat!(
     "Examples:\n",
     "  imipsec delegate export backup.json\n",
     "  imipsec delegate export --store policy.db | jq .\n\n",
+    "A missing store is an error: create one with `imipsec store init --store PATH`.\n\n",
     "Exit status:\n  0  done\n  2  error: unreadable or invalid store, unwritable file"
 );
 
