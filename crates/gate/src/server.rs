@@ -302,8 +302,20 @@ pub fn run_until_signal(
         .build()
         .map_err(ServeError::Runtime)?;
     runtime.block_on(async {
+        // Install the SIGTERM/SIGINT handlers (on the future's first poll) before listening:
+        // a signal that arrives as soon as the gate says it listens must drain and log
+        // "stopped", not kill the process with the default action.
+        let mut shutdown = std::pin::pin!(shutdown_signal());
+        let early = std::future::poll_fn(|context| {
+            std::task::Poll::Ready(shutdown.as_mut().poll(context).is_ready())
+        })
+        .await;
         let bound = Gate::new(config, engine, clock).bind().await?;
-        bound.serve(shutdown_signal()).await;
+        if early {
+            bound.serve(std::future::ready(())).await;
+        } else {
+            bound.serve(shutdown).await;
+        }
         Ok(())
     })
 }
