@@ -14,7 +14,7 @@ use time::format_description::well_known::Rfc3339;
 const EXIT_STATUS_HELP: &str = "\
 Exit status:
   0  accepted (verify), done (other commands)
-  1  rejected (verify)
+  1  rejected (verify); refused because a gate would reject it (sign)
   2  could not evaluate: bad arguments, unreadable input, configuration or store error";
 
 /// Verify-then-process security gate, audit and signer for iMIP calendar email (RFC 6047).
