@@ -19,7 +19,12 @@ command -v sieve-test >/dev/null || { echo "test-sieve: sieve-test not found (do
 # handle mail as root, so as root it runs as nobody, and everything it reads or writes
 # (scripts, their compiled .svbin, messages, the mail home) lives in the world-readable $W.
 chmod 755 "$W"; mkdir -m 777 "$W/home"
-if [ "$(id -u)" -eq 0 ]; then MAIL_UID=65534 MAIL_GID=65534; else MAIL_UID=$(id -u) MAIL_GID=$(id -g); fi
+if [ "$(id -u)" -eq 0 ]; then
+  MAIL_UID=65534 MAIL_GID=65534
+  chown "$MAIL_UID:$MAIL_GID" "$W" # where sieve-test writes the compiled .svbin
+else
+  MAIL_UID=$(id -u) MAIL_GID=$(id -g)
+fi
 cat >"$W/dovecot.conf" <<CONF
 mail_uid = $MAIL_UID
 mail_gid = $MAIL_GID
