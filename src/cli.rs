@@ -14,7 +14,7 @@ use time::format_description::well_known::Rfc3339;
 const EXIT_STATUS_HELP: &str = "\
 Exit status:
   0  accepted (verify), done (other commands)
-  1  rejected (verify)
+  1  rejected (verify); refused because a gate would reject it (sign)
   2  could not evaluate: bad arguments, unreadable input, configuration or store error";
 
 /// Verify-then-process security gate, audit and signer for iMIP calendar email (RFC 6047).
@@ -54,8 +54,10 @@ pub enum Command {
     /// Run the security gate: a milter and/or an LMTP proxy in front of the mailbox server.
     #[command(after_help = GATE_HELP)]
     Gate(GateArgs),
-    /// Generate shell completions or the man page from these definitions.
-    #[command(hide = true)]
+    /// Create or migrate the policy store.
+    #[command(after_help = STORE_HELP)]
+    Store(StoreCommandArgs),
+    /// Generate shell completions or the man pages from these definitions.
     Generate(GenerateArgs),
 }
 
@@ -65,6 +67,9 @@ Examples:
   imipsec verify --json --at 2026-06-01T00:00:00Z --trust ca.pem < invite.eml
   imipsec verify --config /etc/imipsec.toml --record invite.eml
 
+A store named by --store or the configuration must exist (`imipsec store init --store PATH`
+creates one); with --record a missing store is created.
+
 Exit status:
   0  accepted
   1  rejected (the reasons are printed; --json gives them as codes)
@@ -73,13 +78,37 @@ Exit status:
 const SIGN_HELP: &str = "\
 Examples:
   imipsec sign --identity alice.p12 --identity-password-env ALICE_PW invite.eml > signed.eml
-  imipsec sign --identity alice.pem --opaque --encrypt-to bob.cert.pem invite.eml
-  imipsec sign --identity alice.pem --from alice@example.org --to bob@example.org < request.ics
+  imipsec sign --identity alice.pem --password-file ~/.alice.pw --opaque --encrypt-to bob.cert.pem invite.eml
+  imipsec sign --identity alice.pem --trust root.pem --from 'Alice Example <alice@example.org>' \\
+      --to bob@example.org --subject 'Team meeting' < request.ics
+
+There is no unsigned output: --identity is required. The identity is checked as a gate
+checks a signer, at --at: validity, extendedKeyUsage emailProtection and keyUsage, key size
+and algorithms ([policy] of the configuration), and, when anchors are given (--trust or
+[trust] anchors), the chain to them and the CRLs. An identity a gate would reject is refused
+(exit 1, reason code on stderr: certificate-expired, certificate-purpose, weak-algorithm,
+untrusted-certificate, certificate-revoked) unless --danger-skip-identity-checks is given.
+Encrypted keys (PKCS#12, PKCS#8 ENCRYPTED PRIVATE KEY, traditional Proc-Type: 4,ENCRYPTED)
+take their password from --identity-password-env or --password-file.
 
 Exit status:
   0  signed message written to standard output
-  1  refused: a gate would reject the message (the reason code is printed on stderr)
-  2  could not sign: bad arguments, unreadable identity or input";
+  1  refused: a gate would reject the message or the identity (reason code on stderr)
+  2  could not sign: bad arguments, unreadable identity or input; nothing on stdout";
+
+const STORE_HELP: &str = "\
+Examples:
+  imipsec store init --store /var/lib/imipsec/policy.db
+  imipsec store init --config /etc/imipsec.toml
+
+`init` creates an empty store, or migrates an existing one to this version's schema; it is
+safe to run again. Commands that only read the store (verify without --record, audit
+without --record, delegate list, history and export) refuse a missing one; commands that
+write (verify --record, audit --record, delegate grant, revoke and import, gate) create it.
+
+Exit status:
+  0  the store exists at the current schema version
+  2  error: bad arguments, unwritable path, not an imipsec store, newer schema";
 
 const AUDIT_HELP: &str = "\
 Examples:
@@ -134,6 +163,7 @@ const LIST_HELP: &str = concat!(
     "  imipsec delegate list --all --json\n\n",
     "JSON fields: id, principal, delegate, methods (null = all), side, not_before, until, note,\n",
     "recorded_by, recorded_at, revoked_at, revoked_by, revoke_reason, in_force.\n\n",
+    "A missing store is an error: create one with `imipsec store init --store PATH`.\n\n",
     "Exit status:\n  0  done\n  2  error: bad arguments, unreadable or invalid store"
 );
 
@@ -143,6 +173,7 @@ const HISTORY_HELP: &str = concat!(
     "  imipsec delegate history --principal boss@example.org --json\n\n",
     "JSON fields: sequence, grant, action (granted, imported, revoked), at, by, principal,\n",
     "delegate, detail (note or revocation reason).\n\n",
+    "A missing store is an error: create one with `imipsec store init --store PATH`.\n\n",
     "Exit status:\n  0  done\n  2  error: bad arguments, unreadable or invalid store"
 );
 
@@ -157,6 +188,7 @@ const EXPORT_HELP: &str = concat!(
     "Examples:\n",
     "  imipsec delegate export backup.json\n",
     "  imipsec delegate export --store policy.db | jq .\n\n",
+    "A missing store is an error: create one with `imipsec store init --store PATH`.\n\n",
     "Exit status:\n  0  done\n  2  error: unreadable or invalid store, unwritable file"
 );
 
@@ -177,6 +209,9 @@ pub struct TrustArgs {
     /// Environment variable holding the password of the PKCS#12 or encrypted PEM identities.
     #[arg(long, value_name = "VAR")]
     pub identity_password_env: Option<String>,
+    /// File whose first line is the password of the identities (instead of a variable).
+    #[arg(long, value_name = "FILE", conflicts_with = "identity_password_env")]
+    pub password_file: Option<PathBuf>,
     /// Policy store (SQLite) with delegations and event state [env: IMIPSEC_STORE].
     #[arg(long, value_name = "PATH", env = "IMIPSEC_STORE", hide_env = true)]
     pub store: Option<PathBuf>,
@@ -242,12 +277,25 @@ pub struct SignArgs {
     /// The message (RFC 5322) or a bare iCalendar object; standard input if absent or `-`.
     #[arg(value_name = "FILE")]
     pub file: Option<PathBuf>,
-    /// Signing identity: PEM key and certificate, or PKCS#12.
-    #[arg(long, value_name = "FILE")]
+    /// Signing identity: PEM key and certificates, or PKCS#12. Required.
+    #[arg(long, value_name = "FILE", required = true)]
     pub identity: Option<PathBuf>,
-    /// Environment variable holding the identity's password.
+    /// Environment variable holding the identity's password (PKCS#12 or encrypted PEM key).
     #[arg(long, value_name = "VAR")]
     pub identity_password_env: Option<String>,
+    /// File whose first line is the identity's password (instead of a variable).
+    #[arg(long, value_name = "FILE", conflicts_with = "identity_password_env")]
+    pub password_file: Option<PathBuf>,
+    /// CA certificate (PEM) a gate trusts: the identity must chain to it; repeat for several.
+    #[arg(long = "trust", value_name = "PEM")]
+    pub trust: Vec<PathBuf>,
+    /// Certificate revocation list (PEM) checked with --trust; repeat for several.
+    #[arg(long = "crl", value_name = "FILE")]
+    pub crl: Vec<PathBuf>,
+    /// DANGER: sign even with an identity a gate would reject (expired, wrong purpose, weak
+    /// key, untrusted): only for testing a gate's rejections.
+    #[arg(long)]
+    pub danger_skip_identity_checks: bool,
     /// Produce opaque signed data (application/pkcs7-mime) instead of multipart/signed.
     #[arg(long)]
     pub opaque: bool,
@@ -260,13 +308,16 @@ pub struct SignArgs {
     /// Content-encryption algorithm (with --encrypt-to).
     #[arg(long, value_enum, default_value_t = CipherArg::Aes256Gcm)]
     pub cipher: CipherArg,
-    /// From address (when building a message around a bare iCalendar object).
-    #[arg(long, value_name = "ADDR")]
+    /// From: `addr` or `'Display Name <addr>'` (non-ASCII names are RFC 2047 encoded).
+    #[arg(long, value_name = "MAILBOX")]
     pub from: Option<String>,
-    /// To address; repeat for several.
-    #[arg(long, value_name = "ADDR")]
+    /// To: `addr` or `'Display Name <addr>'`; repeat for several.
+    #[arg(long, value_name = "MAILBOX")]
     pub to: Vec<String>,
-    /// Signing time (RFC 3339); default now.
+    /// Subject (default: the input message's, else `Calendar METHOD`).
+    #[arg(long, value_name = "TEXT")]
+    pub subject: Option<String>,
+    /// Signing time (RFC 3339), also the time the identity must be valid at; default now.
     #[arg(long, value_name = "RFC3339", value_parser = parse_rfc3339)]
     pub at: Option<OffsetDateTime>,
     /// Policy store (SQLite) [env: IMIPSEC_STORE].
@@ -299,12 +350,28 @@ pub struct AuditArgs {
     /// Write a self-contained HTML report (table, filters, chart) to FILE.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
-    /// Worker threads; default the number of available cores (1 with --record).
-    #[arg(long, value_name = "N")]
+    /// Worker threads (at least 1); default the number of available cores (1 with --record).
+    #[arg(long, value_name = "N", value_parser = parse_jobs)]
     pub jobs: Option<std::num::NonZeroUsize>,
     /// Never show the progress bar (it is shown only when stderr is a terminal).
     #[arg(long)]
     pub no_progress: bool,
+}
+
+/// Arguments of `imipsec store`.
+#[derive(Debug, Clone, Args)]
+pub struct StoreCommandArgs {
+    /// The store action.
+    #[command(subcommand)]
+    pub command: StoreCommand,
+}
+
+/// `imipsec store` subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum StoreCommand {
+    /// Create an empty policy store, or migrate an existing one to the current schema.
+    #[command(after_help = STORE_HELP)]
+    Init(StoreArgs),
 }
 
 /// Arguments of `imipsec delegate`.
@@ -510,7 +577,7 @@ pub struct GateArgs {
     pub log_json: bool,
 }
 
-/// Arguments of the hidden `imipsec generate` command.
+/// Arguments of `imipsec generate`.
 #[derive(Debug, Clone, Args)]
 pub struct GenerateArgs {
     /// What to generate.
@@ -533,6 +600,15 @@ pub enum GenerateCommand {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+}
+
+/// Parses `--jobs`: a whole number of at least 1 (std's own message for 0, "number would be
+/// zero for non-zero type", says nothing to a user).
+pub fn parse_jobs(text: &str) -> Result<std::num::NonZeroUsize, String> {
+    text.parse::<usize>()
+        .ok()
+        .and_then(std::num::NonZeroUsize::new)
+        .ok_or_else(|| "not a whole number of at least 1".to_owned())
 }
 
 /// Parses an RFC 3339 timestamp (`2026-06-01T00:00:00Z`).
@@ -600,6 +676,32 @@ mod tests {
             panic!("not grant")
         };
         assert_eq!(grant.methods, ["REQUEST", "CANCEL"]);
+    }
+
+    // Issue #14: `--jobs 0` said "number would be zero for non-zero type".
+    #[test]
+    fn jobs_zero_is_explained_not_leaked() {
+        let error = Cli::try_parse_from(["imipsec", "audit", "x", "--jobs", "0"]).unwrap_err();
+        let text = error.to_string();
+        assert!(!text.contains("non-zero type"), "{text}");
+        assert!(text.contains("at least 1"), "{text}");
+    }
+
+    // Issue #14 point 12: `generate` was missing from --help.
+    #[test]
+    fn help_lists_every_command() {
+        let help = Cli::command().render_help().to_string();
+        for command in [
+            "verify", "sign", "audit", "delegate", "store", "gate", "generate",
+        ] {
+            assert!(help.contains(&format!("  {command} ")), "{command}: {help}");
+        }
+    }
+
+    #[test]
+    fn sign_without_identity_is_a_usage_error() {
+        let error = Cli::try_parse_from(["imipsec", "sign", "x.ics"]).unwrap_err();
+        assert_eq!(error.exit_code(), 2);
     }
 
     #[test]

@@ -60,6 +60,9 @@ pub struct IdentityConfig {
     /// Environment variable holding its password, if it has one.
     #[serde(default)]
     pub password_env: Option<String>,
+    /// File whose first line is its password (instead of `password_env`).
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
 }
 
 /// `[store]`: the SQLite delegation and event state store.
@@ -139,14 +142,18 @@ pub enum ConfigError {
         /// The limit.
         limit: u64,
     },
-    /// The file is not valid TOML for this schema (unknown keys included).
-    #[error("invalid configuration {path}")]
+    /// The file is not valid TOML for this schema (unknown keys included), shown as one
+    /// `file:line:column: message` line like a compiler's.
+    #[error("invalid configuration {}:{line}:{column}: {message}", .path.display())]
     Parse {
         /// The file.
         path: PathBuf,
-        /// The cause, with line and column.
-        #[source]
-        source: toml::de::Error,
+        /// 1-based line of the problem.
+        line: usize,
+        /// 1-based column (in characters) of the problem.
+        column: usize,
+        /// What is wrong, with the allowed keys for an unknown one.
+        message: String,
     },
 }
 
@@ -165,9 +172,19 @@ impl Config {
             });
         }
         let text = std::fs::read_to_string(path).map_err(read_error)?;
-        let mut config = Self::parse(&text).map_err(|source| ConfigError::Parse {
-            path: path.to_path_buf(),
-            source,
+        let mut config = Self::parse(&text).map_err(|error| {
+            let start = error.span().map_or(0, |span| span.start);
+            let before = text.get(..start).unwrap_or("");
+            let line_start = before.rfind('\n').map_or(0, |newline| newline + 1);
+            ConfigError::Parse {
+                path: path.to_path_buf(),
+                line: before.matches('\n').count() + 1,
+                column: before
+                    .get(line_start..)
+                    .map_or(0, |line| line.chars().count())
+                    + 1,
+                message: error.message().trim().to_owned(),
+            }
         })?;
         let base = path.parent().unwrap_or_else(|| Path::new(""));
         config.resolve_relative_to(base);
@@ -184,6 +201,19 @@ impl Config {
         toml::from_str(text)
     }
 
+    /// Every key the configuration accepts, as dotted paths (`trust.anchors`,
+    /// `identities[].path`, `gate.limits.connections`), in declaration order.
+    ///
+    /// Read from the deserialiser itself rather than kept as a list: each table rejects an
+    /// unknown key naming the keys it expects (`deny_unknown_fields`), so probing every table
+    /// with one unknown key enumerates the schema. The man page and the test of
+    /// `examples/imipsec.toml` use it, so neither can fall behind the code.
+    pub fn known_keys() -> Vec<String> {
+        let mut keys = Vec::new();
+        collect_keys(&mut Vec::new(), &mut keys);
+        keys
+    }
+
     fn resolve_relative_to(&mut self, base: &Path) {
         let resolve = |path: &mut PathBuf| {
             if path.is_relative() {
@@ -192,11 +222,86 @@ impl Config {
         };
         self.trust.anchors.iter_mut().for_each(resolve);
         self.trust.crls.iter_mut().for_each(resolve);
-        self.identities
-            .iter_mut()
-            .for_each(|identity| resolve(&mut identity.path));
+        for identity in &mut self.identities {
+            resolve(&mut identity.path);
+            if let Some(file) = identity.password_file.as_mut() {
+                resolve(file);
+            }
+        }
         if let Some(store) = self.store.path.as_mut() {
             resolve(store);
+        }
+    }
+}
+
+/// The unknown key used to probe the schema.
+const PROBE: &str = "imipsec_schema_probe";
+
+/// The keys the table at `path` (key, is-array-of-tables) expects, or `None` when `path` does
+/// not name a table.
+fn table_keys(path: &[(String, bool)]) -> Option<Vec<String>> {
+    let mut value = format!("{{ {PROBE} = 1 }}");
+    let text = match path.split_first() {
+        None => format!("{PROBE} = 1"),
+        Some(((first, first_array), rest)) => {
+            for (key, array) in rest.iter().rev() {
+                value = if *array {
+                    format!("{{ {key} = [{value}] }}")
+                } else {
+                    format!("{{ {key} = {value} }}")
+                };
+            }
+            if *first_array {
+                format!("{first} = [{value}]")
+            } else {
+                format!("{first} = {value}")
+            }
+        }
+    };
+    let message = Config::parse(&text).err()?.message().to_owned();
+    let expected = message
+        .strip_prefix(&format!("unknown field `{PROBE}`, expected "))?
+        .to_owned();
+    Some(
+        expected
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect(),
+    )
+}
+
+fn collect_keys(path: &mut Vec<(String, bool)>, keys: &mut Vec<String>) {
+    let Some(fields) = table_keys(path) else {
+        return;
+    };
+    for field in fields {
+        let mut found_table = false;
+        for array in [false, true] {
+            path.push((field.clone(), array));
+            if table_keys(path).is_some() {
+                collect_keys(path, keys);
+                found_table = true;
+            }
+            path.pop();
+            if found_table {
+                break;
+            }
+        }
+        if !found_table {
+            let mut name: Vec<String> = path
+                .iter()
+                .map(|(key, array)| {
+                    if *array {
+                        format!("{key}[]")
+                    } else {
+                        key.clone()
+                    }
+                })
+                .collect();
+            name.push(field);
+            keys.push(name.join("."));
         }
     }
 }
@@ -213,10 +318,76 @@ mod tests {
         assert!(!config.policy.danger_allow_sha1);
     }
 
+    /// Issue #14: the two example configurations each covered part of the keys. The one
+    /// shipped example must set every key the program accepts (a new key fails this test
+    /// until it is documented there).
+    #[test]
+    fn shipped_example_sets_every_known_key() {
+        let keys = Config::known_keys();
+        // The probe finds the schema: a few keys of each level, as a sanity check.
+        for expected in [
+            "trust.anchors",
+            "identities[].password_env",
+            "store.path",
+            "gate.authserv_id",
+            "gate.lmtp.backend",
+            "gate.limits.drain_timeout_secs",
+        ] {
+            assert!(
+                keys.iter().any(|key| key == expected),
+                "{expected}: {keys:?}"
+            );
+        }
+        let example: toml::Table =
+            toml::from_str(include_str!("../examples/imipsec.toml")).unwrap();
+        fn present(value: &toml::Value, path: &[&str]) -> bool {
+            let Some((first, rest)) = path.split_first() else {
+                return true;
+            };
+            let (key, array) = match first.strip_suffix("[]") {
+                Some(key) => (key, true),
+                None => (*first, false),
+            };
+            let Some(next) = value.get(key) else {
+                return false;
+            };
+            if array {
+                next.as_array()
+                    .is_some_and(|items| items.iter().any(|item| present(item, rest)))
+            } else {
+                present(next, rest)
+            }
+        }
+        let example = toml::Value::Table(example);
+        let missing: Vec<&String> = keys
+            .iter()
+            .filter(|key| !present(&example, &key.split('.').collect::<Vec<_>>()))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "examples/imipsec.toml does not set {missing:?}"
+        );
+    }
+
     #[test]
     fn unknown_keys_are_an_error() {
         assert!(Config::parse("[trust]\nanchor = []\n").is_err());
         assert!(Config::parse("colour = 'blue'\n").is_err());
+    }
+
+    // Issue #14 (messages): one line with file, line and column, and the allowed keys.
+    #[test]
+    fn a_config_error_is_one_line_with_position_and_allowed_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[trust]\nanchors = []\nanchor = []\n").unwrap();
+        let text = Config::load(&path).unwrap_err().to_string();
+        assert!(!text.contains('\n'), "{text}");
+        assert!(
+            text.contains("c.toml:3:1: unknown field `anchor`"),
+            "{text}"
+        );
+        assert!(text.contains("`anchors`"), "{text}");
     }
 
     #[test]

@@ -87,6 +87,31 @@ pub enum SetupError {
         /// The variable name.
         variable: String,
     },
+    /// The password file could not be read.
+    #[error("cannot read password file {path}")]
+    PasswordFile {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The password file is larger than [`MAX_PASSWORD_BYTES`] or not UTF-8.
+    #[error("password file {path} is not one line of UTF-8 text under {MAX_PASSWORD_BYTES} bytes")]
+    PasswordFileContent {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A command that only reads the store was pointed at a missing one.
+    #[error(
+        "policy store {} does not exist; create it with `imipsec store init --store {}`",
+        .path.display(),
+        .path.display()
+    )]
+    StoreMissing {
+        /// The file.
+        path: PathBuf,
+    },
     /// The store could not be opened.
     #[error("cannot open the policy store {path}")]
     Store {
@@ -106,6 +131,71 @@ pub enum SetupError {
     },
 }
 
+/// Largest password file read.
+pub const MAX_PASSWORD_BYTES: u64 = 4096;
+
+/// Where an identity's password comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PasswordSource<'a> {
+    /// No password: unencrypted PEM, or PKCS#12 with an empty password.
+    #[default]
+    None,
+    /// An environment variable (`--identity-password-env`, `password_env`).
+    Env(&'a str),
+    /// The first line of a file (`--password-file`, `password_file`).
+    File(&'a Path),
+}
+
+impl<'a> PasswordSource<'a> {
+    /// The flags' source: the variable, else the file, else none.
+    pub fn from_flags(env: Option<&'a str>, file: Option<&'a Path>) -> Self {
+        match (env, file) {
+            (Some(variable), _) => PasswordSource::Env(variable),
+            (None, Some(path)) => PasswordSource::File(path),
+            (None, None) => PasswordSource::None,
+        }
+    }
+
+    /// The password, or `None` when no source is given.
+    fn read(self) -> Result<Option<String>, SetupError> {
+        match self {
+            PasswordSource::None => Ok(None),
+            PasswordSource::Env(variable) => {
+                std::env::var(variable)
+                    .map(Some)
+                    .map_err(|_| SetupError::PasswordMissing {
+                        variable: variable.to_owned(),
+                    })
+            }
+            PasswordSource::File(path) => {
+                let read_error = |source| SetupError::PasswordFile {
+                    path: path.to_path_buf(),
+                    source,
+                };
+                let mut bytes = Vec::new();
+                std::fs::File::open(path)
+                    .and_then(|file| {
+                        std::io::Read::read_to_end(
+                            &mut std::io::Read::take(file, MAX_PASSWORD_BYTES + 1),
+                            &mut bytes,
+                        )
+                    })
+                    .map_err(read_error)?;
+                let content = || SetupError::PasswordFileContent {
+                    path: path.to_path_buf(),
+                };
+                if bytes.len() as u64 > MAX_PASSWORD_BYTES {
+                    return Err(content());
+                }
+                let text = String::from_utf8(bytes).map_err(|_| content())?;
+                // The first line, without its line end (as `openssl -passin file:` reads it).
+                let line = text.split(['\n', '\r']).next().unwrap_or("");
+                Ok(Some(line.to_owned()))
+            }
+        }
+    }
+}
+
 /// Read a small file with a size bound.
 fn read_bounded(path: &Path) -> Result<Vec<u8>, SetupError> {
     let read_error = |source| SetupError::IdentityRead {
@@ -121,24 +211,20 @@ fn read_bounded(path: &Path) -> Result<Vec<u8>, SetupError> {
     std::fs::read(path).map_err(read_error)
 }
 
-/// Load an identity: PEM (key and certificates) when the file looks like PEM, else PKCS#12
-/// with the password from the environment variable `password_env` (empty when none).
-pub fn load_identity(path: &Path, password_env: Option<&str>) -> Result<Identity, SetupError> {
+/// Load an identity: PEM (key and certificates, the key possibly encrypted) when the file
+/// looks like PEM, else PKCS#12; the password from `password` (PKCS#12: empty when none).
+pub fn load_identity(path: &Path, password: PasswordSource<'_>) -> Result<Identity, SetupError> {
     let bytes = read_bounded(path)?;
     let identity_error = |source| SetupError::Identity {
         path: path.to_path_buf(),
         source,
     };
+    let password = password.read()?;
     if bytes.windows(11).any(|window| window == b"-----BEGIN ") {
-        return Identity::from_pem(&bytes).map_err(identity_error);
+        return Identity::from_pem_with_password(&bytes, password.as_deref().map(str::as_bytes))
+            .map_err(identity_error);
     }
-    let password = match password_env {
-        Some(variable) => std::env::var(variable).map_err(|_| SetupError::PasswordMissing {
-            variable: variable.to_owned(),
-        })?,
-        None => String::new(),
-    };
-    Identity::from_pkcs12(&bytes, &password).map_err(identity_error)
+    Identity::from_pkcs12(&bytes, password.as_deref().unwrap_or("")).map_err(identity_error)
 }
 
 /// Open the policy store at `path`. `create`: create the file when missing (only when
@@ -149,10 +235,25 @@ pub fn open_store(path: &Path, create: bool) -> Result<SqliteStore, SetupError> 
         create,
         ..StoreOptions::default()
     };
-    SqliteStore::open(path, &options).map_err(|source| SetupError::Store {
-        path: path.to_path_buf(),
-        source,
+    SqliteStore::open(path, &options).map_err(|source| match source {
+        StoreError::FileNotFound => SetupError::StoreMissing {
+            path: path.to_path_buf(),
+        },
+        source => SetupError::Store {
+            path: path.to_path_buf(),
+            source,
+        },
     })
+}
+
+/// The algorithm policy of `[policy]` (the library default where absent).
+pub fn algorithm_policy(config: &Config) -> AlgorithmPolicy {
+    let mut algorithms = AlgorithmPolicy::default();
+    if let Some(bits) = config.policy.min_rsa_bits {
+        algorithms.min_rsa_bits = bits;
+    }
+    algorithms.danger_allow_sha1 = config.policy.danger_allow_sha1;
+    algorithms
 }
 
 fn limit(
@@ -194,25 +295,25 @@ pub fn pipeline_with(
     let mut identities = Vec::new();
     if trust.identity.is_empty() {
         for identity in &config.identities {
-            identities.push(load_identity(
-                &identity.path,
+            let password = PasswordSource::from_flags(
                 identity.password_env.as_deref(),
-            )?);
+                identity.password_file.as_deref(),
+            );
+            identities.push(load_identity(&identity.path, password)?);
         }
     } else {
         for path in &trust.identity {
-            identities.push(load_identity(path, trust.identity_password_env.as_deref())?);
+            let password = PasswordSource::from_flags(
+                trust.identity_password_env.as_deref(),
+                trust.password_file.as_deref(),
+            );
+            identities.push(load_identity(path, password)?);
         }
     }
 
     let mut settings = Settings::new(trust_store);
     settings.identities = identities;
-    let mut algorithms = AlgorithmPolicy::default();
-    if let Some(bits) = config.policy.min_rsa_bits {
-        algorithms.min_rsa_bits = bits;
-    }
-    algorithms.danger_allow_sha1 = config.policy.danger_allow_sha1;
-    settings.algorithms = algorithms;
+    settings.algorithms = algorithm_policy(config);
     settings.danger_allow_unsigned =
         trust.danger_allow_unsigned || config.policy.danger_allow_unsigned;
 

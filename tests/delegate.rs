@@ -297,7 +297,12 @@ fn errors_exit_2_with_a_clear_message() {
 
     let missing = dir.path().join("missing.db");
     let message = fails(&["delegate", "list", "--store", missing.to_str().unwrap()]);
-    assert!(message.contains("cannot open policy store"), "{message}");
+    // Issue #14: one line saying how to create it (was SQLite's text three times).
+    assert!(
+        message.contains("does not exist; create it with `imipsec store init --store"),
+        "{message}"
+    );
+    assert_eq!(message.trim_end().lines().count(), 1, "{message}");
     assert!(!missing.exists(), "list must not create a store");
 
     let garbage = dir.path().join("garbage.db");

@@ -886,3 +886,103 @@ fn without_recipient_the_state_is_checked_in_the_default_scope() {
     let run = verify(&forged, &["--store", store_arg]);
     assert_rejected(&run, "organizer-mismatch");
 }
+
+// Issue #14 point 8: a hint where the fix is known. A message whose signer's intermediate
+// is missing is untrusted; the line says what to look for. The same identity with its
+// intermediate (the control) verifies.
+#[test]
+fn missing_intermediate_is_untrusted_with_a_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut leaf_only = std::fs::read(cert("rsa2048/organizer.key.pem")).unwrap();
+    leaf_only.extend(std::fs::read(cert("rsa2048/organizer.cert.pem")).unwrap());
+    let leaf_only_path = dir.path().join("leaf-only.pem");
+    std::fs::write(&leaf_only_path, leaf_only).unwrap();
+    let request = calendar("REQUEST", "hint@example.com", 0);
+    // Without anchors `sign` cannot tell that the chain is incomplete; with them it can.
+    let root = root_ca();
+    let refused = sign(
+        request.as_bytes(),
+        &leaf_only_path,
+        &["--trust", root.to_str().unwrap()],
+    );
+    assert_eq!(refused.status, 1, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("intermediate"),
+        "{}",
+        refused.stderr
+    );
+    let signed = sign(request.as_bytes(), &leaf_only_path, &[]);
+    assert_eq!(signed.status, 0, "{}", signed.stderr);
+    let run = imipsec(
+        ["verify", "--at", AT, "--trust", root.to_str().unwrap()],
+        &signed.stdout,
+    );
+    assert_eq!(run.status, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("rejected: untrusted-certificate"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("intermediate"), "{}", run.stderr);
+    let control = sign(
+        request.as_bytes(),
+        &pem_identity(dir.path(), "rsa2048/organizer"),
+        &[],
+    );
+    assert_eq!(verify(&control.stdout, &[]).status, 0);
+}
+
+// Issue #14 point 7: the password of a decryption identity can come from a file, and an
+// encrypted PEM key (here PKCS#8, made by the openssl CLI) opens with it.
+#[test]
+fn encrypted_pem_decryption_identity_opens_with_a_password_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let attendee_cert = cert("rsa2048/attendee.cert.pem");
+    let message = signed(
+        dir.path(),
+        "organizer",
+        &calendar("REQUEST", "pwfile@example.com", 0),
+        &["--encrypt-to", attendee_cert.to_str().unwrap()],
+    );
+    let key = dir.path().join("attendee.enc.key.pem");
+    let status = std::process::Command::new("openssl")
+        .args([
+            "pkcs8",
+            "-topk8",
+            "-v2",
+            "aes-256-cbc",
+            "-passout",
+            "pass:hunter2",
+        ])
+        .arg("-in")
+        .arg(cert("rsa2048/attendee.key.pem"))
+        .arg("-out")
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut identity = std::fs::read(&key).unwrap();
+    identity.extend(std::fs::read(cert("rsa2048/attendee.chain.pem")).unwrap());
+    let identity_path = dir.path().join("attendee.enc.pem");
+    std::fs::write(&identity_path, identity).unwrap();
+    let password = dir.path().join("password");
+    std::fs::write(&password, "hunter2\n").unwrap();
+    let run = verify(
+        &message,
+        &[
+            "--identity",
+            identity_path.to_str().unwrap(),
+            "--password-file",
+            password.to_str().unwrap(),
+        ],
+    );
+    assert_accepted(&run);
+    // Without the password: an error (exit 2) with the hint, not a silent decryption-failed.
+    let run = verify(&message, &["--identity", identity_path.to_str().unwrap()]);
+    assert_eq!(run.status, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("is --identity-password-env"),
+        "{}",
+        run.stderr
+    );
+}

@@ -3,14 +3,16 @@
 # instance with its own configuration directory, an LMTP-only Dovecot, port waiting.
 # Sourced, not run. Everything listens on 127.0.0.1 only.
 
-# ensure_packages: install Postfix, Dovecot LMTP and swaks when missing (Debian/Ubuntu).
+# ensure_packages: install Postfix, Dovecot LMTP, Pigeonhole (sieve-test) and swaks when
+# missing (Debian/Ubuntu).
 ensure_packages() {
   if ! command -v postfix >/dev/null || ! command -v swaks >/dev/null \
-     || [ ! -x /usr/lib/dovecot/lmtp ] || ! command -v dovecot >/dev/null; then
-    echo "gate-e2e: installing postfix, dovecot-lmtpd, swaks"
+     || [ ! -x /usr/lib/dovecot/lmtp ] || ! command -v dovecot >/dev/null \
+     || ! command -v sieve-test >/dev/null; then
+    echo "gate-e2e: installing postfix, dovecot-lmtpd, dovecot-sieve, swaks"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      postfix dovecot-lmtpd swaks >/dev/null
+      postfix dovecot-lmtpd dovecot-sieve swaks >/dev/null
   fi
 }
 

@@ -155,5 +155,10 @@ check "LMTP proxy: Dovecot down -> 421 4.4.0 tempfail" replied LMTP-DOWN "421 4.
 curl_metrics() { exec 3<>"/dev/tcp/${METRICS%:*}/${METRICS#*:}" && printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3 && cat <&3; }
 check "metrics endpoint counts accepted messages"   bash -c "$(declare -f curl_metrics); METRICS=$METRICS; curl_metrics | grep -qE 'imipsec_gate_messages_total\{action=\"accept\"\} [1-9]'"
 
+# ------------------------------------------------------------------ contrib Sieve guards
+# Issue #14: the guards must catch calendars nested in multiparts; run them in Pigeonhole.
+check "contrib Sieve guards in Pigeonhole (nested calendars filed aside)" \
+  bash -c "'$ROOT/contrib/test-sieve.sh' >'$W/sieve.log' 2>&1"
+
 echo "$PASS passed, $FAIL failed"
 [ "$FAIL" -eq 0 ]

@@ -35,8 +35,18 @@ pub enum DelegateError {
         "no policy store: give --store PATH, set IMIPSEC_STORE, or set [store] path in --config"
     )]
     NoStore,
+    /// A command that only reads the store was pointed at a missing one.
+    #[error(
+        "policy store {} does not exist; create it with `imipsec store init --store {}`",
+        .path.display(),
+        .path.display()
+    )]
+    StoreMissing {
+        /// The store file.
+        path: PathBuf,
+    },
     /// The store could not be opened.
-    #[error("cannot open policy store {path}")]
+    #[error("cannot open policy store {}", .path.display())]
     Open {
         /// The store file.
         path: PathBuf,
@@ -135,9 +145,12 @@ impl Opened {
             create,
             ..StoreOptions::default()
         };
-        let store = SqliteStore::open(&path, &options).map_err(|source| DelegateError::Open {
-            path: path.clone(),
-            source,
+        let store = SqliteStore::open(&path, &options).map_err(|source| match source {
+            StoreError::FileNotFound => DelegateError::StoreMissing { path: path.clone() },
+            source => DelegateError::Open {
+                path: path.clone(),
+                source,
+            },
         })?;
         Ok(Opened { path, store })
     }

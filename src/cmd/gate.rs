@@ -49,6 +49,9 @@ pub fn run(args: &GateArgs) -> Result<Exit, GateCommandError> {
         .map(|store| Box::new(store) as Box<dyn Stores + Send>);
     let engine = Arc::new(PipelineEngine::new(setup.pipeline, store));
     imipsec_gate::run_until_signal(gate, engine, Arc::new(OffsetDateTime::now_utc))?;
+    // The last line of a clean shutdown, so that a log reader knows the drain completed and
+    // the process did not just die.
+    tracing::info!("gate stopped");
     Ok(Exit::Success)
 }
 

@@ -10,16 +10,19 @@ use std::path::{Path, PathBuf};
 
 use imipsec_pipeline::itip::{DelegationPolicy, DenyAllDelegations};
 use imipsec_pipeline::policy::Timestamp;
-use imipsec_pipeline::signer::{SignError as SignerError, SignRequest, sign_message};
+use imipsec_pipeline::signer::{
+    IdentityCheck, SignError as SignerError, SignRequest, sign_message,
+};
 use imipsec_pipeline::smime::encrypt::ContentCipher;
 use imipsec_pipeline::smime::sign::{Digest, SignOptions};
-use imipsec_pipeline::{Limits, StoreDelegationPolicy};
+use imipsec_pipeline::smime::{TrustStore, TrustStoreError};
+use imipsec_pipeline::{Limits, Reason, StoreDelegationPolicy};
 use time::OffsetDateTime;
 
 use crate::cli::{CipherArg, DigestArg, SignArgs};
 use crate::cmd::Exit;
 use crate::config::{Config, ConfigError};
-use crate::setup::{SetupError, load_identity, open_store};
+use crate::setup::{PasswordSource, SetupError, algorithm_policy, load_identity, open_store};
 
 /// Largest recipient certificate file read.
 const MAX_CERTIFICATE_BYTES: u64 = 1 << 20;
@@ -34,6 +37,12 @@ pub enum SignError {
     /// The identity or the store could not be loaded.
     #[error(transparent)]
     Setup(#[from] SetupError),
+    /// `--identity` was not given (clap enforces it; kept for callers of [`run`]).
+    #[error("no signing identity: give --identity FILE (imipsec never writes unsigned mail)")]
+    NoIdentity,
+    /// The trust anchors or CRLs could not be loaded.
+    #[error("cannot load trust anchors or CRLs")]
+    Trust(#[source] TrustStoreError),
     /// A file could not be read.
     #[error("cannot read {}", display_input(.path.as_deref()))]
     Read {
@@ -124,9 +133,36 @@ fn unique_token(at: OffsetDateTime) -> String {
 pub fn run(args: &SignArgs) -> Result<Exit, SignError> {
     let config = Config::load_optional(args.config.as_deref())?;
     let at = args.at.unwrap_or_else(OffsetDateTime::now_utc);
-    let identity = match &args.identity {
-        Some(path) => Some(load_identity(path, args.identity_password_env.as_deref())?),
-        None => None,
+    let identity_path = args.identity.as_deref().ok_or(SignError::NoIdentity)?;
+    let password = PasswordSource::from_flags(
+        args.identity_password_env.as_deref(),
+        args.password_file.as_deref(),
+    );
+    let identity = load_identity(identity_path, password)?;
+    let anchors = if args.trust.is_empty() {
+        config.trust.anchors.clone()
+    } else {
+        args.trust.clone()
+    };
+    let crls = if args.crl.is_empty() {
+        config.trust.crls.clone()
+    } else {
+        args.crl.clone()
+    };
+    let trust = if anchors.is_empty() {
+        None
+    } else {
+        Some(TrustStore::from_pem_files(&anchors, &crls).map_err(SignError::Trust)?)
+    };
+    let algorithms = algorithm_policy(&config);
+    let identity_check = if args.danger_skip_identity_checks {
+        IdentityCheck::DangerSkip
+    } else {
+        IdentityCheck::Gate {
+            trust: trust.as_ref(),
+            algorithms: &algorithms,
+            at,
+        }
     };
     let mut recipients = Vec::with_capacity(args.encrypt_to.len());
     for path in &args.encrypt_to {
@@ -153,9 +189,11 @@ pub fn run(args: &SignArgs) -> Result<Exit, SignError> {
     let unique = unique_token(at);
     let request = SignRequest {
         input: &input,
-        identity: identity.as_ref(),
+        identity: &identity,
+        identity_check,
         from: args.from.as_deref(),
         to: &args.to,
+        subject: args.subject.as_deref(),
         opaque: args.opaque,
         sign_options: SignOptions {
             digest: match args.digest {
@@ -183,7 +221,18 @@ pub fn run(args: &SignArgs) -> Result<Exit, SignError> {
             Ok(Exit::Success)
         }
         Err(SignerError::Refused(finding)) => {
-            eprintln!("imipsec: refused: {}: {}", finding.code, finding.detail);
+            let hint = match finding.code {
+                Reason::UntrustedCertificate => {
+                    " (hint: does the identity file hold the intermediate certificates, and is \
+                     --trust the CA that issued them?)"
+                }
+                Reason::CertificateExpired => " (hint: renew the certificate, or check --at)",
+                _ => "",
+            };
+            eprintln!(
+                "imipsec: refused: {}: {}{hint}",
+                finding.code, finding.detail
+            );
             Ok(Exit::Rejected)
         }
         Err(error) => Err(error.into()),

@@ -119,7 +119,17 @@ pub fn run(args: &VerifyArgs) -> Result<Exit, VerifyError> {
     }
     stdout.flush().map_err(VerifyError::Output)?;
     if let Some(reason) = verdict.reasons.first() {
-        eprintln!("imipsec: rejected: {}: {}", reason.code, reason.detail);
+        let hint = match reason.code {
+            imipsec_pipeline::Reason::UntrustedCertificate => {
+                " (hint: is the signer's CA among --trust, and does the message or --trust \
+                 carry the intermediate certificates?)"
+            }
+            _ => "",
+        };
+        eprintln!(
+            "imipsec: rejected: {}: {}{hint}",
+            reason.code, reason.detail
+        );
         return Ok(Exit::Rejected);
     }
     Ok(Exit::Success)

@@ -198,8 +198,8 @@ impl Bound {
             tokio::spawn(metrics::serve(listener, Arc::clone(&self.shared.metrics)))
         });
         tracing::info!(
-            milter = ?self.shared.config.milter.as_ref().map(|m| m.listen),
-            lmtp = ?self.shared.config.lmtp.as_ref().map(|l| l.listen),
+            milter = %crate::logging::OrNone(self.shared.config.milter.as_ref().map(|m| m.listen)),
+            lmtp = %crate::logging::OrNone(self.shared.config.lmtp.as_ref().map(|l| l.listen)),
             "gate listening"
         );
         shutdown.await;
@@ -329,8 +329,20 @@ pub fn run_until_signal(
         .build()
         .map_err(ServeError::Runtime)?;
     runtime.block_on(async {
+        // Install the SIGTERM/SIGINT handlers (on the future's first poll) before listening:
+        // a signal that arrives as soon as the gate says it listens must drain and log
+        // "stopped", not kill the process with the default action.
+        let mut shutdown = std::pin::pin!(shutdown_signal());
+        let early = std::future::poll_fn(|context| {
+            std::task::Poll::Ready(shutdown.as_mut().poll(context).is_ready())
+        })
+        .await;
         let bound = Gate::new(config, engine, clock).bind().await?;
-        bound.serve(shutdown_signal()).await;
+        if early {
+            bound.serve(std::future::ready(())).await;
+        } else {
+            bound.serve(shutdown).await;
+        }
         Ok(())
     })
 }
@@ -380,12 +392,12 @@ pub(crate) fn audit(
         mode,
         queue_id,
         mail_from = %envelope.mail_from,
-        recipients = ?envelope.recipients,
+        recipients = %crate::logging::List(&envelope.recipients),
         action = action.as_str(),
         signer = verdict.and_then(|v| v.signer.as_deref()).unwrap_or(""),
         event_state = verdict.map_or("", |v| v.event_state.keyword()),
-        methods = ?methods,
-        codes = ?codes,
+        methods = %crate::logging::List(&methods),
+        codes = %crate::logging::List(&codes),
         decide_us = decide_time.map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
         "decision"
     );

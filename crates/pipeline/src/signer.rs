@@ -4,18 +4,23 @@
 //! METHOD, a `charset`, a human-readable alternative, `multipart/mixed` for several METHODs,
 //! a transfer encoding for non-ASCII data; section 3: the message SHOULD be signed by the
 //! calendar user it speaks for. [`sign_message`] refuses, with the reason code a gate would
-//! give, to sign what a gate would reject: calendar text that is not valid iTIP, and an
-//! identity that is neither the acting ORGANIZER/ATTENDEE nor an allowed SENT-BY.
+//! give, to sign what a gate would reject: calendar text that is not valid iTIP, an identity
+//! that is neither the acting ORGANIZER/ATTENDEE nor an allowed SENT-BY, and an identity whose
+//! certificate a gate would not accept (expired, wrong purpose, weak key, untrusted by the
+//! given anchors: [`imipsec_smime::keys::check_signing_identity`], verify's own checks).
+//! There is no unsigned output: the identity is not optional.
 
 use imipsec_itip::{
     CorrelateOptions, DelegationPolicy, ItipMessage, MimeParams, ParseOptions, Role, Side,
     correlate, parse_itip,
 };
-use imipsec_smime::keys::Identity;
+use imipsec_smime::keys::{Identity, check_signing_identity};
+use imipsec_smime::{AlgorithmPolicy, TrustStore};
 use mail_parser::{MessageParser, MimeHeaders};
 use thiserror::Error;
+use time::OffsetDateTime;
 
-use crate::compose::{self, CalendarPart, ComposeError, Envelope};
+use crate::compose::{self, CalendarPart, ComposeError, Envelope, HeaderField, Mailbox};
 use crate::content_line::canonical_calendar;
 use crate::reason::{Finding, Reason};
 
@@ -55,16 +60,39 @@ impl SignError {
     }
 }
 
+/// Whether the signing identity is checked the way a gate checks a signer.
+#[derive(Debug, Clone, Copy)]
+pub enum IdentityCheck<'a> {
+    /// Refuse an identity a gate would reject at `at`: path validation against `trust` (or,
+    /// `None`, against the identity's own chain: times, purpose and algorithms but not
+    /// trust), and the algorithm policy.
+    Gate {
+        /// The anchors (and CRLs) a gate would use, when known.
+        trust: Option<&'a TrustStore>,
+        /// The algorithm policy a gate would apply.
+        algorithms: &'a AlgorithmPolicy,
+        /// The time the signature must be acceptable at.
+        at: OffsetDateTime,
+    },
+    /// DANGER: sign with whatever identity is given (tests of a gate's rejections).
+    DangerSkip,
+}
+
 /// What to produce.
 pub struct SignRequest<'a> {
     /// The input: an iCalendar object, or an RFC 5322 message with `text/calendar` parts.
     pub input: &'a [u8],
-    /// The signing identity; `None` produces an unsigned message (still validated).
-    pub identity: Option<&'a Identity>,
-    /// From override.
+    /// The signing identity. Required: an unsigned iMIP message is what a gate rejects.
+    pub identity: &'a Identity,
+    /// How the identity's certificate is checked before it signs.
+    pub identity_check: IdentityCheck<'a>,
+    /// From override: `addr` or `Display Name <addr>`.
     pub from: Option<&'a str>,
-    /// To override (empty: from the calendar or the input message).
+    /// To override, each `addr` or `Display Name <addr>` (empty: from the calendar or the
+    /// input message).
     pub to: &'a [String],
+    /// Subject override (default: the input message's, else `Calendar METHOD`).
+    pub subject: Option<&'a str>,
     /// Opaque (application/pkcs7-mime) instead of multipart/signed.
     pub opaque: bool,
     /// Signature options (digest, chain, signingTime).
@@ -196,7 +224,7 @@ fn address_of(address: &imipsec_itip::CalAddress) -> Option<String> {
 
 fn check_calendar(
     bytes: &[u8],
-    emails: Option<&[String]>,
+    emails: &[String],
     policy: &dyn DelegationPolicy,
 ) -> Result<Checked, SignError> {
     let canonical = canonical_calendar(bytes, MAX_LINE_BYTES)
@@ -230,28 +258,6 @@ fn check_calendar(
             }
         }
     }
-    let Some(emails) = emails else {
-        let actor = itip
-            .components
-            .first()
-            .and_then(|component| match itip.method.side() {
-                Side::Organizer => component
-                    .organizer
-                    .as_ref()
-                    .and_then(|organizer| address_of(&organizer.address)),
-                Side::Attendee => component
-                    .attendees
-                    .first()
-                    .and_then(|attendee| address_of(&attendee.address)),
-            });
-        return Ok(Checked {
-            text,
-            itip,
-            actor,
-            via: None,
-            counterparts,
-        });
-    };
     let signers: Vec<&str> = emails.iter().map(String::as_str).collect();
     let correlation = correlate(&itip, &signers, policy, &CorrelateOptions::default());
     if let Some(failure) = correlation.failure() {
@@ -350,10 +356,21 @@ pub fn sign_message(request: &SignRequest<'_>) -> Result<Vec<u8>, SignError> {
             "the input has no text/calendar part",
         ));
     }
-    let emails = request.identity.map(identity_emails);
-    if let Some(emails) = &emails
-        && emails.is_empty()
+    if let IdentityCheck::Gate {
+        trust,
+        algorithms,
+        at,
+    } = request.identity_check
+        && let Err(failure) = check_signing_identity(request.identity, trust, algorithms, at)
     {
+        let reason = Reason::from_code(failure.code()).unwrap_or(Reason::UntrustedCertificate);
+        return Err(SignError::refused(
+            reason,
+            format!("a gate would reject the identity's certificate: {failure}"),
+        ));
+    }
+    let emails = identity_emails(request.identity);
+    if emails.is_empty() {
         return Err(SignError::refused(
             Reason::SignerNotCorrelated,
             "the identity's certificate names no e-mail address",
@@ -361,7 +378,7 @@ pub fn sign_message(request: &SignRequest<'_>) -> Result<Vec<u8>, SignError> {
     }
     let mut checked = Vec::with_capacity(input.calendars.len());
     for calendar in &input.calendars {
-        checked.push(check_calendar(calendar, emails.as_deref(), request.policy)?);
+        checked.push(check_calendar(calendar, &emails, request.policy)?);
     }
 
     let parts: Vec<CalendarPart> = checked
@@ -376,13 +393,11 @@ pub fn sign_message(request: &SignRequest<'_>) -> Result<Vec<u8>, SignError> {
         .collect();
     let mut entity = compose::calendar_entity(&parts)?;
 
-    if let Some(identity) = request.identity {
-        entity = if request.opaque {
-            imipsec_smime::sign::sign_opaque(&entity, identity, &request.sign_options)?
-        } else {
-            imipsec_smime::sign::sign_detached(&entity, identity, &request.sign_options)?
-        };
-    }
+    entity = if request.opaque {
+        imipsec_smime::sign::sign_opaque(&entity, request.identity, &request.sign_options)?
+    } else {
+        imipsec_smime::sign::sign_detached(&entity, request.identity, &request.sign_options)?
+    };
     if !request.encrypt_to.is_empty() {
         let mut recipients = Vec::new();
         for pem in request.encrypt_to {
@@ -395,36 +410,47 @@ pub fn sign_message(request: &SignRequest<'_>) -> Result<Vec<u8>, SignError> {
     // From and To: the flag, else the input message's header, else the calendar (the
     // sender is the signer acting as SENT-BY, else the actor; RFC 6047 section 2.2 and
     // section 3: REPLY, COUNTER and REFRESH go from the attendee to the organizer).
-    let from = request
-        .from
-        .map(str::to_owned)
-        .or(input.from)
-        .or_else(|| first.and_then(|checked| checked.via.clone()))
-        .or_else(|| first.and_then(|checked| checked.actor.clone()))
-        .ok_or(ComposeError::NoSender)?;
-    let to: Vec<String> = if !request.to.is_empty() {
-        request.to.to_vec()
+    let from = match request.from {
+        Some(text) => Mailbox::parse(HeaderField::From, text)?,
+        None => input
+            .from
+            .or_else(|| first.and_then(|checked| checked.via.clone()))
+            .or_else(|| first.and_then(|checked| checked.actor.clone()))
+            .map(Mailbox::address)
+            .ok_or(ComposeError::NoSender)?,
+    };
+    let to: Vec<Mailbox> = if !request.to.is_empty() {
+        request
+            .to
+            .iter()
+            .map(|text| Mailbox::parse(HeaderField::To, text))
+            .collect::<Result<_, _>>()?
     } else if !input.to.is_empty() {
-        input.to
+        input.to.into_iter().map(Mailbox::address).collect()
     } else {
         let mut to: Vec<String> = Vec::new();
         for checked in &checked {
             for address in &checked.counterparts {
-                if !address.eq_ignore_ascii_case(&from) && !to.contains(address) {
+                if !address.eq_ignore_ascii_case(&from.address) && !to.contains(address) {
                     to.push(address.clone());
                 }
             }
         }
-        to
+        to.into_iter().map(Mailbox::address).collect()
     };
-    let subject = input.subject.unwrap_or_else(|| {
-        let methods: Vec<&str> = checked
-            .iter()
-            .map(|checked| checked.itip.method.as_str())
-            .collect();
-        format!("Calendar {}", methods.join(", "))
-    });
+    let subject = request
+        .subject
+        .map(str::to_owned)
+        .or(input.subject)
+        .unwrap_or_else(|| {
+            let methods: Vec<&str> = checked
+                .iter()
+                .map(|checked| checked.itip.method.as_str())
+                .collect();
+            format!("Calendar {}", methods.join(", "))
+        });
     let domain = from
+        .address
         .rsplit_once('@')
         .map_or("imipsec.invalid", |(_, domain)| domain);
     let message_id = format!("{}@{domain}", request.message_id_unique);

@@ -54,6 +54,11 @@ pub enum StoreError {
     /// permissions, I/O failure).
     #[error("store unavailable: {0}")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The file does not exist and the store was opened without
+    /// [`StoreOptions::create`](crate::StoreOptions::create): commands that
+    /// only read never create an empty store that silently grants nothing.
+    #[error("store file does not exist")]
+    FileNotFound,
     /// The file is not a database or is damaged.
     #[error("store is corrupt or not a database")]
     Corrupt,

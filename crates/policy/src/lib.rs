@@ -20,7 +20,7 @@ pub use event::{
     EventState, EventStateStore, EventUpdate, ReplyState, StateDecision, StateFinding,
 };
 pub use method::{Method, Side};
-pub use sqlite::{SCHEMA_VERSION, SqliteStore, StoreOptions, Synchronous};
+pub use sqlite::{SCHEMA_VERSION, SqliteStore, StoreInit, StoreOptions, Synchronous};
 pub use timestamp::Timestamp;
 
 /// Bounds on everything a caller or an import file can make the store hold.

@@ -105,6 +105,20 @@ pub enum Synchronous {
     Full,
 }
 
+/// What [`SqliteStore::init`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreInit {
+    /// A new, empty store was created (or an empty file initialised).
+    Created,
+    /// An existing store was migrated from schema version `from`.
+    Migrated {
+        /// The schema version found.
+        from: i64,
+    },
+    /// The store was already at [`SCHEMA_VERSION`]; nothing changed.
+    Current,
+}
+
 /// How to open a store.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoreOptions {
@@ -162,9 +176,16 @@ fn db(error: rusqlite::Error) -> StoreError {
             | ErrorCode::SystemIoFailure
             | ErrorCode::PermissionDenied
             | ErrorCode::FileLockingProtocolFailed,
-        ) => StoreError::Unavailable(Box::new(error)),
-        _ => StoreError::Backend(Box::new(error)),
+        ) => StoreError::Unavailable(Box::new(message_only(&error))),
+        _ => StoreError::Backend(Box::new(message_only(&error))),
     }
+}
+
+/// SQLite's own message without its cause chain: rusqlite's error already shows the text of
+/// the `ffi::Error` it wraps ("unable to open database file"), and chaining both would
+/// print it twice, the second time as "Error code 14: Unable to open the database file".
+fn message_only(error: &rusqlite::Error) -> std::io::Error {
+    std::io::Error::other(error.to_string())
 }
 
 /// A value in the file that this code never writes.
@@ -174,14 +195,53 @@ fn corrupt<T>(_: T) -> StoreError {
 
 impl SqliteStore {
     /// Opens (creating if allowed) the database at `path`, applies pending
-    /// migrations and refuses files from a newer schema.
+    /// migrations and refuses files from a newer schema. Without
+    /// [`StoreOptions::create`] a missing file is [`StoreError::FileNotFound`].
     pub fn open(path: &Path, options: &StoreOptions) -> Result<Self, StoreError> {
+        Self::open_connection(path, options)
+            .and_then(|connection| Self::setup(connection, options, true))
+    }
+
+    fn open_connection(path: &Path, options: &StoreOptions) -> Result<Connection, StoreError> {
         let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         if options.create {
             flags |= OpenFlags::SQLITE_OPEN_CREATE;
+            if let Some(parent) = path
+                .parent()
+                .filter(|parent| !parent.as_os_str().is_empty())
+                && matches!(parent.try_exists(), Ok(false))
+            {
+                return Err(StoreError::Unavailable(Box::new(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("directory {} does not exist", parent.display()),
+                ))));
+            }
+        } else if matches!(path.try_exists(), Ok(false)) {
+            // Decided here rather than from SQLite's "unable to open database file",
+            // which also stands for a permission or directory problem.
+            return Err(StoreError::FileNotFound);
         }
-        let connection = Connection::open_with_flags(path, flags).map_err(db)?;
-        Self::setup(connection, options, true)
+        Connection::open_with_flags(path, flags).map_err(db)
+    }
+
+    /// Creates the store at `path` if missing, or migrates an existing one to
+    /// [`SCHEMA_VERSION`] (`imipsec store init`). Says which of the two happened.
+    pub fn init(path: &Path, options: &StoreOptions) -> Result<(Self, StoreInit), StoreError> {
+        let existed = path.try_exists().unwrap_or(true);
+        let options = StoreOptions {
+            create: true,
+            ..options.clone()
+        };
+        let connection = Self::open_connection(path, &options)?;
+        let found = user_version(&connection)?;
+        let store = Self::setup(connection, &options, true)?;
+        let outcome = match (existed, found) {
+            (false, _) => StoreInit::Created,
+            (true, found) if found == SCHEMA_VERSION => StoreInit::Current,
+            (true, 0) => StoreInit::Created,
+            (true, from) => StoreInit::Migrated { from },
+        };
+        Ok((store, outcome))
     }
 
     /// A private in-memory database (tests, dry runs).

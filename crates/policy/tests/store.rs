@@ -13,7 +13,7 @@ use std::time::Duration;
 use imipsec_policy::{
     AddressError, AddressField, DelegationStore, EventStateStore, EventUpdate, GrantFilter,
     GrantId, GrantScope, HistoryAction, Method, NewGrant, SCHEMA_VERSION, Side, SqliteStore,
-    StateDecision, StateFinding, StoreError, StoreOptions, Timestamp,
+    StateDecision, StateFinding, StoreError, StoreInit, StoreOptions, Timestamp,
 };
 
 fn t(seconds: i64) -> Timestamp {
@@ -1037,6 +1037,51 @@ fn reopening_a_file_keeps_state() {
         Some(1)
     );
     store.integrity_check().unwrap();
+}
+
+// Issue #14: a read-only command on a mistyped store path failed with SQLite's triple
+// "unable to open database file"; it must say the file is missing, and never create it.
+#[test]
+fn opening_without_create_never_creates_and_says_not_found() {
+    let path = temp_db("missing");
+    let options = StoreOptions {
+        create: false,
+        ..StoreOptions::default()
+    };
+    assert!(matches!(
+        SqliteStore::open(&path, &options),
+        Err(StoreError::FileNotFound)
+    ));
+    assert!(!path.exists());
+}
+
+// Issue #14: there was no way to create an empty store on purpose.
+#[test]
+fn init_creates_then_reports_current() {
+    let path = temp_db("init");
+    let (store, outcome) = SqliteStore::init(&path, &StoreOptions::default()).unwrap();
+    assert_eq!(outcome, StoreInit::Created);
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    drop(store);
+    let (_, outcome) = SqliteStore::init(&path, &StoreOptions::default()).unwrap();
+    assert_eq!(outcome, StoreInit::Current);
+    let options = StoreOptions {
+        create: false,
+        ..StoreOptions::default()
+    };
+    assert!(SqliteStore::open(&path, &options).is_ok());
+}
+
+#[test]
+fn init_refuses_a_foreign_database() {
+    let path = temp_db("init-foreign");
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    raw.execute_batch("CREATE TABLE other (x INTEGER)").unwrap();
+    drop(raw);
+    assert!(matches!(
+        SqliteStore::init(&path, &StoreOptions::default()),
+        Err(StoreError::ForeignDatabase)
+    ));
 }
 
 #[test]

@@ -794,7 +794,7 @@ pub(crate) fn key_weight(key: &PKey<Public>, limits: &Limits) -> Result<u64, Fai
 
 /// Policy on the validated chain: keys of every certificate, signature algorithms of every
 /// certificate below the anchor (the anchor's self-signature is not relied on).
-fn check_chain(chain: &[X509], policy: &AlgorithmPolicy) -> Result<(), Failure> {
+pub(crate) fn check_chain(chain: &[X509], policy: &AlgorithmPolicy) -> Result<(), Failure> {
     let below_anchor = chain.len().saturating_sub(1);
     for (depth, cert) in chain.iter().enumerate() {
         if let Ok(key) = cert.public_key() {

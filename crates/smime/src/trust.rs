@@ -51,6 +51,9 @@ pub struct TrustStore {
     anchors: Vec<X509>,
     crls: Vec<X509Crl>,
     revocation: RevocationMode,
+    /// Accept a chain ending at an anchor that is not self-signed (OpenSSL's
+    /// `X509_V_FLAG_PARTIAL_CHAIN`); only for [`TrustStore::self_anchored`].
+    partial_chain: bool,
     cache: Mutex<HashMap<[u8; 32], ChainResult>>,
     parsed: Mutex<HashMap<Arc<[u8]>, Arc<ParsedCertificate>>>,
     hits: AtomicU64,
@@ -174,6 +177,7 @@ impl TrustStore {
             anchors,
             crls,
             revocation: RevocationMode::default(),
+            partial_chain: false,
             cache: Mutex::new(HashMap::new()),
             parsed: Mutex::new(HashMap::new()),
             hits: AtomicU64::new(0),
@@ -213,6 +217,23 @@ impl TrustStore {
             crls.push(crl);
         }
         TrustStore::new(anchors, crls)
+    }
+
+    /// A store anchored at `anchors` themselves, whether or not they are self-signed, for checking a
+    /// signing identity when the caller gave no trust anchors
+    /// ([`crate::keys::check_signing_identity`]): validity times, purpose and algorithms are
+    /// still checked by the same path validation, only trust is assumed.
+    pub(crate) fn self_anchored(anchors: Vec<X509>) -> Self {
+        TrustStore {
+            anchors,
+            crls: Vec::new(),
+            revocation: RevocationMode::default(),
+            partial_chain: true,
+            cache: Mutex::new(HashMap::new()),
+            parsed: Mutex::new(HashMap::new()),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
     }
 
     /// Set how strictly revocation information is required (default
@@ -332,6 +353,9 @@ impl TrustStore {
             param.set_time(at);
             param.set_purpose(X509PurposeId::SMIME_SIGN)?;
             param.set_depth(16);
+            if self.partial_chain {
+                param.set_flags(X509VerifyFlags::PARTIAL_CHAIN)?;
+            }
             if check_crls {
                 param.set_flags(
                     X509VerifyFlags::CRL_CHECK
