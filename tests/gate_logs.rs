@@ -19,8 +19,9 @@ fn gate_run(extra: &[&str]) -> (i32, Vec<String>) {
     std::fs::write(
         &config,
         format!(
-            "[trust]\nanchors = [{:?}]\n[gate]\nauthserv_id = \"mx.example.org\"\n[gate.milter]\nlisten = \"127.0.0.1:0\"\n",
-            root_ca().display().to_string()
+            "[trust]\nanchors = [{:?}]\n[store]\npath = {:?}\n[gate]\nauthserv_id = \"mx.example.org\"\n[gate.milter]\nlisten = \"127.0.0.1:0\"\n",
+            root_ca().display().to_string(),
+            dir.path().join("policy.sqlite").display().to_string()
         ),
     )
     .unwrap();
