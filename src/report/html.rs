@@ -35,10 +35,14 @@ th { background: #eee; }
 tr.accept td.verdict { color: #1b5e20; font-weight: bold; }
 tr.reject td.verdict { color: #b71c1c; font-weight: bold; }
 tr.not-calendar td.verdict, tr.not-decrypted td.verdict, tr.error td.verdict { color: #455a64; font-weight: bold; }
-td.findings div { max-width: 32em; overflow-wrap: anywhere; }
+td.findings { min-width: 18em; max-width: 34em; }
+td.findings div { overflow-wrap: break-word; margin-bottom: 0.2em; }
+td.findings.warnings { min-width: 10em; }
+td.source { min-width: 16em; max-width: 24em; overflow-wrap: anywhere; }
 td.warnings div { color: #8d5400; }
 .counts td:last-child { text-align: right; }
 #filters label { margin-right: 1em; white-space: nowrap; }
+.scroll { overflow-x: auto; }
 .swatch { display: inline-block; width: 0.8em; height: 0.8em; margin-right: 0.3em; }
 </style>
 "#;
@@ -127,7 +131,7 @@ impl<W: Write> HtmlReport<W> {
         };
         writeln!(
             self.spool,
-            "<tr class=\"{class}\" data-series=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"verdict\">{class}</td><td class=\"findings\">{}</td><td class=\"findings warnings\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr class=\"{class}\" data-series=\"{}\"><td>{}</td><td class=\"source\">{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"verdict\">{class}</td><td class=\"findings\">{}</td><td class=\"findings warnings\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             escape(&series.join(" ")),
             row.sequence + 1,
             escape(&row.source),
@@ -166,7 +170,7 @@ impl<W: Write> HtmlReport<W> {
         chart_section(&mut html, summary, &colours);
         filter_section(&mut html, summary, &colours);
         html.push_str(
-            "<section id=\"messages\">\n<h2>Messages</h2>\n<table id=\"message-table\">\n",
+            "<section id=\"messages\">\n<h2>Messages</h2>\n<div class=\"scroll\">\n<table id=\"message-table\">\n",
         );
         html.push_str(MESSAGE_HEADER);
         html.push_str("\n<tbody>\n");
@@ -178,7 +182,7 @@ impl<W: Write> HtmlReport<W> {
         spool.rewind()?;
         std::io::copy(&mut spool, &mut self.out)?;
         self.out
-            .write_all(b"</tbody>\n</table>\n</section>\n</main>\n<script>")?;
+            .write_all(b"</tbody>\n</table>\n</div>\n</section>\n</main>\n<script>")?;
         self.out.write_all(SCRIPT.as_bytes())?;
         self.out.write_all(b"</script>\n</body>\n</html>\n")?;
         self.out.flush()?;
@@ -265,13 +269,27 @@ fn summary_section(html: &mut String, summary: &Summary, elapsed: Duration, info
     };
     let facts: [(&str, String); 9] = [
         ("Evaluated at", escape(&rfc3339(info.at))),
-        ("Generated", escape(&rfc3339(info.generated))),
+        (
+            "Generated",
+            escape(&rfc3339(
+                info.generated
+                    .replace_nanosecond(0)
+                    .unwrap_or(info.generated),
+            )),
+        ),
         ("imipsec version", escape(info.version)),
         ("Mailboxes", list(&info.inputs)),
         ("Trust anchors", list(&info.anchors)),
         ("CRLs", list(&info.crls)),
         ("Decryption identities", info.identities.to_string()),
-        ("Event state", escape(&info.event_state_text())),
+        (
+            "Event state",
+            if info.event_state_checked() {
+                escape(&info.event_state_text())
+            } else {
+                "<strong>NOT checked</strong> (no store)".to_string()
+            },
+        ),
         (
             "Recorded",
             if info.record {
@@ -311,11 +329,12 @@ fn summary_section(html: &mut String, summary: &Summary, elapsed: Duration, info
             &owned(summary.top_claimed_signers()),
         );
     }
-    let methods: Vec<(String, u64)> = summary
+    let mut methods: Vec<(String, u64)> = summary
         .methods
         .iter()
         .map(|(method, count)| (method.clone(), *count))
         .collect();
+    methods.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     count_table(html, "method", &methods);
     html.push_str("</div>\n");
     let _ = writeln!(
