@@ -569,6 +569,56 @@ fn encrypted_mail_without_the_key_is_not_decrypted_not_unsigned() {
     );
 }
 
+/// Further cases of the class: an encrypted attachment (not the message root, so never
+/// decrypted: EFAIL) beside a note is `not-decrypted`; a note encrypted to a key the audit
+/// has is `not-calendar`; an opaque signature whose content cannot be read stays `reject`
+/// (it may hide a calendar).
+#[test]
+fn hidden_content_is_not_decrypted_and_unreadable_signatures_stay_reject() {
+    let dir = tempfile::tempdir().unwrap();
+    let attendee = common::cert("rsa2048/attendee.cert.pem");
+    let attachment = common::openssl_encrypt(&request("uid-att"), &attendee, "aes-256-cbc");
+    let mixed = [
+        b"Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\n".as_slice(),
+        NOTE,
+        b"\r\n--b\r\n",
+        &attachment,
+        b"\r\n--b--\r\n",
+    ]
+    .concat();
+    let encrypted_note = common::openssl_encrypt(NOTE, &attendee, "aes-256-cbc");
+    let opaque_garbage = b"MIME-Version: 1.0\r\nContent-Type: application/pkcs7-mime; smime-type=signed-data\r\nContent-Transfer-Encoding: base64\r\n\r\nAAAAAAAA\r\n";
+    let folder = eml_folder(
+        dir.path(),
+        &[
+            ("attachment", message("attachment@x", &mixed)),
+            (
+                "encrypted-note",
+                message("encrypted-note@x", &encrypted_note),
+            ),
+            (
+                "opaque-garbage",
+                message("opaque-garbage@x", opaque_garbage),
+            ),
+        ],
+    );
+    let identity = common::pem_identity(dir.path(), "rsa2048/attendee");
+    let jsonl = dir.path().join("r.jsonl");
+    succeeded(&audit(
+        &[folder.to_str().unwrap()],
+        &[
+            "--identity",
+            identity.to_str().unwrap(),
+            "--jsonl",
+            jsonl.to_str().unwrap(),
+        ],
+    ));
+    let rows = read_jsonl(&jsonl);
+    assert_eq!(by_id(&rows, "attachment@x")["verdict"], "not-decrypted");
+    assert_eq!(by_id(&rows, "encrypted-note@x")["verdict"], "not-calendar");
+    assert_eq!(by_id(&rows, "opaque-garbage@x")["verdict"], "reject");
+}
+
 /// Issue #14 point 4: the signer table credited tampered and revoked signatures to the
 /// signer they claim. Only verified signers are credited; the claims are listed apart.
 #[test]
@@ -1081,4 +1131,25 @@ fn a_gzipped_mbox_is_read_as_an_mbox_and_other_compressions_are_refused() {
     std::fs::write(&xz, b"\xfd7zXZ\x00\x00\x04\xe6\xd6\xb4\x46rest").unwrap();
     let message_text = failed(&audit(&[xz.to_str().unwrap()], &[]));
     assert!(message_text.contains("xz"), "{message_text}");
+    let bz2 = dir.path().join("inbox.mbox.bz2");
+    std::fs::write(&bz2, b"BZh91AY&SYrest").unwrap();
+    let message_text = failed(&audit(&[bz2.to_str().unwrap()], &[]));
+    assert!(message_text.contains("bzip2"), "{message_text}");
+    // A corrupt gzip stream fails the audit; it is not one garbage message.
+    let corrupt = dir.path().join("corrupt.mbox.gz");
+    let mut bytes = gzip(&mbox);
+    bytes.truncate(bytes.len() / 2);
+    bytes.extend_from_slice(&[0xff; 64]);
+    std::fs::write(&corrupt, bytes).unwrap();
+    let message_text = failed(&audit(&[corrupt.to_str().unwrap()], &[]));
+    assert!(message_text.contains("corrupt.mbox.gz"), "{message_text}");
+}
+
+/// Standard input can be read once: `audit - -` is a usage error, not a silent empty second
+/// mailbox.
+#[test]
+fn standard_input_twice_is_an_error() {
+    let output = audit_stdin(b"", &["-"]);
+    let message_text = failed(&output);
+    assert!(message_text.contains("only once"), "{message_text}");
 }

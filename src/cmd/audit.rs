@@ -685,6 +685,112 @@ fn csv_io(error: csv::Error) -> std::io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use imipsec_pipeline::{LayerKind as VerdictLayer, LayerReport};
+
+    fn failed_layer(kind: VerdictLayer, status: LayerStatus, failure: Reason) -> LayerReport {
+        LayerReport {
+            kind,
+            path: String::new(),
+            status,
+            failure: Some(failure),
+            authenticated: None,
+            signers: Vec::new(),
+        }
+    }
+
+    fn rejected(reasons: &[Reason], layers: Vec<LayerReport>) -> Verdict {
+        Verdict::from_findings(
+            reasons
+                .iter()
+                .map(|reason| imipsec_pipeline::Finding::new(*reason, "d"))
+                .collect(),
+            Vec::new(),
+            layers,
+            Vec::new(),
+        )
+    }
+
+    const NOTHING_HIDDEN: Inside = Inside {
+        calendar: false,
+        encrypted_unread: false,
+        opaque_unread: false,
+    };
+
+    /// Fail closed: a failed signature whose content cannot be seen, or a message that
+    /// cannot be walked again, may be calendar mail: it stays `reject`, never `not-calendar`.
+    #[test]
+    fn unreadable_content_behind_a_failed_signature_stays_reject() {
+        let verdict = rejected(
+            &[Reason::BadSignature],
+            vec![failed_layer(
+                VerdictLayer::Signed,
+                LayerStatus::SignatureFailed,
+                Reason::BadSignature,
+            )],
+        );
+        let opaque = Inside {
+            opaque_unread: true,
+            ..NOTHING_HIDDEN
+        };
+        assert_eq!(classify(&verdict, || Some(opaque)), Outcome::Reject);
+        assert_eq!(classify(&verdict, || None), Outcome::Reject);
+        let calendar = Inside {
+            calendar: true,
+            ..NOTHING_HIDDEN
+        };
+        assert_eq!(classify(&verdict, || Some(calendar)), Outcome::Reject);
+        // Control: everything seen and no calendar is not-calendar.
+        assert_eq!(
+            classify(&verdict, || Some(NOTHING_HIDDEN)),
+            Outcome::NotCalendar
+        );
+    }
+
+    /// A calendar seen beside an encrypted part the audit cannot open is calendar mail
+    /// (`reject`), not `not-decrypted`; without one it is `not-decrypted`.
+    #[test]
+    fn a_visible_calendar_outweighs_an_undecrypted_part() {
+        let verdict = rejected(
+            &[Reason::DecryptionFailed],
+            vec![failed_layer(
+                VerdictLayer::Encrypted,
+                LayerStatus::NotDecrypted,
+                Reason::DecryptionFailed,
+            )],
+        );
+        let hidden = Inside {
+            encrypted_unread: true,
+            ..NOTHING_HIDDEN
+        };
+        assert_eq!(classify(&verdict, || Some(hidden)), Outcome::NotDecrypted);
+        let both = Inside {
+            calendar: true,
+            ..hidden
+        };
+        assert_eq!(classify(&verdict, || Some(both)), Outcome::Reject);
+    }
+
+    /// Rejects without a failed layer (malformed MIME, a limit) are not looked into again
+    /// and stay `reject`; `no-calendar` is `not-calendar` without a second look.
+    #[test]
+    fn classes_from_the_verdict_alone() {
+        let never = || -> Option<Inside> { panic!("looked inside") };
+        assert_eq!(
+            classify(&rejected(&[Reason::MalformedMime], Vec::new()), never),
+            Outcome::Reject
+        );
+        assert_eq!(
+            classify(
+                &rejected(&[Reason::Unsigned, Reason::NoCalendar], Vec::new()),
+                never
+            ),
+            Outcome::NotCalendar
+        );
+        assert_eq!(
+            classify(&rejected(&[Reason::UnprotectedCalendar], Vec::new()), never),
+            Outcome::Reject
+        );
+    }
 
     fn write_mbox(dir: &Path, count: usize) -> PathBuf {
         let path = dir.join("box.mbox");
