@@ -148,10 +148,13 @@ fn progress_bar(args: &AuditArgs) -> ProgressBar {
     if args.no_progress || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::with_draw_target(
-        Some(mailbox::total_bytes(&args.paths)),
-        ProgressDrawTarget::stderr(),
-    );
+    // Standard input has no size known in advance: a spinner with a byte count then.
+    let reads_stdin = args
+        .paths
+        .iter()
+        .any(|path| path.as_os_str() == mailbox::STDIN_PATH);
+    let total = (!reads_stdin).then(|| mailbox::total_bytes(&args.paths));
+    let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr());
     if let Ok(style) = ProgressStyle::with_template(
         "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})",
     ) {

@@ -1,5 +1,19 @@
 //! What `imipsec audit` reports: one [`Row`] per message, streamed to JSON Lines, CSV and
 //! HTML writers, and a [`Summary`] that aggregates counts without keeping the rows.
+//!
+//! Every report says the same things:
+//! - the class of each message ([`Outcome`]: `accept`, `reject`, `not-calendar`,
+//!   `not-decrypted`, `error`), counted apart in the summary; the reason table and chart
+//!   count the reasons of `reject` and `error` rows only;
+//! - the verified signers (`signers`), and apart from them the addresses claimed by
+//!   signatures that did not verify (`claimed_signers`), which are never credited;
+//! - whether event state was checked ([`RunInfo::event_state_checked`]: the summary line, the
+//!   JSONL and CSV field `event_state_checked`, the HTML notice and facts table).
+//!
+//! JSON Lines keys: `source`, `message_id`, `date`, `from`, `verdict` (the class), `reasons`
+//! and `warnings` (`[{code, detail}]`), `signers`, `claimed_signers`, `event_state_checked`,
+//! `layers`, `itip` (as `verify --json`). CSV columns: see [`csv::HEADER`]; every cell is
+//! neutralised against spreadsheet formulas ([`csv::neutralise`]).
 
 pub mod csv;
 pub mod html;
@@ -376,6 +390,14 @@ impl Summary {
         )?;
         writeln!(out, "evaluated at {}", rfc3339(info.at))?;
         writeln!(out, "event state: {}", info.event_state_text())?;
+        let hidden = self.count(Outcome::NotDecrypted);
+        if hidden > 0 {
+            writeln!(
+                out,
+                "{hidden} messages are encrypted to a key this audit was not given (--identity): \
+                 their content is unknown"
+            )?;
+        }
         let outcomes: Vec<(String, u64)> = Outcome::ALL
             .into_iter()
             .map(|outcome| (outcome.as_str().to_string(), self.count(outcome)))
