@@ -115,10 +115,18 @@ Examples:
   imipsec audit ~/Mail/inbox.mbox ~/Maildir --trust certs/root.cert.pem
   imipsec audit testdata/sample-mailbox --trust certs/root.cert.pem --at 2026-06-01T00:00:00Z
   imipsec audit archive/ --config /etc/imipsec.toml --jsonl out.jsonl --csv out.csv --html report.html
+  zcat old.mbox.gz | imipsec audit - --trust certs/root.cert.pem
 
-PATH may be an mbox file, a Maildir (with cur/ and new/) or a folder searched recursively for
-.eml files. Messages are evaluated read-only (nothing is recorded in the store) unless
---record is given.
+PATH may be an mbox file (gzipped too), a Maildir (with cur/ and new/), an MH folder
+(numbered files), a folder searched recursively for .eml, .mbox and .mbox.gz files and
+Maildirs, or - for an mbox on standard input. A folder holding none of these is an error.
+Messages are evaluated read-only (nothing is recorded in the store) unless --record is given.
+
+Each message is classed accept, reject (calendar mail that failed a check), not-calendar
+(mail without calendar content), not-decrypted (encrypted to a key the audit was not given:
+its content is unknown) or error. Only verified signers are credited in the signer table.
+Without a store, event state (organizer on record, SEQUENCE, replays) is not checked, and
+every report says so. Reports are written to a temporary file and renamed when complete.
 
 Exit status:
   0  the audit ran (whatever the verdicts; see the summary and reports)
@@ -331,7 +339,8 @@ pub struct SignArgs {
 /// Arguments of `imipsec audit`.
 #[derive(Debug, Clone, Args)]
 pub struct AuditArgs {
-    /// Mailboxes to audit: mbox files, Maildir folders, folders of .eml files.
+    /// Mailboxes to audit: mbox files (gzipped too), Maildir and MH folders, folders of .eml
+    /// files; - for an mbox on standard input.
     #[arg(value_name = "PATH", required = true)]
     pub paths: Vec<PathBuf>,
     /// Trust anchors, store, time and configuration.

@@ -1,5 +1,10 @@
-//! Streaming mailbox readers for `imipsec audit`: mbox files, Maildir folders and folders of
-//! `.eml` files, one message at a time so memory does not grow with the mailbox.
+//! Streaming mailbox readers for `imipsec audit`: mbox files (plain or gzipped, or standard
+//! input as `-`), Maildir folders, MH folders and folders of `.eml` files, one message at a
+//! time so memory does not grow with the mailbox.
+//!
+//! A PATH whose layout is not recognised (an empty folder, a folder of other files) is an
+//! error, never "0 messages"; a file compressed with something other than gzip is refused
+//! with its format named instead of being read as one garbage message.
 //!
 //! mbox (RFC 4155): a message starts at a `From ` line at the start of the file or after a
 //! blank line; the blank line before a separator belongs to the separator. Quoted lines
@@ -10,6 +15,25 @@
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+
+/// The PATH that names standard input.
+pub const STDIN_PATH: &str = "-";
+
+/// How standard input is named in the reports.
+pub const STDIN_NAME: &str = "<stdin>";
+
+/// gzip's magic number (RFC 1952 section 2.3.1).
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// Magic numbers of compressions that are not read: refused with their name.
+const OTHER_COMPRESSIONS: [(&[u8], &str); 3] = [
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"BZh", "bzip2"),
+    (b"\x28\xb5\x2f\xfd", "zstd"),
+];
+
+/// Bytes looked at to recognise a file: the longest magic number above.
+const SNIFF_BYTES: usize = 6;
 
 /// Bounds on what the readers hold in memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +127,26 @@ pub enum MailboxError {
         #[source]
         source: std::io::Error,
     },
+    /// A folder holds no mailbox of a known layout.
+    #[error(
+        "no mailbox found in {path}: expected an mbox file, a Maildir (cur/ and new/), an MH \
+         folder (numbered files) or a folder of .eml, .mbox or .mbox.gz files"
+    )]
+    NoMailbox {
+        /// The folder.
+        path: PathBuf,
+    },
+    /// A file is compressed with a format that is not read.
+    #[error("{path} is compressed with {format}: decompress it first (gzip is read directly)")]
+    Compressed {
+        /// The file.
+        path: PathBuf,
+        /// The compression recognised.
+        format: &'static str,
+    },
+    /// `-` was given more than once.
+    #[error("standard input (-) can be audited only once")]
+    StdinTwice,
     /// The consumer stopped (its receiving end went away).
     #[error("the audit stopped before the mailbox was read")]
     Stopped,
@@ -131,6 +175,10 @@ enum Kind {
     Mbox,
     /// One message.
     Single,
+    /// gzip-compressed: an mbox (or one message) once decompressed.
+    Gzip,
+    /// Standard input: an mbox, gzipped or not (or one message).
+    Stdin,
 }
 
 /// Reads every message under `paths`, in order, handing each to `emit`. `emit` returns
@@ -141,10 +189,17 @@ pub fn read_all(
     emit: &mut dyn FnMut(Item) -> bool,
 ) -> Result<(), MailboxError> {
     // Check every path before reading any, so a typo fails fast instead of after an hour.
+    if paths.iter().filter(|path| is_stdin(path)).count() > 1 {
+        return Err(MailboxError::StdinTwice);
+    }
     let mut plans = Vec::new();
     for path in paths {
         let mut files = Vec::new();
-        collect(path, &mut files)?;
+        if !collect(path, &mut files)? {
+            return Err(MailboxError::NoMailbox {
+                path: path.to_path_buf(),
+            });
+        }
         plans.push(files);
     }
     for (path, kind) in plans.into_iter().flatten() {
@@ -155,26 +210,44 @@ pub fn read_all(
                     return Err(MailboxError::Stopped);
                 }
             }
+            Kind::Gzip => {
+                let file = File::open(&path).map_err(|source| MailboxError::Open {
+                    path: path.clone(),
+                    source,
+                })?;
+                read_stream(&path, file, limits, emit)?;
+            }
+            Kind::Stdin => read_stream(Path::new(STDIN_NAME), std::io::stdin(), limits, emit)?,
         }
     }
     Ok(())
 }
 
-/// Lists the files to read under `path`: a file is an mbox when it starts with `From `,
-/// else one message; a Maildir contributes `cur/` and `new/`; another folder is searched
-/// recursively for `.eml` files, `*.mbox` files and Maildirs.
-fn collect(path: &Path, out: &mut Vec<(PathBuf, Kind)>) -> Result<(), MailboxError> {
+fn is_stdin(path: &Path) -> bool {
+    path.as_os_str() == STDIN_PATH
+}
+
+/// Lists the files to read under `path`: `-` is standard input; a file is recognised by its
+/// first bytes (gzip, another compression, an mbox starting with `From `, else one message);
+/// a Maildir contributes `cur/` and `new/`; another folder is searched recursively for MH
+/// messages (files named by a number, in numeric order; `.mh_sequences` and deleted `,N`
+/// files are not messages), `.eml` files, `.mbox` and `.mbox.gz` files and Maildirs.
+///
+/// Returns whether a mailbox was found (a file, or a Maildir even if empty): a folder with
+/// none is not "0 messages" but a PATH the caller did not mean.
+fn collect(path: &Path, out: &mut Vec<(PathBuf, Kind)>) -> Result<bool, MailboxError> {
+    if is_stdin(path) {
+        out.push((path.to_path_buf(), Kind::Stdin));
+        return Ok(true);
+    }
     let metadata = std::fs::metadata(path).map_err(|source| MailboxError::Open {
         path: path.to_path_buf(),
         source,
     })?;
     if metadata.is_file() {
-        let kind = sniff(path).map_err(|source| MailboxError::Open {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let kind = sniff(path)?;
         out.push((path.to_path_buf(), kind));
-        return Ok(());
+        return Ok(true);
     }
     if path.join("cur").is_dir() || path.join("new").is_dir() {
         for sub in ["cur", "new"] {
@@ -187,18 +260,40 @@ fn collect(path: &Path, out: &mut Vec<(PathBuf, Kind)>) -> Result<(), MailboxErr
                 }
             }
         }
-        return Ok(());
+        return Ok(true);
     }
+    let mut found = false;
     for entry in sorted_entries(path)? {
         if entry.is_dir() {
-            collect(&entry, out)?;
-        } else if has_extension(&entry, "eml") {
-            out.push((entry, Kind::Single));
-        } else if has_extension(&entry, "mbox") {
-            out.push((entry, Kind::Mbox));
+            found |= collect(&entry, out)?;
+            continue;
         }
+        let kind = if mh_number(&entry).is_some() || has_extension(&entry, "eml") {
+            Kind::Single
+        } else if has_extension(&entry, "mbox") {
+            Kind::Mbox
+        } else if has_extension(&entry, "gz")
+            && entry
+                .file_stem()
+                .is_some_and(|stem| has_extension(Path::new(stem), "mbox"))
+        {
+            Kind::Gzip
+        } else {
+            continue;
+        };
+        out.push((entry, kind));
+        found = true;
     }
-    Ok(())
+    Ok(found)
+}
+
+/// The number of an MH message file (a name of ASCII digits only), if it is one.
+fn mh_number(path: &Path) -> Option<u64> {
+    let name = path.file_name()?.to_str()?;
+    if name.is_empty() || !name.bytes().all(|byte| byte.is_ascii_digit()) {
+        return None;
+    }
+    name.parse().ok()
 }
 
 fn has_extension(path: &Path, extension: &str) -> bool {
@@ -206,6 +301,8 @@ fn has_extension(path: &Path, extension: &str) -> bool {
         .is_some_and(|found| found.eq_ignore_ascii_case(extension))
 }
 
+/// The entries of `folder`, MH messages first in numeric order (`9` before `10`), then the
+/// rest by name.
 fn sorted_entries(folder: &Path) -> Result<Vec<PathBuf>, MailboxError> {
     let list_error = |source| MailboxError::List {
         path: folder.to_path_buf(),
@@ -215,27 +312,130 @@ fn sorted_entries(folder: &Path) -> Result<Vec<PathBuf>, MailboxError> {
     for entry in std::fs::read_dir(folder).map_err(list_error)? {
         entries.push(entry.map_err(list_error)?.path());
     }
-    entries.sort();
+    entries.sort_by(|a, b| {
+        let key = |path: &PathBuf| mh_number(path).map_or((1, 0), |number| (0, number));
+        key(a).cmp(&key(b)).then_with(|| a.cmp(b))
+    });
     Ok(entries)
 }
 
-/// A file is an mbox when it starts with a `From ` line (or is empty: an empty mbox).
-fn sniff(path: &Path) -> std::io::Result<Kind> {
-    let mut start = [0u8; 5];
-    let mut file = File::open(path)?;
+/// Reads up to [`SNIFF_BYTES`] from the start of `reader` (fewer at end of input).
+fn read_head(reader: &mut dyn Read) -> std::io::Result<Vec<u8>> {
+    let mut head = vec![0u8; SNIFF_BYTES];
     let mut filled = 0;
-    while filled < start.len() {
-        let read = file.read(&mut start[filled..])?;
-        if read == 0 {
+    while let Some(rest) = head.get_mut(filled..) {
+        if rest.is_empty() {
             break;
         }
-        filled += read;
+        match reader.read(rest) {
+            Ok(0) => break,
+            Ok(read) => filled += read,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
     }
-    Ok(if filled == 0 || start.as_slice() == b"From " {
+    head.truncate(filled);
+    Ok(head)
+}
+
+/// What the first bytes of a file or stream say it is.
+fn kind_of(path: &Path, head: &[u8]) -> Result<Kind, MailboxError> {
+    if head.starts_with(&GZIP_MAGIC) {
+        return Ok(Kind::Gzip);
+    }
+    if let Some((_, format)) = OTHER_COMPRESSIONS
+        .iter()
+        .find(|(magic, _)| head.starts_with(magic))
+    {
+        return Err(MailboxError::Compressed {
+            path: path.to_path_buf(),
+            format,
+        });
+    }
+    // An empty file is an empty mbox.
+    Ok(if head.is_empty() || head.starts_with(b"From ") {
         Kind::Mbox
     } else {
         Kind::Single
     })
+}
+
+/// How the file at `path` is read, from its first bytes.
+fn sniff(path: &Path) -> Result<Kind, MailboxError> {
+    let open_error = |source| MailboxError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = File::open(path).map_err(open_error)?;
+    let head = read_head(&mut file).map_err(open_error)?;
+    kind_of(path, &head)
+}
+
+/// Reads a stream (standard input, or a gzip file): gzip is decompressed (once: a gzip inside
+/// is refused like any other compression), then the content is an mbox when it starts with
+/// `From ` (or is empty), else one message. `name` names the stream in the reports.
+fn read_stream(
+    name: &Path,
+    mut reader: impl Read,
+    limits: Limits,
+    emit: &mut dyn FnMut(Item) -> bool,
+) -> Result<(), MailboxError> {
+    let read_error = |offset| {
+        let path = name.to_path_buf();
+        move |source| MailboxError::Read {
+            path,
+            offset,
+            source,
+        }
+    };
+    let head = read_head(&mut reader).map_err(read_error(0))?;
+    let mut kind = kind_of(name, &head)?;
+    let mut stream: Box<dyn Read + '_> = Box::new(std::io::Cursor::new(head).chain(reader));
+    if kind == Kind::Gzip {
+        let mut decoder = flate2::read::MultiGzDecoder::new(stream);
+        let head = read_head(&mut decoder).map_err(read_error(0))?;
+        kind = match kind_of(name, &head)? {
+            Kind::Gzip => {
+                return Err(MailboxError::Compressed {
+                    path: name.to_path_buf(),
+                    format: "gzip twice",
+                });
+            }
+            other => other,
+        };
+        stream = Box::new(std::io::Cursor::new(head).chain(decoder));
+    }
+    if kind == Kind::Mbox {
+        return read_mbox_from(name, stream, limits, emit);
+    }
+    // One message: keep at most one byte past the limit, count the rest.
+    let mut bytes = Vec::new();
+    let mut bounded = stream.take(limits.message_bytes as u64 + 1);
+    bounded.read_to_end(&mut bytes).map_err(read_error(0))?;
+    let mut stream = bounded.into_inner();
+    let kept = bytes.len() as u64;
+    let rest = std::io::copy(&mut stream, &mut std::io::sink()).map_err(read_error(kept))?;
+    let size = kept + rest;
+    let payload = if bytes.len() > limits.message_bytes {
+        Payload::TooLarge {
+            size,
+            limit: limits.message_bytes,
+        }
+    } else {
+        Payload::Message(bytes)
+    };
+    let item = Item {
+        source: Source::File {
+            path: name.to_path_buf(),
+        },
+        payload,
+        input_bytes: size,
+    };
+    if emit(item) {
+        Ok(())
+    } else {
+        Err(MailboxError::Stopped)
+    }
 }
 
 fn read_single(path: &Path, limits: Limits) -> Item {
@@ -292,7 +492,17 @@ fn read_mbox(
         path: path.to_path_buf(),
         source,
     })?;
-    let mut reader = MboxReader::new(BufReader::with_capacity(1 << 16, file), limits);
+    read_mbox_from(path, file, limits, emit)
+}
+
+/// Splits the mbox read from `input`; `path` names it in the reports.
+fn read_mbox_from(
+    path: &Path,
+    input: impl Read,
+    limits: Limits,
+    emit: &mut dyn FnMut(Item) -> bool,
+) -> Result<(), MailboxError> {
+    let mut reader = MboxReader::new(BufReader::with_capacity(1 << 16, input), limits);
     loop {
         match reader.next_message() {
             Ok(Some((offset, payload, input_bytes))) => {

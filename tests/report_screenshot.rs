@@ -1,6 +1,7 @@
 //! The `audit --html` report renders in a real browser: headless Chromium loads the report of
-//! the bundled sample mailbox, its DOM has every message row and the SVG chart bars, and the
-//! screenshot shows the chart's colours. Needs Debian's `chromium` package; run by `.ci/run`
+//! the bundled sample mailbox under its own Content-Security-Policy, its DOM has the summary
+//! first, every message row and the SVG chart bars, the filter script ran (it is allowed only
+//! by its hash), and the screenshot shows the chart's colours. Needs Debian's `chromium` package; run by `.ci/run`
 //! with `cargo test -- --ignored`. Fails with a clear message when chromium is missing.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -86,10 +87,16 @@ fn html_report_renders_table_and_chart_in_chromium() {
         "chart bars"
     );
     assert!(dom.contains("<svg id=\"reason-chart\""));
-    // The filter script ran and counted the visible rows.
+    // The summary and the run's facts come first.
+    let summary = dom.find("id=\"summary\"").unwrap();
+    assert!(summary < dom.find("id=\"message-table\"").unwrap());
+    assert!(dom.contains("2026-06-01T00:00:00Z") && dom.contains("intermediate.crl.pem"));
+    assert!(dom.contains("Content-Security-Policy"));
+    // The filter script ran under the Content-Security-Policy (the report says "all" until
+    // the script, allowed by its SHA-256 hash, counts the visible rows).
     assert!(
         dom.contains("<span id=\"shown\">36</span>"),
-        "filter script"
+        "filter script blocked or not run"
     );
 
     // The screenshot: decode it and find the chart's colours where the chart is drawn.
@@ -110,8 +117,8 @@ fn html_report_renders_table_and_chart_in_chromium() {
     let channels = info.color_type.samples();
     assert!(channels >= 3, "{:?}", info.color_type);
     let mut colours = HashSet::new();
-    // The chart sits below the summary, in the top 600 pixels.
-    for y in 150..600usize {
+    // The chart sits below the summary tables, within the first screen.
+    for y in 0..info.height as usize {
         for x in 0..1000usize {
             let at = (y * info.width as usize + x) * channels;
             colours.insert([pixels[at], pixels[at + 1], pixels[at + 2]]);

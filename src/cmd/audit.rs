@@ -6,9 +6,13 @@
 //! what finished ahead of a slower message), writes the reports row by row and keeps
 //! counts, so memory does not grow with the mailbox. Evaluation is read-only unless
 //! `--record`.
+//!
+//! Each message is classed ([`classify`]): accept, reject, not-calendar (no calendar
+//! content), not-decrypted (encrypted to a key the audit does not have) or error. Reports are
+//! written to temporary files beside their targets and renamed over them only when the audit
+//! completed, so a failed run leaves no partial report (and an older one intact).
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -16,8 +20,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use imipsec_pipeline::policy::SqliteStore;
-use imipsec_pipeline::{Evaluation, Reason, Stores, Verdict};
+use imipsec_pipeline::smime::{InspectOptions, LayerKind, LayerOutcome, inspect};
+use imipsec_pipeline::{Evaluation, LayerStatus, Pipeline, Reason, Stores, Verdict};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tempfile::NamedTempFile;
 
 use crate::cli::AuditArgs;
 use crate::cmd::Exit;
@@ -25,7 +31,7 @@ use crate::config::{Config, ConfigError};
 use crate::mailbox::{self, Item, MailboxError, Payload};
 use crate::report::csv::CsvReport;
 use crate::report::html::HtmlReport;
-use crate::report::{Evaluated, Finding, Identity, Outcome, Row, Summary, write_jsonl};
+use crate::report::{Evaluated, Finding, Identity, Outcome, Row, RunInfo, Summary, write_jsonl};
 use crate::setup::{SetupError, open_store, pipeline_with};
 
 /// Messages in flight per worker on each channel: enough to keep every core busy, small
@@ -74,6 +80,7 @@ pub fn run(args: &AuditArgs) -> Result<Exit, AuditError> {
     // Recording creates the store when missing; a read-only audit needs an existing one.
     let setup = pipeline_with(&args.trust, &config, args.record)?;
     let store_path = args.trust.store.clone().or(config.store.path.clone());
+    let info = run_info(args, &config, &setup, store_path.as_deref());
     let limits = mailbox::Limits {
         message_bytes: setup.pipeline.settings().limits.message_bytes,
     };
@@ -107,7 +114,10 @@ pub fn run(args: &AuditArgs) -> Result<Exit, AuditError> {
             };
             let store = store.as_ref().map(|store| store as &dyn Stores);
             match pipeline.evaluate(raw, &context, store) {
-                Ok(verdict) => evaluated(&verdict),
+                Ok(verdict) => {
+                    let outcome = classify(&verdict, || look_inside(pipeline, raw, at));
+                    evaluated(&verdict, outcome)
+                }
                 Err(error) => Evaluated::single(Outcome::Error, "error", error_chain(&error)),
             }
         })
@@ -121,10 +131,10 @@ pub fn run(args: &AuditArgs) -> Result<Exit, AuditError> {
     summary.event_state_store = store_path.is_some() && recipient.is_some();
     progress.finish_and_clear();
     let elapsed = started.elapsed();
-    reports.finish(&summary, elapsed)?;
+    reports.finish(&summary, elapsed, &info)?;
     let mut out = std::io::stdout().lock();
     summary
-        .print(&mut out, elapsed)
+        .print(&mut out, elapsed, &info)
         .and_then(|()| out.flush())
         .map_err(|source| AuditError::WriteReport {
             path: PathBuf::from("-"),
@@ -138,10 +148,13 @@ fn progress_bar(args: &AuditArgs) -> ProgressBar {
     if args.no_progress || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::with_draw_target(
-        Some(mailbox::total_bytes(&args.paths)),
-        ProgressDrawTarget::stderr(),
-    );
+    // Standard input has no size known in advance: a spinner with a byte count then.
+    let reads_stdin = args
+        .paths
+        .iter()
+        .any(|path| path.as_os_str() == mailbox::STDIN_PATH);
+    let total = (!reads_stdin).then(|| mailbox::total_bytes(&args.paths));
+    let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr());
     if let Ok(style) = ProgressStyle::with_template(
         "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})",
     ) {
@@ -150,8 +163,123 @@ fn progress_bar(args: &AuditArgs) -> ProgressBar {
     bar
 }
 
-/// Converts the pipeline's verdict into a report row's findings.
-fn evaluated(verdict: &Verdict) -> Evaluated {
+/// The circumstances of this run, as the reports state them.
+fn run_info(
+    args: &AuditArgs,
+    config: &Config,
+    setup: &crate::setup::PipelineSetup,
+    store: Option<&Path>,
+) -> RunInfo {
+    let shown = |paths: &[PathBuf]| -> Vec<String> {
+        paths
+            .iter()
+            .map(|path| path.display().to_string())
+            .collect()
+    };
+    // The same choice as setup: flags override the configuration.
+    let pick = |flags: &[PathBuf], configured: &[PathBuf]| {
+        shown(if flags.is_empty() { configured } else { flags })
+    };
+    RunInfo {
+        version: env!("CARGO_PKG_VERSION"),
+        at: setup.at,
+        // The CLI reads the clock (library code never does): when the report was made.
+        generated: time::OffsetDateTime::now_utc(),
+        inputs: shown(&args.paths),
+        anchors: pick(&args.trust.trust, &config.trust.anchors),
+        crls: pick(&args.trust.crl, &config.trust.crls),
+        identities: setup.pipeline.settings().identities.len(),
+        store: store.map(|path| path.display().to_string()),
+        recipient: setup.recipient.clone(),
+        record: args.record,
+    }
+}
+
+/// What a second look inside a message whose security layers failed found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Inside {
+    /// A `text/calendar` part was seen (in a failed layer or beside one).
+    calendar: bool,
+    /// Some content could not be seen: an encrypted layer that was not decrypted.
+    encrypted_unread: bool,
+    /// Some content could not be seen: an opaque signature whose content was not readable.
+    opaque_unread: bool,
+}
+
+/// The message's MIME tree walked again (the pipeline's verdict does not list the parts of a
+/// layer that failed). `None` when the message cannot be walked at all.
+fn look_inside(pipeline: &Pipeline, raw: &[u8], at: time::OffsetDateTime) -> Option<Inside> {
+    let settings = pipeline.settings();
+    let options = InspectOptions {
+        trust: &settings.trust,
+        at,
+        policy: &settings.algorithms,
+        identities: &settings.identities,
+        limits: &settings.limits.smime,
+        danger_decrypt_non_root: settings.danger_decrypt_non_root,
+    };
+    let inspection = inspect(raw, &options).ok()?;
+    // The pipeline's notion of calendar content (crates/pipeline verified.rs `is_calendar`).
+    let calendar = inspection
+        .leaves
+        .iter()
+        .any(|leaf| leaf.content_type.eq_ignore_ascii_case("text/calendar"));
+    let encrypted_unread = inspection
+        .layers
+        .iter()
+        .any(|layer| matches!(layer.outcome, LayerOutcome::NotDecrypted { .. }));
+    // An opaque signature's content is its child `path + [0]`: unread when nothing was found
+    // at or below it.
+    let opaque_unread = inspection.layers.iter().any(|layer| {
+        layer.kind == LayerKind::OpaqueSigned && {
+            let mut content = layer.path.clone();
+            content.push(0);
+            let below = |path: &[usize]| path.starts_with(&content);
+            !inspection.leaves.iter().any(|leaf| below(&leaf.path))
+                && !inspection.layers.iter().any(|inner| below(&inner.path))
+        }
+    });
+    Some(Inside {
+        calendar,
+        encrypted_unread,
+        opaque_unread,
+    })
+}
+
+/// The audit class of a verdict: the one place that decides what counts as calendar mail in
+/// the reports (to be switched to the pipeline's own calendar-content fact when it has one).
+///
+/// - accepted: `accept`;
+/// - calendar data was parsed, or a calendar part lay outside the signature: `reject`;
+/// - every layer opened and no part is `text/calendar` (`no-calendar`): `not-calendar`;
+/// - a layer failed (signature or decryption): `look` walks the parts again. A calendar
+///   seen anywhere is `reject`; content hidden by an encryption the audit has no key for is
+///   `not-decrypted`; an opaque signature whose content could not be read, or a message
+///   that cannot be walked, stays `reject` (fail closed: it may be calendar mail); everything
+///   seen and no calendar is `not-calendar` (e.g. a note signed by a CA we do not trust).
+fn classify(verdict: &Verdict, look: impl FnOnce() -> Option<Inside>) -> Outcome {
+    if verdict.is_accept() {
+        return Outcome::Accept;
+    }
+    if !verdict.itip.is_empty() || verdict.has_reason(Reason::UnprotectedCalendar) {
+        return Outcome::Reject;
+    }
+    if verdict.has_reason(Reason::NoCalendar) {
+        return Outcome::NotCalendar;
+    }
+    if !verdict.layers.iter().any(|layer| layer.failure.is_some()) {
+        return Outcome::Reject;
+    }
+    match look() {
+        Some(inside) if inside.calendar => Outcome::Reject,
+        Some(inside) if inside.encrypted_unread => Outcome::NotDecrypted,
+        Some(inside) if !inside.opaque_unread => Outcome::NotCalendar,
+        _ => Outcome::Reject,
+    }
+}
+
+/// Converts the pipeline's verdict, classed as `outcome`, into a report row's findings.
+fn evaluated(verdict: &Verdict, outcome: Outcome) -> Evaluated {
     let findings = |items: &mut dyn Iterator<Item = (&str, &str)>| -> Vec<Finding> {
         items
             .map(|(code, detail)| Finding {
@@ -164,16 +292,32 @@ fn evaluated(verdict: &Verdict) -> Evaluated {
         Ok(serde_json::Value::Object(object)) => Some(object),
         _ => None,
     };
+    // Content the audit could not decrypt may well be signed: `unsigned` (and `no-calendar`)
+    // would claim what nobody saw.
+    let claims_unseen = |reason: Reason| {
+        outcome == Outcome::NotDecrypted && matches!(reason, Reason::Unsigned | Reason::NoCalendar)
+    };
+    // Only signatures that verified credit their signer; the others only claim one.
+    let signers_of = |status: LayerStatus| {
+        let mut emails: Vec<String> = Vec::new();
+        for layer in verdict.layers.iter().filter(|layer| layer.status == status) {
+            for email in layer.signers.iter().flat_map(|signer| signer.emails.iter()) {
+                if !emails.contains(email) {
+                    emails.push(email.clone());
+                }
+            }
+        }
+        emails
+    };
+    let signers = signers_of(LayerStatus::Verified);
+    let claimed_signers = signers_of(LayerStatus::SignatureFailed);
     Evaluated {
-        outcome: if verdict.is_accept() {
-            Outcome::Accept
-        } else {
-            Outcome::Reject
-        },
+        outcome,
         reasons: findings(
             &mut verdict
                 .reasons
                 .iter()
+                .filter(|finding| !claims_unseen(finding.code))
                 .map(|finding| (finding.code.code(), finding.detail.as_str())),
         ),
         warnings: findings(
@@ -182,12 +326,8 @@ fn evaluated(verdict: &Verdict) -> Evaluated {
                 .iter()
                 .map(|finding| (finding.code.code(), finding.detail.as_str())),
         ),
-        signers: verdict
-            .layers
-            .iter()
-            .flat_map(|layer| layer.signers.iter())
-            .flat_map(|signer| signer.emails.iter().cloned())
-            .collect(),
+        signers,
+        claimed_signers,
         methods: verdict
             .itip
             .iter()
@@ -373,45 +513,113 @@ fn collect(
     Ok(summary)
 }
 
-/// The report files asked for.
+/// A report being written: a temporary file in the target's directory (so the final rename
+/// stays on one file system), buffered.
+type Pending = BufWriter<NamedTempFile>;
+
+/// Creates the temporary file for the report at `path`, beside it, with the permissions a
+/// plain `File::create` would give (0666 less the umask).
+fn pending(path: &Path) -> Result<Pending, AuditError> {
+    let create_error = |source| AuditError::CreateReport {
+        path: path.to_path_buf(),
+        source,
+    };
+    let name = path.file_name().ok_or_else(|| {
+        create_error(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the report path names no file",
+        ))
+    })?;
+    let mut builder = tempfile::Builder::new();
+    let prefix = format!(".{}.", name.to_string_lossy());
+    builder.prefix(&prefix).suffix(".tmp");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    builder
+        .tempfile_in(directory_of(path))
+        .map(BufWriter::new)
+        .map_err(create_error)
+}
+
+/// The directory a report file goes in (`.` for a bare file name).
+fn directory_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    }
+}
+
+/// Flushes a finished report to disk; it is renamed into place by [`commit`].
+fn complete(path: &Path, out: Pending) -> Result<(PathBuf, NamedTempFile), AuditError> {
+    let failed = |source| AuditError::WriteReport {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = out
+        .into_inner()
+        .map_err(|error| failed(error.into_error()))?;
+    file.as_file().sync_all().map_err(failed)?;
+    Ok((path.to_path_buf(), file))
+}
+
+/// Renames every completed report over its target.
+fn commit(done: Vec<(PathBuf, NamedTempFile)>) -> Result<(), AuditError> {
+    for (path, file) in done {
+        file.persist(&path)
+            .map_err(|error| AuditError::WriteReport {
+                path: path.clone(),
+                source: error.error,
+            })?;
+    }
+    Ok(())
+}
+
+/// The report files asked for. Dropped without [`Reports::finish`] (the audit failed), the
+/// temporary files are removed and no report appears.
 struct Reports {
-    jsonl: Option<(PathBuf, BufWriter<File>)>,
-    csv: Option<(PathBuf, CsvReport<BufWriter<File>>)>,
-    html: Option<(PathBuf, HtmlReport<BufWriter<File>>)>,
+    jsonl: Option<(PathBuf, Pending)>,
+    csv: Option<(PathBuf, CsvReport<Pending>)>,
+    html: Option<(PathBuf, HtmlReport<Pending>)>,
 }
 
 impl Reports {
-    /// Creates every report file before the audit starts, so a bad path fails fast.
+    /// Creates every report's temporary file before the audit starts, so a bad path fails
+    /// fast.
     fn create(args: &AuditArgs) -> Result<Self, AuditError> {
-        let open = |path: &Path| {
-            File::create(path)
-                .map(BufWriter::new)
-                .map_err(|source| AuditError::CreateReport {
-                    path: path.to_path_buf(),
-                    source,
-                })
-        };
         let write_error = |path: &Path| {
             let path = path.to_path_buf();
             move |source| AuditError::WriteReport { path, source }
         };
         let jsonl = match &args.jsonl {
-            Some(path) => Some((path.clone(), open(path)?)),
+            Some(path) => Some((path.clone(), pending(path)?)),
             None => None,
         };
         let csv = match &args.csv {
             Some(path) => {
-                let report = CsvReport::new(open(path)?)
+                let report = CsvReport::new(pending(path)?)
                     .map_err(|error| write_error(path)(csv_io(error)))?;
                 Some((path.clone(), report))
             }
             None => None,
         };
         let html = match &args.html {
-            Some(path) => Some((
-                path.clone(),
-                HtmlReport::new(open(path)?).map_err(write_error(path))?,
-            )),
+            Some(path) => {
+                // The rows wait in an unnamed spool file until the summary, which comes first
+                // in the document, is known.
+                let spool = tempfile::tempfile_in(directory_of(path)).map_err(|source| {
+                    AuditError::CreateReport {
+                        path: path.clone(),
+                        source,
+                    }
+                })?;
+                Some((
+                    path.clone(),
+                    HtmlReport::new(pending(path)?, spool).map_err(write_error(path))?,
+                ))
+            }
             None => None,
         };
         Ok(Reports { jsonl, csv, html })
@@ -441,24 +649,32 @@ impl Reports {
         Ok(())
     }
 
-    fn finish(self, summary: &Summary, elapsed: Duration) -> Result<(), AuditError> {
-        let failed = |path: PathBuf| move |source| AuditError::WriteReport { path, source };
-        if let Some((path, mut out)) = self.jsonl {
-            out.flush().map_err(failed(path))?;
+    /// Completes every report, then renames them all into place.
+    fn finish(
+        self,
+        summary: &Summary,
+        elapsed: Duration,
+        info: &RunInfo,
+    ) -> Result<(), AuditError> {
+        let failed = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| AuditError::WriteReport { path, source }
+        };
+        let mut done = Vec::new();
+        if let Some((path, out)) = self.jsonl {
+            done.push(complete(&path, out)?);
         }
         if let Some((path, report)) = self.csv {
-            report
-                .finish()
-                .and_then(|mut out| out.flush())
-                .map_err(failed(path))?;
+            let out = report.finish().map_err(failed(&path))?;
+            done.push(complete(&path, out)?);
         }
         if let Some((path, report)) = self.html {
-            report
-                .finish(summary, elapsed)
-                .and_then(|mut out| out.flush())
-                .map_err(failed(path))?;
+            let out = report
+                .finish(summary, elapsed, info)
+                .map_err(failed(&path))?;
+            done.push(complete(&path, out)?);
         }
-        Ok(())
+        commit(done)
     }
 }
 
@@ -472,6 +688,112 @@ fn csv_io(error: csv::Error) -> std::io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use imipsec_pipeline::{LayerKind as VerdictLayer, LayerReport};
+
+    fn failed_layer(kind: VerdictLayer, status: LayerStatus, failure: Reason) -> LayerReport {
+        LayerReport {
+            kind,
+            path: String::new(),
+            status,
+            failure: Some(failure),
+            authenticated: None,
+            signers: Vec::new(),
+        }
+    }
+
+    fn rejected(reasons: &[Reason], layers: Vec<LayerReport>) -> Verdict {
+        Verdict::from_findings(
+            reasons
+                .iter()
+                .map(|reason| imipsec_pipeline::Finding::new(*reason, "d"))
+                .collect(),
+            Vec::new(),
+            layers,
+            Vec::new(),
+        )
+    }
+
+    const NOTHING_HIDDEN: Inside = Inside {
+        calendar: false,
+        encrypted_unread: false,
+        opaque_unread: false,
+    };
+
+    /// Fail closed: a failed signature whose content cannot be seen, or a message that
+    /// cannot be walked again, may be calendar mail: it stays `reject`, never `not-calendar`.
+    #[test]
+    fn unreadable_content_behind_a_failed_signature_stays_reject() {
+        let verdict = rejected(
+            &[Reason::BadSignature],
+            vec![failed_layer(
+                VerdictLayer::Signed,
+                LayerStatus::SignatureFailed,
+                Reason::BadSignature,
+            )],
+        );
+        let opaque = Inside {
+            opaque_unread: true,
+            ..NOTHING_HIDDEN
+        };
+        assert_eq!(classify(&verdict, || Some(opaque)), Outcome::Reject);
+        assert_eq!(classify(&verdict, || None), Outcome::Reject);
+        let calendar = Inside {
+            calendar: true,
+            ..NOTHING_HIDDEN
+        };
+        assert_eq!(classify(&verdict, || Some(calendar)), Outcome::Reject);
+        // Control: everything seen and no calendar is not-calendar.
+        assert_eq!(
+            classify(&verdict, || Some(NOTHING_HIDDEN)),
+            Outcome::NotCalendar
+        );
+    }
+
+    /// A calendar seen beside an encrypted part the audit cannot open is calendar mail
+    /// (`reject`), not `not-decrypted`; without one it is `not-decrypted`.
+    #[test]
+    fn a_visible_calendar_outweighs_an_undecrypted_part() {
+        let verdict = rejected(
+            &[Reason::DecryptionFailed],
+            vec![failed_layer(
+                VerdictLayer::Encrypted,
+                LayerStatus::NotDecrypted,
+                Reason::DecryptionFailed,
+            )],
+        );
+        let hidden = Inside {
+            encrypted_unread: true,
+            ..NOTHING_HIDDEN
+        };
+        assert_eq!(classify(&verdict, || Some(hidden)), Outcome::NotDecrypted);
+        let both = Inside {
+            calendar: true,
+            ..hidden
+        };
+        assert_eq!(classify(&verdict, || Some(both)), Outcome::Reject);
+    }
+
+    /// Rejects without a failed layer (malformed MIME, a limit) are not looked into again
+    /// and stay `reject`; `no-calendar` is `not-calendar` without a second look.
+    #[test]
+    fn classes_from_the_verdict_alone() {
+        let never = || -> Option<Inside> { panic!("looked inside") };
+        assert_eq!(
+            classify(&rejected(&[Reason::MalformedMime], Vec::new()), never),
+            Outcome::Reject
+        );
+        assert_eq!(
+            classify(
+                &rejected(&[Reason::Unsigned, Reason::NoCalendar], Vec::new()),
+                never
+            ),
+            Outcome::NotCalendar
+        );
+        assert_eq!(
+            classify(&rejected(&[Reason::UnprotectedCalendar], Vec::new()), never),
+            Outcome::Reject
+        );
+    }
 
     fn write_mbox(dir: &Path, count: usize) -> PathBuf {
         let path = dir.join("box.mbox");

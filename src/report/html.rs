@@ -1,55 +1,57 @@
-//! `--html`: a self-contained report (no external resources): a summary, a stacked bar chart
-//! of verdict reasons over time (inline SVG, per day or per month from the Date header),
-//! reason filters (checkboxes and a few lines of inline JavaScript) and one table row per
-//! message.
+//! `--html`: a self-contained report (nothing is loaded from elsewhere, and a
+//! Content-Security-Policy forbids it): the run's circumstances (evaluation time, trust
+//! anchors, CRLs, store, version, generation time) and the summary tables first, then a
+//! stacked bar chart of verdicts over time (inline SVG, per day or per month from the Date
+//! header), class and reason filters (checkboxes and one inline script, allowed by its
+//! SHA-256 hash) and one table row per message with its reasons and warnings as text.
 //!
-//! Rows are streamed into the file as they arrive; the summary, chart and filters, known only
-//! at the end, are written after the table and shown above it with CSS `order`.
+//! Rows arrive before the summary is known: they are spooled to an unnamed temporary file and
+//! copied after the summary when the report is finished, so memory stays bounded and the
+//! document reads top-down.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::io::Write;
+use std::fs::File;
+use std::io::{BufWriter, Seek, Write};
 use std::time::Duration;
 
 use time::Date;
 
-use super::{Outcome, Row, Summary};
+use super::{Finding, Outcome, Row, RunInfo, Summary, rfc3339};
 
 /// Above this many days between the first and last Date, the chart is per month.
 pub const MAX_DAILY_SPAN_DAYS: i64 = 62;
 
-const HEAD: &str = r#"<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>imipsec audit report</title>
-<style>
-body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; background: #fff; }
-main { display: flex; flex-direction: column; gap: 1em; }
-#summary { order: 1; } #chart { order: 2; } #filters { order: 3; } #messages { order: 4; }
-h1 { font-size: 1.4em; margin: 0; } h2 { font-size: 1.1em; margin: 0.3em 0; }
+const STYLE: &str = r#"<style>
+body { font-family: system-ui, sans-serif; margin: 1.2em; color: #222; background: #fff; }
+main { display: flex; flex-direction: column; gap: 0.8em; }
+h1 { font-size: 1.4em; margin: 0 0 0.3em 0; } h2 { font-size: 1.05em; margin: 0.3em 0; }
 table { border-collapse: collapse; font-size: 0.85em; }
 th, td { border: 1px solid #ccc; padding: 2px 6px; text-align: left; vertical-align: top; }
 th { background: #eee; }
+.facts th { background: #f5f5f5; font-weight: normal; color: #444; }
+.tables { display: flex; flex-wrap: wrap; gap: 1em; align-items: flex-start; }
+.notice { border-left: 4px solid #ef6c00; background: #fff3e0; padding: 0.3em 0.6em; margin: 0.4em 0; }
 tr.accept td.verdict { color: #1b5e20; font-weight: bold; }
 tr.reject td.verdict { color: #b71c1c; font-weight: bold; }
-tr.error td.verdict { color: #555; font-weight: bold; }
+tr.not-calendar td.verdict, tr.not-decrypted td.verdict, tr.error td.verdict { color: #455a64; font-weight: bold; }
+td.findings { min-width: 18em; max-width: 34em; }
+td.findings div { overflow-wrap: break-word; margin-bottom: 0.2em; }
+td.findings.warnings { min-width: 10em; }
+td.source { min-width: 16em; max-width: 24em; overflow-wrap: anywhere; }
+td.warnings div { color: #8d5400; }
 .counts td:last-child { text-align: right; }
 #filters label { margin-right: 1em; white-space: nowrap; }
+.scroll { overflow-x: auto; }
 .swatch { display: inline-block; width: 0.8em; height: 0.8em; margin-right: 0.3em; }
 </style>
-</head>
-<body>
-<main>
-<section id="messages">
-<h2>Messages</h2>
-<table id="message-table">
-<thead><tr><th>#</th><th>source</th><th>date</th><th>from</th><th>message-id</th><th>verdict</th><th>event state</th><th>reasons</th><th>signers</th><th>methods</th></tr></thead>
-<tbody>
 "#;
 
-const SCRIPT: &str = r#"<script>
-// Show a row when one of its series (reason codes, or accept / error) is checked.
+/// The one inline script: shows a row when one of its series (reason codes, or its class) is
+/// checked, and counts the rows shown. Allowed by the Content-Security-Policy through
+/// [`SCRIPT_SHA256`].
+const SCRIPT: &str = r#"
+// Show a row when one of its series (reason codes, or its class) is checked.
 function applyFilters() {
   const on = new Set();
   document.querySelectorAll('#filters input:checked').forEach(box => on.add(box.value));
@@ -63,52 +65,73 @@ function applyFilters() {
 }
 document.querySelectorAll('#filters input').forEach(box => box.addEventListener('change', applyFilters));
 applyFilters();
-</script>
 "#;
 
-/// Colours of the chart series: accept and error are fixed, reasons cycle through the rest.
+/// Base64 of the SHA-256 of [`SCRIPT`] (CSP Level 2 hash source). There is no SHA-256 outside
+/// OpenSSL in this crate, so it is written here; tests/audit.rs recomputes it with
+/// `openssl dgst` from the served report, and a browser refuses to run a script whose hash
+/// differs (tests/report_screenshot.rs sees the row count the script writes).
+pub const SCRIPT_SHA256: &str = "e2/6W0z8RgdNchgPBDE4SKhmwVYfRGAqiE2kQS9KqqA=";
+
+/// The Content-Security-Policy: nothing is fetched, no plugin, no form, no base URL; inline
+/// styles (the chart swatches) and the one script, by hash.
+pub fn content_security_policy() -> String {
+    format!(
+        "default-src 'none'; style-src 'unsafe-inline'; img-src data:; \
+         script-src 'sha256-{SCRIPT_SHA256}'; base-uri 'none'; form-action 'none'"
+    )
+}
+
+/// The header row of the message table.
+const MESSAGE_HEADER: &str = "<thead><tr><th>#</th><th>source</th><th>date</th><th>from</th><th>message-id</th><th>verdict</th><th>event state</th><th>reasons</th><th>warnings</th><th>signers (verified)</th><th>claimed, not verified</th><th>methods</th></tr></thead>";
+
+/// Colours of the chart series: the classes are fixed, reasons cycle through the rest.
 const ACCEPT_COLOUR: &str = "#2e7d32";
 const ERROR_COLOUR: &str = "#757575";
+const NOT_CALENDAR_COLOUR: &str = "#b0bec5";
+const NOT_DECRYPTED_COLOUR: &str = "#546e7a";
 const REASON_COLOURS: [&str; 10] = [
     "#c62828", "#ef6c00", "#6a1b9a", "#1565c0", "#ad1457", "#00838f", "#9e9d24", "#4e342e",
     "#283593", "#f9a825",
 ];
 
-/// The streamed HTML report.
+/// The HTML report: rows are spooled, the document is written by [`HtmlReport::finish`].
 pub struct HtmlReport<W: Write> {
     out: W,
+    spool: BufWriter<File>,
 }
 
 impl<W: Write> HtmlReport<W> {
-    /// Starts the report (head and table header).
-    pub fn new(mut out: W) -> std::io::Result<Self> {
-        out.write_all(HEAD.as_bytes())?;
-        Ok(HtmlReport { out })
+    /// Starts the report: `out` receives the document, `spool` (an empty temporary file)
+    /// holds the message rows meanwhile.
+    pub fn new(out: W, spool: File) -> std::io::Result<Self> {
+        Ok(HtmlReport {
+            out,
+            spool: BufWriter::new(spool),
+        })
     }
 
-    /// Writes one message row.
+    /// Writes one message row (to the spool).
     pub fn write(&mut self, row: &Row) -> std::io::Result<()> {
-        let outcome = row.evaluated.outcome.as_str();
-        let mut series: Vec<&str> = row.reason_codes().collect();
+        let outcome = row.evaluated.outcome;
+        let class = outcome.as_str();
+        let mut series: Vec<&str> = if outcome.counts_reasons() {
+            row.reason_codes().collect()
+        } else {
+            Vec::new()
+        };
         if series.is_empty() {
-            series.push(outcome);
+            series.push(class);
         }
-        let reasons = row
-            .evaluated
-            .reasons
-            .iter()
-            .map(|finding| {
-                format!(
-                    "<span title=\"{}\">{}</span>",
-                    escape(&finding.detail),
-                    escape(&finding.code)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(" ");
+        let findings = |findings: &[Finding]| {
+            findings
+                .iter()
+                .map(|finding| format!("<div>{}</div>", escape(&finding.text())))
+                .collect::<String>()
+        };
         writeln!(
-            self.out,
-            "<tr class=\"{outcome}\" data-series=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"verdict\">{outcome}</td><td>{}</td><td>{reasons}</td><td>{}</td><td>{}</td></tr>",
+            self.spool,
+            "<tr class=\"{class}\" data-series=\"{}\"><td>{}</td><td class=\"source\">{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"verdict\">{class}</td><td>{}</td><td class=\"findings\">{}</td><td class=\"findings warnings\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             escape(&series.join(" ")),
             row.sequence + 1,
             escape(&row.source),
@@ -116,36 +139,77 @@ impl<W: Write> HtmlReport<W> {
             escape(row.identity.from.as_deref().unwrap_or("")),
             escape(row.identity.message_id.as_deref().unwrap_or("")),
             row.evaluated.event_state.map_or("", |state| state.code()),
+            findings(&row.evaluated.reasons),
+            findings(&row.evaluated.warnings),
             escape(&row.evaluated.signers.join(" ")),
-            escape(&row.evaluated.methods.join(" ")),
+            escape(&row.evaluated.claimed_signers.join(" ")),
+            escape(&row.evaluated.methods_text(", ")),
         )
     }
 
-    /// Ends the table and writes the summary, chart, filters and script.
-    pub fn finish(mut self, summary: &Summary, elapsed: Duration) -> std::io::Result<W> {
-        self.out.write_all(b"</tbody>\n</table>\n</section>\n")?;
+    /// Writes the document: head, run facts and summary, chart, filters, the spooled rows
+    /// and the script. Returns the output, flushed.
+    pub fn finish(
+        mut self,
+        summary: &Summary,
+        elapsed: Duration,
+        info: &RunInfo,
+    ) -> std::io::Result<W> {
         let colours = colours(summary);
         let mut html = String::new();
-        summary_section(&mut html, summary, elapsed);
+        html.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
+        let _ = writeln!(
+            html,
+            "<meta http-equiv=\"Content-Security-Policy\" content=\"{}\">",
+            content_security_policy()
+        );
+        html.push_str("<meta name=\"referrer\" content=\"no-referrer\">\n");
+        html.push_str("<title>imipsec audit report</title>\n");
+        html.push_str(STYLE);
+        html.push_str("</head>\n<body>\n<main>\n");
+        summary_section(&mut html, summary, elapsed, info);
         chart_section(&mut html, summary, &colours);
         filter_section(&mut html, summary, &colours);
-        html.push_str("</main>\n");
-        html.push_str(SCRIPT);
-        html.push_str("</body>\n</html>\n");
+        html.push_str(
+            "<section id=\"messages\">\n<h2>Messages</h2>\n<div class=\"scroll\">\n<table id=\"message-table\">\n",
+        );
+        html.push_str(MESSAGE_HEADER);
+        html.push_str("\n<tbody>\n");
         self.out.write_all(html.as_bytes())?;
+        let mut spool = self
+            .spool
+            .into_inner()
+            .map_err(|error| error.into_error())?;
+        spool.rewind()?;
+        std::io::copy(&mut spool, &mut self.out)?;
+        self.out
+            .write_all(b"</tbody>\n</table>\n</div>\n</section>\n</main>\n<script>")?;
+        self.out.write_all(SCRIPT.as_bytes())?;
+        self.out.write_all(b"</script>\n</body>\n</html>\n")?;
         self.out.flush()?;
         Ok(self.out)
     }
 }
 
-/// Every series (`accept`, `error`, reason codes) with its colour, in legend order.
+/// The fixed colour of a class series, if `name` is one.
+fn class_colour(name: &str) -> Option<&'static str> {
+    match name {
+        "accept" => Some(ACCEPT_COLOUR),
+        "error" => Some(ERROR_COLOUR),
+        "not-calendar" => Some(NOT_CALENDAR_COLOUR),
+        "not-decrypted" => Some(NOT_DECRYPTED_COLOUR),
+        _ => None,
+    }
+}
+
+/// Every series (classes, reason codes) with its colour, in legend order.
 fn colours(summary: &Summary) -> BTreeMap<String, &'static str> {
     let mut names: BTreeSet<String> = summary.reasons.keys().cloned().collect();
     for series in summary.days.values() {
         names.extend(series.keys().cloned());
     }
-    for outcome in summary.outcomes.keys() {
-        if *outcome != Outcome::Reject {
+    for (outcome, count) in &summary.outcomes {
+        if !outcome.counts_reasons() && *count > 0 {
             names.insert(outcome.as_str().to_string());
         }
     }
@@ -153,37 +217,135 @@ fn colours(summary: &Summary) -> BTreeMap<String, &'static str> {
     names
         .into_iter()
         .map(|name| {
-            let colour = match name.as_str() {
-                "accept" => ACCEPT_COLOUR,
-                "error" => ERROR_COLOUR,
-                _ => next.next().copied().unwrap_or(ERROR_COLOUR),
-            };
+            let colour =
+                class_colour(&name).unwrap_or_else(|| next.next().copied().unwrap_or(ERROR_COLOUR));
             (name, colour)
         })
         .collect()
 }
 
-fn summary_section(html: &mut String, summary: &Summary, elapsed: Duration) {
-    let seconds = elapsed.as_secs_f64().max(1e-9);
-    let _ = write!(
+fn count_table(html: &mut String, heading: &str, rows: &[(String, u64)]) {
+    let _ = writeln!(
         html,
-        "<section id=\"summary\">\n<h1>imipsec audit report</h1>\n<p>{} messages, {:.1} MB, in {:.2} s ({:.0} messages/s). Showing <span id=\"shown\">{}</span> rows.</p>\n",
+        "<table class=\"counts\"><tr><th>{}</th><th>messages</th></tr>",
+        escape(heading)
+    );
+    if rows.is_empty() {
+        html.push_str("<tr><td>(none)</td><td></td></tr>\n");
+    }
+    for (key, count) in rows {
+        let _ = writeln!(html, "<tr><td>{}</td><td>{count}</td></tr>", escape(key));
+    }
+    html.push_str("</table>\n");
+}
+
+fn summary_section(html: &mut String, summary: &Summary, elapsed: Duration, info: &RunInfo) {
+    let seconds = elapsed.as_secs_f64().max(1e-9);
+    html.push_str("<section id=\"summary\">\n<h1>imipsec audit report</h1>\n");
+    if !info.event_state_checked() {
+        html.push_str(
+            "<p class=\"notice\"><strong>Event state was NOT checked</strong> (no store): \
+             replays, stale SEQUENCE numbers and changes to an event by someone other than its \
+             organizer on record were not detected. Audit with --store to check them.</p>\n",
+        );
+    }
+    if summary.count(Outcome::NotDecrypted) > 0 {
+        let _ = writeln!(
+            html,
+            "<p class=\"notice\">{} messages were encrypted to a key this audit was not given \
+             (--identity): their content is unknown.</p>",
+            summary.count(Outcome::NotDecrypted)
+        );
+    }
+    let list = |items: &[String]| {
+        if items.is_empty() {
+            "none".to_string()
+        } else {
+            items
+                .iter()
+                .map(|item| escape(item))
+                .collect::<Vec<_>>()
+                .join("<br>")
+        }
+    };
+    let facts: [(&str, String); 9] = [
+        ("Evaluated at", escape(&rfc3339(info.at))),
+        (
+            "Generated",
+            escape(&rfc3339(
+                info.generated
+                    .replace_nanosecond(0)
+                    .unwrap_or(info.generated),
+            )),
+        ),
+        ("imipsec version", escape(info.version)),
+        ("Mailboxes", list(&info.inputs)),
+        ("Trust anchors", list(&info.anchors)),
+        ("CRLs", list(&info.crls)),
+        ("Decryption identities", info.identities.to_string()),
+        (
+            "Event state",
+            if info.event_state_checked() {
+                escape(&info.event_state_text())
+            } else {
+                "<strong>NOT checked</strong> (no store)".to_string()
+            },
+        ),
+        (
+            "Recorded",
+            if info.record {
+                "yes: accepted messages were recorded in the store".to_string()
+            } else {
+                "no (read-only)".to_string()
+            },
+        ),
+    ];
+    html.push_str("<div class=\"tables\">\n<table class=\"facts\">\n");
+    for (name, value) in facts {
+        let _ = writeln!(html, "<tr><th>{name}</th><td>{value}</td></tr>");
+    }
+    html.push_str("</table>\n");
+    let outcomes: Vec<(String, u64)> = Outcome::ALL
+        .into_iter()
+        .map(|outcome| (outcome.as_str().to_string(), summary.count(outcome)))
+        .collect();
+    count_table(html, "verdict", &outcomes);
+    let mut reasons: Vec<(String, u64)> = summary
+        .reasons
+        .iter()
+        .map(|(code, count)| (code.clone(), *count))
+        .collect();
+    reasons.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    count_table(html, "reason (reject, error)", &reasons);
+    let owned = |rows: Vec<(&str, u64)>| -> Vec<(String, u64)> {
+        rows.into_iter()
+            .map(|(key, count)| (key.to_string(), count))
+            .collect()
+    };
+    count_table(html, "signer (verified)", &owned(summary.top_signers()));
+    if !summary.claimed_signers.is_empty() {
+        count_table(
+            html,
+            "signer claimed, not verified",
+            &owned(summary.top_claimed_signers()),
+        );
+    }
+    let mut methods: Vec<(String, u64)> = summary
+        .methods
+        .iter()
+        .map(|(method, count)| (method.clone(), *count))
+        .collect();
+    methods.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    count_table(html, "method", &methods);
+    html.push_str("</div>\n");
+    let _ = writeln!(
+        html,
+        "<p>{} messages, {:.1} MB, in {:.2} s ({:.0} messages/s). Showing <span id=\"shown\">all</span> rows.</p>",
         summary.messages,
         summary.bytes as f64 / 1e6,
         seconds,
         summary.messages as f64 / seconds,
-        summary.messages
     );
-    html.push_str("<table class=\"counts\"><tr><th>verdict</th><th>messages</th></tr>\n");
-    for outcome in [Outcome::Accept, Outcome::Reject, Outcome::Error] {
-        let count = summary.outcomes.get(&outcome).copied().unwrap_or(0);
-        let _ = writeln!(
-            html,
-            "<tr><td>{}</td><td>{count}</td></tr>",
-            outcome.as_str()
-        );
-    }
-    html.push_str("</table>\n");
     if let Some(note) = summary.event_state_note() {
         let _ = writeln!(html, "<p class=\"warning\">{}</p>", escape(&note));
     }
@@ -310,14 +472,13 @@ fn chart_section(html: &mut String, summary: &Summary, colours: &BTreeMap<String
 fn filter_section(html: &mut String, summary: &Summary, colours: &BTreeMap<String, &str>) {
     html.push_str("<section id=\"filters\">\n<h2>Show messages with</h2>\n");
     for (name, colour) in colours {
-        let count = match name.as_str() {
-            "accept" => summary.outcomes.get(&Outcome::Accept).copied(),
-            "error" if !summary.reasons.contains_key("error") => {
-                summary.outcomes.get(&Outcome::Error).copied()
-            }
-            _ => summary.reasons.get(name).copied(),
-        }
-        .unwrap_or(0);
+        let class = Outcome::ALL
+            .into_iter()
+            .find(|outcome| !outcome.counts_reasons() && outcome.as_str() == name);
+        let count = match class {
+            Some(outcome) => summary.count(outcome),
+            None => summary.reasons.get(name).copied().unwrap_or(0),
+        };
         let _ = writeln!(
             html,
             "<label><input type=\"checkbox\" value=\"{0}\" checked><span class=\"swatch\" style=\"background:{colour}\"></span>{0} ({count})</label>",
@@ -356,10 +517,25 @@ mod tests {
         );
     }
 
+    fn info() -> RunInfo {
+        RunInfo {
+            version: "9.9.9",
+            at: time::macros::datetime!(2026-06-01 00:00 UTC),
+            generated: time::macros::datetime!(2026-06-02 12:00 UTC),
+            inputs: vec!["in<box>".into()],
+            anchors: vec!["root.pem".into()],
+            crls: vec!["ca.crl".into()],
+            identities: 0,
+            store: None,
+            recipient: None,
+            record: false,
+        }
+    }
+
     #[test]
     fn report_has_rows_chart_and_filters() {
         let mut summary = Summary::default();
-        let mut report = HtmlReport::new(Vec::new()).unwrap();
+        let mut report = HtmlReport::new(Vec::new(), tempfile::tempfile().unwrap()).unwrap();
         for (index, code) in [None, Some("bad-signature"), Some("<script>")]
             .into_iter()
             .enumerate()
@@ -387,6 +563,7 @@ mod tests {
                         .collect(),
                     warnings: Vec::new(),
                     signers: Vec::new(),
+                    claimed_signers: Vec::new(),
                     methods: Vec::new(),
                     verdict_json: None,
                     event_state: Some(imipsec_pipeline::EventState::NotChecked),
@@ -396,9 +573,26 @@ mod tests {
             summary.add(&row);
             report.write(&row).unwrap();
         }
-        let html =
-            String::from_utf8(report.finish(&summary, Duration::from_secs(1)).unwrap()).unwrap();
+        let html = String::from_utf8(
+            report
+                .finish(&summary, Duration::from_secs(1), &info())
+                .unwrap(),
+        )
+        .unwrap();
         assert_eq!(html.matches("<tr class=").count(), 3);
+        // The summary and the run's facts come before the rows.
+        let summary_at = html.find("id=\"summary\"").unwrap();
+        assert!(summary_at < html.find("<tr class=").unwrap());
+        for fact in [
+            "2026-06-01T00:00:00Z",
+            "2026-06-02T12:00:00Z",
+            "9.9.9",
+            "ca.crl",
+        ] {
+            assert!(html[..summary_at + 4000].contains(fact), "{fact}");
+        }
+        assert!(html.contains("in&lt;box&gt;"), "escaped input name");
+        assert!(html.contains("Event state was NOT checked"));
         assert_eq!(html.matches("<rect class=\"bar\"").count(), 3);
         assert!(html.contains("value=\"bad-signature\""));
         assert!(html.contains("<td>not-checked</td>"));
@@ -406,5 +600,33 @@ mod tests {
         assert!(!html.contains("<script>\""), "unescaped code");
         // Self-contained: nothing is loaded from elsewhere.
         assert!(!html.contains(" src=") && !html.contains(" href="));
+        assert!(html.contains(&content_security_policy()));
+    }
+
+    /// The CSP allows exactly the script the report carries: a change to the script without
+    /// its hash would leave the filters dead in every browser. Recomputed with the openssl
+    /// CLI (no SHA-256 in this crate).
+    #[test]
+    fn script_hash_matches_the_script() {
+        use std::io::Write as _;
+        use std::process::{Command, Stdio};
+        let mut child = Command::new("sh")
+            .args(["-c", "openssl dgst -sha256 -binary | openssl base64 -A"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(SCRIPT.as_bytes())
+            .unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success());
+        assert_eq!(
+            String::from_utf8(output.stdout).unwrap().trim(),
+            SCRIPT_SHA256
+        );
     }
 }

@@ -1,5 +1,21 @@
 //! What `imipsec audit` reports: one [`Row`] per message, streamed to JSON Lines, CSV and
 //! HTML writers, and a [`Summary`] that aggregates counts without keeping the rows.
+//!
+//! Every report says the same things:
+//! - the class of each message ([`Outcome`]: `accept`, `reject`, `not-calendar`,
+//!   `not-decrypted`, `error`), counted apart in the summary; the reason table and chart
+//!   count the reasons of `reject` and `error` rows only;
+//! - the verified signers (`signers`), and apart from them the addresses claimed by
+//!   signatures that did not verify (`claimed_signers`), which are never credited;
+//! - whether event state was checked: for the run ([`RunInfo::event_state_checked`]: the
+//!   summary line, the HTML notice and facts table) and for each message (the verdict's own
+//!   fact, [`EventState`]: the JSONL and CSV field `event_state`, `checked` or `not-checked`,
+//!   and the HTML column).
+//!
+//! JSON Lines keys: `source`, `message_id`, `date`, `from`, `verdict` (the class), `reasons`
+//! and `warnings` (`[{code, detail}]`), `signers`, `claimed_signers`, `event_state`,
+//! `layers`, `itip` (as `verify --json`). CSV columns: see [`csv::HEADER`]; every cell is
+//! neutralised against spreadsheet formulas ([`csv::neutralise`]).
 
 pub mod csv;
 pub mod html;
@@ -12,26 +28,52 @@ use imipsec_pipeline::EventState;
 use serde::Serialize;
 use time::Date;
 
-/// The verdict of one audited message, as the reports spell it.
+/// The class of one audited message, as every report spells it.
+///
+/// `reject` is kept for calendar mail that failed a check: ordinary mail without calendar
+/// content and mail the audit could not decrypt are counted apart, so the reject count says
+/// how many calendar messages a gate would have stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Outcome {
-    /// Every check passed.
+    /// Calendar mail that passed every check.
     Accept,
-    /// At least one reason was found (see the reason codes).
+    /// Calendar mail that failed at least one check (see the reason codes), or mail whose
+    /// content could not be told (malformed MIME, a limit).
     Reject,
+    /// Mail without calendar content: neither accepted nor rejected.
+    NotCalendar,
+    /// Encrypted to a key the audit was not given: its content (calendar or not) is unknown.
+    NotDecrypted,
     /// The message could not be evaluated (unreadable file, store failure).
     Error,
 }
 
 impl Outcome {
-    /// The lowercase name used in every report.
+    /// Every class, in report order.
+    pub const ALL: [Outcome; 5] = [
+        Outcome::Accept,
+        Outcome::Reject,
+        Outcome::NotCalendar,
+        Outcome::NotDecrypted,
+        Outcome::Error,
+    ];
+
+    /// The name used in every report.
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Accept => "accept",
             Outcome::Reject => "reject",
+            Outcome::NotCalendar => "not-calendar",
+            Outcome::NotDecrypted => "not-decrypted",
             Outcome::Error => "error",
         }
+    }
+
+    /// Whether the reasons of a message of this class are counted in the reason table and
+    /// the chart (the reasons of ordinary or undecryptable mail say nothing about calendars).
+    pub fn counts_reasons(self) -> bool {
+        matches!(self, Outcome::Reject | Outcome::Error)
     }
 }
 
@@ -44,21 +86,35 @@ pub struct Finding {
     pub detail: String,
 }
 
+impl Finding {
+    /// `code: detail` (or the code alone when there is no detail), as the reports show it.
+    pub fn text(&self) -> String {
+        if self.detail.is_empty() {
+            self.code.clone()
+        } else {
+            format!("{}: {}", self.code, self.detail)
+        }
+    }
+}
+
 /// What the evaluation of one message found.
 #[derive(Debug, Clone)]
 pub struct Evaluated {
-    /// Accept, reject or error.
+    /// The class.
     pub outcome: Outcome,
     /// Reasons (empty on accept), most specific first.
     pub reasons: Vec<Finding>,
     /// Warnings.
     pub warnings: Vec<Finding>,
-    /// Email addresses of the verified signers.
+    /// E-mail addresses of the signers whose signature verified (each once).
     pub signers: Vec<String>,
-    /// iTIP methods of the evaluated components.
+    /// E-mail addresses named by signatures that did not verify (tampered, revoked, untrusted):
+    /// claimed, not proven, so never credited as signers (each once).
+    pub claimed_signers: Vec<String>,
+    /// iTIP methods of the evaluated components (one per component).
     pub methods: Vec<String>,
-    /// The full `verify --json` object (`verdict`, `reasons`, `warnings`, `layers`, `itip`,
-    /// `event_state`), or `None` when no verdict was reached.
+    /// The verdict's `layers` and `itip` arrays (as `verify --json` prints them), or `None`
+    /// when no verdict was reached.
     pub verdict_json: Option<serde_json::Map<String, serde_json::Value>>,
     /// Whether the event state (pinned organizer, replay) was checked; `None` when no verdict
     /// was reached.
@@ -76,11 +132,89 @@ impl Evaluated {
             }],
             warnings: Vec::new(),
             signers: Vec::new(),
+            claimed_signers: Vec::new(),
             methods: Vec::new(),
             verdict_json: None,
             event_state: None,
         }
     }
+
+    /// The methods, each once with its number of components when more than one
+    /// (`REQUEST ×2`), in order of first appearance, joined by `separator`.
+    pub fn methods_text(&self, separator: &str) -> String {
+        let mut counted: Vec<(&str, usize)> = Vec::new();
+        for method in &self.methods {
+            match counted
+                .iter_mut()
+                .find(|(name, _)| *name == method.as_str())
+            {
+                Some((_, count)) => *count += 1,
+                None => counted.push((method, 1)),
+            }
+        }
+        counted
+            .into_iter()
+            .map(|(method, count)| {
+                if count > 1 {
+                    format!("{method} \u{d7}{count}")
+                } else {
+                    method.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(separator)
+    }
+}
+
+/// The circumstances of an audit run, stated by every report.
+#[derive(Debug, Clone)]
+pub struct RunInfo {
+    /// The imipsec version.
+    pub version: &'static str,
+    /// The evaluation time (`--at`, else the start of the run).
+    pub at: time::OffsetDateTime,
+    /// When the report was generated.
+    pub generated: time::OffsetDateTime,
+    /// The PATHs audited.
+    pub inputs: Vec<String>,
+    /// Trust anchor files.
+    pub anchors: Vec<String>,
+    /// CRL files.
+    pub crls: Vec<String>,
+    /// Number of decryption identities.
+    pub identities: usize,
+    /// The policy store, if any.
+    pub store: Option<String>,
+    /// The event-state scope (recipient), if any.
+    pub recipient: Option<String>,
+    /// Whether accepted messages were recorded.
+    pub record: bool,
+}
+
+impl RunInfo {
+    /// Whether event state was checked: the pipeline checks it only with a store and a
+    /// scope. The one place every report takes this from.
+    pub fn event_state_checked(&self) -> bool {
+        self.store.is_some() && self.recipient.is_some()
+    }
+
+    /// One line saying whether event state was checked.
+    pub fn event_state_text(&self) -> String {
+        match (&self.store, &self.recipient, self.event_state_checked()) {
+            (Some(store), Some(scope), true) => {
+                format!("checked against the store {store} (scope {scope})")
+            }
+            _ => "NOT checked (no --store): replays, stale SEQUENCE numbers and changes by \
+                  someone other than the organizer on record were not detected"
+                .to_string(),
+        }
+    }
+}
+
+/// RFC 3339 text of a time (empty if it cannot be formatted).
+pub fn rfc3339(time: time::OffsetDateTime) -> String {
+    time.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
 /// The headers that identify a message in the reports.
@@ -112,28 +246,43 @@ pub struct Row {
 impl Row {
     /// The RFC 3339 date, if known.
     pub fn date_text(&self) -> Option<String> {
-        self.identity.date.and_then(|date| {
-            date.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
+        self.identity.date.map(rfc3339)
     }
 
-    /// The JSON Lines object: source, message_id, date, from, then the verdict fields.
+    /// The JSON Lines object: source, message_id, date, from, the class as `verdict`, the
+    /// findings, the signers (verified, and claimed but not verified), whether event state
+    /// was checked, then the verdict's `layers` and `itip`.
     pub fn to_json(&self) -> serde_json::Value {
+        let evaluated = &self.evaluated;
         let mut object = serde_json::Map::new();
         object.insert("source".into(), self.source.clone().into());
         object.insert("message_id".into(), self.identity.message_id.clone().into());
         object.insert("date".into(), self.date_text().into());
         object.insert("from".into(), self.identity.from.clone().into());
-        match &self.evaluated.verdict_json {
-            Some(verdict) => object.extend(verdict.clone()),
-            None => {
-                object.insert("verdict".into(), self.evaluated.outcome.as_str().into());
-                let reasons = serde_json::to_value(&self.evaluated.reasons)
-                    .unwrap_or(serde_json::Value::Null);
-                object.insert("reasons".into(), reasons);
-                object.insert("warnings".into(), serde_json::Value::Array(Vec::new()));
-            }
+        object.insert("verdict".into(), evaluated.outcome.as_str().into());
+        let list = |findings: &[Finding]| {
+            serde_json::to_value(findings).unwrap_or(serde_json::Value::Array(Vec::new()))
+        };
+        object.insert("reasons".into(), list(&evaluated.reasons));
+        object.insert("warnings".into(), list(&evaluated.warnings));
+        object.insert("signers".into(), evaluated.signers.clone().into());
+        object.insert(
+            "claimed_signers".into(),
+            evaluated.claimed_signers.clone().into(),
+        );
+        object.insert(
+            "event_state".into(),
+            evaluated
+                .event_state
+                .map_or(serde_json::Value::Null, |state| state.code().into()),
+        );
+        for key in ["layers", "itip"] {
+            let value = evaluated
+                .verdict_json
+                .as_ref()
+                .and_then(|verdict| verdict.get(key).cloned())
+                .unwrap_or(serde_json::Value::Array(Vec::new()));
+            object.insert(key.into(), value);
         }
         serde_json::Value::Object(object)
     }
@@ -160,16 +309,18 @@ pub struct Summary {
     pub messages: u64,
     /// Input bytes read.
     pub bytes: u64,
-    /// Messages per outcome.
+    /// Messages per class.
     pub outcomes: BTreeMap<Outcome, u64>,
-    /// Messages per reason code (a message with two reasons counts for both).
+    /// Messages per reason code, over the classes whose reasons count
+    /// ([`Outcome::counts_reasons`]; a message with two reasons counts for both).
     pub reasons: BTreeMap<String, u64>,
-    /// Messages per signer address.
+    /// Messages per verified signer address.
     pub signers: HashMap<String, u64>,
-    /// Components per iTIP method.
+    /// Messages per address claimed by a signature that did not verify.
+    pub claimed_signers: HashMap<String, u64>,
+    /// Messages per iTIP method (a message with two components of one method counts once).
     pub methods: BTreeMap<String, u64>,
-    /// Per day (from the Date header, UTC): messages per series (reason code, or `accept`
-    /// / `error` when there is none).
+    /// Per day (from the Date header, UTC): messages per series (see [`series_of`]).
     pub days: BTreeMap<Date, BTreeMap<String, u64>>,
     /// Messages without a usable Date header (not in `days`).
     pub undated: u64,
@@ -190,14 +341,23 @@ impl Summary {
     pub fn add(&mut self, row: &Row) {
         self.messages += 1;
         self.bytes += row.input_bytes;
-        *self.outcomes.entry(row.evaluated.outcome).or_default() += 1;
-        for code in row.reason_codes() {
-            *self.reasons.entry(code.to_string()).or_default() += 1;
+        let evaluated = &row.evaluated;
+        *self.outcomes.entry(evaluated.outcome).or_default() += 1;
+        if evaluated.outcome.counts_reasons() {
+            let mut seen: Vec<&str> = Vec::new();
+            for code in row.reason_codes() {
+                if !seen.contains(&code) {
+                    seen.push(code);
+                    *self.reasons.entry(code.to_string()).or_default() += 1;
+                }
+            }
         }
-        for signer in &row.evaluated.signers {
-            *self.signers.entry(signer.to_ascii_lowercase()).or_default() += 1;
-        }
-        for method in &row.evaluated.methods {
+        count_once(&mut self.signers, &evaluated.signers);
+        count_once(&mut self.claimed_signers, &evaluated.claimed_signers);
+        let mut methods: Vec<&String> = evaluated.methods.iter().collect();
+        methods.sort();
+        methods.dedup();
+        for method in methods {
             *self.methods.entry(method.clone()).or_default() += 1;
         }
         if let Some(state) = row.evaluated.event_state {
@@ -215,20 +375,28 @@ impl Summary {
         }
     }
 
-    /// The most frequent signers, most frequent first (ties by address).
-    pub fn top_signers(&self) -> Vec<(&str, u64)> {
-        let mut signers: Vec<(&str, u64)> = self
-            .signers
-            .iter()
-            .map(|(signer, count)| (signer.as_str(), *count))
-            .collect();
-        signers.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-        signers.truncate(TOP_SIGNERS);
-        signers
+    /// Messages of `outcome`.
+    pub fn count(&self, outcome: Outcome) -> u64 {
+        self.outcomes.get(&outcome).copied().unwrap_or(0)
     }
 
-    /// Prints the summary tables and throughput.
-    pub fn print(&self, out: &mut dyn Write, elapsed: Duration) -> std::io::Result<()> {
+    /// The most frequent verified signers, most frequent first (ties by address).
+    pub fn top_signers(&self) -> Vec<(&str, u64)> {
+        top(&self.signers)
+    }
+
+    /// The most frequent claimed, unverified signers.
+    pub fn top_claimed_signers(&self) -> Vec<(&str, u64)> {
+        top(&self.claimed_signers)
+    }
+
+    /// Prints the run's circumstances, the summary tables and throughput.
+    pub fn print(
+        &self,
+        out: &mut dyn Write,
+        elapsed: Duration,
+        info: &RunInfo,
+    ) -> std::io::Result<()> {
         let seconds = elapsed.as_secs_f64().max(1e-9);
         writeln!(
             out,
@@ -239,22 +407,36 @@ impl Summary {
             self.messages as f64 / seconds,
             self.bytes as f64 / 1e6 / seconds
         )?;
-        let outcomes: Vec<(String, u64)> = [Outcome::Accept, Outcome::Reject, Outcome::Error]
+        writeln!(out, "evaluated at {}", rfc3339(info.at))?;
+        writeln!(out, "event state: {}", info.event_state_text())?;
+        let hidden = self.count(Outcome::NotDecrypted);
+        if hidden > 0 {
+            writeln!(
+                out,
+                "{hidden} messages are encrypted to a key this audit was not given (--identity): \
+                 their content is unknown"
+            )?;
+        }
+        let outcomes: Vec<(String, u64)> = Outcome::ALL
             .into_iter()
-            .map(|outcome| {
-                let count = self.outcomes.get(&outcome).copied().unwrap_or(0);
-                (outcome.as_str().to_string(), count)
-            })
+            .map(|outcome| (outcome.as_str().to_string(), self.count(outcome)))
             .collect();
         table(out, "verdict", &outcomes)?;
         let reasons: Vec<(String, u64)> = by_count(self.reasons.iter());
         table(out, "reason", &reasons)?;
-        let signers: Vec<(String, u64)> = self
-            .top_signers()
-            .into_iter()
-            .map(|(signer, count)| (signer.to_string(), count))
-            .collect();
-        table(out, "signer", &signers)?;
+        let owned = |rows: Vec<(&str, u64)>| -> Vec<(String, u64)> {
+            rows.into_iter()
+                .map(|(signer, count)| (signer.to_string(), count))
+                .collect()
+        };
+        table(out, "signer", &owned(self.top_signers()))?;
+        if !self.claimed_signers.is_empty() {
+            table(
+                out,
+                "claimed signer (not verified)",
+                &owned(self.top_claimed_signers()),
+            )?;
+        }
         let methods: Vec<(String, u64)> = by_count(self.methods.iter());
         table(out, "method", &methods)?;
         let states: Vec<(String, u64)> = self
@@ -289,11 +471,36 @@ impl Summary {
     }
 }
 
-/// The chart series a row belongs to: its first (most specific) reason, else its outcome.
+fn count_once(counts: &mut HashMap<String, u64>, addresses: &[String]) {
+    let mut seen: Vec<String> = Vec::new();
+    for address in addresses {
+        let address = address.to_ascii_lowercase();
+        if !seen.contains(&address) {
+            *counts.entry(address.clone()).or_default() += 1;
+            seen.push(address);
+        }
+    }
+}
+
+fn top(counts: &HashMap<String, u64>) -> Vec<(&str, u64)> {
+    let mut rows: Vec<(&str, u64)> = counts
+        .iter()
+        .map(|(key, count)| (key.as_str(), *count))
+        .collect();
+    rows.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    rows.truncate(TOP_SIGNERS);
+    rows
+}
+
+/// The chart series a row belongs to: for a reject or error its first (most specific)
+/// reason, else its class.
 pub fn series_of(row: &Row) -> &str {
-    row.reason_codes()
-        .next()
-        .unwrap_or(row.evaluated.outcome.as_str())
+    let outcome = row.evaluated.outcome;
+    if outcome.counts_reasons() {
+        row.reason_codes().next().unwrap_or(outcome.as_str())
+    } else {
+        outcome.as_str()
+    }
 }
 
 fn by_count<'a>(entries: impl Iterator<Item = (&'a String, &'a u64)>) -> Vec<(String, u64)> {
@@ -344,11 +551,27 @@ mod tests {
                     .collect(),
                 warnings: Vec::new(),
                 signers: vec!["A@x".into()],
+                claimed_signers: Vec::new(),
                 methods: vec!["REQUEST".into()],
                 verdict_json: None,
                 event_state: Some(EventState::NotChecked),
             },
             input_bytes: 10,
+        }
+    }
+
+    fn info() -> RunInfo {
+        RunInfo {
+            version: "0",
+            at: time::macros::datetime!(2026-06-01 00:00 UTC),
+            generated: time::macros::datetime!(2026-06-02 00:00 UTC),
+            inputs: vec!["box".into()],
+            anchors: vec!["root.pem".into()],
+            crls: Vec::new(),
+            identities: 0,
+            store: None,
+            recipient: None,
+            record: false,
         }
     }
 
@@ -366,7 +589,9 @@ mod tests {
         assert_eq!(summary.days[&day]["a-code"], 1);
         assert_eq!(summary.undated, 1);
         let mut text = Vec::new();
-        summary.print(&mut text, Duration::from_secs(1)).unwrap();
+        summary
+            .print(&mut text, Duration::from_secs(1), &info())
+            .unwrap();
         let text = String::from_utf8(text).unwrap();
         assert!(text.contains("audited 3 messages"), "{text}");
         assert!(text.contains("b-code"), "{text}");
@@ -380,11 +605,64 @@ mod tests {
         let mut summary = Summary::default();
         summary.add(&row(Outcome::Accept, &[], None));
         let mut text = Vec::new();
-        summary.print(&mut text, Duration::from_secs(1)).unwrap();
+        summary
+            .print(&mut text, Duration::from_secs(1), &info())
+            .unwrap();
         let text = String::from_utf8(text).unwrap();
         assert!(text.contains("event-state checks were not done"), "{text}");
         summary.event_state_store = true;
         assert!(summary.event_state_note().unwrap().contains("1 accepted"));
+    }
+
+    #[test]
+    fn reasons_of_mail_without_calendar_or_not_decrypted_are_not_counted() {
+        let day = time::macros::date!(2026 - 05 - 01);
+        let mut summary = Summary::default();
+        summary.add(&row(
+            Outcome::NotCalendar,
+            &["unsigned", "no-calendar"],
+            Some(day),
+        ));
+        summary.add(&row(
+            Outcome::NotDecrypted,
+            &["decryption-failed"],
+            Some(day),
+        ));
+        summary.add(&row(Outcome::Reject, &["unsigned"], Some(day)));
+        assert_eq!(summary.reasons.len(), 1);
+        assert_eq!(summary.reasons["unsigned"], 1);
+        assert_eq!(summary.days[&day]["not-calendar"], 1);
+        assert_eq!(summary.days[&day]["not-decrypted"], 1);
+        assert_eq!(summary.count(Outcome::NotCalendar), 1);
+    }
+
+    #[test]
+    fn methods_of_several_components_show_once_with_a_count() {
+        let mut row = row(Outcome::Accept, &[], None);
+        row.evaluated.methods = vec!["REQUEST".into(), "CANCEL".into(), "REQUEST".into()];
+        assert_eq!(row.evaluated.methods_text(", "), "REQUEST \u{d7}2, CANCEL");
+        let mut summary = Summary::default();
+        summary.add(&row);
+        assert_eq!(summary.methods["REQUEST"], 1);
+    }
+
+    #[test]
+    fn storeless_run_says_event_state_was_not_checked() {
+        let mut info = info();
+        assert!(!info.event_state_checked());
+        assert!(info.event_state_text().starts_with("NOT checked"));
+        info.store = Some("s.db".into());
+        info.recipient = Some("a@x".into());
+        assert!(info.event_state_checked());
+        let mut text = Vec::new();
+        Summary::default()
+            .print(&mut text, Duration::from_secs(1), &info)
+            .unwrap();
+        assert!(
+            String::from_utf8(text)
+                .unwrap()
+                .contains("event state: checked")
+        );
     }
 
     #[test]
