@@ -312,6 +312,15 @@ pub(crate) fn check_signed_data(
             econtent,
         };
     }
+    // RFC 8551 §3.2: the content S/MIME signs is a MIME entity, content type id-data. Any
+    // other (id-ct-TSTInfo, a receipt, an inner SignedData...) is not signed mail even when
+    // its signature verifies: nothing is verified, and its content is never walked as MIME.
+    // eContentType decides for both forms: the contentType attribute must equal it (§5.3).
+    if parsed.econtent_type != oid::DATA {
+        return failed(Failure::UnexpectedContentType {
+            oid: parsed.econtent_type.clone(),
+        });
+    }
     let content: &[u8] = match (detached, parsed.econtent.as_deref()) {
         (Some(_), Some(_)) => {
             return Checked {
@@ -878,15 +887,22 @@ fn check_signer(
         }
     }
 
-    let signer = parsed
+    // RFC 8551 §2.6: several certificates may match the sid (a shared subjectKeyIdentifier,
+    // one issuer name and serial from two issuers); each is tried, and the identity is the one
+    // of a certificate whose key verifies. The tries are bounded before any of them runs.
+    let candidates: Vec<&Arc<ParsedCertificate>> = parsed
         .certificates
         .iter()
-        .find(|cert| matches_sid(cert, &sid))
-        .ok_or(Failure::SignerCertificateMissing { signer: index })?;
-    let certificate = &signer.certificate;
-    report.emails = signer.emails.clone();
-    let (subject, issuer) = (signer.subject.clone(), signer.issuer.clone());
-    report.subject = Some(subject.clone());
+        .filter(|cert| matches_sid(cert, &sid))
+        .collect();
+    let Some(first) = candidates.first() else {
+        return Err(Failure::SignerCertificateMissing { signer: index });
+    };
+    if candidates.len() > SID_CANDIDATES_MAX {
+        return Err(Failure::LimitExceeded(LimitKind::Certificates));
+    }
+    report.subject = Some(first.subject.clone());
+    report.emails = first.emails.clone().unwrap_or_default();
 
     digest.check(context.policy)?;
     let scheme = scheme(&signature_algorithm, signature_parameters, digest)?;
@@ -898,10 +914,6 @@ fn check_signer(
         }
         Scheme::Ed25519 => {}
     }
-    let key = certificate
-        .public_key()
-        .map_err(|_| bad(BadSignatureReason::KeyTypeMismatch))?;
-    check_key(&key, context.policy)?;
 
     let mut signing_time = None;
     let signed_bytes: Vec<u8> = match signed_attributes {
@@ -921,11 +933,10 @@ fn check_signer(
                 .ok_or(bad(BadSignatureReason::MessageDigestAttribute))?;
             let actual = hash(digest.message_digest(), content)
                 .map_err(|_| bad(BadSignatureReason::DigestMismatch))?;
-            if openssl::memcmp::eq(&claimed, &actual) && claimed.len() == actual.len() {
-                signing_time = found.signing_time;
-            } else {
+            if !digests_equal(&claimed, &actual) {
                 return Err(bad(BadSignatureReason::DigestMismatch));
             }
+            signing_time = found.signing_time;
             // RFC 5652 §5.4: the signature covers the DER of the SET OF attributes, i.e. the
             // received bytes with the [0] IMPLICIT tag replaced by the SET tag.
             let mut covered = attributes.full.to_vec();
@@ -942,35 +953,92 @@ fn check_signer(
             content.to_vec()
         }
     };
-    if !verify_signature(signer, &key, scheme, &signed_bytes, &signature)
-        .map_err(|()| bad(BadSignatureReason::KeyTypeMismatch))?
-    {
-        return Err(bad(BadSignatureReason::SignatureMismatch));
+
+    // The first failure of a candidate whose key verified is the most specific one; without
+    // such a candidate, the first candidate's.
+    let mut first_failure: Option<Failure> = None;
+    let mut verified_failure: Option<Failure> = None;
+    for signer in candidates {
+        let certificate = &signer.certificate;
+        let attempt = (|| {
+            let key = certificate
+                .public_key()
+                .map_err(|_| bad(BadSignatureReason::KeyTypeMismatch))?;
+            check_key(&key, context.policy)?;
+            if !verify_signature(signer, &key, scheme, &signed_bytes, &signature)
+                .map_err(|()| bad(BadSignatureReason::KeyTypeMismatch))?
+            {
+                return Err(bad(BadSignatureReason::SignatureMismatch));
+            }
+            Ok(())
+        })();
+        if let Err(failure) = attempt {
+            first_failure.get_or_insert(failure);
+            continue;
+        }
+        // This certificate's key made the signature: it alone says who signed.
+        report.subject = Some(signer.subject.clone());
+        report.emails = signer.emails.clone().unwrap_or_default();
+        let validated = signer
+            .emails
+            .clone()
+            .map_err(|malformed| Failure::CertificateAddress {
+                signer: index,
+                address: malformed.text,
+            })
+            .and_then(|emails| {
+                let chain = context.trust.validate(
+                    signer,
+                    &parsed.certificates,
+                    &parsed.crls,
+                    &parsed.crl_ders,
+                    context.at,
+                )?;
+                check_chain(&chain, context.policy)?;
+                Ok((emails, chain))
+            });
+        match validated {
+            Ok((emails, chain)) => {
+                return Ok(VerifiedSigner {
+                    emails,
+                    subject: signer.subject.clone(),
+                    issuer: signer.issuer.clone(),
+                    serial_hex: certificate
+                        .serial_number()
+                        .to_bn()
+                        .ok()
+                        .and_then(|bn| bn.to_hex_str().ok())
+                        .map(|hex| hex.to_ascii_lowercase())
+                        .unwrap_or_default(),
+                    signing_time,
+                    digest,
+                    certificate: certificate.clone(),
+                    chain,
+                });
+            }
+            Err(failure) => {
+                verified_failure.get_or_insert(failure);
+            }
+        }
     }
-    let chain = context.trust.validate(
-        signer,
-        &parsed.certificates,
-        &parsed.crls,
-        &parsed.crl_ders,
-        context.at,
-    )?;
-    check_chain(&chain, context.policy)?;
-    Ok(VerifiedSigner {
-        emails: report.emails.clone(),
-        subject,
-        issuer,
-        serial_hex: certificate
-            .serial_number()
-            .to_bn()
-            .ok()
-            .and_then(|bn| bn.to_hex_str().ok())
-            .map(|hex| hex.to_ascii_lowercase())
-            .unwrap_or_default(),
-        signing_time,
-        digest,
-        certificate: certificate.clone(),
-        chain,
-    })
+    Err(verified_failure
+        .or(first_failure)
+        .unwrap_or(Failure::SignerCertificateMissing { signer: index }))
+}
+
+/// Certificates matching one SignerInfo's sid that are tried (RFC 8551 §2.6), at most: a
+/// renewed certificate for the same key, or a reissue, gives two or three in honest mail.
+/// More is refused as `limit-exceeded` (kind `certificates`) before any signature is checked,
+/// so a SignedData costs at most this many verifications per SignerInfo.
+pub const SID_CANDIDATES_MAX: usize = 4;
+
+/// Whether a received digest equals the computed one, in constant time, without panicking:
+/// `openssl::memcmp::eq` asserts that both slices have the same length, and a messageDigest
+/// attribute of any length comes from the (unauthenticated) message. Issue #11 item 1: the
+/// length was compared after the call, so a 31-byte SHA-256 messageDigest aborted the
+/// process. The lengths are public (the algorithm says how long the digest is).
+fn digests_equal(received: &[u8], computed: &[u8]) -> bool {
+    received.len() == computed.len() && openssl::memcmp::eq(received, computed)
 }
 
 /// `Err(())` when the key type does not fit the scheme.

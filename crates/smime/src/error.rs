@@ -151,6 +151,19 @@ pub enum Failure {
         /// Depth in the chain (0 = signer).
         depth: u32,
     },
+    /// The signer certificate names an email address (rfc822Name subjectAltName or subject
+    /// emailAddress) that is not a plain RFC 5321 addr-spec, or names that cannot be read
+    /// (see [`EmailAddress`](crate::EmailAddress)). Such an address is never rewritten into
+    /// an identity (OpenSSL checked name constraints on its exact bytes), and the whole
+    /// signer fails rather than losing only that address: the CA certified something this
+    /// crate cannot read the way OpenSSL did. Code `untrusted-certificate`.
+    #[error("signer {signer}: certificate address {address:?} is not a plain addr-spec")]
+    CertificateAddress {
+        /// Index of the SignerInfo.
+        signer: usize,
+        /// The address as found (escaped when shown), or a placeholder in angle brackets.
+        address: String,
+    },
     /// The certificate may not be used for S/MIME signing (extendedKeyUsage without
     /// emailProtection, keyUsage without digitalSignature / nonRepudiation; RFC 8550 §4.4).
     #[error("certificate not valid for email protection at depth {depth}")]
@@ -245,6 +258,7 @@ impl Failure {
         match self {
             Failure::BadSignature { .. } => "bad-signature",
             Failure::UntrustedCertificate { .. } => "untrusted-certificate",
+            Failure::CertificateAddress { .. } => "untrusted-certificate",
             Failure::CertificateExpired { .. } => "certificate-expired",
             Failure::CertificateRevoked { .. } => "certificate-revoked",
             Failure::RevocationUnknown { .. } => "revocation-unknown",

@@ -34,6 +34,6 @@ pub use inspect::{
 pub use limits::{LimitKind, Limits};
 pub use policy::AlgorithmPolicy;
 pub use trust::{
-    CHAIN_CACHE_CAPACITY, EmailAddress, RevocationMode, TrustStore, TrustStoreError,
-    normalize_email,
+    CHAIN_CACHE_CAPACITY, EmailAddress, MalformedAddress, RevocationMode, TrustStore,
+    TrustStoreError, normalize_email,
 };
