@@ -4,6 +4,9 @@
 //! covers are the bytes received: the signed attributes are verified over their original DER
 //! with the `[0] IMPLICIT` tag replaced by `SET` (0x31), RFC 5652 §5.4. Certificates and CRLs
 //! are handed to OpenSSL in their received encoding.
+// Untrusted input reaches every function here: no indexing or slicing that can panic
+// (get / split_at_checked / patterns instead), issue #11 item 1.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
 use std::sync::Arc;
 
@@ -1037,6 +1040,7 @@ pub const SID_CANDIDATES_MAX: usize = 4;
 /// attribute of any length comes from the (unauthenticated) message. Issue #11 item 1: the
 /// length was compared after the call, so a 31-byte SHA-256 messageDigest aborted the
 /// process. The lengths are public (the algorithm says how long the digest is).
+#[allow(clippy::disallowed_methods)] // the one caller: lengths compared first (clippy.toml)
 fn digests_equal(received: &[u8], computed: &[u8]) -> bool {
     received.len() == computed.len() && openssl::memcmp::eq(received, computed)
 }

@@ -18,6 +18,9 @@
 //! once in 256 tries: garbage that would pass for a plaintext). Only "no key configured at
 //! all" (`no-decryption-key`) is different, and it depends on our configuration, not on
 //! the message.
+// Untrusted input reaches every function here: no indexing or slicing that can panic
+// (get / split_at_checked / patterns instead), issue #11 item 1.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
 use openssl::cms::CmsContentInfo;
 

@@ -7,6 +7,16 @@
 
 use crate::limits::LimitKind;
 
+/// Run a pure-Rust parser dependency (`rasn`, `x509-parser`) on untrusted bytes so that a
+/// panic inside it (a bug we cannot see: an index or an arithmetic overflow in its decoder) is
+/// a failed parse, never a crash of the process (issue #11 item 1, "no panic reachable from
+/// input", for the code we call but do not own). `None` when it panicked; callers turn that
+/// into the same typed failure as a parse error (fail closed). The workspace keeps the default
+/// `panic = "unwind"`, which this relies on; the panic message still reaches stderr.
+pub(crate) fn contain_panic<T>(parse: impl FnOnce() -> T + std::panic::UnwindSafe) -> Option<T> {
+    std::panic::catch_unwind(parse).ok()
+}
+
 /// A whole-message failure: the MIME structure could not be walked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -313,4 +323,16 @@ pub enum BadSignatureReason {
     /// Signed attributes not DER-encoded as required (indefinite length).
     #[error("signed attributes not DER")]
     AttributesNotDer,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_parser_is_a_failed_parse() {
+        assert_eq!(contain_panic(|| 7), Some(7));
+        let bytes: &[u8] = &[1, 2];
+        assert_eq!(contain_panic(|| bytes[usize::from(bytes[1]) + 5]), None);
+    }
 }

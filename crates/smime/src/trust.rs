@@ -1,6 +1,9 @@
 //! Trust: certificate path validation for S/MIME signers (RFC 5280 §6 via OpenSSL's
 //! `X509_verify_cert`, RFC 8550 §4 for the email-protection purpose), revocation against CRLs,
 //! and a bounded cache of validated chains.
+// Untrusted input reaches every function here: no indexing or slicing that can panic
+// (get / split_at_checked / patterns instead), issue #11 item 1.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -17,7 +20,7 @@ use openssl::x509::{X509, X509Crl, X509CrlRef, X509PurposeId, X509StoreContext};
 use time::OffsetDateTime;
 
 use crate::cms::Scheme;
-use crate::error::Failure;
+use crate::error::{Failure, contain_panic};
 use crate::ffi;
 
 /// Entries kept in the validated-chain cache before it is emptied.
@@ -103,15 +106,21 @@ impl ParsedCertificate {
     fn new(der: Arc<[u8]>) -> Result<Self, openssl::error::ErrorStack> {
         let certificate = X509::from_der(&der)?;
         let issuer_der = certificate.issuer_name().to_der()?;
-        let (raw_serial, emails, subject, issuer) = match x509_parser::parse_x509_certificate(&der)
-        {
-            Ok((_, parsed)) => (
-                Some(parsed.raw_serial().to_vec()),
-                emails_of(&parsed),
-                parsed.subject().to_string(),
-                parsed.issuer().to_string(),
-            ),
-            Err(_) => (
+        // x509-parser runs inside `contain_panic`: a panic in it reads as an unreadable
+        // certificate (no identity, no issuer-and-serial match), never a crash.
+        let read = contain_panic(|| {
+            x509_parser::parse_x509_certificate(&der).map(|(_, parsed)| {
+                (
+                    Some(parsed.raw_serial().to_vec()),
+                    emails_of(&parsed),
+                    parsed.subject().to_string(),
+                    parsed.issuer().to_string(),
+                )
+            })
+        });
+        let (raw_serial, emails, subject, issuer) = match read {
+            Some(Ok(read)) => read,
+            Some(Err(_)) | None => (
                 None,
                 Err(MalformedAddress {
                     text: "<unreadable certificate>".to_owned(),
