@@ -324,6 +324,11 @@ pub(crate) fn check_signed_data(
             oid: parsed.econtent_type.clone(),
         });
     }
+    if parsed.version != expected_version(&parsed) {
+        return failed(Failure::MalformedCms {
+            offset: signed_data.offset,
+        });
+    }
     let content: &[u8] = match (detached, parsed.econtent.as_deref()) {
         (Some(_), Some(_)) => {
             return Checked {
@@ -372,6 +377,8 @@ struct SignedDataParts<'a> {
     digest_algorithm_oids: Vec<String>,
     certificate_choices: usize,
     crl_choices: usize,
+    /// Tags of the CertificateChoices and RevocationInfoChoices (for the version rule).
+    choice_tags: ChoiceTags,
     econtent_type: String,
     econtent: Option<Vec<u8>>,
     certificates: Vec<Arc<ParsedCertificate>>,
@@ -439,6 +446,7 @@ fn parse_signed_data<'a>(
     let mut counted = 0usize;
     let mut certificate_choices = 0usize;
     let mut crl_choices = 0usize;
+    let mut choice_tags = ChoiceTags::default();
     for child in children {
         let child = child.map_err(malformed)?;
         match child.tag {
@@ -447,6 +455,12 @@ fn parse_signed_data<'a>(
                     let cert = cert.map_err(malformed)?;
                     counted += 1;
                     certificate_choices += 1;
+                    match cert.tag {
+                        0xa1 => choice_tags.v1_attribute_certificate = true,
+                        0xa2 => choice_tags.v2_attribute_certificate = true,
+                        tag::SEQUENCE => {}
+                        _ => choice_tags.other = true,
+                    }
                     if counted > limits.certificates {
                         return Err(Failure::LimitExceeded(LimitKind::Certificates));
                     }
@@ -466,6 +480,9 @@ fn parse_signed_data<'a>(
                     let crl = crl.map_err(malformed)?;
                     counted += 1;
                     crl_choices += 1;
+                    if crl.tag != tag::SEQUENCE {
+                        choice_tags.other = true;
+                    }
                     if counted > limits.certificates {
                         return Err(Failure::LimitExceeded(LimitKind::Certificates));
                     }
@@ -501,6 +518,7 @@ fn parse_signed_data<'a>(
         digest_algorithm_oids,
         certificate_choices,
         crl_choices,
+        choice_tags,
         econtent_type,
         econtent,
         certificates,
@@ -508,6 +526,42 @@ fn parse_signed_data<'a>(
         crls,
         signer_infos,
     })
+}
+
+/// Which kinds of CertificateChoices / RevocationInfoChoices a SignedData holds.
+#[derive(Default)]
+struct ChoiceTags {
+    v1_attribute_certificate: bool,
+    v2_attribute_certificate: bool,
+    /// `other` certificate or revocation information.
+    other: bool,
+}
+
+/// RFC 5652 §5.1: the SignedData version is a function of what it holds (5 with `other`
+/// certificates or CRLs, 4 with v2 attribute certificates, 3 with v1 attribute certificates, a
+/// version 3 SignerInfo or an eContentType other than id-data, else 1). The field is covered
+/// by no signature: a value other than the computed one is `malformed-cms`, so that changing
+/// it is noticed (found by the `cms_structure` fuzz target: version 1 rewritten to 3 or 4
+/// verified) and no two encodings of one SignedData both verify.
+fn expected_version(parsed: &SignedDataParts<'_>) -> u8 {
+    let tags = &parsed.choice_tags;
+    // A SignerInfo is version 3 exactly when its sid is a subjectKeyIdentifier (§5.3, checked
+    // per signer); its second element is the sid.
+    let any_v3_signer = parsed.signer_infos.iter().any(|signer_info| {
+        signer_info
+            .children()
+            .nth(1)
+            .is_some_and(|sid| sid.is_ok_and(|sid| sid.tag != tag::SEQUENCE))
+    });
+    if tags.other {
+        5
+    } else if tags.v2_attribute_certificate {
+        4
+    } else if tags.v1_attribute_certificate || any_v3_signer || parsed.econtent_type != oid::DATA {
+        3
+    } else {
+        1
+    }
 }
 
 enum SignerId<'a> {

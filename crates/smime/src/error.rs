@@ -233,8 +233,10 @@ pub enum Failure {
         /// What is wrong.
         kind: MimeErrorKind,
     },
-    /// The CMS content type is not the one the layer requires (e.g. an
-    /// application/pkcs7-signature part that is not SignedData).
+    /// The CMS content type is not the one the layer requires: an
+    /// application/pkcs7-signature part that is not SignedData, or a SignedData whose
+    /// eContentType is not id-data (RFC 8551 §3.2: only id-data content is a MIME entity;
+    /// e.g. id-ct-TSTInfo), whose content is then never walked.
     #[error("unexpected CMS content type {oid}")]
     UnexpectedContentType {
         /// Dotted OID.

@@ -33,7 +33,7 @@ mod policy;
 mod second_opinion;
 mod trust;
 
-pub use cms::{DigestAlgorithm, SignerReport, VerifiedSigner};
+pub use cms::{DigestAlgorithm, SID_CANDIDATES_MAX, SignerReport, VerifiedSigner};
 pub use error::{BadSignatureReason, CmsField, Failure, MimeErrorKind, SmimeError};
 pub use inspect::{
     HeaderField, HeaderMismatch, InspectOptions, Inspection, Layer, LayerKind, LayerOutcome, Leaf,

@@ -27,8 +27,13 @@ fn signed_data_with(
     if let Some(content) = econtent {
         encap.push(der(0xa0, &der(0x04, content)));
     }
+    // RFC 5652 section 5.1: version 3 with a subjectKeyIdentifier sid or another eContentType.
+    let v3 = econtent_type != ID_DATA
+        || signer_infos
+            .iter()
+            .any(|info| children(tlv(info).2)[1][0] == 0x80);
     let body = seq(&[
-        der(0x02, &[3]),
+        der(0x02, &[if v3 { 3 } else { 1 }]),
         set(&[algorithm(ID_SHA256)]),
         seq(&encap),
         der(0xa0, &certificates.concat()),
@@ -901,4 +906,44 @@ name=smime.p7m\r\nContent-Transfer-Encoding: base64\r\n\r\n"
             "{name} and {first_name} are told apart"
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Found by the cms_structure fuzz target: fields covered by no signature that could change and
+// still verify.
+
+/// The SignedData with its version INTEGER replaced by `version`.
+fn with_version(cms: &[u8], version: u8) -> Vec<u8> {
+    let (_, _, content_info) = tlv(cms);
+    let outer = children(content_info);
+    let (_, _, explicit) = tlv(outer[1]);
+    let (_, _, signed) = tlv(explicit);
+    let mut fields: Vec<Vec<u8>> = children(signed).iter().map(|f| f.to_vec()).collect();
+    fields[0] = der(0x02, &[version]);
+    seq(&[outer[0].to_vec(), der(0xa0, &seq(&fields))])
+}
+
+/// RFC 5652 section 5.1 fixes the SignedData version from its contents (1 here: id-data,
+/// issuerAndSerialNumber, no attribute certificates); the field is signed by nobody, so any
+/// other value is refused instead of a second encoding that also verifies.
+#[test]
+fn signed_data_version_other_than_computed_is_rejected() {
+    let content = invitation();
+    let info = organizer_signer_info(&honest_attributes(&content));
+    let cms = signed_data_with(ID_DATA, None, &[info], &organizer_certificates());
+    assert_accepted(&evaluate(&hand_signed(&content, &with_version(&cms, 1))));
+    for version in [3, 4, 5] {
+        let verdict = evaluate(&hand_signed(&content, &with_version(&cms, version)));
+        assert_rejected(&verdict, Reason::BadSignature);
+    }
+    // And version 3 is required with a subjectKeyIdentifier sid.
+    let info = signer_info_by(
+        &key_path("rsa2048/organizer"),
+        key_identifier_sid(&organizer_key_identifier()),
+        &honest_attributes(&content),
+    );
+    let cms = signed_data_with(ID_DATA, None, &[info], &organizer_certificates());
+    assert_accepted(&evaluate(&hand_signed(&content, &with_version(&cms, 3))));
+    let verdict = evaluate(&hand_signed(&content, &with_version(&cms, 1)));
+    assert_rejected(&verdict, Reason::BadSignature);
 }
