@@ -221,6 +221,23 @@ impl TempCa {
         ca_cert: &str,
         ca_key: &str,
     ) -> String {
+        // Distinct serials, so no two test certificates share issuer and serial by accident.
+        let serial = 0x7000 + name.bytes().map(u32::from).sum::<u32>();
+        self.issue_serial(name, key, subject, extensions, ca_cert, ca_key, serial)
+    }
+
+    /// As [`TempCa::issue`], with this serial number.
+    #[allow(clippy::too_many_arguments)]
+    fn issue_serial(
+        &self,
+        name: &str,
+        key: Option<&str>,
+        subject: &str,
+        extensions: &str,
+        ca_cert: &str,
+        ca_key: &str,
+        serial: u32,
+    ) -> String {
         let key = match key {
             Some(key) => key.to_owned(),
             None => {
@@ -243,8 +260,6 @@ impl TempCa {
         let db = self.dir.join(format!("{name}.db"));
         std::fs::create_dir_all(&db).unwrap();
         std::fs::write(db.join("index.txt"), b"").unwrap();
-        // Distinct serials, so no two test certificates share issuer and serial by accident.
-        let serial = 0x7000 + name.bytes().map(u32::from).sum::<u32>();
         std::fs::write(db.join("serial"), format!("{serial:04X}\n")).unwrap();
         let config = self.path(&format!("{name}.cnf"));
         std::fs::write(
@@ -704,6 +719,66 @@ fn shared_subject_key_identifier_identity_comes_from_the_verifying_key() {
         .flat_map(|layer| layer.signers.iter().flat_map(|signer| &signer.emails))
         .collect();
     assert_eq!(emails, [MALLORY]);
+}
+
+/// Regression (issue #11 item 11), the issuerAndSerialNumber form: a CA outside the trust
+/// anchors, named like the test intermediate, issued Mallory a certificate with the
+/// organizer's serial number, so issuer name and serial match both certificates; it is listed
+/// first. The organizer's signature must still be found.
+#[test]
+fn issuer_and_serial_shared_by_two_certificates_tries_both() {
+    let ca = TempCa::new("same-issuer-serial");
+    let fake_ca = ca.path("fake-ca.cert.pem");
+    openssl(
+        &[
+            "req",
+            "-x509",
+            "-new",
+            "-key",
+            &key_path("untrusted-root"),
+            "-subj",
+            "/O=imipsec test PKI/CN=imipsec Test Intermediate CA",
+            "-days",
+            "36500",
+            "-addext",
+            "basicConstraints=critical,CA:true",
+            "-out",
+            &fake_ca,
+        ],
+        b"",
+    );
+    let organizer = certificate_der("rsa2048/organizer");
+    let (_, _, tbs_outer) = tlv(&organizer);
+    let (_, _, tbs) = tlv(children(tbs_outer)[0]);
+    let (_, _, serial) = tlv(children(tbs)[1]);
+    let serial = serial
+        .iter()
+        .fold(0u32, |acc, &b| (acc << 8) | u32::from(b));
+    let cert = ca.issue_serial(
+        "fake-organizer",
+        Some(&key_path("rsa2048/stranger")),
+        "/CN=Mallory",
+        &format!("[ext]\n{LEAF_EXTENSIONS}subjectAltName=email:{MALLORY}\n"),
+        &fake_ca,
+        &key_path("untrusted-root"),
+        serial,
+    );
+    let impostor = pem_to_der(&cert);
+    assert_eq!(issuer_and_serial(&impostor), issuer_and_serial(&organizer));
+
+    let content = invitation();
+    let info = organizer_signer_info(&honest_attributes(&content));
+    let mut certificates = vec![impostor];
+    certificates.extend(organizer_certificates());
+    let cms = signed_data_with(ID_DATA, None, &[info], &certificates);
+    let verdict = evaluate(&hand_signed(&content, &cms));
+    assert_accepted(&verdict);
+    let emails: Vec<&String> = verdict
+        .layers
+        .iter()
+        .flat_map(|layer| layer.signers.iter().flat_map(|signer| &signer.emails))
+        .collect();
+    assert_eq!(emails, [ORGANIZER]);
 }
 
 /// The tries are bounded: more certificates matching one sid than the named bound is
