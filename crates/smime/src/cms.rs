@@ -324,6 +324,20 @@ pub(crate) fn check_signed_data(
             oid: parsed.econtent_type.clone(),
         });
     }
+    // The same SignerInfo twice is one signature counted twice (and verified twice): a
+    // second encoding of the SignedData that verifies, refused (found by `cms_structure`).
+    for (index, signer_info) in parsed.signer_infos.iter().enumerate() {
+        if parsed
+            .signer_infos
+            .iter()
+            .take(index)
+            .any(|earlier| earlier.full == signer_info.full)
+        {
+            return failed(Failure::MalformedCms {
+                offset: signer_info.offset,
+            });
+        }
+    }
     if parsed.version != expected_version(&parsed) {
         return failed(Failure::MalformedCms {
             offset: signed_data.offset,

@@ -1022,3 +1022,28 @@ fn signed_data_version_other_than_computed_is_rejected() {
     let verdict = evaluate(&hand_signed(&content, &with_version(&cms, 1)));
     assert_rejected(&verdict, Reason::BadSignature);
 }
+
+/// The same SignerInfo twice verifies twice and proves nothing more: a second encoding of one
+/// SignedData, refused (found by the cms_structure fuzz target, "duplicate an element").
+#[test]
+fn duplicated_signer_info_is_rejected() {
+    let content = invitation();
+    let info = organizer_signer_info(&honest_attributes(&content));
+    let cms = signed_data_with(
+        ID_DATA,
+        None,
+        std::slice::from_ref(&info),
+        &organizer_certificates(),
+    );
+    assert_accepted(&evaluate(&hand_signed(&content, &cms)));
+    let cms = signed_data_with(
+        ID_DATA,
+        None,
+        &[info.clone(), info],
+        &organizer_certificates(),
+    );
+    assert_rejected(
+        &evaluate(&hand_signed(&content, &cms)),
+        Reason::BadSignature,
+    );
+}
