@@ -676,7 +676,8 @@ impl Node {
 
     /// The normal form under which two SignedData are "unmodified-equivalent": what RFC 5652
     /// leaves unsigned and free, so that changing it changes nothing a verifier decides:
-    /// the order and repetition of `certificates` elements; the `digestAlgorithms` set (any
+    /// the `certificates` and `crls` bags (the signer certificate and its identity are
+    /// compared separately); the `digestAlgorithms` set (any
     /// number of elements, §5.1; the verifier requires the signer's to be among them); a
     /// SignerInfo's `unsignedAttrs` (§5.3, not interpreted beyond refusing contentType,
     /// messageDigest and signingTime there); an absent versus NULL AlgorithmIdentifier
@@ -699,9 +700,11 @@ impl Node {
                     })
                     .collect();
                 let in_signed_data = path.len() >= 3 && path[..2] == [1, 0];
-                if *tag == 0xa0 && path.len() == 3 && in_signed_data {
-                    out.sort();
-                    out.dedup();
+                // certificates [0] and crls [1]: a bag the sender may fill with more or fewer
+                // certificates than needed (RFC 5652 §5.1); trust comes from path validation,
+                // and the signer is compared separately (see `cms_structure`).
+                if (*tag == 0xa0 || *tag == 0xa1) && path.len() == 3 && in_signed_data {
+                    out.clear();
                 }
                 // digestAlgorithms: the second element of SignedData.
                 if *tag == 0x31 && path.len() == 3 && in_signed_data && path[2] == 1 {
@@ -848,6 +851,17 @@ pub fn cms_structure(data: &[u8]) {
     );
     if let Ok(signers) = verified {
         assert!(!signers.is_empty(), "a verified SignedData without a signer");
+        for signer in &signers {
+            assert!(
+                signer
+                    .emails()
+                    .iter()
+                    .map(|email| email.display())
+                    .eq(["organizer@example.com"]),
+                "a mutated SignedData verifies as someone else: {:?}",
+                signer.emails()
+            );
+        }
         assert!(
             tree.normalized(&mut Vec::new()) == original.normalized(&mut Vec::new()),
             "a modified SignedData verifies: {} bytes from a {}-byte seed, operations {:02x?}",
