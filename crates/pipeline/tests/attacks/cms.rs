@@ -130,15 +130,25 @@ fn message_digest_of_wrong_length_is_bad_signature_not_a_crash_opaque() {
     }
 }
 
-/// Regression (issue #11 item 1): a messageDigest whose length differs from the digest
-/// algorithm's, without any certificate at all (the crash needed none), also for SHA-512.
+/// Regression (issue #11 item 1): the crash needed no trusted certificate: the digest is
+/// compared before the chain is validated, so a self-issued signer from an unrelated root
+/// (`special/untrusted`) reached it. Now the digest, not the chain, is what fails.
 #[test]
-fn message_digest_of_wrong_length_without_certificates_is_rejected() {
+fn message_digest_of_wrong_length_with_an_untrusted_certificate_is_rejected() {
     let content = invitation();
-    let info = organizer_signer_info(&wrong_length_digest_attributes(31));
-    let cms = signed_data_with(ID_DATA, None, &[info], &[]);
-    let verdict = evaluate(&hand_signed(&content, &cms));
-    assert!(!verdict.is_accept());
+    let untrusted = certificate_der("special/untrusted");
+    for length in [0, 31, 33, 64] {
+        let info = signer_info_by(
+            &key_path("special/untrusted"),
+            issuer_and_serial(&untrusted),
+            &wrong_length_digest_attributes(length),
+        );
+        let cms = signed_data_with(ID_DATA, None, &[info], std::slice::from_ref(&untrusted));
+        assert_rejected(
+            &evaluate(&hand_signed(&content, &cms)),
+            Reason::BadSignature,
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
