@@ -11,7 +11,7 @@ certs="$repo/certs"
 out="$PWD/corpus"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-for target in mime_walk cms_verify itip itip_full_text pipeline sign_verify_roundtrip gate_mime gate_protocols; do
+for target in mime_walk cms_verify cms_structure itip itip_full_text pipeline sign_verify_roundtrip gate_mime gate_protocols; do
   mkdir -p "$out/$target"
 done
 

@@ -782,3 +782,362 @@ pub fn itip_full_text(data: &[u8]) {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Structure-aware CMS mutation (issue #11): random bytes rarely get past the DER reader to the
+// fields a verifier compares, so this target starts from valid SignedData, mutates chosen
+// fields of its TLV tree and re-encodes it with correct DER lengths.
+
+/// A DER TLV tree node. The seeds are OpenSSL's DER: one-byte tags, definite lengths.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Node {
+    /// A primitive value: tag and contents octets.
+    Primitive(u8, Vec<u8>),
+    /// A constructed value: tag and children.
+    Constructed(u8, Vec<Node>),
+}
+
+impl Node {
+    fn tag(&self) -> u8 {
+        match self {
+            Node::Primitive(tag, _) | Node::Constructed(tag, _) => *tag,
+        }
+    }
+
+    /// Parse one DER TLV tree from the start of `bytes`; `None` for anything else.
+    fn parse(bytes: &[u8], depth: usize) -> Option<(Node, &[u8])> {
+        let (&tag, rest) = bytes.split_first()?;
+        if tag & 0x1f == 0x1f || depth > 64 {
+            return None;
+        }
+        let (&first, mut rest) = rest.split_first()?;
+        let length = if first < 0x80 {
+            usize::from(first)
+        } else {
+            let count = usize::from(first & 0x7f);
+            if count == 0 || count > 4 {
+                return None;
+            }
+            let (octets, after) = rest.split_at_checked(count)?;
+            rest = after;
+            octets
+                .iter()
+                .fold(0usize, |acc, &b| (acc << 8) | usize::from(b))
+        };
+        let (mut content, after) = rest.split_at_checked(length)?;
+        if tag & 0x20 == 0 {
+            return Some((Node::Primitive(tag, content.to_vec()), after));
+        }
+        let mut children = Vec::new();
+        while !content.is_empty() {
+            let (child, remaining) = Node::parse(content, depth + 1)?;
+            children.push(child);
+            content = remaining;
+        }
+        Some((Node::Constructed(tag, children), after))
+    }
+
+    /// DER encoding with the lengths recomputed.
+    fn encode(&self, out: &mut Vec<u8>) {
+        let (tag, content) = match self {
+            Node::Primitive(tag, content) => (*tag, content.clone()),
+            Node::Constructed(tag, children) => {
+                let mut content = Vec::new();
+                for child in children {
+                    child.encode(&mut content);
+                }
+                (*tag, content)
+            }
+        };
+        out.push(tag);
+        let length = content.len();
+        if length < 0x80 {
+            out.push(length as u8);
+        } else {
+            let octets: Vec<u8> = length
+                .to_be_bytes()
+                .into_iter()
+                .skip_while(|&b| b == 0)
+                .collect();
+            out.push(0x80 | octets.len() as u8);
+            out.extend_from_slice(&octets);
+        }
+        out.extend_from_slice(&content);
+    }
+
+    fn at(&mut self, path: &[usize]) -> Option<&mut Node> {
+        let Some((&first, rest)) = path.split_first() else {
+            return Some(self);
+        };
+        match self {
+            Node::Constructed(_, children) => children.get_mut(first)?.at(rest),
+            Node::Primitive(..) => None,
+        }
+    }
+
+    /// Paths of every node in pre-order. The children of a `[0]` certificates field (the
+    /// fourth element of SignedData) are only descended into when `into_certificates`:
+    /// without that, the certificates' hundreds of nodes would take most picks.
+    fn paths(&self, path: &mut Vec<usize>, into_certificates: bool, out: &mut Vec<Vec<usize>>) {
+        out.push(path.clone());
+        if let Node::Constructed(tag, children) = self {
+            // ContentInfo [1] = [0] EXPLICIT, its [0] = SignedData, whose [3] may be certs.
+            let is_certificates = *tag == 0xa0 && path.len() == 3 && path[..2] == [1, 0];
+            for (index, child) in children.iter().enumerate() {
+                path.push(index);
+                if is_certificates && !into_certificates {
+                    out.push(path.clone());
+                } else {
+                    child.paths(path, into_certificates, out);
+                }
+                path.pop();
+            }
+        }
+    }
+
+    /// The normal form under which two SignedData are "unmodified-equivalent": what RFC 5652
+    /// leaves unsigned and free, so that changing it changes nothing a verifier decides:
+    /// the `certificates` and `crls` bags (the signer certificate and its identity are
+    /// compared separately); the `digestAlgorithms` set (any
+    /// number of elements, §5.1; the verifier requires the signer's to be among them); a
+    /// SignerInfo's `unsignedAttrs` (§5.3, not interpreted beyond refusing contentType,
+    /// messageDigest and signingTime there); an absent versus NULL AlgorithmIdentifier
+    /// parameter; and a signatureAlgorithm written as the key's algorithm (rsaEncryption,
+    /// id-ecPublicKey) or as the combined one (sha256WithRSAEncryption, ecdsa-with-SHA256),
+    /// which RFC 5754 §3 both allows.
+    fn normalized(&self, path: &mut Vec<usize>) -> Node {
+        match self {
+            Node::Primitive(0x06, oid) => Node::Primitive(0x06, oid_alias(oid)),
+            Node::Primitive(..) => self.clone(),
+            Node::Constructed(tag, children) => {
+                let mut out: Vec<Node> = children
+                    .iter()
+                    .enumerate()
+                    .map(|(index, child)| {
+                        path.push(index);
+                        let child = child.normalized(path);
+                        path.pop();
+                        child
+                    })
+                    .collect();
+                let in_signed_data = path.len() >= 3 && path[..2] == [1, 0];
+                // certificates [0] and crls [1]: a bag the sender may fill with more or fewer
+                // certificates than needed (RFC 5652 §5.1); trust comes from path validation,
+                // and the signer is compared separately (see `cms_structure`).
+                if (*tag == 0xa0 || *tag == 0xa1) && path.len() == 3 && in_signed_data {
+                    out.clear();
+                }
+                // digestAlgorithms: the second element of SignedData.
+                if *tag == 0x31 && path.len() == 3 && in_signed_data && path[2] == 1 {
+                    out.clear();
+                }
+                // A SignerInfo (in the SET that ends SignedData): drop unsignedAttrs [1].
+                if *tag == 0x30 && path.len() == 4 && in_signed_data && out.len() > 5 {
+                    out.retain(|child| child.tag() != 0xa1);
+                }
+                if *tag == 0x30
+                    && out.len() == 2
+                    && out[0].tag() == 0x06
+                    && out[1] == Node::Primitive(0x05, Vec::new())
+                {
+                    out.pop();
+                }
+                Node::Constructed(*tag, out)
+            }
+        }
+    }
+}
+
+/// The key algorithm a combined signature algorithm OID stands for in a SignerInfo (RFC 5754
+/// §3): sha*WithRSAEncryption is rsaEncryption, ecdsa-with-SHA* is id-ecPublicKey.
+fn oid_alias(oid: &[u8]) -> Vec<u8> {
+    const RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01];
+    const ECDSA: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03];
+    match oid {
+        [prefix @ .., last] if prefix == RSA && (11..=14).contains(last) => {
+            [RSA, &[0x01]].concat()
+        }
+        [prefix @ .., last] if prefix == ECDSA && (1..=4).contains(last) => {
+            vec![0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01]
+        }
+        _ => oid.to_vec(),
+    }
+}
+
+/// Contents octets of OIDs a mutation may write (dotted form in the comment).
+const MUTATION_OIDS: &[&[u8]] = &[
+    &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x01], // 1.2.840.113549.1.7.1 id-data
+    &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02], // 1.2.840.113549.1.7.2 signedData
+    &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x03], // 1.2.840.113549.1.7.3 envelopedData
+    &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x10, 0x01, 0x04], // id-ct-TSTInfo
+    &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x03], // contentType
+    &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x04], // messageDigest
+    &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x05], // signingTime
+    &[0x2b, 0x0e, 0x03, 0x02, 0x1a],                         // 1.3.14.3.2.26 sha1
+    &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01], // sha256
+    &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03], // sha512
+    &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x02, 0x05],       // md5
+    &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01], // rsaEncryption
+    &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b], // sha256WithRSAEncryption
+    &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0a], // RSASSA-PSS
+    &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02],       // ecdsa-with-SHA256
+    &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01],             // id-ecPublicKey
+    &[0x2b, 0x65, 0x70],                                     // 1.3.101.112 Ed25519
+];
+
+/// The valid SignedData the structure target mutates: (DER, detached content), detached
+/// and opaque, signed by the test organizer (RSA and P-256) with the intermediate included.
+static CMS_SEEDS: LazyLock<Vec<(Vec<u8>, Option<Vec<u8>>)>> = LazyLock::new(|| {
+    use openssl::cms::{CMSOptions, CmsContentInfo};
+    use openssl::pkey::PKey;
+    use openssl::stack::Stack;
+    use openssl::x509::X509;
+    let read = |name: &str| std::fs::read(certs().join(name)).expect("test PKI file");
+    let intermediate = X509::from_pem(&read("intermediate.cert.pem")).expect("intermediate");
+    let content = b"Content-Type: text/calendar; method=REQUEST; charset=utf-8\r\n\r\n\
+BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//imipsec//fuzz//EN\r\nMETHOD:REQUEST\r\n\
+BEGIN:VEVENT\r\nUID:fuzz-structure@example.com\r\nDTSTAMP:20260601T000000Z\r\n\
+ORGANIZER:mailto:organizer@example.com\r\nDTSTART:20260615T100000Z\r\nEND:VEVENT\r\n\
+END:VCALENDAR\r\n"
+        .to_vec();
+    let mut seeds = Vec::new();
+    for signer in ["rsa2048/organizer", "p256/organizer"] {
+        let cert = X509::from_pem(&read(&format!("{signer}.cert.pem"))).expect("signer cert");
+        let key = PKey::private_key_from_pem(&read(&format!("{signer}.key.pem"))).expect("key");
+        let mut chain = Stack::new().expect("stack");
+        chain.push(intermediate.clone()).expect("push");
+        for detached in [true, false] {
+            let mut flags = CMSOptions::BINARY;
+            if detached {
+                flags |= CMSOptions::DETACHED;
+            }
+            let cms = CmsContentInfo::sign(Some(&cert), Some(&key), Some(&chain), Some(&content), flags)
+                .expect("the test organizer signs");
+            let der = cms.to_der().expect("DER");
+            // The seed itself must verify, or the target would check nothing.
+            imipsec_smime::verify_signed_data(
+                &der,
+                detached.then_some(content.as_slice()),
+                &TRUST,
+                AT,
+                &AlgorithmPolicy::default(),
+                &Limits::default(),
+            )
+            .expect("the unmodified seed verifies");
+            seeds.push((der, detached.then(|| content.clone())));
+        }
+    }
+    seeds
+});
+
+/// Structure-aware CMS verification: one of four valid SignedData (RSA / P-256, detached /
+/// opaque) is parsed into its TLV tree, mutated by up to 8 operations the input chooses, and
+/// re-encoded with correct DER lengths, then verified.
+///
+/// Input: byte 0 picks the seed; then 4 bytes per operation: `op` (bit 7: also pick nodes
+/// inside the certificates), a 16-bit node index (modulo the number of nodes), `arg`.
+/// Operations (op & 7): 0 resize a primitive to `arg` octets (keep a prefix, pad with `arg`),
+/// 1 write an OID from [`MUTATION_OIDS`] (or `arg` itself), 2 set an INTEGER to `arg` (or to
+/// 0x00 `arg`, or empty), 3 XOR one contents octet, 4 swap a node with its next sibling,
+/// 5 duplicate a node, 6 drop a node, 7 retag a node (`arg`, keeping primitive/constructed).
+///
+/// Invariants: no panic (libFuzzer's); a SignedData that verifies is unmodified-equivalent to
+/// its seed ([`Node::normalized`]): whatever else changed was noticed.
+pub fn cms_structure(data: &[u8]) {
+    let Some((&pick, ops)) = data.split_first() else {
+        return;
+    };
+    let seeds = &*CMS_SEEDS;
+    let (seed_der, detached) = &seeds[usize::from(pick) % seeds.len()];
+    let Some((original, _)) = Node::parse(seed_der, 0) else {
+        panic!("the seed parses as a DER tree");
+    };
+    let mut tree = original.clone();
+    for op in ops.chunks_exact(4).take(8) {
+        let (kind, index, arg) = (op[0], usize::from(u16::from_be_bytes([op[1], op[2]])), op[3]);
+        let mut paths = Vec::new();
+        tree.paths(&mut Vec::new(), kind & 0x80 != 0, &mut paths);
+        let path = paths[index % paths.len()].clone();
+        mutate(&mut tree, &path, kind & 7, arg);
+    }
+    let mut der = Vec::new();
+    tree.encode(&mut der);
+    let verified = imipsec_smime::verify_signed_data(
+        &der,
+        detached.as_deref(),
+        &TRUST,
+        AT,
+        &AlgorithmPolicy::default(),
+        &Limits::default(),
+    );
+    if let Ok(signers) = verified {
+        assert!(!signers.is_empty(), "a verified SignedData without a signer");
+        for signer in &signers {
+            assert!(
+                signer
+                    .emails()
+                    .iter()
+                    .map(|email| email.display())
+                    .eq(["organizer@example.com"]),
+                "a mutated SignedData verifies as someone else: {:?}",
+                signer.emails()
+            );
+        }
+        assert!(
+            tree.normalized(&mut Vec::new()) == original.normalized(&mut Vec::new()),
+            "a modified SignedData verifies: {} bytes from a {}-byte seed, operations {:02x?}",
+            der.len(),
+            seed_der.len(),
+            ops
+        );
+    }
+}
+
+fn mutate(tree: &mut Node, path: &[usize], kind: u8, arg: u8) {
+    let Some(node) = tree.at(path) else {
+        return;
+    };
+    match (kind, node) {
+        (0, Node::Primitive(_, content)) => content.resize(usize::from(arg), arg),
+        (1, Node::Primitive(_, content)) => {
+            *content = match MUTATION_OIDS.get(usize::from(arg) % (MUTATION_OIDS.len() + 1)) {
+                Some(oid) => oid.to_vec(),
+                None => vec![arg],
+            }
+        }
+        (2, Node::Primitive(_, content)) => {
+            *content = match arg % 3 {
+                0 => vec![arg >> 2],
+                1 => vec![0x00, arg],
+                _ => Vec::new(),
+            }
+        }
+        (3, Node::Primitive(_, content)) if !content.is_empty() => {
+            let at = usize::from(arg) % content.len();
+            content[at] ^= arg | 1;
+        }
+        (7, Node::Primitive(tag, _)) => *tag = arg & !0x20,
+        (7, Node::Constructed(tag, _)) => *tag = arg | 0x20,
+        (4..=6, _) => {
+            // Sibling operations act on the parent.
+            let Some((&last, parent_path)) = path.split_last() else {
+                return;
+            };
+            let Some(Node::Constructed(_, siblings)) = tree.at(parent_path) else {
+                return;
+            };
+            match kind {
+                4 if last + 1 < siblings.len() => siblings.swap(last, last + 1),
+                5 if siblings.len() < 64 => {
+                    let copy = siblings[last].clone();
+                    siblings.insert(last, copy);
+                }
+                6 => {
+                    siblings.remove(last);
+                }
+                _ => {}
+            }
+        }
+        _ => {}
+    }
+}

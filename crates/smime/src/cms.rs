@@ -4,6 +4,9 @@
 //! covers are the bytes received: the signed attributes are verified over their original DER
 //! with the `[0] IMPLICIT` tag replaced by `SET` (0x31), RFC 5652 §5.4. Certificates and CRLs
 //! are handed to OpenSSL in their received encoding.
+// Untrusted input reaches every function here: no indexing or slicing that can panic
+// (get / split_at_checked / patterns instead), issue #11 item 1.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -323,6 +326,34 @@ pub(crate) fn check_signed_data(
             econtent,
         };
     }
+    // RFC 8551 §3.2: the content S/MIME signs is a MIME entity, content type id-data. Any
+    // other (id-ct-TSTInfo, a receipt, an inner SignedData...) is not signed mail even when
+    // its signature verifies: nothing is verified, and its content is never walked as MIME.
+    // eContentType decides for both forms: the contentType attribute must equal it (§5.3).
+    if parsed.econtent_type != oid::DATA {
+        return failed(Failure::UnexpectedContentType {
+            oid: parsed.econtent_type.clone(),
+        });
+    }
+    // The same SignerInfo twice is one signature counted twice (and verified twice): a
+    // second encoding of the SignedData that verifies, refused (found by `cms_structure`).
+    for (index, signer_info) in parsed.signer_infos.iter().enumerate() {
+        if parsed
+            .signer_infos
+            .iter()
+            .take(index)
+            .any(|earlier| earlier.full == signer_info.full)
+        {
+            return failed(Failure::MalformedCms {
+                offset: signer_info.offset,
+            });
+        }
+    }
+    if parsed.version != expected_version(&parsed) {
+        return failed(Failure::MalformedCms {
+            offset: signed_data.offset,
+        });
+    }
     let content: &[u8] = match (detached, parsed.econtent.as_deref()) {
         (Some(_), Some(_)) => {
             return Checked {
@@ -371,6 +402,8 @@ struct SignedDataParts<'a> {
     digest_algorithm_oids: Vec<String>,
     certificate_choices: usize,
     crl_choices: usize,
+    /// Tags of the CertificateChoices and RevocationInfoChoices (for the version rule).
+    choice_tags: ChoiceTags,
     econtent_type: String,
     econtent: Option<Vec<u8>>,
     certificates: Vec<Arc<ParsedCertificate>>,
@@ -473,6 +506,7 @@ fn parse_signed_data<'a>(
     let mut counted = 0usize;
     let mut certificate_choices = 0usize;
     let mut crl_choices = 0usize;
+    let mut choice_tags = ChoiceTags::default();
     for child in children {
         let child = child.map_err(malformed)?;
         match child.tag {
@@ -481,6 +515,12 @@ fn parse_signed_data<'a>(
                     let cert = cert.map_err(malformed)?;
                     counted += 1;
                     certificate_choices += 1;
+                    match cert.tag {
+                        0xa1 => choice_tags.v1_attribute_certificate = true,
+                        0xa2 => choice_tags.v2_attribute_certificate = true,
+                        tag::SEQUENCE => {}
+                        _ => choice_tags.other = true,
+                    }
                     if counted > limits.certificates {
                         return Err(Failure::LimitExceeded(LimitKind::Certificates));
                     }
@@ -501,6 +541,9 @@ fn parse_signed_data<'a>(
                     let crl = crl.map_err(malformed)?;
                     counted += 1;
                     crl_choices += 1;
+                    if crl.tag != tag::SEQUENCE {
+                        choice_tags.other = true;
+                    }
                     if counted > limits.certificates {
                         return Err(Failure::LimitExceeded(LimitKind::Certificates));
                     }
@@ -537,6 +580,7 @@ fn parse_signed_data<'a>(
         digest_algorithm_oids,
         certificate_choices,
         crl_choices,
+        choice_tags,
         econtent_type,
         econtent,
         certificates,
@@ -547,6 +591,42 @@ fn parse_signed_data<'a>(
         content_digests: RefCell::new(Vec::new()),
         chains_paid: RefCell::new(Vec::new()),
     })
+}
+
+/// Which kinds of CertificateChoices / RevocationInfoChoices a SignedData holds.
+#[derive(Default)]
+struct ChoiceTags {
+    v1_attribute_certificate: bool,
+    v2_attribute_certificate: bool,
+    /// `other` certificate or revocation information.
+    other: bool,
+}
+
+/// RFC 5652 §5.1: the SignedData version is a function of what it holds (5 with `other`
+/// certificates or CRLs, 4 with v2 attribute certificates, 3 with v1 attribute certificates, a
+/// version 3 SignerInfo or an eContentType other than id-data, else 1). The field is covered
+/// by no signature: a value other than the computed one is `malformed-cms`, so that changing
+/// it is noticed (found by the `cms_structure` fuzz target: version 1 rewritten to 3 or 4
+/// verified) and no two encodings of one SignedData both verify.
+fn expected_version(parsed: &SignedDataParts<'_>) -> u8 {
+    let tags = &parsed.choice_tags;
+    // A SignerInfo is version 3 exactly when its sid is a subjectKeyIdentifier (§5.3, checked
+    // per signer); its second element is the sid.
+    let any_v3_signer = parsed.signer_infos.iter().any(|signer_info| {
+        signer_info
+            .children()
+            .nth(1)
+            .is_some_and(|sid| sid.is_ok_and(|sid| sid.tag != tag::SEQUENCE))
+    });
+    if tags.other {
+        5
+    } else if tags.v2_attribute_certificate {
+        4
+    } else if tags.v1_attribute_certificate || any_v3_signer || parsed.econtent_type != oid::DATA {
+        3
+    } else {
+        1
+    }
 }
 
 enum SignerId<'a> {
@@ -1027,15 +1107,22 @@ fn check_signer(
         }
     }
 
-    let signer = parsed
+    // RFC 8551 §2.6: several certificates may match the sid (a shared subjectKeyIdentifier,
+    // one issuer name and serial from two issuers); each is tried, and the identity is the one
+    // of a certificate whose key verifies. The tries are bounded before any of them runs.
+    let candidates: Vec<&Arc<ParsedCertificate>> = parsed
         .certificates
         .iter()
-        .find(|cert| matches_sid(cert, &sid))
-        .ok_or(Failure::SignerCertificateMissing { signer: index })?;
-    let certificate = &signer.certificate;
-    report.emails = signer.emails.clone();
-    let (subject, issuer) = (signer.subject.clone(), signer.issuer.clone());
-    report.subject = Some(subject.clone());
+        .filter(|cert| matches_sid(cert, &sid))
+        .collect();
+    let Some(first) = candidates.first() else {
+        return Err(Failure::SignerCertificateMissing { signer: index });
+    };
+    if candidates.len() > SID_CANDIDATES_MAX {
+        return Err(Failure::LimitExceeded(LimitKind::Certificates));
+    }
+    report.subject = Some(first.subject.clone());
+    report.emails = first.emails.clone().unwrap_or_default();
 
     digest.check(context.policy)?;
     let scheme = scheme(&signature_algorithm, signature_parameters, digest)?;
@@ -1047,11 +1134,6 @@ fn check_signer(
         }
         Scheme::Ed25519 => {}
     }
-    let key = certificate
-        .public_key()
-        .map_err(|_| bad(BadSignatureReason::KeyTypeMismatch))?;
-    check_key(&key, context.policy)?;
-    let weight = key_weight(&key, context.limits)?;
 
     let mut signing_time = None;
     let signed_bytes: Vec<u8> = match signed_attributes {
@@ -1072,11 +1154,10 @@ fn check_signer(
             let actual = parsed
                 .content_digest(digest, content, context.budget)?
                 .ok_or(bad(BadSignatureReason::DigestMismatch))?;
-            if openssl::memcmp::eq(&claimed, &actual) && claimed.len() == actual.len() {
-                signing_time = found.signing_time;
-            } else {
+            if !digests_equal(&claimed, &actual) {
                 return Err(bad(BadSignatureReason::DigestMismatch));
             }
+            signing_time = found.signing_time;
             // RFC 5652 §5.4: the signature covers the DER of the SET OF attributes, i.e. the
             // received bytes with the [0] IMPLICIT tag replaced by the SET tag.
             let mut covered = attributes.full.to_vec();
@@ -1093,46 +1174,113 @@ fn check_signer(
             content.to_vec()
         }
     };
+
+    // The first failure of a candidate whose key verified is the most specific one; without
+    // such a candidate, the first candidate's.
+    let mut first_failure: Option<Failure> = None;
+    let mut verified_failure: Option<Failure> = None;
     charge(context.budget.hash(signed_bytes.len()))?;
-    charge(context.budget.verify(weight))?;
-    if !verify_signature(signer, &key, scheme, &signed_bytes, &signature)
-        .map_err(|()| bad(BadSignatureReason::KeyTypeMismatch))?
-    {
-        return Err(bad(BadSignatureReason::SignatureMismatch));
+    for signer in candidates {
+        let certificate = &signer.certificate;
+        let key = match certificate.public_key() {
+            Ok(key) => key,
+            Err(_) => {
+                first_failure.get_or_insert(bad(BadSignatureReason::KeyTypeMismatch));
+                continue;
+            }
+        };
+        if let Err(failure) = check_key(&key, context.policy) {
+            first_failure.get_or_insert(failure);
+            continue;
+        }
+        // The key maxima and the per-message budget end the whole SignerInfo (and a spent
+        // budget the message): every candidate's verification is paid before it runs.
+        let weight = key_weight(&key, context.limits)?;
+        charge(context.budget.verify(weight))?;
+        match verify_signature(signer, &key, scheme, &signed_bytes, &signature) {
+            Ok(true) => {}
+            Ok(false) => {
+                first_failure.get_or_insert(bad(BadSignatureReason::SignatureMismatch));
+                continue;
+            }
+            Err(()) => {
+                first_failure.get_or_insert(bad(BadSignatureReason::KeyTypeMismatch));
+                continue;
+            }
+        }
+        if !parsed.chains_paid.borrow().contains(&signer.der) {
+            // The signer's own key verifies nothing in its chain: the other certificates' do.
+            let chain_weight = parsed.chain_weight.saturating_sub(weight.saturating_mul(3));
+            charge(context.budget.verify(chain_weight))?;
+            parsed
+                .chains_paid
+                .borrow_mut()
+                .push(Arc::clone(&signer.der));
+        }
+        // This certificate's key made the signature: it alone says who signed.
+        report.subject = Some(signer.subject.clone());
+        report.emails = signer.emails.clone().unwrap_or_default();
+        let validated = signer
+            .emails
+            .clone()
+            .map_err(|malformed| Failure::CertificateAddress {
+                signer: index,
+                address: malformed.text,
+            })
+            .and_then(|emails| {
+                let chain = context.trust.validate(
+                    signer,
+                    &parsed.certificates,
+                    &parsed.crls,
+                    &parsed.crl_ders,
+                    context.at,
+                )?;
+                check_chain(&chain, context.policy)?;
+                Ok((emails, chain))
+            });
+        match validated {
+            Ok((emails, chain)) => {
+                return Ok(VerifiedSigner {
+                    emails,
+                    subject: signer.subject.clone(),
+                    issuer: signer.issuer.clone(),
+                    serial_hex: certificate
+                        .serial_number()
+                        .to_bn()
+                        .ok()
+                        .and_then(|bn| bn.to_hex_str().ok())
+                        .map(|hex| hex.to_ascii_lowercase())
+                        .unwrap_or_default(),
+                    signing_time,
+                    digest,
+                    certificate: certificate.clone(),
+                    chain,
+                });
+            }
+            Err(failure) => {
+                verified_failure.get_or_insert(failure);
+            }
+        }
     }
-    if !parsed.chains_paid.borrow().contains(&signer.der) {
-        // The signer's own key verifies nothing in its chain: the other certificates' do.
-        let chain_weight = parsed.chain_weight.saturating_sub(weight.saturating_mul(3));
-        charge(context.budget.verify(chain_weight))?;
-        parsed
-            .chains_paid
-            .borrow_mut()
-            .push(Arc::clone(&signer.der));
-    }
-    let chain = context.trust.validate(
-        signer,
-        &parsed.certificates,
-        &parsed.crls,
-        &parsed.crl_ders,
-        context.at,
-    )?;
-    check_chain(&chain, context.policy)?;
-    Ok(VerifiedSigner {
-        emails: report.emails.clone(),
-        subject,
-        issuer,
-        serial_hex: certificate
-            .serial_number()
-            .to_bn()
-            .ok()
-            .and_then(|bn| bn.to_hex_str().ok())
-            .map(|hex| hex.to_ascii_lowercase())
-            .unwrap_or_default(),
-        signing_time,
-        digest,
-        certificate: certificate.clone(),
-        chain,
-    })
+    Err(verified_failure
+        .or(first_failure)
+        .unwrap_or(Failure::SignerCertificateMissing { signer: index }))
+}
+
+/// Certificates matching one SignerInfo's sid that are tried (RFC 8551 §2.6), at most: a
+/// renewed certificate for the same key, or a reissue, gives two or three in honest mail.
+/// More is refused as `limit-exceeded` (kind `certificates`) before any signature is checked,
+/// so a SignedData costs at most this many verifications per SignerInfo.
+pub const SID_CANDIDATES_MAX: usize = 4;
+
+/// Whether a received digest equals the computed one, in constant time, without panicking:
+/// `openssl::memcmp::eq` asserts that both slices have the same length, and a messageDigest
+/// attribute of any length comes from the (unauthenticated) message. Issue #11 item 1: the
+/// length was compared after the call, so a 31-byte SHA-256 messageDigest aborted the
+/// process. The lengths are public (the algorithm says how long the digest is).
+#[allow(clippy::disallowed_methods)] // the one caller: lengths compared first (clippy.toml)
+fn digests_equal(received: &[u8], computed: &[u8]) -> bool {
+    received.len() == computed.len() && openssl::memcmp::eq(received, computed)
 }
 
 /// `Err(())` when the key type does not fit the scheme.

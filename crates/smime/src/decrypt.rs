@@ -1,42 +1,200 @@
 //! Decryption of CMS EnvelopedData (RFC 5652 §6) and AuthEnvelopedData (RFC 5083) with
 //! OpenSSL's `CMS_decrypt`: RSA key transport (PKCS#1 v1.5, OAEP), ECDH key agreement,
 //! AES-CBC and AES-GCM content encryption.
+//!
+//! **No oracle** (issue #11 item 8). Whatever makes decryption fail (the message is not for
+//! us, a key-transport block with bad PKCS#1 v1.5 padding, a wrong content-encryption key, a
+//! bad CBC padding, a failed GCM tag), [`decrypt`] returns the one value
+//! [`Failure::DecryptionFailed`], with one text, and never looks at OpenSSL's error messages.
+//! `CMS_decrypt` is called without the recipient certificate (`cert` NULL, the `openssl`
+//! crate's `decrypt_without_cert_check`): only then does OpenSSL apply its countermeasure
+//! against the Million Message Attack (Bleichenbacher 1998) on PKCS#1 v1.5 key transport:
+//! it tries the key on every key-transport RecipientInfo, requires a recovered key of the
+//! cipher's exact length, and on failure continues with a random key, so a padding error and
+//! a wrong key both end in the same failed content decryption, with no early exit.
+//! Which of our identities to try is decided beforehand from the RecipientInfos' public
+//! identifiers (issuer and serial number, or subject key identifier), so a key that is not a
+//! recipient's never meets the ciphertext (with CBC, a random key yields valid padding about
+//! once in 256 tries: garbage that would pass for a plaintext). Only "no key configured at
+//! all" (`no-decryption-key`) is different, and it depends on our configuration, not on
+//! the message.
+// Untrusted input reaches every function here: no indexing or slicing that can panic
+// (get / split_at_checked / patterns instead), issue #11 item 1.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
 use openssl::cms::CmsContentInfo;
 
 use crate::cms::{self, oid};
-use crate::der::{self, tag};
+use crate::der::{self, Tlv, tag};
 use crate::error::Failure;
 use crate::keys::Identity;
 
-/// Decrypt with the first identity that is a recipient. OpenSSL only returns the plaintext when
-/// decryption (and, for AuthEnvelopedData, the GCM tag check) succeeded, so a failed tag never
-/// yields partial plaintext.
+/// Decrypt with the identities the message names as recipients, in the order given. OpenSSL
+/// only returns the plaintext when decryption (and, for AuthEnvelopedData, the GCM tag check)
+/// succeeded, so a failed tag never yields partial plaintext. Every failure that depends on
+/// the message's cryptographic content is [`Failure::DecryptionFailed`] (module docs); a
+/// structure that does not parse is `malformed-cms` (its shape is public anyway).
 pub(crate) fn decrypt(der: &[u8], identities: &[Identity]) -> Result<Vec<u8>, Failure> {
     if identities.is_empty() {
         return Err(Failure::NoDecryptionKey);
     }
     check_gcm_tag_length(der)?;
+    let recipients = recipient_ids(der)?;
     let content = CmsContentInfo::from_der(der).map_err(|_| Failure::MalformedCms { offset: 0 })?;
-    let mut any_recipient = false;
     for identity in identities {
-        let certificate = identity.certificate().to_owned();
-        match content.decrypt(identity.private_key(), &certificate) {
-            Ok(plaintext) => return Ok(plaintext),
-            Err(stack) => {
-                // OpenSSL's CMS_R_NO_MATCHING_RECIPIENT: this identity is not a recipient.
-                let not_recipient = stack
-                    .errors()
-                    .iter()
-                    .any(|error| error.reason() == Some("no matching recipient"));
-                any_recipient |= !not_recipient;
-            }
+        if !recipients
+            .iter()
+            .any(|rid| rid.names(identity.certificate()))
+        {
+            continue;
+        }
+        // The error stack is deliberately not read: every failure is the same failure.
+        if let Ok(plaintext) = content.decrypt_without_cert_check(identity.private_key()) {
+            return Ok(plaintext);
         }
     }
-    if any_recipient {
-        Err(Failure::DecryptionFailed)
-    } else {
-        Err(Failure::NoDecryptionKey)
+    Err(Failure::DecryptionFailed)
+}
+
+/// A RecipientInfo's identifier of the recipient's certificate (RFC 5652 §6.2.1, §6.2.2).
+#[derive(Debug, PartialEq, Eq)]
+enum RecipientId<'a> {
+    /// IssuerAndSerialNumber: the issuer Name's DER and the serialNumber INTEGER contents.
+    IssuerSerial { issuer: &'a [u8], serial: &'a [u8] },
+    /// A subjectKeyIdentifier.
+    KeyId(&'a [u8]),
+}
+
+impl RecipientId<'_> {
+    /// Whether `certificate` is the one this identifier names.
+    fn names(&self, certificate: &openssl::x509::X509Ref) -> bool {
+        match self {
+            RecipientId::IssuerSerial { issuer, serial } => {
+                let Ok(der_bytes) = certificate.to_der() else {
+                    return false;
+                };
+                x509_parser::parse_x509_certificate(&der_bytes).is_ok_and(|(_, parsed)| {
+                    parsed.tbs_certificate.issuer.as_raw() == *issuer
+                        && parsed.raw_serial() == *serial
+                })
+            }
+            RecipientId::KeyId(key_id) => certificate
+                .subject_key_id()
+                .is_some_and(|ski| ski.as_slice() == *key_id),
+        }
+    }
+}
+
+/// The recipient identifiers of every key-transport (`ktri`) and key-agreement (`kari`)
+/// RecipientInfo of an EnvelopedData or AuthEnvelopedData (other kinds name no certificate).
+fn recipient_ids(der_bytes: &[u8]) -> Result<Vec<RecipientId<'_>>, Failure> {
+    let malformed = |error: der::DerError| Failure::MalformedCms {
+        offset: error.offset,
+    };
+    let (content_type, content) = cms::content_info(der_bytes)?;
+    if content_type != oid::ENVELOPED_DATA && content_type != oid::AUTH_ENVELOPED_DATA {
+        return Err(Failure::UnexpectedContentType { oid: content_type });
+    }
+    // EnvelopedData / AuthEnvelopedData ::= SEQUENCE { version, originatorInfo [0] IMPLICIT
+    //   OPTIONAL, recipientInfos SET OF RecipientInfo, ... }
+    let content = content.expect(tag::SEQUENCE).map_err(malformed)?;
+    let mut fields = content.children();
+    let mut field = || -> Result<Tlv<'_>, Failure> {
+        fields
+            .next()
+            .unwrap_or(Err(der::DerError {
+                offset: content.offset,
+            }))
+            .map_err(malformed)
+    };
+    field()?.expect(tag::INTEGER).map_err(malformed)?;
+    let mut recipient_infos = field()?;
+    if recipient_infos.tag == 0xa0 {
+        recipient_infos = field()?;
+    }
+    let recipient_infos = recipient_infos.expect(tag::SET).map_err(malformed)?;
+    let mut ids = Vec::new();
+    for info in recipient_infos.children() {
+        let info = info.map_err(malformed)?;
+        let mut parts = info.children();
+        let mut part = || -> Result<Tlv<'_>, Failure> {
+            parts
+                .next()
+                .unwrap_or(Err(der::DerError {
+                    offset: info.offset,
+                }))
+                .map_err(malformed)
+        };
+        match info.tag {
+            // KeyTransRecipientInfo ::= SEQUENCE { version, rid RecipientIdentifier, ... }
+            tag::SEQUENCE => {
+                part()?;
+                ids.push(recipient_id(part()?)?);
+            }
+            // [1] KeyAgreeRecipientInfo ::= SEQUENCE { version, originator [0] EXPLICIT,
+            //   ukm [1] EXPLICIT OPTIONAL, keyEncryptionAlgorithm, recipientEncryptedKeys
+            //   SEQUENCE OF RecipientEncryptedKey { rid KeyAgreeRecipientIdentifier, ... } }
+            0xa1 => {
+                part()?;
+                part()?.expect(0xa0).map_err(malformed)?;
+                let mut next = part()?;
+                if next.tag == 0xa1 {
+                    next = part()?;
+                }
+                next.expect(tag::SEQUENCE).map_err(malformed)?;
+                let keys = part()?.expect(tag::SEQUENCE).map_err(malformed)?;
+                for key in keys.children() {
+                    let key = key
+                        .and_then(|k| k.expect(tag::SEQUENCE))
+                        .map_err(malformed)?;
+                    let rid = key
+                        .children()
+                        .next()
+                        .unwrap_or(Err(der::DerError { offset: key.offset }));
+                    ids.push(recipient_id(rid.map_err(malformed)?)?);
+                }
+            }
+            // KEKRecipientInfo [2], PasswordRecipientInfo [3], OtherRecipientInfo [4]: no
+            // certificate; never ours.
+            _ => {}
+        }
+    }
+    Ok(ids)
+}
+
+/// RecipientIdentifier (`[0]` IMPLICIT SubjectKeyIdentifier) or KeyAgreeRecipientIdentifier
+/// (`[0]` IMPLICIT RecipientKeyIdentifier SEQUENCE { subjectKeyIdentifier, ... }), or
+/// IssuerAndSerialNumber in both.
+fn recipient_id(rid: Tlv<'_>) -> Result<RecipientId<'_>, Failure> {
+    let malformed = |error: der::DerError| Failure::MalformedCms {
+        offset: error.offset,
+    };
+    let missing = der::DerError { offset: rid.offset };
+    match rid.tag {
+        tag::SEQUENCE => {
+            let mut parts = rid.children();
+            let issuer = parts.next().unwrap_or(Err(missing));
+            let issuer = issuer
+                .and_then(|t| t.expect(tag::SEQUENCE))
+                .map_err(malformed)?;
+            let serial = parts.next().unwrap_or(Err(missing));
+            let serial = serial
+                .and_then(|t| t.expect(tag::INTEGER))
+                .map_err(malformed)?;
+            Ok(RecipientId::IssuerSerial {
+                issuer: issuer.full,
+                serial: serial.content,
+            })
+        }
+        0x80 => Ok(RecipientId::KeyId(rid.content)),
+        0xa0 => {
+            let key_id = rid.children().next().unwrap_or(Err(missing));
+            let key_id = key_id
+                .and_then(|t| t.expect(tag::OCTET_STRING))
+                .map_err(malformed)?;
+            Ok(RecipientId::KeyId(key_id.content))
+        }
+        _ => Err(Failure::MalformedCms { offset: rid.offset }),
     }
 }
 

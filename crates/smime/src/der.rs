@@ -5,6 +5,9 @@
 //!
 //! Indefinite lengths (BER, as produced by streaming encoders) are accepted; nesting is bounded
 //! by [`MAX_NESTING`]. Every error carries the byte offset into the outermost input.
+// Untrusted input reaches every function here: no indexing or slicing that can panic
+// (get / split_at_checked / patterns instead), issue #11 item 1.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
 /// Deepest nesting of constructed indefinite-length encodings followed.
 pub(crate) const MAX_NESTING: usize = 32;

@@ -7,6 +7,16 @@
 
 use crate::limits::LimitKind;
 
+/// Run a pure-Rust parser dependency (`rasn`, `x509-parser`) on untrusted bytes so that a
+/// panic inside it (a bug we cannot see: an index or an arithmetic overflow in its decoder) is
+/// a failed parse, never a crash of the process (issue #11 item 1, "no panic reachable from
+/// input", for the code we call but do not own). `None` when it panicked; callers turn that
+/// into the same typed failure as a parse error (fail closed). The workspace keeps the default
+/// `panic = "unwind"`, which this relies on; the panic message still reaches stderr.
+pub(crate) fn contain_panic<T>(parse: impl FnOnce() -> T + std::panic::UnwindSafe) -> Option<T> {
+    std::panic::catch_unwind(parse).ok()
+}
+
 /// A whole-message failure: the MIME structure could not be walked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -151,6 +161,19 @@ pub enum Failure {
         /// Depth in the chain (0 = signer).
         depth: u32,
     },
+    /// The signer certificate names an email address (rfc822Name subjectAltName or subject
+    /// emailAddress) that is not a plain RFC 5321 addr-spec, or names that cannot be read
+    /// (see [`EmailAddress`](crate::EmailAddress)). Such an address is never rewritten into
+    /// an identity (OpenSSL checked name constraints on its exact bytes), and the whole
+    /// signer fails rather than losing only that address: the CA certified something this
+    /// crate cannot read the way OpenSSL did. Code `untrusted-certificate`.
+    #[error("signer {signer}: certificate address {address:?} is not a plain addr-spec")]
+    CertificateAddress {
+        /// Index of the SignerInfo.
+        signer: usize,
+        /// The address as found (escaped when shown), or a placeholder in angle brackets.
+        address: String,
+    },
     /// The certificate may not be used for S/MIME signing (extendedKeyUsage without
     /// emailProtection, keyUsage without digitalSignature / nonRepudiation; RFC 8550 §4.4).
     #[error("certificate not valid for email protection at depth {depth}")]
@@ -210,8 +233,10 @@ pub enum Failure {
         /// What is wrong.
         kind: MimeErrorKind,
     },
-    /// The CMS content type is not the one the layer requires (e.g. an
-    /// application/pkcs7-signature part that is not SignedData).
+    /// The CMS content type is not the one the layer requires: an
+    /// application/pkcs7-signature part that is not SignedData, or a SignedData whose
+    /// eContentType is not id-data (RFC 8551 §3.2: only id-data content is a MIME entity;
+    /// e.g. id-ct-TSTInfo), whose content is then never walked.
     #[error("unexpected CMS content type {oid}")]
     UnexpectedContentType {
         /// Dotted OID.
@@ -245,6 +270,7 @@ impl Failure {
         match self {
             Failure::BadSignature { .. } => "bad-signature",
             Failure::UntrustedCertificate { .. } => "untrusted-certificate",
+            Failure::CertificateAddress { .. } => "untrusted-certificate",
             Failure::CertificateExpired { .. } => "certificate-expired",
             Failure::CertificateRevoked { .. } => "certificate-revoked",
             Failure::RevocationUnknown { .. } => "revocation-unknown",
@@ -299,4 +325,16 @@ pub enum BadSignatureReason {
     /// Signed attributes not DER-encoded as required (indefinite length).
     #[error("signed attributes not DER")]
     AttributesNotDer,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_parser_is_a_failed_parse() {
+        assert_eq!(contain_panic(|| 7), Some(7));
+        let bytes: &[u8] = &[1, 2];
+        assert_eq!(contain_panic(|| bytes[usize::from(bytes[1]) + 5]), None);
+    }
 }

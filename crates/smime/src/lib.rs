@@ -6,7 +6,15 @@
 // Unsafe code is denied (not forbidden, which no inner `allow` could lift) so that the one
 // FFI module below can opt in; every other module stays free of it.
 #![deny(unsafe_code)]
-#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
 
 pub mod encrypt;
 pub mod keys;
@@ -25,7 +33,7 @@ mod policy;
 mod second_opinion;
 mod trust;
 
-pub use cms::{DigestAlgorithm, SignerReport, VerifiedSigner};
+pub use cms::{DigestAlgorithm, SID_CANDIDATES_MAX, SignerReport, VerifiedSigner};
 pub use error::{BadSignatureReason, CmsField, Failure, MimeErrorKind, SmimeError};
 pub use inspect::{
     HeaderField, HeaderMismatch, InspectOptions, Inspection, Layer, LayerKind, LayerOutcome, Leaf,
@@ -34,6 +42,6 @@ pub use inspect::{
 pub use limits::{LimitKind, Limits};
 pub use policy::AlgorithmPolicy;
 pub use trust::{
-    CHAIN_CACHE_CAPACITY, EmailAddress, RevocationMode, TrustStore, TrustStoreError,
-    normalize_email,
+    CHAIN_CACHE_CAPACITY, EmailAddress, MalformedAddress, RevocationMode, TrustStore,
+    TrustStoreError, normalize_email,
 };

@@ -21,6 +21,9 @@
 //! Hostile input: `rasn` only ever sees bytes the own reader accepted first, which bounds their
 //! size (`Limits::cms_bytes`, checked before either parser runs) and their BER nesting
 //! ([`crate::der::MAX_NESTING`], including inside indefinite lengths).
+// Untrusted input reaches every function here: no indexing or slicing that can panic
+// (get / split_at_checked / patterns instead), issue #11 item 1.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
 use rasn::Decoder as _;
 use rasn::types::{Any, SetOf};
@@ -30,7 +33,7 @@ use rasn_cms::{
 };
 
 use crate::der::{self, Tlv, tag};
-use crate::error::{CmsField, Failure};
+use crate::error::{CmsField, Failure, contain_panic};
 
 /// What the own reader found, in the terms compared.
 pub(crate) struct Structure<'a> {
@@ -57,10 +60,14 @@ pub(crate) fn agree(
     max_octets: usize,
 ) -> Result<(), Failure> {
     let differ = |field| Failure::CmsParserDisagreement { field };
-    let content_info: ContentInfo =
-        rasn::ber::decode(der_bytes).map_err(|_| differ(CmsField::Decode))?;
-    let signed_data: SignedDataShape =
-        rasn::ber::decode(content_info.content.as_bytes()).map_err(|_| differ(CmsField::Decode))?;
+    // rasn runs inside `contain_panic`: a panic in its decoder is a failed decode.
+    let decoded = contain_panic(|| -> Result<SignedDataShape, rasn::error::DecodeError> {
+        let content_info: ContentInfo = rasn::ber::decode(der_bytes)?;
+        rasn::ber::decode(content_info.content.as_bytes())
+    });
+    let Some(Ok(signed_data)) = decoded else {
+        return Err(differ(CmsField::Decode));
+    };
 
     if i128::try_from(&signed_data.version).ok() != Some(i128::from(ours.version)) {
         return Err(differ(CmsField::Version));

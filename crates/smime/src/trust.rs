@@ -1,6 +1,9 @@
 //! Trust: certificate path validation for S/MIME signers (RFC 5280 §6 via OpenSSL's
 //! `X509_verify_cert`, RFC 8550 §4 for the email-protection purpose), revocation against CRLs,
 //! and a bounded cache of validated chains.
+// Untrusted input reaches every function here: no indexing or slicing that can panic
+// (get / split_at_checked / patterns instead), issue #11 item 1.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -17,7 +20,7 @@ use openssl::x509::{X509, X509Crl, X509CrlRef, X509PurposeId, X509StoreContext};
 use time::OffsetDateTime;
 
 use crate::cms::Scheme;
-use crate::error::Failure;
+use crate::error::{Failure, contain_panic};
 use crate::ffi;
 
 /// Entries kept in the validated-chain cache before it is emptied.
@@ -71,7 +74,9 @@ pub(crate) struct ParsedCertificate {
     /// The serialNumber INTEGER contents as received; `None` when x509-parser rejects the
     /// certificate (it can then not be matched by issuerAndSerialNumber).
     pub(crate) raw_serial: Option<Vec<u8>>,
-    pub(crate) emails: Vec<EmailAddress>,
+    /// The certificate's addresses, or why it has none that may be used: one is not a plain
+    /// addr-spec, or the names could not be read (x509-parser rejects the certificate).
+    pub(crate) emails: Result<Vec<EmailAddress>, MalformedAddress>,
     pub(crate) subject: String,
     pub(crate) issuer: String,
     /// Idle verify contexts for this certificate's key, one per scheme in use (a pool, so
@@ -104,15 +109,28 @@ impl ParsedCertificate {
     fn new(der: Arc<[u8]>) -> Result<Self, openssl::error::ErrorStack> {
         let certificate = X509::from_der(&der)?;
         let issuer_der = certificate.issuer_name().to_der()?;
-        let (raw_serial, emails, subject, issuer) = match x509_parser::parse_x509_certificate(&der)
-        {
-            Ok((_, parsed)) => (
-                Some(parsed.raw_serial().to_vec()),
-                emails_of(&parsed),
-                parsed.subject().to_string(),
-                parsed.issuer().to_string(),
+        // x509-parser runs inside `contain_panic`: a panic in it reads as an unreadable
+        // certificate (no identity, no issuer-and-serial match), never a crash.
+        let read = contain_panic(|| {
+            x509_parser::parse_x509_certificate(&der).map(|(_, parsed)| {
+                (
+                    Some(parsed.raw_serial().to_vec()),
+                    emails_of(&parsed),
+                    parsed.subject().to_string(),
+                    parsed.issuer().to_string(),
+                )
+            })
+        });
+        let (raw_serial, emails, subject, issuer) = match read {
+            Some(Ok(read)) => read,
+            Some(Err(_)) | None => (
+                None,
+                Err(MalformedAddress {
+                    text: "<unreadable certificate>".to_owned(),
+                }),
+                String::new(),
+                String::new(),
             ),
-            Err(_) => (None, Vec::new(), String::new(), String::new()),
         };
         Ok(ParsedCertificate {
             certificate,
@@ -509,22 +527,89 @@ fn map_verify_error(code: i32, depth: u32) -> Failure {
     }
 }
 
-/// An email address of a certificate (rfc822Name SAN or subject emailAddress), RFC 8550 §3.
+/// An email address of a certificate (rfc822Name SAN or subject emailAddress), RFC 8550 §3:
+/// always a plain RFC 5321 §4.1.2 `Mailbox`, exactly as the certificate wrote it.
+///
+/// Certificate addresses are never rewritten (trimmed, unquoted, cut at a NUL, case-folded in
+/// the local part): OpenSSL checks a CA's name constraints (RFC 5280 §4.2.1.10) on the bytes
+/// of the certificate, so any rewrite after that check can turn an address the constraint did
+/// not cover (`alice@example.com ` under `excluded;email:example.com`) into one it forbids.
+/// Only [`EmailAddress::parse`] builds one, and it refuses everything that is not:
+///
+/// - ASCII (an rfc822Name is an IA5String; internationalised mailboxes are the RFC 8398
+///   `SmtpUTF8Mailbox` otherName, which is not read as an identity);
+/// - a `Dot-string` local part of `atext` (no quoted string: `"a"@x` and `a@x` are one
+///   mailbox written two ways, and a quoted string can hide spaces and `@`), 1 to 64 octets;
+/// - one `@`;
+/// - a `Domain` of LDH labels (`Let-dig [Ldh-str]`, 1 to 63 octets each, no empty label, no
+///   trailing dot), 1 to 253 octets: no address literal (`[192.0.2.1]`);
+/// - at most 254 octets in all (RFC 5321 §4.5.3.1.3 path limit less the angle brackets).
+///
+/// So no white space, control character, comment, display name or angle bracket can appear.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct EmailAddress {
     display: String,
     normalized: String,
 }
 
+/// A certificate address that is not a plain addr-spec (see [`EmailAddress`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a plain addr-spec: {text:?}")]
+pub struct MalformedAddress {
+    /// The address as found (shown escaped by `Debug`).
+    pub text: String,
+}
+
+/// RFC 5322 §3.2.3 `atext` (RFC 5321's `Atom` is `1*atext`).
+fn is_atext(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&byte)
+}
+
+/// RFC 5321 §4.1.2 `Dot-string`.
+fn is_dot_string(local: &[u8]) -> bool {
+    (1..=64).contains(&local.len())
+        && local
+            .split(|&byte| byte == b'.')
+            .all(|atom| !atom.is_empty() && atom.iter().all(|&byte| is_atext(byte)))
+}
+
+/// RFC 5321 §4.1.2 `Domain` (no address literal), RFC 1035 label lengths.
+fn is_domain(domain: &[u8]) -> bool {
+    (1..=253).contains(&domain.len())
+        && domain.split(|&byte| byte == b'.').all(|label| {
+            (1..=63).contains(&label.len())
+                && label
+                    .iter()
+                    .all(|&byte| byte.is_ascii_alphanumeric() || byte == b'-')
+                && label.first().is_some_and(u8::is_ascii_alphanumeric)
+                && label.last().is_some_and(u8::is_ascii_alphanumeric)
+        })
+}
+
 impl EmailAddress {
-    /// Build from the form found in a certificate or header.
-    pub fn new(display: &str) -> Self {
-        let display = display.trim().to_string();
-        let normalized = normalize_email(&display);
-        EmailAddress {
-            display,
-            normalized,
+    /// An address as found in a certificate, if it is a plain addr-spec (see the type docs);
+    /// never trimmed or otherwise rewritten.
+    pub fn parse(text: &str) -> Result<Self, MalformedAddress> {
+        let malformed = || MalformedAddress {
+            text: text.to_owned(),
+        };
+        let bytes = text.as_bytes();
+        if bytes.len() > 254 {
+            return Err(malformed());
         }
+        let mut parts = bytes.split(|&byte| byte == b'@');
+        let (Some(local), Some(domain), None) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(malformed());
+        };
+        if !is_dot_string(local) || !is_domain(domain) {
+            return Err(malformed());
+        }
+        // Both sides are ASCII now, so the split at the one `@` is a char boundary.
+        let (local, domain) = text.split_once('@').ok_or_else(malformed)?;
+        Ok(EmailAddress {
+            display: text.to_owned(),
+            normalized: format!("{local}@{}", domain.to_ascii_lowercase()),
+        })
     }
 
     /// As written in the certificate.
@@ -533,49 +618,77 @@ impl EmailAddress {
     }
 
     /// For comparison: the domain lowercased (RFC 5321 §2.4: domains are case-insensitive);
-    /// the local part is kept as written.
+    /// the local part is kept as written (it is case-sensitive).
     pub fn normalized(&self) -> &str {
         &self.normalized
     }
 
-    /// Whether `address` names the same mailbox (compares normalized forms).
+    /// Whether `address`, a bare addr-spec that [`EmailAddress::parse`] accepts, names the
+    /// same mailbox (compares normalized forms). Anything else never matches.
     pub fn matches(&self, address: &str) -> bool {
-        self.normalized == normalize_email(address)
+        EmailAddress::parse(address).is_ok_and(|other| other.normalized == self.normalized)
     }
 }
 
-/// Lowercase the domain of an address (after the last `@`), keep the local part.
+/// The comparison form of a header address (a From or To address as mail-parser returns it):
+/// the [`EmailAddress::normalized`] form when it is a plain addr-spec, else the text unchanged
+/// (never trimmed or otherwise rewritten, so a malformed address can never equal a
+/// certificate's, which are always plain). For warnings and header-protection reports only:
+/// identities come from certificates through [`EmailAddress::parse`].
 pub fn normalize_email(address: &str) -> String {
-    let address = address.trim();
-    let address = address
-        .strip_prefix("mailto:")
-        .or_else(|| address.strip_prefix("MAILTO:"))
-        .unwrap_or(address);
-    match address.rsplit_once('@') {
-        Some((local, domain)) => format!("{local}@{}", domain.to_ascii_lowercase()),
-        None => address.to_string(),
+    match EmailAddress::parse(address) {
+        Ok(parsed) => parsed.normalized,
+        Err(_) => address.to_owned(),
     }
 }
 
-/// Every rfc822Name of the subjectAltName and every emailAddress of the subject.
-fn emails_of(cert: &x509_parser::certificate::X509Certificate<'_>) -> Vec<EmailAddress> {
+/// OID of the PKCS #9 emailAddress attribute (RFC 5280 §4.1.2.6, legacy).
+const EMAIL_ADDRESS_ATTRIBUTE: &str = "1.2.840.113549.1.9.1";
+
+/// Every rfc822Name of the subjectAltName and every emailAddress of the subject, deduplicated;
+/// `Err` when one of them is not a plain addr-spec, or when the names cannot be read (a
+/// subjectAltName x509-parser cannot decode, a non-IA5String emailAddress): OpenSSL's name
+/// constraint check saw names that would then not be the ones reported, so none is used.
+fn emails_of(
+    cert: &x509_parser::certificate::X509Certificate<'_>,
+) -> Result<Vec<EmailAddress>, MalformedAddress> {
+    use x509_parser::der_parser::asn1_rs::Tag;
     use x509_parser::extensions::GeneralName;
+    let unreadable = |what: &str| MalformedAddress {
+        text: what.to_owned(),
+    };
     let mut emails: Vec<EmailAddress> = Vec::new();
-    if let Ok(Some(san)) = cert.subject_alternative_name() {
-        for name in &san.value.general_names {
-            if let GeneralName::RFC822Name(address) = name {
-                emails.push(EmailAddress::new(address));
+    let san = cert
+        .subject_alternative_name()
+        .map_err(|_| unreadable("<unreadable subjectAltName>"))?;
+    for name in san.iter().flat_map(|san| &san.value.general_names) {
+        match name {
+            GeneralName::RFC822Name(address) => emails.push(EmailAddress::parse(address)?),
+            // An entry x509-parser could not decode; [1] is rfc822Name.
+            GeneralName::Invalid(tag, _) if tag.0 == 1 => {
+                return Err(unreadable("<undecodable rfc822Name>"));
             }
+            _ => {}
         }
     }
-    for attribute in cert.subject().iter_email() {
-        if let Ok(address) = attribute.as_str() {
-            emails.push(EmailAddress::new(address));
+    for rdn in cert.subject().iter() {
+        for attribute in rdn.iter() {
+            if attribute.attr_type().to_id_string() != EMAIL_ADDRESS_ATTRIBUTE {
+                continue;
+            }
+            // RFC 5280 Appendix A: emailAddress is an IA5String (OpenSSL's name constraint
+            // check refuses other types only when there are constraints).
+            if attribute.attr_value().tag() != Tag::Ia5String {
+                return Err(unreadable("<emailAddress not an IA5String>"));
+            }
+            let address = std::str::from_utf8(attribute.attr_value().data)
+                .map_err(|_| unreadable("<emailAddress not ASCII>"))?;
+            emails.push(EmailAddress::parse(address)?);
         }
     }
     let mut seen = std::collections::HashSet::new();
     emails.retain(|email| seen.insert(email.normalized.clone()));
-    emails
+    Ok(emails)
 }
 
 #[cfg(test)]
@@ -584,11 +697,79 @@ mod tests {
 
     #[test]
     fn domain_lowercased_local_part_kept() {
-        let email = EmailAddress::new("Alice.Smith@Example.ORG");
+        let email = EmailAddress::parse("Alice.Smith@Example.ORG").unwrap();
         assert_eq!(email.normalized(), "Alice.Smith@example.org");
         assert_eq!(email.display(), "Alice.Smith@Example.ORG");
-        assert!(email.matches("mailto:Alice.Smith@EXAMPLE.org"));
+        assert!(email.matches("Alice.Smith@EXAMPLE.org"));
         assert!(!email.matches("alice.smith@example.org"));
+        // Not a bare addr-spec: never matches, nothing is stripped.
+        assert!(!email.matches("mailto:Alice.Smith@EXAMPLE.org"));
+        assert!(!email.matches(" Alice.Smith@example.org"));
+    }
+
+    /// Regression (issue #11 item 5): certificate addresses are refused, never rewritten.
+    #[test]
+    fn only_plain_addr_specs_are_certificate_addresses() {
+        for good in [
+            "a@b",
+            "alice@example.com",
+            "Alice@EXAMPLE.com",
+            "first.last+tag@sub.example.org",
+            "!#$%&'*+-/=?^_`{|}~@xn--bcher-kva.example",
+        ] {
+            assert!(EmailAddress::parse(good).is_ok(), "{good:?}");
+        }
+        let long_local = format!("{}@example.com", "a".repeat(65));
+        let long_label = format!("a@{}.com", "b".repeat(64));
+        for bad in [
+            "",
+            "alice@example.com ",
+            " alice@example.com",
+            "alice@example.com\0",
+            "alice@example.com\0.example.org",
+            "alice@example.com\t",
+            "alice @example.com",
+            "\"alice\"@example.com",
+            "\"a b\"@example.com",
+            "Alice <alice@example.com>",
+            "<alice@example.com>",
+            "alice@example.com (Alice)",
+            "(c)alice@example.com",
+            "alice@@example.com",
+            "alice@example.com@example.org",
+            "alice",
+            "@example.com",
+            "alice@",
+            ".alice@example.com",
+            "alice.@example.com",
+            "al..ice@example.com",
+            "alice@example.com.",
+            "alice@.example.com",
+            "alice@exa..mple.com",
+            "alice@-example.com",
+            "alice@example-.com",
+            "alice@exa_mple.com",
+            "alice@[192.0.2.1]",
+            "alice@[IPv6:2001:db8::1]",
+            "alice@b\u{fc}cher.example",
+            "j\u{f6}rg@example.com",
+            "alice@example.com\r\nBcc: x@y",
+            &long_local,
+            &long_label,
+        ] {
+            let bad = bad.to_owned();
+            assert!(EmailAddress::parse(&bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn header_addresses_are_not_trimmed_for_comparison() {
+        assert_eq!(normalize_email("Bob@Example.COM"), "Bob@example.com");
+        assert_eq!(normalize_email("bob@example.com "), "bob@example.com ");
+        assert_eq!(
+            normalize_email("mailto:bob@example.com"),
+            "mailto:bob@example.com"
+        );
     }
 
     #[test]

@@ -155,8 +155,19 @@ fn many_signed_parts_exceed_the_certificate_budget() {
 fn nested_signed_layers(layers: usize, signers: usize) -> Vec<u8> {
     let mut content = invitation();
     for _ in 0..layers {
-        let info = signer_info("rsa2048/organizer", &honest_attributes(&content), false);
-        let infos = vec![info; signers];
+        // Identical SignerInfos are refused as malformed (cms::duplicated_signer_info_is_rejected),
+        // so each signer gets its own signingTime, in DER SET OF order.
+        let infos: Vec<Vec<u8>> = (0..signers)
+            .map(|second| {
+                let signing_time = attribute(
+                    "1.2.840.113549.1.9.5",
+                    &[der(0x17, format!("2605312359{second:02}Z").as_bytes())],
+                );
+                let mut attributes = honest_attributes(&content);
+                attributes.insert(1, signing_time);
+                signer_info("rsa2048/organizer", &attributes, false)
+            })
+            .collect();
         let cms = signed_data(Some(&content), &infos, &["rsa2048/organizer"]);
         let mut entity = b"Content-Type: application/pkcs7-mime; smime-type=signed-data; \
 name=smime.p7m\r\nContent-Transfer-Encoding: binary\r\n\r\n"
