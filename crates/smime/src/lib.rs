@@ -8,6 +8,7 @@
 #![deny(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod calendar;
 pub mod encrypt;
 pub mod keys;
 pub mod sign;
@@ -25,6 +26,7 @@ mod policy;
 mod second_opinion;
 mod trust;
 
+pub use calendar::CalendarEvidence;
 pub use cms::{DigestAlgorithm, SignerReport, VerifiedSigner};
 pub use error::{BadSignatureReason, CmsField, Failure, MimeErrorKind, SmimeError};
 pub use inspect::{
