@@ -129,13 +129,22 @@ impl Pipeline {
             self.settings.danger_allow_unsigned,
         );
         match verification.message {
-            Some(message) => self.process(
-                &message,
-                ctx,
-                store,
-                verification.warnings,
-                verification.layers,
-            ),
+            Some(message) => self
+                .process(
+                    &message,
+                    ctx,
+                    store,
+                    verification.warnings,
+                    verification.layers,
+                )
+                .map(|mut verdict| {
+                    verdict.calendar_ranges = message
+                        .calendars()
+                        .iter()
+                        .filter_map(VerifiedCalendar::body_range)
+                        .collect();
+                    verdict
+                }),
             None => Ok(Verdict::from_findings(
                 verification.reasons,
                 verification.warnings,
