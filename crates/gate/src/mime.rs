@@ -94,88 +94,23 @@ fn is_calendar_leaf(part: &MessagePart<'_>) -> bool {
     calendar::classify(&media_type, names, part.contents()).is_some()
 }
 
-/// A calendar part as mail-parser finds it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CalendarPart {
-    /// The body's byte range in the message (mail-parser's `offset_body..offset_end`), or
-    /// `None` where no range in the message exists: inside a forward mail-parser decoded
-    /// first, or a message it cannot walk (too deep, unparseable).
-    pub body: Option<Range<usize>>,
-    /// What mail-parser found there, for the reason detail.
-    pub media_type: String,
-}
+/// A calendar part as mail-parser finds it (`imipsec_smime::calendar::ParsedCalendar`).
+pub type CalendarPart = calendar::ParsedCalendar;
 
 /// Every calendar part mail-parser finds in `raw`, forwarded messages included; a message
 /// mail-parser cannot parse, or nests too deep, yields a part without a range (fail closed).
+/// The shared walk, `imipsec_smime::calendar::mail_parser_calendars`.
 pub fn calendar_parts(raw: &[u8]) -> Vec<CalendarPart> {
-    let mut found = Vec::new();
-    match MessageParser::new().parse(raw) {
-        Some(message) => collect_calendars(&message, true, 0, &mut found),
-        None => found.push(CalendarPart {
-            body: None,
-            media_type: "a message mail-parser cannot parse".to_owned(),
-        }),
-    }
-    found
-}
-
-fn collect_calendars(
-    message: &Message<'_>,
-    in_place: bool,
-    depth: usize,
-    found: &mut Vec<CalendarPart>,
-) {
-    if depth > MAX_NESTING {
-        found.push(CalendarPart {
-            body: None,
-            media_type: format!("a message nested deeper than {MAX_NESTING} levels"),
-        });
-        return;
-    }
-    for part in &message.parts {
-        let media_type = part.content_type().map_or_else(
-            || "text/plain".to_owned(),
-            |ct| format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or_default()),
-        );
-        match &part.body {
-            PartType::Message(nested) => {
-                // A forward mail-parser parsed in place has offsets into this message; one
-                // it decoded first (a transfer encoding) does not.
-                let in_place = in_place && part.encoding == mail_parser::Encoding::None;
-                collect_calendars(nested, in_place, depth + 1, found);
-            }
-            PartType::Multipart(_) => {}
-            // A forward mail-parser could not parse as one: another reader may.
-            _ if calendar::is_forwarded_message_type(&media_type)
-                && (names_calendar_anywhere(part.contents()) || is_calendar_leaf(part)) =>
-            {
-                found.push(CalendarPart {
-                    body: None,
-                    media_type,
-                });
-            }
-            _ if part_kind(part) == Kind::Calendar => found.push(CalendarPart {
-                body: in_place.then_some(part.offset_body as usize..part.offset_end as usize),
-                media_type,
-            }),
-            _ => {}
-        }
-    }
+    calendar::mail_parser_calendars(raw)
 }
 
 /// The accept direction (issue #11): the calendar parts mail-parser finds in `raw` that are
 /// not among `authorised`, the body ranges of the calendar parts the verdict evaluated. An
 /// accepted message must yield none: otherwise the calendar server, whose parser is
-/// mail-parser, would act on calendar data nobody checked.
+/// mail-parser, would act on calendar data nobody checked. The pipeline runs the same check
+/// before it records anything; the gate runs it again on the bytes it passes on.
 pub fn unauthorised_calendars(raw: &[u8], authorised: &[Range<usize>]) -> Vec<CalendarPart> {
-    calendar_parts(raw)
-        .into_iter()
-        .filter(|part| {
-            part.body
-                .as_ref()
-                .is_none_or(|body| !authorised.contains(body))
-        })
-        .collect()
+    calendar::unauthorised_calendars(raw, authorised)
 }
 
 /// Classify `raw`. A message mail-parser cannot parse at all counts as calendar mail,

@@ -19,6 +19,13 @@
 //!
 //! Parts that are a whole message of their own ([`FORWARDED_MESSAGE_TYPES`]) are walked into
 //! by readers like Cyrus; a calendar inside one is calendar content too.
+//!
+//! [`mail_parser_calendars`] applies the definition to the parts mail-parser finds, for the
+//! accept-direction check ([`unauthorised_calendars`]) of the pipeline and the gate.
+
+use std::ops::Range;
+
+use mail_parser::{Encoding, Message, MessageParser, MessagePart, MimeHeaders, PartType};
 
 /// Media types read as iCalendar (RFC 5545 §8.1, RFC 6321, RFC 7265) or vCalendar 1.0 data by
 /// calendar servers and clients, lowercase `type/subtype`.
@@ -123,6 +130,115 @@ pub fn classify<'a>(
     } else {
         None
     }
+}
+
+/// A calendar part as mail-parser 0.11 (the Stalwart server's parser) finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedCalendar {
+    /// The body's byte range in the message (mail-parser's `offset_body..offset_end`), or
+    /// `None` where no range in the message exists: inside a forward mail-parser decoded
+    /// first, or a message it cannot parse or that nests too deep.
+    pub body: Option<Range<usize>>,
+    /// What mail-parser found there (`type/subtype`, or a description), for reports.
+    pub media_type: String,
+}
+
+/// Forwarded-message levels [`mail_parser_calendars`] follows; deeper is reported as a
+/// calendar without a range (fail closed).
+pub const MAX_FORWARD_NESTING: usize = 8;
+
+/// Every calendar part (by this module's definition) that mail-parser finds in `raw`,
+/// forwarded messages included. A message mail-parser cannot parse yields one part without a
+/// range (fail closed).
+pub fn mail_parser_calendars(raw: &[u8]) -> Vec<ParsedCalendar> {
+    let mut found = Vec::new();
+    match MessageParser::new().parse(raw) {
+        Some(message) => collect(&message, true, 0, &mut found),
+        None => found.push(ParsedCalendar {
+            body: None,
+            media_type: "a message mail-parser cannot parse".to_owned(),
+        }),
+    }
+    found
+}
+
+/// The accept direction (issue #11): the calendar parts mail-parser finds in `raw` that are
+/// not among `authorised` (the body ranges of the calendar parts a verdict evaluated). An
+/// accepted message must yield none: otherwise a calendar server whose parser is mail-parser
+/// acts on calendar data nobody checked.
+pub fn unauthorised_calendars(raw: &[u8], authorised: &[Range<usize>]) -> Vec<ParsedCalendar> {
+    mail_parser_calendars(raw)
+        .into_iter()
+        .filter(|part| {
+            part.body
+                .as_ref()
+                .is_none_or(|body| !authorised.contains(body))
+        })
+        .collect()
+}
+
+/// `type/subtype` of a mail-parser part (`text/plain` when untyped, RFC 2045 §5.2).
+pub(crate) fn parsed_media_type(part: &MessagePart<'_>) -> String {
+    part.content_type().map_or_else(
+        || "text/plain".to_owned(),
+        |ct| format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or_default()),
+    )
+}
+
+/// Whether a mail-parser leaf is calendar content by this module's definition.
+pub(crate) fn is_parsed_calendar(part: &MessagePart<'_>) -> bool {
+    let names = part
+        .content_type()
+        .and_then(|ct| ct.attribute("name"))
+        .into_iter()
+        .chain(
+            part.content_disposition()
+                .and_then(|cd| cd.attribute("filename")),
+        );
+    classify(&parsed_media_type(part), names, part.contents()).is_some()
+}
+
+fn collect(message: &Message<'_>, in_place: bool, depth: usize, found: &mut Vec<ParsedCalendar>) {
+    if depth > MAX_FORWARD_NESTING {
+        found.push(ParsedCalendar {
+            body: None,
+            media_type: format!("a message nested deeper than {MAX_FORWARD_NESTING} levels"),
+        });
+        return;
+    }
+    for part in &message.parts {
+        let media_type = parsed_media_type(part);
+        match &part.body {
+            PartType::Message(nested) => {
+                // A forward mail-parser parsed in place has offsets into this message; one
+                // it decoded first (a transfer encoding) does not.
+                let in_place = in_place && part.encoding == Encoding::None;
+                collect(nested, in_place, depth + 1, found);
+            }
+            PartType::Multipart(_) => {}
+            // A forward mail-parser could not parse as one: another reader may.
+            _ if is_forwarded_message_type(&media_type)
+                && (contains_ignore_case(part.contents(), b"BEGIN:VCALENDAR")
+                    || is_parsed_calendar(part)) =>
+            {
+                found.push(ParsedCalendar {
+                    body: None,
+                    media_type,
+                });
+            }
+            _ if is_parsed_calendar(part) => found.push(ParsedCalendar {
+                body: in_place.then_some(part.offset_body as usize..part.offset_end as usize),
+                media_type,
+            }),
+            _ => {}
+        }
+    }
+}
+
+fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window.eq_ignore_ascii_case(needle))
 }
 
 #[cfg(test)]
