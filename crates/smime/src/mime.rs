@@ -513,10 +513,11 @@ fn addresses(value: &HeaderValue<'_>) -> Vec<String> {
     }
 }
 
+/// Substring search in linear time (the boundary is looked for on every line of every
+/// multipart body, so a quadratic search would let a crafted body cost boundary length
+/// times its size).
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack
-        .windows(needle.len())
-        .position(|window| window == needle)
+    memchr::memmem::find(haystack, needle)
 }
 
 /// Split a multipart body into its body parts: `(start, end)` offsets into the buffer, for the
