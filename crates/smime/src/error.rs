@@ -90,9 +90,12 @@ pub enum MimeErrorKind {
     /// error; readers take the first, the last, or refuse).
     #[error("duplicate {0} parameter")]
     DuplicateParameter(&'static str),
-    /// An RFC 2231 extended or continued Content-Type parameter (`name*`, `name*0`): readers
-    /// join and decode them differently (mail-parser appends `name*1` to a plain `name`).
-    #[error("RFC 2231 extended Content-Type parameter")]
+    /// A Content-Type parameter that readers split or decode differently: RFC 2231 sections
+    /// or charsets (`name*`, `name*0`: mail-parser appends `name*1` to a plain `name`), a
+    /// backslash or comment outside quotes (mail-parser skips them inside an unquoted value),
+    /// or an RFC 2047 encoded word in boundary, charset, method, component, protocol or
+    /// smime-type (mail-parser decodes it, RFC 2045 readers do not).
+    #[error("Content-Type parameter that readers split or decode differently")]
     ExtendedParameter,
     /// Quoted-printable that is not canonical (RFC 2045 §6.7): `=` not followed by two hex
     /// digits or by the line break of a soft line break, or white space at the end of a line

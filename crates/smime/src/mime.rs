@@ -19,6 +19,8 @@
 //! | a white-space-only line in a header section | ends the header section | [`BadHeaderSection`](MimeErrorKind::BadHeaderSection) |
 //! | a parameter given twice | keeps both; `attribute()` takes the first | [`DuplicateParameter`](MimeErrorKind::DuplicateParameter) |
 //! | `name*0`/`name*1`, `name*=` (RFC 2231) | appends sections to a plain `name`, decodes charsets | [`ExtendedParameter`](MimeErrorKind::ExtendedParameter) |
+//! | `\` or `(comment)` outside quotes in Content-Type | escapes / skips them inside a value | [`ExtendedParameter`](MimeErrorKind::ExtendedParameter) |
+//! | `=?..?=` in boundary, charset, method, component, protocol, smime-type | decodes the encoded word | [`ExtendedParameter`](MimeErrorKind::ExtendedParameter) |
 //! | QP `=` + white space, `=` + non-hex, `==`, `=` at the end, trailing white space | soft break, literal, undecoded fallback, drops bytes, deletes it | [`BadQuotedPrintable`](MimeErrorKind::BadQuotedPrintable) |
 //! | base64 with non-alphabet bytes | skipped | [`BadBase64`](MimeErrorKind::BadBase64) |
 //! | transfer encoding on multipart / message | ignored on multipart, decoded on message | [`EncodedComposite`](MimeErrorKind::EncodedComposite) |
@@ -461,45 +463,66 @@ fn parameters(parsed: &mail_parser::ContentType<'_>) -> Option<Vec<(String, Stri
     Some(params)
 }
 
-/// Whether a raw Content-Type value has a parameter name with `*` (RFC 2231 §3-4: `name*`,
-/// `name*0`, `name*1*`), outside quoted strings and comments.
+/// Parameters whose value decides the structure of the message or how a calendar is read:
+/// an RFC 2047 encoded word in one is decoded by mail-parser and by no RFC 2045 reader.
+const DECIDING_PARAMETERS: &[&str] = &[
+    "boundary",
+    "charset",
+    "method",
+    "component",
+    "protocol",
+    "smime-type",
+];
+
+/// Whether a raw Content-Type value has a parameter that readers split or decode differently:
+/// a name with `*` (RFC 2231 §3-4 sections and charsets: mail-parser appends `name*1` to a
+/// plain `name`), a backslash or a comment outside a quoted string (mail-parser escapes and
+/// skips them in unquoted values, RFC 2045 readers end the token there), or an RFC 2047
+/// encoded word (`=?`) in a [`DECIDING_PARAMETERS`] value (mail-parser decodes it).
 fn has_extended_parameter(value: &[u8]) -> bool {
     let mut in_quote = false;
     let mut escaped = false;
-    let mut comment = 0usize;
     let mut in_name = false;
+    let mut name = Vec::new();
+    let mut previous = 0u8;
     for &byte in value {
         if escaped {
             escaped = false;
+            previous = 0;
             continue;
         }
         if in_quote {
             match byte {
                 b'\\' => escaped = true,
                 b'"' => in_quote = false,
+                b'?' if previous == b'=' && is_deciding(&name) => return true,
                 _ => {}
             }
-            continue;
-        }
-        if comment > 0 {
-            match byte {
-                b'\\' => escaped = true,
-                b'(' => comment += 1,
-                b')' => comment -= 1,
-                _ => {}
-            }
+            previous = byte;
             continue;
         }
         match byte {
             b'"' => in_quote = true,
-            b'(' => comment += 1,
-            b';' => in_name = true,
-            b'=' => in_name = false,
+            b'(' | b'\\' => return true,
+            b';' => {
+                in_name = true;
+                name.clear();
+            }
+            b'=' if in_name => in_name = false,
             b'*' if in_name => return true,
+            b'?' if previous == b'=' && !in_name && is_deciding(&name) => return true,
+            _ if in_name && !byte.is_ascii_whitespace() => name.push(byte.to_ascii_lowercase()),
             _ => {}
         }
+        previous = byte;
     }
     false
+}
+
+fn is_deciding(name: &[u8]) -> bool {
+    DECIDING_PARAMETERS
+        .iter()
+        .any(|deciding| deciding.as_bytes() == name)
 }
 
 fn addresses(value: &HeaderValue<'_>) -> Vec<String> {
@@ -902,6 +925,22 @@ mod tests {
                 MimeErrorKind::ExtendedParameter,
             ),
             (
+                b"Content-Type: multipart/mixed; boundary=a\\;b\r\n\r\n",
+                MimeErrorKind::ExtendedParameter,
+            ),
+            (
+                b"Content-Type: multipart/mixed; boundary=(x)a\r\n\r\n",
+                MimeErrorKind::ExtendedParameter,
+            ),
+            (
+                b"Content-Type: text/calendar; charset=\"=?us-ascii?q?utf-7?=\"\r\n\r\n",
+                MimeErrorKind::ExtendedParameter,
+            ),
+            (
+                b"Content-Type: multipart/mixed; Boundary==?utf-8?q?b?=\r\n\r\n",
+                MimeErrorKind::ExtendedParameter,
+            ),
+            (
                 b"Content-Disposition: attachment; filename=a; filename=b.ics\r\n\r\n",
                 MimeErrorKind::DuplicateParameter("Content-Disposition"),
             ),
@@ -917,12 +956,15 @@ mod tests {
                 String::from_utf8_lossy(raw)
             );
         }
-        // A `*` inside a quoted value is no parameter name.
+        // A `*` inside a quoted value is no parameter name; an encoded word in a file name
+        // decides nothing (Thunderbird and Outlook write them).
         let raw = b"Content-Type: text/plain; name=\"a*b;c*=d\"\r\n\r\n";
         assert_eq!(
             parse_entity(raw, 0, raw.len()).unwrap().param("name"),
             Some("a*b;c*=d")
         );
+        let raw = b"Content-Type: application/pdf; name=\"=?UTF-8?B?w6k=?=.pdf\"\r\n\r\n";
+        assert!(parse_entity(raw, 0, raw.len()).is_ok());
     }
 
     #[test]
