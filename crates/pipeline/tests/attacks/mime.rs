@@ -409,3 +409,25 @@ fn utf7_calendar_is_not_evaluated() {
     let raw = message(ORGANIZER, &signed("rsa2048/organizer", &body));
     assert_rejected(&evaluate(&raw), Reason::MalformedMime);
 }
+
+/// Parameters mail-parser decodes or splits differently from RFC 2045 readers: an encoded
+/// word in `charset` (mail-parser reads `utf-7`, others the literal text), a comment or a
+/// backslash outside quotes in a boundary.
+#[test]
+fn content_type_parameters_readers_split_differently_are_malformed() {
+    let body = entity(&request("encoded@example.com", 0), "REQUEST");
+    let body = replace(&body, b"charset=utf-8", b"charset=\"=?us-ascii?q?utf-7?=\"");
+    let raw = message(ORGANIZER, &signed("rsa2048/organizer", &body));
+    assert_rejected(&evaluate(&raw), Reason::MalformedMime);
+
+    let signed_part = signed_invite("genuine@example.com");
+    for content_type in [
+        "multipart/mixed; boundary=\"outer\" (the real one is inner)",
+        "multipart/mixed; boundary=out\\er",
+    ] {
+        let mut body = format!("Content-Type: {content_type}\r\n\r\n--outer\r\n").into_bytes();
+        body.extend_from_slice(&signed_part);
+        body.extend_from_slice(b"\r\n--outer--\r\n");
+        assert_rejected(&evaluate(&message(ORGANIZER, &body)), Reason::MalformedMime);
+    }
+}
