@@ -218,7 +218,10 @@ fn garbage_is_a_row_not_a_failed_audit() {
     succeeded(&output);
     let rows = read_jsonl(&jsonl);
     assert_eq!(rows.len(), 1);
-    assert_eq!(rows[0]["verdict"], "not-calendar");
+    // Bytes the strict MIME walk cannot read might hide a calendar from it, so they are a
+    // reject (fail closed), not mail without calendar content.
+    assert_eq!(rows[0]["verdict"], "reject");
+    assert_eq!(rows[0]["reasons"][0]["code"], "malformed-mime");
 }
 
 #[test]

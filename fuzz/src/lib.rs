@@ -86,12 +86,19 @@ fn inspect_options() -> InspectOptions<'static> {
 /// The MIME walk, CMS verification and decryption of `smime::inspect` on arbitrary bytes.
 ///
 /// Invariants: a leaf reported signed has at least one signer proof; a leaf never claims an
-/// enclosing layer that does not exist.
+/// enclosing layer that does not exist; a leaf's body range lies inside the message.
 pub fn mime_walk(data: &[u8]) {
     let Ok(inspection) = inspect(data, &inspect_options()) else {
         return;
     };
     for leaf in &inspection.leaves {
+        if let Some(range) = &leaf.body_range {
+            assert!(
+                range.start <= range.end && range.end <= data.len(),
+                "a leaf body range outside the message: {range:?} of {}",
+                data.len()
+            );
+        }
         for &layer in &leaf.enclosing {
             assert!(
                 layer < inspection.layers.len(),
@@ -229,7 +236,9 @@ pub fn itip(data: &[u8]) {
 
 /// The whole pipeline on a whole message, with a fresh in-memory store (record on accept).
 ///
-/// Invariants: a verdict accepts exactly when it has no reason; it serialises to JSON.
+/// Invariants: a verdict accepts exactly when it has no reason; it serialises to JSON; the
+/// accept direction (issue #11): an accepted message holds no calendar data that mail-parser
+/// (the calendar server's parser) finds and the verdict did not evaluate at the same bytes.
 pub fn pipeline(data: &[u8]) {
     let store = SqliteStore::open_in_memory().expect("in-memory store opens");
     let ctx = Evaluation {
@@ -240,6 +249,16 @@ pub fn pipeline(data: &[u8]) {
     if let Ok(verdict) = PIPELINE.evaluate(data, &ctx, Some(&store)) {
         assert_eq!(verdict.is_accept(), verdict.reasons.is_empty());
         serde_json::to_string(&verdict).expect("a verdict serialises");
+        if verdict.is_accept() {
+            let unauthorised =
+                imipsec_smime::calendar::unauthorised_calendars(data, &verdict.calendar_ranges);
+            assert!(
+                unauthorised.is_empty(),
+                "accepted, but mail-parser finds calendar data the verdict did not evaluate: \
+                 {unauthorised:?} (evaluated: {:?})",
+                verdict.calendar_ranges
+            );
+        }
     }
 }
 
@@ -336,12 +355,11 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 /// stripping.
 ///
 /// Invariants: a defused message is no longer calendar mail to the gate; a message the gate
-/// lets through untouched (`NotCalendar`) has no `text/calendar` leaf for the S/MIME walk
-/// either (no parser differential that smuggles a calendar past the gate; an empty leaf is
-/// left out: a header section without the empty line that ends it, e.g. the bare
-/// `Content-Type:text/calendar` the fuzzer found, is a calendar leaf to the S/MIME walk and no
-/// message to mail-parser, and carries no iTIP either way); after stripping,
-/// no `Authentication-Results` header claims our authserv-id.
+/// lets through untouched (`NotCalendar`) has no calendar leaf (by the shared definition,
+/// `imipsec_smime::calendar`) for the S/MIME walk either (no parser differential that
+/// smuggles a calendar past the gate; an empty leaf is left out: it carries no iTIP); after
+/// stripping, no `Authentication-Results` header claims our authserv-id. The accept
+/// direction, which needs a verdict, is the `pipeline` target's invariant.
 pub fn gate_mime(data: &[u8]) {
     use imipsec_gate::{authres, mime};
     let class = mime::inspect(data);
@@ -357,10 +375,10 @@ pub fn gate_mime(data: &[u8]) {
         && let Ok(inspection) = inspect(data, &inspect_options())
     {
         assert!(
-            !inspection.leaves.iter().any(|leaf| leaf
-                .content_type
-                .eq_ignore_ascii_case("text/calendar")
-                && !leaf.body.is_empty()),
+            !inspection
+                .leaves
+                .iter()
+                .any(|leaf| leaf.calendar.is_some() && !leaf.body.is_empty()),
             "the gate passes untouched a message whose S/MIME walk finds a calendar"
         );
     }

@@ -1,6 +1,15 @@
 //! Is this calendar mail, and how to defuse it: a walk of the MIME tree (RFC 2045/2046).
+//!
+//! What is calendar content is decided by `imipsec_smime::calendar` (re-exported by the
+//! pipeline), the one definition the pipeline and the audit use too: calendar media types,
+//! `.ics` names, bodies that begin with `BEGIN:VCALENDAR`, and calendars inside forwarded
+//! messages. The gate applies it to the parts mail-parser (the Stalwart server's parser)
+//! finds, and on accept checks the accept direction ([`unauthorised_calendars`]).
 
-use mail_parser::{HeaderName, Message, MessageParser, MimeHeaders, PartType};
+use std::ops::Range;
+
+use imipsec_pipeline::smime::calendar;
+use mail_parser::{HeaderName, Message, MessageParser, MessagePart, MimeHeaders, PartType};
 
 /// Nested `message/rfc822` levels walked before the message counts as calendar mail
 /// (fail closed: too deep to inspect means the engine must look).
@@ -35,13 +44,73 @@ enum Kind {
 
 fn kind_of(ctype: &str, subtype: &str) -> Kind {
     let is = |t: &str, s: &str| ctype.eq_ignore_ascii_case(t) && subtype.eq_ignore_ascii_case(s);
-    if is("text", "calendar") || is("application", "ics") {
+    if calendar::is_calendar_media_type(&format!("{ctype}/{subtype}")) {
         Kind::Calendar
     } else if is("application", "pkcs7-mime") || is("application", "x-pkcs7-mime") {
         Kind::Opaque
     } else {
         Kind::Other
     }
+}
+
+/// The kind of one part mail-parser found: its media type, and for leaves also its `name` /
+/// `filename` and decoded body (the shared definition, `calendar::classify`).
+fn part_kind(part: &MessagePart<'_>) -> Kind {
+    let (ctype, subtype) = part.content_type().map_or(("text", "plain"), |ct| {
+        (ct.ctype(), ct.subtype().unwrap_or_default())
+    });
+    match kind_of(ctype, subtype) {
+        Kind::Other if is_leaf(part) && is_calendar_leaf(part) => Kind::Calendar,
+        kind => kind,
+    }
+}
+
+fn is_leaf(part: &MessagePart<'_>) -> bool {
+    !matches!(part.body, PartType::Multipart(_) | PartType::Message(_))
+}
+
+/// Whether a leaf is calendar content by the shared definition. A part this gate defused is
+/// not: its type says so, and its bytes (which still begin with `BEGIN:VCALENDAR`, under a
+/// name that may end in `.ics`) are kept for a human on purpose.
+fn is_calendar_leaf(part: &MessagePart<'_>) -> bool {
+    let media_type = part.content_type().map_or_else(
+        || "text/plain".to_owned(),
+        |ct| format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or_default()),
+    );
+    if [DEFUSED_CALENDAR, DEFUSED_SMIME, DEFUSED_MESSAGE]
+        .iter()
+        .any(|defused| defused.eq_ignore_ascii_case(&media_type))
+    {
+        return false;
+    }
+    let names = part
+        .content_type()
+        .and_then(|ct| ct.attribute("name"))
+        .into_iter()
+        .chain(
+            part.content_disposition()
+                .and_then(|cd| cd.attribute("filename")),
+        );
+    calendar::classify(&media_type, names, part.contents()).is_some()
+}
+
+/// A calendar part as mail-parser finds it (`imipsec_smime::calendar::ParsedCalendar`).
+pub type CalendarPart = calendar::ParsedCalendar;
+
+/// Every calendar part mail-parser finds in `raw`, forwarded messages included; a message
+/// mail-parser cannot parse, or nests too deep, yields a part without a range (fail closed).
+/// The shared walk, `imipsec_smime::calendar::mail_parser_calendars`.
+pub fn calendar_parts(raw: &[u8]) -> Vec<CalendarPart> {
+    calendar::mail_parser_calendars(raw)
+}
+
+/// The accept direction (issue #11): the calendar parts mail-parser finds in `raw` that are
+/// not among `authorised`, the body ranges of the calendar parts the verdict evaluated. An
+/// accepted message must yield none: otherwise the calendar server, whose parser is
+/// mail-parser, would act on calendar data nobody checked. The pipeline runs the same check
+/// before it records anything; the gate runs it again on the bytes it passes on.
+pub fn unauthorised_calendars(raw: &[u8], authorised: &[Range<usize>]) -> Vec<CalendarPart> {
+    calendar::unauthorised_calendars(raw, authorised)
 }
 
 /// Classify `raw`. A message mail-parser cannot parse at all counts as calendar mail,
@@ -156,10 +225,7 @@ fn inspect_message(message: &Message<'_>, depth: usize) -> Inspection {
     }
     let mut found = Inspection::NotCalendar;
     for part in &message.parts {
-        let kind = part.content_type().map_or(Kind::Other, |ct| {
-            kind_of(ct.ctype(), ct.subtype().unwrap_or_default())
-        });
-        match kind {
+        match part_kind(part) {
             Kind::Calendar => return Inspection::Calendar,
             Kind::Opaque => found = Inspection::Opaque,
             Kind::Other => {}
@@ -244,7 +310,7 @@ fn defuse_once(raw: &[u8]) -> Option<Defused> {
             continue;
         };
         let subtype = ct.subtype().unwrap_or_default();
-        let replacement = match kind_of(ct.ctype(), subtype) {
+        let replacement = match part_kind(part) {
             Kind::Calendar => DEFUSED_CALENDAR,
             Kind::Opaque => DEFUSED_SMIME,
             Kind::Other => match &part.body {
@@ -449,6 +515,245 @@ BEGIN:VCALENDAR\r\nMETHOD:CANCEL\r\nEND:VCALENDAR\r\n\
                 "{}",
                 String::from_utf8_lossy(text)
             );
+        }
+    }
+
+    /// The accept direction with the real pipeline (issue #11): what it accepts, mail-parser
+    /// reads at the same byte ranges; what mail-parser finds beyond them rejects.
+    mod accept_direction {
+        use std::ops::Range;
+
+        use imipsec_pipeline::smime::TrustStore;
+        use imipsec_pipeline::smime::keys::Identity;
+        use imipsec_pipeline::smime::sign::{SignOptions, sign_detached};
+        use imipsec_pipeline::{Pipeline, Settings};
+        use time::macros::datetime;
+
+        use crate::decide::{Decide, Envelope, Outcome};
+        use crate::pipeline_engine::{PipelineEngine, accept_direction};
+
+        use super::*;
+
+        const AT: time::OffsetDateTime = datetime!(2026-06-01 00:00:00 UTC);
+
+        fn certs() -> std::path::PathBuf {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../certs")
+        }
+
+        fn pipeline() -> Pipeline {
+            let trust = TrustStore::from_pem_files(
+                &[certs().join("root.cert.pem")],
+                &[certs().join("intermediate.crl.pem")],
+            )
+            .unwrap();
+            Pipeline::new(Settings::new(trust))
+        }
+
+        fn organizer_signed(entity: &[u8]) -> Vec<u8> {
+            let mut pem = std::fs::read(certs().join("rsa2048/organizer.key.pem")).unwrap();
+            pem.extend(std::fs::read(certs().join("rsa2048/organizer.chain.pem")).unwrap());
+            let options = SignOptions {
+                signing_time: Some(AT),
+                ..SignOptions::default()
+            };
+            sign_detached(entity, &Identity::from_pem(&pem).unwrap(), &options).unwrap()
+        }
+
+        const CALENDAR: &str = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//imipsec//gate//EN\r\n\
+METHOD:REQUEST\r\nBEGIN:VEVENT\r\nUID:gate-accept@example.com\r\nDTSTAMP:20260601T000000Z\r\n\
+ORGANIZER:mailto:organizer@example.com\r\nDTSTART:20260615T100000Z\r\nSUMMARY:Planning\r\n\
+SEQUENCE:0\r\nATTENDEE;PARTSTAT=NEEDS-ACTION:mailto:attendee@example.com\r\nEND:VEVENT\r\n\
+END:VCALENDAR\r\n";
+
+        fn header(content_type: &str) -> Vec<u8> {
+            format!(
+                "From: organizer@example.com\r\nTo: attendee@example.com\r\nSubject: x\r\n\
+Date: Mon, 01 Jun 2026 00:00:00 +0000\r\nMIME-Version: 1.0\r\n{content_type}"
+            )
+            .into_bytes()
+        }
+
+        /// The organizer's invitation in a multipart/mixed, then `extra` parts unsigned.
+        fn message(calendar_entity: &[u8], extra: &[&[u8]]) -> Vec<u8> {
+            with_signed(&organizer_signed(calendar_entity), extra)
+        }
+
+        fn with_signed(signed: &[u8], extra: &[&[u8]]) -> Vec<u8> {
+            let mut raw = header("Content-Type: multipart/mixed; boundary=\"o\"\r\n\r\n--o\r\n");
+            raw.extend_from_slice(signed);
+            for part in extra {
+                raw.extend_from_slice(b"\r\n--o\r\n");
+                raw.extend_from_slice(part);
+            }
+            raw.extend_from_slice(b"\r\n--o--\r\n");
+            raw
+        }
+
+        fn evaluate(raw: &[u8]) -> (imipsec_pipeline::Verdict, Vec<Range<usize>>) {
+            let verdict = pipeline()
+                .evaluate(
+                    raw,
+                    &imipsec_pipeline::Evaluation {
+                        at: AT,
+                        recipient: Some("attendee@example.com"),
+                        record: false,
+                    },
+                    None,
+                )
+                .unwrap();
+            let ranges = verdict.calendar_ranges.clone();
+            (verdict, ranges)
+        }
+
+        fn decide(raw: &[u8]) -> crate::decide::GateVerdict {
+            PipelineEngine::new(pipeline(), None)
+                .decide(raw, &Envelope::default(), "attendee@example.com", AT)
+                .unwrap()
+        }
+
+        fn qp(text: &str) -> String {
+            text.replace('=', "=3D")
+        }
+
+        /// Control: accepted messages pass the accept direction with every transfer
+        /// encoding, with an application/ics copy beside text/calendar, and stored with bare
+        /// LF (offsets into the received bytes, not the pipeline's canonical copy).
+        #[test]
+        fn accepted_messages_are_read_at_the_same_ranges_by_mail_parser() {
+            let plain = format!(
+                "Content-Type: text/calendar; method=REQUEST; charset=utf-8\r\n\r\n{CALENDAR}"
+            );
+            let base64 = format!(
+                "Content-Type: text/calendar; method=REQUEST; charset=utf-8\r\n\
+Content-Transfer-Encoding: base64\r\n\r\n{}\r\n",
+                base64_lines(CALENDAR.as_bytes())
+            );
+            let quoted = format!(
+                "Content-Type: text/calendar; method=REQUEST; charset=utf-8\r\n\
+Content-Transfer-Encoding: quoted-printable\r\n\r\n{}",
+                qp(CALENDAR)
+            );
+            let both = format!(
+                "Content-Type: multipart/mixed; boundary=\"i\"\r\n\r\n--i\r\n{plain}\r\n--i\r\n\
+Content-Type: application/ics; name=invite.ics\r\n\r\n{CALENDAR}\r\n--i--\r\n"
+            );
+            for (what, entity, calendars) in [
+                ("7bit", plain.as_str(), 1),
+                ("base64", &base64, 1),
+                ("quoted-printable", &quoted, 1),
+                ("text/calendar and application/ics", &both, 2),
+            ] {
+                let raw = message(entity.as_bytes(), &[]);
+                let (verdict, ranges) = evaluate(&raw);
+                assert!(verdict.is_accept(), "{what}: {:?}", verdict.reasons);
+                assert_eq!(ranges.len(), calendars, "{what}");
+                assert_eq!(unauthorised_calendars(&raw, &ranges), [], "{what}");
+                assert_eq!(decide(&raw).outcome, Outcome::Accept, "{what}");
+                // Stored with bare LF line endings (mbox): the ranges are the received bytes'.
+                let stored: Vec<u8> = String::from_utf8(raw)
+                    .unwrap()
+                    .replace("\r\n", "\n")
+                    .into_bytes();
+                let (verdict, ranges) = evaluate(&stored);
+                assert!(verdict.is_accept(), "{what} bare LF: {:?}", verdict.reasons);
+                assert_eq!(
+                    unauthorised_calendars(&stored, &ranges),
+                    [],
+                    "{what} bare LF"
+                );
+            }
+        }
+
+        fn base64_lines(bytes: &[u8]) -> String {
+            const ALPHABET: &[u8; 64] =
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+            let mut out = String::new();
+            for (index, chunk) in bytes.chunks(3).enumerate() {
+                if index > 0 && index % 19 == 0 {
+                    out.push_str("\r\n");
+                }
+                let b = [
+                    chunk[0],
+                    chunk.get(1).copied().unwrap_or(0),
+                    chunk.get(2).copied().unwrap_or(0),
+                ];
+                let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+                for i in 0..4 {
+                    if i <= chunk.len() {
+                        out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
+                    } else {
+                        out.push('=');
+                    }
+                }
+            }
+            out
+        }
+
+        /// The gate's own check, independent of the pipeline's: a verdict that evaluated the
+        /// signed invitation only (as the pipeline before issue #11 did) stays an accept only
+        /// while mail-parser finds no other calendar. An unsigned application/ics, an .ics
+        /// attachment, a forward holding a calendar beside it: rejected.
+        #[test]
+        fn calendar_data_the_verdict_did_not_evaluate_rejects_an_accept() {
+            let invite = format!(
+                "Content-Type: text/calendar; method=REQUEST; charset=utf-8\r\n\r\n{CALENDAR}"
+            );
+            let signed = organizer_signed(invite.as_bytes());
+            let control = with_signed(&signed, &[]);
+            let (verdict, authorised) = evaluate(&control);
+            assert!(verdict.is_accept(), "{:?}", verdict.reasons);
+            let accepted = crate::pipeline_engine::gate_verdict(&verdict, Inspection::Calendar);
+            assert_eq!(
+                accept_direction(accepted.clone(), &control, &authorised).outcome,
+                Outcome::Accept
+            );
+            let cancel = CALENDAR.replace("REQUEST", "CANCEL");
+            let extras = [
+                format!("Content-Type: application/ics\r\n\r\n{cancel}"),
+                format!("Content-Type: text/x-vcalendar\r\n\r\n{cancel}"),
+                format!(
+                    "Content-Type: application/octet-stream\r\n\
+Content-Disposition: attachment; filename=cancel.ics\r\n\r\n{cancel}"
+                ),
+                format!("Content-Type: text/plain\r\n\r\n{cancel}"),
+                format!(
+                    "Content-Type: message/rfc822\r\n\r\nFrom: m@example.net\r\n\
+Content-Type: text/calendar; method=CANCEL\r\n\r\n{cancel}"
+                ),
+            ];
+            for extra in &extras {
+                // The signed part keeps its offsets: the extra part comes after it.
+                let attack = with_signed(&signed, &[extra.as_bytes()]);
+                assert!(attack.starts_with(&control[..control.len() - 7]));
+                let judged = accept_direction(accepted.clone(), &attack, &authorised);
+                assert_eq!(judged.outcome, Outcome::Reject, "{extra}");
+                assert_eq!(judged.primary_code(), "unprotected-calendar", "{extra}");
+                // And the pipeline itself rejects it too.
+                assert_eq!(decide(&attack).outcome, Outcome::Reject, "{extra}");
+            }
+        }
+    }
+
+    /// Issue #11: the gate counted only text/calendar and application/ics as calendar
+    /// content, so an unsigned text/x-vcalendar (or an .ics attachment, or a text/plain
+    /// VCALENDAR) passed untouched without the engine ever seeing it.
+    #[test]
+    fn every_calendar_shape_of_the_shared_definition_goes_to_the_engine() {
+        let calendar = "BEGIN:VCALENDAR\r\nMETHOD:CANCEL\r\nEND:VCALENDAR\r\n";
+        for headers in [
+            "Content-Type: text/x-vcalendar\r\n",
+            "Content-Type: application/x-extension-ics\r\n",
+            "Content-Type: text/vcalendar\r\n",
+            "Content-Type: application/octet-stream; name=\"invite.ics\"\r\n",
+            "Content-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=x.ICS\r\n",
+            "Content-Type: text/plain\r\n",
+        ] {
+            let raw = format!(
+                "From: a@example.net\r\nContent-Type: multipart/mixed; boundary=o\r\n\r\n\
+--o\r\nContent-Type: text/plain\r\n\r\nhello\r\n--o\r\n{headers}\r\n{calendar}\r\n--o--\r\n"
+            );
+            assert_eq!(inspect(raw.as_bytes()), Inspection::Calendar, "{headers}");
+            assert_eq!(calendar_parts(raw.as_bytes()).len(), 1, "{headers}");
         }
     }
 

@@ -152,6 +152,44 @@ pub fn gate_verdict(verdict: &Verdict, inspection: Inspection) -> GateVerdict {
     }
 }
 
+/// The accept direction (issue #11): an accept stands only when every calendar part
+/// mail-parser (the calendar server's parser) finds in `message` is one the pipeline
+/// evaluated, at the same byte range (`authorised`, `Verdict::calendar_ranges`). Otherwise
+/// the server would act on calendar data the verdict does not cover: reject,
+/// `unprotected-calendar`.
+pub fn accept_direction(
+    mut verdict: GateVerdict,
+    message: &[u8],
+    authorised: &[std::ops::Range<usize>],
+) -> GateVerdict {
+    if verdict.outcome != Outcome::Accept {
+        return verdict;
+    }
+    let unauthorised = mime::unauthorised_calendars(message, authorised);
+    if !unauthorised.is_empty() {
+        verdict.outcome = Outcome::Reject;
+        verdict.reasons = unauthorised
+            .iter()
+            .map(|part| Reason {
+                code: PipelineReason::UnprotectedCalendar.code().to_owned(),
+                detail: match &part.body {
+                    Some(body) => format!(
+                        "the calendar server's parser finds {} at bytes {}..{} that the \
+                         verdict did not evaluate",
+                        part.media_type, body.start, body.end
+                    ),
+                    None => format!(
+                        "the calendar server's parser finds {} where the verdict cannot \
+                         follow it",
+                        part.media_type
+                    ),
+                },
+            })
+            .collect();
+    }
+    verdict
+}
+
 impl Decide for PipelineEngine {
     fn checks_event_state(&self) -> bool {
         self.store.is_some()
@@ -165,7 +203,11 @@ impl Decide for PipelineEngine {
         at: OffsetDateTime,
     ) -> Result<GateVerdict, DecideError> {
         let verdict = self.evaluate(message, recipient, at, false)?;
-        Ok(gate_verdict(&verdict, mime::inspect(message)))
+        Ok(accept_direction(
+            gate_verdict(&verdict, mime::inspect(message)),
+            message,
+            &verdict.calendar_ranges,
+        ))
     }
 
     fn record(

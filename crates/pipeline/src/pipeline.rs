@@ -129,13 +129,33 @@ impl Pipeline {
             self.settings.danger_allow_unsigned,
         );
         match verification.message {
-            Some(message) => self.process(
-                &message,
-                ctx,
-                store,
-                verification.warnings,
-                verification.layers,
-            ),
+            // The accept direction (issue #11), before anything is processed or recorded:
+            // every calendar part mail-parser (the calendar server's parser) finds must be
+            // one this verification authorised, at the same bytes.
+            Some(message) if let Some(finding) = unauthorised_calendar(raw, &message) => {
+                Ok(Verdict::from_findings(
+                    vec![finding],
+                    verification.warnings,
+                    verification.layers,
+                    Vec::new(),
+                ))
+            }
+            Some(message) => self
+                .process(
+                    &message,
+                    ctx,
+                    store,
+                    verification.warnings,
+                    verification.layers,
+                )
+                .map(|mut verdict| {
+                    verdict.calendar_ranges = message
+                        .calendars()
+                        .iter()
+                        .filter_map(VerifiedCalendar::body_range)
+                        .collect();
+                    verdict
+                }),
             None => Ok(Verdict::from_findings(
                 verification.reasons,
                 verification.warnings,
@@ -362,6 +382,33 @@ impl Pipeline {
             reports.push(report);
         }
     }
+}
+
+/// The first calendar part mail-parser finds in `raw` that `message` did not authorise, as a
+/// reason (`unprotected-calendar`).
+fn unauthorised_calendar(raw: &[u8], message: &VerifiedMessage) -> Option<Finding<Reason>> {
+    let authorised: Vec<std::ops::Range<usize>> = message
+        .calendars()
+        .iter()
+        .filter_map(VerifiedCalendar::body_range)
+        .collect();
+    let unauthorised = imipsec_smime::calendar::unauthorised_calendars(raw, &authorised);
+    let part = unauthorised.first()?;
+    Some(Finding::new(
+        Reason::UnprotectedCalendar,
+        match &part.body {
+            Some(body) => format!(
+                "mail-parser (the calendar server's parser) finds {} at bytes {}..{} that \
+                 this verification did not authorise",
+                part.media_type, body.start, body.end
+            ),
+            None => format!(
+                "mail-parser (the calendar server's parser) finds {} where this verification \
+                 cannot follow it",
+                part.media_type
+            ),
+        },
+    ))
 }
 
 fn role_name(role: Role) -> &'static str {

@@ -33,6 +33,12 @@ pub struct Verdict {
     /// Whether the event state was recorded (only ever on accept, and only when asked).
     #[serde(skip)]
     pub recorded: bool,
+    /// The calendar parts this verdict evaluated, as body byte ranges of the received message
+    /// (before transfer decoding; parts inside decrypted or opaque-signed content have none).
+    /// On accept these are the only calendar data the verdict covers: a gate compares them
+    /// with what the calendar server's parser finds (issue #11, the accept direction).
+    #[serde(skip)]
+    pub calendar_ranges: Vec<std::ops::Range<usize>>,
     /// Whether the event-state store judged this message (pinned organizer, SEQUENCE and
     /// DTSTAMP replay). Private: only the pipeline, which ran (or did not run) the check,
     /// sets it; read it with [`Verdict::event_state`].
@@ -97,6 +103,7 @@ impl Verdict {
             itip,
             recorded: false,
             event_state: EventState::NotChecked,
+            calendar_ranges: Vec::new(),
         }
     }
 

@@ -5,9 +5,28 @@
 //! it lies inside a signature layer that verified; a calendar outside every verified signed
 //! region rejects the whole message (`unprotected-calendar`) rather than being skipped, so a
 //! forwarded signed invitation cannot smuggle an unsigned calendar next to it.
+//!
+//! What is a calendar is decided by [`imipsec_smime::calendar`], the one definition the gate
+//! and the audit share: `text/calendar`, but also `application/ics`, `text/x-vcalendar`,
+//! `.ics` attachments and bodies that begin with `BEGIN:VCALENDAR`. Every such part inside a
+//! verified signed region is evaluated as iTIP like a `text/calendar` part (a server may act
+//! on any of them); every one outside is `unprotected-calendar`.
+//!
+//! Forwarded messages: a calendar inside a forwarded `message/rfc822` or `message/global`
+//! (attached, or the whole body of the message) is never evaluated as this message's iTIP
+//! and always rejects the message (`unprotected-calendar`), signed or not, inside this
+//! message's signed region or not: Cyrus processes the first calendar it finds in a forwarded
+//! message, while the forward's own signature belongs to another message (its signer, date
+//! and recipients are not this message's, and it was never checked against this message's
+//! event state). Whoever wants a calendar processed sends it as the message itself.
+//!
+//! Charsets: only calendars whose `charset` is absent, UTF-8 or US-ASCII are evaluated; any
+//! other charset is `malformed-mime` (a UTF-7 calendar is another calendar to mail-parser,
+//! which decodes it, than to a reader that takes the bytes as UTF-8).
 
 use imipsec_smime::{
-    HeaderField, Inspection, LayerOutcome, SignerReport as SmimeSignerReport, VerifiedSigner,
+    CalendarEvidence, HeaderField, Inspection, LayerOutcome, SignerReport as SmimeSignerReport,
+    VerifiedSigner, calendar,
 };
 
 use crate::reason::{Finding, Reason, Warning};
@@ -22,11 +41,13 @@ pub enum Authentication {
     DangerUnsigned,
 }
 
-/// One `text/calendar` part that may be processed, with who vouches for it. Fields are
-/// private to this module: only the verification step fills them.
+/// One calendar part that may be processed, with who vouches for it. Fields are private to
+/// this module: only the verification step fills them.
 #[derive(Debug, Clone)]
 pub struct VerifiedCalendar {
     body: Vec<u8>,
+    media_type: String,
+    body_range: Option<std::ops::Range<usize>>,
     method: Option<String>,
     charset: Option<String>,
     component: Option<String>,
@@ -78,6 +99,17 @@ impl VerifiedCalendar {
     /// The MIME part number (`"1.2"`).
     pub fn path(&self) -> &str {
         &self.path
+    }
+
+    /// The part's media type (`text/calendar`, `application/ics`, ...), lowercase.
+    pub fn media_type(&self) -> &str {
+        &self.media_type
+    }
+
+    /// The part's body (before transfer decoding) as offsets into the received message;
+    /// `None` inside decrypted or opaque-signed content.
+    pub fn body_range(&self) -> Option<std::ops::Range<usize>> {
+        self.body_range.clone()
     }
 }
 
@@ -196,10 +228,6 @@ fn layer_kind(kind: imipsec_smime::LayerKind) -> LayerKind {
     }
 }
 
-fn is_calendar(content_type: &str) -> bool {
-    content_type.eq_ignore_ascii_case("text/calendar")
-}
-
 /// The verification step. `from` and `date` are the outer header values, for the warnings.
 pub(crate) fn verify(
     inspection: &Inspection,
@@ -302,16 +330,42 @@ pub(crate) fn verify(
     let mut calendars = Vec::new();
     let mut all_signer_emails: Vec<String> = Vec::new();
     for leaf in &inspection.leaves {
-        if !is_calendar(&leaf.content_type) {
+        let Some(evidence) = leaf.calendar else {
+            continue;
+        };
+        let what = match evidence {
+            CalendarEvidence::FileName => format!("{} named as a calendar", leaf.content_type),
+            CalendarEvidence::Content => {
+                format!("{} holding a calendar", leaf.content_type)
+            }
+            _ => leaf.content_type.clone(),
+        };
+        let part = part_name(&part_number(&leaf.path));
+        if leaf.forwarded {
+            reasons.push(Finding::new(
+                Reason::UnprotectedCalendar,
+                format!(
+                    "{what} at {part} is inside a forwarded message: it is never evaluated \
+                     as this message's iTIP"
+                ),
+            ));
             continue;
         }
         let signers: Vec<&VerifiedSigner> = leaf.signers(inspection);
         if signers.is_empty() && any_signature {
             reasons.push(Finding::new(
                 Reason::UnprotectedCalendar,
+                format!("{what} at {part} lies outside every verified signed region"),
+            ));
+            continue;
+        }
+        if !calendar::is_calendar_charset(leaf.param("charset")) {
+            reasons.push(Finding::new(
+                Reason::MalformedMime,
                 format!(
-                    "text/calendar at {} lies outside every verified signed region",
-                    part_name(&part_number(&leaf.path))
+                    "{what} at {part} has charset {:?}: only UTF-8 and US-ASCII calendars \
+                     are evaluated",
+                    leaf.param("charset").unwrap_or_default()
                 ),
             ));
             continue;
@@ -326,6 +380,8 @@ pub(crate) fn verify(
         }
         calendars.push(VerifiedCalendar {
             body: leaf.body.clone(),
+            media_type: leaf.content_type.clone(),
+            body_range: leaf.body_range.clone(),
             method: leaf.param("method").map(str::to_owned),
             charset: leaf.param("charset").map(str::to_owned),
             component: leaf.param("component").map(str::to_owned),
@@ -354,7 +410,7 @@ pub(crate) fn verify(
     {
         reasons.push(Finding::new(
             Reason::NoCalendar,
-            "no text/calendar part in the message",
+            "no calendar part in the message",
         ));
     }
 

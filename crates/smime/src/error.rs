@@ -83,6 +83,42 @@ pub enum MimeErrorKind {
     /// A message exceeds the 4 GiB offset range.
     #[error("message too large for offsets")]
     TooLarge,
+    /// A bare LF or bare CR in a message that uses CRLF, or a CR in a message stored with
+    /// bare LF line endings: parsers split such lines differently (a header section ended by
+    /// CRLF then LF is a body to one reader and headers to another).
+    #[error("mixed line endings (bare LF or bare CR)")]
+    MixedLineEndings,
+    /// `--boundary` occurs in a multipart body other than as a whole delimiter line: mail-parser
+    /// splits on it anywhere, mid-line included (RFC 2046 §5.1.1 forbids it in the body).
+    #[error("the boundary occurs outside a delimiter line")]
+    StrayBoundary,
+    /// A header section line that is neither a header field nor a continuation line
+    /// (white space only, no colon), or a header section not ended by an empty line.
+    #[error("malformed header section")]
+    BadHeaderSection,
+    /// A Content-Type or Content-Disposition parameter given twice (RFC 6838 §4.3: an
+    /// error; readers take the first, the last, or refuse).
+    #[error("duplicate {0} parameter")]
+    DuplicateParameter(&'static str),
+    /// A Content-Type parameter that readers split or decode differently: RFC 2231 sections
+    /// or charsets (`name*`, `name*0`: mail-parser appends `name*1` to a plain `name`), a
+    /// backslash or comment outside quotes (mail-parser skips them inside an unquoted value),
+    /// or an RFC 2047 encoded word in boundary, charset, method, component, protocol or
+    /// smime-type (mail-parser decodes it, RFC 2045 readers do not).
+    #[error("Content-Type parameter that readers split or decode differently")]
+    ExtendedParameter,
+    /// Quoted-printable that is not canonical (RFC 2045 §6.7): `=` not followed by two hex
+    /// digits or by the line break of a soft line break, or white space at the end of a line
+    /// (transport padding that some decoders delete and others keep).
+    #[error("invalid quoted-printable content transfer encoding")]
+    BadQuotedPrintable,
+    /// A multipart or message entity with a transfer encoding other than 7bit, 8bit or binary
+    /// (RFC 2045 §6.4, RFC 2046 §5.2.1): readers either decode it or ignore the header.
+    #[error("transfer encoding on a multipart or message entity")]
+    EncodedComposite,
+    /// This crate's transfer decoding and mail-parser's disagree on a body.
+    #[error("transfer decoding differs from mail-parser's")]
+    DecoderDisagreement,
 }
 
 /// A SignedData field (RFC 5652 §5.1, §5.3) on which the two CMS readers disagreed.

@@ -1,10 +1,9 @@
 //! The MIME walk: find every security layer of a message and report, for every leaf part,
 //! which layers enclose it.
 
-use std::borrow::Cow;
-
 use time::OffsetDateTime;
 
+use crate::calendar::{self, CalendarEvidence};
 use crate::cms::{self, Context, SignerReport, VerifiedSigner, oid};
 use crate::decrypt;
 use crate::error::{Failure, MimeErrorKind, SmimeError};
@@ -118,6 +117,18 @@ pub struct Leaf {
     pub path: Vec<usize>,
     /// Indexes into [`Inspection::layers`] of the layers enclosing this leaf, outermost first.
     pub enclosing: Vec<usize>,
+    /// Whether, and why, this leaf is calendar content ([`crate::calendar`]): the one
+    /// definition the pipeline, the gate and the audit share.
+    pub calendar: Option<CalendarEvidence>,
+    /// The leaf lies inside a forwarded message (a `message/rfc822` or `message/global` part
+    /// that is not the whole content of a security layer, or the body of the message itself).
+    /// Signatures inside a forwarded message are not evaluated: its leaves are never signed
+    /// by this message's layers in the sense of its own iTIP.
+    pub forwarded: bool,
+    /// The leaf's body (before transfer decoding) as offsets into the received message, for
+    /// comparison with another parser's reading; `None` inside decrypted or opaque-signed
+    /// content, which no MIME parser sees.
+    pub body_range: Option<std::ops::Range<usize>>,
 }
 
 impl Leaf {
@@ -277,12 +288,10 @@ pub fn inspect(raw: &[u8], options: &InspectOptions<'_>) -> Result<Inspection, S
     if raw.len() > options.limits.message_bytes {
         return Err(SmimeError::LimitExceeded(LimitKind::MessageBytes));
     }
-    let canonicalized = mime::has_bare_lf_endings(raw);
-    let buffer: Cow<'_, [u8]> = if canonicalized {
-        Cow::Owned(mime::canonicalize(raw))
-    } else {
-        Cow::Borrowed(raw)
-    };
+    let canonicalized = mime::line_endings(raw).map_err(|error| mime_error(error, None))?
+        == mime::LineEndings::BareLf;
+    let canonical = canonicalized.then(|| mime::Canonical::new(raw));
+    let buffer: &[u8] = canonical.as_ref().map_or(raw, |canonical| &canonical.bytes);
     let mut walker = Walker {
         options,
         inspection: Inspection {
@@ -301,13 +310,27 @@ pub fn inspect(raw: &[u8], options: &InspectOptions<'_>) -> Result<Inspection, S
         depth: 1,
         enclosing: Vec::new(),
         root_like: true,
-        unwrap_message: true,
+        // A message whose body is a message/rfc822 is a forward, like an attached one: only
+        // the content of a security layer is a wrapper to walk into (RFC 8551 §3.1).
+        unwrap_message: false,
         protected_by: None,
         buffer_layer: None,
+        forwarded: false,
+        digest: false,
     };
-    walker.walk(&buffer, 0, buffer.len(), root)?;
+    walker.walk(buffer, 0, buffer.len(), root)?;
     walker.budget_left()?;
-    Ok(walker.inspection)
+    let mut inspection = walker.inspection;
+    if let Some(canonical) = &canonical {
+        // Offsets into the received (bare-LF) bytes, not the canonical copy.
+        for leaf in &mut inspection.leaves {
+            if let Some(range) = &mut leaf.body_range {
+                *range =
+                    canonical.original_offset(range.start)..canonical.original_offset(range.end);
+            }
+        }
+    }
+    Ok(inspection)
 }
 
 #[derive(Debug, Clone)]
@@ -323,6 +346,10 @@ struct Position {
     protected_by: Option<usize>,
     /// The buffer is the content of this layer (for error offsets); `None`: the message.
     buffer_layer: Option<usize>,
+    /// Inside a forwarded message: structure only, no layer is evaluated.
+    forwarded: bool,
+    /// The parent is multipart/digest (untyped parts are message/rfc822).
+    digest: bool,
 }
 
 impl Position {
@@ -337,6 +364,8 @@ impl Position {
             unwrap_message: false,
             protected_by: None,
             buffer_layer: self.buffer_layer,
+            forwarded: self.forwarded,
+            digest: false,
         }
     }
 
@@ -432,7 +461,38 @@ impl Walker<'_> {
         if let Some(signature_layer) = position.protected_by {
             self.compare_protected(signature_layer, &entity.headers);
         }
-        match entity.content_type.as_str() {
+        // RFC 2046 §5.1.5: an untyped part of multipart/digest is message/rfc822 (so it is
+        // to mail-parser).
+        let content_type = if !entity.typed && position.digest {
+            "message/rfc822"
+        } else {
+            entity.content_type.as_str()
+        };
+        let composite = content_type.starts_with("multipart/")
+            || calendar::is_forwarded_message_type(content_type);
+        if composite && entity.encoding != mime::TransferEncoding::Identity {
+            return Err(mime_error(
+                MimeError {
+                    offset: entity.start,
+                    kind: MimeErrorKind::EncodedComposite,
+                },
+                layer,
+            ));
+        }
+        if position.forwarded {
+            // Inside a forwarded message: structure only. Its signatures belong to the
+            // forwarded message, not to this one, and are not evaluated.
+            return match content_type {
+                multipart if multipart.starts_with("multipart/") => {
+                    self.multipart(buffer, &entity, position)
+                }
+                message if calendar::is_forwarded_message_type(message) => {
+                    self.forwarded(buffer, &entity, &position)
+                }
+                _ => self.leaf(&entity, position),
+            };
+        }
+        match content_type {
             "multipart/signed" => self.multipart_signed(buffer, &entity, position),
             "multipart/encrypted" => {
                 let protocol = entity.param("protocol").unwrap_or("").to_ascii_lowercase();
@@ -449,27 +509,9 @@ impl Walker<'_> {
                 self.pkcs7_mime(&entity, position)
             }
             multipart if multipart.starts_with("multipart/") => {
-                let boundary = entity.param("boundary").ok_or(SmimeError::MalformedMime {
-                    offset: entity.start,
-                    kind: MimeErrorKind::MissingBoundary,
-                    layer,
-                })?;
-                let parts = mime::split_multipart(
-                    entity.body,
-                    entity.body_start,
-                    boundary,
-                    self.options.limits.parts,
-                )
-                .map_err(|error| mime_error(error, layer))?;
-                for (index, (part_start, part_end)) in parts.into_iter().enumerate() {
-                    self.walk(buffer, part_start, part_end, position.child(index))?;
-                }
-                Ok(())
+                self.multipart(buffer, &entity, position)
             }
-            "message/rfc822"
-                if position.unwrap_message
-                    && entity.encoding == mime::TransferEncoding::Identity =>
-            {
+            message if calendar::is_forwarded_message_type(message) && position.unwrap_message => {
                 let mut inner = position.child(0);
                 inner.root_like = position.root_like;
                 inner.protected_by = position.protected_by;
@@ -479,6 +521,9 @@ impl Walker<'_> {
                     entity.start + entity.raw.len(),
                     inner,
                 )
+            }
+            message if calendar::is_forwarded_message_type(message) => {
+                self.forwarded(buffer, &entity, &position)
             }
             _ => self.leaf(&entity, position),
         }
@@ -494,18 +539,77 @@ impl Walker<'_> {
             .map_err(SmimeError::LimitExceeded)
     }
 
+    /// The body parts of a multipart entity, walked in turn.
+    fn multipart(
+        &mut self,
+        buffer: &[u8],
+        entity: &Entity<'_>,
+        position: Position,
+    ) -> Result<(), SmimeError> {
+        let layer = position.buffer_layer;
+        let boundary = entity.param("boundary").ok_or(SmimeError::MalformedMime {
+            offset: entity.start,
+            kind: MimeErrorKind::MissingBoundary,
+            layer,
+        })?;
+        let parts = mime::split_multipart(
+            entity.body,
+            entity.body_start,
+            boundary,
+            self.options.limits.parts,
+        )
+        .map_err(|error| mime_error(error, layer))?;
+        let digest = entity.content_type == "multipart/digest";
+        for (index, (part_start, part_end)) in parts.into_iter().enumerate() {
+            let mut child = position.child(index);
+            child.digest = digest;
+            self.walk(buffer, part_start, part_end, child)?;
+        }
+        Ok(())
+    }
+
+    /// A forwarded message (a `message/rfc822` or `message/global` part that is not the whole
+    /// content of a security layer): walked for its structure, so that calendar content in it
+    /// is reported (Cyrus processes the first calendar it finds in one), with every leaf
+    /// marked [`Leaf::forwarded`] and no signature in it evaluated.
+    fn forwarded(
+        &mut self,
+        buffer: &[u8],
+        entity: &Entity<'_>,
+        position: &Position,
+    ) -> Result<(), SmimeError> {
+        let mut inner = position.child(0);
+        inner.forwarded = true;
+        self.walk(
+            buffer,
+            entity.body_start,
+            entity.start + entity.raw.len(),
+            inner,
+        )
+    }
+
     fn leaf(&mut self, entity: &Entity<'_>, position: Position) -> Result<(), SmimeError> {
         self.charge_decoding(entity)?;
         let body = entity
             .decoded_body()
             .map_err(|error| mime_error(error, position.buffer_layer))?
             .into_owned();
+        let calendar = calendar::classify(&entity.content_type, entity.file_names(), &body);
+        // Offsets in the received message exist only outside decrypted or opaque-signed
+        // content (mail-parser cannot see into those either).
+        let body_range = position
+            .buffer_layer
+            .is_none()
+            .then(|| entity.body_start..entity.start + entity.raw.len());
         self.inspection.leaves.push(Leaf {
             content_type: entity.content_type.clone(),
             params: entity.params.clone(),
             body,
             path: position.path,
             enclosing: position.enclosing,
+            calendar,
+            forwarded: position.forwarded,
+            body_range,
         });
         Ok(())
     }
@@ -725,13 +829,32 @@ impl Walker<'_> {
         if content.len() > self.options.limits.message_bytes {
             return Err(SmimeError::LimitExceeded(LimitKind::MessageBytes));
         }
-        let content = if mime::has_bare_lf_endings(&content) {
-            self.budget
-                .decode(content.len())
-                .map_err(SmimeError::LimitExceeded)?;
-            mime::canonicalize(&content)
-        } else {
-            content
+        let content = match mime::line_endings(&content) {
+            Ok(mime::LineEndings::BareLf) => {
+                self.budget
+                    .decode(content.len())
+                    .map_err(SmimeError::LimitExceeded)?;
+                mime::canonicalize(&content)
+            }
+            Ok(mime::LineEndings::Crlf) => content,
+            Err(error) => {
+                let failure = Failure::MalformedContent {
+                    offset: error.offset,
+                    kind: error.kind,
+                };
+                if let Some(failed) = self.inspection.layers.get_mut(layer) {
+                    failed.outcome = match &failed.outcome {
+                        LayerOutcome::Verified { .. } | LayerOutcome::SignatureFailed { .. } => {
+                            LayerOutcome::SignatureFailed {
+                                failure,
+                                signers: Vec::new(),
+                            }
+                        }
+                        _ => LayerOutcome::NotDecrypted { failure },
+                    };
+                }
+                return Ok(());
+            }
         };
         if mime::is_headerless(&content) {
             if position.depth > self.options.limits.mime_depth {
@@ -744,9 +867,12 @@ impl Walker<'_> {
             self.inspection.leaves.push(Leaf {
                 content_type: "text/plain".to_string(),
                 params: vec![("charset".to_string(), "us-ascii".to_string())],
+                calendar: calendar::classify("text/plain", None, &content),
                 body: content,
                 path: position.path,
                 enclosing: position.enclosing,
+                forwarded: false,
+                body_range: None,
             });
             return Ok(());
         }

@@ -16,6 +16,7 @@
     )
 )]
 
+pub mod calendar;
 pub mod encrypt;
 pub mod keys;
 pub mod sign;
@@ -33,6 +34,7 @@ mod policy;
 mod second_opinion;
 mod trust;
 
+pub use calendar::CalendarEvidence;
 pub use cms::{DigestAlgorithm, SID_CANDIDATES_MAX, SignerReport, VerifiedSigner};
 pub use error::{BadSignatureReason, CmsField, Failure, MimeErrorKind, SmimeError};
 pub use inspect::{

@@ -7,6 +7,27 @@
 //! delimiter is `--boundary` at the start of a line followed only by optional linear white
 //! space; the CRLF before it belongs to the delimiter (RFC 2046 §5.1.1); a multipart without
 //! its close delimiter is malformed.
+//!
+//! Strict where another parser could read differently (issue #11): every construct on which
+//! this walk and mail-parser 0.11 (the Stalwart server's parser, whose source was read for
+//! this list) can disagree is `malformed-mime` rather than read one way:
+//!
+//! | construct | mail-parser 0.11 | here |
+//! |---|---|---|
+//! | `--boundary` mid-line, or followed by other text (`--bc` for boundary `b`) | a delimiter; the next part starts right after it | [`StrayBoundary`](MimeErrorKind::StrayBoundary) |
+//! | bare LF or bare CR in a CRLF message | LF ends a line, CR is dropped | [`MixedLineEndings`](MimeErrorKind::MixedLineEndings) |
+//! | a white-space-only line in a header section | ends the header section | [`BadHeaderSection`](MimeErrorKind::BadHeaderSection) |
+//! | a parameter given twice | keeps both; `attribute()` takes the first | [`DuplicateParameter`](MimeErrorKind::DuplicateParameter) |
+//! | `name*0`/`name*1`, `name*=` (RFC 2231) | appends sections to a plain `name`, decodes charsets | [`ExtendedParameter`](MimeErrorKind::ExtendedParameter) |
+//! | `\` or `(comment)` outside quotes in Content-Type | escapes / skips them inside a value | [`ExtendedParameter`](MimeErrorKind::ExtendedParameter) |
+//! | `=?..?=` in boundary, charset, method, component, protocol, smime-type | decodes the encoded word | [`ExtendedParameter`](MimeErrorKind::ExtendedParameter) |
+//! | QP `=` + white space, `=` + non-hex, `==`, `=` at the end, trailing white space | soft break, literal, undecoded fallback, drops bytes, deletes it | [`BadQuotedPrintable`](MimeErrorKind::BadQuotedPrintable) |
+//! | base64 with non-alphabet bytes | skipped | [`BadBase64`](MimeErrorKind::BadBase64) |
+//! | transfer encoding on multipart / message | ignored on multipart, decoded on message | [`EncodedComposite`](MimeErrorKind::EncodedComposite) |
+//! | a part in `multipart/digest` without Content-Type | `message/rfc822` (RFC 2046 §5.1.5) | the same (see `inspect`) |
+//!
+//! Decoded bodies are also compared with mail-parser's own decoders
+//! ([`DecoderDisagreement`](MimeErrorKind::DecoderDisagreement)).
 
 use std::borrow::Cow;
 
@@ -43,6 +64,11 @@ pub(crate) struct Entity<'a> {
     pub content_type: String,
     /// Content-Type parameters, names lowercased.
     pub params: Vec<(String, String)>,
+    /// Whether the entity has a Content-Type field (`multipart/digest` gives untyped parts
+    /// another default, RFC 2046 §5.1.5).
+    pub typed: bool,
+    /// The `filename` parameter of Content-Disposition, if any.
+    pub file_name: Option<String>,
     pub encoding: TransferEncoding,
     /// Header fields relevant to header protection.
     pub headers: ProtectedHeaders,
@@ -66,42 +92,152 @@ impl Entity<'_> {
             .map(|(_, value)| value.as_str())
     }
 
-    /// The transfer-decoded body.
+    /// The transfer-decoded body. Strict decoding, then mail-parser's decoder on the same
+    /// bytes: a body the two read differently is malformed.
     pub fn decoded_body(&self) -> Result<Cow<'_, [u8]>, MimeError> {
+        let disagreement = MimeError {
+            offset: self.body_start,
+            kind: MimeErrorKind::DecoderDisagreement,
+        };
+        if self.encoding != TransferEncoding::Base64
+            && let Some(offset) = bare_lf(self.body)
+        {
+            return Err(MimeError {
+                offset: self.body_start + offset,
+                kind: MimeErrorKind::MixedLineEndings,
+            });
+        }
         match self.encoding {
             TransferEncoding::Identity => Ok(Cow::Borrowed(self.body)),
-            TransferEncoding::Base64 => decode_base64(self.body, self.body_start).map(Cow::Owned),
-            TransferEncoding::QuotedPrintable => Ok(Cow::Owned(decode_quoted_printable(self.body))),
+            TransferEncoding::Base64 => {
+                let decoded = decode_base64(self.body, self.body_start)?;
+                if mail_parser::decoders::base64::base64_decode(self.body).as_ref()
+                    != Some(&decoded)
+                {
+                    return Err(disagreement);
+                }
+                Ok(Cow::Owned(decoded))
+            }
+            TransferEncoding::QuotedPrintable => {
+                let decoded = decode_quoted_printable(self.body, self.body_start)?;
+                if mail_parser::decoders::quoted_printable::quoted_printable_decode(self.body)
+                    .as_ref()
+                    != Some(&decoded)
+                {
+                    return Err(disagreement);
+                }
+                Ok(Cow::Owned(decoded))
+            }
             TransferEncoding::Unknown => Err(MimeError {
                 offset: self.start,
                 kind: MimeErrorKind::UnknownTransferEncoding,
             }),
         }
     }
+
+    /// The `name` and `filename` parameters: what a client shows and opens the part as.
+    pub fn file_names(&self) -> impl Iterator<Item = &str> {
+        self.param("name")
+            .into_iter()
+            .chain(self.file_name.as_deref())
+    }
 }
 
-/// Whether the buffer uses bare LF line endings (stored mail: mbox, Maildir): decided on the
-/// first line break.
-pub(crate) fn has_bare_lf_endings(raw: &[u8]) -> bool {
-    match raw.iter().position(|&b| b == b'\n') {
-        Some(0) => true,
-        Some(position) => raw.get(position - 1) != Some(&b'\r'),
-        None => false,
+/// How the lines of a buffer end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LineEndings {
+    /// CRLF only (or no line break at all): used as received.
+    Crlf,
+    /// LF only, no CR anywhere (stored mail: mbox, Maildir): canonicalised before the walk.
+    BareLf,
+}
+
+/// The line endings of `raw`, decided on its first line break: a bare LF there is stored
+/// mail (mbox, Maildir, files written by `openssl smime` on Unix), canonicalised before the
+/// walk (RFC 8551 §3.1.1); otherwise CRLF. A bare CR is malformed anywhere.
+///
+/// In a CRLF message a bare LF is malformed where lines carry meaning: in a header section
+/// ([`parse_entity`]: a header section ended by CRLF then a bare LF starts mail-parser's body
+/// hundreds of bytes before a strict reader's), on a delimiter line ([`split_multipart`]:
+/// the boundary is then stray) and in an identity or quoted-printable body
+/// ([`Entity::decoded_body`]). It is tolerated only inside base64 bodies, where line breaks
+/// are white space to every decoder: `openssl cms -sign -crlfeol` writes the signature's
+/// base64 with bare LF.
+pub(crate) fn line_endings(raw: &[u8]) -> Result<LineEndings, MimeError> {
+    let mut first = None;
+    let mut previous = 0u8;
+    for (index, &byte) in raw.iter().enumerate() {
+        match byte {
+            b'\n' => {
+                first.get_or_insert(if previous == b'\r' {
+                    LineEndings::Crlf
+                } else {
+                    LineEndings::BareLf
+                });
+            }
+            _ if previous == b'\r' => {
+                return Err(MimeError {
+                    offset: index - 1,
+                    kind: MimeErrorKind::MixedLineEndings,
+                });
+            }
+            _ => {}
+        }
+        previous = byte;
     }
+    if previous == b'\r' {
+        return Err(MimeError {
+            offset: raw.len() - 1,
+            kind: MimeErrorKind::MixedLineEndings,
+        });
+    }
+    Ok(first.unwrap_or(LineEndings::Crlf))
+}
+
+/// The offset of the first bare LF in `bytes` (CRLF line endings expected), if any.
+fn bare_lf(bytes: &[u8]) -> Option<usize> {
+    let mut previous = 0u8;
+    bytes.iter().enumerate().find_map(|(index, &byte)| {
+        let bare = byte == b'\n' && previous != b'\r';
+        previous = byte;
+        bare.then_some(index)
+    })
 }
 
 /// RFC 5322 / RFC 5751 §3.1.1 canonical form: every bare LF becomes CRLF.
 pub(crate) fn canonicalize(raw: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(raw.len() + raw.len() / 32);
-    let mut previous = 0u8;
-    for &byte in raw {
-        if byte == b'\n' && previous != b'\r' {
-            out.push(b'\r');
+    Canonical::new(raw).bytes
+}
+
+/// A [`canonicalize`]d copy that can map its offsets back to the original.
+#[derive(Debug)]
+pub(crate) struct Canonical {
+    pub bytes: Vec<u8>,
+    /// Offsets in `bytes` of the CRs that were inserted, ascending.
+    inserted: Vec<usize>,
+}
+
+impl Canonical {
+    pub fn new(raw: &[u8]) -> Canonical {
+        let mut bytes = Vec::with_capacity(raw.len() + raw.len() / 32);
+        let mut inserted = Vec::new();
+        let mut previous = 0u8;
+        for &byte in raw {
+            if byte == b'\n' && previous != b'\r' {
+                inserted.push(bytes.len());
+                bytes.push(b'\r');
+            }
+            bytes.push(byte);
+            previous = byte;
         }
-        out.push(byte);
-        previous = byte;
+        Canonical { bytes, inserted }
     }
-    out
+
+    /// The offset in the original of offset `canonical` of the copy (an inserted CR maps to
+    /// the LF it precedes).
+    pub fn original_offset(&self, canonical: usize) -> usize {
+        canonical - self.inserted.partition_point(|&at| at < canonical)
+    }
 }
 
 /// Whether `content` has no header section at all: it neither starts with the blank line of
@@ -121,7 +257,11 @@ pub(crate) fn is_headerless(content: &[u8]) -> bool {
     name.is_empty() || !name.iter().all(|&byte| (33..=126).contains(&byte))
 }
 
-/// Parse the entity occupying `buffer[start..end]`.
+/// Parse the entity occupying `buffer[start..end]` (CRLF line endings, see [`line_endings`]).
+///
+/// The header section is the bytes up to the first empty line, or, for an entity without a
+/// body, the whole entity when it ends in CRLF (the CRLF of the next delimiter then ends it).
+/// Every line of it must be a header field or a continuation line.
 pub(crate) fn parse_entity(
     buffer: &[u8],
     start: usize,
@@ -136,14 +276,23 @@ pub(crate) fn parse_entity(
     } else {
         match find(raw, b"\r\n\r\n") {
             Some(position) => (position + 2, position + 4),
-            None => (raw.len(), raw.len()),
+            None if raw.is_empty() || raw.ends_with(b"\r\n") => (raw.len(), raw.len()),
+            None => {
+                return Err(MimeError {
+                    offset: start + raw.len(),
+                    kind: MimeErrorKind::BadHeaderSection,
+                });
+            }
         }
     };
     let header_bytes = raw.get(..header_len).unwrap_or_default();
+    check_header_section(header_bytes, start)?;
     let body = raw.get(body_offset..).unwrap_or_default();
 
     let mut content_type = "text/plain".to_string();
     let mut params = Vec::new();
+    let mut typed = false;
+    let mut file_name = None;
     let mut encoding = TransferEncoding::Identity;
     let mut headers = ProtectedHeaders::default();
     if !header_bytes.is_empty() {
@@ -155,46 +304,57 @@ pub(crate) fn parse_entity(
                 offset: start,
                 kind: MimeErrorKind::NoHeaders,
             })?;
-        let mut seen_type = false;
         let mut seen_encoding = false;
+        let mut seen_disposition = false;
         for header in parsed.headers() {
+            let at = |kind| MimeError {
+                offset: start + header.offset_field as usize,
+                kind,
+            };
             match &header.name {
                 HeaderName::ContentType => {
-                    if seen_type {
-                        return Err(MimeError {
-                            offset: start + header.offset_field as usize,
-                            kind: MimeErrorKind::DuplicateHeader("Content-Type"),
-                        });
+                    if typed {
+                        return Err(at(MimeErrorKind::DuplicateHeader("Content-Type")));
                     }
-                    seen_type = true;
-                    let parsed_type = header.value.as_content_type().ok_or(MimeError {
-                        offset: start + header.offset_field as usize,
-                        kind: MimeErrorKind::BadContentType,
-                    })?;
-                    let subtype = parsed_type.c_subtype.as_deref().ok_or(MimeError {
-                        offset: start + header.offset_field as usize,
-                        kind: MimeErrorKind::BadContentType,
-                    })?;
+                    typed = true;
+                    let parsed_type = header
+                        .value
+                        .as_content_type()
+                        .ok_or(at(MimeErrorKind::BadContentType))?;
+                    let subtype = parsed_type
+                        .c_subtype
+                        .as_deref()
+                        .ok_or(at(MimeErrorKind::BadContentType))?;
+                    let value = with_blank
+                        .get(header.offset_start as usize..header.offset_end as usize)
+                        .unwrap_or_default();
+                    if has_extended_parameter(value) {
+                        return Err(at(MimeErrorKind::ExtendedParameter));
+                    }
                     content_type =
                         format!("{}/{}", parsed_type.c_type, subtype).to_ascii_lowercase();
-                    params = parsed_type
-                        .attributes
-                        .iter()
-                        .flatten()
-                        .map(|attribute| {
-                            (
-                                attribute.name.to_ascii_lowercase(),
-                                attribute.value.to_string(),
-                            )
-                        })
-                        .collect();
+                    params = parameters(parsed_type)
+                        .ok_or(at(MimeErrorKind::DuplicateParameter("Content-Type")))?;
+                }
+                HeaderName::ContentDisposition => {
+                    if seen_disposition {
+                        return Err(at(MimeErrorKind::DuplicateHeader("Content-Disposition")));
+                    }
+                    seen_disposition = true;
+                    if let Some(disposition) = header.value.as_content_type() {
+                        let disposition_params = parameters(disposition)
+                            .ok_or(at(MimeErrorKind::DuplicateParameter("Content-Disposition")))?;
+                        file_name = disposition_params
+                            .into_iter()
+                            .find(|(name, _)| name == "filename")
+                            .map(|(_, value)| value);
+                    }
                 }
                 HeaderName::ContentTransferEncoding => {
                     if seen_encoding {
-                        return Err(MimeError {
-                            offset: start + header.offset_field as usize,
-                            kind: MimeErrorKind::DuplicateHeader("Content-Transfer-Encoding"),
-                        });
+                        return Err(at(MimeErrorKind::DuplicateHeader(
+                            "Content-Transfer-Encoding",
+                        )));
                     }
                     seen_encoding = true;
                     let value = match &header.value {
@@ -241,9 +401,128 @@ pub(crate) fn parse_entity(
         body_start: start + body_offset,
         content_type,
         params,
+        typed,
+        file_name,
         encoding,
         headers,
     })
+}
+
+/// Every line of a header section (CRLF-terminated lines, RFC 5322 §2.2) is a field
+/// (`name:` with a printable name, white space before the colon tolerated as mail-parser
+/// does) or a continuation line (white space, then something else). mail-parser ends a
+/// header section at a white-space-only line and skips lines without a colon; a strict
+/// reader does neither, so both are malformed.
+fn check_header_section(header: &[u8], base: usize) -> Result<(), MimeError> {
+    let mut offset = 0usize;
+    for line in header.split(|&byte| byte == b'\n') {
+        let line_start = offset;
+        offset += line.len() + 1;
+        let Some(line) = line.strip_suffix(b"\r") else {
+            // The empty tail after the last CRLF.
+            if line.is_empty() && line_start == header.len() {
+                continue;
+            }
+            return Err(MimeError {
+                offset: base + line_start,
+                kind: MimeErrorKind::BadHeaderSection,
+            });
+        };
+        let ok = match line.first() {
+            Some(b' ' | b'\t') => line_start > 0 && !line.trim_ascii().is_empty(),
+            Some(_) => line
+                .iter()
+                .position(|&byte| byte == b':')
+                .is_some_and(|colon| {
+                    let name = line.get(..colon).unwrap_or_default().trim_ascii_end();
+                    !name.is_empty() && name.iter().all(|&byte| (33..=126).contains(&byte))
+                }),
+            None => false,
+        };
+        if !ok {
+            return Err(MimeError {
+                offset: base + line_start,
+                kind: MimeErrorKind::BadHeaderSection,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The parameters of a parsed Content-Type or Content-Disposition, names lowercased; `None`
+/// when a name occurs twice (RFC 6838 §4.3).
+fn parameters(parsed: &mail_parser::ContentType<'_>) -> Option<Vec<(String, String)>> {
+    let mut params: Vec<(String, String)> = Vec::new();
+    for attribute in parsed.attributes.iter().flatten() {
+        let name = attribute.name.to_ascii_lowercase();
+        if params.iter().any(|(known, _)| *known == name) {
+            return None;
+        }
+        params.push((name, attribute.value.to_string()));
+    }
+    Some(params)
+}
+
+/// Parameters whose value decides the structure of the message or how a calendar is read:
+/// an RFC 2047 encoded word in one is decoded by mail-parser and by no RFC 2045 reader.
+const DECIDING_PARAMETERS: &[&str] = &[
+    "boundary",
+    "charset",
+    "method",
+    "component",
+    "protocol",
+    "smime-type",
+];
+
+/// Whether a raw Content-Type value has a parameter that readers split or decode differently:
+/// a name with `*` (RFC 2231 §3-4 sections and charsets: mail-parser appends `name*1` to a
+/// plain `name`), a backslash or a comment outside a quoted string (mail-parser escapes and
+/// skips them in unquoted values, RFC 2045 readers end the token there), or an RFC 2047
+/// encoded word (`=?`) in a [`DECIDING_PARAMETERS`] value (mail-parser decodes it).
+fn has_extended_parameter(value: &[u8]) -> bool {
+    let mut in_quote = false;
+    let mut escaped = false;
+    let mut in_name = false;
+    let mut name = Vec::new();
+    let mut previous = 0u8;
+    for &byte in value {
+        if escaped {
+            escaped = false;
+            previous = 0;
+            continue;
+        }
+        if in_quote {
+            match byte {
+                b'\\' => escaped = true,
+                b'"' => in_quote = false,
+                b'?' if previous == b'=' && is_deciding(&name) => return true,
+                _ => {}
+            }
+            previous = byte;
+            continue;
+        }
+        match byte {
+            b'"' => in_quote = true,
+            b'(' | b'\\' => return true,
+            b';' => {
+                in_name = true;
+                name.clear();
+            }
+            b'=' if in_name => in_name = false,
+            b'*' if in_name => return true,
+            b'?' if previous == b'=' && !in_name && is_deciding(&name) => return true,
+            _ if in_name && !byte.is_ascii_whitespace() => name.push(byte.to_ascii_lowercase()),
+            _ => {}
+        }
+        previous = byte;
+    }
+    false
+}
+
+fn is_deciding(name: &[u8]) -> bool {
+    DECIDING_PARAMETERS
+        .iter()
+        .any(|deciding| deciding.as_bytes() == name)
 }
 
 fn addresses(value: &HeaderValue<'_>) -> Vec<String> {
@@ -257,15 +536,20 @@ fn addresses(value: &HeaderValue<'_>) -> Vec<String> {
     }
 }
 
+/// Substring search in linear time (the boundary is looked for on every line of every
+/// multipart body, so a quadratic search would let a crafted body cost boundary length
+/// times its size).
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack
-        .windows(needle.len())
-        .position(|window| window == needle)
+    memchr::memmem::find(haystack, needle)
 }
 
 /// Split a multipart body into its body parts: `(start, end)` offsets into the buffer, for the
 /// entity whose body begins at `body_start`. RFC 2046 §5.1.1: the CRLF preceding a delimiter
 /// belongs to the delimiter, so `end` stops before it.
+///
+/// Every occurrence of `--boundary` in the body, preamble and epilogue included, must be a
+/// whole delimiter line: mail-parser splits on `--boundary` wherever it occurs (mid-line, or
+/// followed by other text), so any other occurrence is a part boundary to it and none here.
 pub(crate) fn split_multipart(
     body: &[u8],
     body_start: usize,
@@ -278,6 +562,16 @@ pub(crate) fn split_multipart(
     }
     let mut dash_boundary = b"--".to_vec();
     dash_boundary.extend_from_slice(boundary.as_bytes());
+    let stray = |line: &[u8], from: usize, line_start: usize| match line
+        .get(from..)
+        .and_then(|rest| find(rest, &dash_boundary))
+    {
+        Some(at) => Err(error(
+            body_start + line_start + from + at,
+            MimeErrorKind::StrayBoundary,
+        )),
+        None => Ok(()),
+    };
 
     let mut parts = Vec::new();
     // Start of the current body part (after its delimiter line), once the first delimiter is seen.
@@ -289,12 +583,20 @@ pub(crate) fn split_multipart(
         let line = body
             .get(line_start..line_end.unwrap_or(body.len()))
             .unwrap_or_default();
-        if let Some(rest) = line.strip_prefix(dash_boundary.as_slice()) {
-            let (closing, padding) = match rest.strip_prefix(b"--") {
-                Some(padding) => (true, padding),
-                None => (false, rest),
-            };
-            if padding.iter().all(|&b| b == b' ' || b == b'\t') {
+        let delimiter = line
+            .strip_prefix(dash_boundary.as_slice())
+            .and_then(|rest| {
+                let (closing, padding) = match rest.strip_prefix(b"--") {
+                    Some(padding) => (true, padding),
+                    None => (false, rest),
+                };
+                padding
+                    .iter()
+                    .all(|&b| b == b' ' || b == b'\t')
+                    .then_some(closing)
+            });
+        match delimiter {
+            Some(closing) => {
                 if let Some(part_start) = current {
                     // The CRLF before this delimiter line is part of the delimiter.
                     let part_end = line_start.saturating_sub(2).max(part_start);
@@ -307,6 +609,10 @@ pub(crate) fn split_multipart(
                     if current.is_none() {
                         return Err(error(body_start + line_start, MimeErrorKind::NoDelimiter));
                     }
+                    // The epilogue may not hold the boundary either.
+                    let epilogue = line_end.map_or(body.len(), |end| end + 2);
+                    let rest = body.get(epilogue..).unwrap_or_default();
+                    stray(rest, 0, epilogue)?;
                     return Ok(parts);
                 }
                 current = Some(match line_end {
@@ -314,6 +620,7 @@ pub(crate) fn split_multipart(
                     None => body.len(),
                 });
             }
+            None => stray(line, 0, line_start)?,
         }
         match line_end {
             Some(end) => line_start = end + 2,
@@ -438,36 +745,42 @@ static BASE64_VALUES: [u8; 256] = {
     table
 };
 
-/// Quoted-printable (RFC 2045 §6.7); malformed `=` sequences are kept literally.
-pub(crate) fn decode_quoted_printable(input: &[u8]) -> Vec<u8> {
+/// Strict quoted-printable (RFC 2045 §6.7, CRLF line breaks): `=` is followed by two hex
+/// digits or by the CRLF of a soft line break, and no line ends in white space. Anything else
+/// is read differently by different decoders (mail-parser treats `=` + white space as a soft
+/// break, keeps `=zz` literally, falls back to the undecoded body on `==`, deletes trailing
+/// white space, and a final `=` before a delimiter makes it drop bytes), so it is an error.
+pub(crate) fn decode_quoted_printable(input: &[u8], base: usize) -> Result<Vec<u8>, MimeError> {
     let mut out = Vec::with_capacity(input.len());
     let mut index = 0usize;
     let hex = |byte: u8| (byte as char).to_digit(16);
+    let error = |offset: usize| MimeError {
+        offset: base + offset,
+        kind: MimeErrorKind::BadQuotedPrintable,
+    };
     while let Some(&byte) = input.get(index) {
-        if byte == b'=' {
-            match (input.get(index + 1), input.get(index + 2)) {
-                (Some(b'\r'), Some(b'\n')) => {
-                    index += 3;
-                    continue;
-                }
-                (Some(b'\n'), _) => {
-                    index += 2;
-                    continue;
-                }
-                (Some(&high), Some(&low)) => {
-                    if let (Some(high), Some(low)) = (hex(high), hex(low)) {
+        match byte {
+            b'=' => match (input.get(index + 1), input.get(index + 2)) {
+                (Some(b'\r'), Some(b'\n')) => index += 3,
+                (Some(&high), Some(&low)) => match (hex(high), hex(low)) {
+                    (Some(high), Some(low)) => {
                         out.push((high * 16 + low) as u8);
                         index += 3;
-                        continue;
                     }
-                }
-                _ => {}
+                    _ => return Err(error(index)),
+                },
+                _ => return Err(error(index)),
+            },
+            b' ' | b'\t' if matches!(input.get(index + 1), Some(b'\r') | None) => {
+                return Err(error(index));
+            }
+            _ => {
+                out.push(byte);
+                index += 1;
             }
         }
-        out.push(byte);
-        index += 1;
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -489,11 +802,11 @@ mod tests {
 
     #[test]
     fn delimiters_only_at_line_start_and_crlf_belongs_to_delimiter() {
-        let body = b"preamble\r\n--b\r\nA: 1\r\n\r\nx --b not here\r\n--b \r\nB: 2\r\n\r\ny\r\n--b--\r\nepilogue";
+        let body = b"preamble\r\n--b\r\nA: 1\r\n\r\nx - b not here\r\n--b \r\nB: 2\r\n\r\ny\r\n--b--\r\nepilogue";
         let parts = split_multipart(body, 100, "b", 10).unwrap();
         assert_eq!(parts.len(), 2);
         let (s, e) = parts[0];
-        assert_eq!(&body[s - 100..e - 100], b"A: 1\r\n\r\nx --b not here");
+        assert_eq!(&body[s - 100..e - 100], b"A: 1\r\n\r\nx - b not here");
         let (s, e) = parts[1];
         assert_eq!(&body[s - 100..e - 100], b"B: 2\r\n\r\ny");
     }
@@ -505,9 +818,9 @@ mod tests {
         assert_eq!(error.kind, MimeErrorKind::NoCloseDelimiter);
         let error = split_multipart(b"no parts", 0, "b", 10).unwrap_err();
         assert_eq!(error.kind, MimeErrorKind::NoDelimiter);
-        // A boundary prefix followed by text is not a delimiter.
+        // A boundary prefix followed by text is not a delimiter here, and one to mail-parser.
         let error = split_multipart(b"--b\r\n\r\nx\r\n--bc--\r\n", 0, "b", 10).unwrap_err();
-        assert_eq!(error.kind, MimeErrorKind::NoCloseDelimiter);
+        assert_eq!(error.kind, MimeErrorKind::StrayBoundary);
     }
 
     #[test]
@@ -548,16 +861,174 @@ mod tests {
     }
 
     #[test]
-    fn quoted_printable() {
-        assert_eq!(decode_quoted_printable(b"a=3Db=\r\nc"), b"a=bc");
-        assert_eq!(decode_quoted_printable(b"a=zz"), b"a=zz");
+    fn quoted_printable_is_strict() {
+        assert_eq!(decode_quoted_printable(b"a=3Db=\r\nc", 0).unwrap(), b"a=bc");
+        for bad in [
+            &b"a=zz"[..],
+            b"a==",
+            b"a= \r\nb",
+            b"a=\tb",
+            b"abc=",
+            b"trailing \r\nx",
+            b"trailing\t",
+        ] {
+            assert_eq!(
+                decode_quoted_printable(bad, 0).unwrap_err().kind,
+                MimeErrorKind::BadQuotedPrintable,
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 
     #[test]
-    fn canonicalization() {
-        assert!(has_bare_lf_endings(b"A: b\nC: d\n"));
-        assert!(!has_bare_lf_endings(b"A: b\r\nC: d\n"));
-        assert_eq!(canonicalize(b"a\nb\r\nc"), b"a\r\nb\r\nc");
+    fn line_endings_and_canonicalization() {
+        assert_eq!(line_endings(b"A: b\nC: d\n").unwrap(), LineEndings::BareLf);
+        assert_eq!(
+            line_endings(b"A: b\r\nC: d\r\n").unwrap(),
+            LineEndings::Crlf
+        );
+        assert_eq!(line_endings(b"no break").unwrap(), LineEndings::Crlf);
+        // Decided on the first line break.
+        assert_eq!(
+            line_endings(b"A: b\nC: d\r\n").unwrap(),
+            LineEndings::BareLf
+        );
+        assert_eq!(line_endings(b"A: b\r\nC: d\n").unwrap(), LineEndings::Crlf);
+        for bare_cr in [&b"a\rb"[..], b"a\r", b"a\r\r\n"] {
+            assert_eq!(
+                line_endings(bare_cr).unwrap_err().kind,
+                MimeErrorKind::MixedLineEndings
+            );
+        }
+        // In a CRLF message a bare LF ends no header line and no identity body line.
+        let raw = b"Content-Type: text/plain\r\n\nX: y\r\n\r\nbody";
+        assert_eq!(
+            parse_entity(raw, 0, raw.len()).unwrap_err().kind,
+            MimeErrorKind::BadHeaderSection
+        );
+        let raw = b"Content-Type: text/calendar\r\n\r\nBEGIN:VCALENDAR\nEND:VCALENDAR\r\n";
+        let entity = parse_entity(raw, 0, raw.len()).unwrap();
+        assert_eq!(
+            entity.decoded_body().unwrap_err().kind,
+            MimeErrorKind::MixedLineEndings
+        );
+        // Base64 line breaks are white space to every decoder (openssl cms -crlfeol).
+        let raw = b"Content-Transfer-Encoding: base64\r\n\r\naGVs\nbG8=\r\n";
+        let entity = parse_entity(raw, 0, raw.len()).unwrap();
+        assert_eq!(entity.decoded_body().unwrap().as_ref(), b"hello");
+        let original = b"a\nbc\r\n\nd";
+        let canonical = Canonical::new(original);
+        assert_eq!(canonical.bytes, b"a\r\nbc\r\n\r\nd");
+        for (index, &byte) in canonical.bytes.iter().enumerate() {
+            let mapped = canonical.original_offset(index);
+            let expected = if canonical.inserted.contains(&index) {
+                b'\n'
+            } else {
+                byte
+            };
+            assert_eq!(original[mapped], expected, "offset {index}");
+        }
+    }
+
+    #[test]
+    fn boundary_anywhere_but_a_delimiter_line_is_stray() {
+        for body in [
+            &b"x --b\r\n--b\r\n\r\nx\r\n--b--\r\n"[..],
+            b"--b\r\n\r\nx --b\r\n--b--\r\n",
+            b"--b\r\n\r\nx\r\n--bc\r\n--b--\r\n",
+            b"--b\r\n\r\nx\r\n--b--\r\nepilogue --b\r\n",
+            b"--b\r\n\r\nx\r\n--b--x\r\n",
+        ] {
+            assert_eq!(
+                split_multipart(body, 0, "b", 10).unwrap_err().kind,
+                MimeErrorKind::StrayBoundary,
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    #[test]
+    fn header_sections_are_strict() {
+        for raw in [
+            &b"Content-Type: text/plain\r\n \r\nX: y\r\n\r\nbody"[..],
+            b"Content-Type: text/plain\r\ngarbage line\r\n\r\nbody",
+            b" leading: continuation\r\n\r\nbody",
+            b"Content-Type: text/calendar",
+        ] {
+            assert_eq!(
+                parse_entity(raw, 0, raw.len()).unwrap_err().kind,
+                MimeErrorKind::BadHeaderSection,
+                "{}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+        // Headers only, ended by the CRLF of the next delimiter: an entity without a body.
+        let raw = b"Content-Type: text/plain\r\n";
+        assert_eq!(parse_entity(raw, 0, raw.len()).unwrap().body, b"");
+    }
+
+    #[test]
+    fn parameters_given_twice_or_extended_are_malformed() {
+        for (raw, kind) in [
+            (
+                &b"Content-Type: multipart/mixed; boundary=a; boundary=b\r\n\r\n"[..],
+                MimeErrorKind::DuplicateParameter("Content-Type"),
+            ),
+            (
+                b"Content-Type: text/calendar; METHOD=REQUEST; method=CANCEL\r\n\r\n",
+                MimeErrorKind::DuplicateParameter("Content-Type"),
+            ),
+            (
+                b"Content-Type: multipart/mixed; boundary=a; boundary*1=b\r\n\r\n",
+                MimeErrorKind::ExtendedParameter,
+            ),
+            (
+                b"Content-Type: text/calendar; charset*=utf-7''x\r\n\r\n",
+                MimeErrorKind::ExtendedParameter,
+            ),
+            (
+                b"Content-Type: multipart/mixed; boundary=a\\;b\r\n\r\n",
+                MimeErrorKind::ExtendedParameter,
+            ),
+            (
+                b"Content-Type: multipart/mixed; boundary=(x)a\r\n\r\n",
+                MimeErrorKind::ExtendedParameter,
+            ),
+            (
+                b"Content-Type: text/calendar; charset=\"=?us-ascii?q?utf-7?=\"\r\n\r\n",
+                MimeErrorKind::ExtendedParameter,
+            ),
+            (
+                b"Content-Type: multipart/mixed; Boundary==?utf-8?q?b?=\r\n\r\n",
+                MimeErrorKind::ExtendedParameter,
+            ),
+            (
+                b"Content-Disposition: attachment; filename=a; filename=b.ics\r\n\r\n",
+                MimeErrorKind::DuplicateParameter("Content-Disposition"),
+            ),
+            (
+                b"Content-Disposition: inline\r\nContent-Disposition: attachment\r\n\r\n",
+                MimeErrorKind::DuplicateHeader("Content-Disposition"),
+            ),
+        ] {
+            assert_eq!(
+                parse_entity(raw, 0, raw.len()).unwrap_err().kind,
+                kind,
+                "{}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+        // A `*` inside a quoted value is no parameter name; an encoded word in a file name
+        // decides nothing (Thunderbird and Outlook write them).
+        let raw = b"Content-Type: text/plain; name=\"a*b;c*=d\"\r\n\r\n";
+        assert_eq!(
+            parse_entity(raw, 0, raw.len()).unwrap().param("name"),
+            Some("a*b;c*=d")
+        );
+        let raw = b"Content-Type: application/pdf; name=\"=?UTF-8?B?w6k=?=.pdf\"\r\n\r\n";
+        assert!(parse_entity(raw, 0, raw.len()).is_ok());
     }
 
     #[test]

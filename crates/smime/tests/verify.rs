@@ -403,8 +403,11 @@ fn calendar_beside_a_signed_part_is_not_signed() {
     assert!(text.is_signed(&inspection));
 }
 
+/// A forwarded message is walked for its structure only (issue #11: Cyrus processes the first
+/// calendar inside one): its calendar is reported, marked forwarded, and its signature is
+/// not evaluated (it belongs to the forwarded message, not to this one).
 #[test]
-fn forwarded_signed_message_is_one_opaque_leaf() {
+fn forwarded_signed_message_is_walked_for_structure_only() {
     let inner = message(&multipart_signed_entity(
         CALENDAR,
         &sign(CALENDAR, "rsa2048/organizer", &[], false),
@@ -414,13 +417,20 @@ fn forwarded_signed_message_is_one_opaque_leaf() {
     mixed.extend_from_slice(b"\r\n--outer--\r\n");
     let inspection = run(&message(&mixed), &[]).unwrap();
     assert!(inspection.layers.is_empty());
+    let calendar = inspection
+        .leaves
+        .iter()
+        .find(|l| l.content_type == "text/calendar")
+        .unwrap();
+    assert!(calendar.forwarded);
+    assert!(calendar.calendar.is_some());
+    assert!(inspection.signed_leaves().next().is_none());
     assert!(
-        inspection
+        !inspection
             .leaves
             .iter()
-            .any(|l| l.content_type == "message/rfc822")
+            .any(|l| !l.forwarded && l.calendar.is_some())
     );
-    assert!(inspection.signed_leaves().next().is_none());
 }
 
 fn special(name: &str, policy: &AlgorithmPolicy, extra: &[&str]) -> &'static str {
