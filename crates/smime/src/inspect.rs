@@ -539,6 +539,26 @@ impl Walker<'_> {
             .map_err(SmimeError::LimitExceeded)
     }
 
+    /// The `(start, end)` offsets of a multipart entity's body parts (RFC 2046 §5.1.1).
+    fn body_parts(
+        &self,
+        entity: &Entity<'_>,
+        layer: Option<usize>,
+    ) -> Result<Vec<(usize, usize)>, SmimeError> {
+        let boundary = entity.param("boundary").ok_or(SmimeError::MalformedMime {
+            offset: entity.start,
+            kind: MimeErrorKind::MissingBoundary,
+            layer,
+        })?;
+        mime::split_multipart(
+            entity.body,
+            entity.body_start,
+            boundary,
+            self.options.limits.parts,
+        )
+        .map_err(|error| mime_error(error, layer))
+    }
+
     /// The body parts of a multipart entity, walked in turn.
     fn multipart(
         &mut self,
@@ -546,19 +566,7 @@ impl Walker<'_> {
         entity: &Entity<'_>,
         position: Position,
     ) -> Result<(), SmimeError> {
-        let layer = position.buffer_layer;
-        let boundary = entity.param("boundary").ok_or(SmimeError::MalformedMime {
-            offset: entity.start,
-            kind: MimeErrorKind::MissingBoundary,
-            layer,
-        })?;
-        let parts = mime::split_multipart(
-            entity.body,
-            entity.body_start,
-            boundary,
-            self.options.limits.parts,
-        )
-        .map_err(|error| mime_error(error, layer))?;
+        let parts = self.body_parts(entity, position.buffer_layer)?;
         let digest = entity.content_type == "multipart/digest";
         for (index, (part_start, part_end)) in parts.into_iter().enumerate() {
             let mut child = position.child(index);
@@ -621,18 +629,7 @@ impl Walker<'_> {
         position: Position,
     ) -> Result<(), SmimeError> {
         let layer = position.buffer_layer;
-        let boundary = entity.param("boundary").ok_or(SmimeError::MalformedMime {
-            offset: entity.start,
-            kind: MimeErrorKind::MissingBoundary,
-            layer,
-        })?;
-        let parts = mime::split_multipart(
-            entity.body,
-            entity.body_start,
-            boundary,
-            self.options.limits.parts,
-        )
-        .map_err(|error| mime_error(error, layer))?;
+        let parts = self.body_parts(entity, layer)?;
         let [
             (content_start, content_end),
             (signature_start, signature_end),
