@@ -525,7 +525,7 @@ static GATE: LazyLock<GateHarness> = LazyLock::new(|| {
         tokio::spawn(lmtp_backend(backend));
         let loopback: SocketAddr = "127.0.0.1:0".parse().expect("loopback address");
         let mut config = GateConfig {
-            authserv_id: "mx.example.org".to_owned(),
+            authserv_id: Some("mx.example.org".to_owned()),
             milter: Some(MilterConfig { listen: loopback }),
             lmtp: Some(LmtpConfig {
                 listen: loopback,
