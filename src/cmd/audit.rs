@@ -219,11 +219,10 @@ fn look_inside(pipeline: &Pipeline, raw: &[u8], at: time::OffsetDateTime) -> Opt
         danger_decrypt_non_root: settings.danger_decrypt_non_root,
     };
     let inspection = inspect(raw, &options).ok()?;
-    // The pipeline's notion of calendar content (crates/pipeline verified.rs `is_calendar`).
-    let calendar = inspection
-        .leaves
-        .iter()
-        .any(|leaf| leaf.content_type.eq_ignore_ascii_case("text/calendar"));
+    // The one definition of calendar content the pipeline and the gate use
+    // (`imipsec_smime::calendar`, computed per leaf by the walk): calendar media types,
+    // `.ics` names, bodies beginning with `BEGIN:VCALENDAR`; not only `text/calendar`.
+    let calendar = inspection.leaves.iter().any(|leaf| leaf.calendar.is_some());
     let encrypted_unread = inspection
         .layers
         .iter()
@@ -247,11 +246,11 @@ fn look_inside(pipeline: &Pipeline, raw: &[u8], at: time::OffsetDateTime) -> Opt
 }
 
 /// The audit class of a verdict: the one place that decides what counts as calendar mail in
-/// the reports (to be switched to the pipeline's own calendar-content fact when it has one).
+/// the reports, by the shared definition of calendar content (`imipsec_smime::calendar`).
 ///
 /// - accepted: `accept`;
 /// - calendar data was parsed, or a calendar part lay outside the signature: `reject`;
-/// - every layer opened and no part is `text/calendar` (`no-calendar`): `not-calendar`;
+/// - every layer opened and no part is calendar content (`no-calendar`): `not-calendar`;
 /// - a layer failed (signature or decryption): `look` walks the parts again. A calendar
 ///   seen anywhere is `reject`; content hidden by an encryption the audit has no key for is
 ///   `not-decrypted`; an opaque signature whose content could not be read, or a message
