@@ -794,6 +794,51 @@ mod tests {
         );
     }
 
+    /// Follow-up of issue #11: the second look counted only `text/calendar` as calendar
+    /// content, so an `application/ics` attachment (read by Stalwart and Cyrus) under an
+    /// untrusted opaque signature was "no calendar here". It now uses the shared definition.
+    /// Control: the same signature over the note alone holds no calendar.
+    #[test]
+    fn look_inside_sees_an_application_ics_attachment_as_calendar() {
+        use imipsec_pipeline::Settings;
+        use imipsec_pipeline::smime::TrustStore;
+        let certs = Path::new(env!("CARGO_MANIFEST_DIR")).join("certs");
+        let pipeline = Pipeline::new(Settings::new(
+            TrustStore::from_pem_files(&[certs.join("root.cert.pem")], &[] as &[PathBuf]).unwrap(),
+        ));
+        let sign = |entity: &[u8]| -> Vec<u8> {
+            let output = std::process::Command::new("openssl")
+                .args(["cms", "-sign", "-nodetach", "-binary", "-md", "sha256"])
+                .arg("-signer")
+                .arg(certs.join("special/untrusted.cert.pem"))
+                .arg("-inkey")
+                .arg(certs.join("special/untrusted.key.pem"))
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .and_then(|mut child| {
+                    child.stdin.take().unwrap().write_all(entity)?;
+                    child.wait_with_output()
+                })
+                .unwrap();
+            assert!(output.status.success());
+            let body = String::from_utf8(output.stdout)
+                .unwrap()
+                .replace("\r\n", "\n")
+                .replace('\n', "\r\n");
+            format!("From: a@x\r\nTo: b@x\r\nSubject: s\r\n{body}").into_bytes()
+        };
+        let at = time::macros::datetime!(2026-06-01 12:00 UTC);
+        let with_ics = sign(
+            b"Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n--b\r\nContent-Type: application/ics\r\n\r\nBEGIN:VCALENDAR\r\nVERSION:2.0\r\nMETHOD:CANCEL\r\nEND:VCALENDAR\r\n--b--\r\n",
+        );
+        let inside = look_inside(&pipeline, &with_ics, at).unwrap();
+        assert!(inside.calendar && !inside.opaque_unread);
+        let note = sign(b"Content-Type: text/plain\r\n\r\nhi\r\n");
+        let inside = look_inside(&pipeline, &note, at).unwrap();
+        assert!(!inside.calendar && !inside.opaque_unread);
+    }
+
     fn write_mbox(dir: &Path, count: usize) -> PathBuf {
         let path = dir.join("box.mbox");
         let mut text = String::new();
