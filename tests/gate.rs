@@ -57,7 +57,12 @@ fn check_config_accepts_a_usable_configuration_without_listening() {
         "[gate]\nauthserv_id = \"mx.gate.test\"\n[gate.milter]\nlisten = \"{address}\"\n"
     ));
     let run = imipsec(
-        ["gate", "--config", config.to_str().unwrap(), "--check-config"],
+        [
+            "gate",
+            "--config",
+            config.to_str().unwrap(),
+            "--check-config",
+        ],
         b"",
     );
     assert_eq!(run.status, 0, "{}", run.stderr);
@@ -95,10 +100,20 @@ fn check_config_refuses_with_one_line_and_exit_2() {
     for (gate, expected) in cases {
         let (_dir, config) = config_with(gate);
         let run = imipsec(
-            ["gate", "--config", config.to_str().unwrap(), "--check-config"],
+            [
+                "gate",
+                "--config",
+                config.to_str().unwrap(),
+                "--check-config",
+            ],
             b"",
         );
-        assert_eq!(run.status, 2, "{gate}: {}", String::from_utf8_lossy(&run.stdout));
+        assert_eq!(
+            run.status,
+            2,
+            "{gate}: {}",
+            String::from_utf8_lossy(&run.stdout)
+        );
         assert_eq!(run.stderr.trim_end().lines().count(), 1, "{}", run.stderr);
         assert!(run.stderr.contains(expected), "{gate}: {}", run.stderr);
         assert!(run.stdout.is_empty());
@@ -108,7 +123,12 @@ fn check_config_refuses_with_one_line_and_exit_2() {
         "[gate]\nauthserv_id = \"mx.gate.test\"\nallow_remote_clients = true\n[gate.milter]\nlisten = \"0.0.0.0:8891\"\n",
     );
     let run = imipsec(
-        ["gate", "--config", config.to_str().unwrap(), "--check-config"],
+        [
+            "gate",
+            "--config",
+            config.to_str().unwrap(),
+            "--check-config",
+        ],
         b"",
     );
     assert_eq!(run.status, 0, "{}", run.stderr);

@@ -91,7 +91,10 @@ fn check_config(
             .filter(|folder| !folder.as_os_str().is_empty())
             .unwrap_or(std::path::Path::new("."));
         if !folder.is_dir() {
-            return Err(GateCommandError::StoreFolderMissing(args.config.clone(), path));
+            return Err(GateCommandError::StoreFolderMissing(
+                args.config.clone(),
+                path,
+            ));
         }
         // The gate creates it on start; nothing to open yet, and nothing is created here.
         config.store.path = None;

@@ -73,9 +73,9 @@ impl Evaluator {
             Err(_) => (0..count)
                 .map(|_| RecipientVerdict::Failed(EvaluateFailure::Join))
                 .collect(),
-            Ok(Inspection::NotCalendar) => {
-                (0..count).map(|_| RecipientVerdict::NotCalendar(None)).collect()
-            }
+            Ok(Inspection::NotCalendar) => (0..count)
+                .map(|_| RecipientVerdict::NotCalendar(None))
+                .collect(),
             Ok(Inspection::Calendar | Inspection::Opaque) => {
                 let engine = Arc::clone(&self.engine);
                 let task = tokio::task::spawn_blocking(move || {

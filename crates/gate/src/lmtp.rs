@@ -14,9 +14,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::watch;
 
 use crate::authres;
-use crate::config::{
-    LimitExceeded, LmtpConfig, OversizeAction, RejectAction, UndecryptableAction,
-};
+use crate::config::{LimitExceeded, LmtpConfig, OversizeAction, RejectAction, UndecryptableAction};
 use crate::decide::{Envelope, GateVerdict, Outcome};
 use crate::evaluate::RecipientVerdict;
 use crate::io::{IdleTimeout, Line, read_line};
@@ -755,7 +753,8 @@ impl Session {
         {
             let verdict = match judgement.verdicts.get(index) {
                 Some(
-                    RecipientVerdict::Judged(verdict) | RecipientVerdict::NotCalendar(Some(verdict)),
+                    RecipientVerdict::Judged(verdict)
+                    | RecipientVerdict::NotCalendar(Some(verdict)),
                 ) => Some(verdict),
                 _ => None,
             };

@@ -3,12 +3,12 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Mutex, PoisonError};
 
+use imipsec_pipeline::smime::{
+    Failure, InspectOptions, LayerKind as SmimeLayerKind, LayerOutcome, inspect,
+};
 use imipsec_pipeline::{
     Decision, EvaluateError, Evaluation, EventState as PipelineEventState, LayerKind, LayerStatus,
     Pipeline, Reason as PipelineReason, Stores, Verdict,
-};
-use imipsec_pipeline::smime::{
-    Failure, InspectOptions, LayerKind as SmimeLayerKind, LayerOutcome, inspect,
 };
 use time::OffsetDateTime;
 

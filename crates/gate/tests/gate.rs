@@ -1629,7 +1629,12 @@ fn untrusted_opaque(entity: &str) -> String {
 /// Encrypted to the test attendee, whose key the gate does not hold.
 fn encrypted_without_key(entity: &str) -> String {
     openssl_cms(
-        &["-encrypt", "-aes256", "-binary", "rsa2048/attendee.cert.pem"],
+        &[
+            "-encrypt",
+            "-aes256",
+            "-binary",
+            "rsa2048/attendee.cert.pem",
+        ],
         entity,
     )
 }
@@ -1750,7 +1755,10 @@ async fn lmtp_monitor_mode_delivers_rejected_mail_tagged_fail() {
     assert!(replies[0].starts_with("250"), "{replies:?}");
     let deliveries = backend.deliveries.lock().unwrap().clone();
     assert_eq!(deliveries.len(), 1);
-    assert_eq!(deliveries[0].0, vec!["RCPT TO:<bob@example.org>".to_owned()]);
+    assert_eq!(
+        deliveries[0].0,
+        vec!["RCPT TO:<bob@example.org>".to_owned()]
+    );
     assert!(
         deliveries[0]
             .1
@@ -1828,7 +1836,12 @@ async fn non_loopback_listener_needs_allow_remote_clients() {
             // `[::]` may be unavailable where IPv6 is off; the check is what matters here.
             assert!(allowed.validate().is_ok());
         } else {
-            assert!(Gate::new(allowed, engine, fixed_clock()).bind().await.is_ok());
+            assert!(
+                Gate::new(allowed, engine, fixed_clock())
+                    .bind()
+                    .await
+                    .is_ok()
+            );
         }
     }
 }
