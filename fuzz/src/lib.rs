@@ -422,10 +422,11 @@ impl Decide for LengthEngine {
                 EventState::NotChecked
             },
         };
-        match message.len() % 4 {
+        match message.len() % 5 {
             0 => Ok(verdict(Outcome::Accept, SmimeResult::Pass)),
             1 => Ok(verdict(Outcome::Reject, SmimeResult::Fail)),
             2 => Ok(verdict(Outcome::NotCalendar, SmimeResult::None)),
+            3 => Ok(verdict(Outcome::NotDecrypted, SmimeResult::None)),
             _ => Err(DecideError::StoreBusy),
         }
     }

@@ -1845,3 +1845,40 @@ async fn non_loopback_listener_needs_allow_remote_clients() {
         }
     }
 }
+
+/// The same through the LMTP proxy with the real pipeline: the untrusted opaque-signed note
+/// and the undecryptable note are delivered to the recipient with `x-imip=none`; control:
+/// the untrusted signature over a note with an `application/ics` attachment is refused.
+#[tokio::test]
+async fn lmtp_mail_without_calendar_is_not_rejected_for_its_crypto() {
+    let backend = FakeBackend::default();
+    let store = imipsec_pipeline::policy::SqliteStore::open_in_memory().unwrap();
+    let config = lmtp_config(backend.start().await, RejectAction::Reject);
+    let (_, lmtp, _stop) = start_pipeline_gate(config, Box::new(store)).await;
+    let (mut client, _) = LmtpClient::connect(lmtp.unwrap()).await;
+    client.command("LHLO client.test").await;
+    for (raw, expected) in [
+        (
+            untrusted_opaque(PLAIN_NOTE),
+            "x-imip=none (no calendar data)",
+        ),
+        (
+            encrypted_without_key(PLAIN_NOTE),
+            "x-imip=none (not decrypted)",
+        ),
+    ] {
+        let replies = client.send(&["bob@example.org"], &raw).await;
+        assert!(replies[0].starts_with("250"), "{expected}: {replies:?}");
+        let delivered = backend.deliveries.lock().unwrap().pop().unwrap().1;
+        assert!(
+            delivered.starts_with("Authentication-Results: mx.gate.test;")
+                && delivered.contains(expected),
+            "{delivered}"
+        );
+    }
+    let replies = client
+        .send(&["bob@example.org"], &untrusted_opaque(NOTE_WITH_ICS))
+        .await;
+    assert_eq!(replies, [format!("{UNIFORM_REJECT}\r\n")]);
+    assert!(backend.deliveries.lock().unwrap().is_empty());
+}
