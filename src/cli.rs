@@ -557,13 +557,17 @@ Examples:
   imipsec gate --config /etc/imipsec.toml
   imipsec gate --config imipsec.toml --milter 127.0.0.1:8891
   imipsec gate --config imipsec.toml --lmtp 127.0.0.1:2424 --lmtp-backend 127.0.0.1:24
+  imipsec gate --config /etc/imipsec.toml --check-config
 
-The [gate] table of the configuration sets the authserv-id, the action on reject
-(reject, quarantine, defuse), limits and the metrics address; see crates/gate/README.md.
+The [gate] table of the configuration sets the authserv-id (required), the action on
+reject (reject, quarantine, defuse, or monitor to roll out: deliver everything tagged and
+log what would have been rejected), the action on mail the gate cannot decrypt
+(on_undecryptable: pass, reject, quarantine), limits and the metrics address. Milter and
+LMTP listen on loopback only unless allow_remote_clients = true; see crates/gate/README.md.
 Runs until SIGTERM, then finishes the transactions in flight.
 
 Exit status:
-  0  stopped by SIGTERM/SIGINT after draining
+  0  stopped by SIGTERM/SIGINT after draining; --check-config: the configuration is usable
   2  could not start: configuration, trust anchors, store or listener error";
 
 /// Arguments of `imipsec gate`.
@@ -584,6 +588,11 @@ pub struct GateArgs {
     /// Log JSON lines instead of text (audit lines have target imipsec_gate::audit).
     #[arg(long)]
     pub log_json: bool,
+    /// Check the configuration (it parses; authserv_id is set; listeners are loopback unless
+    /// allow_remote_clients; anchors, CRLs, identities and the store open) and exit: 0 with
+    /// one line on stdout, 2 with the error on stderr. Binds no socket, creates no file.
+    #[arg(long)]
+    pub check_config: bool,
 }
 
 /// Arguments of `imipsec generate`.

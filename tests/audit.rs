@@ -1187,3 +1187,50 @@ fn standard_input_twice_is_an_error() {
     let message_text = failed(&output);
     assert!(message_text.contains("only once"), "{message_text}");
 }
+
+/// Follow-up of issue #11: the audit's second look counted only `text/calendar` parts as
+/// calendar content, so an `application/ics` attachment (which Stalwart and Cyrus read) behind
+/// an untrusted signature, or beside a note under one, made the message `not-calendar`. The
+/// audit now uses the shared definition (`imipsec_smime::calendar`), as the pipeline and
+/// the gate do. Control: the untrusted note without the attachment is `not-calendar`.
+#[test]
+fn an_application_ics_attachment_beside_a_note_is_not_not_calendar() {
+    let dir = tempfile::tempdir().unwrap();
+    let ics = b"Content-Type: application/ics; name=\"invite.ics\"\r\nContent-Disposition: attachment; filename=\"invite.ics\"\r\n\r\nBEGIN:VCALENDAR\r\nVERSION:2.0\r\nMETHOD:CANCEL\r\nEND:VCALENDAR\r\n";
+    let mixed = |first: &[u8], second: &[u8]| {
+        [
+            b"Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\n".as_slice(),
+            first,
+            b"\r\n--b\r\n",
+            second,
+            b"\r\n--b--\r\n",
+        ]
+        .concat()
+    };
+    let note_and_ics = mixed(NOTE, ics);
+    let untrusted_note = common::openssl_sign(NOTE, "special/untrusted", false, &[]);
+    let folder = eml_folder(
+        dir.path(),
+        &[
+            (
+                "inside",
+                message(
+                    "inside@x",
+                    &common::openssl_sign(&note_and_ics, "special/untrusted", false, &[]),
+                ),
+            ),
+            ("beside", message("beside@x", &mixed(&untrusted_note, ics))),
+            ("control", message("control@x", &untrusted_note)),
+        ],
+    );
+    let jsonl = dir.path().join("r.jsonl");
+    audit(
+        &[folder.to_str().unwrap()],
+        &["--jsonl", jsonl.to_str().unwrap()],
+    );
+    let rows = read_jsonl(&jsonl);
+    for id in ["inside@x", "beside@x"] {
+        assert_eq!(by_id(&rows, id)["verdict"], "reject", "{id}");
+    }
+    assert_eq!(by_id(&rows, "control@x")["verdict"], "not-calendar");
+}

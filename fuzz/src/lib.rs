@@ -422,10 +422,11 @@ impl Decide for LengthEngine {
                 EventState::NotChecked
             },
         };
-        match message.len() % 4 {
+        match message.len() % 5 {
             0 => Ok(verdict(Outcome::Accept, SmimeResult::Pass)),
             1 => Ok(verdict(Outcome::Reject, SmimeResult::Fail)),
             2 => Ok(verdict(Outcome::NotCalendar, SmimeResult::None)),
+            3 => Ok(verdict(Outcome::NotDecrypted, SmimeResult::None)),
             _ => Err(DecideError::StoreBusy),
         }
     }
@@ -525,7 +526,7 @@ static GATE: LazyLock<GateHarness> = LazyLock::new(|| {
         tokio::spawn(lmtp_backend(backend));
         let loopback: SocketAddr = "127.0.0.1:0".parse().expect("loopback address");
         let mut config = GateConfig {
-            authserv_id: "mx.example.org".to_owned(),
+            authserv_id: Some("mx.example.org".to_owned()),
             milter: Some(MilterConfig { listen: loopback }),
             lmtp: Some(LmtpConfig {
                 listen: loopback,

@@ -219,11 +219,10 @@ fn look_inside(pipeline: &Pipeline, raw: &[u8], at: time::OffsetDateTime) -> Opt
         danger_decrypt_non_root: settings.danger_decrypt_non_root,
     };
     let inspection = inspect(raw, &options).ok()?;
-    // The pipeline's notion of calendar content (crates/pipeline verified.rs `is_calendar`).
-    let calendar = inspection
-        .leaves
-        .iter()
-        .any(|leaf| leaf.content_type.eq_ignore_ascii_case("text/calendar"));
+    // The one definition of calendar content the pipeline and the gate use
+    // (`imipsec_smime::calendar`, computed per leaf by the walk): calendar media types,
+    // `.ics` names, bodies beginning with `BEGIN:VCALENDAR`; not only `text/calendar`.
+    let calendar = inspection.leaves.iter().any(|leaf| leaf.calendar.is_some());
     let encrypted_unread = inspection
         .layers
         .iter()
@@ -247,11 +246,11 @@ fn look_inside(pipeline: &Pipeline, raw: &[u8], at: time::OffsetDateTime) -> Opt
 }
 
 /// The audit class of a verdict: the one place that decides what counts as calendar mail in
-/// the reports (to be switched to the pipeline's own calendar-content fact when it has one).
+/// the reports, by the shared definition of calendar content (`imipsec_smime::calendar`).
 ///
 /// - accepted: `accept`;
 /// - calendar data was parsed, or a calendar part lay outside the signature: `reject`;
-/// - every layer opened and no part is `text/calendar` (`no-calendar`): `not-calendar`;
+/// - every layer opened and no part is calendar content (`no-calendar`): `not-calendar`;
 /// - a layer failed (signature or decryption): `look` walks the parts again. A calendar
 ///   seen anywhere is `reject`; content hidden by an encryption the audit has no key for is
 ///   `not-decrypted`; an opaque signature whose content could not be read, or a message
@@ -793,6 +792,51 @@ mod tests {
             classify(&rejected(&[Reason::UnprotectedCalendar], Vec::new()), never),
             Outcome::Reject
         );
+    }
+
+    /// Follow-up of issue #11: the second look counted only `text/calendar` as calendar
+    /// content, so an `application/ics` attachment (read by Stalwart and Cyrus) under an
+    /// untrusted opaque signature was "no calendar here". It now uses the shared definition.
+    /// Control: the same signature over the note alone holds no calendar.
+    #[test]
+    fn look_inside_sees_an_application_ics_attachment_as_calendar() {
+        use imipsec_pipeline::Settings;
+        use imipsec_pipeline::smime::TrustStore;
+        let certs = Path::new(env!("CARGO_MANIFEST_DIR")).join("certs");
+        let pipeline = Pipeline::new(Settings::new(
+            TrustStore::from_pem_files(&[certs.join("root.cert.pem")], &[] as &[PathBuf]).unwrap(),
+        ));
+        let sign = |entity: &[u8]| -> Vec<u8> {
+            let output = std::process::Command::new("openssl")
+                .args(["cms", "-sign", "-nodetach", "-binary", "-md", "sha256"])
+                .arg("-signer")
+                .arg(certs.join("special/untrusted.cert.pem"))
+                .arg("-inkey")
+                .arg(certs.join("special/untrusted.key.pem"))
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .and_then(|mut child| {
+                    child.stdin.take().unwrap().write_all(entity)?;
+                    child.wait_with_output()
+                })
+                .unwrap();
+            assert!(output.status.success());
+            let body = String::from_utf8(output.stdout)
+                .unwrap()
+                .replace("\r\n", "\n")
+                .replace('\n', "\r\n");
+            format!("From: a@x\r\nTo: b@x\r\nSubject: s\r\n{body}").into_bytes()
+        };
+        let at = time::macros::datetime!(2026-06-01 12:00 UTC);
+        let with_ics = sign(
+            b"Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n--b\r\nContent-Type: application/ics\r\n\r\nBEGIN:VCALENDAR\r\nVERSION:2.0\r\nMETHOD:CANCEL\r\nEND:VCALENDAR\r\n--b--\r\n",
+        );
+        let inside = look_inside(&pipeline, &with_ics, at).unwrap();
+        assert!(inside.calendar && !inside.opaque_unread);
+        let note = sign(b"Content-Type: text/plain\r\n\r\nhi\r\n");
+        let inside = look_inside(&pipeline, &note, at).unwrap();
+        assert!(!inside.calendar && !inside.opaque_unread);
     }
 
     fn write_mbox(dir: &Path, count: usize) -> PathBuf {

@@ -3,7 +3,10 @@
 
 use std::sync::Arc;
 
-use imipsec_gate::{GateConfig, LmtpConfig, MilterConfig, PipelineEngine, ServeError, logging};
+use imipsec_gate::{
+    ConfigError as GateConfigError, GateConfig, LmtpConfig, MilterConfig, PipelineEngine,
+    ServeError, logging,
+};
 use imipsec_pipeline::Stores;
 use time::OffsetDateTime;
 
@@ -25,6 +28,15 @@ pub enum GateCommandError {
     /// `--lmtp` without a backend (`--lmtp-backend` or `[gate.lmtp] backend`), or the reverse.
     #[error("the LMTP proxy needs both --lmtp and --lmtp-backend (or a [gate.lmtp] table)")]
     LmtpIncomplete,
+    /// The `[gate]` table is refused (no authserv_id, a remote listener, ...).
+    #[error("{}: {}", .1.display(), .0)]
+    Gate(GateConfigError, std::path::PathBuf),
+    /// No event-state store and no `danger_no_event_state` (the same check the gate makes).
+    #[error("{}: {}", .0.display(), ServeError::EventStateUnchecked)]
+    EventStateUnchecked(std::path::PathBuf),
+    /// The store's folder does not exist, so the gate could not create the store.
+    #[error("{}: [store] path {}: its folder does not exist", .0.display(), .1.display())]
+    StoreFolderMissing(std::path::PathBuf, std::path::PathBuf),
     /// The gate failed to start.
     #[error(transparent)]
     Serve(#[from] ServeError),
@@ -34,6 +46,11 @@ pub enum GateCommandError {
 pub fn run(args: &GateArgs) -> Result<Exit, GateCommandError> {
     let config = Config::load(&args.config)?;
     let gate = with_overrides(config.gate.clone(), args)?;
+    gate.validate()
+        .map_err(|error| GateCommandError::Gate(error, args.config.clone()))?;
+    if args.check_config {
+        return check_config(&config, &gate, args);
+    }
     logging::init(if args.log_json {
         logging::LogFormat::Json
     } else {
@@ -52,6 +69,60 @@ pub fn run(args: &GateArgs) -> Result<Exit, GateCommandError> {
     // The last line of a clean shutdown, so that a log reader knows the drain completed and
     // the process did not just die.
     tracing::info!("gate stopped");
+    Ok(Exit::Success)
+}
+
+/// `--check-config`: everything the gate checks before it listens, without listening or
+/// creating anything: the file parses, `[gate]` validates (authserv_id, loopback listeners,
+/// metrics, quarantine mailbox), anchors, CRLs and identities open, the store opens (or its
+/// folder exists, for a store the gate would create), and event state is checked or
+/// explicitly waived. One line on stdout, exit 0; otherwise one line on stderr, exit 2.
+fn check_config(
+    config: &Config,
+    gate: &GateConfig,
+    args: &GateArgs,
+) -> Result<Exit, GateCommandError> {
+    let mut config = config.clone();
+    if let Some(path) = config.store.path.clone()
+        && !path.exists()
+    {
+        let folder = path
+            .parent()
+            .filter(|folder| !folder.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        if !folder.is_dir() {
+            return Err(GateCommandError::StoreFolderMissing(
+                args.config.clone(),
+                path,
+            ));
+        }
+        // The gate creates it on start; nothing to open yet, and nothing is created here.
+        config.store.path = None;
+        config.gate.danger_no_event_state = true;
+    }
+    let trust = TrustArgs {
+        config: Some(args.config.clone()),
+        ..TrustArgs::default()
+    };
+    let setup = pipeline_with(&trust, &config, false)?;
+    if setup.store.is_none() && !config.gate.danger_no_event_state {
+        return Err(GateCommandError::EventStateUnchecked(args.config.clone()));
+    }
+    let listeners: Vec<String> = [
+        gate.milter.as_ref().map(|m| format!("milter {}", m.listen)),
+        gate.lmtp
+            .as_ref()
+            .map(|l| format!("lmtp {} -> {}", l.listen, l.backend)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    println!(
+        "{}: configuration OK ({}, authserv_id {})",
+        args.config.display(),
+        listeners.join(", "),
+        gate.authserv_id()
+    );
     Ok(Exit::Success)
 }
 

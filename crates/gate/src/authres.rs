@@ -114,11 +114,15 @@ fn pvalue(value: &str) -> String {
 
 /// The value (after `Authentication-Results: `) the gate writes for `verdict`.
 ///
-/// Accepted: `ID; smime=pass body.smime-identifier=SIGNER; x-imip=pass policy.method=M
-/// policy.role=R policy.delegation=D policy.event-state=S` (one `x-imip` result per
-/// calendar component; `S` is `checked` or `not-checked`, see [`crate::EventState`]).
-/// Rejected (only written when the message is delivered defused or quarantined):
-/// `x-imip=fail` with `policy.reason=CODE policy.event-state=S`.
+/// - Accepted: `ID; smime=pass body.smime-identifier=SIGNER; x-imip=pass policy.method=M
+///   policy.role=R policy.delegation=D policy.event-state=S` (one `x-imip` result per
+///   calendar component; `S` is `checked` or `not-checked`, see [`crate::EventState`]).
+/// - Rejected (written when the message is delivered defused, quarantined, or delivered by
+///   `on_reject = "monitor"`): `x-imip=fail policy.reason=CODE policy.event-state=S`.
+/// - No calendar data inside S/MIME: `x-imip=none (no calendar data)`.
+/// - Not decrypted: `x-imip=none (not decrypted)`: nobody looked at the content.
+///
+/// The comments are RFC 8601 section 2.2 `CFWS`: readers that do not want them skip them.
 pub fn header_value(authserv_id: &str, verdict: &GateVerdict) -> String {
     let mut out = authserv_id.to_owned();
     out.push_str("; smime=");
@@ -127,26 +131,28 @@ pub fn header_value(authserv_id: &str, verdict: &GateVerdict) -> String {
         out.push_str(" body.smime-identifier=");
         out.push_str(&pvalue(signer));
     }
-    let imip = match verdict.outcome {
-        Outcome::Accept => "pass",
-        Outcome::Reject | Outcome::NotCalendar => "fail",
-    };
     let state = verdict.event_state.keyword();
-    if verdict.itip.is_empty() || verdict.outcome != Outcome::Accept {
-        out.push_str(&format!(
-            ";\r\n\tx-imip={imip} policy.reason={} policy.event-state={state}",
+    match verdict.outcome {
+        Outcome::NotCalendar => out.push_str(";\r\n\tx-imip=none (no calendar data)"),
+        Outcome::NotDecrypted => out.push_str(";\r\n\tx-imip=none (not decrypted)"),
+        Outcome::Reject => out.push_str(&format!(
+            ";\r\n\tx-imip=fail policy.reason={} policy.event-state={state}",
             pvalue(verdict.primary_code())
-        ));
-    }
-    if verdict.outcome == Outcome::Accept {
-        for component in &verdict.itip {
-            out.push_str(&format!(
-                ";\r\n\tx-imip={imip} policy.method={} policy.role={} policy.delegation={} \
-                 policy.event-state={state}",
-                pvalue(&component.method),
-                pvalue(&component.role),
-                pvalue(component.delegation.as_deref().unwrap_or("none")),
-            ));
+        )),
+        Outcome::Accept if verdict.itip.is_empty() => out.push_str(&format!(
+            ";\r\n\tx-imip=pass policy.reason={} policy.event-state={state}",
+            pvalue(verdict.primary_code())
+        )),
+        Outcome::Accept => {
+            for component in &verdict.itip {
+                out.push_str(&format!(
+                    ";\r\n\tx-imip=pass policy.method={} policy.role={} policy.delegation={} \
+                     policy.event-state={state}",
+                    pvalue(&component.method),
+                    pvalue(&component.role),
+                    pvalue(component.delegation.as_deref().unwrap_or("none")),
+                ));
+            }
         }
     }
     out

@@ -12,14 +12,23 @@ use serde::{Deserialize, Serialize};
 #[serde(default, deny_unknown_fields)]
 pub struct GateConfig {
     /// The RFC 8601 section 2.5 `authserv-id` this gate writes into `Authentication-Results`.
-    /// Incoming headers carrying it are deleted: only this gate may speak for it.
-    pub authserv_id: String,
+    /// Incoming headers carrying it are deleted: only this gate may speak for it. Required
+    /// (no default: a guessed `localhost` would make every reader trust the wrong name);
+    /// [`GateConfig::validate`] refuses a gate without one.
+    pub authserv_id: Option<String>,
     /// Milter listener (Postfix `smtpd_milters`), if enabled.
     pub milter: Option<MilterConfig>,
     /// LMTP proxy (in front of Dovecot or Cyrus LMTP), if enabled.
     pub lmtp: Option<LmtpConfig>,
     /// What happens to calendar mail the decision engine rejects.
     pub on_reject: RejectAction,
+    /// What happens to a message the gate cannot decrypt (no key for any recipient) and
+    /// whose visible parts carry no calendar data.
+    pub on_undecryptable: UndecryptableAction,
+    /// Allow the milter and the LMTP proxy to listen on a non-loopback address. Whoever can
+    /// connect to the LMTP proxy can deliver into the mailbox server, and whoever can
+    /// connect to the milter can probe its verdicts: off by default.
+    pub allow_remote_clients: bool,
     /// What happens to a message larger than [`Limits::message_bytes`].
     pub on_oversize: OversizeAction,
     /// Loopback address of the Prometheus-style text metrics endpoint, if enabled.
@@ -36,10 +45,12 @@ pub struct GateConfig {
 impl Default for GateConfig {
     fn default() -> Self {
         Self {
-            authserv_id: "localhost".to_owned(),
+            authserv_id: None,
             milter: None,
             lmtp: None,
             on_reject: RejectAction::Reject,
+            on_undecryptable: UndecryptableAction::Pass,
+            allow_remote_clients: false,
             on_oversize: OversizeAction::Tempfail,
             metrics_listen: None,
             limits: Limits::default(),
@@ -89,6 +100,26 @@ pub enum RejectAction {
     /// `application/x-imipsec-defused-calendar`, for servers that ignore
     /// `Authentication-Results`.
     Defuse,
+    /// Rollout mode: deliver every message, with our `Authentication-Results` carrying the
+    /// real result (`x-imip=fail` and `policy.reason`), and log `action=monitor-would-reject`
+    /// for what [`RejectAction::Reject`] would have refused. Protects nothing by itself:
+    /// the calendar server must act only on `x-imip=pass`.
+    Monitor,
+}
+
+/// The action for a message the gate cannot decrypt and that shows no calendar data
+/// outside the encryption. Whatever is chosen, the SMTP reply never says why (one `550`
+/// text for every refusal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UndecryptableAction {
+    /// Deliver it with `x-imip=none (not decrypted)`: the calendar server must not act on
+    /// calendar data without `x-imip=pass` (ordinary encrypted mail stays deliverable).
+    Pass,
+    /// Refuse it (`550 5.7.1`, the same text as every refusal).
+    Reject,
+    /// Hold it (milter quarantine; [`LmtpConfig::quarantine_address`] in LMTP mode).
+    Quarantine,
 }
 
 /// The action for a message beyond [`Limits::message_bytes`]: it cannot be inspected,
@@ -100,6 +131,118 @@ pub enum OversizeAction {
     Reject,
     /// `452 4.3.4`: the sender retries (and an operator may raise the limit meanwhile).
     Tempfail,
+}
+
+/// A configuration the gate refuses to run with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// Neither `milter` nor `lmtp` is configured.
+    #[error("nothing to serve: configure [gate.milter] and/or [gate.lmtp]")]
+    NothingToServe,
+    /// No `authserv_id`, or an empty or unusable one.
+    #[error(
+        "[gate] authserv_id is required: the RFC 8601 name this gate writes into \
+         Authentication-Results (e.g. authserv_id = \"mx.example.org\", the host's name)"
+    )]
+    MissingAuthservId,
+    /// An `authserv_id` that is not an RFC 2045 token (it could not be read back).
+    #[error("[gate] authserv_id {0:?} is not a plain token (letters, digits, '.', '-', '_')")]
+    BadAuthservId(String),
+    /// A milter or LMTP listener on a non-loopback address without `allow_remote_clients`.
+    #[error(
+        "[gate] {listener} listens on {address}, which is not a loopback address: anyone \
+         who can connect could {consequence}; listen on 127.0.0.1 or ::1, or set [gate] \
+         allow_remote_clients = true and firewall the port"
+    )]
+    RemoteListener {
+        /// `milter.listen` or `lmtp.listen`.
+        listener: &'static str,
+        /// The address.
+        address: SocketAddr,
+        /// What a stranger could do.
+        consequence: &'static str,
+    },
+    /// The metrics endpoint has no authentication, so it may only listen on loopback.
+    #[error("metrics_listen {0} is not a loopback address")]
+    MetricsNotLoopback(SocketAddr),
+    /// A quarantine action in LMTP mode without a quarantine mailbox.
+    #[error("lmtp with {key} = \"quarantine\" needs lmtp.quarantine_address")]
+    MissingQuarantineAddress {
+        /// `on_reject` or `on_undecryptable`.
+        key: &'static str,
+    },
+}
+
+impl GateConfig {
+    /// The authserv-id, once [`Self::validate`] has accepted the configuration.
+    pub fn authserv_id(&self) -> &str {
+        self.authserv_id.as_deref().unwrap_or_default()
+    }
+
+    /// Check everything about the configuration that needs no socket, engine or file:
+    /// something to serve, an authserv-id, listeners on loopback (unless
+    /// `allow_remote_clients`), metrics on loopback, a quarantine mailbox where needed.
+    ///
+    /// # Errors
+    /// The first [`ConfigError`] found.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.milter.is_none() && self.lmtp.is_none() {
+            return Err(ConfigError::NothingToServe);
+        }
+        match self.authserv_id.as_deref().map(str::trim) {
+            None | Some("") => return Err(ConfigError::MissingAuthservId),
+            Some(id) if !is_authserv_token(id) => {
+                return Err(ConfigError::BadAuthservId(id.to_owned()));
+            }
+            Some(_) => {}
+        }
+        if !self.allow_remote_clients {
+            if let Some(milter) = &self.milter
+                && !milter.listen.ip().is_loopback()
+            {
+                return Err(ConfigError::RemoteListener {
+                    listener: "milter.listen",
+                    address: milter.listen,
+                    consequence: "probe the gate's verdicts and rewrite headers through it",
+                });
+            }
+            if let Some(lmtp) = &self.lmtp
+                && !lmtp.listen.ip().is_loopback()
+            {
+                return Err(ConfigError::RemoteListener {
+                    listener: "lmtp.listen",
+                    address: lmtp.listen,
+                    consequence: "deliver straight into the mailbox server",
+                });
+            }
+        }
+        if let Some(address) = self.metrics_listen
+            && !address.ip().is_loopback()
+        {
+            return Err(ConfigError::MetricsNotLoopback(address));
+        }
+        if let Some(lmtp) = &self.lmtp
+            && lmtp.quarantine_address.is_none()
+        {
+            if self.on_reject == RejectAction::Quarantine {
+                return Err(ConfigError::MissingQuarantineAddress { key: "on_reject" });
+            }
+            if self.on_undecryptable == UndecryptableAction::Quarantine {
+                return Err(ConfigError::MissingQuarantineAddress {
+                    key: "on_undecryptable",
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An authserv-id we write bare and can read back: an RFC 2045 token of the characters
+/// host names use.
+fn is_authserv_token(id: &str) -> bool {
+    id.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
 }
 
 /// Named resource bounds. Every limit has its own [`LimitExceeded`] variant.

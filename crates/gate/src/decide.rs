@@ -19,9 +19,14 @@ pub enum Outcome {
     Accept,
     /// Calendar data that must not reach the calendar server as it is.
     Reject,
-    /// After unwrapping (e.g. an opaque-signed or decryptable S/MIME message) there is
-    /// no calendar data: the gate passes the message untouched.
+    /// After unwrapping (e.g. an opaque-signed or decryptable S/MIME message, or the
+    /// encapsulated content of an opaque signature that did not verify) there is no
+    /// calendar data: the gate passes the message with `x-imip=none`.
     NotCalendar,
+    /// An encryption layer the engine holds no key for hides the content, and nothing
+    /// outside it is calendar data: follows `on_undecryptable` (default: pass with
+    /// `x-imip=none (not decrypted)`).
+    NotDecrypted,
 }
 
 /// The RFC 7281 `smime` result the gate reports.

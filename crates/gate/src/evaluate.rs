@@ -16,8 +16,10 @@ pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
 /// What the engine said for one recipient.
 #[derive(Debug)]
 pub(crate) enum RecipientVerdict {
-    /// No calendar data: pass untouched.
-    NotCalendar,
+    /// No calendar data: pass. `None` when the gate's own MIME walk saw none (the message
+    /// is passed untouched); the engine's verdict when it had to look inside S/MIME (the
+    /// message is passed with `x-imip=none`).
+    NotCalendar(Option<GateVerdict>),
     /// A verdict.
     Judged(GateVerdict),
     /// No verdict: tempfail.
@@ -71,9 +73,9 @@ impl Evaluator {
             Err(_) => (0..count)
                 .map(|_| RecipientVerdict::Failed(EvaluateFailure::Join))
                 .collect(),
-            Ok(Inspection::NotCalendar) => {
-                (0..count).map(|_| RecipientVerdict::NotCalendar).collect()
-            }
+            Ok(Inspection::NotCalendar) => (0..count)
+                .map(|_| RecipientVerdict::NotCalendar(None))
+                .collect(),
             Ok(Inspection::Calendar | Inspection::Opaque) => {
                 let engine = Arc::clone(&self.engine);
                 let task = tokio::task::spawn_blocking(move || {
@@ -87,7 +89,7 @@ impl Evaluator {
                             }));
                             match decided {
                                 Ok(Ok(verdict)) if verdict.outcome == Outcome::NotCalendar => {
-                                    RecipientVerdict::NotCalendar
+                                    RecipientVerdict::NotCalendar(Some(verdict))
                                 }
                                 Ok(Ok(verdict)) => RecipientVerdict::Judged(verdict),
                                 Ok(Err(error)) => RecipientVerdict::Failed(error.into()),

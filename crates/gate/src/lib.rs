@@ -16,7 +16,8 @@ pub mod pipeline_engine;
 mod server;
 
 pub use config::{
-    GateConfig, LimitExceeded, Limits, LmtpConfig, MilterConfig, OversizeAction, RejectAction,
+    ConfigError, GateConfig, LimitExceeded, Limits, LmtpConfig, MilterConfig, OversizeAction,
+    RejectAction, UndecryptableAction,
 };
 pub use decide::{
     Decide, DecideError, Envelope, EventState, GateVerdict, ItipSummary, Outcome, Reason,

@@ -14,7 +14,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::watch;
 
 use crate::authres;
-use crate::config::{LimitExceeded, LmtpConfig, OversizeAction, RejectAction};
+use crate::config::{LimitExceeded, LmtpConfig, OversizeAction, RejectAction, UndecryptableAction};
 use crate::decide::{Envelope, GateVerdict, Outcome};
 use crate::evaluate::RecipientVerdict;
 use crate::io::{IdleTimeout, Line, read_line};
@@ -593,7 +593,7 @@ impl Session {
         let mut out = format!(
             "{}: {}\r\n",
             authres::HEADER,
-            authres::header_value(&self.shared.config.authserv_id, verdict)
+            authres::header_value(self.shared.config.authserv_id(), verdict)
         )
         .into_bytes();
         out.extend_from_slice(message);
@@ -603,7 +603,7 @@ impl Session {
     /// Judge, then deliver each recipient's copy and collect one reply per recipient.
     async fn deliver(&mut self, raw: Vec<u8>) -> Result<Vec<Reply>, BackendError> {
         let shared = Arc::clone(&self.shared);
-        let stripped = Arc::new(authres::strip_own(&raw, &shared.config.authserv_id));
+        let stripped = Arc::new(authres::strip_own(&raw, shared.config.authserv_id()));
         let raw = Arc::new(raw);
         let envelope = Arc::new(self.envelope.clone());
         let judgement = shared
@@ -619,9 +619,16 @@ impl Session {
         let mut defused_cache: Option<Option<Arc<Vec<u8>>>> = None;
         for verdict in &judgement.verdicts {
             let (disposition, action) = match verdict {
-                RecipientVerdict::NotCalendar => (
+                RecipientVerdict::NotCalendar(None) => (
                     Disposition::Deliver {
                         message: Arc::clone(&stripped),
+                        record: false,
+                    },
+                    Action::Pass,
+                ),
+                RecipientVerdict::NotCalendar(Some(verdict)) => (
+                    Disposition::Deliver {
+                        message: self.with_authres(verdict, &stripped),
                         record: false,
                     },
                     Action::Pass,
@@ -646,8 +653,35 @@ impl Session {
                         Action::Accept,
                     )
                 }
+                RecipientVerdict::Judged(verdict) if verdict.outcome == Outcome::NotDecrypted => {
+                    let monitor = shared.config.on_reject == RejectAction::Monitor;
+                    let tagged = Disposition::Deliver {
+                        message: self.with_authres(verdict, &stripped),
+                        record: false,
+                    };
+                    match (shared.config.on_undecryptable, monitor) {
+                        (UndecryptableAction::Pass, _) => (tagged, Action::PassNotDecrypted),
+                        (_, true) => (tagged, Action::MonitorWouldReject),
+                        (UndecryptableAction::Reject, false) => {
+                            (Disposition::Answer(rejected()), Action::Reject)
+                        }
+                        (UndecryptableAction::Quarantine, false) => {
+                            let message = self.with_authres(verdict, &stripped);
+                            (Disposition::Quarantine { message }, Action::Quarantine)
+                        }
+                    }
+                }
                 RecipientVerdict::Judged(verdict) => match shared.config.on_reject {
                     RejectAction::Reject => (Disposition::Answer(rejected()), Action::Reject),
+                    // Rollout: delivered with the real result (`x-imip=fail`), logged as
+                    // what `reject` would have done; no event state is recorded.
+                    RejectAction::Monitor => (
+                        Disposition::Deliver {
+                            message: self.with_authres(verdict, &stripped),
+                            record: false,
+                        },
+                        Action::MonitorWouldReject,
+                    ),
                     RejectAction::Quarantine => {
                         let message = self.with_authres(verdict, &stripped);
                         (Disposition::Quarantine { message }, Action::Quarantine)
@@ -718,7 +752,10 @@ impl Session {
             actions.iter().zip(&self.envelope.recipients).enumerate()
         {
             let verdict = match judgement.verdicts.get(index) {
-                Some(RecipientVerdict::Judged(verdict)) => Some(verdict),
+                Some(
+                    RecipientVerdict::Judged(verdict)
+                    | RecipientVerdict::NotCalendar(Some(verdict)),
+                ) => Some(verdict),
                 _ => None,
             };
             let single = Envelope {

@@ -1,7 +1,6 @@
 //! Counters and a tiny Prometheus text-format responder (loopback only).
 
 use std::fmt::Write as _;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -26,10 +25,14 @@ pub enum Action {
     Tempfail,
     /// Larger than the inspection limit.
     Oversize,
+    /// Rejected, but delivered tagged `x-imip=fail` (`on_reject = "monitor"`).
+    MonitorWouldReject,
+    /// Not decrypted (no key), delivered tagged `x-imip=none (not decrypted)`.
+    PassNotDecrypted,
 }
 
 impl Action {
-    const ALL: [Action; 7] = [
+    const ALL: [Action; 9] = [
         Self::Pass,
         Self::Accept,
         Self::Reject,
@@ -37,6 +40,8 @@ impl Action {
         Self::Defuse,
         Self::Tempfail,
         Self::Oversize,
+        Self::MonitorWouldReject,
+        Self::PassNotDecrypted,
     ];
 
     /// The label.
@@ -49,6 +54,8 @@ impl Action {
             Self::Defuse => "defuse",
             Self::Tempfail => "tempfail",
             Self::Oversize => "oversize",
+            Self::MonitorWouldReject => "monitor-would-reject",
+            Self::PassNotDecrypted => "pass-not-decrypted",
         }
     }
 
@@ -66,7 +73,7 @@ pub struct Metrics {
     connections: AtomicU64,
     refused_connections: AtomicU64,
     protocol_errors: AtomicU64,
-    actions: [AtomicU64; 7],
+    actions: [AtomicU64; 9],
     decide_micros_sum: AtomicU64,
     decide_count: AtomicU64,
     decide_buckets: [AtomicU64; 8],
@@ -183,14 +190,5 @@ pub(crate) async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
             let _ = stream.write_all(response.as_bytes()).await;
             let _ = stream.shutdown().await;
         });
-    }
-}
-
-/// Refuse non-loopback metrics addresses: the endpoint has no authentication.
-pub(crate) fn check_loopback(address: SocketAddr) -> Result<(), crate::server::ServeError> {
-    if address.ip().is_loopback() {
-        Ok(())
-    } else {
-        Err(crate::server::ServeError::MetricsNotLoopback(address))
     }
 }

@@ -18,7 +18,7 @@ use miltr_common::optneg::{Capability, OptNeg};
 use miltr_server::Milter;
 
 use crate::authres;
-use crate::config::{LimitExceeded, OversizeAction, RejectAction};
+use crate::config::{LimitExceeded, OversizeAction, RejectAction, UndecryptableAction};
 use crate::decide::{Envelope, GateVerdict, Outcome};
 use crate::evaluate::RecipientVerdict;
 use crate::metrics::Action;
@@ -86,7 +86,7 @@ impl GateMilter {
 
     /// Our A-R value with milter folding (LF + TAB: Postfix turns it into CRLF).
     fn authres_value(&self, verdict: &GateVerdict) -> String {
-        authres::header_value(&self.shared.config.authserv_id, verdict).replace("\r\n", "\n")
+        authres::header_value(self.shared.config.authserv_id(), verdict).replace("\r\n", "\n")
     }
 
     /// Our `Authentication-Results` header, inserted first (RFC 8601 §5: newest on top).
@@ -109,7 +109,7 @@ impl GateMilter {
         for (name, value) in &self.headers {
             if name.eq_ignore_ascii_case(authres::HEADER) {
                 index += 1;
-                if authres::claims_authserv_id(value, &self.shared.config.authserv_id) {
+                if authres::claims_authserv_id(value, self.shared.config.authserv_id()) {
                     forged.push(index);
                 }
             }
@@ -144,24 +144,30 @@ impl GateMilter {
             )
             .await;
         let mut rejected: Option<GateVerdict> = None;
+        let mut undecrypted: Option<GateVerdict> = None;
         let mut accepted: Option<GateVerdict> = None;
+        let mut not_calendar: Option<GateVerdict> = None;
         let mut failure = None;
-        let mut all_plain = true;
         for verdict in judgement.verdicts {
             match verdict {
-                RecipientVerdict::NotCalendar => {}
+                RecipientVerdict::NotCalendar(None) => {}
+                RecipientVerdict::NotCalendar(Some(verdict)) => {
+                    not_calendar.get_or_insert(verdict);
+                }
                 RecipientVerdict::Failed(error) => {
-                    all_plain = false;
                     failure.get_or_insert(error);
                 }
-                RecipientVerdict::Judged(verdict) => {
-                    all_plain = false;
-                    if verdict.outcome == Outcome::Reject {
+                RecipientVerdict::Judged(verdict) => match verdict.outcome {
+                    Outcome::Reject => {
                         rejected.get_or_insert(verdict);
-                    } else {
+                    }
+                    Outcome::NotDecrypted => {
+                        undecrypted.get_or_insert(verdict);
+                    }
+                    Outcome::Accept | Outcome::NotCalendar => {
                         accepted.get_or_insert(verdict);
                     }
-                }
+                },
             }
         }
         self.decide_time = Some(judgement.elapsed);
@@ -171,8 +177,36 @@ impl GateMilter {
         }
         let mut mods = Vec::new();
         self.strip_forged_authres(&mut mods);
-        if all_plain {
-            return (build(mods), Action::Pass, None);
+        let monitor = self.shared.config.on_reject == RejectAction::Monitor;
+        // Not decrypted (no key) and nothing calendar outside the encryption: the rollout
+        // choice `on_undecryptable`. A reject or quarantine here is turned into a tagged
+        // delivery by the monitor mode like any other.
+        if rejected.is_none()
+            && let Some(verdict) = undecrypted
+        {
+            let code = safe_code(verdict.primary_code());
+            return match (self.shared.config.on_undecryptable, monitor) {
+                (UndecryptableAction::Pass, _) => {
+                    self.push_authres(&mut mods, &verdict);
+                    (build(mods), Action::PassNotDecrypted, Some(verdict))
+                }
+                (UndecryptableAction::Reject | UndecryptableAction::Quarantine, true) => {
+                    self.push_authres(&mut mods, &verdict);
+                    (build(mods), Action::MonitorWouldReject, Some(verdict))
+                }
+                (UndecryptableAction::Reject, false) => (
+                    final_only(
+                        Replycode::new([5, 5, 0], [5, 7, 1], crate::server::REJECT_TEXT).into(),
+                    ),
+                    Action::Reject,
+                    Some(verdict),
+                ),
+                (UndecryptableAction::Quarantine, false) => {
+                    mods.push(Quarantine::new(format!("imipsec {code}").as_bytes()).into());
+                    self.push_authres(&mut mods, &verdict);
+                    (build(mods), Action::Quarantine, Some(verdict))
+                }
+            };
         }
         if let Some(verdict) = rejected {
             let code = safe_code(verdict.primary_code());
@@ -188,6 +222,12 @@ impl GateMilter {
                     mods.push(Quarantine::new(format!("imipsec {code}").as_bytes()).into());
                     self.push_authres(&mut mods, &verdict);
                     (build(mods), Action::Quarantine, Some(verdict))
+                }
+                // Rollout: delivered as it is, with the real result (`x-imip=fail`), and
+                // logged as what `reject` would have done. No event state is recorded.
+                RejectAction::Monitor => {
+                    self.push_authres(&mut mods, &verdict);
+                    (build(mods), Action::MonitorWouldReject, Some(verdict))
                 }
                 RejectAction::Defuse => {
                     let defused = {
@@ -217,7 +257,13 @@ impl GateMilter {
             };
         }
         let Some(verdict) = accepted else {
-            return (tempfail(), Action::Tempfail, None);
+            // No calendar data: untouched when the gate's own MIME walk saw none, with
+            // `x-imip=none` when the engine had to look inside S/MIME.
+            if let Some(verdict) = not_calendar {
+                self.push_authres(&mut mods, &verdict);
+                return (build(mods), Action::Pass, Some(verdict));
+            }
+            return (build(mods), Action::Pass, None);
         };
         // End of message, accepted: only now is the event state recorded.
         if let Err(error) = self

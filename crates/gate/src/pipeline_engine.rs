@@ -3,6 +3,9 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Mutex, PoisonError};
 
+use imipsec_pipeline::smime::{
+    Failure, InspectOptions, LayerKind as SmimeLayerKind, LayerOutcome, inspect,
+};
 use imipsec_pipeline::{
     Decision, EvaluateError, Evaluation, EventState as PipelineEventState, LayerKind, LayerStatus,
     Pipeline, Reason as PipelineReason, Stores, Verdict,
@@ -78,6 +81,67 @@ impl PipelineEngine {
             }
         };
         evaluated.map_err(map_error)
+    }
+}
+
+impl PipelineEngine {
+    /// What an S/MIME message holds when its layers are read without trusting them: the
+    /// encapsulated content of an opaque signature is read whether or not the signature
+    /// verifies ([`imipsec_smime`] `inspect` walks it either way). `None` keeps the reject.
+    ///
+    /// - any leaf is calendar content (`imipsec_smime::calendar`, [`Leaf::calendar`]): `None`;
+    /// - an encryption layer failed for any reason other than "no key for any recipient"
+    ///   (a key of ours that did not decrypt, malformed CMS, limits): `None`, fail closed and
+    ///   without an oracle, since the outcome of our own decryption never changes the reply;
+    /// - an opaque signature whose content could not be read at all: `None`;
+    /// - an encryption layer we hold no key for: [`Outcome::NotDecrypted`];
+    /// - everything read, no calendar: [`Outcome::NotCalendar`].
+    ///
+    /// [`Leaf::calendar`]: imipsec_pipeline::smime::Leaf::calendar
+    fn look_inside(&self, message: &[u8], at: OffsetDateTime) -> Option<Outcome> {
+        let settings = self.pipeline.settings();
+        let options = InspectOptions {
+            trust: &settings.trust,
+            at,
+            policy: &settings.algorithms,
+            identities: &settings.identities,
+            limits: &settings.limits.smime,
+            danger_decrypt_non_root: settings.danger_decrypt_non_root,
+        };
+        let inspection = catch_unwind(AssertUnwindSafe(|| inspect(message, &options)))
+            .ok()?
+            .ok()?;
+        if inspection.leaves.iter().any(|leaf| leaf.calendar.is_some()) {
+            return None;
+        }
+        let mut no_key = false;
+        for layer in &inspection.layers {
+            match &layer.outcome {
+                LayerOutcome::NotDecrypted {
+                    failure: Failure::NoDecryptionKey,
+                } => no_key = true,
+                LayerOutcome::NotDecrypted { .. } => return None,
+                _ => {}
+            }
+        }
+        // An opaque signature's content is its child `path + [0]`: unread when nothing was
+        // found at or below it.
+        let opaque_unread = inspection.layers.iter().any(|layer| {
+            layer.kind == SmimeLayerKind::OpaqueSigned && {
+                let mut content = layer.path.clone();
+                content.push(0);
+                let below = |path: &[usize]| path.starts_with(&content);
+                !inspection.leaves.iter().any(|leaf| below(&leaf.path))
+                    && !inspection.layers.iter().any(|inner| below(&inner.path))
+            }
+        });
+        if opaque_unread {
+            None
+        } else if no_key {
+            Some(Outcome::NotDecrypted)
+        } else {
+            Some(Outcome::NotCalendar)
+        }
     }
 }
 
@@ -203,11 +267,22 @@ impl Decide for PipelineEngine {
         at: OffsetDateTime,
     ) -> Result<GateVerdict, DecideError> {
         let verdict = self.evaluate(message, recipient, at, false)?;
-        Ok(accept_direction(
-            gate_verdict(&verdict, mime::inspect(message)),
-            message,
-            &verdict.calendar_ranges,
-        ))
+        let inspection = mime::inspect(message);
+        let mut gate = gate_verdict(&verdict, inspection);
+        // Issue #14: mail without calendar content is never rejected for its crypto. A
+        // rejection that names no calendar data and comes from a failed S/MIME layer
+        // (untrusted or broken opaque signature, no key) is looked into without trusting
+        // the signature, with the one definition of calendar content.
+        if gate.outcome == Outcome::Reject
+            && inspection == Inspection::Opaque
+            && verdict.itip.is_empty()
+            && !verdict.has_reason(PipelineReason::UnprotectedCalendar)
+            && verdict.layers.iter().any(|layer| layer.failure.is_some())
+            && let Some(outcome) = self.look_inside(message, at)
+        {
+            gate.outcome = outcome;
+        }
+        Ok(accept_direction(gate, message, &verdict.calendar_ranges))
     }
 
     fn record(

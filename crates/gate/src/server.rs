@@ -11,7 +11,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio_util::compat::TokioAsyncReadCompatExt;
 
-use crate::config::GateConfig;
+use crate::config::{ConfigError, GateConfig};
 use crate::decide::{Decide, Envelope, GateVerdict};
 use crate::evaluate::{Clock, Evaluator};
 use crate::io::IdleTimeout;
@@ -39,9 +39,9 @@ pub(crate) struct Shared {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServeError {
-    /// Neither `milter` nor `lmtp` is configured.
-    #[error("nothing to serve: configure [gate.milter] and/or [gate.lmtp]")]
-    NothingToServe,
+    /// The configuration is refused ([`GateConfig::validate`]).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     /// A listener could not be bound.
     #[error("cannot listen on {address}: {source}")]
     Bind {
@@ -51,15 +51,9 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
-    /// The metrics endpoint has no authentication, so it may only listen on loopback.
-    #[error("metrics_listen {0} is not a loopback address")]
-    MetricsNotLoopback(SocketAddr),
     /// The async runtime could not be started.
     #[error("cannot start the runtime: {0}")]
     Runtime(#[source] std::io::Error),
-    /// `on_reject = "quarantine"` in LMTP mode needs a quarantine mailbox.
-    #[error("lmtp with on_reject = \"quarantine\" needs lmtp.quarantine_address")]
-    MissingQuarantineAddress,
     /// The engine checks no event state (no store configured) and the configuration does
     /// not say `danger_no_event_state = true`.
     #[error(
@@ -104,9 +98,7 @@ impl Gate {
     /// [`ServeError`] for a configuration that cannot run or an address in use.
     pub async fn bind(self) -> Result<Bound, ServeError> {
         let config = &self.shared.config;
-        if config.milter.is_none() && config.lmtp.is_none() {
-            return Err(ServeError::NothingToServe);
-        }
+        config.validate()?;
         if !self.shared.evaluator.engine.checks_event_state() {
             if !config.danger_no_event_state {
                 return Err(ServeError::EventStateUnchecked);
@@ -115,14 +107,11 @@ impl Gate {
                 "DANGER: danger_no_event_state: organizer pinning and replay detection are off"
             );
         }
-        if let Some(lmtp) = &config.lmtp
-            && config.on_reject == crate::config::RejectAction::Quarantine
-            && lmtp.quarantine_address.is_none()
-        {
-            return Err(ServeError::MissingQuarantineAddress);
-        }
-        if let Some(address) = config.metrics_listen {
-            metrics::check_loopback(address)?;
+        if config.on_reject == crate::config::RejectAction::Monitor {
+            tracing::warn!(
+                "on_reject = \"monitor\": rejected calendar mail is delivered (tagged \
+                 x-imip=fail); only a calendar server that acts on x-imip=pass alone is protected"
+            );
         }
         Ok(Bound {
             milter: bind_opt(config.milter.as_ref().map(|m| m.listen)).await?,

@@ -8,7 +8,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use imipsec_gate::{Gate, GateConfig, LmtpConfig, MilterConfig, OversizeAction, RejectAction};
+use imipsec_gate::{
+    Gate, GateConfig, LmtpConfig, MilterConfig, OversizeAction, RejectAction, UndecryptableAction,
+};
 use support::test_engine::HeaderDrivenTestEngine;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -43,7 +45,7 @@ impl Running {
 
 fn base_config() -> GateConfig {
     let mut config = GateConfig {
-        authserv_id: AUTHSERV.into(),
+        authserv_id: Some(AUTHSERV.into()),
         milter: Some(MilterConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
         }),
@@ -1082,11 +1084,17 @@ async fn lmtp_reject_reply_is_uniform_and_never_names_decryption() {
     gate.stop().await;
 }
 
-/// The real pipeline: an encrypted invitation the gate holds no key for is rejected
-/// (`decryption-failed` in the audit) with the uniform reply, identical to an unsigned one.
+/// The real pipeline with `on_undecryptable = "reject"`: an encrypted invitation the gate
+/// holds no key for is rejected (`decryption-failed` in the audit) with the uniform reply,
+/// identical to an unsigned one.
 #[tokio::test]
 async fn pipeline_engine_undecryptable_message_gets_the_uniform_reply() {
-    let (address, _stop) = start_with_pipeline().await;
+    // Issue #14: undecryptable mail passes by default; refused only when configured so.
+    let store = imipsec_pipeline::policy::SqliteStore::open_in_memory().unwrap();
+    let mut config = base_config();
+    config.on_undecryptable = UndecryptableAction::Reject;
+    let (address, _, _stop) = start_pipeline_gate(config, Box::new(store)).await;
+    let address = address.unwrap();
     let entity = calendar_entity("REQUEST", "sealed@example.com");
     let dir = certs();
     let output = std::process::Command::new("openssl")
@@ -1559,4 +1567,318 @@ async fn lmtp_slow_decision_does_not_count_as_peer_idleness() {
     assert!(replies[0].starts_with("250"), "{replies:?}");
     assert!(client.command("NOOP").await.starts_with("250"));
     gate.stop().await;
+}
+
+// ---------------------------------------------------------------- issue #14: rollout
+
+/// `openssl cms` run on `entity` with `args`, CRLF on the wire, under a message header.
+fn openssl_cms(args: &[&str], entity: &str) -> String {
+    let dir = certs();
+    let output = std::process::Command::new("openssl")
+        .arg("cms")
+        .args(args.iter().map(|arg| {
+            if arg.ends_with(".pem") {
+                dir.join(arg).into_os_string()
+            } else {
+                std::ffi::OsString::from(arg)
+            }
+        }))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(entity.as_bytes())?;
+            child.wait_with_output()
+        })
+        .expect("openssl runs");
+    assert!(output.status.success(), "openssl cms {args:?} failed");
+    let body = String::from_utf8(output.stdout)
+        .unwrap()
+        .replace("\r\n", "\n")
+        .replace('\n', "\r\n");
+    format!(
+        "From: alice@example.net\r\nTo: bob@example.org\r\nSubject: note\r\nDate: Mon, 01 Jun 2026 10:00:00 +0000\r\n{body}"
+    )
+}
+
+const PLAIN_NOTE: &str =
+    "Content-Type: text/plain; charset=utf-8\r\n\r\nLunch on Friday? No calendar here.\r\n";
+
+/// A note with an `application/ics` attachment: calendar content by the shared definition.
+const NOTE_WITH_ICS: &str = "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee attachment\r\n--b\r\nContent-Type: application/ics; name=invite.ics\r\n\r\nBEGIN:VCALENDAR\r\nVERSION:2.0\r\nMETHOD:CANCEL\r\nEND:VCALENDAR\r\n--b--\r\n";
+
+/// Opaque-signed by a CA the gate does not trust (`certs/untrusted-root`).
+fn untrusted_opaque(entity: &str) -> String {
+    openssl_cms(
+        &[
+            "-sign",
+            "-nodetach",
+            "-binary",
+            "-md",
+            "sha256",
+            "-signer",
+            "untrusted-root.cert.pem",
+            "-inkey",
+            "untrusted-root.key.pem",
+        ],
+        entity,
+    )
+}
+
+/// Encrypted to the test attendee, whose key the gate does not hold.
+fn encrypted_without_key(entity: &str) -> String {
+    openssl_cms(
+        &[
+            "-encrypt",
+            "-aes256",
+            "-binary",
+            "rsa2048/attendee.cert.pem",
+        ],
+        entity,
+    )
+}
+
+/// The milter's final reply and the A-R text it inserted (if any).
+async fn milter_judges(address: SocketAddr, raw: &str) -> (u8, String, Option<String>) {
+    let mut client = MilterClient::connect(address).await;
+    client
+        .begin("alice@example.net", &["bob@example.org"])
+        .await;
+    let packets = client.message(raw).await;
+    let reply = final_reply(&packets);
+    let authres = packets.iter().find(|p| p.code == b'i').map(Packet::text);
+    (reply.code, reply_text(reply), authres)
+}
+
+/// Issue #14 item 2: a plain note opaque-signed by a CA the gate does not trust was refused
+/// `550 calendar message rejected`, though it holds no calendar. Its encapsulated content is
+/// readable without trusting the signature: it passes, tagged `x-imip=none`. Control: the
+/// same signature over a note with an `application/ics` attachment is still rejected.
+#[tokio::test]
+async fn untrusted_opaque_signed_note_is_not_rejected_for_its_crypto() {
+    let (address, _stop) = start_with_pipeline().await;
+    let (code, text, authres) = milter_judges(address, &untrusted_opaque(PLAIN_NOTE)).await;
+    assert_eq!(code, b'c', "{text}");
+    let authres = authres.expect("A-R inserted");
+    assert!(
+        authres.contains("x-imip=none (no calendar data)"),
+        "{authres}"
+    );
+    assert!(authres.contains("smime=fail"), "{authres}");
+    // control: calendar content under the same untrusted signature stays rejected
+    let (code, text, _) = milter_judges(address, &untrusted_opaque(NOTE_WITH_ICS)).await;
+    assert_eq!((code, text.as_str()), (b'y', UNIFORM_REJECT));
+}
+
+/// Issue #14 item 2: a note encrypted to a user whose key the gate does not hold was refused.
+/// Default `on_undecryptable = "pass"`: delivered, tagged `x-imip=none (not decrypted)`.
+#[tokio::test]
+async fn undecryptable_note_passes_tagged_not_decrypted_by_default() {
+    let (address, _stop) = start_with_pipeline().await;
+    let (code, text, authres) = milter_judges(address, &encrypted_without_key(PLAIN_NOTE)).await;
+    assert_eq!(code, b'c', "{text}");
+    let authres = authres.expect("A-R inserted");
+    assert!(authres.contains("x-imip=none (not decrypted)"), "{authres}");
+    assert!(!authres.contains("x-imip=pass"), "{authres}");
+}
+
+/// `on_undecryptable = "reject"`: the uniform reply (no word on decryption), for an encrypted
+/// calendar and an encrypted note alike; `quarantine` holds it.
+#[tokio::test]
+async fn on_undecryptable_reject_and_quarantine_are_honoured_with_the_uniform_reply() {
+    let store = imipsec_pipeline::policy::SqliteStore::open_in_memory().unwrap();
+    let mut config = base_config();
+    config.on_undecryptable = UndecryptableAction::Reject;
+    let (milter, _, _stop) = start_pipeline_gate(config, Box::new(store)).await;
+    for entity in [
+        PLAIN_NOTE.to_owned(),
+        calendar_entity("REQUEST", "x@example.com"),
+    ] {
+        let (code, text, _) = milter_judges(milter.unwrap(), &encrypted_without_key(&entity)).await;
+        assert_eq!((code, text.as_str()), (b'y', UNIFORM_REJECT));
+    }
+    let store = imipsec_pipeline::policy::SqliteStore::open_in_memory().unwrap();
+    let mut config = base_config();
+    config.on_undecryptable = UndecryptableAction::Quarantine;
+    let (milter, _, _stop) = start_pipeline_gate(config, Box::new(store)).await;
+    let mut client = MilterClient::connect(milter.unwrap()).await;
+    client
+        .begin("alice@example.net", &["bob@example.org"])
+        .await;
+    let packets = client.message(&encrypted_without_key(PLAIN_NOTE)).await;
+    assert!(packets.iter().any(|p| p.code == b'q'), "{packets:?}");
+}
+
+/// Issue #14 item 6: no rollout mode. `on_reject = "monitor"` delivers a rejected message
+/// with the real result in our A-R and counts it as `monitor-would-reject`. Milter.
+#[tokio::test]
+async fn milter_monitor_mode_delivers_rejected_mail_tagged_fail() {
+    let mut config = base_config();
+    config.on_reject = RejectAction::Monitor;
+    let gate = start(config).await;
+    let (code, text, authres) = milter_judges(
+        gate.milter.unwrap(),
+        &invite("reject code=bad-signature", ""),
+    )
+    .await;
+    assert_eq!(code, b'c', "{text}");
+    let authres = authres.expect("A-R inserted");
+    assert!(
+        authres.contains("x-imip=fail policy.reason=bad-signature"),
+        "{authres}"
+    );
+    assert!(gate.engine.records.lock().unwrap().is_empty());
+    let mut http = TcpStream::connect(gate.metrics.unwrap()).await.unwrap();
+    http.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    http.read_to_string(&mut response).await.unwrap();
+    assert!(
+        response.contains("imipsec_gate_messages_total{action=\"monitor-would-reject\"} 1"),
+        "{response}"
+    );
+    gate.stop().await;
+}
+
+/// The same through LMTP: delivered to the recipient (not the quarantine), tagged fail.
+#[tokio::test]
+async fn lmtp_monitor_mode_delivers_rejected_mail_tagged_fail() {
+    let backend = FakeBackend::default();
+    let gate = start(lmtp_config(backend.start().await, RejectAction::Monitor)).await;
+    let (mut client, _) = LmtpClient::connect(gate.lmtp.unwrap()).await;
+    client.command("LHLO client.test").await;
+    let replies = client
+        .send(&["bob@example.org"], &invite("reject code=itip.forged", ""))
+        .await;
+    assert!(replies[0].starts_with("250"), "{replies:?}");
+    let deliveries = backend.deliveries.lock().unwrap().clone();
+    assert_eq!(deliveries.len(), 1);
+    assert_eq!(
+        deliveries[0].0,
+        vec!["RCPT TO:<bob@example.org>".to_owned()]
+    );
+    assert!(
+        deliveries[0]
+            .1
+            .starts_with("Authentication-Results: mx.gate.test; smime=")
+            && deliveries[0]
+                .1
+                .contains("x-imip=fail policy.reason=itip.forged"),
+        "{}",
+        deliveries[0].1
+    );
+    assert!(gate.engine.records.lock().unwrap().is_empty());
+    gate.stop().await;
+}
+
+/// Issue #14 item 6: `authserv_id` silently defaulted to `localhost`, so every reader
+/// trusted A-R headers under a name anyone's gate writes. Now it is required.
+#[tokio::test]
+async fn gate_without_authserv_id_refuses_to_start() {
+    for missing in [None, Some(String::new()), Some("  ".to_owned())] {
+        let mut config = base_config();
+        config.authserv_id = missing;
+        let refused = Gate::new(
+            config,
+            Arc::new(HeaderDrivenTestEngine::default()),
+            fixed_clock(),
+        )
+        .bind()
+        .await;
+        assert!(
+            matches!(
+                refused,
+                Err(imipsec_gate::ServeError::Config(
+                    imipsec_gate::ConfigError::MissingAuthservId
+                ))
+            ),
+            "{:?}",
+            refused.err()
+        );
+    }
+}
+
+/// Issue #14 item 6: the LMTP proxy and the milter listened on 0.0.0.0 without a word
+/// (anyone could deliver into the mailbox server). A non-loopback listener needs
+/// `allow_remote_clients = true`; the control binds with it.
+#[tokio::test]
+async fn non_loopback_listener_needs_allow_remote_clients() {
+    let backend = FakeBackend::default();
+    let backend = backend.start().await;
+    let mut milter = base_config();
+    milter.milter = Some(MilterConfig {
+        listen: "0.0.0.0:0".parse().unwrap(),
+    });
+    let mut lmtp = lmtp_config(backend, RejectAction::Reject);
+    if let Some(lmtp) = &mut lmtp.lmtp {
+        lmtp.listen = "[::]:0".parse().unwrap();
+    }
+    for config in [milter, lmtp] {
+        let engine = Arc::new(HeaderDrivenTestEngine::default());
+        let refused = Gate::new(config.clone(), engine.clone(), fixed_clock())
+            .bind()
+            .await;
+        assert!(
+            matches!(
+                refused,
+                Err(imipsec_gate::ServeError::Config(
+                    imipsec_gate::ConfigError::RemoteListener { .. }
+                ))
+            ),
+            "{:?}",
+            refused.err()
+        );
+        let mut allowed = config;
+        allowed.allow_remote_clients = true;
+        if allowed.lmtp.is_some() {
+            // `[::]` may be unavailable where IPv6 is off; the check is what matters here.
+            assert!(allowed.validate().is_ok());
+        } else {
+            assert!(
+                Gate::new(allowed, engine, fixed_clock())
+                    .bind()
+                    .await
+                    .is_ok()
+            );
+        }
+    }
+}
+
+/// The same through the LMTP proxy with the real pipeline: the untrusted opaque-signed note
+/// and the undecryptable note are delivered to the recipient with `x-imip=none`; control:
+/// the untrusted signature over a note with an `application/ics` attachment is refused.
+#[tokio::test]
+async fn lmtp_mail_without_calendar_is_not_rejected_for_its_crypto() {
+    let backend = FakeBackend::default();
+    let store = imipsec_pipeline::policy::SqliteStore::open_in_memory().unwrap();
+    let config = lmtp_config(backend.start().await, RejectAction::Reject);
+    let (_, lmtp, _stop) = start_pipeline_gate(config, Box::new(store)).await;
+    let (mut client, _) = LmtpClient::connect(lmtp.unwrap()).await;
+    client.command("LHLO client.test").await;
+    for (raw, expected) in [
+        (
+            untrusted_opaque(PLAIN_NOTE),
+            "x-imip=none (no calendar data)",
+        ),
+        (
+            encrypted_without_key(PLAIN_NOTE),
+            "x-imip=none (not decrypted)",
+        ),
+    ] {
+        let replies = client.send(&["bob@example.org"], &raw).await;
+        assert!(replies[0].starts_with("250"), "{expected}: {replies:?}");
+        let delivered = backend.deliveries.lock().unwrap().pop().unwrap().1;
+        assert!(
+            delivered.starts_with("Authentication-Results: mx.gate.test;")
+                && delivered.contains(expected),
+            "{delivered}"
+        );
+    }
+    let replies = client
+        .send(&["bob@example.org"], &untrusted_opaque(NOTE_WITH_ICS))
+        .await;
+    assert_eq!(replies, [format!("{UNIFORM_REJECT}\r\n")]);
+    assert!(backend.deliveries.lock().unwrap().is_empty());
 }

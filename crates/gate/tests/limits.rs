@@ -56,7 +56,7 @@ async fn start(config: GateConfig) -> (Option<SocketAddr>, Option<SocketAddr>) {
 
 fn config() -> GateConfig {
     let mut config = GateConfig {
-        authserv_id: "mx.limits.test".into(),
+        authserv_id: Some("mx.limits.test".into()),
         ..GateConfig::default()
     };
     config.limits.idle_timeout_secs = 5;
