@@ -119,7 +119,7 @@ impl Default for Limits {
             cms_bytes: 16 * 1024 * 1024,
             rsa_modulus_bits: 8192,
             rsa_exponent_bits: 32,
-            signature_verifications: 128,
+            signature_verifications: 280,
             certificates_per_message: 64,
             hashed_bytes: 64 * 1024,
             hashed_bytes_factor: 4,
