@@ -349,8 +349,11 @@ enum Outcome {
     Verified,
     /// Refused `limit-exceeded` (the whole message or a layer), with the limit.
     LimitExceeded(String),
+    /// Processed in full, every signature verified, but the signer's certificate is not
+    /// certified by a trust anchor (an attacker's own key: no CA needed).
+    Untrusted,
     /// Anything else: a shape the bench must not report.
-    Other(String),
+    Other(#[allow(dead_code, reason = "read through Debug when a shape panics")] String),
 }
 
 impl Setup {
@@ -387,6 +390,16 @@ impl Setup {
                     .find_map(|layer| layer.outcome.failure().cloned());
                 match failure {
                     Some(Failure::LimitExceeded(kind)) => Outcome::LimitExceeded(kind.to_string()),
+                    Some(Failure::UntrustedCertificate { .. })
+                        if inspection.layers.iter().all(|l| {
+                            matches!(
+                                l.outcome.failure(),
+                                Some(Failure::UntrustedCertificate { .. })
+                            )
+                        }) =>
+                    {
+                        Outcome::Untrusted
+                    }
                     Some(other) => Outcome::Other(format!("{other:?}")),
                     None if inspection.layers.iter().all(|l| l.outcome.is_verified()) => {
                         Outcome::Verified
@@ -400,25 +413,29 @@ impl Setup {
     /// The largest `n` in 1..=max for which `build(n)` is processed in full and verifies,
     /// with the limit that refuses `n + 1` (None when `max` itself is within the limits).
     /// Panics when a step is refused for anything but a limit, or `n = 1` is refused.
+    /// With `untrusted`, every layer must fail on the signer's chain only, after its
+    /// signatures verified (an attacker's own certificates), instead of verifying.
     fn largest(
         &self,
         name: &str,
         max: usize,
+        untrusted: bool,
         build: &dyn Fn(usize) -> Vec<u8>,
     ) -> (usize, Vec<u8>, Option<String>) {
         let mut best = None;
         for n in 1..=max {
             let raw = build(n);
             match self.outcome(&raw) {
-                Outcome::Verified => best = Some((n, raw)),
+                Outcome::Verified if !untrusted => best = Some((n, raw)),
+                Outcome::Untrusted if untrusted => best = Some((n, raw)),
                 Outcome::LimitExceeded(limit) => {
                     let (n, raw) = best.unwrap_or_else(|| {
                         panic!("{name}: refused at n = 1 ({limit}): not an attack within limits")
                     });
                     return (n, raw, Some(limit));
                 }
-                Outcome::Other(why) => {
-                    panic!("{name}: n = {n} refused for another reason than a limit: {why}")
+                other => {
+                    panic!("{name}: n = {n} refused for another reason than a limit: {other:?}")
                 }
             }
         }
@@ -498,6 +515,38 @@ fn junk_certificates(count: usize) -> Vec<Vec<u8>> {
             builder.build().to_der().unwrap()
         })
         .collect()
+}
+
+/// A self-signed P-384 certificate for organizer@example.com with its key.
+fn self_signed_p384() -> Key {
+    let group = openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::SECP384R1).unwrap();
+    let key = PKey::from_ec_key(openssl::ec::EcKey::generate(&group).unwrap()).unwrap();
+    let mut name = X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("CN", "own P-384 key").unwrap();
+    let name = name.build();
+    let mut builder = X509::builder().unwrap();
+    builder.set_version(2).unwrap();
+    let serial = BigNum::from_u32(7).unwrap().to_asn1_integer().unwrap();
+    builder.set_serial_number(&serial).unwrap();
+    builder.set_subject_name(&name).unwrap();
+    builder.set_issuer_name(&name).unwrap();
+    builder.set_pubkey(&key).unwrap();
+    builder
+        .set_not_before(&Asn1Time::from_unix(1_735_689_600).unwrap())
+        .unwrap();
+    builder
+        .set_not_after(&Asn1Time::from_unix(2_366_841_600).unwrap())
+        .unwrap();
+    let san = openssl::x509::extension::SubjectAlternativeName::new()
+        .email("organizer@example.com")
+        .build(&builder.x509v3_context(None, None))
+        .unwrap();
+    builder.append_extension(san).unwrap();
+    builder.sign(&key, MessageDigest::sha384()).unwrap();
+    Key {
+        key,
+        cert: builder.build(),
+    }
 }
 
 fn main() {
@@ -590,6 +639,9 @@ fn main() {
         return;
     }
 
+    // An attacker's own P-384 key and self-signed certificate: every signature is verified
+    // (charged 40 units each) before the chain is found untrusted.
+    let own_p384 = self_signed_p384();
     type Shape<'a> = (&'a str, usize, Box<dyn Fn(usize) -> Vec<u8> + 'a>);
     let shapes: Vec<Shape<'_>> = vec![
         (
@@ -658,6 +710,11 @@ fn main() {
             Box::new(|n| nested(8, &[Hash::Sha512], true, &small, n)),
         ),
         (
+            "untrusted: SignerInfos, own P-384 key",
+            8,
+            Box::new(|n| parts(&own_p384, &[], n, &small, 1)),
+        ),
+        (
             "certificate bag (distinct certificates)",
             64,
             Box::new(|n| cert_bag(&small, n)),
@@ -676,7 +733,8 @@ fn main() {
         "x warm"
     );
     for (name, max, build) in &shapes {
-        let (n, raw, next) = setup.largest(name, *max, build.as_ref());
+        let untrusted = name.starts_with("untrusted");
+        let (n, raw, next) = setup.largest(name, *max, untrusted, build.as_ref());
         let baseline = ordinary(raw.len(), &identity);
         assert!(matches!(setup.outcome(&baseline), Outcome::Verified));
         let (attack, cold, warm) = measure(&setup, &raw, &baseline, rounds);
