@@ -666,7 +666,7 @@ fn main() {
         ),
         (
             "SignerInfos, RSA-8192 signer, one part",
-            8,
+            9,
             Box::new(|n| parts(&rsa8192, &rsa, n, &small, 1)),
         ),
         (
@@ -676,7 +676,7 @@ fn main() {
         ),
         (
             "SignerInfos, P-384 signer under P-384 CA",
-            8,
+            9,
             Box::new(|n| parts(&p384_1, &p384_one, n, &small, 1)),
         ),
         (
@@ -711,7 +711,7 @@ fn main() {
         ),
         (
             "untrusted: SignerInfos, own P-384 key",
-            8,
+            9,
             Box::new(|n| parts(&own_p384, &[], n, &small, 1)),
         ),
         (

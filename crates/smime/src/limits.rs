@@ -12,7 +12,7 @@
 //! limits costs at most 10x the CPU of an ordinary detached-signed message of the same size
 //! from a sender not seen before (one RSA-2048 signer with its intermediate, chain validated):
 //! see `BENCHMARKS.md`, "Amplification", and the `amplification` bench of this crate, which
-//! grows the worst shapes we could build up to the limits (worst measured: 7.4x).
+//! grows the worst shapes we could build up to the limits (worst measured: 9.0x, seven P-384 signatures of an attacker's own key).
 //!
 //! - [`Limits::rsa_modulus_bits`] 8192: the largest modulus webpki accepts; OpenSSL alone
 //!   accepts 16384 (and any exponent up to the modulus size at or below 3072 bits).
@@ -35,7 +35,7 @@
 //!   an RSA-8192 signer under an RSA-4096 intermediate 28, an ordinary message (RSA-2048
 //!   signer and intermediate) 4. What an attacker buys with 280: seven P-384 signatures of
 //!   its own key in one 6 KB SignedData (the chain is untrusted, but the signatures are
-//!   checked first), about 6 ms of CPU, measured at 7.7x a cold ordinary message of the
+//!   checked first), about 6 ms of CPU, measured at 9.0x a cold ordinary message of the
 //!   same size (see `BENCHMARKS.md`). The
 //!   trust anchors' keys are not charged (the operator's choice).
 //! - [`Limits::certificates_per_message`] 64: certificates and CRLs parsed over all the
