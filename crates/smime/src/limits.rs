@@ -13,7 +13,7 @@
 //! from a sender not seen before (one RSA-2048 signer with its intermediate, chain validated):
 //! see `BENCHMARKS.md`, "Amplification", and the `amplification` bench of this crate, which
 //! grows the worst shapes we could build up to the limits and asserts that each is processed
-//! in full (worst measured: 9.0x, seven P-384 signatures of an attacker's own key).
+//! in full (worst measured: 9.2x, seven P-384 signatures of an attacker's own key).
 //!
 //! - [`Limits::rsa_modulus_bits`] 8192: the largest modulus webpki accepts; OpenSSL alone
 //!   accepts 16384 (and any exponent up to the modulus size at or below 3072 bits).
@@ -36,7 +36,7 @@
 //!   an RSA-8192 signer under an RSA-4096 intermediate 28, an ordinary message (RSA-2048
 //!   signer and intermediate) 4. What an attacker buys with 280: seven P-384 signatures of
 //!   its own key in one 6 KB SignedData (the chain is untrusted, but the signatures are
-//!   checked first), about 6 ms of CPU, measured at 9.0x a cold ordinary message of the
+//!   checked first), about 6 ms of CPU, measured at 9.0 to 9.2x a cold ordinary message of the
 //!   same size (see `BENCHMARKS.md`). The
 //!   trust anchors' keys are not charged (the operator's choice).
 //! - [`Limits::certificates_per_message`] 64: certificates and CRLs parsed over all the
@@ -48,8 +48,8 @@
 //!   sharing an algorithm share the digest) plus every signer's signed attributes. One
 //!   signature layer hashes less than the message once; 4 passes allow two digest algorithms
 //!   on each of two nested layers (triple wrapping), and stop 15 nested multipart/signed
-//!   layers of a 200 KB invite after four. The allowance keeps tiny messages, whose fixed costs dominate, out of the factor's
-//!   way (64 KiB of SHA-256: 0.1 ms).
+//!   layers of a 200 KB invite after four. The allowance keeps tiny messages, whose fixed
+//!   costs dominate, out of the factor's way (64 KiB of SHA-256: 0.1 ms).
 //! - [`Limits::decoded_bytes`] 64 KiB plus [`Limits::decoded_bytes_factor`] 4 times the
 //!   message: bytes that go through base64 / quoted-printable decoding, decryption or CRLF
 //!   canonicalisation, charged with the input size before the work. Each nested base64 layer
