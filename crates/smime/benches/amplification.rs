@@ -18,7 +18,11 @@
 //!
 //! Each attack shape is grown (parts, layers, signers) until one more step would exceed a
 //! limit: the figure is for the largest message of that shape that is processed in full and
-//! verifies.
+//! verifies. The bench asserts it: every step up to the figure's must be processed in full
+//! with every layer verified, and the next step must be refused `limit-exceeded` (a shape
+//! refused for another reason, e.g. `malformed-mime` under a stricter MIME walk, panics
+//! instead of being reported as a figure). The issue's shapes must be refused
+//! `limit-exceeded`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::hint::black_box;
@@ -26,7 +30,9 @@ use std::path::{Path, PathBuf};
 
 use imipsec_smime::keys::Identity;
 use imipsec_smime::sign::{SignOptions, sign_detached};
-use imipsec_smime::{AlgorithmPolicy, InspectOptions, Inspection, Limits, TrustStore, inspect};
+use imipsec_smime::{
+    AlgorithmPolicy, Failure, InspectOptions, Inspection, Limits, TrustStore, inspect,
+};
 use openssl::asn1::Asn1Time;
 use openssl::bn::BigNum;
 use openssl::hash::{MessageDigest, hash};
@@ -159,10 +165,16 @@ impl Key {
     }
 
     /// A SignerInfo over `content` with `digest` (the signature over the attributes hashes
-    /// with SHA-256 for EC, with `digest` for RSA PKCS #1 v1.5).
-    fn signer_info(&self, content: &[u8], digest: Hash) -> Vec<u8> {
+    /// with SHA-256 for EC, with `digest` for RSA PKCS #1 v1.5). `index` (below 60) is the
+    /// second of its signingTime: identical SignerInfos are refused as malformed, so each
+    /// SignerInfo of a SignedData gets its own.
+    fn signer_info(&self, content: &[u8], digest: Hash, index: usize) -> Vec<u8> {
         let attributes = set(&[
             seq(&[oid("1.2.840.113549.1.9.3"), set(&[oid(ID_DATA)])]),
+            seq(&[
+                oid("1.2.840.113549.1.9.5"),
+                set(&[der(0x17, format!("2605312359{index:02}Z").as_bytes())]),
+            ]),
             seq(&[
                 oid("1.2.840.113549.1.9.4"),
                 set(&[der(0x04, &hash(digest.md(), content).unwrap())]),
@@ -245,16 +257,34 @@ Content-Transfer-Encoding: base64\r\n\r\n",
     out
 }
 
-/// application/pkcs7-mime (opaque) around `cms`, binary or base64.
-fn opaque(cms: &[u8], binary: bool) -> Vec<u8> {
-    let mut out = b"Content-Type: application/pkcs7-mime; smime-type=signed-data\r\n".to_vec();
-    if binary {
-        out.extend_from_slice(b"Content-Transfer-Encoding: binary\r\n\r\n");
-        out.extend_from_slice(cms);
-    } else {
-        out.extend_from_slice(b"Content-Transfer-Encoding: base64\r\n\r\n");
-        out.extend_from_slice(&base64_lines(cms));
-    }
+/// application/pkcs7-mime (opaque) around `cms`, base64 (binary CMS holds bare LFs and CRs,
+/// which the strict MIME walk refuses in a CRLF message: `malformed-mime`).
+fn opaque(cms: &[u8]) -> Vec<u8> {
+    let mut out = b"Content-Type: application/pkcs7-mime; smime-type=signed-data\r\n\
+Content-Transfer-Encoding: base64\r\n\r\n"
+        .to_vec();
+    out.extend_from_slice(&base64_lines(cms));
+    out
+}
+
+/// multipart/signed layer `layer` (its own boundary) over `content` with a SignedData.
+fn signed_layer(content: &[u8], cms: &[u8], layer: usize) -> Vec<u8> {
+    let boundary = format!("layer-{layer}");
+    let mut out = format!(
+        "Content-Type: multipart/signed; protocol=\"application/pkcs7-signature\";\r\n\
+         \tmicalg=sha-256; boundary=\"{boundary}\"\r\n\r\n--{boundary}\r\n"
+    )
+    .into_bytes();
+    out.extend_from_slice(content);
+    out.extend_from_slice(
+        format!(
+            "\r\n--{boundary}\r\nContent-Type: application/pkcs7-signature; \
+             name=smime.p7s\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    out.extend_from_slice(&base64_lines(cms));
+    out.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
     out
 }
 
@@ -306,16 +336,30 @@ fn ordinary(size: usize, identity: &Identity) -> Vec<u8> {
 }
 
 struct Setup {
-    root: X509,
+    roots: Vec<X509>,
     crl_pem: Vec<u8>,
     limits: Limits,
     policy: AlgorithmPolicy,
 }
 
+/// How a message came out of `inspect`.
+#[derive(Debug)]
+enum Outcome {
+    /// Processed in full, every layer verified.
+    Verified,
+    /// Refused `limit-exceeded` (the whole message or a layer), with the limit.
+    LimitExceeded(String),
+    /// Processed in full, every signature verified, but the signer's certificate is not
+    /// certified by a trust anchor (an attacker's own key: no CA needed).
+    Untrusted,
+    /// Anything else: a shape the bench must not report.
+    Other(#[allow(dead_code, reason = "read through Debug when a shape panics")] String),
+}
+
 impl Setup {
     fn store(&self) -> TrustStore {
         let crl = X509Crl::from_pem(&self.crl_pem).unwrap();
-        TrustStore::new(vec![self.root.clone()], vec![crl]).unwrap()
+        TrustStore::new(self.roots.clone(), vec![crl]).unwrap()
     }
 
     fn run(&self, trust: &TrustStore, raw: &[u8]) -> Result<Inspection, imipsec_smime::SmimeError> {
@@ -332,32 +376,71 @@ impl Setup {
         )
     }
 
-    /// Processed in full, every layer verified.
-    fn within_limits(&self, raw: &[u8]) -> bool {
+    fn outcome(&self, raw: &[u8]) -> Outcome {
         match self.run(&self.store(), raw) {
-            Ok(inspection) => {
-                !inspection.layers.is_empty()
-                    && inspection
-                        .layers
-                        .iter()
-                        .all(|layer| layer.outcome.is_verified())
+            Err(imipsec_smime::SmimeError::LimitExceeded(kind)) => {
+                Outcome::LimitExceeded(kind.to_string())
             }
-            Err(_) => false,
+            Err(other) => Outcome::Other(other.to_string()),
+            Ok(inspection) if inspection.layers.is_empty() => Outcome::Other("no layer".into()),
+            Ok(inspection) => {
+                let failure = inspection
+                    .layers
+                    .iter()
+                    .find_map(|layer| layer.outcome.failure().cloned());
+                match failure {
+                    Some(Failure::LimitExceeded(kind)) => Outcome::LimitExceeded(kind.to_string()),
+                    Some(Failure::UntrustedCertificate { .. })
+                        if inspection.layers.iter().all(|l| {
+                            matches!(
+                                l.outcome.failure(),
+                                Some(Failure::UntrustedCertificate { .. })
+                            )
+                        }) =>
+                    {
+                        Outcome::Untrusted
+                    }
+                    Some(other) => Outcome::Other(format!("{other:?}")),
+                    None if inspection.layers.iter().all(|l| l.outcome.is_verified()) => {
+                        Outcome::Verified
+                    }
+                    None => Outcome::Other(format!("{:?}", inspection.layers)),
+                }
+            }
         }
     }
 
-    /// The largest `n` in 1..=max for which `build(n)` is within the limits.
-    fn largest(&self, max: usize, build: &dyn Fn(usize) -> Vec<u8>) -> Option<(usize, Vec<u8>)> {
+    /// The largest `n` in 1..=max for which `build(n)` is processed in full and verifies,
+    /// with the limit that refuses `n + 1` (None when `max` itself is within the limits).
+    /// Panics when a step is refused for anything but a limit, or `n = 1` is refused.
+    /// With `untrusted`, every layer must fail on the signer's chain only, after its
+    /// signatures verified (an attacker's own certificates), instead of verifying.
+    fn largest(
+        &self,
+        name: &str,
+        max: usize,
+        untrusted: bool,
+        build: &dyn Fn(usize) -> Vec<u8>,
+    ) -> (usize, Vec<u8>, Option<String>) {
         let mut best = None;
         for n in 1..=max {
             let raw = build(n);
-            if self.within_limits(&raw) {
-                best = Some((n, raw));
-            } else {
-                break;
+            match self.outcome(&raw) {
+                Outcome::Verified if !untrusted => best = Some((n, raw)),
+                Outcome::Untrusted if untrusted => best = Some((n, raw)),
+                Outcome::LimitExceeded(limit) => {
+                    let (n, raw) = best.unwrap_or_else(|| {
+                        panic!("{name}: refused at n = 1 ({limit}): not an attack within limits")
+                    });
+                    return (n, raw, Some(limit));
+                }
+                other => {
+                    panic!("{name}: n = {n} refused for another reason than a limit: {other:?}")
+                }
             }
         }
-        best
+        let (n, raw) = best.unwrap();
+        (n, raw, None)
     }
 }
 
@@ -434,132 +517,202 @@ fn junk_certificates(count: usize) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// A self-signed P-384 certificate for organizer@example.com with its key.
+fn self_signed_p384() -> Key {
+    let group = openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::SECP384R1).unwrap();
+    let key = PKey::from_ec_key(openssl::ec::EcKey::generate(&group).unwrap()).unwrap();
+    let mut name = X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("CN", "own P-384 key").unwrap();
+    let name = name.build();
+    let mut builder = X509::builder().unwrap();
+    builder.set_version(2).unwrap();
+    let serial = BigNum::from_u32(7).unwrap().to_asn1_integer().unwrap();
+    builder.set_serial_number(&serial).unwrap();
+    builder.set_subject_name(&name).unwrap();
+    builder.set_issuer_name(&name).unwrap();
+    builder.set_pubkey(&key).unwrap();
+    builder
+        .set_not_before(&Asn1Time::from_unix(1_735_689_600).unwrap())
+        .unwrap();
+    builder
+        .set_not_after(&Asn1Time::from_unix(2_366_841_600).unwrap())
+        .unwrap();
+    let san = openssl::x509::extension::SubjectAlternativeName::new()
+        .email("organizer@example.com")
+        .build(&builder.x509v3_context(None, None))
+        .unwrap();
+    builder.append_extension(san).unwrap();
+    builder.sign(&key, MessageDigest::sha384()).unwrap();
+    Key {
+        key,
+        cert: builder.build(),
+    }
+}
+
 fn main() {
     let quick = std::env::args().any(|arg| arg == "--quick");
     let rounds = if quick { 1 } else { 5 };
     let setup = Setup {
-        root: X509::from_pem(&read("root.cert.pem")).unwrap(),
+        roots: vec![
+            X509::from_pem(&read("root.cert.pem")).unwrap(),
+            X509::from_pem(&read("amplification/p384-root.cert.pem")).unwrap(),
+        ],
         crl_pem: read("intermediate.crl.pem"),
         limits: Limits::default(),
         policy: AlgorithmPolicy::default(),
     };
-    let intermediate = X509::from_pem(&read("intermediate.cert.pem"))
-        .unwrap()
-        .to_der()
-        .unwrap();
+    let der_of = |name: &str| X509::from_pem(&read(name)).unwrap().to_der().unwrap();
+    let intermediate = der_of("intermediate.cert.pem");
+    let p384_ca1 = der_of("amplification/p384-ca1.cert.pem");
+    let p384_ca2 = der_of("amplification/p384-ca2.cert.pem");
     let organizer = Key::load("rsa2048/organizer");
     let p256 = Key::load("p256/organizer");
     let exp32 = Key::load("amplification/exp32");
     let rsa8192 = Key::load("amplification/rsa8192");
+    let p384_1 = Key::load("amplification/p384-signer1");
+    let p384_2 = Key::load("amplification/p384-signer2");
     let mut identity_pem = read("rsa2048/organizer.key.pem");
     identity_pem.extend(read("rsa2048/organizer.chain.pem"));
     let identity = Identity::from_pem(&identity_pem).unwrap();
     let small = invite(2_000);
     let large = invite(200_000);
 
-    // Detached parts, each signed by `signers` SignerInfos of `key`, the invite last.
-    let parts = |key: &Key, signers: usize, content: &[u8], n: usize| {
-        let cert = key.cert.to_der().unwrap();
-        let info = key.signer_info(content, Hash::Sha256);
-        let cms = signed_data(
-            None,
-            &[Hash::Sha256],
-            &vec![info; signers],
-            &[cert, intermediate.clone()],
-        );
+    // Detached parts, each signed by `signers` SignerInfos of `key` (with `chain`, its
+    // intermediates), the invite last.
+    let parts = |key: &Key, chain: &[&[u8]], signers: usize, content: &[u8], n: usize| {
+        let mut certs = vec![key.cert.to_der().unwrap()];
+        certs.extend(chain.iter().map(|c| c.to_vec()));
+        let infos: Vec<Vec<u8>> = (0..signers)
+            .map(|index| key.signer_info(content, Hash::Sha256, index))
+            .collect();
+        let cms = signed_data(None, &[Hash::Sha256], &infos, &certs);
         let part = detached(content, &cms);
         message(&mixed(&vec![part; n]))
     };
-    // `n` nested opaque layers, each with `signers` SignerInfos of `key` per digest of `digests`.
-    let nested =
-        |key: &Key, signers: usize, digests: &[Hash], binary: bool, content: &[u8], n: usize| {
-            let cert = key.cert.to_der().unwrap();
-            let mut entity = content.to_vec();
-            for _ in 0..n {
-                let mut infos = Vec::new();
-                for &digest in digests {
-                    let info = key.signer_info(&entity, digest);
-                    infos.extend(std::iter::repeat_n(info, signers));
+    // `n` nested layers, each with `signers` SignerInfos of the organizer per digest of
+    // `digests`, every SignerInfo over the whole layer below: opaque (base64) or
+    // multipart/signed (only the signature is base64, so the message grows by the signature
+    // while the bytes to hash grow with the square of the depth).
+    let nested = |signers: usize, digests: &[Hash], opaque_layers: bool, content: &[u8], n| {
+        let cert = organizer.cert.to_der().unwrap();
+        let mut entity = content.to_vec();
+        for layer in 0..n {
+            let mut infos = Vec::new();
+            for &digest in digests {
+                for index in 0..signers {
+                    infos.push(organizer.signer_info(&entity, digest, index));
                 }
-                let cms = signed_data(
-                    Some(&entity),
-                    digests,
-                    &infos,
-                    &[cert.clone(), intermediate.clone()],
-                );
-                entity = opaque(&cms, binary);
             }
-            message(&entity)
-        };
+            let econtent = opaque_layers.then_some(entity.as_slice());
+            let cms = signed_data(
+                econtent,
+                digests,
+                &infos,
+                &[cert.clone(), intermediate.clone()],
+            );
+            entity = if opaque_layers {
+                opaque(&cms)
+            } else {
+                signed_layer(&entity, &cms, layer)
+            };
+        }
+        message(&entity)
+    };
     let junk = junk_certificates(64);
     let cert_bag = |content: &[u8], n: usize| {
-        let info = organizer.signer_info(content, Hash::Sha256);
+        let info = organizer.signer_info(content, Hash::Sha256, 0);
         let mut certs = vec![organizer.cert.to_der().unwrap(), intermediate.clone()];
         certs.extend(junk.iter().take(n).cloned());
         let cms = signed_data(None, &[Hash::Sha256], &[info], &certs);
         message(&detached(content, &cms))
     };
     let all = [Hash::Sha224, Hash::Sha256, Hash::Sha384, Hash::Sha512];
+    let rsa = [intermediate.as_slice()];
+    let p384_one = [p384_ca1.as_slice()];
+    let p384_two = [p384_ca2.as_slice(), p384_ca1.as_slice()];
     // `--profile-nested`: only the nested base64 shape, for `perf record`.
     if std::env::args().any(|arg| arg == "--profile-nested") {
-        let raw = nested(&organizer, 8, &[Hash::Sha512], false, &large, 8);
+        let raw = nested(8, &[Hash::Sha512], true, &large, 8);
         for _ in 0..20 {
             black_box(setup.run(&setup.store(), &raw).ok());
         }
         return;
     }
 
+    // An attacker's own P-384 key and self-signed certificate: every signature is verified
+    // (charged 40 units each) before the chain is found untrusted.
+    let own_p384 = self_signed_p384();
     type Shape<'a> = (&'a str, usize, Box<dyn Fn(usize) -> Vec<u8> + 'a>);
     let shapes: Vec<Shape<'_>> = vec![
         (
             "parts, RSA-2048 signer, 2 KB invite each",
             300,
-            Box::new(|n| parts(&organizer, 1, &small, n)),
+            Box::new(|n| parts(&organizer, &rsa, 1, &small, n)),
         ),
         (
             "parts, P-256 signer",
             300,
-            Box::new(|n| parts(&p256, 1, &small, n)),
+            Box::new(|n| parts(&p256, &rsa, 1, &small, n)),
         ),
         (
             "parts, RSA-2048 e=2^32-1 signer",
             300,
-            Box::new(|n| parts(&exp32, 1, &small, n)),
+            Box::new(|n| parts(&exp32, &rsa, 1, &small, n)),
         ),
         (
             "parts, 8 SignerInfos RSA-2048 e=2^32-1",
             300,
-            Box::new(|n| parts(&exp32, 8, &small, n)),
+            Box::new(|n| parts(&exp32, &rsa, 8, &small, n)),
         ),
         (
             "SignerInfos, RSA-8192 signer, one part",
-            8,
-            Box::new(|n| parts(&rsa8192, n, &small, 1)),
+            9,
+            Box::new(|n| parts(&rsa8192, &rsa, n, &small, 1)),
         ),
         (
             "parts, RSA-8192 signer",
             300,
-            Box::new(|n| parts(&rsa8192, 1, &small, n)),
+            Box::new(|n| parts(&rsa8192, &rsa, 1, &small, n)),
         ),
         (
-            "nested binary layers, 200 KB, 8 signers",
-            15,
-            Box::new(|n| nested(&organizer, 8, &[Hash::Sha512], true, &large, n)),
+            "SignerInfos, P-384 signer under P-384 CA",
+            9,
+            Box::new(|n| parts(&p384_1, &p384_one, n, &small, 1)),
         ),
         (
-            "nested binary layers, 200 KB, 4 digests x 2",
-            15,
-            Box::new(|n| nested(&organizer, 2, &all, true, &large, n)),
+            "parts, P-384 signer under 2 P-384 CAs",
+            300,
+            Box::new(|n| parts(&p384_2, &p384_two, 1, &small, n)),
+        ),
+        (
+            "nested signed layers, 200 KB, 8 signers",
+            16,
+            Box::new(|n| nested(8, &[Hash::Sha512], false, &large, n)),
+        ),
+        (
+            "nested signed layers, 200 KB, 4 digests x 2",
+            16,
+            Box::new(|n| nested(2, &all, false, &large, n)),
+        ),
+        (
+            "nested signed layers, 2 KB, 8 signers",
+            16,
+            Box::new(|n| nested(8, &[Hash::Sha512], false, &small, n)),
         ),
         (
             "nested base64 layers, 200 KB, 8 signers",
-            15,
-            Box::new(|n| nested(&organizer, 8, &[Hash::Sha512], false, &large, n)),
+            16,
+            Box::new(|n| nested(8, &[Hash::Sha512], true, &large, n)),
         ),
         (
-            "nested binary layers, 2 KB, 8 signers",
-            15,
-            Box::new(|n| nested(&organizer, 8, &[Hash::Sha512], true, &small, n)),
+            "nested base64 layers, 2 KB, 8 signers",
+            16,
+            Box::new(|n| nested(8, &[Hash::Sha512], true, &small, n)),
+        ),
+        (
+            "untrusted: SignerInfos, own P-384 key",
+            9,
+            Box::new(|n| parts(&own_p384, &[], n, &small, 1)),
         ),
         (
             "certificate bag (distinct certificates)",
@@ -569,7 +722,7 @@ fn main() {
     ];
 
     println!(
-        "{:<48} {:>5} {:>9} {:>10} {:>10} {:>10} {:>7} {:>7}",
+        "{:<44} {:>4} {:>8} {:>9} {:>8} {:>8} {:>6} {:>6}  next step refused by",
         "shape (largest within the default limits)",
         "n",
         "bytes",
@@ -580,51 +733,51 @@ fn main() {
         "x warm"
     );
     for (name, max, build) in &shapes {
-        let Some((n, raw)) = setup.largest(*max, build.as_ref()) else {
-            println!("{name:<48} not within the limits at n = 1");
-            continue;
-        };
+        let untrusted = name.starts_with("untrusted");
+        let (n, raw, next) = setup.largest(name, *max, untrusted, build.as_ref());
         let baseline = ordinary(raw.len(), &identity);
-        assert!(setup.within_limits(&baseline));
+        assert!(matches!(setup.outcome(&baseline), Outcome::Verified));
         let (attack, cold, warm) = measure(&setup, &raw, &baseline, rounds);
         println!(
-            "{name:<48} {n:>5} {:>9} {:>10.0} {:>10.0} {:>10.0} {:>7.1} {:>7.1}",
+            "{name:<44} {n:>4} {:>8} {:>9.0} {:>8.0} {:>8.0} {:>6.1} {:>6.1}  {}",
             raw.len(),
             attack / 1e3,
             cold / 1e3,
             warm / 1e3,
             attack / cold,
             attack / warm,
+            next.unwrap_or_else(|| format!("(none up to n = {max})")),
         );
     }
 
-    // The issue's shapes, now refused: CPU time until the refusal.
+    // The issue's shapes, now refused: CPU time until the refusal. Each must be refused
+    // `limit-exceeded`.
     let bigexp = Key::load("amplification/bigexp");
     let refused: Vec<(&str, Vec<u8>)> = vec![
         (
             "issue: 85 parts, RSA-3072 3070-bit exponent",
-            parts(&bigexp, 1, &small, 85),
+            parts(&bigexp, &rsa, 1, &small, 85),
         ),
         (
             "issue: 15 nested layers x 8 SHA-512 signers",
-            nested(&organizer, 8, &[Hash::Sha512], true, &large, 15),
+            nested(8, &[Hash::Sha512], false, &large, 15),
+        ),
+        (
+            "15 nested base64 layers x 8 SHA-512 signers",
+            nested(8, &[Hash::Sha512], true, &large, 15),
         ),
     ];
     for (name, raw) in &refused {
+        let Outcome::LimitExceeded(limit) = setup.outcome(raw) else {
+            panic!(
+                "{name}: not refused limit-exceeded: {:?}",
+                setup.outcome(raw)
+            );
+        };
         let baseline = ordinary(raw.len(), &identity);
         let (attack, cold, warm) = measure(&setup, raw, &baseline, rounds.min(3));
-        let outcome = match setup.run(&setup.store(), raw) {
-            Err(error) => error.to_string(),
-            Ok(inspection) => format!(
-                "{:?}",
-                inspection
-                    .layers
-                    .iter()
-                    .find_map(|l| l.outcome.failure().cloned())
-            ),
-        };
         println!(
-            "{name:<48} {:>5} {:>9} {:>10.0} {:>10.0} {:>10.0} {:>7.1} {:>7.1}  ({outcome})",
+            "{name:<44} {:>4} {:>8} {:>9.0} {:>8.0} {:>8.0} {:>6.1} {:>6.1}  refused: {limit}",
             "-",
             raw.len(),
             attack / 1e3,

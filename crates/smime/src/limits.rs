@@ -12,7 +12,8 @@
 //! limits costs at most 10x the CPU of an ordinary detached-signed message of the same size
 //! from a sender not seen before (one RSA-2048 signer with its intermediate, chain validated):
 //! see `BENCHMARKS.md`, "Amplification", and the `amplification` bench of this crate, which
-//! grows the worst shapes we could build up to the limits (worst measured: 7.4x).
+//! grows the worst shapes we could build up to the limits and asserts that each is processed
+//! in full (worst measured: 9.2x, seven P-384 signatures of an attacker's own key).
 //!
 //! - [`Limits::rsa_modulus_bits`] 8192: the largest modulus webpki accepts; OpenSSL alone
 //!   accepts 16384 (and any exponent up to the modulus size at or below 3072 bits).
@@ -20,18 +21,24 @@
 //!   is odd, so this is "at most 2^32"); e = 1 and even exponents are `weak-algorithm`. 65537
 //!   has 17 bits. A verification costs one modular squaring per exponent bit and one
 //!   multiplication per set bit: at 2^32 - 1, 3.6x 65537.
-//! - [`Limits::signature_verifications`] 128: public-key work, in units of one RSA-2048
-//!   verification with exponent 65537 (22 us with `openssl speed` here). Weights as measured:
-//!   RSA `ceil((bits / 2048)^2 * m / 17)` with `m` the modular multiplications of the exponent
-//!   (17 for 65537), so RSA-4096 weighs 4, RSA-8192 16, RSA-8192 with e = 2^32 - 1 59; P-256 4,
-//!   Ed25519 7, P-521 30, P-384 40 (OpenSSL 3.0 has no fast P-384). A signer's signature costs
-//!   its key's weight. A chain validation, charged once per SignedData and signer certificate
-//!   before OpenSSL runs it, costs three operations (the certificate below, a base and a delta
-//!   CRL) at the weight of every other certificate the SignedData offers. An ordinary message
-//!   (RSA-2048 signer and intermediate) uses 4; 128 still fits an RSA-8192 signer (19), seven
-//!   of them in one SignedData, or a P-384 signer under an RSA intermediate (43), but not a
-//!   P-384 signer under a P-384 intermediate (160): deployments with such CAs raise it, at
-//!   the cost the weights say.
+//! - [`Limits::signature_verifications`] 280: public-key work, in units of one RSA-2048
+//!   verification with exponent 65537 (19 to 22 us with `openssl speed` here). Weights as
+//!   measured: RSA `ceil((bits / 2048)^2 * m / 17)` with `m` the modular multiplications of
+//!   the exponent (17 for 65537), so RSA-4096 weighs 4, RSA-8192 16, RSA-8192 with
+//!   e = 2^32 - 1 59; P-256 4, Ed25519 7, P-521 30, P-384 40 (OpenSSL 3.0 has no fast P-384:
+//!   0.84 ms per verification here). A signer's signature costs its key's weight. A chain
+//!   validation, charged once per SignedData and signer certificate before OpenSSL runs it,
+//!   costs three operations (the certificate below, a base and a delta CRL) at the weight of
+//!   every other certificate the SignedData offers. The number is set by the largest chains
+//!   of real PKIs: a P-384 signer under two P-384 intermediates (government and enterprise
+//!   PKIs) costs 40 + 2 x 3 x 40 = 280, exactly the default (under one intermediate: 160; the
+//!   old default of 128 refused both); an RSA-4096 signer under two RSA-4096 intermediates 28,
+//!   an RSA-8192 signer under an RSA-4096 intermediate 28, an ordinary message (RSA-2048
+//!   signer and intermediate) 4. What an attacker buys with 280: seven P-384 signatures of
+//!   its own key in one 6 KB SignedData (the chain is untrusted, but the signatures are
+//!   checked first), about 6 ms of CPU, measured at 9.0 to 9.2x a cold ordinary message of the
+//!   same size (see `BENCHMARKS.md`). The
+//!   trust anchors' keys are not charged (the operator's choice).
 //! - [`Limits::certificates_per_message`] 64: certificates and CRLs parsed over all the
 //!   SignedData of a message. Parsing a certificate not seen before (OpenSSL and x509-parser)
 //!   costs as much as hashing 20 KB, and an attacker's certificates are always new; 64 is 32
@@ -40,9 +47,9 @@
 //!   message: bytes hashed, the content once per SignedData and digest algorithm (signers
 //!   sharing an algorithm share the digest) plus every signer's signed attributes. One
 //!   signature layer hashes less than the message once; 4 passes allow two digest algorithms
-//!   on each of two nested layers (triple wrapping), and stop 15 nested binary layers after
-//!   four. The allowance keeps tiny messages, whose fixed costs dominate, out of the factor's
-//!   way (64 KiB of SHA-256: 0.1 ms).
+//!   on each of two nested layers (triple wrapping), and stop 15 nested multipart/signed
+//!   layers of a 200 KB invite after four. The allowance keeps tiny messages, whose fixed
+//!   costs dominate, out of the factor's way (64 KiB of SHA-256: 0.1 ms).
 //! - [`Limits::decoded_bytes`] 64 KiB plus [`Limits::decoded_bytes_factor`] 4 times the
 //!   message: bytes that go through base64 / quoted-printable decoding, decryption or CRLF
 //!   canonicalisation, charged with the input size before the work. Each nested base64 layer
@@ -119,7 +126,7 @@ impl Default for Limits {
             cms_bytes: 16 * 1024 * 1024,
             rsa_modulus_bits: 8192,
             rsa_exponent_bits: 32,
-            signature_verifications: 128,
+            signature_verifications: 280,
             certificates_per_message: 64,
             hashed_bytes: 64 * 1024,
             hashed_bytes_factor: 4,

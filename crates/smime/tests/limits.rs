@@ -426,3 +426,86 @@ fn rsa_key_maxima_at_and_past_the_limit() {
         assert_eq!(verify_with(&der, &past), Err(Failure::LimitExceeded(kind)));
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Real PKIs within the default limits (issue #11 bounds): P-384 CAs are common in government
+// and enterprise PKIs, and a default that refuses their mail would switch imipsec off there.
+// The chains are in certs/amplification/ (certs/generate-amplification.sh).
+
+/// A message signed (detached, through the crate's signer) by `certs/amplification/NAME`,
+/// whose chain file holds its intermediates, inspected with `limits` against `root`.
+fn run_chain(name: &str, root: &str, limits: &Limits) -> Result<Inspection, SmimeError> {
+    // rsa8192-under4096 is a second certificate for the key of rsa8192.
+    let key = name.strip_suffix("-under4096").unwrap_or(name);
+    let dir = certs().join("amplification");
+    let mut pem = std::fs::read(dir.join(format!("{key}.key.pem"))).unwrap();
+    pem.extend(std::fs::read(dir.join(format!("{name}.chain.pem"))).unwrap());
+    let signed = sign_detached(
+        ENTITY,
+        &Identity::from_pem(&pem).unwrap(),
+        &SignOptions::default(),
+    )
+    .unwrap();
+    let mut raw = b"From: organizer@example.com\r\nTo: attendee@example.com\r\n\
+MIME-Version: 1.0\r\n"
+        .to_vec();
+    raw.extend_from_slice(&signed);
+    let trust = TrustStore::from_pem_files(&[certs().join(root)], &[] as &[PathBuf]).unwrap();
+    inspect(
+        &raw,
+        &InspectOptions {
+            trust: &trust,
+            at: AT,
+            policy: &AlgorithmPolicy::default(),
+            identities: &[],
+            limits,
+            danger_decrypt_non_root: false,
+        },
+    )
+}
+
+const P384_ROOT: &str = "amplification/p384-root.cert.pem";
+
+/// P-384 signer under one P-384 intermediate: 40 (signature) + 3 x 40 (the intermediate's key
+/// in the chain validation) = 160 units, refused by the old default of 128.
+#[test]
+fn p384_signer_under_one_p384_intermediate_is_accepted_by_default() {
+    let inspection = run_chain("p384-signer1", P384_ROOT, &Limits::default()).unwrap();
+    assert!(verified(&inspection), "{inspection:?}");
+}
+
+/// P-384 signer under two P-384 intermediates: 40 + 2 x 3 x 40 = 280 units, the default
+/// `signature_verifications` exactly; one unit less is refused before the work.
+#[test]
+fn p384_signer_under_two_p384_intermediates_at_and_past_the_default_budget() {
+    let at = Limits::default();
+    assert_eq!(at.signature_verifications, 280);
+    let inspection = run_chain("p384-signer2", P384_ROOT, &at).unwrap();
+    assert!(verified(&inspection), "{inspection:?}");
+    let past = Limits {
+        signature_verifications: at.signature_verifications - 1,
+        ..Limits::default()
+    };
+    assert_whole_message_limit(
+        run_chain("p384-signer2", P384_ROOT, &past),
+        LimitKind::SignatureVerifications,
+    );
+}
+
+/// RSA-4096 signer under two RSA-4096 intermediates (4 + 2 x 3 x 4 = 28 units) and the
+/// largest modulus, RSA-8192, under an RSA-4096 intermediate (16 + 3 x 4 = 28).
+#[test]
+fn large_rsa_chains_are_accepted_by_default() {
+    for name in ["rsa4096-signer2", "rsa8192-under4096"] {
+        let inspection = run_chain(name, "root.cert.pem", &Limits::default()).unwrap();
+        assert!(verified(&inspection), "{name}: {inspection:?}");
+        let past = Limits {
+            signature_verifications: 27,
+            ..Limits::default()
+        };
+        assert_whole_message_limit(
+            run_chain(name, "root.cert.pem", &past),
+            LimitKind::SignatureVerifications,
+        );
+    }
+}

@@ -103,21 +103,21 @@ fn many_signed_parts(signer: &str, parts: usize) -> Vec<u8> {
     message(ORGANIZER, &body)
 }
 
-/// Parts signed with the largest exponent allowed (RSA-2048, e = 2^32 - 1, weight 4): each
-/// layer costs 4 + 3 (the intermediate's key in its chain validation) = 7 units of
-/// `Limits::signature_verifications`; 18 layers = 126, within the default 128.
+/// Parts signed with the largest modulus allowed (RSA-8192, weight 16): each layer costs
+/// 16 + 3 (the RSA-2048 intermediate's key in its chain validation) = 19 units of
+/// `Limits::signature_verifications`; 14 layers = 266, within the default 280.
 #[test]
 fn control_signed_parts_within_the_verification_budget_are_accepted() {
-    assert_accepted(&evaluate(&many_signed_parts("amplification/exp32", 17)));
+    assert_accepted(&evaluate(&many_signed_parts("amplification/rsa8192", 13)));
 }
 
 /// Issue #11: 85 parts signed with expensive keys. Every layer verifies, but the message as a
-/// whole asks for more public-key work than `Limits::signature_verifications`: the 19th layer
-/// is refused before its operations, and with it the whole message.
+/// whole asks for more public-key work than `Limits::signature_verifications`: the 15th layer
+/// (285 units) is refused before its operations, and with it the whole message.
 #[test]
 fn many_signed_parts_exceed_the_verification_budget() {
-    for parts in [18, 84] {
-        let verdict = evaluate(&many_signed_parts("amplification/exp32", parts));
+    for parts in [14, 84] {
+        let verdict = evaluate(&many_signed_parts("amplification/rsa8192", parts));
         assert_rejected(&verdict, Reason::LimitExceeded);
         assert!(
             verdict.reasons[0]
@@ -128,8 +128,8 @@ fn many_signed_parts_exceed_the_verification_budget() {
     }
 }
 
-/// RSA-2048 parts: 4 units and 2 certificates each, so 32 layers meet both the verification
-/// budget (128) and `Limits::certificates_per_message` (64) exactly.
+/// RSA-2048 parts: 4 units and 2 certificates each, so 32 layers (128 units) meet
+/// `Limits::certificates_per_message` (64) exactly.
 #[test]
 fn control_signed_parts_at_the_certificate_budget_are_accepted() {
     assert_accepted(&evaluate(&many_signed_parts("rsa2048/organizer", 31)));
