@@ -2,7 +2,7 @@
 
 use imipsec_itip::{
     CorrelateOptions, Correlation, DelegationPolicy, DenyAllDelegations, ItipMessage, MimeParams,
-    ParseOptions, Role, correlate, parse_itip,
+    ParseOptions, Role, correlate, parse_itip_all,
 };
 use imipsec_policy::{
     AddressField, DelegationStore, EventStateStore, EventUpdate, StateDecision, StateFinding,
@@ -186,14 +186,23 @@ impl Pipeline {
         let mut reports = Vec::new();
         let mut updates = Vec::new();
 
+        let mut deviations = Vec::new();
         for calendar in message.calendars() {
             let itip = match self.parse(calendar) {
                 Ok(itip) => itip,
-                Err(finding) => {
-                    reasons.push(finding);
+                Err(mut findings) => {
+                    reasons.append(&mut findings);
                     continue;
                 }
             };
+            deviations.extend(itip.warnings.iter().filter_map(|warning| {
+                matches!(warning, imipsec_itip::Warning::IcalendarDeviation { .. }).then(|| {
+                    Finding::new(
+                        Warning::IcalendarDeviation,
+                        format!("text/calendar at {}: {warning}", part_name(calendar.path())),
+                    )
+                })
+            }));
             let signers: Vec<&str> = if signed {
                 calendar.signer_emails()
             } else {
@@ -225,6 +234,7 @@ impl Pipeline {
         }
 
         let mut warnings = warnings;
+        warnings.append(&mut deviations);
         let mut recorded = false;
         let mut state_checked = false;
         match (store, ctx.recipient) {
@@ -277,7 +287,9 @@ impl Pipeline {
         Ok(verdict)
     }
 
-    fn parse(&self, calendar: &VerifiedCalendar) -> Result<ItipMessage, Finding<Reason>> {
+    /// Parses one calendar; a rejected one gives every fatal finding (every restriction
+    /// violation, not just the first), each naming the part.
+    fn parse(&self, calendar: &VerifiedCalendar) -> Result<ItipMessage, Vec<Finding<Reason>>> {
         let params = MimeParams {
             method: calendar.method(),
             charset: calendar.charset(),
@@ -289,17 +301,23 @@ impl Pipeline {
             ..ParseOptions::default()
         };
         crate::content_line::check_line_breaks(calendar.body()).map_err(|error| {
-            Finding::new(
+            vec![Finding::new(
                 Reason::MalformedIcalendar,
                 format!("text/calendar at {}: {error}", part_name(calendar.path())),
-            )
+            )]
         })?;
-        parse_itip(calendar.body(), &params, &options).map_err(|error| {
-            let reason = Reason::from_code(error.code()).unwrap_or(Reason::MalformedIcalendar);
-            Finding::new(
-                reason,
-                format!("text/calendar at {}: {error}", part_name(calendar.path())),
-            )
+        parse_itip_all(calendar.body(), &params, &options).map_err(|errors| {
+            errors
+                .iter()
+                .map(|error| {
+                    let reason =
+                        Reason::from_code(error.code()).unwrap_or(Reason::MalformedIcalendar);
+                    Finding::new(
+                        reason,
+                        format!("text/calendar at {}: {error}", part_name(calendar.path())),
+                    )
+                })
+                .collect()
         })
     }
 

@@ -1348,5 +1348,7 @@ mod cms;
 mod icalendar;
 #[path = "attacks/mime.rs"]
 mod mime;
+#[path = "attacks/profile.rs"]
+mod profile;
 #[path = "attacks/state.rs"]
 mod state;
