@@ -195,14 +195,17 @@ impl Pipeline {
                     continue;
                 }
             };
-            deviations.extend(itip.warnings.iter().filter_map(|warning| {
-                matches!(warning, imipsec_itip::Warning::IcalendarDeviation { .. }).then(|| {
-                    Finding::new(
-                        Warning::IcalendarDeviation,
-                        format!("text/calendar at {}: {warning}", part_name(calendar.path())),
-                    )
-                })
-            }));
+            deviations.extend(
+                itip.warnings
+                    .iter()
+                    .filter(|w| matches!(w, imipsec_itip::Warning::IcalendarDeviation { .. }))
+                    .map(|warning| {
+                        Finding::new(
+                            Warning::IcalendarDeviation,
+                            format!("text/calendar at {}: {warning}", part_name(calendar.path())),
+                        )
+                    }),
+            );
             let signers: Vec<&str> = if signed {
                 calendar.signer_emails()
             } else {
