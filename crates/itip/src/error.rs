@@ -440,9 +440,9 @@ pub enum Deviation {
     UnderscoreInXName,
     /// A VALARM in a REPLY (RFC 5546 §3.2.3 and §3.4.3 list VALARM as 0).
     AlarmInReply,
-    /// A REQUEST without SUMMARY (RFC 5546 §3.2.2, §3.4.2, §3.5 list it as 1).
+    /// A REQUEST without SUMMARY (RFC 5546 §3.2.2, §3.4.2 list it as 1).
     RequestWithoutSummary,
-    /// A COUNTER or DECLINECOUNTER without SEQUENCE (RFC 5546 §3.2.7, §3.2.8, §3.4.7 list
+    /// A COUNTER or DECLINECOUNTER without SEQUENCE (RFC 5546 §3.2.7, §3.2.8, §3.4.8 list
     /// it as 1; RFC 5545 §3.8.7.4 makes an absent SEQUENCE 0).
     CounterWithoutSequence,
 }
@@ -464,10 +464,10 @@ impl Deviation {
             }
             Deviation::AlarmInReply => "RFC 5546 §3.2.3/§3.4.3: VALARM 0 in a REPLY",
             Deviation::RequestWithoutSummary => {
-                "RFC 5546 §3.2.2/§3.4.2/§3.5: SUMMARY 1 in a REQUEST (it may be empty)"
+                "RFC 5546 §3.2.2/§3.4.2: SUMMARY 1 in a REQUEST (it may be empty)"
             }
             Deviation::CounterWithoutSequence => {
-                "RFC 5546 §3.2.7/§3.2.8/§3.4.7: SEQUENCE 1 in a COUNTER or DECLINECOUNTER"
+                "RFC 5546 §3.2.7/§3.2.8/§3.4.8: SEQUENCE 1 in a COUNTER or DECLINECOUNTER"
             }
         }
     }

@@ -184,10 +184,10 @@ pub(crate) fn check(root: &Node, method: Method, kind: ComponentKind, out: &mut 
 ///   well-placed VALARM in the VEVENT or VTODO, the VALARM table still applies to it,
 ///   and an alarm names no party the decision reads (an e-mail alarm's ATTENDEE is in
 ///   the VALARM, where correlation never looks).
-/// * REQUEST without SUMMARY (RFC 5546 §3.2.2, §3.4.2, §3.5 list it as 1 and add "Can
+/// * REQUEST without SUMMARY (RFC 5546 §3.2.2, §3.4.2 list it as 1 and add "Can
 ///   be null"; Android's mail client omits it). Only an absent one; two stay a
 ///   violation.
-/// * COUNTER or DECLINECOUNTER without SEQUENCE (RFC 5546 §3.2.7, §3.2.8, §3.4.7 list
+/// * COUNTER or DECLINECOUNTER without SEQUENCE (RFC 5546 §3.2.7, §3.2.8, §3.4.8 list
 ///   it as 1): RFC 5545 §3.8.7.4 makes an absent SEQUENCE 0, which is how this crate's
 ///   model ([`crate::Component::sequence`] `None`), the event state and calcard read it.
 ///   Only an absent one; two stay a violation.
