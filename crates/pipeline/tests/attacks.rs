@@ -1342,6 +1342,8 @@ fn johnny_you_are_fired_is_never_accepted_as_the_manager() {
 
 #[path = "attacks/amplification.rs"]
 mod amplification;
+#[path = "attacks/clients.rs"]
+mod clients;
 #[path = "attacks/cms.rs"]
 mod cms;
 #[path = "attacks/icalendar.rs"]

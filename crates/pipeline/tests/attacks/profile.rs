@@ -18,7 +18,7 @@ fn strict_pipeline() -> Pipeline {
     Pipeline::new(settings)
 }
 
-fn evaluate_strict(raw: &[u8]) -> Verdict {
+pub(super) fn evaluate_strict(raw: &[u8]) -> Verdict {
     strict_pipeline()
         .evaluate(
             raw,
