@@ -68,6 +68,10 @@ pub struct Pipeline {
     settings: Settings,
 }
 
+/// At most this many findings of one calendar part are listed in a verdict; the rest are
+/// counted in one more finding.
+const MAX_CALENDAR_FINDINGS: usize = 32;
+
 impl Pipeline {
     /// A pipeline with these settings.
     pub fn new(settings: Settings) -> Pipeline {
@@ -310,17 +314,32 @@ impl Pipeline {
             )]
         })?;
         parse_itip_all(calendar.body(), &params, &options).map_err(|errors| {
-            errors
+            let part = part_name(calendar.path());
+            let mut findings: Vec<Finding<Reason>> = errors
                 .iter()
+                .take(MAX_CALENDAR_FINDINGS)
                 .map(|error| {
                     let reason =
                         Reason::from_code(error.code()).unwrap_or(Reason::MalformedIcalendar);
-                    Finding::new(
-                        reason,
-                        format!("text/calendar at {}: {error}", part_name(calendar.path())),
-                    )
+                    Finding::new(reason, format!("text/calendar at {part}: {error}"))
                 })
-                .collect()
+                .collect();
+            // Every violation is listed up to a bound, so that a calendar with thousands of
+            // broken components cannot make the verdict (JSON, audit, report) thousands of
+            // lines long; the rest is counted.
+            if errors.len() > MAX_CALENDAR_FINDINGS
+                && let Some(last) = findings.last()
+            {
+                let reason = last.code;
+                findings.push(Finding::new(
+                    reason,
+                    format!(
+                        "text/calendar at {part}: and {} more findings",
+                        errors.len() - MAX_CALENDAR_FINDINGS
+                    ),
+                ));
+            }
+            findings
         })
     }
 

@@ -243,3 +243,31 @@ fn invalid_dtstamp_is_named_as_an_invalid_date_time() {
         verdict.reasons
     );
 }
+
+/// Listing every violation must not let one message fill the verdict: 60 components each
+/// missing DTSTAMP and SUMMARY give 120 violations, of which 32 are listed and the rest
+/// counted.
+#[test]
+fn listed_violations_are_bounded_per_calendar() {
+    let mut events = String::new();
+    for i in 0..60 {
+        events.push_str(&format!(
+            "BEGIN:VEVENT\r\nUID:bounded@example.com\r\nRECURRENCE-ID:202606{:02}T100000Z\r\n\
+             ORGANIZER:mailto:{ORGANIZER}\r\nDTSTART:20260615T100000Z\r\nSEQUENCE:0\r\n\
+             ATTENDEE;PARTSTAT=NEEDS-ACTION:mailto:{ATTENDEE}\r\nEND:VEVENT\r\n",
+            i % 28 + 1
+        ));
+    }
+    let ics = format!(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//imipsec//attacks//EN\r\nMETHOD:REQUEST\r\n\
+         {events}END:VCALENDAR\r\n"
+    );
+    let verdict = evaluate_strict(&signed_by_sender(&ics, "REQUEST"));
+    assert_rejected(&verdict, Reason::RestrictionViolation);
+    assert_eq!(verdict.reasons.len(), 33, "{:?}", verdict.reasons);
+    assert!(
+        verdict.reasons[32].detail.ends_with("and 88 more findings"),
+        "{:?}",
+        verdict.reasons[32]
+    );
+}
