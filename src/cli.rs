@@ -590,7 +590,7 @@ pub struct GateArgs {
     #[arg(long)]
     pub log_json: bool,
     /// Reject the iCalendar deviations of the interoperability profile instead of
-    /// accepting them with a warning; overrides [policy] strict_icalendar.
+    /// accepting them with a warning; overrides `[policy] strict_icalendar`.
     #[arg(long)]
     pub strict_icalendar: bool,
 }
