@@ -236,6 +236,11 @@ pub struct TrustArgs {
     /// DANGER: evaluate unsigned messages as if signed by the ORGANIZER/ATTENDEE they name.
     #[arg(long)]
     pub danger_allow_unsigned: bool,
+    /// Reject the iCalendar deviations real clients write (the interoperability profile:
+    /// `_` in X- names, VALARM in a REPLY, REQUEST without SUMMARY, COUNTER without
+    /// SEQUENCE) and the other tolerated defects, instead of accepting them with a warning.
+    #[arg(long)]
+    pub strict_icalendar: bool,
 }
 
 /// Arguments of `imipsec verify`.
@@ -593,6 +598,10 @@ pub struct GateArgs {
     /// one line on stdout, 2 with the error on stderr. Binds no socket, creates no file.
     #[arg(long)]
     pub check_config: bool,
+    /// Reject the iCalendar deviations of the interoperability profile instead of
+    /// accepting them with a warning; overrides `[policy] strict_icalendar`.
+    #[arg(long)]
+    pub strict_icalendar: bool,
 }
 
 /// Arguments of `imipsec generate`.

@@ -98,7 +98,8 @@ pub struct LimitsConfig {
     pub attendees: Option<u32>,
 }
 
-/// `[policy]`: algorithm policy and escape hatches (each `danger_*` weakens security).
+/// `[policy]`: algorithm policy, iCalendar strictness and escape hatches (each `danger_*`
+/// weakens security).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyConfig {
@@ -111,6 +112,11 @@ pub struct PolicyConfig {
     /// DANGER: evaluate unsigned messages as if signed by the address they name.
     #[serde(default)]
     pub danger_allow_unsigned: bool,
+    /// Reject the deviations of the iTIP interoperability profile (crates/itip/README.md)
+    /// and the other tolerated iCalendar defects (missing charset or method parameter,
+    /// blank lines, bare LF) instead of accepting them with a warning.
+    #[serde(default)]
+    pub strict_icalendar: bool,
 }
 
 /// `[recipient]`: default recipient scope when `--recipient` is absent.

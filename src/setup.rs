@@ -316,6 +316,7 @@ pub fn pipeline_with(
     settings.algorithms = algorithm_policy(config);
     settings.danger_allow_unsigned =
         trust.danger_allow_unsigned || config.policy.danger_allow_unsigned;
+    settings.strict_icalendar = trust.strict_icalendar || config.policy.strict_icalendar;
 
     let limits = &config.limits;
     let defaults = imipsec_pipeline::Limits::default();

@@ -986,3 +986,50 @@ fn encrypted_pem_decryption_identity_opens_with_a_password_file() {
         run.stderr
     );
 }
+
+/// Issue #12: every Google Calendar reply (it carries the event's VALARM, which RFC 5546
+/// §3.2.3 lists as 0) was refused. Re-signed with `openssl cms` by the attendee, and
+/// unsigned with --danger-allow-unsigned, it is accepted with the warning
+/// icalendar-deviation; `--strict-icalendar` and `[policy] strict_icalendar = true`
+/// reject it again.
+#[test]
+fn google_reply_with_valarm_is_a_deviation_and_strict_icalendar_rejects_it() {
+    let reply = calendar("REPLY", "google-reply@example.com", 0).replace(
+        "END:VEVENT",
+        "BEGIN:VALARM\r\nACTION:DISPLAY\r\nDESCRIPTION:This is an event reminder\r\n\
+         TRIGGER:-P0DT0H10M0S\r\nEND:VALARM\r\nEND:VEVENT",
+    );
+    let signed = openssl_signed_calendar(&reply, "REPLY", "rsa2048/attendee", ATTENDEE);
+    let run = verify(&signed, &[]);
+    assert_accepted(&run);
+    // openssl cms stamps the signing time of now: signing-time-skew comes along.
+    let json = run.json();
+    let deviations: Vec<&serde_json::Value> = json["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["code"] == "icalendar-deviation")
+        .collect();
+    assert_eq!(deviations.len(), 1, "{:?}", run.warnings());
+    let detail = deviations[0]["detail"].as_str().unwrap().to_owned();
+    assert!(
+        detail.contains("VALARM") && detail.contains("RFC 5546 §3.2.3"),
+        "{detail}"
+    );
+    assert_rejected(
+        &verify(&signed, &["--strict-icalendar"]),
+        "restriction-violation",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("imipsec.toml");
+    std::fs::write(&config, "[policy]\nstrict_icalendar = true\n").unwrap();
+    assert_rejected(
+        &verify(&signed, &["--config", config.to_str().unwrap()]),
+        "restriction-violation",
+    );
+
+    let unsigned = with_headers(ATTENDEE, ORGANIZER, &calendar_entity(&reply, "REPLY"));
+    let run = verify(&unsigned, &["--danger-allow-unsigned"]);
+    assert_accepted(&run);
+    assert!(run.warnings().contains(&"icalendar-deviation".to_owned()));
+}

@@ -58,6 +58,7 @@ pub fn run(args: &GateArgs) -> Result<Exit, GateCommandError> {
     });
     let trust = TrustArgs {
         config: Some(args.config.clone()),
+        strict_icalendar: args.strict_icalendar,
         ..TrustArgs::default()
     };
     let setup = pipeline_with(&trust, &config, true)?;

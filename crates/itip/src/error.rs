@@ -69,6 +69,16 @@ pub enum ItipError {
     },
 }
 
+/// The value type a date property must have, with its rule, for a report.
+fn date_time_type(property: &str) -> &'static str {
+    match property {
+        "DTSTAMP" | "CREATED" | "LAST-MODIFIED" | "COMPLETED" => {
+            "DATE-TIME (RFC 5545 §3.3.5; UTC, §3.8.7.2)"
+        }
+        _ => "DATE or DATE-TIME (RFC 5545 §3.3.4, §3.3.5)",
+    }
+}
+
 fn method_mismatch(content_type: Option<&str>, calendar: Method) -> String {
     match content_type {
         Some(m) => format!(
@@ -243,8 +253,16 @@ pub enum Malformed {
         offset: usize,
     },
     /// The content line does not follow `name *(";" param) ":" value` (RFC 5545 3.1).
-    #[error("byte {offset}: malformed content line")]
+    #[error(
+        "byte {offset}: {}malformed content line: {defect}",
+        if property.is_empty() { String::new() } else { format!("{property}: ") }
+    )]
     ContentLine {
+        /// The property name as written (cut at 64 bytes; empty when the line has none,
+        /// a blank line included).
+        property: String,
+        /// Which rule of RFC 5545 §3.1 the line breaks.
+        defect: LineDefect,
         /// Offset of the line.
         offset: usize,
     },
@@ -274,7 +292,10 @@ pub enum Malformed {
     NoSchedulingComponent,
     /// A DATE or DATE-TIME value that is not one (RFC 5545 sections 3.3.4, 3.3.5), like
     /// the draft's `DTEND:199706211T210000Z`.
-    #[error("byte {offset}: {property}:{value} is not a valid DATE or DATE-TIME")]
+    #[error(
+        "byte {offset}: {property}: invalid {} {value:?}",
+        date_time_type(property)
+    )]
     InvalidDateTime {
         /// The property name.
         property: String,
@@ -295,7 +316,9 @@ pub enum Malformed {
         offset: usize,
     },
     /// SEQUENCE is not a non-negative integer (RFC 5545 section 3.8.7.4).
-    #[error("byte {offset}: SEQUENCE:{value} is not a non-negative integer")]
+    #[error(
+        "byte {offset}: SEQUENCE: invalid INTEGER {value:?} (RFC 5545 §3.3.8, §3.8.7.4: a non-negative integer)"
+    )]
     InvalidSequence {
         /// The value.
         value: String,
@@ -361,6 +384,93 @@ pub enum Malformed {
         /// What calcard reported.
         detail: String,
     },
+}
+
+/// Which rule of the content-line grammar (RFC 5545 §3.1) a line breaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub enum LineDefect {
+    /// An empty line (strict mode; otherwise a warning).
+    Blank,
+    /// No `:` before the value.
+    NoValue,
+    /// The property name is empty or holds a character other than a letter, digit or `-`
+    /// (an `_` is tolerated in X- names only, see [`Deviation::UnderscoreInXName`]).
+    PropertyName,
+    /// A parameter name is empty or holds a character other than a letter, digit or `-`,
+    /// or has no `=`.
+    ParameterName,
+    /// A quoted parameter value is not closed, or a `"` stands inside an unquoted one.
+    Quote,
+    /// The same parameter is given twice (readers differ on which one counts).
+    RepeatedParameter,
+}
+
+impl std::fmt::Display for LineDefect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LineDefect::Blank => "empty line (RFC 5545 §3.1 allows none)",
+            LineDefect::NoValue => "no ':' before the value (RFC 5545 §3.1 contentline)",
+            LineDefect::PropertyName => {
+                "the name is not letters, digits and '-' (RFC 5545 §3.1 iana-token / x-name)"
+            }
+            LineDefect::ParameterName => {
+                "a parameter is not name=value with a name of letters, digits and '-' \
+                 (RFC 5545 §3.1 param)"
+            }
+            LineDefect::Quote => {
+                "a quoted parameter value is not closed, or '\"' stands in an unquoted one \
+                 (RFC 5545 §3.1 param-value)"
+            }
+            LineDefect::RepeatedParameter => {
+                "a parameter given twice (RFC 5545 §3.2: readers differ on which one counts)"
+            }
+        })
+    }
+}
+
+/// A deviation from RFC 5545/5546 that real clients write, that no decision reads and on
+/// which the parsers behind the gate (calcard, libical) agree: accepted with the warning
+/// [`Warning::IcalendarDeviation`], refused in strict mode. The interoperability profile
+/// in the crate README lists each with the clients that need it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[non_exhaustive]
+pub enum Deviation {
+    /// An `_` in the name of an X- property (`X-ENTOURAGE_UUID`, `X-LOTUS-CHILD_UID`).
+    UnderscoreInXName,
+    /// A VALARM in a REPLY (RFC 5546 §3.2.3 and §3.4.3 list VALARM as 0).
+    AlarmInReply,
+    /// A REQUEST without SUMMARY (RFC 5546 §3.2.2, §3.4.2 list it as 1).
+    RequestWithoutSummary,
+    /// A COUNTER or DECLINECOUNTER without SEQUENCE (RFC 5546 §3.2.7, §3.2.8, §3.4.8 list
+    /// it as 1; RFC 5545 §3.8.7.4 makes an absent SEQUENCE 0).
+    CounterWithoutSequence,
+}
+
+impl Deviation {
+    /// Every tolerated deviation, in the order of the profile table.
+    pub const ALL: [Deviation; 4] = [
+        Deviation::UnderscoreInXName,
+        Deviation::AlarmInReply,
+        Deviation::RequestWithoutSummary,
+        Deviation::CounterWithoutSequence,
+    ];
+
+    /// The RFC rule it breaks.
+    pub fn rule(self) -> &'static str {
+        match self {
+            Deviation::UnderscoreInXName => {
+                "RFC 5545 §3.1: an x-name is letters, digits and '-' only"
+            }
+            Deviation::AlarmInReply => "RFC 5546 §3.2.3/§3.4.3: VALARM 0 in a REPLY",
+            Deviation::RequestWithoutSummary => {
+                "RFC 5546 §3.2.2/§3.4.2: SUMMARY 1 in a REQUEST (it may be empty)"
+            }
+            Deviation::CounterWithoutSequence => {
+                "RFC 5546 §3.2.7/§3.2.8/§3.4.8: SEQUENCE 1 in a COUNTER or DECLINECOUNTER"
+            }
+        }
+    }
 }
 
 /// The rule of a restriction table row that was broken. Its `Display` is the rule in
@@ -459,6 +569,26 @@ pub enum Warning {
     /// other method must carry one UID, a [`Rule::SameUid`] violation).
     #[error("several UIDs in one PUBLISH object; each component is authorized on its own")]
     SeveralUids,
+    /// A deviation of the interoperability profile ([`Deviation`]): real clients write
+    /// it, no decision reads it; an error in strict mode.
+    #[error("byte {offset}: {property}: tolerated deviation from {} ({})", deviation.rule(), deviation_note(*deviation))]
+    IcalendarDeviation {
+        /// Which deviation.
+        deviation: Deviation,
+        /// The property (or component) that deviates, as written.
+        property: String,
+        /// Offset of its line (or of the component's BEGIN line).
+        offset: usize,
+    },
+}
+
+fn deviation_note(deviation: Deviation) -> &'static str {
+    match deviation {
+        Deviation::UnderscoreInXName => "an X- property no decision reads",
+        Deviation::AlarmInReply => "an alarm decides nothing",
+        Deviation::RequestWithoutSummary => "the title decides nothing",
+        Deviation::CounterWithoutSequence => "absent means 0, RFC 5545 §3.8.7.4",
+    }
 }
 
 /// One finding of [`crate::diagnose`]: an error that would make [`crate::parse_itip`]

@@ -20,13 +20,14 @@ pub use correlate::{
     correlate,
 };
 pub use error::{
-    Diagnostic, ItipError, LimitExceeded, LimitKind, Malformed, Rule, Violation, Warning,
+    Deviation, Diagnostic, ItipError, LimitExceeded, LimitKind, LineDefect, Malformed, Rule,
+    Violation, Warning,
 };
 pub use model::{
     Attendee, Component, ItipMessage, Organizer, ParticipationRole, ParticipationStatus,
     RecurrenceId,
 };
-pub use parse::{diagnose, parse_itip};
+pub use parse::{diagnose, parse_itip, parse_itip_all};
 
 use serde::Serialize;
 

@@ -15,15 +15,37 @@ pub fn parse_itip(
     mime: &MimeParams<'_>,
     options: &ParseOptions,
 ) -> Result<ItipMessage, ItipError> {
+    parse_itip_all(ics, mime, options).map_err(|mut errors| {
+        if errors.is_empty() {
+            ItipError::Malformed(Malformed::NoCalendar)
+        } else {
+            errors.swap_remove(0)
+        }
+    })
+}
+
+/// [`parse_itip`], but a rejected text gives every fatal finding (never an empty list),
+/// in the order they were met: every restriction violation of a message, not just the
+/// first, so that a report can name them all.
+pub fn parse_itip_all(
+    ics: &[u8],
+    mime: &MimeParams<'_>,
+    options: &ParseOptions,
+) -> Result<ItipMessage, Vec<ItipError>> {
     let mut out = Vec::new();
     let message = analyse(ics, mime, options, &mut out);
-    if let Some(error) = out.into_iter().find_map(|d| match d {
-        Diagnostic::Error(e) => Some(e),
-        Diagnostic::Warning(_) => None,
-    }) {
-        return Err(error);
+    let errors: Vec<ItipError> = out
+        .into_iter()
+        .filter_map(|d| match d {
+            Diagnostic::Error(e) => Some(e),
+            Diagnostic::Warning(_) => None,
+        })
+        .collect();
+    match message {
+        Some(message) if errors.is_empty() => Ok(message),
+        _ if errors.is_empty() => Err(vec![ItipError::Malformed(Malformed::NoCalendar)]),
+        _ => Err(errors),
     }
-    message.ok_or(ItipError::Malformed(Malformed::NoCalendar))
 }
 
 /// Every finding on the calendar text, errors and warnings, in the order
@@ -43,15 +65,6 @@ fn analyse(
 ) -> Option<ItipMessage> {
     let scanned = scan(ics, &options.limits, options.strict, out)?;
     let root = scanned.root?;
-    if !scanned.broken
-        && !options.danger_skip_cross_check
-        && let Some(text) = scanned.text
-        && let Err(detail) = crate::cross_check::cross_check(text, &root)
-    {
-        out.push(Diagnostic::Error(
-            Malformed::ParserDifferential { detail }.into(),
-        ));
-    }
     let error = |out: &mut Vec<Diagnostic>, e: ItipError| out.push(Diagnostic::Error(e));
 
     let method = match root.first("METHOD") {
@@ -127,8 +140,28 @@ fn analyse(
         .iter()
         .filter_map(|c| ComponentKind::from_name(&c.name).map(|k| (k, c)))
         .collect();
+    // Value syntax before the calcard cross-check: a value that fails its type
+    // (`DTSTAMP:20260601T1254140`) is reported as what it is; calcard would refuse it
+    // too, and blaming a parser differential tells no one what to fix. The cross-check
+    // runs on every text whose values pass (a rejected text needs no second opinion).
+    let before = out.len();
     for (kind, node) in &scheduling {
         check_values(*kind, node, out);
+    }
+    let values_ok = !out
+        .get(before..)
+        .unwrap_or_default()
+        .iter()
+        .any(|d| matches!(d, Diagnostic::Error(_)));
+    if !scanned.broken
+        && values_ok
+        && !options.danger_skip_cross_check
+        && let Some(text) = scanned.text
+        && let Err(detail) = crate::cross_check::cross_check(text, &root)
+    {
+        out.push(Diagnostic::Error(
+            Malformed::ParserDifferential { detail }.into(),
+        ));
     }
 
     let (method, kind) = (method?, kind?);
@@ -138,7 +171,20 @@ fn analyse(
     }
     let mut violations = Vec::new();
     restrictions::check(&root, method, kind, &mut violations);
-    out.extend(violations.into_iter().map(|v| Diagnostic::Error(v.into())));
+    out.extend(
+        violations
+            .into_iter()
+            .map(|v| match restrictions::tolerated(method, &v) {
+                Some(deviation) if !options.strict => {
+                    Diagnostic::Warning(Warning::IcalendarDeviation {
+                        deviation,
+                        property: format!("{} in {}", v.property, v.component),
+                        offset: v.offset,
+                    })
+                }
+                _ => Diagnostic::Error(v.into()),
+            }),
+    );
 
     let components: Vec<Component> = scheduling
         .iter()

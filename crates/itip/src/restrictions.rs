@@ -10,7 +10,7 @@
 
 use serde::Serialize;
 
-use crate::error::{Rule, Violation};
+use crate::error::{Deviation, Rule, Violation};
 use crate::scan::Node;
 use crate::{ComponentKind, Method};
 
@@ -171,6 +171,44 @@ pub(crate) fn check(root: &Node, method: Method, kind: ComponentKind, out: &mut 
                 check_rows(t, None, sub, alarm, out);
             }
         }
+    }
+}
+
+/// The restriction-table deviations of the interoperability profile (crate README):
+/// rows that real clients break, that no decision reads, and on which every reader
+/// agrees. `Some` for exactly these, which [`crate::parse_itip`] reports as the warning
+/// [`Warning::IcalendarDeviation`](crate::Warning::IcalendarDeviation) unless
+/// `ParseOptions::strict`:
+/// * VALARM in a REPLY (RFC 5546 §3.2.3, §3.4.3 list it as 0; Google Calendar and
+///   Outlook for Mac copy the event's alarm into their reply). The scanner keeps it a
+///   well-placed VALARM in the VEVENT or VTODO, the VALARM table still applies to it,
+///   and an alarm names no party the decision reads (an e-mail alarm's ATTENDEE is in
+///   the VALARM, where correlation never looks).
+/// * REQUEST without SUMMARY (RFC 5546 §3.2.2, §3.4.2 list it as 1 and add "Can
+///   be null"; Android's mail client omits it). Only an absent one; two stay a
+///   violation.
+/// * COUNTER or DECLINECOUNTER without SEQUENCE (RFC 5546 §3.2.7, §3.2.8, §3.4.8 list
+///   it as 1): RFC 5545 §3.8.7.4 makes an absent SEQUENCE 0, which is how this crate's
+///   model ([`crate::Component::sequence`] `None`), the event state and calcard read it.
+///   Only an absent one; two stay a violation.
+pub fn tolerated(method: Method, violation: &Violation) -> Option<Deviation> {
+    let absent = |property: &str| {
+        violation.property == property
+            && violation.found == 0
+            && violation.rule == Rule::Presence(Presence::One)
+    };
+    if method == Method::Reply
+        && violation.property == "VALARM"
+        && violation.rule == Rule::Presence(Presence::Zero)
+        && matches!(violation.component.as_str(), "VEVENT" | "VTODO")
+    {
+        Some(Deviation::AlarmInReply)
+    } else if method == Method::Request && absent("SUMMARY") {
+        Some(Deviation::RequestWithoutSummary)
+    } else if matches!(method, Method::Counter | Method::DeclineCounter) && absent("SEQUENCE") {
+        Some(Deviation::CounterWithoutSequence)
+    } else {
+        None
     }
 }
 

@@ -6,7 +6,9 @@
 //! deeper than that bound.
 
 use crate::Limits;
-use crate::error::{Diagnostic, ItipError, LimitExceeded, LimitKind, Malformed, Warning};
+use crate::error::{
+    Deviation, Diagnostic, ItipError, LimitExceeded, LimitKind, LineDefect, Malformed, Warning,
+};
 
 /// An upper-cased property or parameter name; the common ones are borrowed from a static
 /// list so that a 200-attendee invitation does not allocate a name per line.
@@ -357,7 +359,14 @@ pub(crate) fn scan<'a>(
         let line: &[u8] = if folded { &logical } else { first };
         if line.is_empty() {
             if strict {
-                fail(out, Malformed::ContentLine { offset: start });
+                fail(
+                    out,
+                    Malformed::ContentLine {
+                        property: String::new(),
+                        defect: LineDefect::Blank,
+                        offset: start,
+                    },
+                );
                 broken = true;
             } else {
                 out.push(Diagnostic::Warning(Warning::BlankLine { offset: start }));
@@ -394,11 +403,44 @@ pub(crate) fn scan<'a>(
             Some(text) => content_line(text, start),
             None => content_line(text, start).map(Property::into_owned),
         };
-        let Some(property) = parsed else {
-            fail(out, Malformed::ContentLine { offset: start });
-            broken = true;
-            continue;
+        let property = match parsed {
+            Ok(property) => property,
+            Err(defect) => {
+                fail(
+                    out,
+                    Malformed::ContentLine {
+                        property: written_name(text),
+                        defect,
+                        offset: start,
+                    },
+                );
+                broken = true;
+                continue;
+            }
         };
+        // An `_` in an X- name (Outlook for Mac's X-ENTOURAGE_UUID, Lotus Notes'
+        // X-LOTUS-CHILD_UID): content_line only lets it through in X- names, which no
+        // decision reads; calcard reads the line as the same X- property (the full-text
+        // cross-check compares every name). A deviation of the profile.
+        if property.name.contains('_') {
+            if strict {
+                fail(
+                    out,
+                    Malformed::ContentLine {
+                        property: property.name.to_string(),
+                        defect: LineDefect::PropertyName,
+                        offset: start,
+                    },
+                );
+                broken = true;
+                continue;
+            }
+            out.push(Diagnostic::Warning(Warning::IcalendarDeviation {
+                deviation: Deviation::UnderscoreInXName,
+                property: property.name.to_string(),
+                offset: start,
+            }));
+        }
         if let Some(construct) = legacy_construct(&property) {
             fail(
                 out,
@@ -605,54 +647,81 @@ fn has_control_character(line: &[u8]) -> bool {
     })
 }
 
-/// Parses `name *(";" param) ":" value` (RFC 5545 section 3.1). `None` if malformed.
-fn content_line(text: &str, offset: usize) -> Option<Property<'_>> {
-    let name_end = text.bytes().position(|b| b == b';' || b == b':')?;
-    let property_name = text.get(..name_end)?;
-    if property_name.is_empty()
-        || !property_name
+/// The property name as written at the start of a line, for a report (at most 64 bytes).
+fn written_name(text: &str) -> String {
+    let end = text
+        .bytes()
+        .position(|b| b == b';' || b == b':')
+        .unwrap_or(text.len())
+        .min(64);
+    let mut end = end;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.get(..end).unwrap_or_default().to_owned()
+}
+
+/// Whether `name` is a valid property name: letters, digits and `-` (RFC 5545 §3.1
+/// iana-token, x-name), plus `_` in an X- name (the [`Deviation::UnderscoreInXName`]
+/// tolerance; the caller reports it).
+fn property_name_ok(name: &str) -> bool {
+    let x_name = name.len() > 2 && name.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("X-"));
+    !name.is_empty()
+        && name
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    {
-        return None;
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || (x_name && b == b'_'))
+}
+
+/// Parses `name *(";" param) ":" value` (RFC 5545 section 3.1); the error names the
+/// rule broken.
+fn content_line(text: &str, offset: usize) -> Result<Property<'_>, LineDefect> {
+    use LineDefect::{NoValue, ParameterName, PropertyName, Quote, RepeatedParameter};
+    let name_end = text
+        .bytes()
+        .position(|b| b == b';' || b == b':')
+        .ok_or(NoValue)?;
+    let property_name = text.get(..name_end).ok_or(NoValue)?;
+    if !property_name_ok(property_name) {
+        return Err(PropertyName);
     }
     let mut params = Vec::new();
     let mut groups = 0usize;
-    let mut rest = text.get(name_end..)?;
+    let mut rest = text.get(name_end..).ok_or(NoValue)?;
     if rest.starts_with(';') {
         // Room for the parameters of a typical ATTENDEE line without regrowing.
         params.reserve(6);
     }
     while let Some(after) = rest.strip_prefix(';') {
-        let eq = after.find('=')?;
-        let pname = after.get(..eq)?;
+        let eq = after.find('=').ok_or(ParameterName)?;
+        let pname = after.get(..eq).ok_or(ParameterName)?;
         if pname.is_empty()
             || !pname
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         {
-            return None;
+            return Err(ParameterName);
         }
         let pname = name(pname);
         if params.last().is_some_and(|(last, _)| *last == pname) {
             // The same parameter twice in a row (`B=x;B=y`); see below.
-            return None;
+            return Err(RepeatedParameter);
         }
-        let mut cursor = after.get(eq + 1..)?;
+        let mut cursor = after.get(eq + 1..).ok_or(ParameterName)?;
         loop {
             let value = if let Some(quoted) = cursor.strip_prefix('"') {
-                let close = quoted.find('"')?;
-                cursor = quoted.get(close + 1..)?;
-                decode_caret(quoted.get(..close)?)
+                let close = quoted.find('"').ok_or(Quote)?;
+                cursor = quoted.get(close + 1..).ok_or(Quote)?;
+                decode_caret(quoted.get(..close).ok_or(Quote)?)
             } else {
                 let end = cursor
                     .bytes()
-                    .position(|b| matches!(b, b',' | b';' | b':'))?;
-                let raw = cursor.get(..end)?;
+                    .position(|b| matches!(b, b',' | b';' | b':'))
+                    .ok_or(NoValue)?;
+                let raw = cursor.get(..end).ok_or(NoValue)?;
                 if raw.contains('"') {
-                    return None;
+                    return Err(Quote);
                 }
-                cursor = cursor.get(end..)?;
+                cursor = cursor.get(end..).ok_or(NoValue)?;
                 decode_caret(raw)
             };
             params.push((pname.clone(), value));
@@ -681,11 +750,11 @@ fn content_line(text: &str, offset: usize) -> Option<Property<'_>> {
         }
         names.sort_unstable();
         if names.windows(2).any(|w| w.first() == w.get(1)) {
-            return None;
+            return Err(RepeatedParameter);
         }
     }
-    let value = rest.strip_prefix(':')?;
-    Some(Property {
+    let value = rest.strip_prefix(':').ok_or(NoValue)?;
+    Ok(Property {
         name: name(property_name),
         params,
         value: Cow::Borrowed(value),
@@ -833,11 +902,21 @@ mod tests {
             "A;B=x;B=y:c",
             "A;B=x;C=y;b=z:c",
             "A;B=x,y;C=z;D=\"w\",v;C=u:c",
+            // `_` only in X- names (the UnderscoreInXName tolerance), never elsewhere.
+            "A_B:c",
+            "X_B:c",
+            "ATTENDEE_X:mailto:a@b",
+            "X-A;B_C=x:c",
         ] {
-            assert!(content_line(line, 0).is_none(), "{line}");
+            assert!(content_line(line, 0).is_err(), "{line}");
         }
-        for line in ["A;B=x,y;C=z:c", "A;B=x;C=y;D=z:c"] {
-            assert!(content_line(line, 0).is_some(), "{line}");
+        for line in [
+            "A;B=x,y;C=z:c",
+            "A;B=x;C=y;D=z:c",
+            "X-ENTOURAGE_UUID:a",
+            "x-lotus-child_uid:b",
+        ] {
+            assert!(content_line(line, 0).is_ok(), "{line}");
         }
     }
 

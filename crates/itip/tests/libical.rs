@@ -202,3 +202,106 @@ fn our_restriction_table_agrees_with_libical_except_where_listed() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(agree > 500, "the comparison compared too little: {agree}");
 }
+
+/// One tolerated row of the interoperability profile, as listed in
+/// `tests/libical/tolerances.json`.
+#[derive(serde::Deserialize)]
+struct Tolerance {
+    method: String,
+    component: String,
+    name: String,
+    ours: String,
+    libical: String,
+    deviation: String,
+    reason: String,
+}
+
+/// Every restriction-table row whose violation the profile tolerates
+/// (`restrictions::tolerated`), found by asking it about every row of every table.
+fn tolerated_rows() -> BTreeMap<(String, String, String), (String, String)> {
+    use imipsec_itip::restrictions::tolerated;
+    use imipsec_itip::{Rule, Violation};
+    let mut rows = BTreeMap::new();
+    for t in tables() {
+        let TableScope::Method(method, kind) = t.scope else {
+            continue;
+        };
+        for row in t.rows.iter().filter(|r| r.depth == 1) {
+            // The count that breaks the row: one where none may be, none where one must.
+            let found = match row.presence {
+                Presence::Zero => 1,
+                Presence::One | Presence::OneOrMore => 0,
+                _ => continue,
+            };
+            let violation = Violation {
+                section: t.section,
+                method: Some(method),
+                component: kind.as_str().to_owned(),
+                property: row.name,
+                rule: Rule::Presence(row.presence),
+                found,
+                offset: 0,
+            };
+            if let Some(deviation) = tolerated(method, &violation) {
+                rows.insert(
+                    (
+                        method.as_str().to_owned(),
+                        kind.as_str().to_owned(),
+                        squash(row.name),
+                    ),
+                    (row.presence.as_str().to_owned(), format!("{deviation:?}")),
+                );
+            }
+        }
+    }
+    rows
+}
+
+/// Each tolerance of the interoperability profile (crates/itip/README.md) is a reasoned
+/// exception to both RFC 5546 and libical's table: listed with libical's value and why no
+/// decision reads it; an unlisted tolerance fails, and so does a listed row no longer
+/// tolerated.
+#[test]
+#[ignore = "needs IMIPSEC_CORPORA=../shared/corpora"]
+fn every_tolerated_row_is_a_listed_exception_with_libicals_value() {
+    let csv =
+        std::fs::read_to_string(corpora().join("itip/libical/ical-restrictions.csv")).unwrap();
+    let theirs = libical(&csv);
+    let listed: Vec<Tolerance> =
+        serde_json::from_str(include_str!("libical/tolerances.json")).expect("parses");
+    let rows = tolerated_rows();
+    let mut failures = Vec::new();
+    for t in &listed {
+        let key = (t.method.clone(), t.component.clone(), t.name.clone());
+        match rows.get(&key) {
+            None => failures.push(format!("listed but not tolerated: {key:?}")),
+            Some((ours, deviation)) => {
+                let libical = theirs.get(&key).map(String::as_str).unwrap_or("absent");
+                if *ours != t.ours || libical != t.libical || *deviation != t.deviation {
+                    failures.push(format!(
+                        "{key:?}: ours {ours}, libical {libical}, {deviation}; listed {} / {} / {}",
+                        t.ours, t.libical, t.deviation
+                    ));
+                }
+                assert!(t.reason.len() > 40, "{key:?}: give a reason");
+                println!(
+                    "tolerated {key:?}: ours {ours}, libical {libical}: {}",
+                    t.reason
+                );
+            }
+        }
+    }
+    for (key, (ours, deviation)) in &rows {
+        if !listed
+            .iter()
+            .any(|t| (&t.method, &t.component, &t.name) == (&key.0, &key.1, &key.2))
+        {
+            failures.push(format!(
+                "UNLISTED tolerance {key:?}: ours {ours}, libical {}, {deviation}",
+                theirs.get(key).map(String::as_str).unwrap_or("absent")
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(!rows.is_empty());
+}

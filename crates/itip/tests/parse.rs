@@ -485,3 +485,275 @@ fn no_diagnostic_prints_a_debug_struct() {
     }
     assert!(seen >= broken.len(), "every input has a finding");
 }
+
+// ---- The interoperability profile (issue #12): each tolerated deviation is accepted with
+// the warning IcalendarDeviation naming property and rule, and refused in strict mode. ----
+
+fn mime(method: &'static str) -> MimeParams<'static> {
+    MimeParams {
+        method: Some(method),
+        ..MIME
+    }
+}
+
+fn deviations(msg: &imipsec_itip::ItipMessage) -> Vec<(imipsec_itip::Deviation, String)> {
+    msg.warnings
+        .iter()
+        .filter_map(|w| match w {
+            Warning::IcalendarDeviation {
+                deviation,
+                property,
+                ..
+            } => Some((*deviation, property.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Outlook for Mac 2011 (`X-ENTOURAGE_UUID`) and Lotus Notes 8.5 (`X-LOTUS-CHILD_UID`):
+/// an `_` in an X- name. calcard reads the line as the same X- property, so the full-text
+/// cross-check (which compares every property name) agrees.
+#[test]
+fn underscore_in_an_x_name_is_a_deviation_and_calcard_agrees() {
+    let ics = REQUEST.replace(
+        "SUMMARY:s\r\n",
+        "SUMMARY:s\r\nX-ENTOURAGE_UUID:7f0c\r\nX-LOTUS-CHILD_UID:ab12\r\n",
+    );
+    let msg = parse_itip(ics.as_bytes(), &MIME, &ParseOptions::default()).unwrap();
+    assert_eq!(
+        deviations(&msg),
+        [
+            (
+                imipsec_itip::Deviation::UnderscoreInXName,
+                "X-ENTOURAGE_UUID".to_owned()
+            ),
+            (
+                imipsec_itip::Deviation::UnderscoreInXName,
+                "X-LOTUS-CHILD_UID".to_owned()
+            )
+        ]
+    );
+    let shown = msg.warnings.last().unwrap().to_string();
+    assert!(
+        shown.contains("X-LOTUS-CHILD_UID") && shown.contains("RFC 5545 §3.1"),
+        "{shown}"
+    );
+    let err = parse_itip(ics.as_bytes(), &MIME, &strict()).unwrap_err();
+    assert!(
+        matches!(&err, ItipError::Malformed(Malformed::ContentLine { property, .. }) if property == "X-ENTOURAGE_UUID"),
+        "{err:?}"
+    );
+}
+
+/// The tolerance is for X- names only: an `_` in any other name (one a decision might
+/// read, or an IANA name a reader could map) stays a malformed line naming the property.
+#[test]
+fn underscore_outside_an_x_name_stays_malformed() {
+    for line in [
+        "ATTENDEE_X:mailto:m@example.net\r\n",
+        "X_ORGANIZER:mailto:m@example.net\r\n",
+        "SUMMARY_1:s\r\n",
+        "X-A;CN_X=y:z\r\n",
+    ] {
+        let ics = REQUEST.replace("SUMMARY:s\r\n", &format!("SUMMARY:s\r\n{line}"));
+        let err = parse_itip(ics.as_bytes(), &MIME, &ParseOptions::default()).unwrap_err();
+        assert!(
+            matches!(&err, ItipError::Malformed(Malformed::ContentLine { .. })),
+            "{line}: {err:?}"
+        );
+        assert!(err.to_string().contains("RFC 5545 §3.1"), "{err}");
+    }
+}
+
+const REPLY_WITH_ALARM: &str = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Google Inc//Google Calendar 70.9054//EN\r\n\
+METHOD:REPLY\r\nBEGIN:VEVENT\r\nUID:u\r\nDTSTAMP:20260101T000000Z\r\nORGANIZER:mailto:o@example.com\r\n\
+ATTENDEE;PARTSTAT=ACCEPTED:mailto:a@example.com\r\nBEGIN:VALARM\r\nACTION:DISPLAY\r\n\
+DESCRIPTION:This is an event reminder\r\nTRIGGER:-P0DT0H10M0S\r\nEND:VALARM\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+
+/// Google Calendar and Outlook for Mac copy the event's alarm into their REPLY.
+#[test]
+fn alarm_in_a_reply_is_a_deviation() {
+    let msg = parse_itip(
+        REPLY_WITH_ALARM.as_bytes(),
+        &mime("REPLY"),
+        &ParseOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        deviations(&msg),
+        [(
+            imipsec_itip::Deviation::AlarmInReply,
+            "VALARM in VEVENT".to_owned()
+        )]
+    );
+    let err = parse_itip(REPLY_WITH_ALARM.as_bytes(), &mime("REPLY"), &strict()).unwrap_err();
+    assert!(
+        matches!(&err, ItipError::Restriction(v) if v.property == "VALARM"),
+        "{err:?}"
+    );
+}
+
+/// The alarm must still be a well-formed VALARM (its own table applies) standing in the
+/// VEVENT: a VALARM without ACTION, or one in the VCALENDAR, is still refused.
+#[test]
+fn alarm_in_a_reply_must_still_be_a_well_formed_and_well_placed_valarm() {
+    let no_action = REPLY_WITH_ALARM.replace("ACTION:DISPLAY\r\n", "");
+    let err = parse_itip(
+        no_action.as_bytes(),
+        &mime("REPLY"),
+        &ParseOptions::default(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, ItipError::Restriction(v) if v.component == "VALARM" && v.property == "ACTION"),
+        "{err:?}"
+    );
+    let misplaced = REPLY_WITH_ALARM
+        .replace(
+            "BEGIN:VALARM\r\nACTION:DISPLAY\r\nDESCRIPTION:This is an event reminder\r\nTRIGGER:-P0DT0H10M0S\r\nEND:VALARM\r\n",
+            "",
+        )
+        .replace(
+            "METHOD:REPLY\r\n",
+            "METHOD:REPLY\r\nBEGIN:VALARM\r\nACTION:DISPLAY\r\nDESCRIPTION:d\r\nTRIGGER:-PT10M\r\nEND:VALARM\r\n",
+        );
+    let err = parse_itip(
+        misplaced.as_bytes(),
+        &mime("REPLY"),
+        &ParseOptions::default(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            ItipError::Malformed(Malformed::MisplacedComponent { .. })
+        ),
+        "{err:?}"
+    );
+}
+
+/// Android's mail client writes a REQUEST without SUMMARY ("Can be null" in RFC 5546).
+#[test]
+fn request_without_summary_is_a_deviation_but_two_summaries_are_not() {
+    let ics = REQUEST.replace("SUMMARY:s\r\n", "");
+    let msg = parse_itip(ics.as_bytes(), &MIME, &ParseOptions::default()).unwrap();
+    assert_eq!(
+        deviations(&msg),
+        [(
+            imipsec_itip::Deviation::RequestWithoutSummary,
+            "SUMMARY in VEVENT".to_owned()
+        )]
+    );
+    let err = parse_itip(ics.as_bytes(), &MIME, &strict()).unwrap_err();
+    assert!(
+        matches!(&err, ItipError::Restriction(v) if v.property == "SUMMARY" && v.found == 0),
+        "{err:?}"
+    );
+    let two = REQUEST.replace("SUMMARY:s\r\n", "SUMMARY:s\r\nSUMMARY:t\r\n");
+    let err = parse_itip(two.as_bytes(), &MIME, &ParseOptions::default()).unwrap_err();
+    assert!(
+        matches!(&err, ItipError::Restriction(v) if v.property == "SUMMARY" && v.found == 2),
+        "{err:?}"
+    );
+}
+
+const COUNTER: &str = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nMETHOD:COUNTER\r\nBEGIN:VEVENT\r\nUID:u\r\n\
+DTSTAMP:20260101T000000Z\r\nDTSTART:20260102T110000Z\r\nSUMMARY:s\r\nORGANIZER:mailto:o@example.com\r\n\
+ATTENDEE;PARTSTAT=NEEDS-ACTION:mailto:a@example.com\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+
+/// COUNTER and DECLINECOUNTER without SEQUENCE: RFC 5545 §3.8.7.4 makes it 0.
+#[test]
+fn counter_and_declinecounter_without_sequence_are_a_deviation_read_as_zero() {
+    let decline = COUNTER.replace("METHOD:COUNTER", "METHOD:DECLINECOUNTER");
+    for (ics, method) in [(COUNTER, "COUNTER"), (decline.as_str(), "DECLINECOUNTER")] {
+        let msg = parse_itip(ics.as_bytes(), &mime(method), &ParseOptions::default())
+            .unwrap_or_else(|e| panic!("{method}: {e}"));
+        assert_eq!(
+            deviations(&msg),
+            [(
+                imipsec_itip::Deviation::CounterWithoutSequence,
+                "SEQUENCE in VEVENT".to_owned()
+            )],
+            "{method}"
+        );
+        assert_eq!(msg.components[0].sequence, None, "absent, read as 0");
+        let err = parse_itip(ics.as_bytes(), &mime(method), &strict()).unwrap_err();
+        assert!(
+            matches!(&err, ItipError::Restriction(v) if v.property == "SEQUENCE" && v.found == 0),
+            "{method}: {err:?}"
+        );
+        let twice = ics.replace("SUMMARY:s\r\n", "SUMMARY:s\r\nSEQUENCE:1\r\nSEQUENCE:2\r\n");
+        assert!(
+            parse_itip(twice.as_bytes(), &mime(method), &ParseOptions::default()).is_err(),
+            "{method}: two SEQUENCEs"
+        );
+    }
+}
+
+/// A value that fails its type is named as such, not blamed on a parser differential
+/// (issue #12: `DTSTAMP:20260601T1254140` was a calcard "parser differential").
+#[test]
+fn a_value_that_fails_its_type_says_so() {
+    let ics = REQUEST.replace("DTSTAMP:20260101T000000Z", "DTSTAMP:20260601T1254140");
+    let err = parse_itip(ics.as_bytes(), &MIME, &ParseOptions::default()).unwrap_err();
+    assert!(
+        matches!(&err, ItipError::Malformed(Malformed::InvalidDateTime { property, .. }) if property == "DTSTAMP"),
+        "{err:?}"
+    );
+    let shown = err.to_string();
+    assert!(
+        shown.contains("DTSTAMP: invalid DATE-TIME") && shown.contains("RFC 5545 §3.3.5"),
+        "{shown}"
+    );
+    let ics = REQUEST.replace("SUMMARY:s\r\n", "SUMMARY:s\r\nSEQUENCE:1x\r\n");
+    let err = parse_itip(ics.as_bytes(), &MIME, &ParseOptions::default()).unwrap_err();
+    assert!(
+        err.to_string().contains("SEQUENCE: invalid INTEGER"),
+        "{err}"
+    );
+}
+
+/// Every restriction violation is listed, not just the first.
+#[test]
+fn every_restriction_violation_is_listed() {
+    let ics = REQUEST
+        .replace("UID:u\r\n", "")
+        .replace("DTSTAMP:20260101T000000Z\r\n", "");
+    let errors =
+        imipsec_itip::parse_itip_all(ics.as_bytes(), &MIME, &ParseOptions::default()).unwrap_err();
+    let properties: Vec<&str> = errors
+        .iter()
+        .filter_map(|e| match e {
+            ItipError::Restriction(v) => Some(v.property),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        properties.contains(&"UID") && properties.contains(&"DTSTAMP"),
+        "{errors:?}"
+    );
+}
+
+/// "malformed content line" names the property and the rule.
+#[test]
+fn a_malformed_content_line_names_property_and_rule() {
+    for (line, property, rule) in [
+        (
+            "ATTENDEE;CN=\"x:mailto:a@example.com\r\n",
+            "ATTENDEE",
+            "quoted",
+        ),
+        ("DESCRIPTION no colon\r\n", "DESCRIPTION no colon", "no ':'"),
+        ("X-A;PARTSTAT=A;PARTSTAT=B:x\r\n", "X-A", "given twice"),
+    ] {
+        let ics = REQUEST.replace("SUMMARY:s\r\n", &format!("SUMMARY:s\r\n{line}"));
+        let err = parse_itip(ics.as_bytes(), &MIME, &ParseOptions::default()).unwrap_err();
+        let shown = err.to_string();
+        assert!(
+            shown.contains(&format!("{property}: malformed content line"))
+                && shown.contains(rule)
+                && shown.contains("RFC 5545 §3"),
+            "{shown}"
+        );
+    }
+}

@@ -2,7 +2,7 @@
 
 use imipsec_itip::{
     CorrelateOptions, Correlation, DelegationPolicy, DenyAllDelegations, ItipMessage, MimeParams,
-    ParseOptions, Role, correlate, parse_itip,
+    ParseOptions, Role, correlate, parse_itip_all,
 };
 use imipsec_policy::{
     AddressField, DelegationStore, EventStateStore, EventUpdate, StateDecision, StateFinding,
@@ -67,6 +67,10 @@ pub enum EvaluateError {
 pub struct Pipeline {
     settings: Settings,
 }
+
+/// At most this many findings of one calendar part are listed in a verdict; the rest are
+/// counted in one more finding.
+const MAX_CALENDAR_FINDINGS: usize = 32;
 
 impl Pipeline {
     /// A pipeline with these settings.
@@ -186,14 +190,26 @@ impl Pipeline {
         let mut reports = Vec::new();
         let mut updates = Vec::new();
 
+        let mut deviations = Vec::new();
         for calendar in message.calendars() {
             let itip = match self.parse(calendar) {
                 Ok(itip) => itip,
-                Err(finding) => {
-                    reasons.push(finding);
+                Err(mut findings) => {
+                    reasons.append(&mut findings);
                     continue;
                 }
             };
+            deviations.extend(
+                itip.warnings
+                    .iter()
+                    .filter(|w| matches!(w, imipsec_itip::Warning::IcalendarDeviation { .. }))
+                    .map(|warning| {
+                        Finding::new(
+                            Warning::IcalendarDeviation,
+                            format!("text/calendar at {}: {warning}", part_name(calendar.path())),
+                        )
+                    }),
+            );
             let signers: Vec<&str> = if signed {
                 calendar.signer_emails()
             } else {
@@ -225,6 +241,7 @@ impl Pipeline {
         }
 
         let mut warnings = warnings;
+        warnings.append(&mut deviations);
         let mut recorded = false;
         let mut state_checked = false;
         match (store, ctx.recipient) {
@@ -277,7 +294,9 @@ impl Pipeline {
         Ok(verdict)
     }
 
-    fn parse(&self, calendar: &VerifiedCalendar) -> Result<ItipMessage, Finding<Reason>> {
+    /// Parses one calendar; a rejected one gives every fatal finding (every restriction
+    /// violation, not just the first), each naming the part.
+    fn parse(&self, calendar: &VerifiedCalendar) -> Result<ItipMessage, Vec<Finding<Reason>>> {
         let params = MimeParams {
             method: calendar.method(),
             charset: calendar.charset(),
@@ -289,17 +308,38 @@ impl Pipeline {
             ..ParseOptions::default()
         };
         crate::content_line::check_line_breaks(calendar.body()).map_err(|error| {
-            Finding::new(
+            vec![Finding::new(
                 Reason::MalformedIcalendar,
                 format!("text/calendar at {}: {error}", part_name(calendar.path())),
-            )
+            )]
         })?;
-        parse_itip(calendar.body(), &params, &options).map_err(|error| {
-            let reason = Reason::from_code(error.code()).unwrap_or(Reason::MalformedIcalendar);
-            Finding::new(
-                reason,
-                format!("text/calendar at {}: {error}", part_name(calendar.path())),
-            )
+        parse_itip_all(calendar.body(), &params, &options).map_err(|errors| {
+            let part = part_name(calendar.path());
+            let mut findings: Vec<Finding<Reason>> = errors
+                .iter()
+                .take(MAX_CALENDAR_FINDINGS)
+                .map(|error| {
+                    let reason =
+                        Reason::from_code(error.code()).unwrap_or(Reason::MalformedIcalendar);
+                    Finding::new(reason, format!("text/calendar at {part}: {error}"))
+                })
+                .collect();
+            // Every violation is listed up to a bound, so that a calendar with thousands of
+            // broken components cannot make the verdict (JSON, audit, report) thousands of
+            // lines long; the rest is counted.
+            if errors.len() > MAX_CALENDAR_FINDINGS
+                && let Some(last) = findings.last()
+            {
+                let reason = last.code;
+                findings.push(Finding::new(
+                    reason,
+                    format!(
+                        "text/calendar at {part}: and {} more findings",
+                        errors.len() - MAX_CALENDAR_FINDINGS
+                    ),
+                ));
+            }
+            findings
         })
     }
 

@@ -152,16 +152,22 @@ pub enum Warning {
     /// given, so neither the organizer pinned to each UID nor SEQUENCE/DTSTAMP replay was
     /// checked. A signed CANCEL of another organizer's event passes without state.
     EventStateUnchecked,
+    /// The calendar deviates from RFC 5545/5546 in a way the interoperability profile
+    /// tolerates (crates/itip/README.md): real clients write it, no decision reads it, and
+    /// the parsers behind the gate read it alike. The detail names the property and the
+    /// rule. `strict_icalendar` turns each into a reject.
+    IcalendarDeviation,
 }
 
 impl Warning {
     /// Every warning, in the order they are listed.
-    pub const ALL: [Warning; 5] = [
+    pub const ALL: [Warning; 6] = [
         Warning::FromMismatch,
         Warning::HeaderMismatch,
         Warning::SigningTimeSkew,
         Warning::UnauthenticatedEncryption,
         Warning::EventStateUnchecked,
+        Warning::IcalendarDeviation,
     ];
 
     /// The stable code string.
@@ -172,6 +178,7 @@ impl Warning {
             Warning::SigningTimeSkew => "signing-time-skew",
             Warning::UnauthenticatedEncryption => "unauthenticated-encryption",
             Warning::EventStateUnchecked => "event-state-unchecked",
+            Warning::IcalendarDeviation => "icalendar-deviation",
         }
     }
 }

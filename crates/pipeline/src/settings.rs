@@ -43,7 +43,10 @@ pub struct Settings {
     /// How far CMS signingTime may be from the Date header (and ahead of the evaluation time)
     /// before the `signing-time-skew` warning.
     pub signing_time_tolerance: time::Duration,
-    /// Turn the iTIP layer's tolerated defects (missing `charset`, bare LF, ...) into rejects.
+    /// Turn the iTIP layer's tolerated defects (missing `charset`, bare LF, ...) and the
+    /// deviations of its interoperability profile (warning `icalendar-deviation`: `_` in X-
+    /// names, VALARM in a REPLY, REQUEST without SUMMARY, COUNTER without SEQUENCE) into
+    /// rejects.
     pub strict_icalendar: bool,
     /// Compare the local part of addresses case-sensitively (default: case-insensitive, as
     /// the iMIP draft's own examples need).

@@ -1342,11 +1342,15 @@ fn johnny_you_are_fired_is_never_accepted_as_the_manager() {
 
 #[path = "attacks/amplification.rs"]
 mod amplification;
+#[path = "attacks/clients.rs"]
+mod clients;
 #[path = "attacks/cms.rs"]
 mod cms;
 #[path = "attacks/icalendar.rs"]
 mod icalendar;
 #[path = "attacks/mime.rs"]
 mod mime;
+#[path = "attacks/profile.rs"]
+mod profile;
 #[path = "attacks/state.rs"]
 mod state;
