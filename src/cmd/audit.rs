@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use imipsec_pipeline::policy::SqliteStore;
-use imipsec_pipeline::smime::{InspectOptions, LayerKind, LayerOutcome, inspect};
+use imipsec_pipeline::smime::{LayerOutcome, inspect};
 use imipsec_pipeline::{Evaluation, LayerStatus, Pipeline, Reason, Stores, Verdict};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tempfile::NamedTempFile;
@@ -209,15 +209,7 @@ struct Inside {
 /// The message's MIME tree walked again (the pipeline's verdict does not list the parts of a
 /// layer that failed). `None` when the message cannot be walked at all.
 fn look_inside(pipeline: &Pipeline, raw: &[u8], at: time::OffsetDateTime) -> Option<Inside> {
-    let settings = pipeline.settings();
-    let options = InspectOptions {
-        trust: &settings.trust,
-        at,
-        policy: &settings.algorithms,
-        identities: &settings.identities,
-        limits: &settings.limits.smime,
-        danger_decrypt_non_root: settings.danger_decrypt_non_root,
-    };
+    let options = pipeline.settings().inspect_options(at);
     let inspection = inspect(raw, &options).ok()?;
     // The one definition of calendar content the pipeline and the gate use
     // (`imipsec_smime::calendar`, computed per leaf by the walk): calendar media types,
@@ -227,21 +219,10 @@ fn look_inside(pipeline: &Pipeline, raw: &[u8], at: time::OffsetDateTime) -> Opt
         .layers
         .iter()
         .any(|layer| matches!(layer.outcome, LayerOutcome::NotDecrypted { .. }));
-    // An opaque signature's content is its child `path + [0]`: unread when nothing was found
-    // at or below it.
-    let opaque_unread = inspection.layers.iter().any(|layer| {
-        layer.kind == LayerKind::OpaqueSigned && {
-            let mut content = layer.path.clone();
-            content.push(0);
-            let below = |path: &[usize]| path.starts_with(&content);
-            !inspection.leaves.iter().any(|leaf| below(&leaf.path))
-                && !inspection.layers.iter().any(|inner| below(&inner.path))
-        }
-    });
     Some(Inside {
         calendar,
         encrypted_unread,
-        opaque_unread,
+        opaque_unread: inspection.opaque_content_unread(),
     })
 }
 

@@ -3,9 +3,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Mutex, PoisonError};
 
-use imipsec_pipeline::smime::{
-    Failure, InspectOptions, LayerKind as SmimeLayerKind, LayerOutcome, inspect,
-};
+use imipsec_pipeline::smime::{Failure, LayerOutcome, inspect};
 use imipsec_pipeline::{
     Decision, EvaluateError, Evaluation, EventState as PipelineEventState, LayerKind, LayerStatus,
     Pipeline, Reason as PipelineReason, Stores, Verdict,
@@ -99,15 +97,7 @@ impl PipelineEngine {
     ///
     /// [`Leaf::calendar`]: imipsec_pipeline::smime::Leaf::calendar
     fn look_inside(&self, message: &[u8], at: OffsetDateTime) -> Option<Outcome> {
-        let settings = self.pipeline.settings();
-        let options = InspectOptions {
-            trust: &settings.trust,
-            at,
-            policy: &settings.algorithms,
-            identities: &settings.identities,
-            limits: &settings.limits.smime,
-            danger_decrypt_non_root: settings.danger_decrypt_non_root,
-        };
+        let options = self.pipeline.settings().inspect_options(at);
         let inspection = catch_unwind(AssertUnwindSafe(|| inspect(message, &options)))
             .ok()?
             .ok()?;
@@ -124,18 +114,7 @@ impl PipelineEngine {
                 _ => {}
             }
         }
-        // An opaque signature's content is its child `path + [0]`: unread when nothing was
-        // found at or below it.
-        let opaque_unread = inspection.layers.iter().any(|layer| {
-            layer.kind == SmimeLayerKind::OpaqueSigned && {
-                let mut content = layer.path.clone();
-                content.push(0);
-                let below = |path: &[usize]| path.starts_with(&content);
-                !inspection.leaves.iter().any(|leaf| below(&leaf.path))
-                    && !inspection.layers.iter().any(|inner| below(&inner.path))
-            }
-        });
-        if opaque_unread {
+        if inspection.opaque_content_unread() {
             None
         } else if no_key {
             Some(Outcome::NotDecrypted)

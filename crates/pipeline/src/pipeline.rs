@@ -111,14 +111,7 @@ impl Pipeline {
                 format!("message is larger than the limit of {limit} bytes"),
             ));
         }
-        let options = imipsec_smime::InspectOptions {
-            trust: &self.settings.trust,
-            at: ctx.at,
-            policy: &self.settings.algorithms,
-            identities: &self.settings.identities,
-            limits: &self.settings.limits.smime,
-            danger_decrypt_non_root: self.settings.danger_decrypt_non_root,
-        };
+        let options = self.settings.inspect_options(ctx.at);
         let inspection = match imipsec_smime::inspect(raw, &options) {
             Ok(inspection) => inspection,
             Err(error) => {

@@ -60,6 +60,20 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The S/MIME walk's options at `at` from these settings: what [`crate::Pipeline`]
+    /// verifies with, and what a caller that must look at a message's parts again (the gate,
+    /// the audit) walks with, so that both see the same layers.
+    pub fn inspect_options(&self, at: time::OffsetDateTime) -> imipsec_smime::InspectOptions<'_> {
+        imipsec_smime::InspectOptions {
+            trust: &self.trust,
+            at,
+            policy: &self.algorithms,
+            identities: &self.identities,
+            limits: &self.limits.smime,
+            danger_decrypt_non_root: self.danger_decrypt_non_root,
+        }
+    }
+
     /// Secure defaults around `trust`: default algorithm policy and limits, no decryption
     /// identities, one hour signing-time tolerance, no `danger_*` switch on.
     pub fn new(trust: TrustStore) -> Settings {

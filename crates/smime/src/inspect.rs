@@ -242,6 +242,21 @@ impl Inspection {
     pub fn signed_leaves(&self) -> impl Iterator<Item = &Leaf> {
         self.leaves.iter().filter(|leaf| leaf.is_signed(self))
     }
+
+    /// Whether the content of some opaque signature could not be read at all: its content
+    /// (child `path + [0]`) produced neither a leaf nor an inner layer, so whatever it holds,
+    /// calendar data included, is unknown.
+    pub fn opaque_content_unread(&self) -> bool {
+        self.layers.iter().any(|layer| {
+            layer.kind == LayerKind::OpaqueSigned && {
+                let mut content = layer.path.clone();
+                content.push(0);
+                let below = |path: &[usize]| path.starts_with(&content);
+                !self.leaves.iter().any(|leaf| below(&leaf.path))
+                    && !self.layers.iter().any(|inner| below(&inner.path))
+            }
+        })
+    }
 }
 
 /// Verify a CMS SignedData (DER or BER ContentInfo) on its own: the CMS half of `inspect`,
