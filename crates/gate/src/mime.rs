@@ -73,25 +73,11 @@ fn is_leaf(part: &MessagePart<'_>) -> bool {
 /// not: its type says so, and its bytes (which still begin with `BEGIN:VCALENDAR`, under a
 /// name that may end in `.ics`) are kept for a human on purpose.
 fn is_calendar_leaf(part: &MessagePart<'_>) -> bool {
-    let media_type = part.content_type().map_or_else(
-        || "text/plain".to_owned(),
-        |ct| format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or_default()),
-    );
-    if [DEFUSED_CALENDAR, DEFUSED_SMIME, DEFUSED_MESSAGE]
+    let media_type = calendar::parsed_media_type(part);
+    let defused = [DEFUSED_CALENDAR, DEFUSED_SMIME, DEFUSED_MESSAGE]
         .iter()
-        .any(|defused| defused.eq_ignore_ascii_case(&media_type))
-    {
-        return false;
-    }
-    let names = part
-        .content_type()
-        .and_then(|ct| ct.attribute("name"))
-        .into_iter()
-        .chain(
-            part.content_disposition()
-                .and_then(|cd| cd.attribute("filename")),
-        );
-    calendar::classify(&media_type, names, part.contents()).is_some()
+        .any(|defused| defused.eq_ignore_ascii_case(&media_type));
+    !defused && calendar::is_parsed_calendar(part)
 }
 
 /// A calendar part as mail-parser finds it (`imipsec_smime::calendar::ParsedCalendar`).

@@ -178,7 +178,7 @@ pub fn unauthorised_calendars(raw: &[u8], authorised: &[Range<usize>]) -> Vec<Pa
 }
 
 /// `type/subtype` of a mail-parser part (`text/plain` when untyped, RFC 2045 §5.2).
-pub(crate) fn parsed_media_type(part: &MessagePart<'_>) -> String {
+pub fn parsed_media_type(part: &MessagePart<'_>) -> String {
     part.content_type().map_or_else(
         || "text/plain".to_owned(),
         |ct| format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or_default()),
@@ -186,7 +186,7 @@ pub(crate) fn parsed_media_type(part: &MessagePart<'_>) -> String {
 }
 
 /// Whether a mail-parser leaf is calendar content by this module's definition.
-pub(crate) fn is_parsed_calendar(part: &MessagePart<'_>) -> bool {
+pub fn is_parsed_calendar(part: &MessagePart<'_>) -> bool {
     let names = part
         .content_type()
         .and_then(|ct| ct.attribute("name"))
