@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use imipsec_policy::{
     DelegationStore, Grant, GrantFilter, GrantId, GrantScope, HistoryEntry, Method, NewGrant, Side,
-    SqliteStore, StoreError, StoreOptions, Timestamp,
+    SqliteStore, StoreError, Timestamp,
 };
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -20,6 +20,7 @@ use crate::cli::{
 };
 use crate::cmd::Exit;
 use crate::config::{Config, ConfigError};
+use crate::setup::{SetupError, open_store};
 
 /// Largest file `delegate import` reads: an export of many thousand grants fits.
 pub const MAX_IMPORT_BYTES: u64 = 16 << 20;
@@ -35,25 +36,9 @@ pub enum DelegateError {
         "no policy store: give --store PATH, set IMIPSEC_STORE, or set [store] path in --config"
     )]
     NoStore,
-    /// A command that only reads the store was pointed at a missing one.
-    #[error(
-        "policy store {} does not exist; create it with `imipsec store init --store {}`",
-        .path.display(),
-        .path.display()
-    )]
-    StoreMissing {
-        /// The store file.
-        path: PathBuf,
-    },
-    /// The store could not be opened.
-    #[error("cannot open policy store {}", .path.display())]
-    Open {
-        /// The store file.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: StoreError,
-    },
+    /// The store is missing (for a command that only reads it) or could not be opened.
+    #[error(transparent)]
+    Open(#[from] SetupError),
     /// The store refused or failed the operation.
     #[error("policy store {path}")]
     Store {
@@ -141,17 +126,7 @@ impl Opened {
             .clone()
             .or(config.store.path)
             .ok_or(DelegateError::NoStore)?;
-        let options = StoreOptions {
-            create,
-            ..StoreOptions::default()
-        };
-        let store = SqliteStore::open(&path, &options).map_err(|source| match source {
-            StoreError::FileNotFound => DelegateError::StoreMissing { path: path.clone() },
-            source => DelegateError::Open {
-                path: path.clone(),
-                source,
-            },
-        })?;
+        let store = open_store(&path, create)?;
         Ok(Opened { path, store })
     }
 
