@@ -62,6 +62,9 @@ pub fn run(args: &GateArgs) -> Result<Exit, GateCommandError> {
         ..TrustArgs::default()
     };
     let setup = pipeline_with(&trust, &config, true)?;
+    for warning in &setup.warnings {
+        tracing::warn!("trust: {warning}");
+    }
     let store = setup
         .store
         .map(|store| Box::new(store) as Box<dyn Stores + Send>);
@@ -106,6 +109,9 @@ fn check_config(
         ..TrustArgs::default()
     };
     let setup = pipeline_with(&trust, &config, false)?;
+    for warning in &setup.warnings {
+        eprintln!("imipsec: warning: {warning}");
+    }
     if setup.store.is_none() && !config.gate.danger_no_event_state {
         return Err(GateCommandError::EventStateUnchecked(args.config.clone()));
     }
