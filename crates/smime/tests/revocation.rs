@@ -1135,3 +1135,69 @@ fn named_initial_policy_set_requires_that_policy() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The email-trust anchor recipe (contrib/nss-email-anchors.sh).
+
+/// The recipe writes Mozilla's email-trusted roots (NSS builtins, S/MIME trust bit), which
+/// differ from Debian's TLS-only system store both ways: roots trusted for email only are in
+/// it, roots trusted for TLS only are not. Using the TLS store as S/MIME anchors would trust
+/// CAs Mozilla does not trust for email.
+#[test]
+#[ignore = "needs certutil and modutil (apt-get install libnss3-tools); .ci/run installs them"]
+fn nss_email_anchor_recipe_builds_the_email_trust_list() {
+    let dir = scratch();
+    let out = dir.join("email-anchors.pem");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../contrib/nss-email-anchors.sh");
+    let output = Command::new("sh")
+        .arg(&script)
+        .arg(&out)
+        .output()
+        .expect("sh");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = String::from_utf8_lossy(&output.stdout).into_owned();
+    let empty: &[PathBuf] = &[];
+    let store = TrustStore::from_pem_files(&[&out], empty).unwrap();
+    let email: std::collections::HashSet<Vec<u8>> = store
+        .anchors()
+        .iter()
+        .map(|cert| cert.to_der().unwrap())
+        .collect();
+    // 108 with NSS 3.87 (Debian 12); Mozilla adds and removes a few roots a year.
+    assert!(
+        (80..=160).contains(&email.len()),
+        "{} roots: {report}",
+        email.len()
+    );
+    for cert in store.anchors() {
+        assert_eq!(
+            cert.subject_name().to_der().unwrap(),
+            cert.issuer_name().to_der().unwrap(),
+            "every anchor is a root"
+        );
+        let subject = format!("{:?}", cert.subject_name());
+        assert!(
+            !subject.contains("DigiNotar"),
+            "a distrusted root: {subject}"
+        );
+    }
+    let system = Path::new("/etc/ssl/certs/ca-certificates.crt");
+    if system.exists() {
+        let tls: std::collections::HashSet<Vec<u8>> = load_certificates(system)
+            .unwrap()
+            .iter()
+            .map(|cert| cert.to_der().unwrap())
+            .collect();
+        let email_only = email.difference(&tls).count();
+        let tls_only = tls.difference(&email).count();
+        assert!(
+            email_only >= 10,
+            "email-only roots: {email_only} ({report})"
+        );
+        assert!(tls_only >= 10, "TLS-only roots: {tls_only} ({report})");
+    }
+}
