@@ -122,10 +122,20 @@ pub fn run(args: &VerifyArgs) -> Result<Exit, VerifyError> {
     }
     stdout.flush().map_err(VerifyError::Output)?;
     if let Some(reason) = verdict.reasons.first() {
+        // The detail names a stale CRL or a missing revocation answer when that is the cause:
+        // the anchors are then not the problem.
         let hint = match reason.code {
+            imipsec_pipeline::Reason::UntrustedCertificate if reason.detail.contains("stale") => {
+                " (hint: load a fresh CRL with --crl)"
+            }
+            imipsec_pipeline::Reason::UntrustedCertificate
+                if reason.detail.contains("no revocation answer") =>
+            {
+                " (hint: give the issuer's CRL with --crl, or use --revocation if-available)"
+            }
             imipsec_pipeline::Reason::UntrustedCertificate => {
-                " (hint: is the signer's CA among --trust, and does the message or --trust \
-                 carry the intermediate certificates?)"
+                " (hint: is the signer's CA among --trust, and does the message, --intermediates \
+                 or --trust carry the intermediate certificates?)"
             }
             _ => "",
         };
