@@ -76,6 +76,8 @@ fn inspect_options() -> InspectOptions<'static> {
     InspectOptions {
         trust: &TRUST,
         at: AT,
+        revocation: imipsec_smime::RevocationMode::default(),
+        revocation_source: None,
         policy: &POLICY,
         identities: &IDENTITIES,
         limits: &LIMITS,

@@ -2,7 +2,9 @@
 //! decryption identities, limits and the `danger_*` escape hatches (all off by default).
 
 use imipsec_smime::keys::Identity;
-use imipsec_smime::{AlgorithmPolicy, TrustStore};
+use std::sync::Arc;
+
+use imipsec_smime::{AlgorithmPolicy, RevocationMode, RevocationSource, TrustStore};
 
 /// Named bounds on the work one message may cause. Each exceeded limit is the reason
 /// `limit-exceeded`, with the limit named in the detail.
@@ -30,10 +32,15 @@ impl Default for Limits {
 }
 
 /// The configuration of a [`Pipeline`](crate::Pipeline).
-#[derive(Debug)]
 pub struct Settings {
     /// Trust anchors and CRLs for signer certificates.
     pub trust: TrustStore,
+    /// How a certificate without a usable revocation answer is treated (default
+    /// `if-available`).
+    pub revocation: RevocationMode,
+    /// Where OCSP responses and CRLs are fetched from (`None`: only the given and embedded
+    /// CRLs are used).
+    pub revocation_source: Option<Arc<dyn RevocationSource>>,
     /// Which algorithms and key sizes are acceptable (default denies SHA-1, MD5, RSA < 2048).
     pub algorithms: AlgorithmPolicy,
     /// Identities whose keys decrypt encrypted messages (RFC 8551 section 3.3).
@@ -59,6 +66,20 @@ pub struct Settings {
     pub danger_decrypt_non_root: bool,
 }
 
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("trust", &self.trust)
+            .field("revocation", &self.revocation)
+            .field("revocation_source", &self.revocation_source.is_some())
+            .field("algorithms", &self.algorithms)
+            .field("limits", &self.limits)
+            .field("strict_icalendar", &self.strict_icalendar)
+            .field("danger_allow_unsigned", &self.danger_allow_unsigned)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Settings {
     /// The S/MIME walk's options at `at` from these settings: what [`crate::Pipeline`]
     /// verifies with, and what a caller that must look at a message's parts again (the gate,
@@ -67,6 +88,8 @@ impl Settings {
         imipsec_smime::InspectOptions {
             trust: &self.trust,
             at,
+            revocation: self.revocation,
+            revocation_source: self.revocation_source.clone(),
             policy: &self.algorithms,
             identities: &self.identities,
             limits: &self.limits.smime,
@@ -79,6 +102,8 @@ impl Settings {
     pub fn new(trust: TrustStore) -> Settings {
         Settings {
             trust,
+            revocation: RevocationMode::default(),
+            revocation_source: None,
             algorithms: AlgorithmPolicy::default(),
             identities: Vec::new(),
             limits: Limits::default(),

@@ -368,6 +368,8 @@ impl Setup {
             &InspectOptions {
                 trust,
                 at: AT,
+                revocation: imipsec_smime::RevocationMode::default(),
+                revocation_source: None,
                 policy: &self.policy,
                 identities: &[],
                 limits: &self.limits,

@@ -134,6 +134,8 @@ fn bench(folder: &str, trust: &TrustStore) {
     let inspect_options = InspectOptions {
         trust,
         at: AT,
+        revocation: imipsec_smime::RevocationMode::default(),
+        revocation_source: None,
         policy: &policy,
         identities: &[],
         limits: &limits,

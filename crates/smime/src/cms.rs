@@ -239,6 +239,7 @@ pub(crate) struct Checked {
 pub(crate) struct Context<'a> {
     pub trust: &'a TrustStore,
     pub at: OffsetDateTime,
+    pub revocation: crate::trust::Revocation<'a>,
     pub policy: &'a AlgorithmPolicy,
     pub limits: &'a Limits,
     /// The message's remaining work budget (public-key operations, hashed bytes).
@@ -1234,6 +1235,7 @@ fn check_signer(
                     &parsed.crls,
                     &parsed.crl_ders,
                     context.at,
+                    &context.revocation,
                 )?;
                 check_chain(&chain, context.policy)?;
                 Ok((emails, chain))
@@ -1472,6 +1474,10 @@ mod tests {
         let context = Context {
             trust: &trust,
             at: OffsetDateTime::UNIX_EPOCH,
+            revocation: crate::trust::Revocation {
+                mode: crate::RevocationMode::default(),
+                source: None,
+            },
             policy: &policy,
             limits: &limits,
             budget: &Budget::new(&limits, 1 << 20),

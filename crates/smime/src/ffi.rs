@@ -11,8 +11,8 @@
 //!   as `CMS_verify` passes a SignedData's CRLs.
 //! - [`forgive_unpublished_crl`]: `X509_STORE_set_verify_cb` with a callback that lets
 //!   `X509_V_ERR_UNABLE_TO_GET_CRL` pass for a certificate whose issuer has no CRL at all in the
-//!   store, which is how [`crate::RevocationMode::CheckAvailable`] and
-//!   [`crate::RevocationMode::RequireForSigner`] are expressed on top of `CRL_CHECK_ALL`.
+//!   store, which is how [`crate::RevocationMode::IfAvailable`] is expressed on top of
+//!   `CRL_CHECK_ALL`.
 //!
 //! Pointers: the `openssl` crate's reference types (`X509StoreBuilderRef`, `X509CrlRef`,
 //! `X509StoreContextRef`, `X509Ref`) are `foreign-types` 0.3 opaque references, whose contract
@@ -113,24 +113,13 @@ pub(crate) fn add_crl(
     }
 }
 
-/// Which certificates may pass without a CRL when their issuer published none.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Forgive {
-    /// Any certificate of the chain ([`crate::RevocationMode::CheckAvailable`]).
-    AnyDepth,
-    /// Every certificate but the signer ([`crate::RevocationMode::RequireForSigner`]).
-    AboveSigner,
-}
-
 /// Install the callback that lets `X509_V_ERR_UNABLE_TO_GET_CRL` pass for a certificate
-/// (at the depths `forgive` names) whose issuer has no CRL in the store. Every other error,
+/// whose issuer has no CRL in the store. Every other error,
 /// including a CRL that exists but is out of scope, expired or badly signed, still fails.
-pub(crate) fn forgive_unpublished_crl(builder: &mut X509StoreBuilderRef, forgive: Forgive) {
+pub(crate) fn forgive_unpublished_crl(builder: &mut X509StoreBuilderRef) {
     let store = std::ptr::from_mut(builder).cast::<sys::X509_STORE>();
-    let callback: unsafe extern "C" fn(c_int, *mut sys::X509_STORE_CTX) -> c_int = match forgive {
-        Forgive::AnyDepth => forgive_any_depth,
-        Forgive::AboveSigner => forgive_above_signer,
-    };
+    let callback: unsafe extern "C" fn(c_int, *mut sys::X509_STORE_CTX) -> c_int =
+        forgive_any_depth;
     // SAFETY: `store` is the live store of `builder` (module docs); the callback is a plain
     // function with the `X509_STORE_CTX_verify_cb` signature that does not unwind.
     unsafe { X509_STORE_set_verify_cb(store, Some(callback)) }
@@ -138,19 +127,14 @@ pub(crate) fn forgive_unpublished_crl(builder: &mut X509StoreBuilderRef, forgive
 
 unsafe extern "C" fn forgive_any_depth(ok: c_int, ctx: *mut sys::X509_STORE_CTX) -> c_int {
     // SAFETY: OpenSSL calls the verify callback with the live context it is verifying.
-    unsafe { forgive_missing_crl(ok, ctx, true) }
-}
-
-unsafe extern "C" fn forgive_above_signer(ok: c_int, ctx: *mut sys::X509_STORE_CTX) -> c_int {
-    // SAFETY: as above.
-    unsafe { forgive_missing_crl(ok, ctx, false) }
+    unsafe { forgive_missing_crl(ok, ctx) }
 }
 
 /// The verify callback's decision. Fails closed: anything it cannot establish keeps `ok`.
 ///
 /// # Safety
 /// `ctx` must be the live `X509_STORE_CTX` OpenSSL passes to its verify callback.
-unsafe fn forgive_missing_crl(ok: c_int, ctx: *mut sys::X509_STORE_CTX, signer_too: bool) -> c_int {
+unsafe fn forgive_missing_crl(ok: c_int, ctx: *mut sys::X509_STORE_CTX) -> c_int {
     if ok != 0 || ctx.is_null() {
         return ok;
     }
@@ -158,9 +142,6 @@ unsafe fn forgive_missing_crl(ok: c_int, ctx: *mut sys::X509_STORE_CTX, signer_t
     // the reference is dropped before returning.
     let context: &X509StoreContextRef = unsafe { &*ctx.cast::<X509StoreContextRef>() };
     if context.error().as_raw() != sys::X509_V_ERR_UNABLE_TO_GET_CRL {
-        return ok;
-    }
-    if !signer_too && context.error_depth() == 0 {
         return ok;
     }
     let Some(certificate) = context.current_cert() else {

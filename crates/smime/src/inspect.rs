@@ -1,6 +1,8 @@
 //! The MIME walk: find every security layer of a message and report, for every leaf part,
 //! which layers enclose it.
 
+use std::sync::Arc;
+
 use time::OffsetDateTime;
 
 use crate::calendar::{self, CalendarEvidence};
@@ -11,15 +13,37 @@ use crate::keys::Identity;
 use crate::limits::{Budget, LimitKind, Limits};
 use crate::mime::{self, Entity, MimeError, ProtectedHeaders};
 use crate::policy::AlgorithmPolicy;
-use crate::trust::{TrustStore, normalize_email};
+use crate::revocation::{RevocationMode, RevocationSource};
+use crate::trust::{Revocation, TrustStore, normalize_email};
 
-/// Everything [`inspect`] needs besides the message: trust, time, policy, keys, limits.
-#[derive(Debug, Clone, Copy)]
+impl std::fmt::Debug for InspectOptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InspectOptions")
+            .field("trust", &self.trust)
+            .field("at", &self.at)
+            .field("revocation", &self.revocation)
+            .field("revocation_source", &self.revocation_source.is_some())
+            .field("policy", &self.policy)
+            .field("identities", &self.identities.len())
+            .field("limits", &self.limits)
+            .field("danger_decrypt_non_root", &self.danger_decrypt_non_root)
+            .finish()
+    }
+}
+
+/// Everything [`inspect`] needs besides the message: trust, time, revocation, policy, keys,
+/// limits.
+#[derive(Clone)]
 pub struct InspectOptions<'a> {
     /// Trust anchors and CRLs.
     pub trust: &'a TrustStore,
     /// Evaluation time for certificate validity and CRLs (the library never reads the clock).
     pub at: OffsetDateTime,
+    /// How a certificate without a usable revocation answer is treated.
+    pub revocation: RevocationMode,
+    /// Where OCSP responses and CRLs come from beyond the given and embedded CRLs (`None`:
+    /// only those). Every answer is validated here before it counts.
+    pub revocation_source: Option<Arc<dyn RevocationSource>>,
     /// Acceptable algorithms.
     pub policy: &'a AlgorithmPolicy,
     /// Keys to decrypt with (may be empty: encrypted layers are then `no-decryption-key`).
@@ -261,7 +285,9 @@ impl Inspection {
 
 /// Verify a CMS SignedData (DER or BER ContentInfo) on its own: the CMS half of `inspect`,
 /// for differential tests and benchmarks. `detached_content` is the signed content of a
-/// detached signature (`None` for opaque signing: the content is the eContent).
+/// detached signature (`None` for opaque signing: the content is the eContent). Revocation is
+/// the default mode with the given and embedded CRLs only; see
+/// [`verify_signed_data_with`] for the rest of the options.
 pub fn verify_signed_data(
     der: &[u8],
     detached_content: Option<&[u8]>,
@@ -270,16 +296,43 @@ pub fn verify_signed_data(
     policy: &AlgorithmPolicy,
     limits: &Limits,
 ) -> Result<Vec<VerifiedSigner>, Failure> {
+    verify_signed_data_with(
+        der,
+        detached_content,
+        &InspectOptions {
+            trust,
+            at,
+            revocation: RevocationMode::default(),
+            revocation_source: None,
+            policy,
+            identities: &[],
+            limits,
+            danger_decrypt_non_root: false,
+        },
+    )
+}
+
+/// [`verify_signed_data`] with every verification option of [`InspectOptions`] (its
+/// `identities` and `danger_decrypt_non_root` are not used).
+pub fn verify_signed_data_with(
+    der: &[u8],
+    detached_content: Option<&[u8]>,
+    options: &InspectOptions<'_>,
+) -> Result<Vec<VerifiedSigner>, Failure> {
     let budget = Budget::new(
-        limits,
+        options.limits,
         der.len()
             .saturating_add(detached_content.map_or(0, <[u8]>::len)),
     );
     let context = Context {
-        trust,
-        at,
-        policy,
-        limits,
+        trust: options.trust,
+        at: options.at,
+        revocation: Revocation {
+            mode: options.revocation,
+            source: options.revocation_source.as_deref(),
+        },
+        policy: options.policy,
+        limits: options.limits,
         budget: &budget,
     };
     cms::check_signed_data(der, detached_content, &context).outcome
@@ -423,6 +476,10 @@ impl Walker<'_> {
         Context {
             trust: self.options.trust,
             at: self.options.at,
+            revocation: Revocation {
+                mode: self.options.revocation,
+                source: self.options.revocation_source.as_deref(),
+            },
             policy: self.options.policy,
             limits: self.options.limits,
             budget: &self.budget,

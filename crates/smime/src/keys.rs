@@ -298,7 +298,13 @@ pub fn check_signing_identity(
         .iter()
         .map(parse)
         .collect::<Result<Vec<_>, _>>()?;
-    let chain = store.validate(&signer, &offered, &[], &[], at)?;
+    // The signing side checks its own identity against the given CRLs where they apply; it
+    // fetches nothing (a signer needs no network to sign).
+    let revocation = crate::trust::Revocation {
+        mode: crate::RevocationMode::IfAvailable,
+        source: None,
+    };
+    let chain = store.validate(&signer, &offered, &[], &[], at, &revocation)?;
     crate::cms::check_chain(&chain, policy)
 }
 

@@ -31,6 +31,7 @@ mod inspect;
 mod limits;
 mod mime;
 mod policy;
+pub mod revocation;
 mod second_opinion;
 mod trust;
 
@@ -39,11 +40,12 @@ pub use cms::{DigestAlgorithm, SID_CANDIDATES_MAX, SignerReport, VerifiedSigner}
 pub use error::{BadSignatureReason, CmsField, Failure, MimeErrorKind, SmimeError};
 pub use inspect::{
     HeaderField, HeaderMismatch, InspectOptions, Inspection, Layer, LayerKind, LayerOutcome, Leaf,
-    OuterHeaders, inspect, verify_signed_data,
+    OuterHeaders, inspect, verify_signed_data, verify_signed_data_with,
 };
 pub use limits::{LimitKind, Limits};
 pub use policy::AlgorithmPolicy;
+pub use revocation::{Fetched, RevocationMode, RevocationSource};
 pub use trust::{
-    CHAIN_CACHE_CAPACITY, EmailAddress, MalformedAddress, RevocationMode, TrustStore,
-    TrustStoreError, normalize_email,
+    CHAIN_CACHE_CAPACITY, EmailAddress, MalformedAddress, TrustStore, TrustStoreError,
+    normalize_email,
 };

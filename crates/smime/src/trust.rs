@@ -22,6 +22,7 @@ use time::OffsetDateTime;
 use crate::cms::Scheme;
 use crate::error::{Failure, contain_panic};
 use crate::ffi;
+use crate::revocation::{RevocationMode, RevocationSource};
 
 /// Entries kept in the validated-chain cache before it is emptied.
 pub const CHAIN_CACHE_CAPACITY: usize = 4096;
@@ -53,7 +54,6 @@ type ChainResult = Result<Arc<[X509]>, Failure>;
 pub struct TrustStore {
     anchors: Vec<X509>,
     crls: Vec<X509Crl>,
-    revocation: RevocationMode,
     /// Accept a chain ending at an anchor that is not self-signed (OpenSSL's
     /// `X509_V_FLAG_PARTIAL_CHAIN`); only for [`TrustStore::self_anchored`].
     partial_chain: bool,
@@ -159,6 +159,18 @@ impl std::fmt::Debug for TrustStore {
     }
 }
 
+/// The revocation options of one validation: the mode and the optional source of OCSP
+/// responses and CRLs beyond the given and embedded CRLs.
+#[derive(Clone, Copy)]
+pub(crate) struct Revocation<'a> {
+    pub(crate) mode: RevocationMode,
+    #[allow(
+        dead_code,
+        reason = "consulted once OCSP and CRL fetching land (next commits)"
+    )]
+    pub(crate) source: Option<&'a dyn RevocationSource>,
+}
+
 /// Why a [`TrustStore`] could not be built.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -194,7 +206,6 @@ impl TrustStore {
         Ok(TrustStore {
             anchors,
             crls,
-            revocation: RevocationMode::default(),
             partial_chain: false,
             cache: Mutex::new(HashMap::new()),
             parsed: Mutex::new(HashMap::new()),
@@ -245,20 +256,12 @@ impl TrustStore {
         TrustStore {
             anchors,
             crls: Vec::new(),
-            revocation: RevocationMode::default(),
             partial_chain: true,
             cache: Mutex::new(HashMap::new()),
             parsed: Mutex::new(HashMap::new()),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
-    }
-
-    /// Set how strictly revocation information is required (default
-    /// [`RevocationMode::CheckAvailable`]).
-    pub fn with_revocation(mut self, mode: RevocationMode) -> Self {
-        self.revocation = mode;
-        self
     }
 
     /// The trust anchors.
@@ -310,9 +313,11 @@ impl TrustStore {
         embedded_crls: &[X509Crl],
         embedded_crl_ders: &[&[u8]],
         at: OffsetDateTime,
+        revocation: &Revocation<'_>,
     ) -> Result<Arc<[X509]>, Failure> {
+        let mode = revocation.mode;
         let minute = at.unix_timestamp().div_euclid(60) * 60;
-        let key = cache_key(signer, offered, embedded_crl_ders, minute);
+        let key = cache_key(signer, offered, embedded_crl_ders, minute, mode);
         if let Some(key) = key
             && let Ok(cache) = self.cache.lock()
             && let Some(found) = cache.get(&key)
@@ -325,7 +330,8 @@ impl TrustStore {
             .iter()
             .map(|parsed| parsed.certificate.clone())
             .collect();
-        let result = self.validate_uncached(&signer.certificate, &offered, embedded_crls, minute);
+        let result =
+            self.validate_uncached(&signer.certificate, &offered, embedded_crls, minute, mode);
         if let Some(key) = key
             && let Ok(mut cache) = self.cache.lock()
         {
@@ -343,6 +349,7 @@ impl TrustStore {
         offered: &[X509],
         embedded_crls: &[X509Crl],
         at: i64,
+        mode: RevocationMode,
     ) -> Result<Arc<[X509]>, Failure> {
         // An internal OpenSSL failure (allocation) is reported as untrusted, never as trusted.
         let internal = Failure::UntrustedCertificate {
@@ -352,7 +359,11 @@ impl TrustStore {
         let have_crls = !self.crls.is_empty() || !embedded_crls.is_empty();
         // Without any CRL, `CheckAvailable` has nothing to check; the other modes still ask
         // OpenSSL so that the missing CRL is reported as `revocation-unknown`.
-        let check_crls = have_crls || self.revocation != RevocationMode::CheckAvailable;
+        let check_crls = match mode {
+            RevocationMode::Off => false,
+            RevocationMode::IfAvailable => have_crls,
+            RevocationMode::Require => true,
+        };
         let build = || -> Result<Result<Vec<X509>, Failure>, openssl::error::ErrorStack> {
             let mut builder = X509StoreBuilder::new()?;
             for anchor in &self.anchors {
@@ -381,14 +392,8 @@ impl TrustStore {
                         | X509VerifyFlags::EXTENDED_CRL_SUPPORT
                         | X509VerifyFlags::USE_DELTAS,
                 )?;
-                match self.revocation {
-                    RevocationMode::CheckAvailable => {
-                        ffi::forgive_unpublished_crl(&mut builder, ffi::Forgive::AnyDepth);
-                    }
-                    RevocationMode::RequireForSigner => {
-                        ffi::forgive_unpublished_crl(&mut builder, ffi::Forgive::AboveSigner);
-                    }
-                    RevocationMode::RequireForChain => {}
+                if mode == RevocationMode::IfAvailable {
+                    ffi::forgive_unpublished_crl(&mut builder);
                 }
             }
             builder.set_param(&param)?;
@@ -431,31 +436,6 @@ impl TrustStore {
     }
 }
 
-/// Which certificates of a chain must have a current CRL (RFC 5280 §6.3).
-///
-/// In every mode every certificate below the anchor is checked against the CRLs that cover
-/// it; a revoked certificate is `certificate-revoked`, and a certificate whose issuer
-/// published CRLs of which none is usable for it (out of scope, expired, badly signed,
-/// unknown critical extension) is `revocation-unknown`. The modes differ only for a
-/// certificate whose issuer name appears on no CRL at all.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum RevocationMode {
-    /// A certificate whose issuer published no CRL is accepted (mail in the wild rarely comes
-    /// with CRLs); one whose issuer did must be covered by a usable CRL. "Published" means a
-    /// CRL with that issuer name (RFC 5280 §7.1 matching) is in the trust store or the
-    /// message; an indirect CRL from another issuer is still applied when it covers the
-    /// certificate, but does not by itself make a CRL mandatory.
-    #[default]
-    CheckAvailable,
-    /// As `CheckAvailable`, and the signer certificate must have a usable CRL (like OpenSSL's
-    /// `X509_V_FLAG_CRL_CHECK`).
-    RequireForSigner,
-    /// Every certificate below the anchor must have a usable CRL (OpenSSL's
-    /// `X509_V_FLAG_CRL_CHECK_ALL`, as NIST PKITS expects).
-    RequireForChain,
-}
-
 fn read(path: &Path) -> Result<Vec<u8>, TrustStoreError> {
     std::fs::read(path).map_err(|source| TrustStoreError::Io {
         path: path.to_path_buf(),
@@ -471,9 +451,11 @@ fn cache_key(
     offered: &[Arc<ParsedCertificate>],
     embedded_crl_ders: &[&[u8]],
     minute: i64,
+    mode: RevocationMode,
 ) -> Option<[u8; 32]> {
     let mut hasher = Hasher::new(MessageDigest::sha256()).ok()?;
     hasher.update(&minute.to_be_bytes()).ok()?;
+    hasher.update(mode.as_str().as_bytes()).ok()?;
     let mut push = |der: &[u8], marker: u8| -> Option<()> {
         hasher.update(&[marker]).ok()?;
         hasher.update(&(der.len() as u64).to_be_bytes()).ok()?;

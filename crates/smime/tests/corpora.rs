@@ -40,10 +40,30 @@ fn run(
     policy: &AlgorithmPolicy,
     identities: &[Identity],
 ) -> Result<Inspection, String> {
+    run_with(
+        raw,
+        trust,
+        at,
+        RevocationMode::default(),
+        policy,
+        identities,
+    )
+}
+
+fn run_with(
+    raw: &[u8],
+    trust: &TrustStore,
+    at: OffsetDateTime,
+    revocation: RevocationMode,
+    policy: &AlgorithmPolicy,
+    identities: &[Identity],
+) -> Result<Inspection, String> {
     let limits = Limits::default();
     let options = InspectOptions {
         trust,
         at,
+        revocation,
+        revocation_source: None,
         policy,
         identities,
         limits: &limits,
@@ -678,29 +698,30 @@ fn johnny_you_are_fired() {
     let mut tally = Tally::new("johnny", &exceptions());
     for (file, expected) in &rows {
         let raw = read(&root.join(file));
-        let (observed, detail) = match run(&raw, &trust, at, &policy, &[]) {
-            Ok(inspection) => {
-                let mut verdict = johnny_verdict(&inspection);
-                let manager_bodies: Vec<&Vec<u8>> = inspection
-                    .signed_leaves()
-                    .filter(|leaf| {
-                        leaf.signers(&inspection).iter().any(|signer| {
-                            signer.emails().iter().any(|email| email.matches(MANAGER))
+        let (observed, detail) =
+            match run_with(&raw, &trust, at, RevocationMode::Require, &policy, &[]) {
+                Ok(inspection) => {
+                    let mut verdict = johnny_verdict(&inspection);
+                    let manager_bodies: Vec<&Vec<u8>> = inspection
+                        .signed_leaves()
+                        .filter(|leaf| {
+                            leaf.signers(&inspection).iter().any(|signer| {
+                                signer.emails().iter().any(|email| email.matches(MANAGER))
+                            })
                         })
-                    })
-                    .map(|leaf| &leaf.body)
-                    .collect();
-                // The controls come first in `rows`, so `genuine` is complete for the attacks.
-                if file.contains("valid") && *expected == manager {
-                    genuine.extend(manager_bodies.into_iter().cloned());
-                } else if manager_bodies.iter().any(|body| !genuine.contains(body)) {
-                    verdict.push_str("+ATTACK:manager-signed-foreign-content");
+                        .map(|leaf| &leaf.body)
+                        .collect();
+                    // The controls come first in `rows`, so `genuine` is complete for the attacks.
+                    if file.contains("valid") && *expected == manager {
+                        genuine.extend(manager_bodies.into_iter().cloned());
+                    } else if manager_bodies.iter().any(|body| !genuine.contains(body)) {
+                        verdict.push_str("+ATTACK:manager-signed-foreign-content");
+                    }
+                    (verdict, layer_summary(&inspection))
                 }
-                (verdict, layer_summary(&inspection))
-            }
-            // A message that cannot be walked shows nothing as signed.
-            Err(code) => (nobody.clone(), format!("error:{code}")),
-        };
+                // A message that cannot be walked shows nothing as signed.
+                Err(code) => (nobody.clone(), format!("error:{code}")),
+            };
         tally.judge(file, expected, &observed, &detail);
     }
     tally.finish();
@@ -729,8 +750,7 @@ fn pkits() {
         )],
         vec![shared::crl(&root.join("crls/TrustAnchorRootCRL.crl"))],
     )
-    .unwrap()
-    .with_revocation(RevocationMode::RequireForChain);
+    .unwrap();
     // Inside the trust anchor's validity (2010-01-01..2030-12-31) and every "valid" path's.
     let at = datetime!(2026-06-01 00:00:00 UTC);
     let policy = AlgorithmPolicy::default();
@@ -744,13 +764,14 @@ fn pkits() {
             23 => "invalid:certificate-revoked",
             _ => "invalid",
         };
-        let (observed, detail) = match run(&raw, &trust, at, &policy, &[]) {
-            Ok(inspection) => (
-                shared::outermost_signature(&inspection),
-                layer_summary(&inspection),
-            ),
-            Err(code) => (format!("error:{code}"), String::new()),
-        };
+        let (observed, detail) =
+            match run_with(&raw, &trust, at, RevocationMode::Require, &policy, &[]) {
+                Ok(inspection) => (
+                    shared::outermost_signature(&inspection),
+                    layer_summary(&inspection),
+                ),
+                Err(code) => (format!("error:{code}"), String::new()),
+            };
         let observed = match observed.as_str() {
             "valid" | "invalid:certificate-expired" | "invalid:certificate-revoked" => observed,
             other if other.starts_with("invalid") && !expected.contains(':') => {
@@ -775,7 +796,7 @@ fn pkits() {
 
 /// Regression for the revocation bug of the own CRL code (PKITS 4.5.5 / 4.5.7 accepted although
 /// revoked, 4.4.10 accepted despite an unknown critical CRL extension): under the default
-/// `RevocationMode::CheckAvailable` too, OpenSSL's CRL processing decides, and only a
+/// `RevocationMode::IfAvailable` too, OpenSSL's CRL processing decides, and only a
 /// certificate whose issuer published no CRL at all passes unchecked.
 #[test]
 #[ignore = "needs IMIPSEC_CORPORA=../shared/corpora"]

@@ -17,7 +17,7 @@ use std::process::Command;
 
 use imipsec_smime::{
     AlgorithmPolicy, InspectOptions, Limits, RevocationMode, TrustStore, inspect,
-    verify_signed_data,
+    verify_signed_data_with,
 };
 use openssl::cms::{CMSOptions, CmsContentInfo};
 use openssl::pkcs7::Pkcs7;
@@ -36,13 +36,14 @@ fn exceptions() -> PathBuf {
 }
 
 /// Both sides' trust: the same anchors and CRLs, the same time, purpose smimesign, and the
-/// same revocation demand (`RevocationMode::RequireForSigner` = `X509_V_FLAG_CRL_CHECK`,
-/// `RequireForChain` = `CRL_CHECK | CRL_CHECK_ALL`; with `CheckAvailable` OpenSSL checks none),
+/// same revocation demand (`RevocationMode::IfAvailable` with CRLs = `X509_V_FLAG_CRL_CHECK`,
+/// `Require` = `CRL_CHECK | CRL_CHECK_ALL`; with `IfAvailable` and no CRL OpenSSL checks none),
 /// each with `EXTENDED_CRL_SUPPORT | USE_DELTAS` (indirect and delta CRLs, as `TrustStore`
 /// and PKITS's `openssl cms -verify -extended_crl -use_deltas` process them).
 struct Trust {
     ours: TrustStore,
     theirs: X509Store,
+    revocation: RevocationMode,
     at: OffsetDateTime,
 }
 
@@ -74,19 +75,19 @@ impl Trust {
         }
         let extended = X509VerifyFlags::EXTENDED_CRL_SUPPORT | X509VerifyFlags::USE_DELTAS;
         match revocation {
-            RevocationMode::RequireForSigner => param
+            // The own PKI's CRL covers the signer only, and its root publishes none.
+            RevocationMode::IfAvailable if !crl_files.is_empty() => param
                 .set_flags(X509VerifyFlags::CRL_CHECK | extended)
                 .unwrap(),
-            RevocationMode::RequireForChain => param
+            RevocationMode::Require => param
                 .set_flags(X509VerifyFlags::CRL_CHECK | X509VerifyFlags::CRL_CHECK_ALL | extended)
                 .unwrap(),
             _ => {}
         }
         builder.set_param(&param).unwrap();
         Trust {
-            ours: TrustStore::new(anchors, crls)
-                .unwrap()
-                .with_revocation(revocation),
+            ours: TrustStore::new(anchors, crls).unwrap(),
+            revocation,
             theirs: builder.build(),
             at,
         }
@@ -94,13 +95,21 @@ impl Trust {
 
     /// imipsec on DER SignedData (`detached`: the signed content of a detached signature).
     fn ours_der(&self, der: &[u8], detached: Option<&[u8]>) -> String {
-        let result = verify_signed_data(
+        let policy = AlgorithmPolicy::default();
+        let limits = Limits::default();
+        let result = verify_signed_data_with(
             der,
             detached,
-            &self.ours,
-            self.at,
-            &AlgorithmPolicy::default(),
-            &Limits::default(),
+            &InspectOptions {
+                trust: &self.ours,
+                at: self.at,
+                revocation: self.revocation,
+                revocation_source: None,
+                policy: &policy,
+                identities: &[],
+                limits: &limits,
+                danger_decrypt_non_root: false,
+            },
         );
         match result {
             Ok(_) => "valid".to_string(),
@@ -115,6 +124,8 @@ impl Trust {
         let options = InspectOptions {
             trust: &self.ours,
             at: self.at,
+            revocation: self.revocation,
+            revocation_source: None,
             policy: &policy,
             identities: &[],
             limits: &limits,
@@ -261,7 +272,7 @@ fn cli_sign_sha1(role: &str, content: &[u8]) -> Vec<u8> {
 fn own_pki_agrees_with_cms_verify() {
     let root = shared::certificate(&certs().join("root.cert.pem"));
     let crl = certs().join("intermediate.crl.pem");
-    let trust = Trust::new(vec![root], &[crl], RevocationMode::RequireForSigner, AT);
+    let trust = Trust::new(vec![root], &[crl], RevocationMode::IfAvailable, AT);
     let mut tally = Tally::new("own-pki", &exceptions());
     let mut tampered = INVITE.to_vec();
     let last = tampered.len() - 3;
@@ -381,7 +392,7 @@ fn corpora_agree_with_cms_verify() {
     let trust = Trust::new(
         vec![shared::certificate(&root.join("smime/TestCA.pem"))],
         &[],
-        RevocationMode::CheckAvailable,
+        RevocationMode::IfAvailable,
         AT,
     );
     let mut tally = Tally::new("thunderbird", &exceptions());
@@ -398,7 +409,7 @@ fn corpora_agree_with_cms_verify() {
             shared::certificate(&root.join("CarlDSSSelf.cer")),
         ],
         &[],
-        RevocationMode::CheckAvailable,
+        RevocationMode::IfAvailable,
         datetime!(2005-01-01 00:00:00 UTC),
     );
     let mut tally = Tally::new("rfc4134", &exceptions());
@@ -428,7 +439,7 @@ fn corpora_agree_with_cms_verify() {
             &root.join("certs-and-keys/rfc9216-ca.rsa.crt"),
         )],
         &[],
-        RevocationMode::CheckAvailable,
+        RevocationMode::IfAvailable,
         AT,
     );
     let mut tally = Tally::new("rfc9216", &exceptions());
@@ -453,7 +464,7 @@ fn corpora_agree_with_cms_verify() {
     let trust = Trust::new(
         vec![shared::certificate(&root.join("smime-certs/smroot.pem"))],
         &[],
-        RevocationMode::CheckAvailable,
+        RevocationMode::IfAvailable,
         AT,
     );
     let mut tally = Tally::new("openssl", &exceptions());
@@ -476,7 +487,7 @@ fn corpora_agree_with_cms_verify() {
             shared::certificate(&root.join("assets/certificates/intermediate_ca.crt")),
         ],
         &[],
-        RevocationMode::CheckAvailable,
+        RevocationMode::IfAvailable,
         datetime!(2019-05-01 00:00:00 UTC),
     );
     let mut tally = Tally::new("johnny", &exceptions());
@@ -491,7 +502,7 @@ fn corpora_agree_with_cms_verify() {
             &root.join("certs/TrustAnchorRootCertificate.crt"),
         )],
         &[root.join("crls/TrustAnchorRootCRL.crl")],
-        RevocationMode::RequireForChain,
+        RevocationMode::Require,
         AT,
     );
     let mut tally = Tally::new("pkits", &exceptions());

@@ -585,6 +585,8 @@ fn inspect_with(raw: &[u8], identities: &[Identity]) -> Inspection {
     let options = InspectOptions {
         trust: &trust,
         at: AT,
+        revocation: imipsec_smime::RevocationMode::default(),
+        revocation_source: None,
         policy: &policy,
         identities,
         limits: &limits,

@@ -57,6 +57,8 @@ fn run(raw: &[u8], limits: &Limits) -> Result<Inspection, SmimeError> {
         &InspectOptions {
             trust: &trust,
             at: AT,
+            revocation: imipsec_smime::RevocationMode::default(),
+            revocation_source: None,
             policy: &AlgorithmPolicy::default(),
             identities: &[],
             limits,
@@ -456,6 +458,8 @@ MIME-Version: 1.0\r\n"
         &InspectOptions {
             trust: &trust,
             at: AT,
+            revocation: imipsec_smime::RevocationMode::default(),
+            revocation_source: None,
             policy: &AlgorithmPolicy::default(),
             identities: &[],
             limits,

@@ -190,6 +190,8 @@ fn run_with(
         &InspectOptions {
             trust: &trust,
             at: AT,
+            revocation: imipsec_smime::RevocationMode::default(),
+            revocation_source: None,
             policy,
             identities,
             limits: &limits,
@@ -602,6 +604,8 @@ fn limits_are_enforced() {
             &InspectOptions {
                 trust: &trust,
                 at: AT,
+                revocation: imipsec_smime::RevocationMode::default(),
+                revocation_source: None,
                 policy: &policy,
                 identities: &[],
                 limits: &limits,
@@ -692,6 +696,8 @@ fn thunderbird_alice_sha256_detached() {
     let options = InspectOptions {
         trust: &trust,
         at: AT,
+        revocation: imipsec_smime::RevocationMode::default(),
+        revocation_source: None,
         policy: &policy,
         identities: &[],
         limits: &limits,
@@ -926,10 +932,12 @@ fn revocation_modes() {
     let limits = Limits::default();
     let root = certs().join("root.cert.pem");
     let crl = certs().join("intermediate.crl.pem");
-    let check = |trust: TrustStore| {
+    let check = |trust: TrustStore, revocation: RevocationMode| {
         let options = InspectOptions {
             trust: &trust,
             at: AT,
+            revocation,
+            revocation_source: None,
             policy: &policy,
             identities: &[],
             limits: &limits,
@@ -939,18 +947,16 @@ fn revocation_modes() {
     };
     let no_crl = || TrustStore::from_pem_files(&[&root], &[] as &[PathBuf]).unwrap();
     let with_crl = || TrustStore::from_pem_files(&[&root], &[&crl]).unwrap();
-    assert_eq!(check(no_crl()), None);
+    assert_eq!(check(no_crl(), RevocationMode::IfAvailable), None);
+    assert_eq!(check(no_crl(), RevocationMode::Off), None);
     assert_eq!(
-        check(no_crl().with_revocation(RevocationMode::RequireForSigner)),
+        check(no_crl(), RevocationMode::Require),
         Some("revocation-unknown")
     );
-    assert_eq!(
-        check(with_crl().with_revocation(RevocationMode::RequireForSigner)),
-        None
-    );
+    assert_eq!(check(with_crl(), RevocationMode::IfAvailable), None);
     // The root publishes no CRL for the intermediate.
     assert_eq!(
-        check(with_crl().with_revocation(RevocationMode::RequireForChain)),
+        check(with_crl(), RevocationMode::Require),
         Some("revocation-unknown")
     );
 }
