@@ -4,7 +4,7 @@
 
 mod cache;
 mod http;
-// mod source;
+mod source;
 
 use std::collections::HashMap;
 use std::path::Path;

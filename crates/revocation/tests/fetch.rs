@@ -5,7 +5,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -28,7 +28,18 @@ struct Server {
     requests: Arc<AtomicUsize>,
     seen: Arc<Mutex<Vec<Seen>>>,
     port: u16,
-    _thread: JoinHandle<()>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for Server {
+    /// Stops listening: the port refuses connections afterwards.
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 type Respond = dyn Fn(&Seen, &mut TcpStream) + Send + Sync;
@@ -40,9 +51,19 @@ impl Server {
         let requests = Arc::new(AtomicUsize::new(0));
         let seen = Arc::new(Mutex::new(Vec::new()));
         let (count, log) = (Arc::clone(&requests), Arc::clone(&seen));
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = Arc::clone(&stop);
+        listener.set_nonblocking(true).unwrap();
         let thread = std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
+            while !stopping.load(Ordering::SeqCst) {
+                let mut stream = match listener.accept() {
+                    Ok((stream, _)) => stream,
+                    Err(_) => {
+                        std::thread::sleep(Duration::from_millis(5));
+                        continue;
+                    }
+                };
+                let _ = stream.set_nonblocking(false);
                 let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
                 let Some(request) = read_request(&mut stream) else {
                     continue;
@@ -57,7 +78,8 @@ impl Server {
             requests,
             seen,
             port,
-            _thread: thread,
+            stop,
+            thread: Some(thread),
         }
     }
 
@@ -239,7 +261,7 @@ fn oversized_crl_is_refused() {
 fn silent_responder_is_cut_off_by_the_transfer_timeout() {
     let server = Server::start(Box::new(|_, stream| {
         let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n");
-        std::thread::sleep(Duration::from_secs(4));
+        std::thread::sleep(Duration::from_secs(2));
     }));
     let fetcher = Fetcher::new(
         Limits {
@@ -287,8 +309,7 @@ fn cache_serves_confirmed_answers_until_next_update() {
     // A new process (another fetcher on the same folder) with the responder gone.
     let port = server.port;
     drop(server);
-    let closed = TcpListener::bind(("127.0.0.1", port)).ok();
-    drop(closed);
+    assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
     let later = fetcher_on(dir.path());
     assert_eq!(
         answer(later.ocsp(&url, b"req", datetime!(2026-06-01 12:59:59 UTC))),
