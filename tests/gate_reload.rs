@@ -102,7 +102,10 @@ impl Lmtp {
             self.command("MAIL FROM:<organizer@example.com>")
                 .starts_with("250")
         );
-        assert!(self.command("RCPT TO:<attendee@example.com>").starts_with("250"));
+        assert!(
+            self.command("RCPT TO:<attendee@example.com>")
+                .starts_with("250")
+        );
         assert!(self.command("DATA").starts_with("354"));
         self.writer.write_all(message).unwrap();
         self.writer.write_all(b".\r\n").unwrap();
@@ -169,7 +172,12 @@ impl RunningGate {
     }
 }
 
-fn config_text(anchor: &std::path::Path, store: &std::path::Path, listen: u16, backend: SocketAddr) -> String {
+fn config_text(
+    anchor: &std::path::Path,
+    store: &std::path::Path,
+    listen: u16,
+    backend: SocketAddr,
+) -> String {
     format!(
         "[trust]\nanchors = [{:?}]\n[store]\npath = {:?}\n[gate]\nauthserv_id = \"mx.example.org\"\n\
          [gate.lmtp]\nlisten = \"127.0.0.1:{listen}\"\nbackend = \"{backend}\"\n",
@@ -231,7 +239,11 @@ fn sighup_reloads_anchors_without_dropping_connections() {
     std::fs::copy(cert("untrusted-root.cert.pem"), &anchor).unwrap();
     gate.signal("HUP");
     gate.wait_for("reload: new configuration");
-    assert!(gate.alive(), "SIGHUP must not end the gate: {:#?}", gate.seen);
+    assert!(
+        gate.alive(),
+        "SIGHUP must not end the gate: {:#?}",
+        gate.seen
+    );
 
     let reply = before.deliver(&signed_request("hup-2@example.com"));
     assert!(reply.starts_with("550"), "{reply}");

@@ -62,9 +62,13 @@ pub fn run(args: &GateArgs) -> Result<Exit, GateCommandError> {
     });
     let loader = GateLoader { args: args.clone() };
     let loaded = loader.load_with(config, gate)?;
-    let gate = Gate::new(loaded.config, loaded.engine, Arc::new(OffsetDateTime::now_utc))
-        .with_crls(loaded.crls)
-        .with_loader(Arc::new(loader));
+    let gate = Gate::new(
+        loaded.config,
+        loaded.engine,
+        Arc::new(OffsetDateTime::now_utc),
+    )
+    .with_crls(loaded.crls)
+    .with_loader(Arc::new(loader));
     imipsec_gate::run_until_signal(gate)?;
     // The last line of a clean shutdown, so that a log reader knows the drain completed and
     // the process did not just die.

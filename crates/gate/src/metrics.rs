@@ -214,8 +214,11 @@ impl Metrics {
         // `imipsec_gate_crl_next_update_seconds - time() < 86400`. A CRL without nextUpdate
         // has no sample.
         let _ = writeln!(out, "# TYPE imipsec_gate_crl_next_update_seconds gauge");
-        for (source, issuer, next_update) in
-            self.crls.lock().unwrap_or_else(PoisonError::into_inner).iter()
+        for (source, issuer, next_update) in self
+            .crls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
         {
             if let Some(next_update) = next_update {
                 let _ = writeln!(

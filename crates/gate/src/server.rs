@@ -220,9 +220,9 @@ impl Bound {
                 Protocol::Lmtp,
             )));
         }
-        let metrics_task = self.metrics.map(|listener| {
-            tokio::spawn(metrics::serve(listener, Arc::clone(&self.live.metrics)))
-        });
+        let metrics_task = self
+            .metrics
+            .map(|listener| tokio::spawn(metrics::serve(listener, Arc::clone(&self.live.metrics))));
         tracing::info!(
             milter = %crate::logging::OrNone(started.config.milter.as_ref().map(|m| m.listen)),
             lmtp = %crate::logging::OrNone(started.config.lmtp.as_ref().map(|l| l.listen)),

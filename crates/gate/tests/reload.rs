@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use imipsec_gate::{
-    CrlStatus, Gate, GateConfig, Load, Loaded, LmtpConfig, PipelineEngine, ReloadError,
+    CrlStatus, Gate, GateConfig, LmtpConfig, Load, Loaded, PipelineEngine, ReloadError,
 };
 use imipsec_pipeline::policy::SqliteStore;
 use imipsec_pipeline::smime::TrustStore;
@@ -33,11 +33,13 @@ struct FolderLoader {
 
 impl Load for FolderLoader {
     fn load(&self) -> Result<Loaded, Box<dyn std::error::Error + Send + Sync>> {
-        let config: GateConfig = serde_json::from_slice(&std::fs::read(self.dir.join("gate.json"))?)?;
+        let config: GateConfig =
+            serde_json::from_slice(&std::fs::read(self.dir.join("gate.json"))?)?;
         let no_crls: [PathBuf; 0] = [];
         let trust = TrustStore::from_pem_files(&[self.dir.join("anchor.pem")], &no_crls)?;
         let store = SqliteStore::open_in_memory()?;
-        let engine = PipelineEngine::new(Pipeline::new(Settings::new(trust)), Some(Box::new(store)));
+        let engine =
+            PipelineEngine::new(Pipeline::new(Settings::new(trust)), Some(Box::new(store)));
         let next_update: i64 = std::fs::read_to_string(self.dir.join("crl-next-update"))?
             .trim()
             .parse()?;
@@ -81,7 +83,9 @@ fn signed_request(uid: &str) -> String {
     );
     let dir = certs();
     let output = std::process::Command::new("openssl")
-        .args(["cms", "-sign", "-binary", "-crlfeol", "-md", "sha256", "-signer"])
+        .args([
+            "cms", "-sign", "-binary", "-crlfeol", "-md", "sha256", "-signer",
+        ])
         .arg(dir.join("rsa2048/organizer.cert.pem"))
         .arg("-inkey")
         .arg(dir.join("rsa2048/organizer.key.pem"))
@@ -195,8 +199,16 @@ impl Lmtp {
     }
     /// One transaction to bob@example.org; the reply to the message.
     async fn deliver(&mut self, message: &str) -> String {
-        assert!(self.command("MAIL FROM:<organizer@example.com>").await.starts_with("250"));
-        assert!(self.command("RCPT TO:<bob@example.org>").await.starts_with("250"));
+        assert!(
+            self.command("MAIL FROM:<organizer@example.com>")
+                .await
+                .starts_with("250")
+        );
+        assert!(
+            self.command("RCPT TO:<bob@example.org>")
+                .await
+                .starts_with("250")
+        );
         assert!(self.command("DATA").await.starts_with("354"));
         self.writer.write_all(message.as_bytes()).await.unwrap();
         self.writer.write_all(b".\r\n").await.unwrap();
@@ -237,11 +249,7 @@ async fn start() -> Started {
         dir: dir.path().to_path_buf(),
         loads: Mutex::new(0),
     });
-    let gate = Gate::load(
-        loader,
-        Arc::new(|| datetime!(2026-06-01 12:00 UTC)),
-    )
-    .unwrap();
+    let gate = Gate::load(loader, Arc::new(|| datetime!(2026-06-01 12:00 UTC))).unwrap();
     let bound = gate.bind().await.unwrap();
     let (lmtp, metrics) = (bound.lmtp_addr().unwrap(), bound.metrics_addr().unwrap());
     let reloader = bound.reloader();
@@ -278,7 +286,9 @@ async fn reload_puts_new_anchors_in_force_and_keeps_open_connections() {
     let gate = start().await;
     let mut before = Lmtp::connect(gate.lmtp).await;
     // Control: trusted now.
-    let reply = before.deliver(&signed_request("reload-1@example.com")).await;
+    let reply = before
+        .deliver(&signed_request("reload-1@example.com"))
+        .await;
     assert!(reply.starts_with("250 2.0.0 delivered"), "{reply}");
     let text = metrics_text(gate.metrics).await;
     assert!(
@@ -298,14 +308,19 @@ async fn reload_puts_new_anchors_in_force_and_keeps_open_connections() {
     reload(&gate.reloader).await.unwrap();
 
     // The connection opened before the reload still works, and the new anchors decide.
-    let reply = before.deliver(&signed_request("reload-2@example.com")).await;
+    let reply = before
+        .deliver(&signed_request("reload-2@example.com"))
+        .await;
     assert!(reply.starts_with("550"), "{reply}");
     let mut after = Lmtp::connect(gate.lmtp).await;
     let reply = after.deliver(&signed_request("reload-3@example.com")).await;
     assert!(reply.starts_with("550"), "{reply}");
     let text = metrics_text(gate.metrics).await;
     assert!(text.contains("} 1780444800"), "{text}");
-    assert!(text.contains("imipsec_gate_reloads_total{result=\"ok\"} 1"), "{text}");
+    assert!(
+        text.contains("imipsec_gate_reloads_total{result=\"ok\"} 1"),
+        "{text}"
+    );
     assert!(before.command("QUIT").await.starts_with("221"));
 }
 
@@ -335,7 +350,11 @@ async fn failed_reload_keeps_the_running_state() {
     assert!(matches!(error, ReloadError::Load(_)), "{error}");
 
     // A configuration that validates but moves the LMTP listener.
-    std::fs::copy(certs().join("root.cert.pem"), gate.dir.path().join("anchor.pem")).unwrap();
+    std::fs::copy(
+        certs().join("root.cert.pem"),
+        gate.dir.path().join("anchor.pem"),
+    )
+    .unwrap();
     let mut moved: GateConfig = serde_json::from_slice(&good_config).unwrap();
     if let Some(lmtp) = moved.lmtp.as_mut() {
         lmtp.listen = "127.0.0.1:1".parse().unwrap();
@@ -345,14 +364,22 @@ async fn failed_reload_keeps_the_running_state() {
         gate.dir.path().join("anchor.pem"),
     )
     .unwrap();
-    std::fs::write(gate.dir.path().join("gate.json"), serde_json::to_vec(&moved).unwrap()).unwrap();
+    std::fs::write(
+        gate.dir.path().join("gate.json"),
+        serde_json::to_vec(&moved).unwrap(),
+    )
+    .unwrap();
     let error = reload(&gate.reloader).await.unwrap_err();
     assert!(matches!(error, ReloadError::NeedsRestart { .. }), "{error}");
 
     // A [gate] table the gate refuses (no authserv_id).
     let mut invalid: GateConfig = serde_json::from_slice(&good_config).unwrap();
     invalid.authserv_id = None;
-    std::fs::write(gate.dir.path().join("gate.json"), serde_json::to_vec(&invalid).unwrap()).unwrap();
+    std::fs::write(
+        gate.dir.path().join("gate.json"),
+        serde_json::to_vec(&invalid).unwrap(),
+    )
+    .unwrap();
     let error = reload(&gate.reloader).await.unwrap_err();
     assert!(matches!(error, ReloadError::Config(_)), "{error}");
 
@@ -363,6 +390,12 @@ async fn failed_reload_keeps_the_running_state() {
     let reply = fresh.deliver(&signed_request("kept-2@example.com")).await;
     assert!(reply.starts_with("250 2.0.0 delivered"), "{reply}");
     let text = metrics_text(gate.metrics).await;
-    assert!(text.contains("imipsec_gate_reloads_total{result=\"failed\"} 4"), "{text}");
-    assert!(text.contains("imipsec_gate_reloads_total{result=\"ok\"} 0"), "{text}");
+    assert!(
+        text.contains("imipsec_gate_reloads_total{result=\"failed\"} 4"),
+        "{text}"
+    );
+    assert!(
+        text.contains("imipsec_gate_reloads_total{result=\"ok\"} 0"),
+        "{text}"
+    );
 }

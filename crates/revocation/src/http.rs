@@ -90,7 +90,9 @@ pub(crate) struct Http {
 
 impl std::fmt::Debug for Http {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Http").field("limits", &self.limits).finish()
+        f.debug_struct("Http")
+            .field("limits", &self.limits)
+            .finish()
     }
 }
 

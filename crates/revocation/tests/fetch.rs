@@ -165,7 +165,11 @@ fn ocsp_is_posted_as_application_ocsp_request() {
     let got = answer(fetcher.ocsp(&server.url, b"\x30\x03\x02\x01\x07", AT));
     assert_eq!(got, b"ocsp-answer");
     let seen = server.seen.lock().unwrap()[0].clone();
-    assert!(seen.head.starts_with("POST / HTTP/1.1\r\n"), "{}", seen.head);
+    assert!(
+        seen.head.starts_with("POST / HTTP/1.1\r\n"),
+        "{}",
+        seen.head
+    );
     assert!(
         seen.head
             .to_ascii_lowercase()
@@ -182,7 +186,11 @@ fn crl_is_fetched_with_get() {
     let got = answer(fetcher(None).crl(&format!("{}/ca.crl", server.url), AT));
     assert_eq!(got, b"crl-bytes");
     let seen = server.seen.lock().unwrap()[0].clone();
-    assert!(seen.head.starts_with("GET /ca.crl HTTP/1.1\r\n"), "{}", seen.head);
+    assert!(
+        seen.head.starts_with("GET /ca.crl HTTP/1.1\r\n"),
+        "{}",
+        seen.head
+    );
 }
 
 /// RFC 5280 section 8 / issue #13: only http. A certificate naming an https, ldap or file
@@ -273,7 +281,11 @@ fn silent_responder_is_cut_off_by_the_transfer_timeout() {
     .unwrap();
     let started = std::time::Instant::now();
     let _ = unavailable(fetcher.crl(&server.url, AT));
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
