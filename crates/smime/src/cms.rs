@@ -171,6 +171,7 @@ pub struct VerifiedSigner {
     digest: DigestAlgorithm,
     certificate: X509,
     chain: Arc<[X509]>,
+    revocation_warnings: Vec<String>,
 }
 
 impl VerifiedSigner {
@@ -207,6 +208,11 @@ impl VerifiedSigner {
     /// The validated chain, signer first, trust anchor last.
     pub fn chain(&self) -> &[X509] {
         &self.chain
+    }
+    /// Revocation checks that could not be done under revocation mode `if-available` (the
+    /// source could not answer, or its answer was unusable): the signer was accepted anyway.
+    pub fn revocation_warnings(&self) -> &[String] {
+        &self.revocation_warnings
     }
 }
 
@@ -1237,7 +1243,7 @@ fn check_signer(
                     context.at,
                     &context.revocation,
                 )?;
-                check_chain(&chain, context.policy)?;
+                check_chain(&chain.chain, context.policy)?;
                 Ok((emails, chain))
             });
         match validated {
@@ -1256,7 +1262,8 @@ fn check_signer(
                     signing_time,
                     digest,
                     certificate: certificate.clone(),
-                    chain,
+                    chain: chain.chain,
+                    revocation_warnings: chain.revocation_warnings,
                 });
             }
             Err(failure) => {

@@ -197,6 +197,56 @@ pub enum Failure {
         /// Depth in the chain (0 = signer).
         depth: u32,
     },
+    /// No certificate for the issuer of the certificate at `depth` was found among the trust
+    /// anchors, the configured intermediates and the certificates of the message (OpenSSL
+    /// verify errors 2 and 20). Code `untrusted-certificate`.
+    #[error(
+        "untrusted certificate: no certificate of its issuer {issuer:?} (depth {depth}) was found among the anchors, intermediates and message certificates"
+    )]
+    IssuerNotFound {
+        /// Depth of the certificate whose issuer is missing (0 = signer).
+        depth: u32,
+        /// The missing issuer's name (RFC 4514 style).
+        issuer: String,
+    },
+    /// Under revocation mode `require`, a certificate of the chain had no usable revocation
+    /// answer (no CRL from its issuer, no OCSP response). Code `untrusted-certificate`.
+    #[error(
+        "untrusted certificate: no revocation answer for {subject:?} (depth {depth}): {missing}"
+    )]
+    RevocationMissing {
+        /// Depth in the chain (0 = signer).
+        depth: u32,
+        /// The certificate's subject (RFC 4514 style).
+        subject: String,
+        /// What was missing and what was tried.
+        missing: String,
+    },
+    /// The CRL covering the certificate at `depth` is past its nextUpdate (or not yet valid),
+    /// and no other answer was had. Code `revocation-unknown`.
+    #[error(
+        "revocation status unknown at depth {depth}: the CRL of {crl_issuer:?} is stale ({detail})"
+    )]
+    StaleCrl {
+        /// Depth in the chain (0 = signer).
+        depth: u32,
+        /// The CRL's issuer (RFC 4514 style).
+        crl_issuer: String,
+        /// Its nextUpdate / thisUpdate against the evaluation time.
+        detail: String,
+    },
+    /// Under revocation mode `require`, a certificate's status could not be had because the
+    /// revocation source could not answer (responder down, nothing cached): the message cannot
+    /// be evaluated. Never a verdict: callers tempfail (code `revocation-unavailable`).
+    #[error("revocation status of {subject:?} (depth {depth}) unavailable: {detail}")]
+    RevocationUnavailable {
+        /// Depth in the chain (0 = signer).
+        depth: u32,
+        /// The certificate's subject (RFC 4514 style).
+        subject: String,
+        /// Why no answer could be had.
+        detail: String,
+    },
     /// The signer certificate names an email address (rfc822Name subjectAltName or subject
     /// emailAddress) that is not a plain RFC 5321 addr-spec, or names that cannot be read
     /// (see [`EmailAddress`](crate::EmailAddress)). Such an address is never rewritten into
@@ -307,6 +357,10 @@ impl Failure {
             Failure::BadSignature { .. } => "bad-signature",
             Failure::UntrustedCertificate { .. } => "untrusted-certificate",
             Failure::CertificateAddress { .. } => "untrusted-certificate",
+            Failure::IssuerNotFound { .. } => "untrusted-certificate",
+            Failure::RevocationMissing { .. } => "untrusted-certificate",
+            Failure::StaleCrl { .. } => "revocation-unknown",
+            Failure::RevocationUnavailable { .. } => "revocation-unavailable",
             Failure::CertificateExpired { .. } => "certificate-expired",
             Failure::CertificateRevoked { .. } => "certificate-revoked",
             Failure::RevocationUnknown { .. } => "revocation-unknown",

@@ -9,10 +9,14 @@
 //!   OpenSSL looks CRLs up in the store by the certificate's issuer name only, so an indirect
 //!   CRL (RFC 5280 §5.2.5, issued under another name) is found only in the context's list,
 //!   as `CMS_verify` passes a SignedData's CRLs.
-//! - [`forgive_unpublished_crl`]: `X509_STORE_set_verify_cb` with a callback that lets
-//!   `X509_V_ERR_UNABLE_TO_GET_CRL` pass for a certificate whose issuer has no CRL at all in the
-//!   store, which is how [`crate::RevocationMode::IfAvailable`] is expressed on top of
+//! - [`install_crl_callback`]: `X509_STORE_set_verify_cb` with a callback that records, per
+//!   depth, a certificate without a usable CRL (none published by its issuer, none usable, or
+//!   a stale one) and lets it pass where the caller will decide (a revocation mode, an OCSP
+//!   answer, a fetched CRL): how [`crate::RevocationMode`] is expressed on top of
 //!   `CRL_CHECK_ALL`.
+//! - [`set_policies`]: `X509_VERIFY_PARAM_set1_policies` (the initial policy set, RFC 5280
+//!   §6.1.1), which the `openssl` crate does not wrap.
+//! - [`generalized_as_time`]: an OCSP GeneralizedTime viewed as an `ASN1_TIME` to compare it.
 //!
 //! Pointers: the `openssl` crate's reference types (`X509StoreBuilderRef`, `X509CrlRef`,
 //! `X509StoreContextRef`, `X509Ref`) are `foreign-types` 0.3 opaque references, whose contract
@@ -113,45 +117,131 @@ pub(crate) fn add_crl(
     }
 }
 
-/// Install the callback that lets `X509_V_ERR_UNABLE_TO_GET_CRL` pass for a certificate
-/// whose issuer has no CRL in the store. Every other error,
-/// including a CRL that exists but is out of scope, expired or badly signed, still fails.
-pub(crate) fn forgive_unpublished_crl(builder: &mut X509StoreBuilderRef) {
+/// Why a certificate of the chain had no usable CRL, as the CRL callback saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CrlGap {
+    /// No CRL under the certificate's issuer name at all (`UNABLE_TO_GET_CRL`, none published).
+    Unpublished,
+    /// CRLs under that name exist but none is in scope or usable (`UNABLE_TO_GET_CRL`).
+    NoneUsable,
+    /// The CRL found is past its nextUpdate or not yet valid.
+    Stale,
+}
+
+/// What the CRL callback records during one `X509_verify_cert` on this thread, and which gaps
+/// it lets pass so that the caller can look for another answer (OCSP, a fetched CRL) or decide
+/// by its revocation mode. Set by [`record_crl_gaps`] only.
+struct Recorder {
+    /// Let `NoneUsable` and `Stale` pass too (a revocation source may still answer).
+    forgive_unusable: bool,
+    gaps: Vec<(u32, CrlGap)>,
+}
+
+thread_local! {
+    static RECORDER: std::cell::RefCell<Option<Recorder>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Clears the recorder even when `run` unwinds.
+struct RecorderGuard;
+
+impl Drop for RecorderGuard {
+    fn drop(&mut self) {
+        RECORDER.with(|recorder| {
+            if let Ok(mut recorder) = recorder.try_borrow_mut() {
+                *recorder = None;
+            }
+        });
+    }
+}
+
+/// Run `run` (one `X509_verify_cert` with a store from [`install_crl_callback`]) and return
+/// the CRL gaps the callback saw, by depth. `Unpublished` gaps always pass (the caller decides);
+/// `NoneUsable` and `Stale` pass only when `forgive_unusable`, else they fail the verification
+/// as OpenSSL reports them (and are still recorded, for the detail).
+pub(crate) fn record_crl_gaps<T>(
+    forgive_unusable: bool,
+    run: impl FnOnce() -> T,
+) -> (T, Vec<(u32, CrlGap)>) {
+    RECORDER.with(|recorder| {
+        if let Ok(mut recorder) = recorder.try_borrow_mut() {
+            *recorder = Some(Recorder {
+                forgive_unusable,
+                gaps: Vec::new(),
+            });
+        }
+    });
+    let guard = RecorderGuard;
+    let result = run();
+    let gaps = RECORDER.with(|recorder| {
+        recorder
+            .try_borrow_mut()
+            .ok()
+            .and_then(|mut recorder| recorder.take())
+            .map(|recorder| recorder.gaps)
+            .unwrap_or_default()
+    });
+    drop(guard);
+    (result, gaps)
+}
+
+/// Install the CRL callback on the store: see [`record_crl_gaps`]. Outside a recording it lets
+/// `X509_V_ERR_UNABLE_TO_GET_CRL` pass for a certificate whose issuer has no CRL in the store
+/// and nothing else. Every other error, including a CRL that exists but is out of scope,
+/// expired or badly signed, still fails unless the recording forgives it.
+pub(crate) fn install_crl_callback(builder: &mut X509StoreBuilderRef) {
     let store = std::ptr::from_mut(builder).cast::<sys::X509_STORE>();
-    let callback: unsafe extern "C" fn(c_int, *mut sys::X509_STORE_CTX) -> c_int =
-        forgive_any_depth;
+    let callback: unsafe extern "C" fn(c_int, *mut sys::X509_STORE_CTX) -> c_int = crl_callback;
     // SAFETY: `store` is the live store of `builder` (module docs); the callback is a plain
     // function with the `X509_STORE_CTX_verify_cb` signature that does not unwind.
     unsafe { X509_STORE_set_verify_cb(store, Some(callback)) }
 }
 
-unsafe extern "C" fn forgive_any_depth(ok: c_int, ctx: *mut sys::X509_STORE_CTX) -> c_int {
+unsafe extern "C" fn crl_callback(ok: c_int, ctx: *mut sys::X509_STORE_CTX) -> c_int {
     // SAFETY: OpenSSL calls the verify callback with the live context it is verifying.
-    unsafe { forgive_missing_crl(ok, ctx) }
+    unsafe { crl_decision(ok, ctx) }
 }
 
 /// The verify callback's decision. Fails closed: anything it cannot establish keeps `ok`.
 ///
 /// # Safety
 /// `ctx` must be the live `X509_STORE_CTX` OpenSSL passes to its verify callback.
-unsafe fn forgive_missing_crl(ok: c_int, ctx: *mut sys::X509_STORE_CTX) -> c_int {
+unsafe fn crl_decision(ok: c_int, ctx: *mut sys::X509_STORE_CTX) -> c_int {
     if ok != 0 || ctx.is_null() {
         return ok;
     }
     // SAFETY: `ctx` is non-null and live for the duration of the callback (caller contract);
     // the reference is dropped before returning.
     let context: &X509StoreContextRef = unsafe { &*ctx.cast::<X509StoreContextRef>() };
-    if context.error().as_raw() != sys::X509_V_ERR_UNABLE_TO_GET_CRL {
-        return ok;
-    }
-    let Some(certificate) = context.current_cert() else {
-        return ok;
+    let error = context.error().as_raw();
+    let depth = context.error_depth();
+    let gap = match error {
+        sys::X509_V_ERR_UNABLE_TO_GET_CRL => {
+            let Some(certificate) = context.current_cert() else {
+                return ok;
+            };
+            if issuer_published_crl(context, certificate) {
+                CrlGap::NoneUsable
+            } else {
+                CrlGap::Unpublished
+            }
+        }
+        sys::X509_V_ERR_CRL_HAS_EXPIRED | sys::X509_V_ERR_CRL_NOT_YET_VALID => CrlGap::Stale,
+        _ => return ok,
     };
-    if issuer_published_crl(context, certificate) {
-        ok
-    } else {
-        1
-    }
+    let recorded = RECORDER.with(|recorder| {
+        let Ok(mut recorder) = recorder.try_borrow_mut() else {
+            return None;
+        };
+        let recorder = recorder.as_mut()?;
+        recorder.gaps.push((depth, gap));
+        Some(recorder.forgive_unusable)
+    });
+    let forgive = match (gap, recorded) {
+        (CrlGap::Unpublished, _) => true,
+        (_, Some(forgive_unusable)) => forgive_unusable,
+        (_, None) => false,
+    };
+    if forgive { 1 } else { ok }
 }
 
 /// Whether the store holds any CRL issued under the certificate's issuer name. `true` (do not
@@ -181,4 +271,42 @@ fn issuer_published_crl(context: &X509StoreContextRef, certificate: &X509Ref) ->
     // SAFETY: the elements were released above; this frees the stack itself.
     unsafe { sys::OPENSSL_sk_free(stack) };
     count > 0
+}
+
+unsafe extern "C" {
+    // OpenSSL 1.1+/3.x, x509_vpm.c: copies the stack (and its objects); NULL clears.
+    fn X509_VERIFY_PARAM_set1_policies(
+        param: *mut sys::X509_VERIFY_PARAM,
+        policies: *mut sys::stack_st_ASN1_OBJECT,
+    ) -> c_int;
+}
+
+/// `X509_VERIFY_PARAM_set1_policies`: the RFC 5280 §6.1.1 user-initial-policy-set.
+pub(crate) fn set_policies(
+    param: &mut openssl::x509::verify::X509VerifyParamRef,
+    policies: &openssl::stack::StackRef<openssl::asn1::Asn1Object>,
+) -> Result<(), ErrorStack> {
+    let param = std::ptr::from_mut(param).cast::<sys::X509_VERIFY_PARAM>();
+    let policies = std::ptr::from_ref(policies)
+        .cast::<sys::stack_st_ASN1_OBJECT>()
+        .cast_mut();
+    // SAFETY: both pointers come from live `foreign-types` references (module docs); OpenSSL
+    // duplicates the stack and its objects, so nothing is retained beyond the call.
+    if unsafe { X509_VERIFY_PARAM_set1_policies(param, policies) } == 1 {
+        Ok(())
+    } else {
+        Err(ErrorStack::get())
+    }
+}
+
+/// An OCSP GeneralizedTime as an `ASN1_TIME` (both are `ASN1_STRING` in OpenSSL, and every
+/// `ASN1_TIME_*` function accepts a GeneralizedTime), so that it can be compared with
+/// [`openssl::asn1::Asn1TimeRef::diff`] against a time the caller chose.
+pub(crate) fn generalized_as_time(
+    time: &openssl::asn1::Asn1GeneralizedTimeRef,
+) -> &openssl::asn1::Asn1TimeRef {
+    let pointer = std::ptr::from_ref(time).cast::<openssl::asn1::Asn1TimeRef>();
+    // SAFETY: module docs (the reference address is the C pointer); ASN1_GENERALIZEDTIME and
+    // ASN1_TIME are the same C type (`asn1_string_st`), and the lifetime is the input's.
+    unsafe { &*pointer }
 }

@@ -305,7 +305,7 @@ pub fn check_signing_identity(
         source: None,
     };
     let chain = store.validate(&signer, &offered, &[], &[], at, &revocation)?;
-    crate::cms::check_chain(&chain, policy)
+    crate::cms::check_chain(&chain.chain, policy)
 }
 
 /// Reads every certificate from PEM input (for recipient certificates and trust

@@ -46,6 +46,7 @@ pub use limits::{LimitKind, Limits};
 pub use policy::AlgorithmPolicy;
 pub use revocation::{Fetched, RevocationMode, RevocationSource};
 pub use trust::{
-    CHAIN_CACHE_CAPACITY, EmailAddress, MalformedAddress, TrustStore, TrustStoreError,
-    normalize_email,
+    CHAIN_CACHE_CAPACITY, CrlStatus, EmailAddress, MalformedAddress, POLICIES_MAX,
+    PolicyConstraints, TRUST_DIRECTORY_FILES_MAX, TRUST_FILE_BYTES_MAX, TrustStore,
+    TrustStoreError, load_certificates, load_crls, normalize_email,
 };

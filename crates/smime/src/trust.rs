@@ -1,6 +1,7 @@
 //! Trust: certificate path validation for S/MIME signers (RFC 5280 §6 via OpenSSL's
-//! `X509_verify_cert`, RFC 8550 §4 for the email-protection purpose), revocation against CRLs,
-//! and a bounded cache of validated chains.
+//! `X509_verify_cert`, RFC 8550 §4 for the email-protection purpose), certificate policies
+//! (RFC 5280 §6.1), revocation against CRLs and OCSP ([`crate::revocation`]), and a cache of
+//! validated chains that never changes a verdict.
 // Untrusted input reaches every function here: no indexing or slicing that can panic
 // (get / split_at_checked / patterns instead), issue #11 item 1.
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
@@ -10,54 +11,101 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use openssl::asn1::{Asn1Object, Asn1Time, Asn1TimeRef};
 use openssl::hash::{Hasher, MessageDigest};
 use openssl::pkey::Public;
 use openssl::pkey_ctx::PkeyCtx;
 use openssl::stack::Stack;
 use openssl::x509::store::X509StoreBuilder;
 use openssl::x509::verify::{X509VerifyFlags, X509VerifyParam};
-use openssl::x509::{X509, X509Crl, X509CrlRef, X509PurposeId, X509StoreContext};
+use openssl::x509::{X509, X509Crl, X509CrlRef, X509NameRef, X509PurposeId, X509StoreContext};
 use time::OffsetDateTime;
 
 use crate::cms::Scheme;
 use crate::error::{Failure, contain_panic};
-use crate::ffi;
-use crate::revocation::{RevocationMode, RevocationSource};
+use crate::ffi::{self, CrlGap};
+use crate::revocation::{self, RevocationMode, RevocationSource};
 
 /// Entries kept in the validated-chain cache before it is emptied.
 pub const CHAIN_CACHE_CAPACITY: usize = 4096;
 
-/// A cached validation result: the chain (signer first) or why there is none.
-type ChainResult = Result<Arc<[X509]>, Failure>;
+/// Files read from one `--trust` / `--intermediates` directory, at most.
+pub const TRUST_DIRECTORY_FILES_MAX: usize = 10_000;
 
-/// Trust anchors and CRLs against which signer certificates are validated, with a cache of
-/// validated chains.
+/// Largest certificate or CRL file read, in bytes (a Mozilla root bundle is about 250 KiB).
+pub const TRUST_FILE_BYTES_MAX: u64 = 16 * 1024 * 1024;
+
+/// Initial policy OIDs accepted, at most.
+pub const POLICIES_MAX: usize = 64;
+
+/// A cached validation result and the evaluation times `[from, until)` for which it holds:
+/// no certificate or CRL involved changes validity inside that interval, so a validation at
+/// any instant of it gives this result (see [`TrustStore`]).
+#[derive(Clone)]
+struct CacheEntry {
+    result: Result<Validated, Failure>,
+    from: i64,
+    until: i64,
+}
+
+/// A validated chain and what was noticed on the way.
+#[derive(Debug, Clone)]
+pub(crate) struct Validated {
+    /// Signer first, anchor last.
+    pub(crate) chain: Arc<[X509]>,
+    /// Revocation checks that could not be done under `if-available` (a source that could not
+    /// answer, an unusable answer): accepted, but worth a warning.
+    pub(crate) revocation_warnings: Vec<String>,
+}
+
+/// Trust anchors, untrusted intermediates, CRLs and the initial policy set against which signer
+/// certificates are validated, with a cache of validated chains.
 ///
 /// Validation uses OpenSSL's path building with purpose `smimesign` (extendedKeyUsage, where
 /// present, must contain emailProtection; keyUsage, where present, digitalSignature or
-/// nonRepudiation; RFC 8550 §4.4.2 / §4.4.4) at the evaluation time passed by the caller.
+/// nonRepudiation; RFC 8550 §4.4.2 / §4.4.4) at the evaluation time passed by the caller, to
+/// the second.
 ///
-/// Revocation (RFC 5280 §6.3) is OpenSSL's: the CRLs given here and those embedded in the
-/// SignedData `crls` field are handed to the same `X509_verify_cert` run (flags `CRL_CHECK`,
-/// `CRL_CHECK_ALL`, `EXTENDED_CRL_SUPPORT`, `USE_DELTAS`), which validates each CRL's signer
-/// (including a separate CRL-signing key or a rolled-over key of the CA), its validity period,
-/// issuingDistributionPoint and indirect-CRL (cRLIssuer) scope, delta CRLs against their base,
-/// and rejects unknown critical CRL and CRL entry extensions. [`RevocationMode`] says which
-/// certificates may pass when their issuer published no CRL. No CRL distribution point
-/// fetching, no OCSP.
+/// Certificate policies are processed (RFC 5280 §6.1, OpenSSL's `X509_V_FLAG_POLICY_CHECK`):
+/// requireExplicitPolicy, inhibitPolicyMapping and inhibitAnyPolicy of the CAs are enforced.
+/// The initial policy set is anyPolicy with initial-explicit-policy off unless
+/// [`TrustStore::with_policies`] names one; then a valid policy from that set is required
+/// (initial-explicit-policy on).
+///
+/// Revocation (RFC 5280 §6.3) is OpenSSL's: the CRLs given here, those embedded in the
+/// SignedData `crls` field and those fetched from distribution points are handed to the same
+/// `X509_verify_cert` run (flags `CRL_CHECK`, `CRL_CHECK_ALL`, `EXTENDED_CRL_SUPPORT`,
+/// `USE_DELTAS`), which validates each CRL's signer (including a separate CRL-signing key or a
+/// rolled-over key of the CA), its validity period, issuingDistributionPoint and indirect-CRL
+/// (cRLIssuer) scope, delta CRLs against their base, and rejects unknown critical CRL and CRL
+/// entry extensions. A certificate without a usable CRL is then looked up by OCSP and CRL
+/// distribution point through the [`RevocationSource`] when one is given (in that order,
+/// after the given CRLs); [`RevocationMode`] decides what a certificate without any usable
+/// answer gets.
 ///
 /// Cache: keyed by the SHA-256 of the signer certificate, the other certificates offered by the
-/// message, the embedded CRLs, and the evaluation time truncated to the minute. Validation on a
-/// miss runs at that truncated time, so a result is a pure function of its key: evaluation time
-/// has a granularity of one minute. Each `TrustStore` owns its cache, so the trust store identity
-/// is part of the key implicitly. At [`CHAIN_CACHE_CAPACITY`] entries the cache is emptied.
+/// message, the embedded CRLs, the revocation mode and whether a source is present. An entry
+/// holds for the evaluation times between the nearest validity boundaries (notBefore,
+/// notAfter, thisUpdate, nextUpdate) of every certificate and CRL that could take part (the
+/// message's, the anchors', the intermediates', the store's CRLs) around the time it was
+/// computed at: OpenSSL's verdict depends on the time only through those comparisons, so a
+/// hit gives the verdict a fresh validation would. Results that consulted a revocation
+/// source (external state) are never cached. Each `TrustStore` owns its cache, so its
+/// anchors, intermediates, CRLs and policies are part of the key implicitly. At
+/// [`CHAIN_CACHE_CAPACITY`] entries the cache is emptied.
 pub struct TrustStore {
     anchors: Vec<X509>,
+    intermediates: Vec<X509>,
     crls: Vec<X509Crl>,
+    /// The RFC 5280 §6.1.1 policy inputs.
+    policy: PolicyConstraints,
     /// Accept a chain ending at an anchor that is not self-signed (OpenSSL's
     /// `X509_V_FLAG_PARTIAL_CHAIN`); only for [`TrustStore::self_anchored`].
     partial_chain: bool,
-    cache: Mutex<HashMap<[u8; 32], ChainResult>>,
+    /// Validity boundaries (Unix seconds, sorted) of the anchors, intermediates and CRLs;
+    /// `None` when one of them could not be read (then nothing is cached).
+    fixed_events: Option<Vec<i64>>,
+    cache: Mutex<HashMap<[u8; 32], CacheEntry>>,
     parsed: Mutex<HashMap<Arc<[u8]>, Arc<ParsedCertificate>>>,
     hits: AtomicU64,
     misses: AtomicU64,
@@ -79,6 +127,9 @@ pub(crate) struct ParsedCertificate {
     pub(crate) emails: Result<Vec<EmailAddress>, MalformedAddress>,
     pub(crate) subject: String,
     pub(crate) issuer: String,
+    /// notBefore and notAfter in Unix seconds (`None` when OpenSSL cannot compare them): the
+    /// instants at which this certificate's validity changes, for the chain cache.
+    events: Option<[i64; 2]>,
     /// Idle verify contexts for this certificate's key, one per scheme in use (a pool, so
     /// that threads verifying the same signer do not wait for each other).
     verifiers: Mutex<Vec<(Scheme, PkeyCtx<Public>)>>,
@@ -132,7 +183,9 @@ impl ParsedCertificate {
                 String::new(),
             ),
         };
+        let events = certificate_events(&certificate);
         Ok(ParsedCertificate {
+            events,
             certificate,
             der,
             issuer_der,
@@ -154,7 +207,9 @@ impl std::fmt::Debug for TrustStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TrustStore")
             .field("anchors", &self.anchors.len())
+            .field("intermediates", &self.intermediates.len())
             .field("crls", &self.crls.len())
+            .field("policy", &self.policy)
             .finish_non_exhaustive()
     }
 }
@@ -164,10 +219,6 @@ impl std::fmt::Debug for TrustStore {
 #[derive(Clone, Copy)]
 pub(crate) struct Revocation<'a> {
     pub(crate) mode: RevocationMode,
-    #[allow(
-        dead_code,
-        reason = "consulted once OCSP and CRL fetching land (next commits)"
-    )]
     pub(crate) source: Option<&'a dyn RevocationSource>,
 }
 
@@ -183,17 +234,56 @@ pub enum TrustStoreError {
         /// The I/O error.
         source: std::io::Error,
     },
-    /// A file holds no PEM certificate / CRL, or one that does not parse.
-    #[error("no valid PEM {what} in {path}")]
+    /// A file holds no PEM or DER certificate / CRL, or one that does not parse.
+    #[error("no valid PEM or DER {what} in {path}")]
     Pem {
         /// The file.
         path: PathBuf,
         /// `certificate` or `CRL`.
         what: &'static str,
     },
+    /// A file or directory is larger than the named limits allow.
+    #[error("{path}: {what}")]
+    TooLarge {
+        /// The file or directory.
+        path: PathBuf,
+        /// Which limit.
+        what: String,
+    },
     /// An anchor list was empty: nothing could ever be trusted.
     #[error("no trust anchors")]
     NoAnchors,
+    /// A policy is not a dotted OID.
+    #[error("not a policy OID: {0:?}")]
+    BadPolicy(String),
+}
+
+/// The RFC 5280 §6.1.1 policy inputs of path validation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PolicyConstraints {
+    /// user-initial-policy-set as dotted OIDs (empty: anyPolicy).
+    pub policies: Vec<String>,
+    /// initial-explicit-policy.
+    pub require_explicit: bool,
+    /// initial-policy-mapping-inhibit.
+    pub inhibit_mapping: bool,
+    /// initial-any-policy-inhibit.
+    pub inhibit_any: bool,
+}
+
+/// A CRL of the store as loaded: its issuer, its nextUpdate and whether that is already past
+/// at the time asked ([`TrustStore::crl_status`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrlStatus {
+    /// The CRL issuer (RFC 4514 style).
+    pub issuer: String,
+    /// thisUpdate.
+    pub this_update: Option<OffsetDateTime>,
+    /// nextUpdate (`None` when the CRL has none).
+    pub next_update: Option<OffsetDateTime>,
+    /// nextUpdate is at or before the time asked: OpenSSL treats the CRL as expired, so every
+    /// certificate it covers is `revocation-unknown` until a fresh one is loaded or fetched.
+    pub stale: bool,
 }
 
 impl TrustStore {
@@ -203,49 +293,106 @@ impl TrustStore {
         if anchors.is_empty() {
             return Err(TrustStoreError::NoAnchors);
         }
-        Ok(TrustStore {
+        Ok(TrustStore::build(anchors, crls, false))
+    }
+
+    fn build(anchors: Vec<X509>, crls: Vec<X509Crl>, partial_chain: bool) -> Self {
+        let mut store = TrustStore {
             anchors,
+            intermediates: Vec::new(),
             crls,
-            partial_chain: false,
+            policy: PolicyConstraints::default(),
+            partial_chain,
+            fixed_events: None,
             cache: Mutex::new(HashMap::new()),
             parsed: Mutex::new(HashMap::new()),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
-        })
+        };
+        store.fixed_events = store.compute_fixed_events();
+        store
     }
 
-    /// Load anchors and CRLs from PEM files (each file may hold several).
+    fn compute_fixed_events(&self) -> Option<Vec<i64>> {
+        let mut events = Vec::new();
+        for cert in self.anchors.iter().chain(&self.intermediates) {
+            events.extend(certificate_events(cert)?);
+        }
+        for crl in &self.crls {
+            events.extend(crl_events(crl)?);
+        }
+        events.sort_unstable();
+        events.dedup();
+        Some(events)
+    }
+
+    /// Load anchors and CRLs from files: each anchor path may be a PEM bundle, a DER
+    /// certificate or a directory (every `.pem`, `.crt`, `.cer`, `.der` file and every
+    /// OpenSSL hashed name `xxxxxxxx.N` in it; duplicates dropped); each CRL file PEM (one or
+    /// more) or DER.
     pub fn from_pem_files(
         anchor_files: &[impl AsRef<Path>],
         crl_files: &[impl AsRef<Path>],
     ) -> Result<Self, TrustStoreError> {
         let mut anchors = Vec::new();
         for file in anchor_files {
-            let path = file.as_ref();
-            let pem = read(path)?;
-            let certs = X509::stack_from_pem(&pem).map_err(|_| TrustStoreError::Pem {
-                path: path.to_path_buf(),
-                what: "certificate",
-            })?;
-            if certs.is_empty() {
-                return Err(TrustStoreError::Pem {
-                    path: path.to_path_buf(),
-                    what: "certificate",
-                });
-            }
-            anchors.extend(certs);
+            anchors.extend(load_certificates(file.as_ref())?);
         }
+        dedup_certificates(&mut anchors);
         let mut crls = Vec::new();
         for file in crl_files {
-            let path = file.as_ref();
-            let pem = read(path)?;
-            let crl = X509Crl::from_pem(&pem).map_err(|_| TrustStoreError::Pem {
-                path: path.to_path_buf(),
-                what: "CRL",
-            })?;
-            crls.push(crl);
+            crls.extend(load_crls(file.as_ref())?);
         }
         TrustStore::new(anchors, crls)
+    }
+
+    /// Untrusted intermediate certificates used for path building (never as anchors), e.g. a
+    /// CA's issuing certificate that senders leave out of their messages.
+    pub fn with_intermediates(mut self, intermediates: Vec<X509>) -> Self {
+        self.intermediates = intermediates;
+        self.fixed_events = self.compute_fixed_events();
+        self.cache = Mutex::new(HashMap::new());
+        self
+    }
+
+    /// The initial policy set (RFC 5280 §6.1.1 user-initial-policy-set) as dotted OIDs. An
+    /// empty list is anyPolicy without an explicit-policy requirement (the default); a
+    /// non-empty one also sets initial-explicit-policy, so a chain must be valid for one of
+    /// these policies (what an operator naming policies expects).
+    pub fn with_policies(self, policies: Vec<String>) -> Result<Self, TrustStoreError> {
+        let require_explicit = !policies.is_empty();
+        self.with_policy_constraints(PolicyConstraints {
+            policies,
+            require_explicit,
+            inhibit_mapping: false,
+            inhibit_any: false,
+        })
+    }
+
+    /// All four RFC 5280 §6.1.1 policy inputs (as `openssl verify -policy -explicit_policy
+    /// -inhibit_map -inhibit_any`).
+    pub fn with_policy_constraints(
+        mut self,
+        constraints: PolicyConstraints,
+    ) -> Result<Self, TrustStoreError> {
+        if constraints.policies.len() > POLICIES_MAX {
+            return Err(TrustStoreError::TooLarge {
+                path: PathBuf::new(),
+                what: format!("more than {POLICIES_MAX} policies"),
+            });
+        }
+        for policy in &constraints.policies {
+            let dotted = policy.split('.').count() >= 2
+                && policy.split('.').all(|arc| {
+                    !arc.is_empty() && arc.len() <= 20 && arc.bytes().all(|b| b.is_ascii_digit())
+                });
+            if !dotted || Asn1Object::from_str(policy.as_str()).is_err() {
+                return Err(TrustStoreError::BadPolicy(policy.clone()));
+            }
+        }
+        self.policy = constraints;
+        self.cache = Mutex::new(HashMap::new());
+        Ok(self)
     }
 
     /// A store anchored at `anchors` themselves, whether or not they are self-signed, for checking a
@@ -253,20 +400,41 @@ impl TrustStore {
     /// ([`crate::keys::check_signing_identity`]): validity times, purpose and algorithms are
     /// still checked by the same path validation, only trust is assumed.
     pub(crate) fn self_anchored(anchors: Vec<X509>) -> Self {
-        TrustStore {
-            anchors,
-            crls: Vec::new(),
-            partial_chain: true,
-            cache: Mutex::new(HashMap::new()),
-            parsed: Mutex::new(HashMap::new()),
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
-        }
+        TrustStore::build(anchors, Vec::new(), true)
     }
 
     /// The trust anchors.
     pub fn anchors(&self) -> &[X509] {
         &self.anchors
+    }
+
+    /// The untrusted intermediates.
+    pub fn intermediates(&self) -> &[X509] {
+        &self.intermediates
+    }
+
+    /// The initial policy set (empty: anyPolicy).
+    pub fn policies(&self) -> &[String] {
+        &self.policy.policies
+    }
+
+    /// Every CRL of the store with its issuer, thisUpdate, nextUpdate and whether it is stale at
+    /// `at`: for the CLI to warn and the gate to log and export at load.
+    pub fn crl_status(&self, at: OffsetDateTime) -> Vec<CrlStatus> {
+        let at = at.unix_timestamp();
+        self.crls
+            .iter()
+            .map(|crl| {
+                let next = crl.next_update().and_then(unix_seconds);
+                CrlStatus {
+                    issuer: name_text(crl.issuer_name()),
+                    this_update: unix_seconds(crl.last_update())
+                        .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok()),
+                    next_update: next.and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok()),
+                    stale: next.is_some_and(|next| next <= at),
+                }
+            })
+            .collect()
     }
 
     /// Parse a certificate of a SignedData, reusing the parse of identical DER seen before:
@@ -303,9 +471,43 @@ impl TrustStore {
         )
     }
 
-    /// Validate `signer` with the `offered` certificates as untrusted intermediates and the
-    /// `embedded_crls` (received as `embedded_crl_ders`), at `at` (truncated to the minute).
-    /// Returns the chain, signer first, anchor last.
+    /// The interval `[from, until)` around `at` in which no certificate or CRL that can take
+    /// part in validating this input changes validity; `None` when a time could not be read.
+    fn stable_interval(
+        &self,
+        signer: &ParsedCertificate,
+        offered: &[Arc<ParsedCertificate>],
+        embedded_crls: &[X509Crl],
+        at: i64,
+    ) -> Option<(i64, i64)> {
+        let mut from = i64::MIN;
+        let mut until = i64::MAX;
+        let mut see = |event: i64| {
+            if event <= at {
+                from = from.max(event);
+            } else {
+                until = until.min(event);
+            }
+        };
+        for event in self.fixed_events.as_ref()? {
+            see(*event);
+        }
+        for cert in std::iter::once(signer).chain(offered.iter().map(|c| &**c)) {
+            for event in cert.events? {
+                see(event);
+            }
+        }
+        for crl in embedded_crls {
+            for event in crl_events(crl)? {
+                see(event);
+            }
+        }
+        Some((from, until))
+    }
+
+    /// Validate `signer` with the `offered` certificates (and the store's intermediates) as
+    /// untrusted intermediates and the `embedded_crls` (received as `embedded_crl_ders`), at
+    /// `at` to the second, with `revocation`. Returns the chain, signer first, anchor last.
     pub(crate) fn validate(
         &self,
         signer: &ParsedCertificate,
@@ -314,56 +516,63 @@ impl TrustStore {
         embedded_crl_ders: &[&[u8]],
         at: OffsetDateTime,
         revocation: &Revocation<'_>,
-    ) -> Result<Arc<[X509]>, Failure> {
-        let mode = revocation.mode;
-        let minute = at.unix_timestamp().div_euclid(60) * 60;
-        let key = cache_key(signer, offered, embedded_crl_ders, minute, mode);
+    ) -> Result<Validated, Failure> {
+        let seconds = at.unix_timestamp();
+        let key = cache_key(signer, offered, embedded_crl_ders, revocation);
         if let Some(key) = key
             && let Ok(cache) = self.cache.lock()
             && let Some(found) = cache.get(&key)
+            && found.from <= seconds
+            && seconds < found.until
         {
             self.hits.fetch_add(1, Ordering::Relaxed);
-            return found.clone();
+            return found.result.clone();
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
+        let interval = self.stable_interval(signer, offered, embedded_crls, seconds);
         let offered: Vec<X509> = offered
             .iter()
             .map(|parsed| parsed.certificate.clone())
             .collect();
-        let result =
-            self.validate_uncached(&signer.certificate, &offered, embedded_crls, minute, mode);
-        if let Some(key) = key
+        let (result, consulted) =
+            self.validate_uncached(&signer.certificate, &offered, embedded_crls, at, revocation);
+        if !consulted
+            && let Some(key) = key
+            && let Some((from, until)) = interval
             && let Ok(mut cache) = self.cache.lock()
         {
             if cache.len() >= CHAIN_CACHE_CAPACITY {
                 cache.clear();
             }
-            cache.insert(key, result.clone());
+            cache.insert(
+                key,
+                CacheEntry {
+                    result: result.clone(),
+                    from,
+                    until,
+                },
+            );
         }
         result
     }
 
-    fn validate_uncached(
+    /// One `X509_verify_cert` run with the store's CRLs, the embedded ones and `extra_crls`
+    /// (fetched). Returns the chain or the failure, and the CRL gaps the callback recorded.
+    fn verify_once(
         &self,
         signer: &X509,
         offered: &[X509],
-        embedded_crls: &[X509Crl],
+        crls: &[&X509CrlRef],
         at: i64,
         mode: RevocationMode,
-    ) -> Result<Arc<[X509]>, Failure> {
+        forgive_unusable: bool,
+    ) -> (Result<Vec<X509>, Failure>, CrlGaps) {
         // An internal OpenSSL failure (allocation) is reported as untrusted, never as trusted.
-        let internal = Failure::UntrustedCertificate {
+        let internal = || Failure::UntrustedCertificate {
             verify_error: -1,
             depth: 0,
         };
-        let have_crls = !self.crls.is_empty() || !embedded_crls.is_empty();
-        // Without any CRL, `CheckAvailable` has nothing to check; the other modes still ask
-        // OpenSSL so that the missing CRL is reported as `revocation-unknown`.
-        let check_crls = match mode {
-            RevocationMode::Off => false,
-            RevocationMode::IfAvailable => have_crls,
-            RevocationMode::Require => true,
-        };
+        let check_crls = mode != RevocationMode::Off;
         let build = || -> Result<Result<Vec<X509>, Failure>, openssl::error::ErrorStack> {
             let mut builder = X509StoreBuilder::new()?;
             for anchor in &self.anchors {
@@ -371,72 +580,529 @@ impl TrustStore {
             }
             // RFC 5280 §6.3 by OpenSSL: the CRL issuer's own path, issuingDistributionPoint
             // and indirect-CRL scope, delta CRLs, critical CRL (entry) extensions. The CRLs
-            // offered by the message are untrusted like its certificates: they count only if
-            // OpenSSL validates their signer. They go into the context's list (where OpenSSL
-            // also finds indirect CRLs) and into the store, where the `CheckAvailable` callback
-            // looks up whether a certificate's issuer published any CRL.
-            for crl in self.crls.iter().chain(embedded_crls) {
-                ffi::add_crl(&mut builder, crl)?;
+            // offered by the message (and fetched ones) are untrusted like its certificates:
+            // they count only if OpenSSL validates their signer. They go into the context's
+            // list (where OpenSSL also finds indirect CRLs) and into the store, where the CRL
+            // callback looks up whether a certificate's issuer published any CRL.
+            if check_crls {
+                for crl in crls {
+                    ffi::add_crl(&mut builder, crl)?;
+                }
             }
             let mut param = X509VerifyParam::new()?;
             param.set_time(at);
             param.set_purpose(X509PurposeId::SMIME_SIGN)?;
             param.set_depth(16);
+            // RFC 5280 §6.1 policy processing.
+            let mut flags = X509VerifyFlags::POLICY_CHECK;
+            if self.policy.require_explicit {
+                flags |= X509VerifyFlags::EXPLICIT_POLICY;
+            }
+            if self.policy.inhibit_mapping {
+                flags |= X509VerifyFlags::INHIBIT_MAP;
+            }
+            if self.policy.inhibit_any {
+                flags |= X509VerifyFlags::INHIBIT_ANY;
+            }
+            if !self.policy.policies.is_empty() {
+                let mut set = Stack::new()?;
+                for policy in &self.policy.policies {
+                    set.push(Asn1Object::from_str(policy.as_str())?)?;
+                }
+                ffi::set_policies(&mut param, &set)?;
+            }
             if self.partial_chain {
-                param.set_flags(X509VerifyFlags::PARTIAL_CHAIN)?;
+                flags |= X509VerifyFlags::PARTIAL_CHAIN;
             }
             if check_crls {
-                param.set_flags(
-                    X509VerifyFlags::CRL_CHECK
-                        | X509VerifyFlags::CRL_CHECK_ALL
-                        | X509VerifyFlags::EXTENDED_CRL_SUPPORT
-                        | X509VerifyFlags::USE_DELTAS,
-                )?;
-                if mode == RevocationMode::IfAvailable {
-                    ffi::forgive_unpublished_crl(&mut builder);
-                }
+                flags |= X509VerifyFlags::CRL_CHECK
+                    | X509VerifyFlags::CRL_CHECK_ALL
+                    | X509VerifyFlags::EXTENDED_CRL_SUPPORT
+                    | X509VerifyFlags::USE_DELTAS;
+                ffi::install_crl_callback(&mut builder);
             }
+            param.set_flags(flags)?;
             builder.set_param(&param)?;
             let store = builder.build();
             let mut untrusted = Stack::new()?;
-            for cert in offered {
+            for cert in offered.iter().chain(&self.intermediates) {
                 untrusted.push(cert.clone())?;
             }
             let mut context = X509StoreContext::new()?;
-            let crls: Vec<&X509CrlRef> = self
-                .crls
-                .iter()
-                .chain(embedded_crls)
-                .map(|crl| &**crl)
-                .collect();
+            let no_crls: [&X509CrlRef; 0] = [];
+            let context_crls: &[&X509CrlRef] = if check_crls { crls } else { &no_crls };
             context.init(&store, signer, &untrusted, |context| {
-                if ffi::verify_cert_with_crls(context, &crls)? {
+                if ffi::verify_cert_with_crls(context, context_crls)? {
                     let chain = context
                         .chain()
                         .map(|chain| chain.iter().map(|cert| cert.to_owned()).collect())
                         .unwrap_or_default();
                     Ok(Ok(chain))
                 } else {
-                    Ok(Err(map_verify_error(
-                        context.error().as_raw(),
-                        context.error_depth(),
-                    )))
+                    let code = context.error().as_raw();
+                    let depth = context.error_depth();
+                    let current = context.current_cert();
+                    Ok(Err(map_verify_error(code, depth, current, crls, at)))
                 }
             })
         };
-        let chain = match build() {
-            Ok(Ok(chain)) => chain,
-            Ok(Err(failure)) => return Err(failure),
-            Err(_) => return Err(internal),
+        let (built, gaps) = ffi::record_crl_gaps(forgive_unusable, build);
+        let result = match built {
+            Ok(Ok(chain)) if !chain.is_empty() => Ok(chain),
+            Ok(Ok(_)) | Err(_) => Err(internal()),
+            Ok(Err(failure)) => Err(failure),
         };
-        if chain.is_empty() {
-            return Err(internal);
+        (result, gaps)
+    }
+
+    /// Validation itself; the flag says whether the revocation source was consulted (then the
+    /// result depends on external state and is not cached).
+    fn validate_uncached(
+        &self,
+        signer: &X509,
+        offered: &[X509],
+        embedded_crls: &[X509Crl],
+        at: OffsetDateTime,
+        revocation: &Revocation<'_>,
+    ) -> (Result<Validated, Failure>, bool) {
+        let seconds = at.unix_timestamp();
+        let mode = revocation.mode;
+        let mut crls: Vec<&X509CrlRef> = self
+            .crls
+            .iter()
+            .chain(embedded_crls)
+            .map(|crl| &**crl)
+            .collect();
+        let source = revocation.source;
+        let (first, gaps) =
+            self.verify_once(signer, offered, &crls, seconds, mode, source.is_some());
+        let chain = match first {
+            Ok(chain) => chain,
+            Err(failure) => return (Err(failure), false),
+        };
+        // Depths that still need an answer, and why.
+        let mut open: Vec<(u32, CrlGap)> = Vec::new();
+        for (depth, gap) in gaps {
+            let anchor_depth = u32::try_from(chain.len().saturating_sub(1)).unwrap_or(u32::MAX);
+            if depth >= anchor_depth || open.iter().any(|(seen, _)| *seen == depth) {
+                continue;
+            }
+            let needs = !matches!(
+                (gap, mode, source.is_some()),
+                (CrlGap::Unpublished, RevocationMode::IfAvailable, false)
+            );
+            if needs {
+                open.push((depth, gap));
+            }
         }
-        Ok(chain.into())
+        if open.is_empty() {
+            return (
+                Ok(Validated {
+                    chain: chain.into(),
+                    revocation_warnings: Vec::new(),
+                }),
+                false,
+            );
+        }
+        let mut warnings = Vec::new();
+        let mut fetched_crls: Vec<(u32, String, Vec<u8>, X509Crl)> = Vec::new();
+        // Per open depth: what was tried, and whether the source was unavailable.
+        let mut tried: Vec<(u32, CrlGap, Vec<String>, bool)> = Vec::new();
+        let mut consulted = false;
+        for (depth, gap) in &open {
+            let index = usize::try_from(*depth).unwrap_or(usize::MAX);
+            let (Some(cert), Some(issuer)) = (chain.get(index), chain.get(index.saturating_add(1)))
+            else {
+                tried.push((
+                    *depth,
+                    *gap,
+                    vec!["no issuer in the chain".to_owned()],
+                    false,
+                ));
+                continue;
+            };
+            let mut notes = vec![match gap {
+                CrlGap::Unpublished => "no CRL from its issuer".to_owned(),
+                CrlGap::NoneUsable => "no usable CRL from its issuer".to_owned(),
+                CrlGap::Stale => "its issuer's CRL is stale".to_owned(),
+            }];
+            let mut unavailable = false;
+            let mut covered = false;
+            if let Some(source) = source {
+                consulted = true;
+                let ocsp_urls = revocation::ocsp_urls(cert);
+                if ocsp_urls.is_empty() {
+                    notes.push("no OCSP URL (http) in the certificate".to_owned());
+                }
+                for url in ocsp_urls {
+                    let Ok(request) = revocation::OcspQuestion::new(cert, issuer) else {
+                        notes.push("OCSP request could not be built".to_owned());
+                        break;
+                    };
+                    match source.ocsp(&url, request.der(), at) {
+                        crate::revocation::Fetched::Unavailable(why) => {
+                            unavailable = true;
+                            notes.push(format!("OCSP {url}: unavailable: {why}"));
+                        }
+                        crate::revocation::Fetched::Answer(answer) => {
+                            match request.check(&answer, &chain, &self.anchors, seconds) {
+                                revocation::OcspVerdict::Good { next_update } => {
+                                    source.confirmed(
+                                        &url,
+                                        Some(request.der()),
+                                        &answer,
+                                        next_update,
+                                    );
+                                    covered = true;
+                                    break;
+                                }
+                                revocation::OcspVerdict::Revoked => {
+                                    return (
+                                        Err(Failure::CertificateRevoked { depth: *depth }),
+                                        true,
+                                    );
+                                }
+                                revocation::OcspVerdict::Unusable(why) => {
+                                    notes.push(format!("OCSP {url}: {why}"));
+                                }
+                            }
+                        }
+                    }
+                }
+                if !covered {
+                    let crl_urls = revocation::crl_urls(cert);
+                    if crl_urls.is_empty() {
+                        notes
+                            .push("no CRL distribution point (http) in the certificate".to_owned());
+                    }
+                    for url in crl_urls {
+                        match source.crl(&url, at) {
+                            crate::revocation::Fetched::Unavailable(why) => {
+                                unavailable = true;
+                                notes.push(format!("CRL {url}: unavailable: {why}"));
+                            }
+                            crate::revocation::Fetched::Answer(answer) => {
+                                match X509Crl::from_der(&answer) {
+                                    Ok(crl) => fetched_crls.push((*depth, url, answer, crl)),
+                                    Err(_) => notes.push(format!("CRL {url}: not a DER CRL")),
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            if !covered {
+                tried.push((*depth, *gap, notes, unavailable));
+            }
+        }
+        if tried.is_empty() {
+            return (
+                Ok(Validated {
+                    chain: chain.into(),
+                    revocation_warnings: warnings,
+                }),
+                consulted,
+            );
+        }
+        let mut chain = chain;
+        if !fetched_crls.is_empty() {
+            crls.extend(fetched_crls.iter().map(|(_, _, _, crl)| &**crl));
+            let (second, gaps) = self.verify_once(signer, offered, &crls, seconds, mode, true);
+            match second {
+                Ok(again) => chain = again,
+                Err(failure) => return (Err(failure), true),
+            }
+            // A depth the second run no longer reports is covered by a fetched CRL, which
+            // OpenSSL validated: confirm the CRLs fetched for it.
+            tried.retain(|(depth, _, _, _)| gaps.iter().any(|(gap_depth, _)| gap_depth == depth));
+            for (depth, url, answer, crl) in &fetched_crls {
+                if !tried
+                    .iter()
+                    .any(|(open_depth, _, _, _)| open_depth == depth)
+                    && let Some(next) = crl.next_update().and_then(unix_seconds)
+                    && let Ok(next) = OffsetDateTime::from_unix_timestamp(next)
+                    && let Some(source) = source
+                {
+                    source.confirmed(url, None, answer, next);
+                }
+            }
+            if tried.is_empty() {
+                return (
+                    Ok(Validated {
+                        chain: chain.into(),
+                        revocation_warnings: warnings,
+                    }),
+                    true,
+                );
+            }
+        }
+        for (depth, gap, notes, unavailable) in tried {
+            let index = usize::try_from(depth).unwrap_or(usize::MAX);
+            let subject = chain
+                .get(index)
+                .map(|cert| name_text(cert.subject_name()))
+                .unwrap_or_default();
+            let detail = notes.join("; ");
+            match (mode, gap) {
+                (RevocationMode::Require, _) if unavailable => {
+                    return (
+                        Err(Failure::RevocationUnavailable {
+                            depth,
+                            subject,
+                            detail,
+                        }),
+                        consulted,
+                    );
+                }
+                (RevocationMode::Require, CrlGap::Unpublished | CrlGap::NoneUsable) => {
+                    return (
+                        Err(Failure::RevocationMissing {
+                            depth,
+                            subject,
+                            missing: detail,
+                        }),
+                        consulted,
+                    );
+                }
+                (_, CrlGap::Stale) => {
+                    return (
+                        Err(stale_failure(depth, chain.get(index), &crls, seconds)),
+                        consulted,
+                    );
+                }
+                (_, CrlGap::NoneUsable) => {
+                    return (Err(Failure::RevocationUnknown { depth }), consulted);
+                }
+                _ => warnings.push(format!("revocation of {subject:?} not checked: {detail}")),
+            }
+        }
+        (
+            Ok(Validated {
+                chain: chain.into(),
+                revocation_warnings: warnings,
+            }),
+            consulted,
+        )
     }
 }
 
+/// The CRL gaps of one verification, by depth.
+type CrlGaps = Vec<(u32, CrlGap)>;
+
+/// Unix seconds of an ASN.1 time (OpenSSL's own comparison, no clock read).
+pub(crate) fn unix_seconds(time: &Asn1TimeRef) -> Option<i64> {
+    let epoch = Asn1Time::from_unix(0).ok()?;
+    let diff = epoch.diff(time).ok()?;
+    i64::from(diff.days)
+        .checked_mul(86_400)?
+        .checked_add(i64::from(diff.secs))
+}
+
+/// notBefore and notAfter of a certificate in Unix seconds.
+fn certificate_events(cert: &X509) -> Option<[i64; 2]> {
+    Some([
+        unix_seconds(cert.not_before())?,
+        unix_seconds(cert.not_after())?,
+    ])
+}
+
+/// thisUpdate and nextUpdate (when present) of a CRL in Unix seconds.
+fn crl_events(crl: &X509CrlRef) -> Option<Vec<i64>> {
+    let mut events = vec![unix_seconds(crl.last_update())?];
+    if let Some(next) = crl.next_update() {
+        events.push(unix_seconds(next)?);
+    }
+    Some(events)
+}
+
+/// A distinguished name for messages: `CN=..., O=...` in the certificate's order.
+pub(crate) fn name_text(name: &X509NameRef) -> String {
+    let mut parts = Vec::new();
+    for entry in name.entries() {
+        let key = entry.object().nid().short_name().unwrap_or("?");
+        let value = entry
+            .data()
+            .to_string()
+            .map(|value| value.escape_debug().to_string())
+            .unwrap_or_else(|_| "?".to_owned());
+        parts.push(format!("{key}={value}"));
+    }
+    parts.join(", ")
+}
+
+/// The failure for a stale CRL: which CRL of the certificate's issuer, and its times.
+fn stale_failure(depth: u32, cert: Option<&X509>, crls: &[&X509CrlRef], at: i64) -> Failure {
+    let Some(cert) = cert else {
+        return Failure::RevocationUnknown { depth };
+    };
+    stale_crl_of(depth, cert, crls, at).unwrap_or(Failure::RevocationUnknown { depth })
+}
+
+fn stale_crl_of(
+    depth: u32,
+    cert: &openssl::x509::X509Ref,
+    crls: &[&X509CrlRef],
+    at: i64,
+) -> Option<Failure> {
+    let issuer = cert.issuer_name();
+    for crl in crls {
+        if crl.issuer_name().try_cmp(issuer).ok()? != std::cmp::Ordering::Equal {
+            continue;
+        }
+        let this = unix_seconds(crl.last_update());
+        let next = crl.next_update().and_then(unix_seconds);
+        let when = |seconds: Option<i64>| {
+            seconds
+                .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
+                .map_or_else(|| "?".to_owned(), |t| t.to_string())
+        };
+        let detail = if next.is_some_and(|next| next <= at) {
+            format!("nextUpdate {} is past", when(next))
+        } else if this.is_some_and(|this| this > at) {
+            format!("thisUpdate {} is in the future", when(this))
+        } else {
+            continue;
+        };
+        return Some(Failure::StaleCrl {
+            depth,
+            crl_issuer: name_text(crl.issuer_name()),
+            detail,
+        });
+    }
+    None
+}
+
+/// Certificates from a PEM bundle, a DER file, or a directory of them.
+pub fn load_certificates(path: &Path) -> Result<Vec<X509>, TrustStoreError> {
+    let metadata = std::fs::metadata(path).map_err(|source| TrustStoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if !metadata.is_dir() {
+        return certificates_of_file(path);
+    }
+    let entries = std::fs::read_dir(path).map_err(|source| TrustStoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|source| TrustStoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let file = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if is_certificate_file_name(&name) && file.is_file() {
+            files.push(file);
+        }
+        if files.len() > TRUST_DIRECTORY_FILES_MAX {
+            return Err(TrustStoreError::TooLarge {
+                path: path.to_path_buf(),
+                what: format!("more than {TRUST_DIRECTORY_FILES_MAX} certificate files"),
+            });
+        }
+    }
+    files.sort();
+    let mut certificates = Vec::new();
+    for file in files {
+        certificates.extend(certificates_of_file(&file)?);
+    }
+    dedup_certificates(&mut certificates);
+    if certificates.is_empty() {
+        return Err(TrustStoreError::Pem {
+            path: path.to_path_buf(),
+            what: "certificate",
+        });
+    }
+    Ok(certificates)
+}
+
+/// `.pem`, `.crt`, `.cer`, `.der`, or an OpenSSL hashed name (`9d6523ce.0`).
+fn is_certificate_file_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    if [".pem", ".crt", ".cer", ".der"]
+        .iter()
+        .any(|ext| lower.ends_with(ext))
+    {
+        return true;
+    }
+    match lower.split_once('.') {
+        Some((hash, index)) => {
+            hash.len() == 8
+                && hash.bytes().all(|b| b.is_ascii_hexdigit())
+                && !index.is_empty()
+                && index.bytes().all(|b| b.is_ascii_digit())
+        }
+        None => false,
+    }
+}
+
+fn dedup_certificates(certificates: &mut Vec<X509>) {
+    let mut seen = std::collections::HashSet::new();
+    certificates.retain(|cert| cert.to_der().is_ok_and(|der| seen.insert(der)));
+}
+
+/// PEM (one or more, a bundle) or DER: PEM when the file contains a PEM header.
+fn certificates_of_file(path: &Path) -> Result<Vec<X509>, TrustStoreError> {
+    let bytes = read(path)?;
+    let bad = || TrustStoreError::Pem {
+        path: path.to_path_buf(),
+        what: "certificate",
+    };
+    let certs = if memchr::memmem::find(&bytes, b"-----BEGIN").is_some() {
+        X509::stack_from_pem(&bytes).map_err(|_| bad())?
+    } else {
+        vec![X509::from_der(&bytes).map_err(|_| bad())?]
+    };
+    if certs.is_empty() {
+        return Err(bad());
+    }
+    Ok(certs)
+}
+
+/// CRLs from a PEM file (one or more) or a DER file.
+pub fn load_crls(path: &Path) -> Result<Vec<X509Crl>, TrustStoreError> {
+    let bytes = read(path)?;
+    let bad = || TrustStoreError::Pem {
+        path: path.to_path_buf(),
+        what: "CRL",
+    };
+    if memchr::memmem::find(&bytes, b"-----BEGIN").is_none() {
+        return Ok(vec![X509Crl::from_der(&bytes).map_err(|_| bad())?]);
+    }
+    let mut crls = Vec::new();
+    let marker = b"-----BEGIN X509 CRL-----";
+    let mut rest: &[u8] = &bytes;
+    while let Some(start) = memchr::memmem::find(rest, marker) {
+        let (_, from_start) = rest.split_at_checked(start).ok_or_else(bad)?;
+        let end_marker = b"-----END X509 CRL-----";
+        let end = memchr::memmem::find(from_start, end_marker).ok_or_else(bad)?;
+        let (block, after) = from_start
+            .split_at_checked(end.saturating_add(end_marker.len()))
+            .ok_or_else(bad)?;
+        crls.push(X509Crl::from_pem(block).map_err(|_| bad())?);
+        rest = after;
+    }
+    if crls.is_empty() {
+        return Err(bad());
+    }
+    Ok(crls)
+}
+
 fn read(path: &Path) -> Result<Vec<u8>, TrustStoreError> {
+    let size = std::fs::metadata(path)
+        .map_err(|source| TrustStoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?
+        .len();
+    if size > TRUST_FILE_BYTES_MAX {
+        return Err(TrustStoreError::TooLarge {
+            path: path.to_path_buf(),
+            what: format!("larger than {TRUST_FILE_BYTES_MAX} bytes"),
+        });
+    }
     std::fs::read(path).map_err(|source| TrustStoreError::Io {
         path: path.to_path_buf(),
         source,
@@ -444,18 +1110,20 @@ fn read(path: &Path) -> Result<Vec<u8>, TrustStoreError> {
 }
 
 /// SHA-256 over the received DER of the signer, the offered certificates and the embedded
-/// CRLs, and the minute: the inputs of one validation (the store's own anchors and CRLs are
-/// fixed per `TrustStore`).
+/// CRLs, the revocation mode and whether a source is present: the inputs of one validation
+/// besides the time (the store's own anchors, intermediates, CRLs and policies are fixed per
+/// `TrustStore`; the time is the entry's interval).
 fn cache_key(
     signer: &ParsedCertificate,
     offered: &[Arc<ParsedCertificate>],
     embedded_crl_ders: &[&[u8]],
-    minute: i64,
-    mode: RevocationMode,
+    revocation: &Revocation<'_>,
 ) -> Option<[u8; 32]> {
     let mut hasher = Hasher::new(MessageDigest::sha256()).ok()?;
-    hasher.update(&minute.to_be_bytes()).ok()?;
-    hasher.update(mode.as_str().as_bytes()).ok()?;
+    hasher.update(revocation.mode.as_str().as_bytes()).ok()?;
+    hasher
+        .update(&[u8::from(revocation.source.is_some())])
+        .ok()?;
     let mut push = |der: &[u8], marker: u8| -> Option<()> {
         hasher.update(&[marker]).ok()?;
         hasher.update(&(der.len() as u64).to_be_bytes()).ok()?;
@@ -472,8 +1140,15 @@ fn cache_key(
     digest.as_ref().try_into().ok()
 }
 
-/// Map an OpenSSL `X509_V_ERR_*` code to a typed failure.
-fn map_verify_error(code: i32, depth: u32) -> Failure {
+/// Map an OpenSSL `X509_V_ERR_*` code to a typed failure; `current` is the certificate the
+/// error is about, `crls` the CRLs in use (to name a stale one).
+fn map_verify_error(
+    code: i32,
+    depth: u32,
+    current: Option<&openssl::x509::X509Ref>,
+    crls: &[&X509CrlRef],
+    at: i64,
+) -> Failure {
     use openssl_sys as sys;
     match code {
         sys::X509_V_ERR_CERT_HAS_EXPIRED => Failure::CertificateExpired {
@@ -485,13 +1160,25 @@ fn map_verify_error(code: i32, depth: u32) -> Failure {
             not_yet_valid: true,
         },
         sys::X509_V_ERR_CERT_REVOKED => Failure::CertificateRevoked { depth },
+        sys::X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT
+        | sys::X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY => match current {
+            Some(cert) => Failure::IssuerNotFound {
+                depth,
+                issuer: name_text(cert.issuer_name()),
+            },
+            None => Failure::UntrustedCertificate {
+                verify_error: code,
+                depth,
+            },
+        },
+        sys::X509_V_ERR_CRL_NOT_YET_VALID | sys::X509_V_ERR_CRL_HAS_EXPIRED => current
+            .and_then(|cert| stale_crl_of(depth, cert, crls, at))
+            .unwrap_or(Failure::RevocationUnknown { depth }),
         // No usable CRL for the certificate at `depth`: none in scope, or the CRL (or its
         // issuer's path) failed. The status is unknown, which is never "not revoked".
         sys::X509_V_ERR_UNABLE_TO_GET_CRL
         | sys::X509_V_ERR_UNABLE_TO_DECRYPT_CRL_SIGNATURE
         | sys::X509_V_ERR_CRL_SIGNATURE_FAILURE
-        | sys::X509_V_ERR_CRL_NOT_YET_VALID
-        | sys::X509_V_ERR_CRL_HAS_EXPIRED
         | sys::X509_V_ERR_ERROR_IN_CRL_LAST_UPDATE_FIELD
         | sys::X509_V_ERR_ERROR_IN_CRL_NEXT_UPDATE_FIELD
         | sys::X509_V_ERR_UNABLE_TO_GET_CRL_ISSUER

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use imipsec_smime::keys::Identity;
 use imipsec_smime::{
     AlgorithmPolicy, Failure, InspectOptions, Inspection, LayerKind, LayerOutcome, Leaf, Limits,
-    RevocationMode, TrustStore, inspect, verify_signed_data,
+    PolicyConstraints, RevocationMode, TrustStore, inspect, verify_signed_data,
 };
 use serde::Deserialize;
 use shared::{Tally, corpora, read};
@@ -743,14 +743,38 @@ struct PkitsRow {
 fn pkits() {
     let root = corpora().join("pkits");
     let rows: Vec<PkitsRow> = serde_json::from_slice(&read(&root.join("expected.json"))).unwrap();
-    // PKITS (and OpenSSL's pkits-test.pl, -crl_check_all) expects a CRL for every certificate.
-    let trust = TrustStore::new(
-        vec![shared::certificate(
-            &root.join("certs/TrustAnchorRootCertificate.crt"),
-        )],
-        vec![shared::crl(&root.join("crls/TrustAnchorRootCRL.crl"))],
-    )
-    .unwrap();
+    // PKITS (and OpenSSL's pkits-test.pl, -crl_check_all) expects a CRL for every certificate:
+    // revocation mode `require`. The root CRL is given as the DER file it is (issue #13: DER
+    // CRLs load everywhere), through the same loader as `--crl`. Each row's policy arguments
+    // (`-policy OID`..., `-explicit_policy`, `-inhibit_map`, `-inhibit_any`) become the
+    // store's RFC 5280 §6.1.1 inputs.
+    let store_for = |args: &str| {
+        let mut constraints = PolicyConstraints::default();
+        let mut words = args.split_whitespace();
+        while let Some(word) = words.next() {
+            match word {
+                "-policy" => {
+                    let oid = words.next().unwrap();
+                    constraints.policies.push(if oid == "anyPolicy" {
+                        "2.5.29.32.0".to_owned()
+                    } else {
+                        oid.to_owned()
+                    });
+                }
+                "-explicit_policy" => constraints.require_explicit = true,
+                "-inhibit_map" => constraints.inhibit_mapping = true,
+                "-inhibit_any" => constraints.inhibit_any = true,
+                other => panic!("unknown PKITS argument {other}"),
+            }
+        }
+        TrustStore::from_pem_files(
+            &[root.join("certs/TrustAnchorRootCertificate.crt")],
+            &[root.join("crls/TrustAnchorRootCRL.crl")],
+        )
+        .unwrap()
+        .with_policy_constraints(constraints)
+        .unwrap()
+    };
     // Inside the trust anchor's validity (2010-01-01..2030-12-31) and every "valid" path's.
     let at = datetime!(2026-06-01 00:00:00 UTC);
     let policy = AlgorithmPolicy::default();
@@ -764,6 +788,7 @@ fn pkits() {
             23 => "invalid:certificate-revoked",
             _ => "invalid",
         };
+        let trust = store_for(&row.args);
         let (observed, detail) =
             match run_with(&raw, &trust, at, RevocationMode::Require, &policy, &[]) {
                 Ok(inspection) => (
