@@ -172,6 +172,25 @@ impl RunningGate {
     }
 }
 
+/// Follow the stderr lines of a gate child.
+fn running(mut child: Child) -> RunningGate {
+    let stderr = child.stderr.take().unwrap();
+    let (send, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { return };
+            if send.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    RunningGate {
+        child,
+        lines,
+        seen: Vec::new(),
+    }
+}
+
 fn config_text(
     anchor: &std::path::Path,
     store: &std::path::Path,
@@ -202,7 +221,7 @@ fn sighup_reloads_anchors_without_dropping_connections() {
     let store = dir.path().join("policy.sqlite");
     std::fs::write(&config, config_text(&anchor, &store, port, backend)).unwrap();
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_imipsec"))
+    let child = Command::new(env!("CARGO_BIN_EXE_imipsec"))
         .args(["gate", "--config", config.to_str().unwrap()])
         .env_remove("IMIPSEC_STORE")
         .env_remove("IMIPSEC_CONFIG")
@@ -212,21 +231,7 @@ fn sighup_reloads_anchors_without_dropping_connections() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (send, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { return };
-            if send.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    let mut gate = RunningGate {
-        child,
-        lines,
-        seen: Vec::new(),
-    };
+    let mut gate = running(child);
     gate.wait_for("gate listening");
     let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
 
@@ -273,4 +278,143 @@ fn sighup_reloads_anchors_without_dropping_connections() {
     gate.wait_for("gate stopped");
     let status = gate.child.wait().unwrap();
     assert!(status.success(), "{status:?}");
+}
+
+/// A CRL past its nextUpdate (made here with `openssl ca -crl_nextupdate`), DER.
+fn stale_crl(dir: &std::path::Path) -> std::path::PathBuf {
+    std::fs::write(
+        dir.join("ca.cnf"),
+        "[ca]\ndefault_ca = c\n[c]\ndatabase = ./index.txt\ncrlnumber = ./crlnumber\n\
+         certificate = ./stale-ca.pem\nprivate_key = ./stale-ca.key\ndefault_md = sha256\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("index.txt"), "").unwrap();
+    std::fs::write(dir.join("crlnumber"), "01\n").unwrap();
+    let run = |args: &[&str]| {
+        let output = Command::new("openssl")
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "stale-ca.key",
+        "-out",
+        "stale-ca.pem",
+        "-subj",
+        "/CN=Stale CRL CA",
+        "-days",
+        "30",
+    ]);
+    run(&[
+        "ca",
+        "-config",
+        "ca.cnf",
+        "-gencrl",
+        "-crl_lastupdate",
+        "20240101000000Z",
+        "-crl_nextupdate",
+        "20250101000000Z",
+        "-out",
+        "stale.crl.pem",
+    ]);
+    run(&[
+        "crl",
+        "-in",
+        "stale.crl.pem",
+        "-outform",
+        "DER",
+        "-out",
+        "stale.crl",
+    ]);
+    dir.join("stale.crl")
+}
+
+/// Issue #13: a CRL past its nextUpdate silently made every signer of its CA untrusted.
+/// The gate now logs each CRL's nextUpdate at start, warns about a stale one, and exports
+/// each nextUpdate as `imipsec_gate_crl_next_update_seconds`.
+#[test]
+fn gate_logs_and_exports_each_crl_next_update_and_warns_about_a_stale_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let stale = stale_crl(dir.path());
+    let (port, metrics_port) = (free_port(), free_port());
+    let config = dir.path().join("imipsec.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[trust]\nanchors = [{:?}]\ncrls = [{:?}, {:?}]\n[store]\npath = {:?}\n[gate]\n\
+             authserv_id = \"mx.example.org\"\nmetrics_listen = \"127.0.0.1:{metrics_port}\"\n\
+             [gate.lmtp]\nlisten = \"127.0.0.1:{port}\"\nbackend = \"{}\"\n",
+            root_ca().display().to_string(),
+            cert("intermediate.crl.pem").display().to_string(),
+            stale.display().to_string(),
+            dir.path().join("policy.sqlite").display().to_string(),
+            backend()
+        ),
+    )
+    .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_imipsec"))
+        .args(["gate", "--config", config.to_str().unwrap()])
+        .env_remove("IMIPSEC_STORE")
+        .env_remove("IMIPSEC_CONFIG")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut gate = running(child);
+    gate.wait_for("gate listening");
+    let loaded = gate
+        .seen
+        .iter()
+        .find(|line| line.contains("CRL loaded"))
+        .cloned()
+        .unwrap_or_else(|| panic!("{:#?}", gate.seen));
+    assert!(loaded.contains("imipsec Test Intermediate CA"), "{loaded}");
+    assert!(loaded.contains("2045-01-01"), "{loaded}");
+    let warning = gate
+        .seen
+        .iter()
+        .find(|line| line.contains("past its nextUpdate"))
+        .cloned()
+        .unwrap_or_else(|| panic!("{:#?}", gate.seen));
+    assert!(warning.contains("WARN"), "{warning}");
+    assert!(warning.contains("Stale CRL CA"), "{warning}");
+
+    let mut stream = TcpStream::connect(("127.0.0.1", metrics_port)).unwrap();
+    stream.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut text).unwrap();
+    let gauges: Vec<&str> = text
+        .lines()
+        .filter(|line| line.starts_with("imipsec_gate_crl_next_update_seconds{"))
+        .collect();
+    assert_eq!(gauges.len(), 2, "{text}");
+    assert!(
+        gauges
+            .iter()
+            .any(|line| line.contains("imipsec Test Intermediate CA")
+                && line.ends_with(" 2366841600")),
+        "{gauges:?}"
+    );
+    assert!(
+        gauges
+            .iter()
+            .any(|line| line.contains("Stale CRL CA") && line.ends_with(" 1735689600")),
+        "{gauges:?}"
+    );
+    gate.signal("TERM");
+    gate.wait_for("gate stopped");
 }

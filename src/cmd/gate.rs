@@ -111,8 +111,24 @@ impl Load for GateLoader {
 
 /// The CRLs of the trust store with their nextUpdate, for the gate's log and metrics.
 fn crl_statuses(setup: &crate::setup::PipelineSetup, config: &Config) -> Vec<CrlStatus> {
-    let _ = (setup, config);
-    Vec::new()
+    // A file may hold several CRLs, and the store does not say which file each came from:
+    // name the file when there is one, else the key.
+    let source = match config.trust.crls.as_slice() {
+        [one] => one.display().to_string(),
+        _ => "[trust] crls".to_owned(),
+    };
+    setup
+        .pipeline
+        .settings()
+        .trust
+        .crl_status(setup.at)
+        .into_iter()
+        .map(|crl| CrlStatus {
+            source: source.clone(),
+            issuer: crl.issuer,
+            next_update: crl.next_update,
+        })
+        .collect()
 }
 
 /// The trust flags of the gate: the configuration file, `--strict-icalendar`, the fetch
