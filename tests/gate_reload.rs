@@ -172,6 +172,16 @@ impl RunningGate {
     }
 }
 
+impl Drop for RunningGate {
+    /// A test that fails midway must not leave its gate running.
+    fn drop(&mut self) {
+        if self.alive() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// Follow the stderr lines of a gate child.
 fn running(mut child: Child) -> RunningGate {
     let stderr = child.stderr.take().unwrap();
@@ -278,6 +288,7 @@ fn sighup_reloads_anchors_without_dropping_connections() {
     gate.wait_for("gate stopped");
     let status = gate.child.wait().unwrap();
     assert!(status.success(), "{status:?}");
+    drop(gate);
 }
 
 /// A CRL past its nextUpdate (made here with `openssl ca -crl_nextupdate`), DER.

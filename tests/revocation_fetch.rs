@@ -522,6 +522,18 @@ fn backend() -> SocketAddr {
     address
 }
 
+/// A child process killed (by its PID) when dropped.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// One LMTP transaction through the gate at `address`; the reply to the message.
 fn lmtp_deliver(address: SocketAddr, message: &[u8]) -> String {
     let stream = TcpStream::connect(address).unwrap();
@@ -591,7 +603,10 @@ fn gate_requires_revocation_and_tempfails_when_nothing_is_reachable() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let stderr = child.stderr.take().unwrap();
+    // Killed by PID if the test fails midway.
+    let mut child = KillOnDrop(child);
+    let mut stderr = BufReader::new(stderr);
     let mut seen = Vec::new();
     loop {
         let mut line = String::new();
@@ -621,9 +636,9 @@ fn gate_requires_revocation_and_tempfails_when_nothing_is_reachable() {
     // The good signer again: from the cache, with the responder gone.
     let cached = lmtp_deliver(address, &pki.signed("good", "gate-3@example.com"));
     let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.0.id().to_string()])
         .status();
-    let _ = child.wait();
+    let _ = child.0.wait();
     assert!(first.starts_with("250 2.0.0 delivered"), "{first}");
     assert!(unreachable.starts_with("451"), "{unreachable}");
     assert!(cached.starts_with("250 2.0.0 delivered"), "{cached}");

@@ -118,17 +118,21 @@ pub(crate) enum Lookup {
 }
 
 impl DiskCache {
-    /// Opens (creating when missing, mode 0700 on Unix) the cache folder `dir`.
+    /// Opens the cache folder `dir`, creating it (mode 0700 on Unix) when missing; its parent
+    /// must exist (a mistyped path is an error, not a new tree of folders).
     pub(crate) fn open(dir: &Path, max_answer_bytes: u64) -> Result<Self, CacheError> {
         let error = |source| CacheError {
             path: dir.to_path_buf(),
             source,
         };
         let mut builder = std::fs::DirBuilder::new();
-        builder.recursive(true);
         #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder.create(dir).map_err(error)?;
+        match builder.create(dir) {
+            Ok(()) => {}
+            Err(exists) if exists.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(other) => return Err(error(other)),
+        }
         if !std::fs::metadata(dir).map_err(error)?.is_dir() {
             return Err(error(std::io::Error::other("not a directory")));
         }

@@ -71,8 +71,8 @@ pub struct Fetcher {
 }
 
 impl Fetcher {
-    /// A fetcher with `limits`, caching in the folder `cache_dir` (created mode 0700 when
-    /// missing) when one is given.
+    /// A fetcher with `limits`, caching in the folder `cache_dir` when one is given (created
+    /// mode 0700 when missing; its parent must exist).
     ///
     /// # Errors
     /// [`CacheError`] when the cache folder cannot be created or is not a folder.
