@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use imipsec_pipeline::smime::RevocationMode;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -205,12 +206,29 @@ const EXPORT_HELP: &str = concat!(
 /// Every flag overrides the matching entry of the configuration file (`--config`).
 #[derive(Debug, Clone, Default, Args)]
 pub struct TrustArgs {
-    /// CA certificate (PEM) trusted as an anchor; repeat for several.
-    #[arg(long = "trust", value_name = "PEM")]
+    /// Trust anchors: a PEM bundle, a DER certificate, or a directory of them (every .pem,
+    /// .crt, .cer, .der and hashed-name file); repeat for several. For S/MIME use anchors
+    /// with the email trust bit (contrib/nss-email-anchors.sh), not the TLS system store.
+    #[arg(long = "trust", value_name = "PATH")]
     pub trust: Vec<PathBuf>,
-    /// Certificate revocation list (PEM or DER); repeat for several.
+    /// Untrusted intermediate CA certificates (PEM bundle, DER or directory) used to build
+    /// paths when a message leaves them out; never anchors. Repeat for several.
+    #[arg(long = "intermediates", value_name = "PATH")]
+    pub intermediates: Vec<PathBuf>,
+    /// Certificate revocation list (PEM or DER); repeat for several. A CRL past its
+    /// nextUpdate is reported when loaded.
     #[arg(long = "crl", value_name = "FILE")]
     pub crl: Vec<PathBuf>,
+    /// Revocation checking: off, if-available (check where a CRL or OCSP answer is had;
+    /// default) or require (every certificate below the anchor needs one; without one the
+    /// signer is untrusted, and a responder that cannot be reached makes the message
+    /// unevaluable: exit 2 / 451).
+    #[arg(long = "revocation", value_name = "MODE", value_parser = parse_revocation)]
+    pub revocation: Option<RevocationMode>,
+    /// Initial certificate policy (dotted OID, RFC 5280 §6.1.1); repeat for several. When
+    /// given, a chain must be valid for one of them (explicit policy). Default anyPolicy.
+    #[arg(long = "policy", value_name = "OID")]
+    pub policy: Vec<String>,
     /// Decryption identity: PEM key and certificate, or PKCS#12; repeat for several.
     #[arg(long = "identity", value_name = "FILE")]
     pub identity: Vec<PathBuf>,
@@ -311,10 +329,16 @@ pub struct SignArgs {
     /// File whose first line is the identity's password (instead of a variable).
     #[arg(long, value_name = "FILE", conflicts_with = "identity_password_env")]
     pub password_file: Option<PathBuf>,
-    /// CA certificate (PEM) a gate trusts: the identity must chain to it; repeat for several.
-    #[arg(long = "trust", value_name = "PEM")]
+    /// Trust anchors a gate trusts (PEM bundle, DER or directory): the identity must chain to
+    /// them; repeat for several.
+    #[arg(long = "trust", value_name = "PATH")]
     pub trust: Vec<PathBuf>,
-    /// Certificate revocation list (PEM) checked with --trust; repeat for several.
+    /// Intermediate CA certificates (PEM bundle, DER or directory) to include in the
+    /// signature's certificates besides the identity's own chain, so that recipients can
+    /// build the path; repeat for several.
+    #[arg(long = "intermediates", value_name = "PATH")]
+    pub intermediates: Vec<PathBuf>,
+    /// Certificate revocation list (PEM or DER) checked with --trust; repeat for several.
     #[arg(long = "crl", value_name = "FILE")]
     pub crl: Vec<PathBuf>,
     /// DANGER: sign even with an identity a gate would reject (expired, wrong purpose, weak
@@ -661,6 +685,12 @@ pub fn parse_jobs(text: &str) -> Result<std::num::NonZeroUsize, String> {
         .ok()
         .and_then(std::num::NonZeroUsize::new)
         .ok_or_else(|| "not a whole number of at least 1".to_owned())
+}
+
+/// Parses a revocation mode: `off`, `if-available` or `require`.
+pub fn parse_revocation(text: &str) -> Result<RevocationMode, String> {
+    text.parse::<RevocationMode>()
+        .map_err(|error| error.to_string())
 }
 
 /// Parses an RFC 3339 timestamp (`2026-06-01T00:00:00Z`).

@@ -43,12 +43,23 @@ pub struct Config {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrustConfig {
-    /// CA certificates (PEM) trusted as anchors.
+    /// Trust anchors: PEM bundles, DER certificates or directories of them.
     #[serde(default)]
     pub anchors: Vec<PathBuf>,
+    /// Untrusted intermediate CA certificates used for path building (PEM, DER or
+    /// directories); never anchors.
+    #[serde(default)]
+    pub intermediates: Vec<PathBuf>,
     /// Certificate revocation lists (PEM or DER).
     #[serde(default)]
     pub crls: Vec<PathBuf>,
+    /// Revocation checking: `off`, `if-available` (default) or `require`.
+    #[serde(default)]
+    pub revocation: Option<String>,
+    /// Initial certificate policy set (dotted OIDs, RFC 5280 §6.1.1); empty: anyPolicy.
+    /// When given, a chain must be valid for one of them.
+    #[serde(default)]
+    pub policies: Vec<String>,
     /// Fetch revocation status over http for every certificate of a signer's chain: OCSP
     /// from its AIA first, then its CRL distribution points (default false).
     #[serde(default)]
@@ -236,6 +247,7 @@ impl Config {
         };
         self.trust.anchors.iter_mut().for_each(resolve);
         self.trust.crls.iter_mut().for_each(resolve);
+        self.trust.intermediates.iter_mut().for_each(resolve);
         if let Some(cache) = self.trust.revocation_cache.as_mut() {
             resolve(cache);
         }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use imipsec_pipeline::policy::{SqliteStore, StoreError, StoreOptions};
 use imipsec_pipeline::smime::keys::{Identity, KeyError};
-use imipsec_pipeline::smime::{AlgorithmPolicy, TrustStore, TrustStoreError};
+use imipsec_pipeline::smime::{AlgorithmPolicy, RevocationMode, TrustStore, TrustStoreError};
 use imipsec_pipeline::{Pipeline, Settings};
 use time::OffsetDateTime;
 
@@ -32,6 +32,63 @@ pub struct PipelineSetup {
     pub recipient: Option<String>,
     /// The evaluation time: `--at`, else now.
     pub at: OffsetDateTime,
+    /// What the operator should hear about the loaded trust configuration (a CRL past its
+    /// nextUpdate): printed by the CLI, logged by the gate.
+    pub warnings: Vec<String>,
+}
+
+/// The `[trust] revocation` mode of the configuration (default `if-available`).
+pub fn revocation_mode(config: &Config) -> Result<RevocationMode, SetupError> {
+    match config.trust.revocation.as_deref() {
+        None => Ok(RevocationMode::default()),
+        Some(text) => text.parse().map_err(
+            |error: imipsec_pipeline::smime::revocation::UnknownRevocationMode| {
+                SetupError::Revocation(error)
+            },
+        ),
+    }
+}
+
+/// Loads anchors (PEM, DER or directories), intermediates, CRLs (PEM or DER) and the initial
+/// policy set into a trust store.
+pub fn trust_store(
+    anchors: &[PathBuf],
+    intermediates: &[PathBuf],
+    crls: &[PathBuf],
+    policies: &[String],
+) -> Result<TrustStore, SetupError> {
+    let mut untrusted = Vec::new();
+    for path in intermediates {
+        untrusted
+            .extend(imipsec_pipeline::smime::load_certificates(path).map_err(SetupError::Trust)?);
+    }
+    TrustStore::from_pem_files(anchors, crls)
+        .and_then(|store| {
+            store
+                .with_intermediates(untrusted)
+                .with_policies(policies.to_vec())
+        })
+        .map_err(SetupError::Trust)
+}
+
+/// One warning per CRL that is past its nextUpdate at `at`: every certificate it covers is
+/// `revocation-unknown` until a fresh CRL is loaded (or fetched).
+pub fn stale_crl_warnings(store: &TrustStore, at: OffsetDateTime) -> Vec<String> {
+    store
+        .crl_status(at)
+        .into_iter()
+        .filter(|status| status.stale)
+        .map(|status| {
+            let next = status
+                .next_update
+                .map_or_else(|| "?".to_owned(), |next| next.to_string());
+            format!(
+                "the CRL of {:?} is past its nextUpdate ({next}): certificates it covers are \
+                 revocation-unknown until a fresh CRL is loaded",
+                status.issuer
+            )
+        })
+        .collect()
 }
 
 impl std::fmt::Debug for PipelineSetup {
@@ -56,8 +113,11 @@ pub enum SetupError {
     #[error("no trust anchors: give --trust PEM or [trust] anchors in the configuration")]
     NoTrustAnchors,
     /// The trust anchors or CRLs could not be loaded.
-    #[error("cannot load trust anchors or CRLs")]
+    #[error("cannot load trust anchors, intermediates, CRLs or policies")]
     Trust(#[source] TrustStoreError),
+    /// `[trust] revocation` is not a revocation mode.
+    #[error("invalid [trust] revocation")]
+    Revocation(#[source] imipsec_pipeline::smime::revocation::UnknownRevocationMode),
     /// An identity file could not be read.
     #[error("cannot read identity {path}")]
     IdentityRead {
@@ -314,7 +374,23 @@ pub fn pipeline_with(
     } else {
         trust.crl.clone()
     };
-    let trust_store = TrustStore::from_pem_files(&anchors, &crls).map_err(SetupError::Trust)?;
+    let intermediates: &[PathBuf] = if trust.intermediates.is_empty() {
+        &config.trust.intermediates
+    } else {
+        &trust.intermediates
+    };
+    let policies: &[String] = if trust.policy.is_empty() {
+        &config.trust.policies
+    } else {
+        &trust.policy
+    };
+    let revocation = match trust.revocation {
+        Some(mode) => mode,
+        None => revocation_mode(config)?,
+    };
+    let trust_store = trust_store(&anchors, intermediates, &crls, policies)?;
+    let at = trust.at.unwrap_or_else(OffsetDateTime::now_utc);
+    let warnings = stale_crl_warnings(&trust_store, at);
 
     let mut identities = Vec::new();
     if trust.identity.is_empty() {
@@ -336,6 +412,7 @@ pub fn pipeline_with(
     }
 
     let mut settings = Settings::new(trust_store);
+    settings.revocation = revocation;
     settings.identities = identities;
     settings.algorithms = algorithm_policy(config);
     settings.danger_allow_unsigned =
@@ -385,6 +462,7 @@ pub fn pipeline_with(
         pipeline: Pipeline::new(settings),
         store,
         recipient,
-        at: trust.at.unwrap_or_else(OffsetDateTime::now_utc),
+        at,
+        warnings,
     })
 }

@@ -1033,3 +1033,192 @@ fn google_reply_with_valarm_is_a_deviation_and_strict_icalendar_rejects_it() {
     assert_accepted(&run);
     assert!(run.warnings().contains(&"icalendar-deviation".to_owned()));
 }
+
+/// Runs the openssl CLI in `dir`, asserting success.
+fn openssl_in(dir: &Path, args: &[&str]) {
+    let output = std::process::Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Issue #13: `--crl` rejected DER although help and man page said "PEM or DER", and
+/// `--trust` given a directory failed with "Is a directory" and refused DER anchors.
+#[test]
+fn trust_takes_der_and_directories_and_crl_takes_der() {
+    let dir = tempfile::tempdir().unwrap();
+    let message = signed(
+        dir.path(),
+        "organizer",
+        &calendar("REQUEST", "uid-trust-der", 0),
+        &[],
+    );
+    let crl = cert("intermediate.crl.pem").display().to_string();
+    openssl_in(
+        dir.path(),
+        &[
+            "crl",
+            "-in",
+            &crl,
+            "-outform",
+            "DER",
+            "-out",
+            "intermediate.crl",
+        ],
+    );
+    let der_crl = dir.path().join("intermediate.crl").display().to_string();
+    assert_accepted(&verify(&message, &["--crl", &der_crl]));
+    let anchors = dir.path().join("anchors");
+    std::fs::create_dir_all(&anchors).unwrap();
+    let root = root_ca().display().to_string();
+    openssl_in(
+        &anchors,
+        &["x509", "-in", &root, "-outform", "DER", "-out", "root.der"],
+    );
+    for trust in [anchors.clone(), anchors.join("root.der")] {
+        let run = imipsec(
+            [
+                "verify",
+                "--json",
+                "--at",
+                AT,
+                "--trust",
+                &trust.display().to_string(),
+                "--crl",
+                &der_crl,
+            ],
+            &message,
+        );
+        assert_accepted(&run);
+    }
+}
+
+/// Issue #13: `--revocation require` demands an answer for every certificate below the anchor
+/// and names the one without; `off` / `if-available` accept; an unknown mode is a usage error.
+#[test]
+fn revocation_require_names_the_certificate_without_an_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let message = signed(
+        dir.path(),
+        "organizer",
+        &calendar("REQUEST", "uid-revocation-require", 0),
+        &[],
+    );
+    let crl = cert("intermediate.crl.pem").display().to_string();
+    for mode in ["off", "if-available"] {
+        assert_accepted(&verify(&message, &["--crl", &crl, "--revocation", mode]));
+    }
+    // The intermediate's CRL covers the organizer; the root publishes none for the
+    // intermediate itself.
+    let run = verify(&message, &["--crl", &crl, "--revocation", "require"]);
+    assert_rejected(&run, "untrusted-certificate");
+    let text = format!("{}{}", run.stdout_text(), run.stderr);
+    assert!(
+        text.contains("imipsec Test Intermediate CA") && text.contains("no CRL from its issuer"),
+        "{text}"
+    );
+    let run = verify(&message, &["--revocation", "sometimes"]);
+    assert_eq!(run.status, 2, "{}", run.stderr);
+}
+
+/// Issue #13: a CRL past its nextUpdate silently made every signer of that CA
+/// `untrusted-certificate`. Now it is reported at load and named in the reason.
+#[test]
+fn stale_crl_is_warned_at_load_and_named_in_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let message = signed(
+        dir.path(),
+        "organizer",
+        &calendar("REQUEST", "uid-stale-crl", 0),
+        &[],
+    );
+    std::fs::write(dir.path().join("index.txt"), "").unwrap();
+    std::fs::write(dir.path().join("crlnumber"), "01\n").unwrap();
+    std::fs::write(
+        dir.path().join("ca.cnf"),
+        "[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\ncrlnumber = crlnumber\ndefault_md = sha256\n",
+    )
+    .unwrap();
+    let key = cert("intermediate.key.pem").display().to_string();
+    let ca = cert("intermediate.cert.pem").display().to_string();
+    openssl_in(
+        dir.path(),
+        &[
+            "ca",
+            "-config",
+            "ca.cnf",
+            "-gencrl",
+            "-keyfile",
+            &key,
+            "-cert",
+            &ca,
+            "-crl_lastupdate",
+            "20260101000000Z",
+            "-crl_nextupdate",
+            "20260501000000Z",
+            "-out",
+            "stale.crl.pem",
+        ],
+    );
+    let stale = dir.path().join("stale.crl.pem").display().to_string();
+    let run = verify(&message, &["--crl", &stale]);
+    assert!(
+        run.stderr.contains("warning") && run.stderr.contains("past its nextUpdate"),
+        "{}",
+        run.stderr
+    );
+    // The pipeline's reason for revocation-unknown is untrusted-certificate.
+    assert_rejected(&run, "untrusted-certificate");
+    let text = format!("{}{}", run.stdout_text(), run.stderr);
+    assert!(
+        text.contains("imipsec Test Intermediate CA") && text.contains("stale"),
+        "{text}"
+    );
+}
+
+/// Issue #13: `sign --intermediates` puts the intermediates into the SignedData, so that a
+/// verifier without them can build the path; without, the missing issuer is named.
+#[test]
+fn sign_includes_intermediates_and_a_missing_issuer_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    // An identity without its chain: key and certificate only.
+    let bare = dir.path().join("bare.pem");
+    let mut pem = std::fs::read(cert("rsa2048/organizer.key.pem")).unwrap();
+    pem.extend(std::fs::read(cert("rsa2048/organizer.cert.pem")).unwrap());
+    std::fs::write(&bare, pem).unwrap();
+    let calendar = calendar("REQUEST", "uid-intermediates", 0);
+    let intermediate = cert("intermediate.cert.pem").display().to_string();
+    let root = root_ca().display().to_string();
+    let without = sign(
+        calendar.as_bytes(),
+        &bare,
+        &["--danger-skip-identity-checks"],
+    );
+    assert_eq!(without.status, 0, "{}", without.stderr);
+    let run = verify(&without.stdout, &[]);
+    assert_rejected(&run, "untrusted-certificate");
+    let text = format!("{}{}", run.stdout_text(), run.stderr);
+    assert!(
+        text.contains("imipsec Test Intermediate CA") && !text.contains("verify error 20"),
+        "{text}"
+    );
+    // The verifier's own --intermediates complete the path.
+    assert_accepted(&verify(
+        &without.stdout,
+        &["--intermediates", &intermediate],
+    ));
+    // Signed with --intermediates: the message carries it.
+    let with = sign(
+        calendar.as_bytes(),
+        &bare,
+        &["--intermediates", &intermediate, "--trust", &root],
+    );
+    assert_eq!(with.status, 0, "{}", with.stderr);
+    assert_accepted(&verify(&with.stdout, &[]));
+}

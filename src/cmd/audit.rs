@@ -79,6 +79,9 @@ pub fn run(args: &AuditArgs) -> Result<Exit, AuditError> {
     let config = Config::load_optional(args.trust.config.as_deref())?;
     // Recording creates the store when missing; a read-only audit needs an existing one.
     let setup = pipeline_with(&args.trust, &config, args.record)?;
+    for warning in &setup.warnings {
+        eprintln!("imipsec: warning: {warning}");
+    }
     let store_path = args.trust.store.clone().or(config.store.path.clone());
     let info = run_info(args, &config, &setup, store_path.as_deref());
     let limits = mailbox::Limits {

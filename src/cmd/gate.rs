@@ -109,7 +109,9 @@ impl Load for GateLoader {
     }
 }
 
-/// The CRLs of the trust store with their nextUpdate, for the gate's log and metrics.
+/// The CRLs of the trust store with their nextUpdate, for the gate's log and metrics (the
+/// gate warns about a stale one itself, at start and on every reload, so the setup's
+/// stale-CRL warnings are not logged twice).
 fn crl_statuses(setup: &crate::setup::PipelineSetup, config: &Config) -> Vec<CrlStatus> {
     // A file may hold several CRLs, and the store does not say which file each came from:
     // name the file when there is one, else the key.
@@ -202,6 +204,9 @@ fn check_config(
         config.trust.fetch_revocation = false;
     }
     let setup = pipeline_with(&trust, &config, false)?;
+    for warning in &setup.warnings {
+        eprintln!("imipsec: warning: {warning}");
+    }
     if setup.store.is_none() && !config.gate.danger_no_event_state {
         return Err(GateCommandError::EventStateUnchecked(args.config.clone()));
     }

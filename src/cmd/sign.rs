@@ -15,7 +15,7 @@ use imipsec_pipeline::signer::{
 };
 use imipsec_pipeline::smime::encrypt::ContentCipher;
 use imipsec_pipeline::smime::sign::{Digest, SignOptions};
-use imipsec_pipeline::smime::{TrustStore, TrustStoreError};
+use imipsec_pipeline::smime::{TrustStore, TrustStoreError, load_certificates};
 use imipsec_pipeline::{Limits, Reason, StoreDelegationPolicy};
 use time::OffsetDateTime;
 
@@ -139,6 +139,16 @@ pub fn run(args: &SignArgs) -> Result<Exit, SignError> {
         args.password_file.as_deref(),
     );
     let identity = load_identity(identity_path, password)?;
+    let intermediate_paths = if args.intermediates.is_empty() {
+        config.trust.intermediates.clone()
+    } else {
+        args.intermediates.clone()
+    };
+    let mut intermediates = Vec::new();
+    for path in &intermediate_paths {
+        intermediates.extend(load_certificates(path).map_err(SignError::Trust)?);
+    }
+    let identity = identity.with_intermediates(&intermediates);
     let anchors = if args.trust.is_empty() {
         config.trust.anchors.clone()
     } else {
@@ -152,7 +162,11 @@ pub fn run(args: &SignArgs) -> Result<Exit, SignError> {
     let trust = if anchors.is_empty() {
         None
     } else {
-        Some(TrustStore::from_pem_files(&anchors, &crls).map_err(SignError::Trust)?)
+        Some(
+            TrustStore::from_pem_files(&anchors, &crls)
+                .map_err(SignError::Trust)?
+                .with_intermediates(intermediates),
+        )
     };
     let algorithms = algorithm_policy(&config);
     let identity_check = if args.danger_skip_identity_checks {

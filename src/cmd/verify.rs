@@ -99,6 +99,9 @@ pub fn run(args: &VerifyArgs) -> Result<Exit, VerifyError> {
         return Err(VerifyError::RecordWithoutStore);
     }
     let setup = pipeline_with(&args.trust, &config, args.record)?;
+    for warning in &setup.warnings {
+        eprintln!("imipsec: warning: {warning}");
+    }
     let limit = setup.pipeline.settings().limits.message_bytes;
     let message = read_message(args.file.as_deref(), limit)?;
     let ctx = Evaluation {

@@ -47,6 +47,13 @@ pub enum EvaluateError {
         /// Why.
         detail: String,
     },
+    /// Under revocation mode `require`, a certificate's revocation status could not be had:
+    /// the revocation source (OCSP responder, CRL server, cache) could not answer.
+    #[error("could not evaluate: revocation status unavailable: {detail}")]
+    RevocationUnavailable {
+        /// Which certificate and why.
+        detail: String,
+    },
     /// The event state store failed.
     #[error("could not evaluate: the event state store is unavailable")]
     EventStore(#[source] StoreError),
@@ -119,6 +126,20 @@ impl Pipeline {
                 return Ok(Verdict::reject(reason, error.to_string()));
             }
         };
+        // Revocation that could not be had under `require` is no verdict (issue #13): the
+        // message is evaluated again later (a gate tempfails, the CLI exits 2).
+        if let Some(failure) = inspection.layers.iter().find_map(|layer| {
+            layer.outcome.failure().filter(|failure| {
+                matches!(
+                    failure,
+                    imipsec_smime::Failure::RevocationUnavailable { .. }
+                )
+            })
+        }) {
+            return Err(EvaluateError::RevocationUnavailable {
+                detail: failure.to_string(),
+            });
+        }
         let verification = verify(
             &inspection,
             ctx.at,

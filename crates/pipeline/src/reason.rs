@@ -157,17 +157,22 @@ pub enum Warning {
     /// the parsers behind the gate read it alike. The detail names the property and the
     /// rule. `strict_icalendar` turns each into a reject.
     IcalendarDeviation,
+    /// Under revocation mode `if-available`, a certificate's revocation status could not be
+    /// checked: the revocation source could not answer or gave no usable answer (issue #13).
+    /// The detail names the certificate and what was tried.
+    RevocationUnchecked,
 }
 
 impl Warning {
     /// Every warning, in the order they are listed.
-    pub const ALL: [Warning; 6] = [
+    pub const ALL: [Warning; 7] = [
         Warning::FromMismatch,
         Warning::HeaderMismatch,
         Warning::SigningTimeSkew,
         Warning::UnauthenticatedEncryption,
         Warning::EventStateUnchecked,
         Warning::IcalendarDeviation,
+        Warning::RevocationUnchecked,
     ];
 
     /// The stable code string.
@@ -179,6 +184,7 @@ impl Warning {
             Warning::UnauthenticatedEncryption => "unauthenticated-encryption",
             Warning::EventStateUnchecked => "event-state-unchecked",
             Warning::IcalendarDeviation => "icalendar-deviation",
+            Warning::RevocationUnchecked => "revocation-unchecked",
         }
     }
 }

@@ -435,6 +435,12 @@ pub(crate) fn verify(
                     if let Some(skew) = signing_time_skew(signer, outer.date, at, tolerance) {
                         warnings.push(Finding::new(Warning::SigningTimeSkew, skew));
                     }
+                    for unchecked in signer.revocation_warnings() {
+                        warnings.push(Finding::new(
+                            Warning::RevocationUnchecked,
+                            unchecked.clone(),
+                        ));
+                    }
                 }
             }
         }

@@ -246,6 +246,25 @@ impl Identity {
         &self.chain
     }
 
+    /// This identity with `intermediates` appended to its chain (those not already in it, nor
+    /// the identity's own certificate): `sign --intermediates`, so that the SignedData carries
+    /// the path recipients need (RFC 8550 §2.3).
+    pub fn with_intermediates(mut self, intermediates: &[X509]) -> Self {
+        let mut seen: Vec<Vec<u8>> = std::iter::once(&self.certificate)
+            .chain(&self.chain)
+            .filter_map(|cert| cert.to_der().ok())
+            .collect();
+        for cert in intermediates {
+            if let Ok(der) = cert.to_der()
+                && !seen.contains(&der)
+            {
+                seen.push(der);
+                self.chain.push(cert.clone());
+            }
+        }
+        self
+    }
+
     /// The private key (RSA or EC). Crate-internal: callers sign and decrypt
     /// through this crate rather than handling the key.
     pub(crate) fn private_key(&self) -> &PKeyRef<Private> {

@@ -883,7 +883,7 @@ fn pkits_revocation_with_check_available() {
         ),
         // Delta CRL: removeFromCRL un-revokes (on hold in the base CRL).
         ("SignedValiddeltaCRLTest5.eml", "valid"),
-        // "Missing CRL": the intermediate published no CRL at all, which CheckAvailable accepts.
+        // "Missing CRL": the intermediate published no CRL at all, which IfAvailable accepts.
         ("SignedMissingCRLTest1.eml", "valid"),
     ];
     for (file, expected) in cases {
