@@ -538,3 +538,176 @@ fn truncated_and_bit_flipped_messages_never_panic_and_never_accept_a_change() {
         assert!(!verdict.is_accept(), "bit flip at {offset} accepted");
     }
 }
+
+/// A revocation source that can never answer (responders down, nothing cached).
+struct Unreachable;
+
+impl imipsec_pipeline::smime::RevocationSource for Unreachable {
+    fn ocsp(
+        &self,
+        _url: &str,
+        _request_der: &[u8],
+        _at: time::OffsetDateTime,
+    ) -> imipsec_pipeline::smime::Fetched {
+        imipsec_pipeline::smime::Fetched::Unavailable("connection refused".to_owned())
+    }
+    fn crl(&self, _url: &str, _at: time::OffsetDateTime) -> imipsec_pipeline::smime::Fetched {
+        imipsec_pipeline::smime::Fetched::Unavailable("connection refused".to_owned())
+    }
+    fn confirmed(
+        &self,
+        _url: &str,
+        _request_der: Option<&[u8]>,
+        _answer: &[u8],
+        _next_update: time::OffsetDateTime,
+    ) {
+    }
+}
+
+/// Runs the openssl CLI in `dir`, asserting success.
+fn openssl_in(dir: &std::path::Path, args: &[&str]) {
+    let output = std::process::Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Issue #13: under revocation mode `require`, a signer whose status cannot be had because the
+/// responder is unreachable makes the message unevaluable (an error, never a verdict: the gate
+/// answers 451, `verify` exits 2); under `if-available` it is accepted with the warning
+/// `revocation-unchecked`; `off` asks nothing.
+#[test]
+fn unreachable_revocation_source_is_an_error_under_require_and_a_warning_otherwise() {
+    let dir = std::env::temp_dir().join(format!(
+        "imipsec-pipeline-revocation-{}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    openssl_in(
+        &dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "root.key",
+            "-out",
+            "root.pem",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=Root CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+    );
+    std::fs::write(
+        dir.join("leaf.ext"),
+        "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n\
+         extendedKeyUsage=emailProtection\nsubjectAltName=email:organizer@example.com\n\
+         authorityInfoAccess=OCSP;URI:http://ocsp.example.test/\n",
+    )
+    .unwrap();
+    openssl_in(
+        &dir,
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "leaf.key",
+            "-out",
+            "leaf.csr",
+            "-subj",
+            "/CN=Organizer",
+        ],
+    );
+    openssl_in(
+        &dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "root.pem",
+            "-CAkey",
+            "root.key",
+            "-CAcreateserial",
+            "-days",
+            "30",
+            "-extfile",
+            "leaf.ext",
+            "-out",
+            "leaf.pem",
+        ],
+    );
+    let mut pem = std::fs::read(dir.join("leaf.key")).unwrap();
+    pem.extend(std::fs::read(dir.join("leaf.pem")).unwrap());
+    let organizer = Identity::from_pem(&pem).unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let signed = sign_detached(
+        &entity(&calendar("REQUEST", "revocation@example.com", 0)),
+        &organizer,
+        &SignOptions {
+            signing_time: Some(now),
+            ..SignOptions::default()
+        },
+    )
+    .unwrap();
+    let raw = wrap(&signed);
+    let ctx = Evaluation {
+        at: now,
+        recipient: Some(ATTENDEE),
+        record: false,
+    };
+    let pipeline = |mode: imipsec_pipeline::smime::RevocationMode| {
+        let trust = TrustStore::from_pem_files(&[dir.join("root.pem")], &[] as &[PathBuf]).unwrap();
+        let mut settings = Settings::new(trust);
+        settings.revocation = mode;
+        settings.revocation_source = Some(std::sync::Arc::new(Unreachable));
+        Pipeline::new(settings)
+    };
+    use imipsec_pipeline::smime::RevocationMode;
+    let error = pipeline(RevocationMode::Require)
+        .evaluate(&raw, &ctx, None)
+        .unwrap_err();
+    assert!(
+        matches!(error, EvaluateError::RevocationUnavailable { ref detail } if detail.contains("Organizer")),
+        "{error:?}"
+    );
+    let warnings = |verdict: &Verdict| -> Vec<String> {
+        verdict
+            .warnings
+            .iter()
+            .map(|warning| warning.code.code().to_owned())
+            .collect()
+    };
+    let verdict = pipeline(RevocationMode::IfAvailable)
+        .evaluate(&raw, &ctx, None)
+        .unwrap();
+    assert!(verdict.reasons.is_empty(), "{:?}", verdict.reasons);
+    assert!(warnings(&verdict).contains(&"revocation-unchecked".to_owned()));
+    let verdict = pipeline(RevocationMode::Off)
+        .evaluate(&raw, &ctx, None)
+        .unwrap();
+    assert!(verdict.reasons.is_empty(), "{:?}", verdict.reasons);
+    assert!(!warnings(&verdict).contains(&"revocation-unchecked".to_owned()));
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -392,13 +392,13 @@ impl Setup {
                     .find_map(|layer| layer.outcome.failure().cloned());
                 match failure {
                     Some(Failure::LimitExceeded(kind)) => Outcome::LimitExceeded(kind.to_string()),
-                    Some(Failure::UntrustedCertificate { .. })
-                        if inspection.layers.iter().all(|l| {
-                            matches!(
-                                l.outcome.failure(),
-                                Some(Failure::UntrustedCertificate { .. })
-                            )
-                        }) =>
+                    Some(failure)
+                        if failure.code() == "untrusted-certificate"
+                            && inspection.layers.iter().all(|l| {
+                                l.outcome
+                                    .failure()
+                                    .is_some_and(|f| f.code() == "untrusted-certificate")
+                            }) =>
                     {
                         Outcome::Untrusted
                     }

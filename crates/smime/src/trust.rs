@@ -706,8 +706,9 @@ impl TrustStore {
         }
         let mut warnings = Vec::new();
         let mut fetched_crls: Vec<(u32, String, Vec<u8>, X509Crl)> = Vec::new();
-        // Per open depth: what was tried, and whether the source was unavailable.
-        let mut tried: Vec<(u32, CrlGap, Vec<String>, bool)> = Vec::new();
+        // Per open depth: what was tried, whether the source was unavailable, and whether it
+        // was asked at all (a certificate without OCSP URL or distribution point is not).
+        let mut tried: Vec<(u32, CrlGap, Vec<String>, bool, bool)> = Vec::new();
         let mut consulted = false;
         for (depth, gap) in &open {
             let index = usize::try_from(*depth).unwrap_or(usize::MAX);
@@ -717,6 +718,7 @@ impl TrustStore {
                     *depth,
                     *gap,
                     vec!["no issuer in the chain".to_owned()],
+                    false,
                     false,
                 ));
                 continue;
@@ -728,8 +730,8 @@ impl TrustStore {
             }];
             let mut unavailable = false;
             let mut covered = false;
+            let mut asked = false;
             if let Some(source) = source {
-                consulted = true;
                 let ocsp_urls = revocation::ocsp_urls(cert);
                 if ocsp_urls.is_empty() {
                     notes.push("no OCSP URL (http) in the certificate".to_owned());
@@ -739,6 +741,8 @@ impl TrustStore {
                         notes.push("OCSP request could not be built".to_owned());
                         break;
                     };
+                    asked = true;
+                    consulted = true;
                     match source.ocsp(&url, request.der(), at) {
                         crate::revocation::Fetched::Unavailable(why) => {
                             unavailable = true;
@@ -776,6 +780,8 @@ impl TrustStore {
                             .push("no CRL distribution point (http) in the certificate".to_owned());
                     }
                     for url in crl_urls {
+                        asked = true;
+                        consulted = true;
                         match source.crl(&url, at) {
                             crate::revocation::Fetched::Unavailable(why) => {
                                 unavailable = true;
@@ -792,7 +798,7 @@ impl TrustStore {
                 }
             }
             if !covered {
-                tried.push((*depth, *gap, notes, unavailable));
+                tried.push((*depth, *gap, notes, unavailable, asked));
             }
         }
         if tried.is_empty() {
@@ -814,11 +820,9 @@ impl TrustStore {
             }
             // A depth the second run no longer reports is covered by a fetched CRL, which
             // OpenSSL validated: confirm the CRLs fetched for it.
-            tried.retain(|(depth, _, _, _)| gaps.iter().any(|(gap_depth, _)| gap_depth == depth));
+            tried.retain(|(depth, ..)| gaps.iter().any(|(gap_depth, _)| gap_depth == depth));
             for (depth, url, answer, crl) in &fetched_crls {
-                if !tried
-                    .iter()
-                    .any(|(open_depth, _, _, _)| open_depth == depth)
+                if !tried.iter().any(|(open_depth, ..)| open_depth == depth)
                     && let Some(next) = crl.next_update().and_then(unix_seconds)
                     && let Ok(next) = OffsetDateTime::from_unix_timestamp(next)
                     && let Some(source) = source
@@ -836,7 +840,7 @@ impl TrustStore {
                 );
             }
         }
-        for (depth, gap, notes, unavailable) in tried {
+        for (depth, gap, notes, unavailable, asked) in tried {
             let index = usize::try_from(depth).unwrap_or(usize::MAX);
             let subject = chain
                 .get(index)
@@ -873,7 +877,12 @@ impl TrustStore {
                 (_, CrlGap::NoneUsable) => {
                     return (Err(Failure::RevocationUnknown { depth }), consulted);
                 }
-                _ => warnings.push(format!("revocation of {subject:?} not checked: {detail}")),
+                // `if-available`, nothing published by the issuer: accepted as without a
+                // source, with a warning when the source was asked and had no answer.
+                _ if asked => {
+                    warnings.push(format!("revocation of {subject:?} not checked: {detail}"));
+                }
+                _ => {}
             }
         }
         (

@@ -698,30 +698,29 @@ fn johnny_you_are_fired() {
     let mut tally = Tally::new("johnny", &exceptions());
     for (file, expected) in &rows {
         let raw = read(&root.join(file));
-        let (observed, detail) =
-            match run_with(&raw, &trust, at, RevocationMode::Require, &policy, &[]) {
-                Ok(inspection) => {
-                    let mut verdict = johnny_verdict(&inspection);
-                    let manager_bodies: Vec<&Vec<u8>> = inspection
-                        .signed_leaves()
-                        .filter(|leaf| {
-                            leaf.signers(&inspection).iter().any(|signer| {
-                                signer.emails().iter().any(|email| email.matches(MANAGER))
-                            })
+        let (observed, detail) = match run(&raw, &trust, at, &policy, &[]) {
+            Ok(inspection) => {
+                let mut verdict = johnny_verdict(&inspection);
+                let manager_bodies: Vec<&Vec<u8>> = inspection
+                    .signed_leaves()
+                    .filter(|leaf| {
+                        leaf.signers(&inspection).iter().any(|signer| {
+                            signer.emails().iter().any(|email| email.matches(MANAGER))
                         })
-                        .map(|leaf| &leaf.body)
-                        .collect();
-                    // The controls come first in `rows`, so `genuine` is complete for the attacks.
-                    if file.contains("valid") && *expected == manager {
-                        genuine.extend(manager_bodies.into_iter().cloned());
-                    } else if manager_bodies.iter().any(|body| !genuine.contains(body)) {
-                        verdict.push_str("+ATTACK:manager-signed-foreign-content");
-                    }
-                    (verdict, layer_summary(&inspection))
+                    })
+                    .map(|leaf| &leaf.body)
+                    .collect();
+                // The controls come first in `rows`, so `genuine` is complete for the attacks.
+                if file.contains("valid") && *expected == manager {
+                    genuine.extend(manager_bodies.into_iter().cloned());
+                } else if manager_bodies.iter().any(|body| !genuine.contains(body)) {
+                    verdict.push_str("+ATTACK:manager-signed-foreign-content");
                 }
-                // A message that cannot be walked shows nothing as signed.
-                Err(code) => (nobody.clone(), format!("error:{code}")),
-            };
+                (verdict, layer_summary(&inspection))
+            }
+            // A message that cannot be walked shows nothing as signed.
+            Err(code) => (nobody.clone(), format!("error:{code}")),
+        };
         tally.judge(file, expected, &observed, &detail);
     }
     tally.finish();

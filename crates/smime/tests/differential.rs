@@ -61,6 +61,8 @@ impl Trust {
         let mut param = X509VerifyParam::new().unwrap();
         param.set_time(at.unix_timestamp());
         param.set_purpose(X509PurposeId::SMIME_SIGN).unwrap();
+        // TrustStore processes certificate policies (RFC 5280 §6.1, initial set anyPolicy).
+        param.set_flags(X509VerifyFlags::POLICY_CHECK).unwrap();
         let crls: Vec<X509Crl> = crl_files.iter().map(|path| shared::crl(path)).collect();
         if !crl_files.is_empty() {
             let lookup = builder.add_lookup(X509Lookup::file()).unwrap();

@@ -1201,3 +1201,45 @@ fn nss_email_anchor_recipe_builds_the_email_trust_list() {
         assert!(tls_only >= 10, "TLS-only roots: {tls_only} ({report})");
     }
 }
+
+/// A certificate that names no OCSP responder or distribution point gives the source nothing
+/// to ask: under `if-available` it passes as without a source (no warning, cacheable); under
+/// `require` it is untrusted, and the detail says there was nothing to ask.
+#[test]
+fn certificate_without_revocation_pointers_is_not_a_source_question() {
+    let pki = pki();
+    let t = now();
+    let plain = issue(
+        "no pointers",
+        Some(&pki.root),
+        Kind::Responder(false),
+        t - DAY,
+        t + DAY,
+    );
+    let der = sign(&plain, &[]);
+    let source = Arc::new(Double::default());
+    for _ in 0..2 {
+        let signers = verify(
+            &der,
+            &pki.trust,
+            t,
+            RevocationMode::IfAvailable,
+            Some(source.clone()),
+        )
+        .unwrap();
+        assert!(signers[0].revocation_warnings().is_empty());
+    }
+    assert!(source.calls.lock().unwrap().is_empty());
+    assert_eq!(
+        pki.trust.cache_stats().0,
+        1,
+        "the second run is a cache hit"
+    );
+    match verify(&der, &pki.trust, t, RevocationMode::Require, Some(source)) {
+        Err(Failure::RevocationMissing { missing, .. }) => {
+            assert!(missing.contains("no OCSP URL"), "{missing}");
+            assert!(missing.contains("no CRL distribution point"), "{missing}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
