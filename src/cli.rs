@@ -259,6 +259,18 @@ pub struct TrustArgs {
     /// SEQUENCE) and the other tolerated defects, instead of accepting them with a warning.
     #[arg(long)]
     pub strict_icalendar: bool,
+    /// Fetch revocation status over http for every certificate of a signer's chain: OCSP from
+    /// its AIA first, then its CRL distribution points (http only, no redirects, 5 s connect
+    /// and 10 s transfer timeouts, 64 KiB OCSP / 20 MiB CRL limits); overrides `[trust]
+    /// fetch_revocation`.
+    #[arg(long)]
+    pub fetch_revocation: bool,
+    /// Folder caching fetched OCSP answers and CRLs until their nextUpdate (created mode 0700);
+    /// a cached answer is used without network, also when the responder is down. Overrides
+    /// `[trust] revocation_cache`; default: no cache (the gate: `revocation-cache` beside its
+    /// store).
+    #[arg(long, value_name = "DIR")]
+    pub revocation_cache: Option<PathBuf>,
 }
 
 /// Arguments of `imipsec verify`.
@@ -593,7 +605,12 @@ reject (reject, quarantine, defuse, or monitor to roll out: deliver everything t
 log what would have been rejected), the action on mail the gate cannot decrypt
 (on_undecryptable: pass, reject, quarantine), limits and the metrics address. Milter and
 LMTP listen on loopback only unless allow_remote_clients = true; see crates/gate/README.md.
-Runs until SIGTERM, then finishes the transactions in flight.
+Runs until SIGTERM, then finishes the transactions in flight. SIGHUP reloads the
+configuration file, anchors and CRLs without dropping connections: every message evaluated
+after it uses the new trust, connections accepted after it the new [gate] settings; a
+reload that fails (or changes a listen address, metrics_listen or limits.connections, which
+need a restart) keeps the running state and logs why. Each CRL's nextUpdate is logged at
+start and reload (a warning when past) and exported as imipsec_gate_crl_next_update_seconds.
 
 Exit status:
   0  stopped by SIGTERM/SIGINT after draining; --check-config: the configuration is usable
@@ -626,6 +643,14 @@ pub struct GateArgs {
     /// accepting them with a warning; overrides `[policy] strict_icalendar`.
     #[arg(long)]
     pub strict_icalendar: bool,
+    /// Fetch revocation status over http (OCSP from AIA, then CRL distribution points);
+    /// overrides `[trust] fetch_revocation`.
+    #[arg(long)]
+    pub fetch_revocation: bool,
+    /// Folder caching fetched revocation answers until their nextUpdate; overrides `[trust]
+    /// revocation_cache` (default: `revocation-cache` beside the `[store] path`).
+    #[arg(long, value_name = "DIR")]
+    pub revocation_cache: Option<PathBuf>,
 }
 
 /// Arguments of `imipsec generate`.

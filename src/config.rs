@@ -60,6 +60,14 @@ pub struct TrustConfig {
     /// When given, a chain must be valid for one of them.
     #[serde(default)]
     pub policies: Vec<String>,
+    /// Fetch revocation status over http for every certificate of a signer's chain: OCSP
+    /// from its AIA first, then its CRL distribution points (default false).
+    #[serde(default)]
+    pub fetch_revocation: bool,
+    /// Folder caching fetched OCSP answers and CRLs until their nextUpdate. Default: none
+    /// for `verify` and `audit`; `revocation-cache` beside `[store] path` for the gate.
+    #[serde(default)]
+    pub revocation_cache: Option<PathBuf>,
 }
 
 /// `[[identities]]`: one decryption (or signing) identity.
@@ -240,6 +248,9 @@ impl Config {
         self.trust.anchors.iter_mut().for_each(resolve);
         self.trust.crls.iter_mut().for_each(resolve);
         self.trust.intermediates.iter_mut().for_each(resolve);
+        if let Some(cache) = self.trust.revocation_cache.as_mut() {
+            resolve(cache);
+        }
         for identity in &mut self.identities {
             resolve(&mut identity.path);
             if let Some(file) = identity.password_file.as_mut() {

@@ -4,6 +4,7 @@
 //! `--at` is absent.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use imipsec_pipeline::policy::{SqliteStore, StoreError, StoreOptions};
 use imipsec_pipeline::smime::keys::{Identity, KeyError};
@@ -181,6 +182,9 @@ pub enum SetupError {
         #[source]
         source: StoreError,
     },
+    /// The revocation cache folder cannot be used.
+    #[error(transparent)]
+    RevocationCache(#[from] imipsec_revocation::CacheError),
     /// A configured limit does not fit this platform.
     #[error("limit {name} = {value} is out of range")]
     Limit {
@@ -330,6 +334,26 @@ fn limit(
     }
 }
 
+/// The revocation cache folder: `--revocation-cache`, else `[trust] revocation_cache`.
+pub fn revocation_cache(trust: &TrustArgs, config: &Config) -> Option<PathBuf> {
+    trust
+        .revocation_cache
+        .clone()
+        .or_else(|| config.trust.revocation_cache.clone())
+}
+
+/// The OCSP and CRL fetcher of `--fetch-revocation` / `[trust] fetch_revocation`, with the
+/// default limits ([`imipsec_revocation::Limits`]) and the cache of [`revocation_cache`].
+fn revocation_fetcher(
+    trust: &TrustArgs,
+    config: &Config,
+) -> Result<Arc<dyn imipsec_pipeline::smime::RevocationSource>, SetupError> {
+    let cache = revocation_cache(trust, config);
+    let fetcher =
+        imipsec_revocation::Fetcher::new(imipsec_revocation::Limits::default(), cache.as_deref())?;
+    Ok(Arc::new(fetcher))
+}
+
 /// Builds the pipeline from `trust` flags over `config`. `create_store`: create the store
 /// file when missing (for callers that record event state).
 pub fn pipeline_with(
@@ -394,6 +418,9 @@ pub fn pipeline_with(
     settings.danger_allow_unsigned =
         trust.danger_allow_unsigned || config.policy.danger_allow_unsigned;
     settings.strict_icalendar = trust.strict_icalendar || config.policy.strict_icalendar;
+    if trust.fetch_revocation || config.trust.fetch_revocation {
+        settings.revocation_source = Some(revocation_fetcher(trust, config)?);
+    }
 
     let limits = &config.limits;
     let defaults = imipsec_pipeline::Limits::default();

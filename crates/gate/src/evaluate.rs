@@ -1,7 +1,7 @@
 //! Running the decision engine for one message, off the async threads and under a timeout.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
@@ -39,9 +39,29 @@ pub(crate) enum EvaluateFailure {
     Panicked,
 }
 
+/// The decision engine in force, replaced as a whole by a reload (`SIGHUP`). Each message
+/// takes the engine current when its evaluation starts and keeps it to the end of that
+/// evaluation; the lock is held only to clone or swap the `Arc`, never while deciding.
+#[derive(Clone)]
+pub(crate) struct EngineSlot(Arc<RwLock<Arc<dyn Decide>>>);
+
+impl EngineSlot {
+    pub(crate) fn new(engine: Arc<dyn Decide>) -> Self {
+        Self(Arc::new(RwLock::new(engine)))
+    }
+    /// The engine in force now.
+    pub(crate) fn current(&self) -> Arc<dyn Decide> {
+        Arc::clone(&self.0.read().unwrap_or_else(PoisonError::into_inner))
+    }
+    /// Put `engine` in force for every evaluation that starts from now on.
+    pub(crate) fn replace(&self, engine: Arc<dyn Decide>) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = engine;
+    }
+}
+
 /// Engine, clock and timeout, shared by every connection.
 pub(crate) struct Evaluator {
-    pub(crate) engine: Arc<dyn Decide>,
+    pub(crate) engine: EngineSlot,
     pub(crate) clock: Clock,
     pub(crate) timeout: Duration,
 }
@@ -77,7 +97,7 @@ impl Evaluator {
                 .map(|_| RecipientVerdict::NotCalendar(None))
                 .collect(),
             Ok(Inspection::Calendar | Inspection::Opaque) => {
-                let engine = Arc::clone(&self.engine);
+                let engine = self.engine.current();
                 let task = tokio::task::spawn_blocking(move || {
                     recipients
                         .iter()
@@ -124,7 +144,10 @@ impl Evaluator {
         recipients: Vec<String>,
         at: OffsetDateTime,
     ) -> Result<(), EvaluateFailure> {
-        let engine = Arc::clone(&self.engine);
+        // The engine in force now: after a reload between decision and recording, the new
+        // engine re-evaluates while recording (`Decide::record`), so a message the new
+        // trust state refuses is not recorded and is tempfailed.
+        let engine = self.engine.current();
         let task = tokio::task::spawn_blocking(move || {
             catch_unwind(AssertUnwindSafe(|| {
                 recipients

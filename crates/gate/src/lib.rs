@@ -13,6 +13,7 @@ pub mod metrics;
 mod milter;
 pub mod mime;
 pub mod pipeline_engine;
+pub mod reload;
 mod server;
 
 pub use config::{
@@ -26,4 +27,5 @@ pub use decide::{
 pub use evaluate::Clock;
 pub use io::IdleTimeout;
 pub use pipeline_engine::PipelineEngine;
+pub use reload::{CrlStatus, Load, Loaded, ReloadError, Reloader};
 pub use server::{Bound, Gate, ServeError, run_until_signal, shutdown_signal};

@@ -1,8 +1,8 @@
 //! Counters and a tiny Prometheus text-format responder (loopback only).
 
 use std::fmt::Write as _;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -77,6 +77,10 @@ pub struct Metrics {
     decide_micros_sum: AtomicU64,
     decide_count: AtomicU64,
     decide_buckets: [AtomicU64; 8],
+    reloads_ok: AtomicU64,
+    reloads_failed: AtomicU64,
+    /// (source, issuer, nextUpdate as Unix seconds) of each CRL in force.
+    crls: Mutex<Vec<(String, String, Option<i64>)>>,
 }
 
 impl Metrics {
@@ -103,6 +107,38 @@ impl Metrics {
                     bucket.fetch_add(1, Ordering::Relaxed);
                 }
             }
+        }
+    }
+
+    pub(crate) fn reloaded(&self, ok: bool) {
+        let counter = if ok {
+            &self.reloads_ok
+        } else {
+            &self.reloads_failed
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_crls(&self, crls: &[crate::reload::CrlStatus]) {
+        let gauges = crls
+            .iter()
+            .map(|crl| {
+                (
+                    crl.source.clone(),
+                    crl.issuer.clone(),
+                    crl.next_update.map(time::OffsetDateTime::unix_timestamp),
+                )
+            })
+            .collect();
+        *self.crls.lock().unwrap_or_else(PoisonError::into_inner) = gauges;
+    }
+
+    /// How many reloads were put in force (`true`) or refused (`false`).
+    pub fn reloads(&self, ok: bool) -> u64 {
+        if ok {
+            self.reloads_ok.load(Ordering::Relaxed)
+        } else {
+            self.reloads_failed.load(Ordering::Relaxed)
         }
     }
 
@@ -163,8 +199,46 @@ impl Metrics {
             load(&self.decide_micros_sum) as f64 / 1e6
         );
         let _ = writeln!(out, "imipsec_gate_decide_seconds_count {count}");
+        let _ = writeln!(out, "# TYPE imipsec_gate_reloads_total counter");
+        let _ = writeln!(
+            out,
+            "imipsec_gate_reloads_total{{result=\"ok\"}} {}",
+            load(&self.reloads_ok)
+        );
+        let _ = writeln!(
+            out,
+            "imipsec_gate_reloads_total{{result=\"failed\"}} {}",
+            load(&self.reloads_failed)
+        );
+        // The nextUpdate of each CRL in force, as Unix seconds: alert on
+        // `imipsec_gate_crl_next_update_seconds - time() < 86400`. A CRL without nextUpdate
+        // has no sample.
+        let _ = writeln!(out, "# TYPE imipsec_gate_crl_next_update_seconds gauge");
+        for (source, issuer, next_update) in self
+            .crls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            if let Some(next_update) = next_update {
+                let _ = writeln!(
+                    out,
+                    "imipsec_gate_crl_next_update_seconds{{crl=\"{}\",issuer=\"{}\"}} {next_update}",
+                    label(source),
+                    label(issuer)
+                );
+            }
+        }
         out
     }
+}
+
+/// A Prometheus label value: backslash, double quote and line feed escaped.
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// Serve `GET /metrics` (any path, in fact) on `listener` until the task is dropped.
@@ -190,5 +264,29 @@ pub(crate) async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
             let _ = stream.write_all(response.as_bytes()).await;
             let _ = stream.shutdown().await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A CRL issuer name is text from a file: it cannot break out of its label.
+    #[test]
+    fn crl_labels_are_escaped() {
+        let metrics = Metrics::default();
+        metrics.set_crls(&[crate::reload::CrlStatus {
+            source: "/etc/a\"b.crl".to_owned(),
+            issuer: "CN=x\n} 1\nfake_metric 2".to_owned(),
+            next_update: Some(time::macros::datetime!(2026-06-02 00:00 UTC)),
+        }]);
+        let text = metrics.render();
+        assert!(
+            text.contains(
+                "imipsec_gate_crl_next_update_seconds{crl=\"/etc/a\\\"b.crl\",issuer=\"CN=x\\n} 1\\nfake_metric 2\"} 1780358400"
+            ),
+            "{text}"
+        );
+        assert!(!text.lines().any(|line| line.starts_with("fake_metric")));
     }
 }

@@ -17,6 +17,7 @@ use crate::evaluate::{Clock, Evaluator};
 use crate::io::IdleTimeout;
 use crate::metrics::{self, Action, Metrics};
 use crate::milter::GateMilter;
+use crate::reload::{CrlStatus, Live, Load, Reloader};
 
 /// The text of every `550 5.7.1` refusal of calendar mail, milter and LMTP alike.
 ///
@@ -28,7 +29,8 @@ use crate::milter::GateMilter;
 /// The reason codes stay in the audit line, the logs and the quarantine tag.
 pub(crate) const REJECT_TEXT: &str = "imipsec: calendar message rejected";
 
-/// State shared by every connection.
+/// State shared by every connection accepted while it is in force (a reload puts a new one
+/// in force for later connections; see [`crate::reload`]).
 pub(crate) struct Shared {
     pub(crate) config: GateConfig,
     pub(crate) evaluator: Evaluator,
@@ -67,29 +69,52 @@ pub enum ServeError {
 
 /// A configured gate, not yet listening.
 pub struct Gate {
-    shared: Arc<Shared>,
+    live: Live,
+    crls: Vec<CrlStatus>,
 }
 
 impl Gate {
     /// A gate deciding with `engine`, reading evaluation time from `clock`.
     pub fn new(config: GateConfig, engine: Arc<dyn Decide>, clock: Clock) -> Self {
-        let timeout = config.limits.decide_timeout();
         Self {
-            shared: Arc::new(Shared {
-                config,
-                evaluator: Evaluator {
-                    engine,
-                    clock,
-                    timeout,
-                },
-                metrics: Arc::new(Metrics::default()),
-            }),
+            live: Live::new(config, engine, clock, None),
+            crls: Vec::new(),
         }
+    }
+
+    /// A gate in the state `loader` builds, reloadable from it ([`Bound::reloader`],
+    /// `SIGHUP` under [`run_until_signal`]).
+    ///
+    /// # Errors
+    /// The loader's error, as text with its causes.
+    pub fn load(
+        loader: Arc<dyn Load>,
+        clock: Clock,
+    ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        let loaded = loader.load()?;
+        Ok(Self::new(loaded.config, loaded.engine, clock)
+            .with_loader(loader)
+            .with_crls(loaded.crls))
+    }
+
+    /// Reload from `loader` ([`Bound::reloader`]).
+    #[must_use]
+    pub fn with_loader(mut self, loader: Arc<dyn Load>) -> Self {
+        self.live.set_loader(loader);
+        self
+    }
+
+    /// The CRLs the engine holds: logged (with a warning for one past its nextUpdate) and
+    /// exported as metrics when the gate binds.
+    #[must_use]
+    pub fn with_crls(mut self, crls: Vec<CrlStatus>) -> Self {
+        self.crls = crls;
+        self
     }
 
     /// The counters (also served on `metrics_listen`).
     pub fn metrics(&self) -> Arc<Metrics> {
-        Arc::clone(&self.shared.metrics)
+        Arc::clone(&self.live.metrics)
     }
 
     /// Bind every configured listener (port 0 picks a free port; see [`Bound`]).
@@ -97,9 +122,10 @@ impl Gate {
     /// # Errors
     /// [`ServeError`] for a configuration that cannot run or an address in use.
     pub async fn bind(self) -> Result<Bound, ServeError> {
-        let config = &self.shared.config;
+        let shared = self.live.current();
+        let config = &shared.config;
         config.validate()?;
-        if !self.shared.evaluator.engine.checks_event_state() {
+        if !shared.evaluator.engine.current().checks_event_state() {
             if !config.danger_no_event_state {
                 return Err(ServeError::EventStateUnchecked);
             }
@@ -113,11 +139,15 @@ impl Gate {
                  x-imip=fail); only a calendar server that acts on x-imip=pass alone is protected"
             );
         }
+        let milter = bind_opt(config.milter.as_ref().map(|m| m.listen)).await?;
+        let lmtp = bind_opt(config.lmtp.as_ref().map(|l| l.listen)).await?;
+        let metrics = bind_opt(config.metrics_listen).await?;
+        self.live.report_crls(&self.crls, "start");
         Ok(Bound {
-            milter: bind_opt(config.milter.as_ref().map(|m| m.listen)).await?,
-            lmtp: bind_opt(config.lmtp.as_ref().map(|l| l.listen)).await?,
-            metrics: bind_opt(config.metrics_listen).await?,
-            shared: self.shared,
+            milter,
+            lmtp,
+            metrics,
+            live: Arc::new(self.live),
         })
     }
 }
@@ -137,10 +167,16 @@ pub struct Bound {
     milter: Option<TcpListener>,
     lmtp: Option<TcpListener>,
     metrics: Option<TcpListener>,
-    shared: Arc<Shared>,
+    live: Arc<Live>,
 }
 
 impl Bound {
+    /// What `SIGHUP` calls: reload configuration, anchors and CRLs without dropping
+    /// connections ([`crate::reload`]).
+    pub fn reloader(&self) -> Reloader {
+        Reloader(Arc::clone(&self.live))
+    }
+
     /// The milter's local address.
     pub fn milter_addr(&self) -> Option<SocketAddr> {
         self.milter.as_ref().and_then(|l| l.local_addr().ok())
@@ -158,7 +194,8 @@ impl Bound {
     /// finish (at most [`crate::Limits::drain_timeout_secs`]) and return.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let limits = &self.shared.config.limits;
+        let started = self.live.current();
+        let limits = &started.config.limits;
         let mut tasks = Vec::new();
         let mut slots = Vec::new();
         if let Some(listener) = self.milter {
@@ -166,7 +203,7 @@ impl Bound {
             slots.push(Arc::clone(&slot));
             tasks.push(tokio::spawn(accept_loop(
                 listener,
-                Arc::clone(&self.shared),
+                Arc::clone(&self.live),
                 slot,
                 stop_rx.clone(),
                 Protocol::Milter,
@@ -177,18 +214,18 @@ impl Bound {
             slots.push(Arc::clone(&slot));
             tasks.push(tokio::spawn(accept_loop(
                 listener,
-                Arc::clone(&self.shared),
+                Arc::clone(&self.live),
                 slot,
                 stop_rx.clone(),
                 Protocol::Lmtp,
             )));
         }
-        let metrics_task = self.metrics.map(|listener| {
-            tokio::spawn(metrics::serve(listener, Arc::clone(&self.shared.metrics)))
-        });
+        let metrics_task = self
+            .metrics
+            .map(|listener| tokio::spawn(metrics::serve(listener, Arc::clone(&self.live.metrics))));
         tracing::info!(
-            milter = %crate::logging::OrNone(self.shared.config.milter.as_ref().map(|m| m.listen)),
-            lmtp = %crate::logging::OrNone(self.shared.config.lmtp.as_ref().map(|l| l.listen)),
+            milter = %crate::logging::OrNone(started.config.milter.as_ref().map(|m| m.listen)),
+            lmtp = %crate::logging::OrNone(started.config.lmtp.as_ref().map(|l| l.listen)),
             "gate listening"
         );
         shutdown.await;
@@ -221,7 +258,7 @@ enum Protocol {
 
 async fn accept_loop(
     listener: TcpListener,
-    shared: Arc<Shared>,
+    live: Arc<Live>,
     slots: Arc<Semaphore>,
     mut stop: watch::Receiver<bool>,
     protocol: Protocol,
@@ -237,6 +274,9 @@ async fn accept_loop(
             continue;
         };
         let _ = stream.set_nodelay(true);
+        // The state in force when the connection is accepted: its settings hold for the
+        // connection's life; the engine is looked up again for every message.
+        let shared = live.current();
         shared.metrics.connection();
         let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
             shared.metrics.refused();
@@ -248,7 +288,6 @@ async fn accept_loop(
             }
             continue;
         };
-        let shared = Arc::clone(&shared);
         let stop = stop.clone();
         tokio::spawn(async move {
             match protocol {
@@ -304,15 +343,13 @@ async fn milter_connection(
 }
 
 /// Run a gate on a multi-threaded runtime until SIGTERM/SIGINT, then drain: the whole
-/// `imipsec gate` command, so the binary stays glue.
+/// `imipsec gate` command, so the binary stays glue. `SIGHUP` reloads the configuration,
+/// anchors and CRLs ([`Bound::reloader`]; a gate built without a loader logs that it has
+/// nothing to reload and keeps running).
 ///
 /// # Errors
 /// [`ServeError`] when the runtime or a listener cannot start.
-pub fn run_until_signal(
-    config: GateConfig,
-    engine: Arc<dyn Decide>,
-    clock: Clock,
-) -> Result<(), ServeError> {
+pub fn run_until_signal(gate: Gate) -> Result<(), ServeError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -326,14 +363,59 @@ pub fn run_until_signal(
             std::task::Poll::Ready(shutdown.as_mut().poll(context).is_ready())
         })
         .await;
-        let bound = Gate::new(config, engine, clock).bind().await?;
+        // Likewise SIGHUP, whose default action would end the process.
+        let hangups = hangup_signals();
+        let bound = gate.bind().await?;
+        let reloads = hangups.map(|hangups| tokio::spawn(reload_on(hangups, bound.reloader())));
         if early {
             bound.serve(std::future::ready(())).await;
         } else {
             bound.serve(shutdown).await;
         }
+        if let Some(task) = reloads {
+            task.abort();
+        }
         Ok(())
     })
+}
+
+#[cfg(unix)]
+type Hangups = tokio::signal::unix::Signal;
+#[cfg(not(unix))]
+type Hangups = ();
+
+/// The SIGHUP stream, installed now (so that SIGHUP no longer ends the process).
+fn hangup_signals() -> Option<Hangups> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::hangup()) {
+            Ok(hangups) => Some(hangups),
+            Err(error) => {
+                tracing::warn!(%error, "cannot handle SIGHUP: reload needs a restart");
+                None
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
+/// Reload on every SIGHUP, one at a time, on a blocking thread; a reload that fails keeps
+/// the running state (logged by [`Reloader::reload`]).
+async fn reload_on(mut hangups: Hangups, reloader: Reloader) {
+    #[cfg(unix)]
+    while hangups.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading configuration, anchors and CRLs");
+        let reloader = reloader.clone();
+        let _ = tokio::task::spawn_blocking(move || reloader.reload()).await;
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (&mut hangups, reloader);
+    }
 }
 
 /// Wait for SIGTERM or SIGINT (Ctrl-C).
