@@ -455,7 +455,7 @@ fn address_text(address: &imipsec_itip::CalAddress) -> String {
     address
         .addr_spec
         .clone()
-        .unwrap_or_else(|| address.text.clone())
+        .map_or_else(|| address.text.clone(), String::from)
 }
 
 /// DANGER mode only: the addresses an unsigned calendar claims to come from (the ORGANIZER

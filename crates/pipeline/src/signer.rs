@@ -219,7 +219,7 @@ struct Checked {
 }
 
 fn address_of(address: &imipsec_itip::CalAddress) -> Option<String> {
-    address.addr_spec.clone()
+    address.addr_spec.clone().map(String::from)
 }
 
 fn check_calendar(

@@ -501,7 +501,7 @@ fn invalid_grants_are_rejected_with_typed_errors_and_nothing_written() {
         assert!(expected(&error), "{g:?} gave {error:?}");
     }
     assert!(matches!(
-        "FOO".parse::<Method>(),
+        "FOO".parse::<Method>().map_err(StoreError::from),
         Err(StoreError::UnknownMethod { .. })
     ));
     assert!(matches!(

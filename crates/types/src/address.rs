@@ -214,6 +214,20 @@ impl AddrSpec {
     }
 }
 
+impl std::ops::Deref for AddrSpec {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<AddrSpec> for String {
+    fn from(spec: AddrSpec) -> String {
+        spec.0
+    }
+}
+
 impl fmt::Display for AddrSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
