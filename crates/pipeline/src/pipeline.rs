@@ -59,6 +59,19 @@ pub enum EvaluateError {
     /// `record` was asked without a recipient (the scope of the state).
     #[error("recording event state needs the recipient address (the state scope)")]
     RecordWithoutRecipient,
+    /// The store compares local parts under another rule than the pipeline's
+    /// `strict_local_part`: the correlation and the organizer pin would disagree on who is
+    /// the same calendar user (issue 15), so nothing is judged.
+    #[error(
+        "the store compares address local parts {store:?}, the pipeline {settings:?} \
+         (strict_local_part): one rule must serve both"
+    )]
+    LocalPartRuleMismatch {
+        /// The pipeline's rule.
+        settings: imipsec_policy::LocalPartCase,
+        /// The store's rule.
+        store: imipsec_policy::LocalPartCase,
+    },
 }
 
 /// The verify-then-process pipeline. Holds only configuration; each
@@ -103,6 +116,16 @@ impl Pipeline {
             if ctx.recipient.is_none() {
                 return Err(EvaluateError::RecordWithoutRecipient);
             }
+        }
+        // One local-part rule for the correlation and the store's organizer pin.
+        let rule = imipsec_policy::LocalPartCase::from_strict(self.settings.strict_local_part);
+        if let Some(store) = store
+            && store.local_part_case() != rule
+        {
+            return Err(EvaluateError::LocalPartRuleMismatch {
+                settings: rule,
+                store: store.local_part_case(),
+            });
         }
         let limit = self.settings.limits.message_bytes;
         if raw.len() > limit {

@@ -328,6 +328,10 @@ impl DelegationStore for BusyStore {
 }
 
 impl EventStateStore for BusyStore {
+    fn local_part_case(&self) -> imipsec_pipeline::policy::LocalPartCase {
+        imipsec_pipeline::policy::LocalPartCase::Insensitive
+    }
+
     fn evaluate(&self, _: &str, _: &[EventUpdate]) -> Result<Vec<StateFinding>, StoreError> {
         Err(StoreError::Busy)
     }

@@ -161,6 +161,10 @@ pub struct EventState {
 
 /// The event state store. Implementations must not read the clock.
 pub trait EventStateStore {
+    /// The local-part rule every address is normalised with (fixed for the store's life).
+    /// A caller that correlates addresses itself must use the same rule.
+    fn local_part_case(&self) -> LocalPartCase;
+
     /// Read-only: what [`Self::decide_and_record`] would find now.
     /// Components are judged in order, each as if the earlier passing ones
     /// had been recorded.

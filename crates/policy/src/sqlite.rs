@@ -972,6 +972,10 @@ fn write_pending(tx: &Transaction<'_>, scope: &str, pending: &Pending) -> Result
 }
 
 impl EventStateStore for SqliteStore {
+    fn local_part_case(&self) -> LocalPartCase {
+        self.case
+    }
+
     fn evaluate(
         &self,
         scope: &str,
