@@ -116,3 +116,33 @@ fn verdict_built_outside_the_pipeline_is_never_checked() {
     assert!(verdict.is_accept());
     assert_eq!(verdict.event_state(), EventState::NotChecked);
 }
+
+/// Issue 15: a REFRESH "carries no SEQUENCE or event data" (RFC 5546 §3.2.6) but was recorded.
+/// Mallory, a validly signed stranger, sends the recipient a REFRESH naming herself both
+/// ATTENDEE (the requester) and ORGANIZER of a UID nobody has pinned yet; that pinned the UID
+/// to her, and the real organizer's REQUEST then failed `organizer-mismatch`. Now a REFRESH
+/// only reads the state (crates/policy/README.md, "What each method reads and writes").
+#[test]
+fn strangers_signed_refresh_cannot_pin_a_fresh_uid_against_the_real_organizer() {
+    let pipeline = pipeline();
+    let store = SqliteStore::open_in_memory().unwrap();
+    let uid = "refresh-pin@example.com";
+    let refresh = format!(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//imipsec//attacks//EN\r\nMETHOD:REFRESH\r\n\
+         BEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20260601T000000Z\r\n\
+         ORGANIZER:mailto:{MALLORY}\r\nATTENDEE:mailto:{MALLORY}\r\n\
+         END:VEVENT\r\nEND:VCALENDAR\r\n"
+    );
+    let raw = message(
+        MALLORY,
+        &signed("rsa2048/stranger", &entity(&refresh, "REFRESH")),
+    );
+    assert_accepted(&evaluate_recorded(&pipeline, &store, &raw));
+    let request = evaluate_recorded(&pipeline, &store, &signed_request(uid, 0));
+    assert_accepted(&request);
+    // Control: the REFRESH still reads the pin the REQUEST wrote.
+    assert_rejected(
+        &evaluate_recorded(&pipeline, &store, &raw),
+        Reason::OrganizerMismatch,
+    );
+}
