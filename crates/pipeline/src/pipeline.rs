@@ -8,6 +8,7 @@ use imipsec_policy::{
     AddressField, DelegationStore, EventStateStore, EventUpdate, StateDecision, StateFinding,
     StoreError, Timestamp,
 };
+use imipsec_types::RecurrenceKeyError;
 use thiserror::Error;
 
 use crate::delegation::StoreDelegationPolicy;
@@ -249,7 +250,8 @@ impl Pipeline {
             }
             self.judge_correlation(&itip, &correlation, ctx, &mut reasons, &mut reports);
             if correlation.is_authorized() {
-                match event_updates(&itip, &correlation, signed) {
+                let check_state = store.is_some() && ctx.recipient.is_some();
+                match event_updates(&itip, &correlation, signed, check_state) {
                     Ok(mut built) => updates.append(&mut built),
                     Err(finding) => reasons.push(finding),
                 }
@@ -509,18 +511,15 @@ fn named_actors(itip: &ItipMessage) -> Vec<&str> {
     actors
 }
 
-/// The event-state updates of an authorized message, one per component.
+/// The event-state updates of an authorized message, one per component. `check_state`:
+/// the updates will be judged by a store, so every RECURRENCE-ID must have a key.
 fn event_updates(
     itip: &ItipMessage,
     correlation: &Correlation,
     signed: bool,
+    check_state: bool,
 ) -> Result<Vec<EventUpdate>, Finding<Reason>> {
-    let Ok(method) = itip.method.as_str().parse::<imipsec_policy::Method>() else {
-        return Err(Finding::new(
-            Reason::RestrictionViolation,
-            format!("method {} has no event state", itip.method),
-        ));
-    };
+    let method = itip.method;
     let mut updates = Vec::with_capacity(itip.components.len());
     for (component, outcome) in itip.components.iter().zip(&correlation.components) {
         let Ok(authorization) = &outcome.result else {
@@ -536,22 +535,34 @@ fn event_updates(
                 format!("UID {uid}: no DTSTAMP"),
             )
         })?;
-        let dtstamp = Timestamp::parse_icalendar_utc(dtstamp_text).map_err(|error| {
+        let dtstamp = component.dtstamp_utc.ok_or_else(|| {
             Finding::new(
                 Reason::MalformedIcalendar,
-                format!("UID {uid}: DTSTAMP {dtstamp_text:?}: {error}"),
+                format!("UID {uid}: DTSTAMP {dtstamp_text:?} is not a UTC instant"),
             )
         })?;
+        let recurrence_id = match &component.recurrence_id {
+            None => None,
+            Some(recurrence) => match recurrence.key() {
+                Ok(key) => Some(key.into_string()),
+                // Without a store the key decides nothing.
+                Err(_) if !check_state => None,
+                Err(error) => {
+                    let reason = match error {
+                        RecurrenceKeyError::TzidRelative { .. } => Reason::UnsupportedRecurrenceId,
+                        _ => Reason::MalformedIcalendar,
+                    };
+                    return Err(Finding::new(reason, format!("UID {uid}: {error}")));
+                }
+            },
+        };
         let organizer = component
             .organizer
             .as_ref()
             .map(|organizer| address_text(&organizer.address));
         updates.push(EventUpdate {
             uid,
-            recurrence_id: component
-                .recurrence_id
-                .as_ref()
-                .map(|recurrence| recurrence.value.clone()),
+            recurrence_id,
             organizer,
             actor: address_text(&authorization.actor),
             actor_is_organizer: authorization.role == Role::Organizer,

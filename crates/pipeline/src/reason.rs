@@ -58,6 +58,11 @@ pub enum Reason {
     RoleNotAuthorized,
     /// The signer acts through SENT-BY and the delegation store holds no grant for it.
     SentByUnauthorized,
+    /// A RECURRENCE-ID relative to a TZID, which the event state cannot key yet: keying its
+    /// local text would let two zones collide (a false `stale-sequence`) and one instant
+    /// written in UTC and in a zone split into two keys (a hole in replay protection). Given
+    /// only when the event state is checked; UTC, DATE and floating values are keyed.
+    UnsupportedRecurrenceId,
     /// The ORGANIZER differs from the one on record for the event (or between components).
     OrganizerMismatch,
     /// The SEQUENCE (or DTSTAMP) is older than the state on record (RFC 5546 section 2.1.5).
@@ -66,7 +71,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in rank order.
-    pub const ALL: [Reason; 20] = [
+    pub const ALL: [Reason; 21] = [
         Reason::LimitExceeded,
         Reason::MalformedMime,
         Reason::DecryptionFailed,
@@ -85,6 +90,7 @@ impl Reason {
         Reason::SignerNotCorrelated,
         Reason::RoleNotAuthorized,
         Reason::SentByUnauthorized,
+        Reason::UnsupportedRecurrenceId,
         Reason::OrganizerMismatch,
         Reason::StaleSequence,
     ];
@@ -110,6 +116,7 @@ impl Reason {
             Reason::SignerNotCorrelated => "signer-not-correlated",
             Reason::RoleNotAuthorized => "role-not-authorized",
             Reason::SentByUnauthorized => "sent-by-unauthorized",
+            Reason::UnsupportedRecurrenceId => "unsupported-recurrence-id",
             Reason::OrganizerMismatch => "organizer-mismatch",
             Reason::StaleSequence => "stale-sequence",
         }
