@@ -139,7 +139,7 @@ impl Pipeline {
         let inspection = match imipsec_smime::inspect(raw, &options) {
             Ok(inspection) => inspection,
             Err(error) => {
-                let reason = Reason::from_code(error.code()).unwrap_or(Reason::MalformedMime);
+                let reason = Reason::from(&error);
                 return Ok(Verdict::reject(reason, error.to_string()));
             }
         };
@@ -337,8 +337,7 @@ impl Pipeline {
                 .iter()
                 .take(MAX_CALENDAR_FINDINGS)
                 .map(|error| {
-                    let reason =
-                        Reason::from_code(error.code()).unwrap_or(Reason::MalformedIcalendar);
+                    let reason = Reason::from(error);
                     Finding::new(reason, format!("text/calendar at {part}: {error}"))
                 })
                 .collect();
@@ -431,8 +430,7 @@ impl Pipeline {
                         }
                         _ => {}
                     }
-                    let reason =
-                        Reason::from_code(failure.code()).unwrap_or(Reason::SignerNotCorrelated);
+                    let reason = Reason::from(failure);
                     let uid = outcome.uid.as_deref().unwrap_or("(no UID)");
                     reasons.push(Finding::new(reason, format!("UID {uid}: {failure}")));
                 }
@@ -603,7 +601,7 @@ fn state_error(error: StoreError) -> Result<Finding<Reason>, EvaluateError> {
 }
 
 fn state_finding(finding: &StateFinding) -> Finding<Reason> {
-    let reason = Reason::from_code(finding.code()).unwrap_or(Reason::StaleSequence);
+    let reason = Reason::from(finding);
     let detail = match finding {
         StateFinding::OrganizerMismatch {
             uid,
