@@ -27,6 +27,7 @@ pub use model::{
     RecurrenceId,
 };
 pub use parse::{diagnose, parse_itip, parse_itip_all};
+pub use scan::check_content_line;
 
 use serde::Serialize;
 

@@ -53,16 +53,16 @@ fn record(store: &SqliteStore, update: EventUpdate) -> Vec<&'static str> {
     }
 }
 
-/// The organizer order and pin of `uid`, as a comparable tuple.
-fn organizer_state(
-    store: &SqliteStore,
-    uid: &str,
-) -> Option<(
+/// Pin, organizer SEQUENCE, DTSTAMP and method of an event.
+type OrganizerState = (
     Option<String>,
     Option<i64>,
     Option<Timestamp>,
     Option<Method>,
-)> {
+);
+
+/// The organizer order and pin of `uid`, as a comparable tuple.
+fn organizer_state(store: &SqliteStore, uid: &str) -> Option<OrganizerState> {
     store
         .event(ME, uid, None)
         .unwrap()
