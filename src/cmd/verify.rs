@@ -99,7 +99,7 @@ pub fn run(args: &VerifyArgs) -> Result<Exit, VerifyError> {
         return Err(VerifyError::RecordWithoutStore);
     }
     let setup = pipeline_with(&args.trust, &config, args.record)?;
-    let limit = setup.pipeline.settings().limits.message_bytes;
+    let limit = setup.pipeline.settings().limits.message_bytes();
     let message = read_message(args.file.as_deref(), limit)?;
     let ctx = Evaluation {
         at: setup.at,

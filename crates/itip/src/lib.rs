@@ -102,7 +102,7 @@ impl Default for Limits {
             bytes: 4 * 1024 * 1024,
             components: 2_000,
             properties: 50_000,
-            attendees: 5_000,
+            attendees: imipsec_types::DEFAULT_ATTENDEES_PER_COMPONENT,
             line_length: 64 * 1024,
             nesting: 8,
         }

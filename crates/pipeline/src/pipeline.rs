@@ -128,7 +128,7 @@ impl Pipeline {
                 store: store.local_part_case(),
             });
         }
-        let limit = self.settings.limits.message_bytes;
+        let limit = self.settings.limits.message_bytes();
         if raw.len() > limit {
             return Ok(Verdict::reject(
                 Reason::LimitExceeded,

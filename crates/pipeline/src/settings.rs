@@ -5,11 +5,11 @@ use imipsec_smime::keys::Identity;
 use imipsec_smime::{AlgorithmPolicy, TrustStore};
 
 /// Named bounds on the work one message may cause. Each exceeded limit is the reason
-/// `limit-exceeded`, with the limit named in the detail.
+/// `limit-exceeded`, with the limit named in the detail. Composed of the layers' own limits,
+/// never a copy of one: the message size is the S/MIME layer's `message_bytes`
+/// ([`Limits::message_bytes`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
-    /// Largest message accepted, in bytes; checked before anything is parsed.
-    pub message_bytes: usize,
     /// The S/MIME layer's limits (MIME depth and parts, certificates, CMS size, decrypted
     /// content size).
     pub smime: imipsec_smime::Limits,
@@ -20,12 +20,18 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        let smime = imipsec_smime::Limits::default();
         Limits {
-            message_bytes: smime.message_bytes,
-            smime,
+            smime: imipsec_smime::Limits::default(),
             itip: imipsec_itip::Limits::default(),
         }
+    }
+}
+
+impl Limits {
+    /// Largest message accepted, in bytes, checked before anything is parsed: the S/MIME
+    /// layer's `message_bytes` (which bounds decrypted content too).
+    pub fn message_bytes(&self) -> usize {
+        self.smime.message_bytes
     }
 }
 
