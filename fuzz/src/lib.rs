@@ -15,8 +15,8 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use imipsec_gate::{
-    Decide, DecideError, Envelope, EventState, Gate, GateConfig, GateVerdict, ItipSummary,
-    LmtpConfig, MilterConfig, Outcome, Reason as GateReason, RejectAction, SmimeResult,
+    Decide, DecideError, Envelope, EventState, Gate, GateConfig, GateVerdict, ItipSummary, LmtpConfig,
+    MilterConfig, Outcome, Reason as GateReason, RejectAction, SmimeResult,
 };
 use imipsec_itip::{
     CorrelateOptions, DelegationPolicy, DelegationQuery, DenyAllDelegations, Diagnostic,
@@ -206,21 +206,13 @@ pub fn itip(data: &[u8]) {
     for component in &message.components {
         if let Some(organizer) = &component.organizer {
             signers.extend(organizer.address.addr_spec.clone().map(String::from));
-            signers.extend(
-                organizer
-                    .sent_by
-                    .as_ref()
-                    .and_then(|a| a.addr_spec.clone().map(String::from)),
-            );
+            let sent_by = organizer.sent_by.as_ref();
+            signers.extend(sent_by.and_then(|a| a.addr_spec.clone()).map(String::from));
         }
         for attendee in &component.attendees {
             signers.extend(attendee.address.addr_spec.clone().map(String::from));
-            signers.extend(
-                attendee
-                    .sent_by
-                    .as_ref()
-                    .and_then(|a| a.addr_spec.clone().map(String::from)),
-            );
+            let sent_by = attendee.sent_by.as_ref();
+            signers.extend(sent_by.and_then(|a| a.addr_spec.clone()).map(String::from));
         }
     }
     let signers: Vec<&str> = signers.iter().map(String::as_str).collect();
@@ -479,9 +471,8 @@ async fn lmtp_backend(listener: tokio::net::TcpListener) {
                 // Invariant (issue #11 item 9): whatever the client sent, the gate hands the
                 // backend only CRLF lines, with no bare LF or CR (SMTP smuggling).
                 assert!(
-                    line.strip_suffix(b"\r\n").is_some_and(
-                        |content| !content.contains(&b'\r') && !content.contains(&b'\n')
-                    ),
+                    line.strip_suffix(b"\r\n")
+                        .is_some_and(|content| !content.contains(&b'\r') && !content.contains(&b'\n')),
                     "the gate sent the LMTP backend a line with a bare LF or CR: {line:?}"
                 );
                 let reply: Vec<u8> = if in_data {
@@ -707,11 +698,7 @@ pub fn itip_full_text(data: &[u8]) {
             .iter()
             .any(|&id| usize::try_from(id).is_ok_and(|id| id == index));
         if is_scheduling(&component.component_type) {
-            assert!(
-                top_level,
-                "calcard sees a nested {:?}",
-                component.component_type
-            );
+            assert!(top_level, "calcard sees a nested {:?}", component.component_type);
             scheduling.push(component);
             continue;
         }
@@ -802,10 +789,7 @@ pub fn itip_full_text(data: &[u8]) {
             );
             assert_eq!(
                 params(entry, ICalendarParameterName::DelegatedTo),
-                a.delegated_to
-                    .iter()
-                    .map(|s| s.text.clone())
-                    .collect::<Vec<_>>(),
+                a.delegated_to.iter().map(|s| s.text.clone()).collect::<Vec<_>>(),
                 "DELEGATED-TO"
             );
             assert_eq!(
@@ -991,7 +975,9 @@ fn oid_alias(oid: &[u8]) -> Vec<u8> {
     const RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01];
     const ECDSA: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03];
     match oid {
-        [prefix @ .., last] if prefix == RSA && (11..=14).contains(last) => [RSA, &[0x01]].concat(),
+        [prefix @ .., last] if prefix == RSA && (11..=14).contains(last) => {
+            [RSA, &[0x01]].concat()
+        }
         [prefix @ .., last] if prefix == ECDSA && (1..=4).contains(last) => {
             vec![0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01]
         }
@@ -1004,9 +990,7 @@ const MUTATION_OIDS: &[&[u8]] = &[
     &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x01], // 1.2.840.113549.1.7.1 id-data
     &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02], // 1.2.840.113549.1.7.2 signedData
     &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x03], // 1.2.840.113549.1.7.3 envelopedData
-    &[
-        0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x10, 0x01, 0x04,
-    ], // id-ct-TSTInfo
+    &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x10, 0x01, 0x04], // id-ct-TSTInfo
     &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x03], // contentType
     &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x04], // messageDigest
     &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x05], // signingTime
@@ -1048,9 +1032,8 @@ END:VCALENDAR\r\n"
             if detached {
                 flags |= CMSOptions::DETACHED;
             }
-            let cms =
-                CmsContentInfo::sign(Some(&cert), Some(&key), Some(&chain), Some(&content), flags)
-                    .expect("the test organizer signs");
+            let cms = CmsContentInfo::sign(Some(&cert), Some(&key), Some(&chain), Some(&content), flags)
+                .expect("the test organizer signs");
             let der = cms.to_der().expect("DER");
             // The seed itself must verify, or the target would check nothing.
             imipsec_smime::verify_signed_data(
@@ -1092,11 +1075,7 @@ pub fn cms_structure(data: &[u8]) {
     };
     let mut tree = original.clone();
     for op in ops.chunks_exact(4).take(8) {
-        let (kind, index, arg) = (
-            op[0],
-            usize::from(u16::from_be_bytes([op[1], op[2]])),
-            op[3],
-        );
+        let (kind, index, arg) = (op[0], usize::from(u16::from_be_bytes([op[1], op[2]])), op[3]);
         let mut paths = Vec::new();
         tree.paths(&mut Vec::new(), kind & 0x80 != 0, &mut paths);
         let path = paths[index % paths.len()].clone();
@@ -1113,10 +1092,7 @@ pub fn cms_structure(data: &[u8]) {
         &Limits::default(),
     );
     if let Ok(signers) = verified {
-        assert!(
-            !signers.is_empty(),
-            "a verified SignedData without a signer"
-        );
+        assert!(!signers.is_empty(), "a verified SignedData without a signer");
         for signer in &signers {
             assert!(
                 signer
