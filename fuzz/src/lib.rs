@@ -408,7 +408,7 @@ impl Decide for LengthEngine {
         let verdict = |outcome, smime| GateVerdict {
             outcome,
             reasons: vec![GateReason {
-                code: "fuzz".to_owned(),
+                code: imipsec_pipeline::Reason::SignerNotCorrelated,
                 detail: "length-driven".to_owned(),
             }],
             smime,
