@@ -8,7 +8,7 @@ use imipsec_smime::{AlgorithmPolicy, TrustStore};
 /// `limit-exceeded`, with the limit named in the detail. Composed of the layers' own limits,
 /// never a copy of one: the message size is the S/MIME layer's `message_bytes`
 /// ([`Limits::message_bytes`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Limits {
     /// The S/MIME layer's limits (MIME depth and parts, certificates, CMS size, decrypted
     /// content size).
@@ -16,15 +16,6 @@ pub struct Limits {
     /// The iTIP layer's limits (calendar size, components, properties, attendees, line
     /// length, nesting).
     pub itip: imipsec_itip::Limits,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            smime: imipsec_smime::Limits::default(),
-            itip: imipsec_itip::Limits::default(),
-        }
-    }
 }
 
 impl Limits {
