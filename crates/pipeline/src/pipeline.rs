@@ -383,7 +383,7 @@ impl Pipeline {
             match &outcome.result {
                 Ok(authorization) => {
                     report.actor = Some(address_text(&authorization.actor));
-                    report.role = Some(role_name(authorization.role).to_owned());
+                    report.role = Some(authorization.role.side().as_str().to_owned());
                     report.via = authorization.via.as_ref().map(address_text);
                     // RFC 5546 section 3.2.2.3: a delegator may send the REQUEST only to its
                     // delegates; without a recipient that cannot be checked, so fail closed.
@@ -417,7 +417,7 @@ impl Pipeline {
                         } => report.actor = Some(address_text(actor)),
                         Failure::RoleNotAuthorized { actor, role, .. } => {
                             report.actor = Some(address_text(actor));
-                            report.role = Some(role_name(*role).to_owned());
+                            report.role = Some(role.side().as_str().to_owned());
                         }
                         Failure::SentByUnauthorized {
                             principal, sent_by, ..
@@ -465,13 +465,6 @@ fn unauthorised_calendar(raw: &[u8], message: &VerifiedMessage) -> Option<Findin
             ),
         },
     ))
-}
-
-fn role_name(role: Role) -> &'static str {
-    match role {
-        Role::Organizer => "organizer",
-        Role::Attendee | Role::Delegator => "attendee",
-    }
 }
 
 fn address_text(address: &imipsec_itip::CalAddress) -> String {
