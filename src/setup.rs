@@ -425,13 +425,12 @@ pub fn pipeline_with(
     let limits = &config.limits;
     let defaults = imipsec_pipeline::Limits::default();
     let mut pipeline_limits = defaults.clone();
-    pipeline_limits.message_bytes = limit(
+    // One bound, the S/MIME layer's: the whole message and any decrypted content.
+    pipeline_limits.smime.message_bytes = limit(
         "message_bytes",
         limits.message_bytes,
-        defaults.message_bytes,
+        defaults.smime.message_bytes,
     )?;
-    // The S/MIME layer enforces the same message bound on decrypted content.
-    pipeline_limits.smime.message_bytes = pipeline_limits.message_bytes;
     pipeline_limits.smime.mime_depth =
         limit("mime_depth", limits.mime_depth, defaults.smime.mime_depth)?;
     pipeline_limits.smime.parts = limit("parts", limits.parts, defaults.smime.parts)?;

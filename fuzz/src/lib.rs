@@ -207,12 +207,14 @@ pub fn itip(data: &[u8]) {
     let mut signers: Vec<String> = vec!["mallory@example.net".to_owned()];
     for component in &message.components {
         if let Some(organizer) = &component.organizer {
-            signers.extend(organizer.address.addr_spec.clone());
-            signers.extend(organizer.sent_by.as_ref().and_then(|a| a.addr_spec.clone()));
+            signers.extend(organizer.address.addr_spec.clone().map(String::from));
+            let sent_by = organizer.sent_by.as_ref();
+            signers.extend(sent_by.and_then(|a| a.addr_spec.clone()).map(String::from));
         }
         for attendee in &component.attendees {
-            signers.extend(attendee.address.addr_spec.clone());
-            signers.extend(attendee.sent_by.as_ref().and_then(|a| a.addr_spec.clone()));
+            signers.extend(attendee.address.addr_spec.clone().map(String::from));
+            let sent_by = attendee.sent_by.as_ref();
+            signers.extend(sent_by.and_then(|a| a.addr_spec.clone()).map(String::from));
         }
     }
     let signers: Vec<&str> = signers.iter().map(String::as_str).collect();
@@ -408,7 +410,7 @@ impl Decide for LengthEngine {
         let verdict = |outcome, smime| GateVerdict {
             outcome,
             reasons: vec![GateReason {
-                code: "fuzz".to_owned(),
+                code: imipsec_pipeline::Reason::SignerNotCorrelated,
                 detail: "length-driven".to_owned(),
             }],
             smime,

@@ -85,7 +85,7 @@ pub fn run(args: &AuditArgs) -> Result<Exit, AuditError> {
     let store_path = args.trust.store.clone().or(config.store.path.clone());
     let info = run_info(args, &config, &setup, store_path.as_deref());
     let limits = mailbox::Limits {
-        message_bytes: setup.pipeline.settings().limits.message_bytes,
+        message_bytes: setup.pipeline.settings().limits.message_bytes(),
     };
     // Recording makes each message change the state the next one is judged against (a
     // REPLY needs its REQUEST recorded first), so it runs in mailbox order on one worker.

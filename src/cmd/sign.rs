@@ -190,7 +190,7 @@ pub fn run(args: &SignArgs) -> Result<Exit, SignError> {
     let limit = config
         .limits
         .message_bytes
-        .unwrap_or(Limits::default().message_bytes as u64);
+        .unwrap_or(Limits::default().message_bytes() as u64);
     let input = read_bounded(args.file.as_deref(), limit)?;
 
     let store_policy = store.as_ref().map(|store| {

@@ -102,7 +102,7 @@ pub fn run(args: &VerifyArgs) -> Result<Exit, VerifyError> {
     for warning in &setup.warnings {
         eprintln!("imipsec: warning: {warning}");
     }
-    let limit = setup.pipeline.settings().limits.message_bytes;
+    let limit = setup.pipeline.settings().limits.message_bytes();
     let message = read_message(args.file.as_deref(), limit)?;
     let ctx = Evaluation {
         at: setup.at,

@@ -244,17 +244,17 @@ mod tests {
         let verdict = GateVerdict {
             outcome: Outcome::Reject,
             reasons: vec![Reason {
-                code: "itip.role not allowed".into(),
+                code: imipsec_pipeline::Reason::RoleNotAuthorized,
                 detail: String::new(),
             }],
             smime: SmimeResult::None,
-            signer: None,
+            signer: Some("odd signer@example.net".into()),
             itip: vec![],
             event_state: EventState::NotChecked,
         };
         assert_eq!(
             header_value("gw", &verdict),
-            "gw; smime=none;\r\n\tx-imip=fail policy.reason=\"itip.role not allowed\" policy.event-state=not-checked"
+            "gw; smime=none body.smime-identifier=\"odd signer@example.net\";\r\n\tx-imip=fail policy.reason=role-not-authorized policy.event-state=not-checked"
         );
     }
 }

@@ -54,8 +54,9 @@ impl SmimeResult {
 /// One stable reason code with a human detail, as produced by the pipeline.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reason {
-    /// Stable, documented code (e.g. `itip.role-not-allowed`).
-    pub code: String,
+    /// The typed reason (its stable, documented code is `code.code()`, e.g.
+    /// `role-not-authorized`).
+    pub code: imipsec_pipeline::Reason,
     /// Human explanation; never used for decisions.
     pub detail: String,
 }
@@ -111,10 +112,10 @@ pub struct GateVerdict {
 
 impl GateVerdict {
     /// The first reason code, or `rejected` when the engine gave none.
-    pub fn primary_code(&self) -> &str {
+    pub fn primary_code(&self) -> &'static str {
         self.reasons
             .first()
-            .map_or("rejected", |reason| reason.code.as_str())
+            .map_or("rejected", |reason| reason.code.code())
     }
 }
 

@@ -177,7 +177,7 @@ pub fn gate_verdict(verdict: &Verdict, inspection: Inspection) -> GateVerdict {
             .reasons
             .iter()
             .map(|finding| Reason {
-                code: finding.code.code().to_owned(),
+                code: finding.code,
                 detail: finding.detail.clone(),
             })
             .collect(),
@@ -214,7 +214,7 @@ pub fn accept_direction(
         verdict.reasons = unauthorised
             .iter()
             .map(|part| Reason {
-                code: PipelineReason::UnprotectedCalendar.code().to_owned(),
+                code: PipelineReason::UnprotectedCalendar,
                 detail: match &part.body {
                     Some(body) => format!(
                         "the calendar server's parser finds {} at bytes {}..{} that the \

@@ -453,7 +453,7 @@ pub(crate) fn audit(
 ) {
     shared.metrics.action(action, decide_time);
     let codes: Vec<&str> = verdict
-        .map(|v| v.reasons.iter().map(|r| r.code.as_str()).collect())
+        .map(|v| v.reasons.iter().map(|r| r.code.code()).collect())
         .unwrap_or_default();
     let methods: Vec<&str> = verdict
         .map(|v| v.itip.iter().map(|c| c.method.as_str()).collect())

@@ -285,7 +285,7 @@ async fn milter_reject_is_550_without_reason_and_records_nothing() {
         .begin("mallory@example.net", &["bob@example.org"])
         .await;
     let packets = client
-        .message(&invite("reject code=itip.not-organizer", ""))
+        .message(&invite("reject code=role-not-authorized", ""))
         .await;
     let reply = final_reply(&packets);
     assert_eq!(reply.code, b'y');
@@ -302,7 +302,7 @@ async fn milter_passes_plain_mail_without_asking_the_engine() {
         .begin("alice@example.net", &["bob@example.org"])
         .await;
     let packets = client
-        .message("From: alice@example.net\r\nSubject: lunch\r\nX-Test-Verdict: reject code=never\r\n\r\nsee you at noon\r\n")
+        .message("From: alice@example.net\r\nSubject: lunch\r\nX-Test-Verdict: reject code=malformed-icalendar\r\n\r\nsee you at noon\r\n")
         .await;
     assert_eq!(packets.len(), 1);
     assert_eq!(final_reply(&packets).code, b'c');
@@ -341,13 +341,13 @@ async fn milter_quarantine_mode_holds_rejected_mail() {
         .begin("mallory@example.net", &["bob@example.org"])
         .await;
     let packets = client
-        .message(&invite("reject code=smime.untrusted", ""))
+        .message(&invite("reject code=untrusted-certificate", ""))
         .await;
     let quarantine = packets
         .iter()
         .find(|p| p.code == b'q')
         .expect("quarantine action");
-    assert!(quarantine.text().contains("smime.untrusted"));
+    assert!(quarantine.text().contains("untrusted-certificate"));
     assert_eq!(final_reply(&packets).code, b'c');
     gate.stop().await;
 }
@@ -361,7 +361,9 @@ async fn milter_defuse_mode_renames_the_calendar_part() {
     client
         .begin("mallory@example.net", &["bob@example.org"])
         .await;
-    let packets = client.message(&invite("reject code=itip.forged", "")).await;
+    let packets = client
+        .message(&invite("reject code=signer-not-correlated", ""))
+        .await;
     let body: Vec<u8> = packets
         .iter()
         .filter(|p| p.code == b'b')
@@ -377,7 +379,7 @@ async fn milter_defuse_mode_renames_the_calendar_part() {
     assert!(
         insert
             .text()
-            .contains("x-imip=fail policy.reason=itip.forged")
+            .contains("x-imip=fail policy.reason=signer-not-correlated")
     );
     assert_eq!(final_reply(&packets).code, b'c');
     gate.stop().await;
@@ -416,7 +418,9 @@ async fn metrics_endpoint_counts_decisions() {
     client
         .begin("alice@example.net", &["bob@example.org"])
         .await;
-    client.message(&invite("reject code=x", "")).await;
+    client
+        .message(&invite("reject code=malformed-mime", ""))
+        .await;
     let mut http = TcpStream::connect(gate.metrics.unwrap()).await.unwrap();
     http.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")
         .await
@@ -760,7 +764,7 @@ async fn lmtp_rejects_per_recipient_and_never_delivers_rejected_mail() {
     let replies = client
         .send(
             &["bob@example.org", "unknown@example.org"],
-            &invite("reject code=itip.forged", ""),
+            &invite("reject code=signer-not-correlated", ""),
         )
         .await;
     assert_eq!(
@@ -793,7 +797,10 @@ async fn lmtp_quarantine_delivers_to_the_quarantine_mailbox_only() {
     let (mut client, _) = LmtpClient::connect(gate.lmtp.unwrap()).await;
     client.command("LHLO client.test").await;
     let replies = client
-        .send(&["bob@example.org"], &invite("reject code=itip.forged", ""))
+        .send(
+            &["bob@example.org"],
+            &invite("reject code=signer-not-correlated", ""),
+        )
         .await;
     assert!(
         replies[0].starts_with("250 2.1.5 imipsec: held in quarantine"),
@@ -808,7 +815,7 @@ async fn lmtp_quarantine_delivers_to_the_quarantine_mailbox_only() {
     assert!(
         deliveries[0]
             .1
-            .contains("x-imip=fail policy.reason=itip.forged")
+            .contains("x-imip=fail policy.reason=signer-not-correlated")
     );
     gate.stop().await;
 }
@@ -1750,7 +1757,10 @@ async fn lmtp_monitor_mode_delivers_rejected_mail_tagged_fail() {
     let (mut client, _) = LmtpClient::connect(gate.lmtp.unwrap()).await;
     client.command("LHLO client.test").await;
     let replies = client
-        .send(&["bob@example.org"], &invite("reject code=itip.forged", ""))
+        .send(
+            &["bob@example.org"],
+            &invite("reject code=signer-not-correlated", ""),
+        )
         .await;
     assert!(replies[0].starts_with("250"), "{replies:?}");
     let deliveries = backend.deliveries.lock().unwrap().clone();
@@ -1765,7 +1775,7 @@ async fn lmtp_monitor_mode_delivers_rejected_mail_tagged_fail() {
             .starts_with("Authentication-Results: mx.gate.test; smime=")
             && deliveries[0]
                 .1
-                .contains("x-imip=fail policy.reason=itip.forged"),
+                .contains("x-imip=fail policy.reason=signer-not-correlated"),
         "{}",
         deliveries[0].1
     );

@@ -1,16 +1,18 @@
 //! Calendar user addresses (RFC 5545 section 3.3.3 CAL-ADDRESS) and how they are compared
 //! with signer e-mail addresses.
 
+use imipsec_types::{AddrSpec, LocalPartCase};
 use serde::Serialize;
 
 /// A CAL-ADDRESS as found in the calendar, with the addr-spec it names if it is a plain
 /// `mailto:` URI (RFC 6047 section 3: iMIP calendar users are addressed by `mailto:`).
 ///
-/// Comparison (see [`CalAddress::matches`]) uses only the addr-spec, never a CN or other
-/// display name: the `mailto:` scheme and the domain are compared case-insensitively
-/// (ASCII only, so that no Unicode case folding can make two different addresses equal),
-/// the local part case-insensitively by default (the iMIP draft's example 4.4 writes
-/// addresses in upper case) or exactly with `strict_local_part`.
+/// The addr-spec rule and the comparison are `imipsec-types`' [`AddrSpec`] (the same that
+/// the policy store normalises with): only the addr-spec is compared, never a CN or other
+/// display name; the `mailto:` scheme and the domain case-insensitively (ASCII only, so
+/// that no Unicode case folding can make two different addresses equal), the local part
+/// case-insensitively by default (the iMIP draft's example 4.4 writes addresses in upper
+/// case) or exactly with `strict_local_part`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct CalAddress {
     /// The value exactly as found (after unfolding and RFC 6868 decoding).
@@ -18,7 +20,7 @@ pub struct CalAddress {
     /// `local@domain` as written after `mailto:`; `None` when the value is not a plain
     /// `mailto:` address (another scheme, `?` header fields, `%` escapes, several
     /// addresses, or no `@`), such an address never matches a signer.
-    pub addr_spec: Option<String>,
+    pub addr_spec: Option<AddrSpec>,
     /// The comparison form: `addr_spec` in ASCII lower case.
     pub normalized: Option<String>,
 }
@@ -26,8 +28,10 @@ pub struct CalAddress {
 impl CalAddress {
     /// Reads a CAL-ADDRESS value.
     pub fn parse(text: &str) -> CalAddress {
-        let addr_spec = mailto_addr_spec(text).map(str::to_owned);
-        let normalized = addr_spec.as_deref().map(str::to_ascii_lowercase);
+        let addr_spec = AddrSpec::from_mailto(text);
+        let normalized = addr_spec
+            .as_ref()
+            .map(|spec| spec.key(LocalPartCase::Insensitive));
         CalAddress {
             text: text.to_owned(),
             addr_spec,
@@ -42,27 +46,25 @@ impl CalAddress {
 
     /// Whether this address names the signer e-mail address `signer` (a bare addr-spec).
     pub fn matches(&self, signer: &str, strict_local_part: bool) -> bool {
-        match &self.addr_spec {
-            Some(mine) => addr_specs_equal(mine, signer, strict_local_part),
-            None => false,
+        match (&self.addr_spec, AddrSpec::parse(signer)) {
+            (Some(mine), Ok(signer)) => {
+                mine.same(&signer, LocalPartCase::from_strict(strict_local_part))
+            }
+            _ => false,
         }
     }
 
-    /// The key under which [`CalAddress::same_user`] compares: the addr-spec with the
-    /// domain (and, unless `strict_local_part`, the local part) in ASCII lower case.
+    /// The key under which [`CalAddress::same_user`] compares: [`AddrSpec::key`] under
+    /// the `strict_local_part` rule.
     pub fn comparison_key(&self, strict_local_part: bool) -> Option<String> {
-        let spec = self.addr_spec.as_deref()?;
-        if !strict_local_part {
-            return self.normalized.clone();
-        }
-        let (local, domain) = spec.split_once('@')?;
-        Some(format!("{local}@{}", domain.to_ascii_lowercase()))
+        let case = LocalPartCase::from_strict(strict_local_part);
+        self.addr_spec.as_ref().map(|spec| spec.key(case))
     }
 
     /// Whether two calendar addresses name the same calendar user (same comparison rules).
     pub fn same_user(&self, other: &CalAddress, strict_local_part: bool) -> bool {
         match (&self.addr_spec, &other.addr_spec) {
-            (Some(a), Some(b)) => addr_specs_equal(a, b, strict_local_part),
+            (Some(a), Some(b)) => a.same(b, LocalPartCase::from_strict(strict_local_part)),
             _ => false,
         }
     }
@@ -87,97 +89,9 @@ pub(crate) fn has_uri_scheme(text: &str) -> bool {
         && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
 }
 
-/// True for a plain `mailto:` address, without allocating.
+/// True for a plain `mailto:` address.
 pub(crate) fn is_plain_mailto(text: &str) -> bool {
-    mailto_addr_spec(text).is_some()
-}
-
-fn mailto_addr_spec(text: &str) -> Option<&str> {
-    let scheme = text.get(..7)?;
-    if !scheme.eq_ignore_ascii_case("mailto:") {
-        return None;
-    }
-    let addr = text.get(7..)?;
-    plain_addr_spec(addr).then_some(addr)
-}
-
-/// ASCII bytes an addr-spec may not contain: controls, space and the characters that
-/// would let one string name several or differently-decoded mailboxes.
-const FORBIDDEN_ASCII: u128 = {
-    let mut set = 0u128;
-    let mut b = 0u8;
-    while b < 0x80 {
-        if b <= b' '
-            || b == 0x7f
-            || matches!(
-                b,
-                b',' | b'?'
-                    | b'%'
-                    | b'<'
-                    | b'>'
-                    | b'"'
-                    | b'('
-                    | b')'
-                    | b';'
-                    | b':'
-                    | b'\\'
-                    | b'['
-                    | b']'
-            )
-        {
-            set |= 1 << b;
-        }
-        b += 1;
-    }
-    set
-};
-
-/// A deliberately narrow addr-spec: exactly one `@`, non-empty sides, and none of the
-/// characters that would let one string name several or differently-decoded mailboxes.
-/// One pass over the bytes with a bit set; non-ASCII text takes the char-wise path.
-fn plain_addr_spec(addr: &str) -> bool {
-    let mut at = None;
-    for (i, &b) in addr.as_bytes().iter().enumerate() {
-        if b >= 0x80 {
-            return plain_addr_spec_unicode(addr);
-        }
-        if b == b'@' {
-            if at.is_some() {
-                return false;
-            }
-            at = Some(i);
-        } else if FORBIDDEN_ASCII & (1 << b) != 0 {
-            return false;
-        }
-    }
-    matches!(at, Some(i) if i > 0 && i + 1 < addr.len())
-}
-
-fn plain_addr_spec_unicode(addr: &str) -> bool {
-    let Some((local, domain)) = addr.split_once('@') else {
-        return false;
-    };
-    let forbidden = |c: char| {
-        c.is_whitespace()
-            || c.is_control()
-            || u8::try_from(c).is_ok_and(|b| b < 0x80 && FORBIDDEN_ASCII & (1 << b) != 0)
-    };
-    !local.is_empty() && !domain.is_empty() && !domain.contains('@') && !addr.chars().any(forbidden)
-}
-
-fn addr_specs_equal(a: &str, b: &str, strict_local_part: bool) -> bool {
-    if !plain_addr_spec(a) || !plain_addr_spec(b) {
-        return false;
-    }
-    let (Some((la, da)), Some((lb, db))) = (a.split_once('@'), b.split_once('@')) else {
-        return false;
-    };
-    let local_equal = if strict_local_part {
-        la == lb
-    } else {
-        la.eq_ignore_ascii_case(lb)
-    };
-    local_equal && da.eq_ignore_ascii_case(db)
+    AddrSpec::from_mailto(text).is_some()
 }
 
 #[cfg(test)]
@@ -217,24 +131,6 @@ mod tests {
         // U+212A KELVIN SIGN lower-cases to "k" under Unicode rules; it must not match.
         let a = CalAddress::parse("mailto:\u{212A}im@example.com");
         assert!(!a.matches("kim@example.com", false));
-    }
-
-    #[test]
-    fn byte_wise_check_agrees_with_the_char_wise_rule() {
-        for b in 0u8..0x80 {
-            let c = char::from(b);
-            let addr = format!("a{c}b@example.com");
-            let by_char =
-                c == '@' || c.is_whitespace() || c.is_control() || ",?%<>\"();:\\[]".contains(c);
-            assert_eq!(plain_addr_spec(&addr), !by_char, "{b:#x}");
-            assert_eq!(plain_addr_spec_unicode(&addr), !by_char, "{b:#x}");
-        }
-        assert!(plain_addr_spec("j\u{fc}rgen@example.com"));
-        assert!(
-            !plain_addr_spec("j\u{a0}rgen@example.com"),
-            "NO-BREAK SPACE"
-        );
-        assert!(!plain_addr_spec("a@b@c") && !plain_addr_spec("@b") && !plain_addr_spec("a@"));
     }
 
     #[test]

@@ -32,30 +32,7 @@ use serde::Serialize;
 
 use crate::address::CalAddress;
 use crate::model::{Attendee, Component, ItipMessage, ParticipationStatus, RecurrenceId};
-use crate::{Method, Side};
-
-/// The role in which a signer acts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-pub enum Role {
-    /// The ORGANIZER of the component.
-    Organizer,
-    /// An ATTENDEE of the component.
-    Attendee,
-    /// An ATTENDEE that delegated its attendance and sends the REQUEST to its delegates
-    /// (RFC 5546 section 3.2.2.3).
-    Delegator,
-}
-
-/// The property the role is named by: `ORGANIZER`, `ATTENDEE`, `delegating ATTENDEE`.
-impl std::fmt::Display for Role {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Role::Organizer => "ORGANIZER",
-            Role::Attendee => "ATTENDEE",
-            Role::Delegator => "delegating ATTENDEE",
-        })
-    }
-}
+use crate::{Method, Role, Side};
 
 /// The delegation policy store did not answer; the caller must retry later (tempfail),
 /// not reject.

@@ -16,8 +16,7 @@ mod table;
 pub use address::CalAddress;
 pub use correlate::{
     Authorization, ComponentOutcome, CorrelateOptions, Correlation, DelegationPolicy,
-    DelegationQuery, DenyAllDelegations, Failure, NotCorrelated, PolicyUnavailable, Role,
-    correlate,
+    DelegationQuery, DenyAllDelegations, Failure, NotCorrelated, PolicyUnavailable, correlate,
 };
 pub use error::{
     Deviation, Diagnostic, ItipError, LimitExceeded, LimitKind, LineDefect, Malformed, Rule,
@@ -28,104 +27,11 @@ pub use model::{
     RecurrenceId,
 };
 pub use parse::{diagnose, parse_itip, parse_itip_all};
+pub use scan::check_content_line;
 
 use serde::Serialize;
 
-/// The iTIP method of an iCalendar object (RFC 5546 section 1.4, "METHOD" property of
-/// RFC 5545 section 3.7.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-pub enum Method {
-    /// "Post notification of an event" (RFC 5546 section 3.2.1).
-    Publish,
-    /// "Make a request for an event" (section 3.2.2).
-    Request,
-    /// "Reply to an event request" (section 3.2.3).
-    Reply,
-    /// "Add one or more instances to an existing event" (section 3.2.4).
-    Add,
-    /// "Cancel one or more instances of an existing event" (section 3.2.5).
-    Cancel,
-    /// An Attendee asks the Organizer for the latest version (section 3.2.6).
-    Refresh,
-    /// "Counter a REQUEST with an alternative proposal" (section 3.2.7).
-    Counter,
-    /// "Decline a counter proposal" (section 3.2.8).
-    DeclineCounter,
-}
-
-/// Which side of a scheduling exchange sends a method (RFC 5546 section 1.4: "PUBLISH,
-/// REQUEST, ADD, CANCEL, DECLINECOUNTER" are Organizer methods, "REPLY, REFRESH, COUNTER"
-/// Attendee methods).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-pub enum Side {
-    /// Sent by the Organizer.
-    Organizer,
-    /// Sent by an Attendee.
-    Attendee,
-}
-
-impl Method {
-    /// Every method, in RFC 5546 order.
-    pub const ALL: [Method; 8] = [
-        Method::Publish,
-        Method::Request,
-        Method::Reply,
-        Method::Add,
-        Method::Cancel,
-        Method::Refresh,
-        Method::Counter,
-        Method::DeclineCounter,
-    ];
-
-    /// The METHOD value as written in iCalendar (upper case).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Method::Publish => "PUBLISH",
-            Method::Request => "REQUEST",
-            Method::Reply => "REPLY",
-            Method::Add => "ADD",
-            Method::Cancel => "CANCEL",
-            Method::Refresh => "REFRESH",
-            Method::Counter => "COUNTER",
-            Method::DeclineCounter => "DECLINECOUNTER",
-        }
-    }
-
-    /// The side that sends this method (RFC 5546 section 1.4).
-    pub fn side(self) -> Side {
-        match self {
-            Method::Publish
-            | Method::Request
-            | Method::Add
-            | Method::Cancel
-            | Method::DeclineCounter => Side::Organizer,
-            Method::Reply | Method::Refresh | Method::Counter => Side::Attendee,
-        }
-    }
-}
-
-impl std::fmt::Display for Method {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// The METHOD value is not one of the eight iTIP methods.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown iTIP method")]
-pub struct UnknownMethod;
-
-impl std::str::FromStr for Method {
-    type Err = UnknownMethod;
-
-    /// Case-insensitive, as iCalendar values of this kind are (RFC 5545 section 3.1).
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Method::ALL
-            .into_iter()
-            .find(|m| m.as_str().eq_ignore_ascii_case(s))
-            .ok_or(UnknownMethod)
-    }
-}
+pub use imipsec_types::{Method, Role, Side, UnknownMethod};
 
 /// The scheduling component type an iTIP message carries (RFC 5546 sections 3.2-3.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -196,7 +102,7 @@ impl Default for Limits {
             bytes: 4 * 1024 * 1024,
             components: 2_000,
             properties: 50_000,
-            attendees: 5_000,
+            attendees: imipsec_types::DEFAULT_ATTENDEES_PER_COMPONENT,
             line_length: 64 * 1024,
             nesting: 8,
         }

@@ -35,6 +35,10 @@ pub struct Component {
     pub sequence: Option<u32>,
     /// DTSTAMP as written (RFC 5545 3.8.7.2).
     pub dtstamp: Option<String>,
+    /// DTSTAMP read once as the UTC instant the event state orders by (RFC 5546 §2.1.5);
+    /// `None` when absent or not a UTC DATE-TIME naming an instant (a leap second).
+    #[serde(skip)]
+    pub dtstamp_utc: Option<imipsec_types::Timestamp>,
     /// ORGANIZER (RFC 5545 3.8.4.3).
     pub organizer: Option<Organizer>,
     /// Every ATTENDEE (RFC 5545 3.8.4.1).
@@ -50,6 +54,15 @@ pub struct RecurrenceId {
     pub tzid: Option<String>,
     /// `RANGE=THISANDFUTURE`.
     pub this_and_future: bool,
+}
+
+impl RecurrenceId {
+    /// The canonical key of the instance ([`imipsec_types::RecurrenceKey`]): UTC, DATE and
+    /// floating values have one text each; a TZID-relative value is refused
+    /// (`unsupported-recurrence-id`) until VTIMEZONE evaluation is supported.
+    pub fn key(&self) -> Result<imipsec_types::RecurrenceKey, imipsec_types::RecurrenceKeyError> {
+        imipsec_types::RecurrenceKey::new(&self.value, self.tzid.as_deref())
+    }
 }
 
 /// The ORGANIZER property (RFC 5545 3.8.4.3).
@@ -200,6 +213,9 @@ impl Component {
             uid: text("UID"),
             recurrence_id,
             sequence,
+            dtstamp_utc: node
+                .first("DTSTAMP")
+                .and_then(|p| imipsec_types::Timestamp::parse_icalendar_utc(&p.value).ok()),
             dtstamp: text("DTSTAMP"),
             organizer,
             attendees,

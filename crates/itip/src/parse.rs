@@ -371,58 +371,14 @@ fn invalid_date_time(p: &Property) -> Malformed {
     }
 }
 
-fn digits(s: &str) -> Option<u32> {
-    (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| s.parse().ok())
-        .flatten()
-}
-
 /// DATE (RFC 5545 3.3.4): YYYYMMDD naming a real calendar day.
 fn is_date(s: &str) -> bool {
-    if s.len() != 8 {
-        return false;
-    }
-    let (Some(year), Some(month), Some(day)) = (
-        s.get(0..4).and_then(digits),
-        s.get(4..6).and_then(digits),
-        s.get(6..8).and_then(digits),
-    ) else {
-        return false;
-    };
-    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    let days = match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return false,
-    };
-    (1..=days).contains(&day)
+    imipsec_types::DateTime::parse_date(s).is_ok()
 }
 
 /// DATE-TIME (RFC 5545 3.3.5): DATE "T" HHMMSS with an optional "Z" (required if `utc`).
 fn is_date_time(s: &str, utc: bool) -> bool {
-    let (body, z) = match s.strip_suffix('Z') {
-        Some(b) => (b, true),
-        None => (s, false),
-    };
-    if utc && !z {
-        return false;
-    }
-    let Some((date, time)) = body.split_once('T') else {
-        return false;
-    };
-    if !is_date(date) || time.len() != 6 {
-        return false;
-    }
-    let (Some(h), Some(m), Some(sec)) = (
-        time.get(0..2).and_then(digits),
-        time.get(2..4).and_then(digits),
-        time.get(4..6).and_then(digits),
-    ) else {
-        return false;
-    };
-    h <= 23 && m <= 59 && sec <= 60
+    imipsec_types::DateTime::parse_date_time(s).is_ok_and(|dt| dt.is_utc() || !utc)
 }
 
 #[cfg(test)]

@@ -672,6 +672,14 @@ fn property_name_ok(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || (x_name && b == b'_'))
 }
 
+/// Checks one unfolded content line against the grammar of RFC 5545 section 3.1, the one
+/// this crate parses with (the signing side checks what it signs with it too); the error
+/// names the rule broken. `_` is let through in X- names only (the interoperability
+/// profile's `UnderscoreInXName` deviation: the caller decides whether to tolerate it).
+pub fn check_content_line(line: &str) -> Result<(), LineDefect> {
+    content_line(line, 0).map(|_| ())
+}
+
 /// Parses `name *(";" param) ":" value` (RFC 5545 section 3.1); the error names the
 /// rule broken.
 fn content_line(text: &str, offset: usize) -> Result<Property<'_>, LineDefect> {

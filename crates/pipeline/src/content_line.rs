@@ -17,6 +17,10 @@
 //! other control character in a value is refused, so a value cannot smuggle in a second
 //! ORGANIZER or ATTENDEE line (CRLF injection), and parameters must be well formed so a
 //! quoted string cannot hide a `:` that moves the value boundary.
+//!
+//! The grammar of one content line is the iTIP layer's ([`imipsec_itip::check_content_line`],
+//! the one the receiving side parses with); this module only splits, unfolds and
+//! canonicalises line ends, and refuses the deviations that grammar tolerates.
 
 use thiserror::Error;
 
@@ -183,83 +187,40 @@ pub fn canonical_calendar(text: &[u8], max_line: usize) -> Result<Vec<u8>, Conte
     Ok(canonical)
 }
 
-fn is_name_char(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || byte == b'-'
-}
-
-/// Check one unfolded content line (offsets reported relative to `start`; after unfolding
-/// they are approximate within a folded line, exact for unfolded ones).
+/// Check one unfolded content line with the iTIP layer's grammar (one grammar for what is
+/// received and what is signed), and refuse the one deviation that grammar tolerates, `_`
+/// in an X- name: nothing tolerated is signed. Offsets are those of the line start.
 fn check_line(line: &[u8], start: usize, max_line: usize) -> Result<(), ContentLineError> {
+    use imipsec_itip::LineDefect;
     if line.len() > max_line {
         return Err(ContentLineError::LineTooLong {
             offset: start,
             max: max_line,
         });
     }
+    // UTF-8 was checked for the whole text; a fold never splits a character it keeps.
+    let text = std::str::from_utf8(line).map_err(|error| ContentLineError::InvalidUtf8 {
+        offset: start + error.valid_up_to(),
+    })?;
+    match imipsec_itip::check_content_line(text) {
+        Ok(()) => {}
+        Err(LineDefect::NoValue) => return Err(ContentLineError::MissingColon { offset: start }),
+        Err(LineDefect::PropertyName) => {
+            return Err(ContentLineError::InvalidName { offset: start });
+        }
+        Err(_) => return Err(ContentLineError::InvalidParameter { offset: start }),
+    }
     let name_end = line
         .iter()
-        .position(|&byte| !is_name_char(byte))
+        .position(|&byte| matches!(byte, b';' | b':'))
         .unwrap_or(line.len());
-    if name_end == 0 {
+    if line
+        .get(..name_end)
+        .is_some_and(|name| name.contains(&b'_'))
+    {
         return Err(ContentLineError::InvalidName { offset: start });
     }
-    let mut index = name_end;
-    loop {
-        match line.get(index) {
-            Some(b':') => return Ok(()),
-            Some(b';') => {
-                index += 1;
-                let param_start = index;
-                while line.get(index).is_some_and(|&byte| is_name_char(byte)) {
-                    index += 1;
-                }
-                if index == param_start || line.get(index) != Some(&b'=') {
-                    return Err(ContentLineError::InvalidParameter {
-                        offset: start + index,
-                    });
-                }
-                index += 1;
-                // One or more comma-separated values.
-                loop {
-                    if line.get(index) == Some(&b'"') {
-                        index += 1;
-                        while line.get(index).is_some_and(|&byte| byte != b'"') {
-                            index += 1;
-                        }
-                        if line.get(index) != Some(&b'"') {
-                            return Err(ContentLineError::InvalidParameter {
-                                offset: start + index,
-                            });
-                        }
-                        index += 1;
-                    } else {
-                        while line
-                            .get(index)
-                            .is_some_and(|&byte| !matches!(byte, b'"' | b';' | b':' | b','))
-                        {
-                            index += 1;
-                        }
-                        if line.get(index) == Some(&b'"') {
-                            return Err(ContentLineError::InvalidParameter {
-                                offset: start + index,
-                            });
-                        }
-                    }
-                    if line.get(index) == Some(&b',') {
-                        index += 1;
-                    } else {
-                        break;
-                    }
-                }
-            }
-            Some(_) => {
-                return Err(ContentLineError::InvalidName {
-                    offset: start + index,
-                });
-            }
-            None => return Err(ContentLineError::MissingColon { offset: start }),
-        }
-    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -339,6 +300,14 @@ mod tests {
         assert!(matches!(
             canonical_calendar(b"A:\xff\r\n", MAX),
             Err(ContentLineError::InvalidUtf8 { offset: 2 })
+        ));
+        assert!(matches!(
+            canonical_calendar(b"X-A_B:b\r\n", MAX),
+            Err(ContentLineError::InvalidName { offset: 0 })
+        ));
+        assert!(matches!(
+            canonical_calendar(b"A;B=x;B=y:b\r\n", MAX),
+            Err(ContentLineError::InvalidParameter { offset: 0 })
         ));
         assert!(matches!(
             canonical_calendar(b"A:bcdef\r\n", 4),

@@ -8,6 +8,7 @@ use imipsec_policy::{
     AddressField, DelegationStore, EventStateStore, EventUpdate, StateDecision, StateFinding,
     StoreError, Timestamp,
 };
+use imipsec_types::RecurrenceKeyError;
 use thiserror::Error;
 
 use crate::delegation::StoreDelegationPolicy;
@@ -66,6 +67,19 @@ pub enum EvaluateError {
     /// `record` was asked without a recipient (the scope of the state).
     #[error("recording event state needs the recipient address (the state scope)")]
     RecordWithoutRecipient,
+    /// The store compares local parts under another rule than the pipeline's
+    /// `strict_local_part`: the correlation and the organizer pin would disagree on who is
+    /// the same calendar user (issue 15), so nothing is judged.
+    #[error(
+        "the store compares address local parts {store:?}, the pipeline {settings:?} \
+         (strict_local_part): one rule must serve both"
+    )]
+    LocalPartRuleMismatch {
+        /// The pipeline's rule.
+        settings: imipsec_policy::LocalPartCase,
+        /// The store's rule.
+        store: imipsec_policy::LocalPartCase,
+    },
 }
 
 /// The verify-then-process pipeline. Holds only configuration; each
@@ -111,7 +125,17 @@ impl Pipeline {
                 return Err(EvaluateError::RecordWithoutRecipient);
             }
         }
-        let limit = self.settings.limits.message_bytes;
+        // One local-part rule for the correlation and the store's organizer pin.
+        let rule = imipsec_policy::LocalPartCase::from_strict(self.settings.strict_local_part);
+        if let Some(store) = store
+            && store.local_part_case() != rule
+        {
+            return Err(EvaluateError::LocalPartRuleMismatch {
+                settings: rule,
+                store: store.local_part_case(),
+            });
+        }
+        let limit = self.settings.limits.message_bytes();
         if raw.len() > limit {
             return Ok(Verdict::reject(
                 Reason::LimitExceeded,
@@ -122,7 +146,7 @@ impl Pipeline {
         let inspection = match imipsec_smime::inspect(raw, &options) {
             Ok(inspection) => inspection,
             Err(error) => {
-                let reason = Reason::from_code(error.code()).unwrap_or(Reason::MalformedMime);
+                let reason = Reason::from(&error);
                 return Ok(Verdict::reject(reason, error.to_string()));
             }
         };
@@ -247,7 +271,8 @@ impl Pipeline {
             }
             self.judge_correlation(&itip, &correlation, ctx, &mut reasons, &mut reports);
             if correlation.is_authorized() {
-                match event_updates(&itip, &correlation, signed) {
+                let check_state = store.is_some() && ctx.recipient.is_some();
+                match event_updates(&itip, &correlation, signed, check_state) {
                     Ok(mut built) => updates.append(&mut built),
                     Err(finding) => reasons.push(finding),
                 }
@@ -333,8 +358,7 @@ impl Pipeline {
                 .iter()
                 .take(MAX_CALENDAR_FINDINGS)
                 .map(|error| {
-                    let reason =
-                        Reason::from_code(error.code()).unwrap_or(Reason::MalformedIcalendar);
+                    let reason = Reason::from(error);
                     Finding::new(reason, format!("text/calendar at {part}: {error}"))
                 })
                 .collect();
@@ -380,7 +404,7 @@ impl Pipeline {
             match &outcome.result {
                 Ok(authorization) => {
                     report.actor = Some(address_text(&authorization.actor));
-                    report.role = Some(role_name(authorization.role).to_owned());
+                    report.role = Some(authorization.role.side().as_str().to_owned());
                     report.via = authorization.via.as_ref().map(address_text);
                     // RFC 5546 section 3.2.2.3: a delegator may send the REQUEST only to its
                     // delegates; without a recipient that cannot be checked, so fail closed.
@@ -414,7 +438,7 @@ impl Pipeline {
                         } => report.actor = Some(address_text(actor)),
                         Failure::RoleNotAuthorized { actor, role, .. } => {
                             report.actor = Some(address_text(actor));
-                            report.role = Some(role_name(*role).to_owned());
+                            report.role = Some(role.side().as_str().to_owned());
                         }
                         Failure::SentByUnauthorized {
                             principal, sent_by, ..
@@ -427,8 +451,7 @@ impl Pipeline {
                         }
                         _ => {}
                     }
-                    let reason =
-                        Reason::from_code(failure.code()).unwrap_or(Reason::SignerNotCorrelated);
+                    let reason = Reason::from(failure);
                     let uid = outcome.uid.as_deref().unwrap_or("(no UID)");
                     reasons.push(Finding::new(reason, format!("UID {uid}: {failure}")));
                 }
@@ -465,18 +488,11 @@ fn unauthorised_calendar(raw: &[u8], message: &VerifiedMessage) -> Option<Findin
     ))
 }
 
-fn role_name(role: Role) -> &'static str {
-    match role {
-        Role::Organizer => "organizer",
-        Role::Attendee | Role::Delegator => "attendee",
-    }
-}
-
 fn address_text(address: &imipsec_itip::CalAddress) -> String {
     address
         .addr_spec
         .clone()
-        .unwrap_or_else(|| address.text.clone())
+        .map_or_else(|| address.text.clone(), String::from)
 }
 
 /// DANGER mode only: the addresses an unsigned calendar claims to come from (the ORGANIZER
@@ -507,18 +523,15 @@ fn named_actors(itip: &ItipMessage) -> Vec<&str> {
     actors
 }
 
-/// The event-state updates of an authorized message, one per component.
+/// The event-state updates of an authorized message, one per component. `check_state`:
+/// the updates will be judged by a store, so every RECURRENCE-ID must have a key.
 fn event_updates(
     itip: &ItipMessage,
     correlation: &Correlation,
     signed: bool,
+    check_state: bool,
 ) -> Result<Vec<EventUpdate>, Finding<Reason>> {
-    let Ok(method) = itip.method.as_str().parse::<imipsec_policy::Method>() else {
-        return Err(Finding::new(
-            Reason::RestrictionViolation,
-            format!("method {} has no event state", itip.method),
-        ));
-    };
+    let method = itip.method;
     let mut updates = Vec::with_capacity(itip.components.len());
     for (component, outcome) in itip.components.iter().zip(&correlation.components) {
         let Ok(authorization) = &outcome.result else {
@@ -534,22 +547,34 @@ fn event_updates(
                 format!("UID {uid}: no DTSTAMP"),
             )
         })?;
-        let dtstamp = Timestamp::parse_icalendar_utc(dtstamp_text).map_err(|error| {
+        let dtstamp = component.dtstamp_utc.ok_or_else(|| {
             Finding::new(
                 Reason::MalformedIcalendar,
-                format!("UID {uid}: DTSTAMP {dtstamp_text:?}: {error}"),
+                format!("UID {uid}: DTSTAMP {dtstamp_text:?} is not a UTC instant"),
             )
         })?;
+        let recurrence_id = match &component.recurrence_id {
+            None => None,
+            Some(recurrence) => match recurrence.key() {
+                Ok(key) => Some(key.into_string()),
+                // Without a store the key decides nothing.
+                Err(_) if !check_state => None,
+                Err(error) => {
+                    let reason = match error {
+                        RecurrenceKeyError::TzidRelative { .. } => Reason::UnsupportedRecurrenceId,
+                        _ => Reason::MalformedIcalendar,
+                    };
+                    return Err(Finding::new(reason, format!("UID {uid}: {error}")));
+                }
+            },
+        };
         let organizer = component
             .organizer
             .as_ref()
             .map(|organizer| address_text(&organizer.address));
         updates.push(EventUpdate {
             uid,
-            recurrence_id: component
-                .recurrence_id
-                .as_ref()
-                .map(|recurrence| recurrence.value.clone()),
+            recurrence_id,
             organizer,
             actor: address_text(&authorization.actor),
             actor_is_organizer: authorization.role == Role::Organizer,
@@ -590,7 +615,7 @@ fn state_error(error: StoreError) -> Result<Finding<Reason>, EvaluateError> {
 }
 
 fn state_finding(finding: &StateFinding) -> Finding<Reason> {
-    let reason = Reason::from_code(finding.code()).unwrap_or(Reason::StaleSequence);
+    let reason = Reason::from(finding);
     let detail = match finding {
         StateFinding::OrganizerMismatch {
             uid,

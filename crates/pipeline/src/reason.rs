@@ -58,6 +58,11 @@ pub enum Reason {
     RoleNotAuthorized,
     /// The signer acts through SENT-BY and the delegation store holds no grant for it.
     SentByUnauthorized,
+    /// A RECURRENCE-ID relative to a TZID, which the event state cannot key yet: keying its
+    /// local text would let two zones collide (a false `stale-sequence`) and one instant
+    /// written in UTC and in a zone split into two keys (a hole in replay protection). Given
+    /// only when the event state is checked; UTC, DATE and floating values are keyed.
+    UnsupportedRecurrenceId,
     /// The ORGANIZER differs from the one on record for the event (or between components).
     OrganizerMismatch,
     /// The SEQUENCE (or DTSTAMP) is older than the state on record (RFC 5546 section 2.1.5).
@@ -66,7 +71,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in rank order.
-    pub const ALL: [Reason; 20] = [
+    pub const ALL: [Reason; 21] = [
         Reason::LimitExceeded,
         Reason::MalformedMime,
         Reason::DecryptionFailed,
@@ -85,6 +90,7 @@ impl Reason {
         Reason::SignerNotCorrelated,
         Reason::RoleNotAuthorized,
         Reason::SentByUnauthorized,
+        Reason::UnsupportedRecurrenceId,
         Reason::OrganizerMismatch,
         Reason::StaleSequence,
     ];
@@ -110,14 +116,102 @@ impl Reason {
             Reason::SignerNotCorrelated => "signer-not-correlated",
             Reason::RoleNotAuthorized => "role-not-authorized",
             Reason::SentByUnauthorized => "sent-by-unauthorized",
+            Reason::UnsupportedRecurrenceId => "unsupported-recurrence-id",
             Reason::OrganizerMismatch => "organizer-mismatch",
             Reason::StaleSequence => "stale-sequence",
         }
     }
 
-    /// The reason with this code, if any.
+    /// The reason with this code, if any. For reading codes from text (a report, a
+    /// configuration); the layers' errors convert by `From`, never through their code string.
     pub fn from_code(code: &str) -> Option<Reason> {
         Reason::ALL.into_iter().find(|reason| reason.code() == code)
+    }
+}
+
+/// A whole-message S/MIME failure (the MIME walk).
+impl From<&imipsec_smime::SmimeError> for Reason {
+    fn from(error: &imipsec_smime::SmimeError) -> Reason {
+        use imipsec_smime::SmimeError;
+        match error {
+            SmimeError::LimitExceeded(_) => Reason::LimitExceeded,
+            SmimeError::MalformedMime { .. } => Reason::MalformedMime,
+            _ => Reason::MalformedMime,
+        }
+    }
+}
+
+/// Why one security layer did not verify, or was not decrypted.
+impl From<&imipsec_smime::Failure> for Reason {
+    fn from(failure: &imipsec_smime::Failure) -> Reason {
+        use imipsec_smime::Failure;
+        match failure {
+            Failure::UntrustedCertificate { .. }
+            | Failure::CertificateAddress { .. }
+            | Failure::RevocationUnknown { .. } => Reason::UntrustedCertificate,
+            Failure::CertificateExpired { .. } => Reason::CertificateExpired,
+            Failure::CertificateRevoked { .. } => Reason::CertificateRevoked,
+            Failure::CertificatePurpose { .. } => Reason::CertificatePurpose,
+            Failure::WeakAlgorithm { .. } | Failure::UnsupportedAlgorithm { .. } => {
+                Reason::WeakAlgorithm
+            }
+            Failure::LimitExceeded(_) => Reason::LimitExceeded,
+            Failure::MalformedContent { .. } => Reason::MalformedMime,
+            Failure::DecryptionFailed | Failure::NotDecryptedNonRoot | Failure::NoDecryptionKey => {
+                Reason::DecryptionFailed
+            }
+            // bad-signature, no-signers, econtent-confusion, missing-content,
+            // signer-certificate-missing, malformed-cms, unexpected-content-type,
+            // unsupported-protocol, and anything added later: the signature did not verify.
+            _ => Reason::BadSignature,
+        }
+    }
+}
+
+/// A calendar the iTIP layer refused.
+impl From<&imipsec_itip::ItipError> for Reason {
+    fn from(error: &imipsec_itip::ItipError) -> Reason {
+        use imipsec_itip::ItipError;
+        match error {
+            ItipError::Limit(_) => Reason::LimitExceeded,
+            ItipError::MethodMismatch { .. } | ItipError::ComponentMismatch { .. } => {
+                Reason::MethodMismatch
+            }
+            ItipError::MethodNotDefined { .. } | ItipError::Restriction(_) => {
+                Reason::RestrictionViolation
+            }
+            ItipError::OrganizerMismatch { .. } => Reason::OrganizerMismatch,
+            _ => Reason::MalformedIcalendar,
+        }
+    }
+}
+
+/// A component whose signer could not be correlated with the role it acts in.
+/// `PolicyUnavailable` is no verdict (the caller turns it into an error first); should it
+/// reach here it is the fail-closed `signer-not-correlated`.
+impl From<&imipsec_itip::Failure> for Reason {
+    fn from(failure: &imipsec_itip::Failure) -> Reason {
+        use imipsec_itip::Failure;
+        match failure {
+            Failure::RoleNotAuthorized { .. } | Failure::InconsistentActor { .. } => {
+                Reason::RoleNotAuthorized
+            }
+            Failure::SentByUnauthorized { .. } => Reason::SentByUnauthorized,
+            Failure::NoComponents => Reason::MalformedIcalendar,
+            _ => Reason::SignerNotCorrelated,
+        }
+    }
+}
+
+/// A component the event state refused.
+impl From<&imipsec_policy::StateFinding> for Reason {
+    fn from(finding: &imipsec_policy::StateFinding) -> Reason {
+        use imipsec_policy::StateFinding;
+        match finding {
+            StateFinding::OrganizerMismatch { .. } => Reason::OrganizerMismatch,
+            StateFinding::Unsigned { .. } => Reason::Unsigned,
+            _ => Reason::StaleSequence,
+        }
     }
 }
 
@@ -234,6 +328,58 @@ mod tests {
         for warning in Warning::ALL {
             assert!(seen.insert(warning.code()), "duplicate {warning}");
         }
+    }
+
+    /// The typed conversions agree with the layers' documented code strings wherever a
+    /// reason of that code exists (the strings stay a public contract of each layer).
+    #[test]
+    fn from_conversions_agree_with_the_layers_codes() {
+        use imipsec_policy::{StateFinding, Timestamp};
+        let findings = [
+            StateFinding::OrganizerMismatch {
+                uid: "u".into(),
+                recurrence_id: None,
+                pinned: "a@x".into(),
+                claimed: "b@x".into(),
+            },
+            StateFinding::StaleSequence {
+                uid: "u".into(),
+                recurrence_id: None,
+                actor: "a@x".into(),
+                sequence: 0,
+                dtstamp: Timestamp::from_unix_seconds(0),
+                last_sequence: 0,
+                last_dtstamp: Timestamp::from_unix_seconds(0),
+            },
+            StateFinding::Unsigned {
+                uid: "u".into(),
+                recurrence_id: None,
+                actor: "a@x".into(),
+            },
+        ];
+        for finding in &findings {
+            assert_eq!(Reason::from(finding).code(), finding.code());
+        }
+        let failures = [
+            imipsec_smime::Failure::NoSigners,
+            imipsec_smime::Failure::DecryptionFailed,
+            imipsec_smime::Failure::NoDecryptionKey,
+            imipsec_smime::Failure::ContentConfusion,
+        ];
+        for failure in &failures {
+            let reason = Reason::from(failure);
+            if let Some(same) = Reason::from_code(failure.code()) {
+                assert_eq!(reason, same, "{failure:?}");
+            }
+        }
+        assert_eq!(
+            Reason::from(&imipsec_smime::Failure::NoSigners),
+            Reason::BadSignature
+        );
+        assert_eq!(
+            Reason::from(&imipsec_itip::Failure::NoComponents),
+            Reason::MalformedIcalendar
+        );
     }
 
     #[test]

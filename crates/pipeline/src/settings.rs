@@ -7,11 +7,11 @@ use std::sync::Arc;
 use imipsec_smime::{AlgorithmPolicy, RevocationMode, RevocationSource, TrustStore};
 
 /// Named bounds on the work one message may cause. Each exceeded limit is the reason
-/// `limit-exceeded`, with the limit named in the detail.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `limit-exceeded`, with the limit named in the detail. Composed of the layers' own limits,
+/// never a copy of one: the message size is the S/MIME layer's `message_bytes`
+/// ([`Limits::message_bytes`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Limits {
-    /// Largest message accepted, in bytes; checked before anything is parsed.
-    pub message_bytes: usize,
     /// The S/MIME layer's limits (MIME depth and parts, certificates, CMS size, decrypted
     /// content size).
     pub smime: imipsec_smime::Limits,
@@ -20,14 +20,11 @@ pub struct Limits {
     pub itip: imipsec_itip::Limits,
 }
 
-impl Default for Limits {
-    fn default() -> Self {
-        let smime = imipsec_smime::Limits::default();
-        Limits {
-            message_bytes: smime.message_bytes,
-            smime,
-            itip: imipsec_itip::Limits::default(),
-        }
+impl Limits {
+    /// Largest message accepted, in bytes, checked before anything is parsed: the S/MIME
+    /// layer's `message_bytes` (which bounds decrypted content too).
+    pub fn message_bytes(&self) -> usize {
+        self.smime.message_bytes
     }
 }
 

@@ -219,7 +219,7 @@ struct Checked {
 }
 
 fn address_of(address: &imipsec_itip::CalAddress) -> Option<String> {
-    address.addr_spec.clone()
+    address.addr_spec.clone().map(String::from)
 }
 
 fn check_calendar(
@@ -233,7 +233,7 @@ fn check_calendar(
         .map_err(|error| SignError::refused(Reason::MalformedIcalendar, error.to_string()))?;
     let options = ParseOptions::default();
     let itip = parse_itip(text.as_bytes(), &MimeParams::default(), &options).map_err(|error| {
-        let reason = Reason::from_code(error.code()).unwrap_or(Reason::MalformedIcalendar);
+        let reason = Reason::from(&error);
         SignError::refused(reason, error.to_string())
     })?;
     // Who the message goes to: the other side of the exchange.
@@ -266,7 +266,7 @@ fn check_calendar(
                 detail: unavailable.detail.clone(),
             });
         }
-        let reason = Reason::from_code(failure.code()).unwrap_or(Reason::SignerNotCorrelated);
+        let reason = Reason::from(failure);
         return Err(SignError::refused(
             reason,
             format!(
@@ -363,7 +363,7 @@ pub fn sign_message(request: &SignRequest<'_>) -> Result<Vec<u8>, SignError> {
     } = request.identity_check
         && let Err(failure) = check_signing_identity(request.identity, trust, algorithms, at)
     {
-        let reason = Reason::from_code(failure.code()).unwrap_or(Reason::UntrustedCertificate);
+        let reason = Reason::from(&failure);
         return Err(SignError::refused(
             reason,
             format!("a gate would reject the identity's certificate: {failure}"),

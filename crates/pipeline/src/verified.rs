@@ -144,28 +144,10 @@ pub(crate) struct Verification {
     pub(crate) layers: Vec<LayerReport>,
 }
 
-/// The reason a layer failure maps to.
+/// The reason a layer failure maps to (the typed conversion, kept as a function for the
+/// callers that map over failures).
 pub(crate) fn failure_reason(failure: &imipsec_smime::Failure) -> Reason {
-    // Codes the two crates share (bad-signature, certificate-*, weak-algorithm,
-    // decryption-failed, malformed-mime, limit-exceeded, untrusted-certificate) map directly.
-    if let Some(reason) = Reason::from_code(failure.code()) {
-        return reason;
-    }
-    match failure.code() {
-        "untrusted-certificate" | "revocation-unknown" => Reason::UntrustedCertificate,
-        "certificate-expired" => Reason::CertificateExpired,
-        "certificate-revoked" => Reason::CertificateRevoked,
-        "certificate-purpose" => Reason::CertificatePurpose,
-        "weak-algorithm" | "unsupported-algorithm" => Reason::WeakAlgorithm,
-        "limit-exceeded" => Reason::LimitExceeded,
-        "decryption-failed" | "not-decrypted-non-root" | "no-decryption-key" => {
-            Reason::DecryptionFailed
-        }
-        // bad-signature, no-signers, econtent-confusion, missing-content,
-        // signer-certificate-missing, malformed-cms, unexpected-content-type,
-        // unsupported-protocol, and anything added later: the signature did not verify.
-        _ => Reason::BadSignature,
-    }
+    Reason::from(failure)
 }
 
 fn signer_report(signer: &VerifiedSigner) -> SignerReport {

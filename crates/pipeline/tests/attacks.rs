@@ -1215,7 +1215,7 @@ fn nested_opaque_signatures_hit_the_depth_limit() {
 
 #[test]
 fn oversized_message_is_refused_before_parsing() {
-    let limit = pipeline().settings().limits.message_bytes;
+    let limit = pipeline().settings().limits.message_bytes();
     let mut raw = signed_request("big@example.com", 0);
     raw.resize(limit + 1, b'x');
     assert_rejected(&evaluate(&raw), Reason::LimitExceeded);

@@ -124,10 +124,10 @@ fn message_bytes_at_and_past_the_limit() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let raw = signed_request(&organizer(), 2, 0, 0, 0);
     let store = SqliteStore::open_in_memory().unwrap();
-    let at = pipeline_with(|s| s.limits.message_bytes = raw.len());
+    let at = pipeline_with(|s| s.limits.smime.message_bytes = raw.len());
     let verdict = evaluate(&at, &store, &raw);
     assert!(verdict.is_accept(), "{:?}", verdict.reasons);
-    let past = pipeline_with(|s| s.limits.message_bytes = raw.len() - 1);
+    let past = pipeline_with(|s| s.limits.smime.message_bytes = raw.len() - 1);
     let verdict = evaluate(&past, &store, &raw);
     assert_eq!(verdict.primary_reason(), Some(Reason::LimitExceeded));
     assert!(verdict.reasons[0].detail.contains("larger than the limit"));

@@ -328,6 +328,10 @@ impl DelegationStore for BusyStore {
 }
 
 impl EventStateStore for BusyStore {
+    fn local_part_case(&self) -> imipsec_pipeline::policy::LocalPartCase {
+        imipsec_pipeline::policy::LocalPartCase::Insensitive
+    }
+
     fn evaluate(&self, _: &str, _: &[EventUpdate]) -> Result<Vec<StateFinding>, StoreError> {
         Err(StoreError::Busy)
     }
@@ -416,7 +420,7 @@ fn oversized_message_is_limit_exceeded_before_parsing() {
     let trust =
         TrustStore::from_pem_files(&[certs().join("root.cert.pem")], &[] as &[PathBuf]).unwrap();
     let mut settings = Settings::new(trust);
-    settings.limits.message_bytes = 1024;
+    settings.limits.smime.message_bytes = 1024;
     let verdict = Pipeline::new(settings)
         .evaluate(&vec![b'a'; 1025], &evaluation(false), None)
         .unwrap();

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::Limits;
 use crate::address::{LocalPartCase, normalize_address};
 use crate::error::{AddressField, StoreError, TextField};
-use crate::method::{Method, MethodSet, Side};
+use crate::method::{Method, MethodBits, MethodSet, Side};
 use crate::timestamp::Timestamp;
 
 /// Identifier of a grant, assigned by the store.
@@ -67,13 +67,13 @@ impl GrantScope {
             .methods
             .as_deref()
             .map_or(0xff, |m| MethodSet::from_methods(m).0);
-        let side = self.side.map_or(0xff, Side::mask);
+        let side = self.side.map_or(0xff, MethodBits::bits);
         MethodSet(listed & side)
     }
 
     /// Whether `method` is in scope.
     pub fn allows(&self, method: Method) -> bool {
-        self.allowed().0 & method.bit() != 0
+        self.allowed().0 & method.bits() != 0
     }
 
     /// The same scope with the method list sorted and de-duplicated.
@@ -406,7 +406,7 @@ struct ExportRevocation {
 }
 
 fn optional_time(t: Option<Timestamp>) -> Result<Option<String>, StoreError> {
-    t.map(Timestamp::to_rfc3339).transpose()
+    Ok(t.map(Timestamp::to_rfc3339).transpose()?)
 }
 
 /// Serialises grants (already in id order) to the export format.

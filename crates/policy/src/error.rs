@@ -2,9 +2,9 @@
 
 use thiserror::Error;
 
-use crate::address::AddressError;
 use crate::delegation::GrantId;
 use crate::timestamp::Timestamp;
+use imipsec_types::{AddressError, DateTimeError, UnknownMethod, UnknownSide};
 
 /// Which free-text field a [`StoreError::TextTooLong`] or
 /// [`StoreError::InvalidText`] refers to.
@@ -258,5 +258,27 @@ impl StoreError {
             self,
             StoreError::Busy | StoreError::Unavailable(_) | StoreError::Full
         )
+    }
+}
+
+impl From<UnknownMethod> for StoreError {
+    fn from(error: UnknownMethod) -> Self {
+        StoreError::UnknownMethod { name: error.name }
+    }
+}
+
+impl From<UnknownSide> for StoreError {
+    fn from(error: UnknownSide) -> Self {
+        StoreError::UnknownSide { name: error.name }
+    }
+}
+
+impl From<DateTimeError> for StoreError {
+    fn from(error: DateTimeError) -> Self {
+        match error {
+            DateTimeError::OutOfRange { seconds } => StoreError::TimestampOutOfRange { seconds },
+            DateTimeError::Invalid { offset } => StoreError::InvalidTimestamp { offset },
+            _ => StoreError::InvalidTimestamp { offset: 0 },
+        }
     }
 }

@@ -161,6 +161,10 @@ pub struct EventState {
 
 /// The event state store. Implementations must not read the clock.
 pub trait EventStateStore {
+    /// The local-part rule every address is normalised with (fixed for the store's life).
+    /// A caller that correlates addresses itself must use the same rule.
+    fn local_part_case(&self) -> LocalPartCase;
+
     /// Read-only: what [`Self::decide_and_record`] would find now.
     /// Components are judged in order, each as if the earlier passing ones
     /// had been recorded.
@@ -302,6 +306,36 @@ pub(crate) fn validate(
     Ok((scope, updates))
 }
 
+/// What a component may write (the table in the crate README). RFC 5546 §2.1.5 orders
+/// revisions of the event and each attendee's responses; nothing else has a place in the
+/// order: REFRESH "carries no SEQUENCE or event data" (§3.2.6), COUNTER is a proposal
+/// (§3.2.7), DECLINECOUNTER answers one (§3.2.8), and a REQUEST forwarded by a delegating
+/// attendee (§3.2.2.3) is a copy of the organizer's revision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Effect {
+    /// PUBLISH, REQUEST, ADD, CANCEL from the organizer: ordered against the event's last
+    /// revision; pins the organizer, writes the order, method, attendees and signed flag.
+    Revision,
+    /// REPLY from an attendee: ordered against that attendee's last reply; writes that order
+    /// and signed flag, never the organizer pin.
+    Response,
+    /// REFRESH, COUNTER, DECLINECOUNTER, a delegator's REQUEST: reads the pin and the
+    /// sender's signed flag, writes nothing.
+    ReadOnly,
+}
+
+impl Effect {
+    pub(crate) fn of(u: &EventUpdate) -> Effect {
+        match (u.method, u.actor_is_organizer) {
+            (Method::Publish | Method::Request | Method::Add | Method::Cancel, true) => {
+                Effect::Revision
+            }
+            (Method::Reply, false) => Effect::Response,
+            _ => Effect::ReadOnly,
+        }
+    }
+}
+
 /// RFC 5546 §2.1.5 order: not newer when SEQUENCE is lower, or equal with
 /// a DTSTAMP that is not later.
 fn is_stale(
@@ -391,7 +425,8 @@ pub(crate) fn assess(
         }
         let organizer = pinned.or(claimed);
         let row = pending.event_row(source, &u.uid, rid)?;
-        if u.actor_is_organizer {
+        let effect = Effect::of(u);
+        if effect == Effect::Revision {
             if let Some(EventRow {
                 sequence: Some(last_sequence),
                 dtstamp: Some(last_dtstamp),
@@ -421,10 +456,21 @@ pub(crate) fn assess(
                 if signed {
                     pending.signed.insert(u.uid.clone(), true);
                 }
+                // Only a revision, whose signer the correlation proved to be the ORGANIZER,
+                // pins the organizer: every other method's ORGANIZER is an unproven claim.
+                if let Some(organizer) = organizer {
+                    pending.pinned.insert(u.uid.clone(), organizer);
+                }
+            }
+        } else if u.actor_is_organizer {
+            // DECLINECOUNTER: read-only, the pin and the downgrade flag.
+            if !u.signed && pending.uid_signed(source, &u.uid)? {
+                found.push(unsigned(u));
             }
         } else {
             let reply = pending.reply_row(source, &u.uid, rid, &u.actor)?;
-            if let Some(last) = &reply
+            if effect == Effect::Response
+                && let Some(last) = &reply
                 && is_stale(u.sequence, u.dtstamp, last.sequence, last.dtstamp)
             {
                 found.push(stale(u, last.sequence, last.dtstamp));
@@ -432,7 +478,7 @@ pub(crate) fn assess(
             if !u.signed && reply.as_ref().is_some_and(|r| r.signed) {
                 found.push(unsigned(u));
             }
-            if found.is_empty() {
+            if found.is_empty() && effect == Effect::Response {
                 pending.replies.insert(
                     (u.uid.clone(), rid.to_owned(), u.actor.clone()),
                     ReplyRow {
@@ -442,35 +488,23 @@ pub(crate) fn assess(
                         recorded_at: at,
                     },
                 );
-                // A reply may be the first message seen for a UID: it
-                // pins the organizer it names, without an organizer order.
-                let new_row = match row {
-                    Some(mut existing) => {
-                        if existing.organizer.is_none() && organizer.is_some() {
-                            existing.organizer = organizer.clone();
-                            existing.recorded_at = at;
-                        }
-                        existing
-                    }
-                    None => EventRow {
-                        organizer: organizer.clone(),
-                        sequence: None,
-                        dtstamp: None,
-                        method: None,
-                        attendees: Vec::new(),
-                        signed: false,
-                        recorded_at: at,
-                    },
-                };
-                pending
-                    .events
-                    .insert((u.uid.clone(), rid.to_owned()), new_row);
+                // The reply is kept under the event's row, created empty (no organizer, no
+                // organizer order) when the reply is the first message seen for it.
+                if row.is_none() {
+                    pending.events.insert(
+                        (u.uid.clone(), rid.to_owned()),
+                        EventRow {
+                            organizer: None,
+                            sequence: None,
+                            dtstamp: None,
+                            method: None,
+                            attendees: Vec::new(),
+                            signed: false,
+                            recorded_at: at,
+                        },
+                    );
+                }
             }
-        }
-        if found.is_empty()
-            && let Some(organizer) = organizer
-        {
-            pending.pinned.insert(u.uid.clone(), organizer);
         }
         findings.extend(found);
     }

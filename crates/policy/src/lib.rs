@@ -38,9 +38,9 @@ pub struct Limits {
     pub text_bytes: usize,
     /// Most components in one message ([`StoreError::TooManyUpdates`]).
     pub updates_per_message: usize,
-    /// Most attendees in one component ([`StoreError::TooManyAttendees`]). The default
-    /// equals the iTIP layer's default attendee limit, so that a message the parser
-    /// accepts is not refused by the store for its size alone.
+    /// Most attendees in one component ([`StoreError::TooManyAttendees`]). The default is
+    /// [`imipsec_types::DEFAULT_ATTENDEES_PER_COMPONENT`], the iTIP layer's default too, so
+    /// that a message the parser accepts is not refused by the store for its size alone.
     pub attendees_per_update: usize,
     /// Largest import text ([`StoreError::ImportTooLarge`]).
     pub import_bytes: usize,
@@ -56,7 +56,7 @@ impl Default for Limits {
             recurrence_id_bytes: 64,
             text_bytes: 1024,
             updates_per_message: 100,
-            attendees_per_update: 5000,
+            attendees_per_update: imipsec_types::DEFAULT_ATTENDEES_PER_COMPONENT,
             import_bytes: 64 * 1024 * 1024,
             import_grants: 200_000,
         }

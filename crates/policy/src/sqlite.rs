@@ -20,7 +20,7 @@ use crate::event::{
     self, EventRow, EventState, EventStateStore, EventUpdate, Pending, ReplyRow, ReplyState,
     StateDecision, StateFinding, StateSource,
 };
-use crate::method::{Method, MethodSet, Side};
+use crate::method::{Method, MethodBits, MethodSet, Side};
 use crate::timestamp::Timestamp;
 
 /// Newest schema version this build writes and understands
@@ -675,7 +675,7 @@ impl DelegationStore for SqliteStore {
                 params![
                     principal,
                     delegate,
-                    i64::from(method.bit()),
+                    i64::from(method.bits()),
                     at.unix_seconds()
                 ],
                 |row| row.get(0),
@@ -972,6 +972,10 @@ fn write_pending(tx: &Transaction<'_>, scope: &str, pending: &Pending) -> Result
 }
 
 impl EventStateStore for SqliteStore {
+    fn local_part_case(&self) -> LocalPartCase {
+        self.case
+    }
+
     fn evaluate(
         &self,
         scope: &str,

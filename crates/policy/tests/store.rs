@@ -501,7 +501,7 @@ fn invalid_grants_are_rejected_with_typed_errors_and_nothing_written() {
         assert!(expected(&error), "{g:?} gave {error:?}");
     }
     assert!(matches!(
-        "FOO".parse::<Method>(),
+        "FOO".parse::<Method>().map_err(StoreError::from),
         Err(StoreError::UnknownMethod { .. })
     ));
     assert!(matches!(
@@ -1563,4 +1563,35 @@ fn sigkill_mid_write_keeps_every_committed_write() {
     );
     // At most one commit was in flight and unreported when the kill came.
     assert!(stored.len() <= grants + 1);
+}
+
+// ---------------------------------------------------------------- one address rule (issue 15)
+
+/// Issue 15: the store folded case with Unicode `to_lowercase`, the correlation with ASCII
+/// only: U+212A KELVIN SIGN lower-cases to `k`, so a message naming
+/// `\u{212A}im@example.com` as ORGANIZER matched the pin of `kim@example.com`, an address
+/// the correlation (and a calendar server comparing ASCII case-insensitively) holds to be
+/// another user. The store now uses the one rule of `imipsec-types` (ASCII folding only).
+#[test]
+fn unicode_case_folding_cannot_merge_organizer_pins_kelvin_sign() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let uid = "kelvin@example.com";
+    assert_eq!(
+        store
+            .decide_and_record(ME, &[request(uid, "kim@example.com", 0, 100)], t(1))
+            .unwrap(),
+        StateDecision::Recorded
+    );
+    let kelvin = request(uid, "\u{212A}im@example.com", 1, 200);
+    assert_eq!(
+        codes(&store.decide_and_record(ME, &[kelvin], t(2)).unwrap()),
+        ["organizer-mismatch"]
+    );
+    // Control: ASCII case is still folded (the default rule), so the organizer's own
+    // upper-case spelling is the same user.
+    let upper = request(uid, "KIM@Example.com", 1, 200);
+    assert_eq!(
+        store.decide_and_record(ME, &[upper], t(3)).unwrap(),
+        StateDecision::Recorded
+    );
 }

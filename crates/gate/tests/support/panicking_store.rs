@@ -25,6 +25,10 @@ fn maybe_panic(updates: &[EventUpdate]) {
 }
 
 impl EventStateStore for PanickingStore {
+    fn local_part_case(&self) -> imipsec_pipeline::policy::LocalPartCase {
+        imipsec_pipeline::policy::LocalPartCase::Insensitive
+    }
+
     fn evaluate(
         &self,
         scope: &str,

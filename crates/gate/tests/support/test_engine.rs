@@ -79,7 +79,7 @@ impl Decide for HeaderDrivenTestEngine {
             *count += 1;
         }
         let Some(line) = directive(message) else {
-            return Ok(reject("test.no-verdict-header", self.event_state()));
+            return Ok(reject("no-calendar", self.event_state()));
         };
         let words: Vec<&str> = line.split_whitespace().collect();
         if let Some(ms) = word(&words, "sleep-ms").and_then(|v| v.parse().ok()) {
@@ -99,7 +99,7 @@ impl Decide for HeaderDrivenTestEngine {
                 event_state: self.event_state(),
             }),
             Some("reject") => Ok(reject(
-                word(&words, "code").unwrap_or("test.rejected"),
+                word(&words, "code").unwrap_or("signer-not-correlated"),
                 self.event_state(),
             )),
             Some("not-calendar") => Ok(GateVerdict {
@@ -132,11 +132,14 @@ impl Decide for HeaderDrivenTestEngine {
     }
 }
 
+#[allow(clippy::panic)]
 fn reject(code: &str, event_state: EventState) -> GateVerdict {
     GateVerdict {
         outcome: Outcome::Reject,
         reasons: vec![Reason {
-            code: code.to_owned(),
+            // The engine speaks the pipeline's vocabulary: an unknown code is a test bug.
+            code: imipsec_pipeline::Reason::from_code(code)
+                .unwrap_or_else(|| panic!("test engine: unknown reason code {code:?}")),
             detail: "test engine verdict".to_owned(),
         }],
         smime: SmimeResult::Fail,

@@ -1057,3 +1057,92 @@ fn duplicated_signer_info_is_rejected() {
         Reason::BadSignature,
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Issue 15: one local-part rule for the correlation and the store.
+
+/// Issue 15: with `strict_local_part`, the correlation treats `Organizer@example.com` and
+/// `organizer@example.com` as two calendar users, but the store (opened with its default,
+/// case-insensitive rule) folded both into one organizer pin: a certificate for
+/// `Organizer@example.com` could revise `organizer@example.com`'s event. The rule is now set
+/// once: a store whose rule differs from the pipeline's is an evaluation error (never a
+/// verdict), and a store with the same rule pins the two users apart.
+#[test]
+fn strict_local_part_store_pin_cannot_merge_organizer_and_organizer_case_variant() {
+    use imipsec_pipeline::policy::{LocalPartCase, StoreOptions};
+    let ca = TempCa::new("strict-local-part");
+    let cert = ca.issue(
+        "upper",
+        Some(&key_path("rsa2048/stranger")),
+        "/CN=Upper",
+        &leaf_extensions_with_san("Organizer@example.com"),
+        &cert_path("intermediate"),
+        &key_path("intermediate"),
+    );
+    let mut pem = std::fs::read(key_path("rsa2048/stranger")).unwrap();
+    pem.extend(std::fs::read(&cert).unwrap());
+    pem.extend(std::fs::read(cert_path("intermediate")).unwrap());
+    let upper = Identity::from_pem(&pem).unwrap();
+    let options = SignOptions {
+        signing_time: Some(AT),
+        ..SignOptions::default()
+    };
+    let uid = "strict-local-part@example.com";
+    let hijack_calendar = calendar("REQUEST", uid, 1, "Organizer@example.com", "");
+    let hijack = message(
+        "Organizer@example.com",
+        &sign_detached(&entity(&hijack_calendar, "REQUEST"), &upper, &options).unwrap(),
+    );
+    let strict = {
+        let trust = TrustStore::from_pem_files(
+            &[certs().join("root.cert.pem")],
+            &[certs().join("intermediate.crl.pem")],
+        )
+        .unwrap();
+        let mut settings = Settings::new(trust);
+        settings.identities = vec![identity("rsa2048/attendee")];
+        settings.strict_local_part = true;
+        Pipeline::new(settings)
+    };
+    let run = |store: &SqliteStore, raw: &[u8]| {
+        strict.evaluate(
+            raw,
+            &Evaluation {
+                at: AT,
+                recipient: Some(ATTENDEE),
+                record: true,
+            },
+            Some(store),
+        )
+    };
+    // The default store folds the local part: with a strict pipeline that is refused.
+    let folding = SqliteStore::open_in_memory().unwrap();
+    match run(&folding, &signed_request(uid, 0)) {
+        Err(imipsec_pipeline::EvaluateError::LocalPartRuleMismatch { .. }) => {}
+        other => panic!("a store with another local-part rule was used: {other:?}"),
+    }
+    match run(&folding, &hijack) {
+        Ok(verdict) => panic!("hijack judged with two local-part rules: {verdict:?}"),
+        Err(error) => assert!(
+            matches!(
+                error,
+                imipsec_pipeline::EvaluateError::LocalPartRuleMismatch { .. }
+            ),
+            "{error}"
+        ),
+    }
+    // One rule everywhere: the organizer pins the UID, the case variant is another user.
+    let sensitive = SqliteStore::open(
+        &ca.dir.join("sensitive.sqlite"),
+        &StoreOptions {
+            local_part_case: LocalPartCase::Sensitive,
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap();
+    assert_accepted(&run(&sensitive, &signed_request(uid, 0)).unwrap());
+    assert_rejected(
+        &run(&sensitive, &hijack).unwrap(),
+        Reason::OrganizerMismatch,
+    );
+}
