@@ -1234,3 +1234,70 @@ fn an_application_ics_attachment_beside_a_note_is_not_not_calendar() {
     }
     assert_eq!(by_id(&rows, "control@x")["verdict"], "not-calendar");
 }
+
+/// The real-client corpus (testdata/clients, issue #12) through `imipsec audit`: every `.eml`
+/// there (Outlook/Exchange, Google, Apple Mail, iCloud; base64, quoted-printable,
+/// multipart/alternative with text/html, an attached `.ics` copy) gets the verdict its
+/// README row states, with unsigned calendars allowed; with --strict-icalendar exactly the
+/// messages that carried an `icalendar-deviation` warning are rejected.
+#[test]
+fn audit_reports_real_client_invitations() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |strict: bool| {
+        let jsonl = dir.path().join(format!("clients-{strict}.jsonl"));
+        let mut extra = vec![
+            "--danger-allow-unsigned",
+            "--jsonl",
+            jsonl.to_str().unwrap(),
+        ];
+        if strict {
+            extra.push("--strict-icalendar");
+        }
+        let stdout = succeeded(&audit(&[&path("testdata/clients")], &extra));
+        let mut rows = read_jsonl(&jsonl);
+        assert_eq!(rows.len(), 7, "{stdout}");
+        rows.sort_by_key(|row| row["source"].as_str().unwrap().to_owned());
+        rows
+    };
+    let warned = |row: &serde_json::Value| {
+        row["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["code"] == "icalendar-deviation")
+    };
+    let (tolerant, strict) = (run(false), run(true));
+    let mut deviating = 0;
+    for (row, strict_row) in tolerant.iter().zip(&strict) {
+        let source = row["source"].as_str().unwrap();
+        assert_eq!(strict_row["source"], row["source"]);
+        if source.ends_with("icloud-request-qp-html-attachment.eml") {
+            // The capture starts with a line of spaces (testdata/clients/README.md).
+            for row in [row, strict_row] {
+                assert_eq!(row["verdict"], "reject", "{source}");
+                assert_eq!(
+                    codes(row).first().map(String::as_str),
+                    Some("malformed-mime")
+                );
+            }
+            continue;
+        }
+        assert_eq!(row["verdict"], "accept", "{source}: {:?}", codes(row));
+        if warned(row) {
+            deviating += 1;
+            assert_eq!(strict_row["verdict"], "reject", "{source}");
+            assert!(
+                codes(strict_row)
+                    .iter()
+                    .all(|c| c == "malformed-icalendar" || c == "method-mismatch"),
+                "{source}: {:?}",
+                codes(strict_row)
+            );
+        } else {
+            assert_eq!(strict_row["verdict"], "accept", "{source}");
+        }
+    }
+    // Outlook (bare LF in the base64 calendar), Teams, Outlook.com, the Google invitation's
+    // attached invite.ics and Apple Mail's attachment without method/charset.
+    assert_eq!(deviating, 5);
+}

@@ -602,8 +602,13 @@ pub enum Warning {
         offset: usize,
     },
     /// Lines end in a bare LF instead of CRLF (reported once).
-    #[error("byte {offset}: lines end in a bare LF instead of CRLF (RFC 5545 §3.1)")]
+    #[error(
+        "byte {offset}: {property}: lines end in a bare LF instead of CRLF (RFC 5545 §3.1), \
+         the first here"
+    )]
     BareLineFeed {
+        /// The property of the first such line, as written (cut at 64 bytes).
+        property: String,
         /// Offset of the first one.
         offset: usize,
     },

@@ -324,6 +324,7 @@ pub(crate) fn scan<'a>(
                     broken = true;
                 } else {
                     out.push(Diagnostic::Warning(Warning::BareLineFeed {
+                        property: line_name_at(input, start),
                         offset: pos + line_len,
                     }));
                 }

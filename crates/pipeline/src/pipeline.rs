@@ -195,7 +195,7 @@ impl Pipeline {
             deviations.extend(
                 itip.warnings
                     .iter()
-                    .filter(|w| matches!(w, imipsec_itip::Warning::IcalendarDeviation { .. }))
+                    .filter(|w| is_tolerated_deviation(w))
                     .map(|warning| {
                         Finding::new(
                             Warning::IcalendarDeviation,
@@ -607,5 +607,25 @@ mod tests {
         send_sync::<Pipeline>();
         send_sync::<Verdict>();
         send_sync::<EvaluateError>();
+    }
+}
+
+/// Whether an iTIP warning is a deviation that strict mode (`strict_icalendar`) would
+/// refuse: the interoperability profile's four, and the lenient reader's tolerances (no
+/// `charset` or `method` Content-Type parameter, a blank line, bare LF line ends). Each is
+/// reported as `icalendar-deviation`, so that an accepted message says what strict mode
+/// would reject. Non-mailto addresses and several UIDs in a PUBLISH are RFC-conforming and
+/// not deviations.
+fn is_tolerated_deviation(warning: &imipsec_itip::Warning) -> bool {
+    use imipsec_itip::Warning as W;
+    match warning {
+        W::IcalendarDeviation { .. }
+        | W::MissingCharset
+        | W::MissingMethodParameter
+        | W::BlankLine { .. }
+        | W::BareLineFeed { .. } => true,
+        W::NonMailtoAddress { .. } | W::SeveralUids => false,
+        // A warning added later is reported until it is classified here.
+        _ => true,
     }
 }

@@ -157,22 +157,29 @@ struct Case {
 const CORPUS: &[Case] = &[
     Case {
         file: "outlook-365-request-base64-html.eml",
-        expect: Expect::Accept(&[]),
+        // The base64 calendar's lines end in a bare LF.
+        expect: Expect::Accept(&["BEGIN: lines end in a bare LF"]),
         sender: Some("marge@example.org"),
     },
     Case {
         file: "outlook-365-teams-request.eml",
-        expect: Expect::Accept(&[]),
+        expect: Expect::Accept(&["BEGIN: lines end in a bare LF", "blank line"]),
         sender: Some("marge@example.com"),
     },
     Case {
         file: "outlook-com-request.eml",
-        expect: Expect::Accept(&[]),
+        expect: Expect::Accept(&["BEGIN: lines end in a bare LF"]),
         sender: Some("alice@example.org"),
     },
     Case {
         file: "google-meet-request-qp-ics-copy.eml",
-        expect: Expect::Accept(&[]),
+        // The attached `invite.ics` (application/ics) is evaluated too: bare LF, and no
+        // method or charset parameter. The text/calendar part has none of these.
+        expect: Expect::Accept(&[
+            "BEGIN: lines end in a bare LF",
+            "no method parameter",
+            "no charset parameter",
+        ]),
         sender: Some("example@gmail.com"),
     },
     Case {
@@ -182,7 +189,8 @@ const CORPUS: &[Case] = &[
     },
     Case {
         file: "apple-ical-3-reply-qp.eml",
-        expect: Expect::Accept(&[]),
+        // The attachment's Content-Type is `text/calendar; x-unix-mode=0644; name=...`.
+        expect: Expect::Accept(&["no method parameter", "no charset parameter"]),
         sender: Some("xyzzy@example.com"),
     },
     // The fixture starts with a line of 255 spaces (a capture artefact): a header section
@@ -276,6 +284,10 @@ fn corpus_message(name: &str) -> Vec<u8> {
 }
 
 fn unsigned_allowed_pipeline() -> Pipeline {
+    unsigned_allowed_pipeline_with(false)
+}
+
+fn unsigned_allowed_pipeline_with(strict_icalendar: bool) -> Pipeline {
     let trust = TrustStore::from_pem_files(
         &[certs().join("root.cert.pem")],
         &[certs().join("intermediate.crl.pem")],
@@ -284,6 +296,7 @@ fn unsigned_allowed_pipeline() -> Pipeline {
     let mut settings = Settings::new(trust);
     settings.identities = vec![identity("rsa2048/attendee")];
     settings.danger_allow_unsigned = true;
+    settings.strict_icalendar = strict_icalendar;
     Pipeline::new(settings)
 }
 
@@ -300,13 +313,22 @@ fn assert_expected(name: &str, verdict: &Verdict, expect: &Expect) {
             assert_eq!(details.len(), properties.len(), "{name}: {details:?}");
             for property in *properties {
                 assert!(
-                    details.iter().any(|d| d.contains(property) && d.contains("RFC")),
+                    details
+                        .iter()
+                        .any(|d| d.contains(property) && d.contains("RFC")),
                     "{name}: no deviation naming {property} and its RFC rule: {details:?}"
                 );
             }
+            assert!(
+                details.iter().all(|d| d.contains("RFC")),
+                "{name}: {details:?}"
+            );
         }
         Expect::Reject(reason, text) => {
-            assert!(!verdict.is_accept(), "{name}: accepted, expected {reason:?}");
+            assert!(
+                !verdict.is_accept(),
+                "{name}: accepted, expected {reason:?}"
+            );
             assert_eq!(
                 verdict.primary_reason(),
                 Some(*reason),
@@ -348,19 +370,40 @@ fn every_corpus_file_is_listed_once_with_its_expected_verdict() {
 #[test]
 fn every_corpus_message_gets_its_verdict_unsigned_allowed() {
     let pipeline = unsigned_allowed_pipeline();
+    let strict = unsigned_allowed_pipeline_with(true);
+    let ctx = Evaluation {
+        at: AT,
+        recipient: Some(ATTENDEE),
+        record: false,
+    };
     for case in CORPUS {
-        let verdict = pipeline
-            .evaluate(
-                &corpus_message(case.file),
-                &Evaluation {
-                    at: AT,
-                    recipient: Some(ATTENDEE),
-                    record: false,
-                },
-                None,
-            )
-            .unwrap();
+        let raw = corpus_message(case.file);
+        let verdict = pipeline.evaluate(&raw, &ctx, None).unwrap();
         assert_expected(case.file, &verdict, &case.expect);
+        // With strict_icalendar exactly the messages accepted with a deviation are
+        // rejected (malformed-icalendar or method-mismatch, each naming its RFC rule); the
+        // others keep their verdict. A deviation warning says what strict mode refuses,
+        // and strict mode refuses nothing else.
+        let strict_verdict = strict.evaluate(&raw, &ctx, None).unwrap();
+        match &case.expect {
+            Expect::Accept(deviations) if !deviations.is_empty() => {
+                assert!(
+                    !strict_verdict.is_accept(),
+                    "{}: strict accepted",
+                    case.file
+                );
+                assert!(
+                    strict_verdict.reasons.iter().all(|r| matches!(
+                        r.code,
+                        Reason::MalformedIcalendar | Reason::MethodMismatch
+                    ) && r.detail.contains("RFC")),
+                    "{}: {:?}",
+                    case.file,
+                    strict_verdict.reasons
+                );
+            }
+            expect => assert_expected(case.file, &strict_verdict, expect),
+        }
     }
 }
 
@@ -381,7 +424,11 @@ fn icloud_invitation_without_the_capture_artefact_is_accepted() {
             None,
         )
         .unwrap();
-    assert_expected("icloud (trimmed)", &verdict, &Expect::Accept(&[]));
+    assert_expected(
+        "icloud (trimmed)",
+        &verdict,
+        &Expect::Accept(&["no charset parameter"]),
+    );
 }
 
 /// A directory with a certificate and key for each corpus sender, issued at test time by the
@@ -439,25 +486,23 @@ impl SenderPki {
                 "-out",
                 &csr.to_string_lossy(),
             ]));
-            run(Command::new("openssl")
-                .env("EMAIL", email)
-                .args([
-                    "ca",
-                    "-batch",
-                    "-notext",
-                    "-config",
-                    &self.dir.join("ca.cnf").to_string_lossy(),
-                    "-extensions",
-                    "ee",
-                    "-startdate",
-                    "20250101000000Z",
-                    "-enddate",
-                    "20450101000000Z",
-                    "-in",
-                    &csr.to_string_lossy(),
-                    "-out",
-                    &cert.to_string_lossy(),
-                ]));
+            run(Command::new("openssl").env("EMAIL", email).args([
+                "ca",
+                "-batch",
+                "-notext",
+                "-config",
+                &self.dir.join("ca.cnf").to_string_lossy(),
+                "-extensions",
+                "ee",
+                "-startdate",
+                "20250101000000Z",
+                "-enddate",
+                "20450101000000Z",
+                "-in",
+                &csr.to_string_lossy(),
+                "-out",
+                &cert.to_string_lossy(),
+            ]));
         }
         (
             cert.to_string_lossy().into_owned(),
@@ -525,8 +570,19 @@ fn corpus_signed(raw: &[u8], pki: &SenderPki, sender: &str) -> Vec<u8> {
         .into_owned();
     let cms = openssl(
         &[
-            "cms", "-sign", "-binary", "-md", "sha256", "-signer", &cert, "-inkey", &key,
-            "-certfile", &chain, "-outform", "DER",
+            "cms",
+            "-sign",
+            "-binary",
+            "-md",
+            "sha256",
+            "-signer",
+            &cert,
+            "-inkey",
+            &key,
+            "-certfile",
+            &chain,
+            "-outform",
+            "DER",
         ],
         &entity,
     );
@@ -558,7 +614,10 @@ fn corpus_messages_resigned_by_their_sender_get_the_same_verdict() {
         assert!(signed_by_sender, "{}: {:?}", case.file, verdict.layers);
         signed_rows += 1;
     }
-    assert!(signed_rows >= 10, "the signed subset shrank to {signed_rows}");
+    assert!(
+        signed_rows >= 10,
+        "the signed subset shrank to {signed_rows}"
+    );
     // A stranger's signature on a real invitation decides nothing.
     let forged = corpus_signed(
         &corpus_message("outlook-365-request-base64-html.eml"),
