@@ -1301,3 +1301,69 @@ fn audit_reports_real_client_invitations() {
     // attached invite.ics and Apple Mail's attachment without method/charset.
     assert_eq!(deviating, 5);
 }
+
+/// Issue #12: the four deviation families through `imipsec audit`, signed by their sender
+/// (openssl cms) and unsigned with --danger-allow-unsigned: accepted with an
+/// icalendar-deviation warning; --strict-icalendar rejects each.
+#[test]
+fn audit_accepts_the_deviation_families_and_strict_rejects_them() {
+    for signed in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let families = common::deviation_families("audit");
+        let folder = dir.path().join("families");
+        std::fs::create_dir(&folder).unwrap();
+        for (index, family) in families.iter().enumerate() {
+            std::fs::write(
+                folder.join(format!("{index}.eml")),
+                common::deviation_message(family, signed),
+            )
+            .unwrap();
+        }
+        for strict in [false, true] {
+            let jsonl = dir.path().join(format!("out-{strict}.jsonl"));
+            let mut extra = vec!["--jsonl", jsonl.to_str().unwrap()];
+            if !signed {
+                extra.push("--danger-allow-unsigned");
+            }
+            if strict {
+                extra.push("--strict-icalendar");
+            }
+            succeeded(&audit(&[folder.to_str().unwrap()], &extra));
+            let rows = read_jsonl(&jsonl);
+            assert_eq!(rows.len(), families.len());
+            for row in &rows {
+                let source = row["source"].as_str().unwrap();
+                let index: usize = source
+                    .rsplit('/')
+                    .next()
+                    .unwrap()
+                    .trim_end_matches(".eml")
+                    .parse()
+                    .unwrap();
+                let family = &families[index];
+                if strict {
+                    assert_eq!(row["verdict"], "reject", "{}", family.name);
+                    assert_eq!(
+                        codes(row).first().map(String::as_str),
+                        Some(family.strict_reason),
+                        "{}",
+                        family.name
+                    );
+                } else {
+                    assert_eq!(
+                        row["verdict"],
+                        "accept",
+                        "{} (signed {signed}): {:?}",
+                        family.name,
+                        codes(row)
+                    );
+                    let warned = row["warnings"].as_array().unwrap().iter().any(|w| {
+                        w["code"] == "icalendar-deviation"
+                            && w["detail"].as_str().unwrap().contains(family.property)
+                    });
+                    assert!(warned, "{}: {row}", family.name);
+                }
+            }
+        }
+    }
+}
