@@ -180,6 +180,74 @@ impl Malformed {
     pub fn code(&self) -> &'static str {
         "malformed-icalendar"
     }
+
+    /// Every byte offset of the finding, through `map`: a caller that parsed a converted
+    /// copy of the text (line ends made CRLF) reports offsets into the text as received.
+    /// The offsets inside a [`Malformed::ParserDifferential`]'s calcard detail are text and
+    /// stay as they are.
+    pub fn map_offsets(&mut self, map: &dyn Fn(usize) -> usize) {
+        match self {
+            Malformed::MismatchedEnd {
+                begin_offset,
+                offset,
+                ..
+            } => {
+                *begin_offset = map(*begin_offset);
+                *offset = map(*offset);
+            }
+            Malformed::NotCalendar { offset, .. }
+            | Malformed::ContentOutsideCalendar { offset, .. }
+            | Malformed::SecondCalendar { offset }
+            | Malformed::UnexpectedEnd { offset, .. }
+            | Malformed::Unclosed { offset, .. }
+            | Malformed::NotUtf8 { offset, .. }
+            | Malformed::ControlCharacter { offset, .. }
+            | Malformed::ContentLine { offset, .. }
+            | Malformed::BareLineFeed { offset, .. }
+            | Malformed::ComponentName { offset }
+            | Malformed::UnknownMethod { offset, .. }
+            | Malformed::InvalidDateTime { offset, .. }
+            | Malformed::InvalidStatus { offset, .. }
+            | Malformed::InvalidSequence { offset, .. }
+            | Malformed::CalAddressWithoutScheme { offset, .. }
+            | Malformed::MisplacedComponent { offset, .. }
+            | Malformed::MisplacedProperty { offset, .. }
+            | Malformed::LegacyVCalendar { offset, .. } => *offset = map(*offset),
+            Malformed::NoCalendar
+            | Malformed::MissingMethod { .. }
+            | Malformed::NoSchedulingComponent
+            | Malformed::ParserDifferential { .. } => {}
+        }
+    }
+}
+
+impl ItipError {
+    /// Every byte offset of the error, through `map` (see [`Malformed::map_offsets`]).
+    pub fn map_offsets(&mut self, map: &dyn Fn(usize) -> usize) {
+        match self {
+            ItipError::Limit(limit) => limit.offset = map(limit.offset),
+            ItipError::Malformed(malformed) => malformed.map_offsets(map),
+            ItipError::Restriction(violation) => violation.offset = map(violation.offset),
+            ItipError::OrganizerMismatch { offset, .. } => *offset = map(*offset),
+            ItipError::MethodMismatch { .. }
+            | ItipError::ComponentMismatch { .. }
+            | ItipError::MissingCharset
+            | ItipError::MethodNotDefined { .. } => {}
+        }
+    }
+}
+
+impl Warning {
+    /// Every byte offset of the warning, through `map` (see [`Malformed::map_offsets`]).
+    pub fn map_offsets(&mut self, map: &dyn Fn(usize) -> usize) {
+        match self {
+            Warning::BlankLine { offset }
+            | Warning::BareLineFeed { offset, .. }
+            | Warning::NonMailtoAddress { offset, .. }
+            | Warning::IcalendarDeviation { offset, .. } => *offset = map(*offset),
+            Warning::MissingCharset | Warning::MissingMethodParameter | Warning::SeveralUids => {}
+        }
+    }
 }
 
 impl Violation {

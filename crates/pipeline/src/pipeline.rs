@@ -197,6 +197,8 @@ impl Pipeline {
                     .iter()
                     .filter(|w| is_tolerated_deviation(w))
                     .map(|warning| {
+                        let mut warning = warning.clone();
+                        warning.map_offsets(&|offset| calendar.received_offset(offset));
                         Finding::new(
                             Warning::IcalendarDeviation,
                             format!("text/calendar at {}: {warning}", part_name(calendar.path())),
@@ -306,8 +308,12 @@ impl Pipeline {
                 format!("text/calendar at {}: {error}", part_name(calendar.path())),
             )]
         })?;
-        parse_itip_all(calendar.body(), &params, &options).map_err(|errors| {
+        parse_itip_all(calendar.body(), &params, &options).map_err(|mut errors| {
             let part = part_name(calendar.path());
+            // Offsets into the part as received, not into its CRLF copy.
+            for error in &mut errors {
+                error.map_offsets(&|offset| calendar.received_offset(offset));
+            }
             let mut findings: Vec<Finding<Reason>> = errors
                 .iter()
                 .take(MAX_CALENDAR_FINDINGS)
@@ -596,20 +602,6 @@ fn state_finding(finding: &StateFinding) -> Finding<Reason> {
     Finding::new(reason, detail)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Gates and audits share one pipeline across worker threads.
-    #[test]
-    fn pipeline_and_verdict_cross_threads() {
-        fn send_sync<T: Send + Sync>() {}
-        send_sync::<Pipeline>();
-        send_sync::<Verdict>();
-        send_sync::<EvaluateError>();
-    }
-}
-
 /// Whether an iTIP warning is a deviation that strict mode (`strict_icalendar`) would
 /// refuse: the interoperability profile's four, and the lenient reader's tolerances (no
 /// `charset` or `method` Content-Type parameter, a blank line, bare LF line ends). Each is
@@ -627,5 +619,19 @@ fn is_tolerated_deviation(warning: &imipsec_itip::Warning) -> bool {
         W::NonMailtoAddress { .. } | W::SeveralUids => false,
         // A warning added later is reported until it is classified here.
         _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Gates and audits share one pipeline across worker threads.
+    #[test]
+    fn pipeline_and_verdict_cross_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Pipeline>();
+        send_sync::<Verdict>();
+        send_sync::<EvaluateError>();
     }
 }

@@ -538,3 +538,113 @@ fn truncated_and_bit_flipped_messages_never_panic_and_never_accept_a_change() {
         assert!(!verdict.is_accept(), "bit flip at {offset} accepted");
     }
 }
+
+/// An unsigned REQUEST (one VEVENT with many lines before `last`) as a whole message whose
+/// every line ends in `eol`.
+fn message_with_eol(last: &str, eol: &str) -> Vec<u8> {
+    let mut lines = vec![
+        "From: organizer@example.com".to_owned(),
+        "To: attendee@example.com".to_owned(),
+        "Subject: offsets".to_owned(),
+        "MIME-Version: 1.0".to_owned(),
+        "Content-Type: text/calendar; method=REQUEST; charset=UTF-8".to_owned(),
+        "Content-Transfer-Encoding: 8bit".to_owned(),
+        String::new(),
+        "BEGIN:VCALENDAR".to_owned(),
+        "VERSION:2.0".to_owned(),
+        "PRODID:-//x//EN".to_owned(),
+        "METHOD:REQUEST".to_owned(),
+        "BEGIN:VEVENT".to_owned(),
+        "UID:offsets@example.com".to_owned(),
+        "DTSTART:20260615T100000Z".to_owned(),
+        "SEQUENCE:0".to_owned(),
+        "SUMMARY:s".to_owned(),
+        format!("ORGANIZER:mailto:{ORGANIZER}"),
+        format!("ATTENDEE:mailto:{ATTENDEE}"),
+    ];
+    lines.extend((0..30).map(|i| format!("X-FILLER-{i}:{i}")));
+    lines.push(last.to_owned());
+    lines.extend([
+        "END:VEVENT".to_owned(),
+        "END:VCALENDAR".to_owned(),
+        String::new(),
+    ]);
+    lines.join(eol).into_bytes()
+}
+
+/// The `byte N` of a detail, as an offset into the received message (the calendar part
+/// starts at its BEGIN:VCALENDAR).
+fn received_position(raw: &[u8], detail: &str) -> usize {
+    let part = raw
+        .windows(15)
+        .position(|w| w == b"BEGIN:VCALENDAR")
+        .unwrap();
+    let number: String = detail
+        .split("byte ")
+        .nth(1)
+        .unwrap()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    part + number.parse::<usize>().unwrap()
+}
+
+/// Issue #12: the offsets of a calendar finding count the part as received. A message
+/// stored with bare LF line ends (mbox, Maildir) is evaluated in its CRLF form; the `byte N`
+/// of a rejection (a DTSTAMP that is no DATE-TIME) and of a deviation warning (an `_` in an
+/// X- name) still points at the offending line in the received bytes, as it does for the
+/// same message in CRLF.
+#[test]
+fn calendar_offsets_point_into_the_part_as_received() {
+    for eol in ["\n", "\r\n"] {
+        let raw = message_with_eol("DTSTAMP:20260601T1254140", eol);
+        let verdict = pipeline(true)
+            .evaluate(&raw, &evaluation(false), None)
+            .unwrap();
+        let detail = &verdict
+            .reasons
+            .iter()
+            .find(|r| r.detail.contains("invalid DATE-TIME"))
+            .unwrap_or_else(|| panic!("{eol:?}: {:?}", verdict.reasons))
+            .detail;
+        let at = received_position(&raw, detail);
+        assert!(
+            raw[at..].starts_with(b"DTSTAMP:20260601T1254140"),
+            "{eol:?}: {detail} -> {:?}",
+            String::from_utf8_lossy(&raw[at..(at + 30).min(raw.len())])
+        );
+
+        let raw =
+            message_with_eol("DTSTAMP:20260601T120000Z\nX-LOTUS-CHILD_UID:1", eol).replace_lf(eol);
+        let verdict = pipeline(true)
+            .evaluate(&raw, &evaluation(false), None)
+            .unwrap();
+        assert!(verdict.is_accept(), "{eol:?}: {:?}", verdict.reasons);
+        let detail = &verdict
+            .warnings
+            .iter()
+            .find(|w| w.detail.contains("X-LOTUS-CHILD_UID"))
+            .unwrap_or_else(|| panic!("{eol:?}: {:?}", verdict.warnings))
+            .detail;
+        let at = received_position(&raw, detail);
+        assert!(
+            raw[at..].starts_with(b"X-LOTUS-CHILD_UID:1"),
+            "{eol:?}: {detail}"
+        );
+    }
+}
+
+trait ReplaceLf {
+    fn replace_lf(self, eol: &str) -> Vec<u8>;
+}
+
+impl ReplaceLf for Vec<u8> {
+    /// Bare LFs (from a joined line) as `eol`.
+    fn replace_lf(self, eol: &str) -> Vec<u8> {
+        String::from_utf8(self)
+            .unwrap()
+            .replace("\r\n", "\n")
+            .replace('\n', eol)
+            .into_bytes()
+    }
+}
