@@ -303,9 +303,19 @@ impl Pipeline {
             ..ParseOptions::default()
         };
         crate::content_line::check_line_breaks(calendar.body()).map_err(|error| {
+            let property = error
+                .offset()
+                .map(|offset| crate::content_line::property_at(calendar.body(), offset))
+                .filter(|property| !property.is_empty())
+                .map(|property| format!("{property}: "))
+                .unwrap_or_default();
+            let error = error.map_offset(&|offset| calendar.received_offset(offset));
             vec![Finding::new(
                 Reason::MalformedIcalendar,
-                format!("text/calendar at {}: {error}", part_name(calendar.path())),
+                format!(
+                    "text/calendar at {}: {property}{error}",
+                    part_name(calendar.path())
+                ),
             )]
         })?;
         parse_itip_all(calendar.body(), &params, &options).map_err(|mut errors| {

@@ -648,3 +648,107 @@ impl ReplaceLf for Vec<u8> {
             .into_bytes()
     }
 }
+
+/// Issue #12: every reason of a broken calendar message names the property (or MIME header)
+/// it is about and the RFC rule, whichever layer finds it: the MIME walk, the receiving
+/// side's line check, the iTIP parser and tables, correlation. Unsigned calendars are
+/// allowed so that each message reaches the layer its defect is in.
+#[test]
+fn every_reason_detail_names_the_property_or_header_and_the_rfc_rule() {
+    let good = message_with_eol("DTSTAMP:20260601T120000Z", "\r\n");
+    let good = String::from_utf8(good).unwrap();
+    let cases: Vec<(&str, String)> = vec![
+        (
+            "bare CR in a value",
+            good.replace(
+                "SUMMARY:s\r\n",
+                "SUMMARY:s\rATTENDEE:mailto:x@example.net\r\n",
+            ),
+        ),
+        (
+            "control character in a value",
+            good.replace("SUMMARY:s\r\n", "SUMMARY:s\u{1}\r\n"),
+        ),
+        (
+            "DTSTAMP that is no DATE-TIME",
+            good.replace("DTSTAMP:20260601T120000Z", "DTSTAMP:20260601T1254140"),
+        ),
+        (
+            "several restriction violations",
+            good.replace("DTSTAMP:20260601T120000Z\r\n", "")
+                .replace("UID:offsets@example.com\r\n", ""),
+        ),
+        (
+            "underscore in a property a decision reads",
+            good.replace("ORGANIZER:", "ORGANI_ZER:"),
+        ),
+        (
+            "method parameter differs from METHOD",
+            good.replace("method=REQUEST", "method=CANCEL"),
+        ),
+        (
+            "duplicate Content-Type",
+            good.replace(
+                "Content-Transfer-Encoding: 8bit",
+                "Content-Type: text/plain\r\nContent-Transfer-Encoding: 8bit",
+            ),
+        ),
+        (
+            "invalid base64",
+            good.replace(
+                "Content-Transfer-Encoding: 8bit",
+                "Content-Transfer-Encoding: base64",
+            ),
+        ),
+        (
+            "ORGANIZER without mailto:",
+            good.replace(
+                "ORGANIZER:mailto:organizer@example.com",
+                "ORGANIZER:organizer@example.com",
+            ),
+        ),
+    ];
+    let names = [
+        "UID",
+        "DTSTAMP",
+        "SUMMARY",
+        "ORGANIZER",
+        "ATTENDEE",
+        "METHOD",
+        "ORGANI_ZER",
+        "Content-",
+        "method",
+        "line endings",
+    ];
+    let mut failures = Vec::new();
+    let signed: Vec<(&str, Vec<u8>)> = vec![
+        // Signed by the attendee, by a stranger: correlation's reasons.
+        (
+            "REQUEST signed by the attendee",
+            signed_request("rsa2048/attendee", "diag-attendee@example.com", 0),
+        ),
+        (
+            "REQUEST signed by a stranger",
+            signed_request("rsa2048/stranger", "diag-stranger@example.com", 0),
+        ),
+    ];
+    let unsigned = cases
+        .iter()
+        .map(|(name, raw)| (*name, raw.clone().into_bytes(), true));
+    let all = unsigned.chain(signed.into_iter().map(|(name, raw)| (name, raw, false)));
+    for (name, raw, allow_unsigned) in all {
+        let verdict = pipeline(allow_unsigned)
+            .evaluate(&raw, &evaluation(false), None)
+            .unwrap();
+        if verdict.is_accept() {
+            failures.push(format!("{name}: accepted"));
+        }
+        for reason in &verdict.reasons {
+            let detail = &reason.detail;
+            if !detail.contains("RFC") || !names.iter().any(|n| detail.contains(n)) {
+                failures.push(format!("{name}: {}: {detail}", reason.code));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
