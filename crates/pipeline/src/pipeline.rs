@@ -192,19 +192,28 @@ impl Pipeline {
                     continue;
                 }
             };
-            deviations.extend(
-                itip.warnings
-                    .iter()
-                    .filter(|w| is_tolerated_deviation(w))
-                    .map(|warning| {
-                        let mut warning = warning.clone();
-                        warning.map_offsets(&|offset| calendar.received_offset(offset));
-                        Finding::new(
-                            Warning::IcalendarDeviation,
-                            format!("text/calendar at {}: {warning}", part_name(calendar.path())),
-                        )
-                    }),
-            );
+            // Bounded like the findings: thousands of tolerated blank lines must not make the
+            // verdict thousands of warnings long; the rest is counted.
+            let part = part_name(calendar.path());
+            let tolerated = itip.warnings.iter().filter(|w| is_tolerated_deviation(w));
+            let count = tolerated.clone().count();
+            deviations.extend(tolerated.take(MAX_CALENDAR_FINDINGS).map(|warning| {
+                let mut warning = warning.clone();
+                warning.map_offsets(&|offset| calendar.received_offset(offset));
+                Finding::new(
+                    Warning::IcalendarDeviation,
+                    format!("text/calendar at {part}: {warning}"),
+                )
+            }));
+            if count > MAX_CALENDAR_FINDINGS {
+                deviations.push(Finding::new(
+                    Warning::IcalendarDeviation,
+                    format!(
+                        "text/calendar at {part}: and {} more deviations",
+                        count - MAX_CALENDAR_FINDINGS
+                    ),
+                ));
+            }
             let signers: Vec<&str> = if signed {
                 calendar.signer_emails()
             } else {

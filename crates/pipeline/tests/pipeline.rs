@@ -752,3 +752,30 @@ fn every_reason_detail_names_the_property_or_header_and_the_rfc_rule() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// The deviation warnings of one calendar are bounded like its findings: a calendar with
+/// thousands of tolerated blank lines must not fill the verdict (JSON, audit report, logs)
+/// with thousands of `icalendar-deviation` warnings; the rest is counted.
+#[test]
+fn thousands_of_blank_lines_do_not_make_thousands_of_warnings() {
+    let blank_lines = "\r\n".repeat(5000);
+    let raw = String::from_utf8(message_with_eol("DTSTAMP:20260601T120000Z", "\r\n"))
+        .unwrap()
+        .replace("SUMMARY:s\r\n", &format!("SUMMARY:s\r\n{blank_lines}"));
+    let verdict = pipeline(true)
+        .evaluate(raw.as_bytes(), &evaluation(false), None)
+        .unwrap();
+    assert!(verdict.is_accept(), "{:?}", verdict.reasons);
+    let deviations: Vec<&str> = verdict
+        .warnings
+        .iter()
+        .filter(|w| w.code == Warning::IcalendarDeviation)
+        .map(|w| w.detail.as_str())
+        .collect();
+    assert!(deviations.len() <= 33, "{} warnings", deviations.len());
+    assert!(
+        deviations.last().unwrap().contains("4968 more"),
+        "{:?}",
+        deviations.last()
+    );
+}
