@@ -1234,3 +1234,136 @@ fn an_application_ics_attachment_beside_a_note_is_not_not_calendar() {
     }
     assert_eq!(by_id(&rows, "control@x")["verdict"], "not-calendar");
 }
+
+/// The real-client corpus (testdata/clients, issue #12) through `imipsec audit`: every `.eml`
+/// there (Outlook/Exchange, Google, Apple Mail, iCloud; base64, quoted-printable,
+/// multipart/alternative with text/html, an attached `.ics` copy) gets the verdict its
+/// README row states, with unsigned calendars allowed; with --strict-icalendar exactly the
+/// messages that carried an `icalendar-deviation` warning are rejected.
+#[test]
+fn audit_reports_real_client_invitations() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |strict: bool| {
+        let jsonl = dir.path().join(format!("clients-{strict}.jsonl"));
+        let mut extra = vec![
+            "--danger-allow-unsigned",
+            "--jsonl",
+            jsonl.to_str().unwrap(),
+        ];
+        if strict {
+            extra.push("--strict-icalendar");
+        }
+        let stdout = succeeded(&audit(&[&path("testdata/clients")], &extra));
+        let mut rows = read_jsonl(&jsonl);
+        assert_eq!(rows.len(), 7, "{stdout}");
+        rows.sort_by_key(|row| row["source"].as_str().unwrap().to_owned());
+        rows
+    };
+    let warned = |row: &serde_json::Value| {
+        row["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["code"] == "icalendar-deviation")
+    };
+    let (tolerant, strict) = (run(false), run(true));
+    let mut deviating = 0;
+    for (row, strict_row) in tolerant.iter().zip(&strict) {
+        let source = row["source"].as_str().unwrap();
+        assert_eq!(strict_row["source"], row["source"]);
+        if source.ends_with("icloud-request-qp-html-attachment.eml") {
+            // The capture starts with a line of spaces (testdata/clients/README.md).
+            for row in [row, strict_row] {
+                assert_eq!(row["verdict"], "reject", "{source}");
+                assert_eq!(
+                    codes(row).first().map(String::as_str),
+                    Some("malformed-mime")
+                );
+            }
+            continue;
+        }
+        assert_eq!(row["verdict"], "accept", "{source}: {:?}", codes(row));
+        if warned(row) {
+            deviating += 1;
+            assert_eq!(strict_row["verdict"], "reject", "{source}");
+            assert!(
+                codes(strict_row)
+                    .iter()
+                    .all(|c| c == "malformed-icalendar" || c == "method-mismatch"),
+                "{source}: {:?}",
+                codes(strict_row)
+            );
+        } else {
+            assert_eq!(strict_row["verdict"], "accept", "{source}");
+        }
+    }
+    // Outlook (bare LF in the base64 calendar), Teams, Outlook.com, the Google invitation's
+    // attached invite.ics and Apple Mail's attachment without method/charset.
+    assert_eq!(deviating, 5);
+}
+
+/// Issue #12: the four deviation families through `imipsec audit`, signed by their sender
+/// (openssl cms) and unsigned with --danger-allow-unsigned: accepted with an
+/// icalendar-deviation warning; --strict-icalendar rejects each.
+#[test]
+fn audit_accepts_the_deviation_families_and_strict_rejects_them() {
+    for signed in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let families = common::deviation_families("audit");
+        let folder = dir.path().join("families");
+        std::fs::create_dir(&folder).unwrap();
+        for (index, family) in families.iter().enumerate() {
+            std::fs::write(
+                folder.join(format!("{index}.eml")),
+                common::deviation_message(family, signed),
+            )
+            .unwrap();
+        }
+        for strict in [false, true] {
+            let jsonl = dir.path().join(format!("out-{strict}.jsonl"));
+            let mut extra = vec!["--jsonl", jsonl.to_str().unwrap()];
+            if !signed {
+                extra.push("--danger-allow-unsigned");
+            }
+            if strict {
+                extra.push("--strict-icalendar");
+            }
+            succeeded(&audit(&[folder.to_str().unwrap()], &extra));
+            let rows = read_jsonl(&jsonl);
+            assert_eq!(rows.len(), families.len());
+            for row in &rows {
+                let source = row["source"].as_str().unwrap();
+                let index: usize = source
+                    .rsplit('/')
+                    .next()
+                    .unwrap()
+                    .trim_end_matches(".eml")
+                    .parse()
+                    .unwrap();
+                let family = &families[index];
+                if strict {
+                    assert_eq!(row["verdict"], "reject", "{}", family.name);
+                    assert_eq!(
+                        codes(row).first().map(String::as_str),
+                        Some(family.strict_reason),
+                        "{}",
+                        family.name
+                    );
+                } else {
+                    assert_eq!(
+                        row["verdict"],
+                        "accept",
+                        "{} (signed {signed}): {:?}",
+                        family.name,
+                        codes(row)
+                    );
+                    let warned = row["warnings"].as_array().unwrap().iter().any(|w| {
+                        w["code"] == "icalendar-deviation"
+                            && w["detail"].as_str().unwrap().contains(family.property)
+                    });
+                    assert!(warned, "{}: {row}", family.name);
+                }
+            }
+        }
+    }
+}

@@ -1222,3 +1222,49 @@ fn sign_includes_intermediates_and_a_missing_issuer_is_named() {
     assert_eq!(with.status, 0, "{}", with.stderr);
     assert_accepted(&verify(&with.stdout, &[]));
 }
+
+/// Issue #12: all four deviation families real clients write are accepted through `verify`,
+/// re-signed with `openssl cms` by their sender and unsigned with --danger-allow-unsigned,
+/// each with one icalendar-deviation naming the property and the RFC rule;
+/// --strict-icalendar rejects each.
+#[test]
+fn every_deviation_family_is_accepted_with_a_warning_and_rejected_strict() {
+    for family in deviation_families("verify") {
+        for signed in [true, false] {
+            let raw = deviation_message(&family, signed);
+            let mut extra = vec![];
+            if !signed {
+                extra.push("--danger-allow-unsigned");
+            }
+            let run = verify(&raw, &extra);
+            assert_eq!(
+                run.status, 0,
+                "{} (signed {signed}): {}",
+                family.name, run.stderr
+            );
+            let json = run.json();
+            let details: Vec<String> = json["warnings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|w| w["code"] == "icalendar-deviation")
+                .map(|w| w["detail"].as_str().unwrap().to_owned())
+                .collect();
+            assert_eq!(details.len(), 1, "{}: {details:?}", family.name);
+            assert!(
+                details[0].contains(family.property) && details[0].contains("RFC"),
+                "{}: {details:?}",
+                family.name
+            );
+            extra.push("--strict-icalendar");
+            let strict = verify(&raw, &extra);
+            assert_ne!(strict.status, 0, "{}: strict accepted", family.name);
+            assert_eq!(
+                strict.reasons().first().map(String::as_str),
+                Some(family.strict_reason),
+                "{}",
+                family.name
+            );
+        }
+    }
+}

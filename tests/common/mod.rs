@@ -376,3 +376,97 @@ pub fn replace_header(message: &[u8], name: &str, value: &str) -> Vec<u8> {
 pub fn store_path(dir: &Path) -> PathBuf {
     dir.join("policy.sqlite")
 }
+
+/// One tolerated deviation family of the interoperability profile (issue #12).
+pub struct DeviationFamily {
+    /// What real clients write it.
+    pub name: &'static str,
+    pub method: &'static str,
+    /// The `certs/` identity of the party that sends `method`.
+    pub identity: &'static str,
+    pub from: &'static str,
+    pub calendar: String,
+    /// What the `icalendar-deviation` detail names.
+    pub property: &'static str,
+    /// The reason code strict mode rejects it with.
+    pub strict_reason: &'static str,
+}
+
+/// The four families of deviations real clients write (COUNTER and DECLINECOUNTER for the
+/// last), each as the party that sends it writes it; `tag` makes the UIDs unique.
+pub fn deviation_families(tag: &str) -> Vec<DeviationFamily> {
+    let uid = |family: &str| format!("{tag}-{family}@example.com");
+    vec![
+        DeviationFamily {
+            name: "X- name with an underscore (Outlook for Mac 2011, Lotus Notes 8.5)",
+            method: "REQUEST",
+            identity: "rsa2048/organizer",
+            from: ORGANIZER,
+            calendar: calendar("REQUEST", &uid("underscore"), 0)
+                .replace("END:VEVENT", "X-ENTOURAGE_UUID:D6DE7D9C\r\nEND:VEVENT"),
+            property: "X-ENTOURAGE_UUID",
+            strict_reason: "malformed-icalendar",
+        },
+        DeviationFamily {
+            name: "VALARM in a REPLY (Google Calendar, Outlook for Mac)",
+            method: "REPLY",
+            identity: "rsa2048/attendee",
+            from: ATTENDEE,
+            calendar: calendar("REPLY", &uid("alarm"), 0).replace(
+                "END:VEVENT",
+                "BEGIN:VALARM\r\nACTION:DISPLAY\r\nDESCRIPTION:This is an event reminder\r\n\
+                 TRIGGER:-P0DT0H10M0S\r\nEND:VALARM\r\nEND:VEVENT",
+            ),
+            property: "VALARM",
+            strict_reason: "restriction-violation",
+        },
+        DeviationFamily {
+            name: "REQUEST without SUMMARY (Android)",
+            method: "REQUEST",
+            identity: "rsa2048/organizer",
+            from: ORGANIZER,
+            calendar: calendar("REQUEST", &uid("summary"), 0)
+                .replace("SUMMARY:Planning meeting\r\n", ""),
+            property: "SUMMARY",
+            strict_reason: "restriction-violation",
+        },
+        DeviationFamily {
+            name: "COUNTER without SEQUENCE",
+            method: "COUNTER",
+            identity: "rsa2048/attendee",
+            from: ATTENDEE,
+            calendar: calendar("COUNTER", &uid("counter"), 0).replace("SEQUENCE:0\r\n", ""),
+            property: "SEQUENCE",
+            strict_reason: "restriction-violation",
+        },
+        DeviationFamily {
+            name: "DECLINECOUNTER without SEQUENCE",
+            method: "DECLINECOUNTER",
+            identity: "rsa2048/organizer",
+            from: ORGANIZER,
+            calendar: calendar("DECLINECOUNTER", &uid("declinecounter"), 0)
+                .replace("SEQUENCE:0\r\n", ""),
+            property: "SEQUENCE",
+            strict_reason: "restriction-violation",
+        },
+    ]
+}
+
+/// `family` signed by its sender with `openssl cms -sign` (`signed`) or not, as a message.
+pub fn deviation_message(family: &DeviationFamily, signed: bool) -> Vec<u8> {
+    let entity = calendar_entity(&family.calendar, family.method);
+    let to = if family.from == ORGANIZER {
+        ATTENDEE
+    } else {
+        ORGANIZER
+    };
+    if signed {
+        with_headers(
+            family.from,
+            to,
+            &openssl_sign(&entity, family.identity, true, &[]),
+        )
+    } else {
+        with_headers(family.from, to, &entity)
+    }
+}

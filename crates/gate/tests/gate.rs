@@ -1892,3 +1892,212 @@ async fn lmtp_mail_without_calendar_is_not_rejected_for_its_crypto() {
     assert_eq!(replies, [format!("{UNIFORM_REJECT}\r\n")]);
     assert!(backend.deliveries.lock().unwrap().is_empty());
 }
+
+// ---------------------------------------------------------------- issue #12: real client mail
+
+/// The real pipeline (`strict_icalendar` as given, `danger_allow_unsigned` as given) with an
+/// in-memory store, behind the milter.
+async fn start_profile_gate(
+    strict_icalendar: bool,
+    danger_allow_unsigned: bool,
+) -> (SocketAddr, oneshot::Sender<()>) {
+    use imipsec_pipeline::{Pipeline, Settings, smime::TrustStore};
+    let dir = certs();
+    let trust = TrustStore::from_pem_files(
+        &[dir.join("root.cert.pem")],
+        &[dir.join("intermediate.crl.pem")],
+    )
+    .unwrap();
+    let mut settings = Settings::new(trust);
+    settings.strict_icalendar = strict_icalendar;
+    settings.danger_allow_unsigned = danger_allow_unsigned;
+    let store = imipsec_pipeline::policy::SqliteStore::open_in_memory().unwrap();
+    let engine = Arc::new(imipsec_gate::PipelineEngine::new(
+        Pipeline::new(settings),
+        Some(Box::new(store)),
+    ));
+    let bound = Gate::new(base_config(), engine, fixed_clock())
+        .bind()
+        .await
+        .unwrap();
+    let milter = bound.milter_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        bound
+            .serve(async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    (milter, stop)
+}
+
+/// One calendar of each tolerated deviation family (issue #12), with the sender that may
+/// send it: (name, method, the test identity, its address, the VEVENT's lines).
+fn deviation_families() -> [(
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    String,
+); 5] {
+    let common = |uid: &str, extra: &str| {
+        format!(
+            "UID:{uid}\r\nDTSTAMP:20260601T100000Z\r\nDTSTART:20260602T100000Z\r\n\
+             ORGANIZER:mailto:organizer@example.com\r\n{extra}"
+        )
+    };
+    [
+        (
+            "X- name with an underscore (Lotus Notes 8.5, Outlook for Mac 2011)",
+            "REQUEST",
+            "organizer",
+            "organizer@example.com",
+            common(
+                "gate-underscore@example.com",
+                "SEQUENCE:0\r\nSUMMARY:s\r\nX-LOTUS-CHILD_UID:1\r\nX-ENTOURAGE_UUID:2\r\n\
+                 ATTENDEE:mailto:bob@example.org\r\n",
+            ),
+        ),
+        (
+            "VALARM in a REPLY (Google Calendar)",
+            "REPLY",
+            "attendee",
+            "attendee@example.com",
+            common(
+                "gate-alarm@example.com",
+                "SEQUENCE:0\r\nATTENDEE;PARTSTAT=ACCEPTED:mailto:attendee@example.com\r\n\
+                 BEGIN:VALARM\r\nACTION:DISPLAY\r\nDESCRIPTION:r\r\nTRIGGER:-PT30M\r\n\
+                 END:VALARM\r\n",
+            ),
+        ),
+        (
+            "REQUEST without SUMMARY (Android)",
+            "REQUEST",
+            "organizer",
+            "organizer@example.com",
+            common(
+                "gate-summary@example.com",
+                "SEQUENCE:0\r\nATTENDEE:mailto:bob@example.org\r\n",
+            ),
+        ),
+        (
+            "COUNTER without SEQUENCE",
+            "COUNTER",
+            "attendee",
+            "attendee@example.com",
+            common(
+                "gate-counter@example.com",
+                "SUMMARY:s\r\nATTENDEE;PARTSTAT=TENTATIVE:mailto:attendee@example.com\r\n",
+            ),
+        ),
+        (
+            "DECLINECOUNTER without SEQUENCE",
+            "DECLINECOUNTER",
+            "organizer",
+            "organizer@example.com",
+            common(
+                "gate-declinecounter@example.com",
+                "ATTENDEE:mailto:attendee@example.com\r\n",
+            ),
+        ),
+    ]
+}
+
+/// `lines` as a one-VEVENT object for `method`, in a text/calendar entity, signed by the
+/// test identity `role` with `openssl cms -sign` (or unsigned: `None`), as a message.
+fn family_message(method: &str, role: Option<&str>, from: &str, lines: &str) -> String {
+    let entity = format!(
+        "Content-Type: text/calendar; method={method}; charset=utf-8\r\n\
+         Content-Transfer-Encoding: 7bit\r\n\r\nBEGIN:VCALENDAR\r\nVERSION:2.0\r\n\
+         PRODID:-//imipsec//gate-test//EN\r\nMETHOD:{method}\r\nBEGIN:VEVENT\r\n{lines}\
+         END:VEVENT\r\nEND:VCALENDAR\r\n"
+    );
+    let body = match role {
+        None => entity,
+        Some(role) => {
+            let dir = certs();
+            let output = std::process::Command::new("openssl")
+                .args(["cms", "-sign", "-binary", "-md", "sha256", "-signer"])
+                .arg(dir.join(format!("rsa2048/{role}.cert.pem")))
+                .arg("-inkey")
+                .arg(dir.join(format!("rsa2048/{role}.key.pem")))
+                .arg("-certfile")
+                .arg(dir.join("intermediate.cert.pem"))
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .and_then(|mut child| {
+                    use std::io::Write;
+                    child.stdin.take().unwrap().write_all(entity.as_bytes())?;
+                    child.wait_with_output()
+                })
+                .expect("openssl runs");
+            assert!(output.status.success(), "openssl cms -sign failed");
+            String::from_utf8(output.stdout)
+                .unwrap()
+                .replace("\r\n", "\n")
+                .replace('\n', "\r\n")
+        }
+    };
+    format!(
+        "From: {from}\r\nTo: bob@example.org\r\nSubject: gate\r\n\
+         Date: Mon, 01 Jun 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\n{body}"
+    )
+}
+
+/// Issue #12: the four deviation families real clients write pass the gate with the real
+/// pipeline, signed by the party that sends them and unsigned-allowed; `strict_icalendar`
+/// rejects each. A real Outlook invitation (testdata/clients, as received, CRLF) passes the
+/// milter unsigned-allowed and is rejected strict (its base64 calendar has bare LF lines).
+#[tokio::test]
+async fn gate_accepts_a_real_outlook_invitation_and_the_tolerated_deviations() {
+    for strict in [false, true] {
+        let expected = if strict { b'y' } else { b'c' };
+        for signed in [true, false] {
+            let (address, _stop) = start_profile_gate(strict, !signed).await;
+            for (name, method, role, from, lines) in deviation_families() {
+                let role = signed.then_some(role);
+                let mut client = MilterClient::connect(address).await;
+                client.begin(from, &["bob@example.org"]).await;
+                let packets = client
+                    .message(&family_message(method, role, from, &lines))
+                    .await;
+                assert_eq!(
+                    final_reply(&packets).code,
+                    expected,
+                    "{name}: strict {strict}, signed {signed}: {}",
+                    final_reply(&packets).text()
+                );
+            }
+        }
+        let (address, _stop) = start_profile_gate(strict, true).await;
+        let outlook = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../testdata/clients/outlook-365-request-base64-html.eml"),
+        )
+        .unwrap();
+        let mut client = MilterClient::connect(address).await;
+        client
+            .begin("marge@example.org", &["homer@example.org"])
+            .await;
+        let packets = client.message(&outlook).await;
+        assert_eq!(
+            final_reply(&packets).code,
+            expected,
+            "outlook, strict {strict}: {}",
+            final_reply(&packets).text()
+        );
+        if !strict {
+            let insert = packets
+                .iter()
+                .find(|p| p.code == b'i')
+                .expect("A-R inserted");
+            assert!(
+                insert.text().contains("policy.method=REQUEST"),
+                "{}",
+                insert.text()
+            );
+        }
+    }
+}

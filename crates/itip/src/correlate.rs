@@ -150,7 +150,9 @@ pub enum Failure {
     /// `role-not-authorized`: this component names another actor (or organizer) than the
     /// first component (an override naming another organizer, a REPLY for two people).
     #[error(
-        "this component is the act of {found}, the first one of {expected}: all components must have the same actor"
+        "ORGANIZER/ATTENDEE: this component is the act of {found}, the first one of \
+         {expected}: all components must have the same actor (RFC 6047 §2.2.1: one signed \
+         message, one party's act)"
     )]
     InconsistentActor {
         /// The actor (or ORGANIZER) of the first component.
@@ -160,7 +162,9 @@ pub enum Failure {
     },
     /// `sent-by-unauthorized`: the signer is the actor's SENT-BY but the policy denies it.
     #[error(
-        "SENT-BY {sent_by} may not send {method} for {principal}: the delegation policy denies it"
+        "SENT-BY {sent_by} may not send {method} for {principal}: the delegation policy \
+         denies it (RFC 6047 §2.2.1: whether a calendar user authorized someone to act on \
+         their behalf is the implementation's decision)"
     )]
     SentByUnauthorized {
         /// The actor.
@@ -174,13 +178,15 @@ pub enum Failure {
     #[error(transparent)]
     PolicyUnavailable(#[from] PolicyUnavailable),
     /// `malformed-icalendar`: the message has no scheduling component.
-    #[error("no component to authorize")]
+    #[error("no component to authorize: VEVENT, VTODO, VJOURNAL or VFREEBUSY (RFC 5546 §3)")]
     NoComponents,
 }
 
 fn not_correlated(actor: Option<&CalAddress>, role: Option<Role>, reason: NotCorrelated) -> String {
-    let role = role.map_or("actor".to_owned(), |r| r.to_string());
-    match (reason, actor) {
+    let rule = "(RFC 6047 §2.2.1, §2.2.2: the S/MIME signer must be the party that acts, \
+                or its SENT-BY)";
+    let role = role.map_or("ORGANIZER/ATTENDEE".to_owned(), |r| r.to_string());
+    let text = match (reason, actor) {
         (NotCorrelated::NoSigner, _) => "no verified signer identity to correlate".to_owned(),
         (NotCorrelated::NoActor, _) => format!("the component has no {role}, so no signer can act"),
         (NotCorrelated::ActorNotMailto, Some(actor)) => {
@@ -191,7 +197,8 @@ fn not_correlated(actor: Option<&CalAddress>, role: Option<Role>, reason: NotCor
         }
         (NotCorrelated::NoMatch, Some(actor)) => format!("{role} {actor} is not a signer"),
         (NotCorrelated::NoMatch, None) => format!("no signer is an {role} of the component"),
-    }
+    };
+    format!("{text} {rule}")
 }
 
 impl Failure {

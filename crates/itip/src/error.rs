@@ -28,7 +28,8 @@ pub enum ItipError {
     /// The Content-Type `component` parameter names another component type
     /// (`method-mismatch`).
     #[error(
-        "the text/calendar Content-Type says component={content_type}, the calendar carries {calendar}"
+        "the text/calendar Content-Type says component={content_type}, the calendar carries \
+         {calendar} (RFC 6047 §2.4: the component parameter names the calendar's component)"
     )]
     ComponentMismatch {
         /// The Content-Type parameter.
@@ -37,7 +38,10 @@ pub enum ItipError {
         calendar: ComponentKind,
     },
     /// Strict mode: the Content-Type has no `charset` parameter (`malformed-icalendar`).
-    #[error("the text/calendar Content-Type has no charset parameter")]
+    #[error(
+        "the text/calendar Content-Type has no charset parameter (RFC 6047 §2.4, RFC 2046 \
+         §4.1.2: without it text/* is US-ASCII; strict mode requires charset=UTF-8)"
+    )]
     MissingCharset,
     /// RFC 5546 defines no table for this method on this component type (for example
     /// REFRESH of a VJOURNAL) (`restriction-violation`).
@@ -57,7 +61,8 @@ pub enum ItipError {
     /// included (RFC 5546 §3.2.3: ORGANIZER "MUST be the Organizer of the original
     /// event") (`organizer-mismatch`).
     #[error(
-        "the components of one object name different organizers: {first} and {other} (byte {offset})"
+        "byte {offset}: ORGANIZER: the components of one object name different organizers, \
+         {first} and {other} (RFC 5546 §3.2.3: one object is about one event of its Organizer)"
     )]
     OrganizerMismatch {
         /// The first component's ORGANIZER (`none` when absent).
@@ -175,6 +180,74 @@ impl Malformed {
     pub fn code(&self) -> &'static str {
         "malformed-icalendar"
     }
+
+    /// Every byte offset of the finding, through `map`: a caller that parsed a converted
+    /// copy of the text (line ends made CRLF) reports offsets into the text as received.
+    /// The offsets inside a [`Malformed::ParserDifferential`]'s calcard detail are text and
+    /// stay as they are.
+    pub fn map_offsets(&mut self, map: &dyn Fn(usize) -> usize) {
+        match self {
+            Malformed::MismatchedEnd {
+                begin_offset,
+                offset,
+                ..
+            } => {
+                *begin_offset = map(*begin_offset);
+                *offset = map(*offset);
+            }
+            Malformed::NotCalendar { offset, .. }
+            | Malformed::ContentOutsideCalendar { offset, .. }
+            | Malformed::SecondCalendar { offset }
+            | Malformed::UnexpectedEnd { offset, .. }
+            | Malformed::Unclosed { offset, .. }
+            | Malformed::NotUtf8 { offset, .. }
+            | Malformed::ControlCharacter { offset, .. }
+            | Malformed::ContentLine { offset, .. }
+            | Malformed::BareLineFeed { offset, .. }
+            | Malformed::ComponentName { offset }
+            | Malformed::UnknownMethod { offset, .. }
+            | Malformed::InvalidDateTime { offset, .. }
+            | Malformed::InvalidStatus { offset, .. }
+            | Malformed::InvalidSequence { offset, .. }
+            | Malformed::CalAddressWithoutScheme { offset, .. }
+            | Malformed::MisplacedComponent { offset, .. }
+            | Malformed::MisplacedProperty { offset, .. }
+            | Malformed::LegacyVCalendar { offset, .. } => *offset = map(*offset),
+            Malformed::NoCalendar
+            | Malformed::MissingMethod { .. }
+            | Malformed::NoSchedulingComponent
+            | Malformed::ParserDifferential { .. } => {}
+        }
+    }
+}
+
+impl ItipError {
+    /// Every byte offset of the error, through `map` (see [`Malformed::map_offsets`]).
+    pub fn map_offsets(&mut self, map: &dyn Fn(usize) -> usize) {
+        match self {
+            ItipError::Limit(limit) => limit.offset = map(limit.offset),
+            ItipError::Malformed(malformed) => malformed.map_offsets(map),
+            ItipError::Restriction(violation) => violation.offset = map(violation.offset),
+            ItipError::OrganizerMismatch { offset, .. } => *offset = map(*offset),
+            ItipError::MethodMismatch { .. }
+            | ItipError::ComponentMismatch { .. }
+            | ItipError::MissingCharset
+            | ItipError::MethodNotDefined { .. } => {}
+        }
+    }
+}
+
+impl Warning {
+    /// Every byte offset of the warning, through `map` (see [`Malformed::map_offsets`]).
+    pub fn map_offsets(&mut self, map: &dyn Fn(usize) -> usize) {
+        match self {
+            Warning::BlankLine { offset }
+            | Warning::BareLineFeed { offset, .. }
+            | Warning::NonMailtoAddress { offset, .. }
+            | Warning::IcalendarDeviation { offset, .. } => *offset = map(*offset),
+            Warning::MissingCharset | Warning::MissingMethodParameter | Warning::SeveralUids => {}
+        }
+    }
 }
 
 impl Violation {
@@ -190,10 +263,10 @@ impl Violation {
 #[non_exhaustive]
 pub enum Malformed {
     /// The text contains no BEGIN:VCALENDAR.
-    #[error("no VCALENDAR object")]
+    #[error("no BEGIN:VCALENDAR object (RFC 5545 §3.4, §3.6)")]
     NoCalendar,
     /// The first component is not VCALENDAR.
-    #[error("byte {offset}: top-level component is {name}, not VCALENDAR")]
+    #[error("byte {offset}: top-level component is BEGIN:{name}, not VCALENDAR (RFC 5545 §3.4)")]
     NotCalendar {
         /// Offset of the BEGIN line.
         offset: usize,
@@ -201,19 +274,30 @@ pub enum Malformed {
         name: String,
     },
     /// Content before BEGIN:VCALENDAR or after END:VCALENDAR.
-    #[error("byte {offset}: content outside the VCALENDAR object")]
+    #[error(
+        "byte {offset}: {property}: content line outside the VCALENDAR object (RFC 5545 §3.4: \
+         the object is BEGIN:VCALENDAR ... END:VCALENDAR)"
+    )]
     ContentOutsideCalendar {
+        /// The line's property name as written (cut at 64 bytes).
+        property: String,
         /// Offset of the line.
         offset: usize,
     },
     /// A second VCALENDAR object: one iTIP message is one iCalendar object.
-    #[error("byte {offset}: a second VCALENDAR object")]
+    #[error(
+        "byte {offset}: a second BEGIN:VCALENDAR object (RFC 6047 §2.4: one iTIP message, one \
+         iCalendar object per text/calendar part)"
+    )]
     SecondCalendar {
         /// Offset of the second BEGIN:VCALENDAR.
         offset: usize,
     },
     /// `BEGIN:<begin>` closed by `END:<end>` (the iMIP draft's example 4.5).
-    #[error("byte {offset}: BEGIN:{begin} (byte {begin_offset}) closed by END:{end}")]
+    #[error(
+        "byte {offset}: BEGIN:{begin} (byte {begin_offset}) closed by END:{end} (RFC 5545 §3.6: \
+         END names the component BEGIN opened)"
+    )]
     MismatchedEnd {
         /// The open component.
         begin: String,
@@ -225,7 +309,7 @@ pub enum Malformed {
         offset: usize,
     },
     /// END without an open component.
-    #[error("byte {offset}: END:{end} without BEGIN")]
+    #[error("byte {offset}: END:{end} without BEGIN (RFC 5545 §3.6)")]
     UnexpectedEnd {
         /// The name after END:.
         end: String,
@@ -233,7 +317,7 @@ pub enum Malformed {
         offset: usize,
     },
     /// A component is never closed.
-    #[error("byte {offset}: BEGIN:{component} is never closed")]
+    #[error("byte {offset}: BEGIN:{component} is never closed by END:{component} (RFC 5545 §3.6)")]
     Unclosed {
         /// The component name.
         component: String,
@@ -241,14 +325,25 @@ pub enum Malformed {
         offset: usize,
     },
     /// A content line (after unfolding) is not valid UTF-8.
-    #[error("byte {offset}: content line is not UTF-8")]
+    #[error(
+        "byte {offset}: {property}: content line is not UTF-8 (RFC 5545 §3.1.4: iCalendar \
+         text is UTF-8)"
+    )]
     NotUtf8 {
+        /// The line's property name as written (its leading letters, digits, `-` and `_`,
+        /// cut at 64 bytes).
+        property: String,
         /// Offset of the line.
         offset: usize,
     },
     /// A control character other than HTAB (bare CR included) inside a content line.
-    #[error("byte {offset}: control character in content line")]
+    #[error(
+        "byte {offset}: {property}: control character in the content line (RFC 5545 §3.1, \
+         §3.3.11: no CTL but HTAB)"
+    )]
     ControlCharacter {
+        /// The line's property name as written (cut at 64 bytes).
+        property: String,
         /// Offset of the line.
         offset: usize,
     },
@@ -266,21 +361,35 @@ pub enum Malformed {
         /// Offset of the line.
         offset: usize,
     },
+    /// Strict mode: a line ends in a bare LF (lenient mode: [`Warning::BareLineFeed`]).
+    #[error(
+        "byte {offset}: {property}: the line ends in a bare LF (RFC 5545 §3.1: a content line \
+         ends in CRLF)"
+    )]
+    BareLineFeed {
+        /// The line's property name as written (cut at 64 bytes).
+        property: String,
+        /// Offset of the LF.
+        offset: usize,
+    },
     /// BEGIN or END without a valid component name.
-    #[error("byte {offset}: BEGIN/END without a component name")]
+    #[error("byte {offset}: BEGIN/END without a component name (RFC 5545 §3.6)")]
     ComponentName {
         /// Offset of the line.
         offset: usize,
     },
     /// No METHOD property. `profile` holds the value of a draft-era PROFILE property
     /// found instead (the iMIP draft's example 4.6 writes `PROFILE:REQUEST`).
-    #[error("no METHOD property{}", profile.as_ref().map(|p| format!(" (found draft-era PROFILE:{p} instead)")).unwrap_or_default())]
+    #[error("no METHOD property (RFC 5546 §3: every iTIP object has one; RFC 6047 §2.4){}", profile.as_ref().map(|p| format!(", found draft-era PROFILE:{p} instead")).unwrap_or_default())]
     MissingMethod {
         /// Value of a PROFILE property, if present.
         profile: Option<String>,
     },
     /// METHOD names no iTIP method.
-    #[error("byte {offset}: unknown METHOD:{value}")]
+    #[error(
+        "byte {offset}: METHOD:{value} is no iTIP method (RFC 5546 §1.4: PUBLISH, REQUEST, \
+         REPLY, ADD, CANCEL, REFRESH, COUNTER, DECLINECOUNTER)"
+    )]
     UnknownMethod {
         /// The value.
         value: String,
@@ -288,7 +397,10 @@ pub enum Malformed {
         offset: usize,
     },
     /// The object contains no VEVENT, VTODO, VJOURNAL or VFREEBUSY.
-    #[error("no scheduling component (VEVENT, VTODO, VJOURNAL, VFREEBUSY)")]
+    #[error(
+        "no scheduling component: VEVENT, VTODO, VJOURNAL or VFREEBUSY (RFC 5546 §3: every \
+         method carries one)"
+    )]
     NoSchedulingComponent,
     /// A DATE or DATE-TIME value that is not one (RFC 5545 sections 3.3.4, 3.3.5), like
     /// the draft's `DTEND:199706211T210000Z`.
@@ -306,7 +418,7 @@ pub enum Malformed {
     },
     /// A STATUS value not defined for the component (RFC 5545 section 3.8.1.11), like
     /// the draft's `STATUS:NEEDS ACTION` (the value is `NEEDS-ACTION`).
-    #[error("byte {offset}: STATUS:{value} is not a {kind} status")]
+    #[error("byte {offset}: STATUS:{value} is not a {kind} status (RFC 5545 §3.8.1.11)")]
     InvalidStatus {
         /// The value.
         value: String,
@@ -355,7 +467,10 @@ pub enum Malformed {
     },
     /// METHOD, ORGANIZER, ATTENDEE, UID or RECURRENCE-ID outside the components where
     /// the decision reads them (an ORGANIZER in an X- component or in a VTIMEZONE).
-    #[error("byte {offset}: {property} inside {component}, where the decision does not read it")]
+    #[error(
+        "byte {offset}: {property} inside {component}, where the decision does not read it \
+         (RFC 5545 §3.6, RFC 5546 §3: it belongs in the scheduling component)"
+    )]
     MisplacedProperty {
         /// The property.
         property: String,
@@ -368,7 +483,8 @@ pub enum Malformed {
     /// other than 2.0, ENCODING other than 8BIT or BASE64 (QUOTED-PRINTABLE soft line
     /// breaks join physical lines in lenient readers), a CHARSET or BASE64 parameter.
     #[error(
-        "byte {offset}: {construct} is not RFC 5545 iCalendar 2.0 (vCalendar 1.0 or unknown version)"
+        "byte {offset}: {construct} is not RFC 5545 iCalendar 2.0 (vCalendar 1.0 or unknown \
+         version; RFC 5545 §3.7.4 VERSION:2.0, §3.2.7 ENCODING)"
     )]
     LegacyVCalendar {
         /// What was found.
@@ -379,7 +495,10 @@ pub enum Malformed {
     /// The calcard parser, run as a second opinion, rejected the text or read its
     /// component tree or a property the decision depends on differently (a parser
     /// differential).
-    #[error("parser differential, the calcard cross-check disagrees: {detail}")]
+    #[error(
+        "parser differential, the calcard cross-check disagrees: {detail} (text that two \
+         RFC 5545 §3.1 readers read differently is refused)"
+    )]
     ParserDifferential {
         /// What calcard reported.
         detail: String,
@@ -536,7 +655,10 @@ pub struct Violation {
 #[non_exhaustive]
 pub enum Warning {
     /// The Content-Type has no `charset` parameter (an error in strict mode).
-    #[error("the text/calendar Content-Type has no charset parameter; UTF-8 is assumed")]
+    #[error(
+        "the text/calendar Content-Type has no charset parameter; UTF-8 is assumed \
+         (RFC 6047 §2.4)"
+    )]
     MissingCharset,
     /// The Content-Type has no `method` parameter (an error in strict mode).
     #[error("the text/calendar Content-Type has no method parameter (RFC 6047 §2.4 requires one)")]
@@ -548,14 +670,20 @@ pub enum Warning {
         offset: usize,
     },
     /// Lines end in a bare LF instead of CRLF (reported once).
-    #[error("byte {offset}: lines end in a bare LF instead of CRLF (RFC 5545 §3.1)")]
+    #[error(
+        "byte {offset}: {property}: lines end in a bare LF instead of CRLF (RFC 5545 §3.1), \
+         the first here"
+    )]
     BareLineFeed {
+        /// The property of the first such line, as written (cut at 64 bytes).
+        property: String,
         /// Offset of the first one.
         offset: usize,
     },
     /// A cal-address with a URI scheme other than `mailto:`: it never matches a signer.
     #[error(
-        "byte {offset}: {property} value {value:?} is not a plain mailto: address and matches no signer"
+        "byte {offset}: {property} value {value:?} is not a plain mailto: address and matches \
+         no signer (RFC 6047 §2.3: iMIP addresses are mailto: URIs)"
     )]
     NonMailtoAddress {
         /// The property (or `PROPERTY;PARAMETER`).
@@ -567,7 +695,10 @@ pub enum Warning {
     },
     /// Several UIDs in one PUBLISH object (RFC 5546 §3.2.1 allows several events; every
     /// other method must carry one UID, a [`Rule::SameUid`] violation).
-    #[error("several UIDs in one PUBLISH object; each component is authorized on its own")]
+    #[error(
+        "UID: several UIDs in one PUBLISH object; each component is authorized on its own \
+         (RFC 5546 §3.2.1)"
+    )]
     SeveralUids,
     /// A deviation of the interoperability profile ([`Deviation`]): real clients write
     /// it, no decision reads it; an error in strict mode.

@@ -316,13 +316,15 @@ pub(crate) fn scan<'a>(
                 if strict {
                     fail(
                         out,
-                        Malformed::ControlCharacter {
+                        Malformed::BareLineFeed {
+                            property: line_name_at(input, start),
                             offset: pos + line_len,
                         },
                     );
                     broken = true;
                 } else {
                     out.push(Diagnostic::Warning(Warning::BareLineFeed {
+                        property: line_name_at(input, start),
                         offset: pos + line_len,
                     }));
                 }
@@ -389,13 +391,25 @@ pub(crate) fn scan<'a>(
             std::str::from_utf8(first).map(|t| (t, Some(t)))
         };
         let Ok((text, unfolded_in_input)) = decoded else {
-            fail(out, Malformed::NotUtf8 { offset: start });
+            fail(
+                out,
+                Malformed::NotUtf8 {
+                    property: line_name_at(input, start),
+                    offset: start,
+                },
+            );
             utf8_reported = true;
             broken = true;
             continue;
         };
         if has_control_character(text.as_bytes()) {
-            fail(out, Malformed::ControlCharacter { offset: start });
+            fail(
+                out,
+                Malformed::ControlCharacter {
+                    property: line_name_at(input, start),
+                    offset: start,
+                },
+            );
             broken = true;
             continue;
         }
@@ -487,7 +501,13 @@ pub(crate) fn scan<'a>(
                         if name == "VCALENDAR" {
                             fail(out, Malformed::SecondCalendar { offset: start });
                         } else {
-                            fail(out, Malformed::ContentOutsideCalendar { offset: start });
+                            fail(
+                                out,
+                                Malformed::ContentOutsideCalendar {
+                                    property: line_name_at(input, start),
+                                    offset: start,
+                                },
+                            );
                         }
                         broken = true;
                         return Some(Scanned {
@@ -570,7 +590,13 @@ pub(crate) fn scan<'a>(
             continue;
         }
         let Some(node) = stack.last_mut() else {
-            fail(out, Malformed::ContentOutsideCalendar { offset: start });
+            fail(
+                out,
+                Malformed::ContentOutsideCalendar {
+                    property: line_name_at(input, start),
+                    offset: start,
+                },
+            );
             broken = true;
             continue;
         };
@@ -622,6 +648,7 @@ pub(crate) fn scan<'a>(
         fail(
             out,
             Malformed::NotUtf8 {
+                property: line_name_at(input, line_start(input, error.valid_up_to())),
                 offset: error.valid_up_to(),
             },
         );
@@ -648,6 +675,38 @@ fn has_control_character(line: &[u8]) -> bool {
 }
 
 /// The property name as written at the start of a line, for a report (at most 64 bytes).
+/// The property name of the content line starting at `start` of `input`, for a report: its
+/// leading bytes up to `;`, `:` or the line end, at most 64, anything but printable ASCII
+/// shown as `?` (the line may be the broken one: not UTF-8, a control character).
+fn line_name_at(input: &[u8], start: usize) -> String {
+    input
+        .get(start..)
+        .unwrap_or_default()
+        .iter()
+        .take_while(|&&b| !matches!(b, b';' | b':' | b'\r' | b'\n'))
+        .take(64)
+        .map(|&b| if b.is_ascii_graphic() { b as char } else { '?' })
+        .collect()
+}
+
+/// The start of the (folded) content line holding byte `offset` of `input`: after the last
+/// LF before it that is not followed by a continuation (space or HTAB).
+fn line_start(input: &[u8], offset: usize) -> usize {
+    let mut end = offset.min(input.len());
+    loop {
+        let start = input
+            .get(..end)
+            .unwrap_or_default()
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |lf| lf + 1);
+        match input.get(start) {
+            Some(b' ' | b'\t') if start > 0 => end = start - 1,
+            _ => return start,
+        }
+    }
+}
+
 fn written_name(text: &str) -> String {
     let end = text
         .bytes()
@@ -822,7 +881,7 @@ mod tests {
             matches!(
                 out.as_slice(),
                 [Diagnostic::Error(ItipError::Malformed(
-                    Malformed::NotUtf8 { offset: 24 }
+                    Malformed::NotUtf8 { offset: 24, .. }
                 ))]
             ),
             "{out:?}"

@@ -631,7 +631,8 @@ fn failures_display_in_plain_words() {
     };
     assert_eq!(
         failure(BOB),
-        "ORGANIZER mailto:mallory@example.org is not a signer"
+        "ORGANIZER mailto:mallory@example.org is not a signer (RFC 6047 §2.2.1, §2.2.2: the \
+         S/MIME signer must be the party that acts, or its SENT-BY)"
     );
     assert_eq!(
         failure(ALICE),
@@ -641,13 +642,16 @@ fn failures_display_in_plain_words() {
     assert_eq!(
         failure(SECRETARY),
         "SENT-BY mailto:secretary@example.com may not send REQUEST for \
-         mailto:mallory@example.org: the delegation policy denies it"
+         mailto:mallory@example.org: the delegation policy denies it (RFC 6047 §2.2.1: whether \
+         a calendar user authorized someone to act on their behalf is the implementation's \
+         decision)"
     );
     assert_eq!(
         run(&request, &[], &DenyAllDelegations)
             .failure()
             .unwrap()
             .to_string(),
-        "no verified signer identity to correlate"
+        "no verified signer identity to correlate (RFC 6047 §2.2.1, §2.2.2: the S/MIME signer \
+         must be the party that acts, or its SENT-BY)"
     );
 }

@@ -150,16 +150,16 @@ fn structure_errors_are_named() {
             matches!(m, Malformed::NotCalendar { .. })
         }),
         (b"X:1\r\nBEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n", |m| {
-            matches!(m, Malformed::ContentOutsideCalendar { offset: 0 })
+            matches!(m, Malformed::ContentOutsideCalendar { offset: 0, .. })
         }),
         (b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\n", |m| {
             matches!(m, Malformed::Unclosed { .. })
         }),
         (b"BEGIN:VCALENDAR\r\nA\x01:b\r\nEND:VCALENDAR\r\n", |m| {
-            matches!(m, Malformed::ControlCharacter { offset: 17 })
+            matches!(m, Malformed::ControlCharacter { offset: 17, .. })
         }),
         (b"BEGIN:VCALENDAR\r\nA:\xff\r\nEND:VCALENDAR\r\n", |m| {
-            matches!(m, Malformed::NotUtf8 { offset: 17 })
+            matches!(m, Malformed::NotUtf8 { offset: 17, .. })
         }),
     ];
     for (text, check) in cases {
@@ -418,7 +418,8 @@ fn errors_and_warnings_display_in_plain_words() {
     let error = parse_itip(version.as_bytes(), &MIME, &strict()).unwrap_err();
     assert_eq!(
         error.to_string(),
-        "byte 17: VERSION:3.0 is not RFC 5545 iCalendar 2.0 (vCalendar 1.0 or unknown version)"
+        "byte 17: VERSION:3.0 is not RFC 5545 iCalendar 2.0 (vCalendar 1.0 or unknown \
+         version; RFC 5545 §3.7.4 VERSION:2.0, §3.2.7 ENCODING)"
     );
 
     let publish = MimeParams {
@@ -455,7 +456,10 @@ fn errors_and_warnings_display_in_plain_words() {
     let findings = diagnose(REQUEST.as_bytes(), &no_charset, &ParseOptions::default());
     assert_eq!(
         findings.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        ["warning: the text/calendar Content-Type has no charset parameter; UTF-8 is assumed"]
+        [
+            "warning: the text/calendar Content-Type has no charset parameter; UTF-8 is \
+         assumed (RFC 6047 §2.4)"
+        ]
     );
 }
 

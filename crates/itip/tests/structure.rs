@@ -282,7 +282,7 @@ fn the_text_must_be_utf8_as_a_whole() {
     for options in [ParseOptions::default(), skip_cross_check()] {
         let err = parse_itip(&bytes, &mime("REQUEST"), &options).unwrap_err();
         assert!(
-            matches!(err, ItipError::Malformed(Malformed::NotUtf8 { offset }) if offset == at),
+            matches!(err, ItipError::Malformed(Malformed::NotUtf8 { offset, .. }) if offset == at),
             "{err:?}"
         );
     }

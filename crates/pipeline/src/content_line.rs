@@ -30,22 +30,28 @@ use thiserror::Error;
 #[non_exhaustive]
 pub enum ContentLineError {
     /// The text is empty.
-    #[error("the calendar text is empty")]
+    #[error(
+        "the calendar text is empty (RFC 5545 §3.4: an iCalendar object is BEGIN:VCALENDAR ... END:VCALENDAR)"
+    )]
     Empty,
     /// The text is not UTF-8 (RFC 5545 section 3.1.4 default charset).
-    #[error("invalid UTF-8 at byte {offset}")]
+    #[error("invalid UTF-8 at byte {offset} (RFC 5545 §3.1.4: iCalendar text is UTF-8)")]
     InvalidUtf8 {
         /// Byte offset of the first invalid byte.
         offset: usize,
     },
     /// A CR that does not start a CRLF line end.
-    #[error("bare CR at byte {offset}")]
+    #[error(
+        "bare CR at byte {offset} (RFC 5545 §3.1: a content line ends in CRLF; a reader that breaks on CR sees another property)"
+    )]
     BareCarriageReturn {
         /// Byte offset of the CR.
         offset: usize,
     },
     /// A control character other than HTAB inside a line.
-    #[error("control character 0x{byte:02x} at byte {offset}")]
+    #[error(
+        "control character 0x{byte:02x} at byte {offset} (RFC 5545 §3.1, §3.3.11: no CTL but HTAB)"
+    )]
     ControlCharacter {
         /// The character.
         byte: u8,
@@ -53,40 +59,96 @@ pub enum ContentLineError {
         offset: usize,
     },
     /// An empty line (RFC 5545 allows none between content lines).
-    #[error("empty line at byte {offset}")]
+    #[error("empty line at byte {offset} (RFC 5545 §3.1 allows none)")]
     EmptyLine {
         /// Byte offset of the line start.
         offset: usize,
     },
     /// The first line is a continuation (starts with a space or tab).
-    #[error("the text starts with a folded continuation line")]
+    #[error(
+        "the text starts with a folded continuation line (RFC 5545 §3.1: a fold continues a content line)"
+    )]
     LeadingContinuation,
     /// The property name is empty or has a character other than ALPHA, DIGIT, `-`.
-    #[error("invalid property name at byte {offset}")]
+    #[error("invalid property name at byte {offset} (RFC 5545 §3.1 name: letters, digits and '-')")]
     InvalidName {
         /// Byte offset of the offending character.
         offset: usize,
     },
     /// A parameter is not `name=value` with a valid name and value.
-    #[error("invalid parameter at byte {offset}")]
+    #[error("invalid parameter at byte {offset} (RFC 5545 §3.1 param: name=value)")]
     InvalidParameter {
         /// Byte offset of the offending character.
         offset: usize,
     },
     /// The line has no `:` separating the value.
-    #[error("content line without ':' at byte {offset}")]
+    #[error("content line without ':' at byte {offset} (RFC 5545 §3.1 contentline)")]
     MissingColon {
         /// Byte offset of the line start.
         offset: usize,
     },
     /// An unfolded line is longer than the limit.
-    #[error("content line at byte {offset} is longer than {max} bytes")]
+    #[error("content line at byte {offset} is longer than {max} bytes (a limit of this reader)")]
     LineTooLong {
         /// Byte offset of the line start.
         offset: usize,
         /// The limit.
         max: usize,
     },
+}
+
+impl ContentLineError {
+    /// The byte offset into the text, if the error has one.
+    pub fn offset(self) -> Option<usize> {
+        use ContentLineError as E;
+        match self {
+            E::InvalidUtf8 { offset }
+            | E::BareCarriageReturn { offset }
+            | E::ControlCharacter { offset, .. }
+            | E::EmptyLine { offset }
+            | E::InvalidName { offset }
+            | E::InvalidParameter { offset }
+            | E::MissingColon { offset }
+            | E::LineTooLong { offset, .. } => Some(offset),
+            E::Empty | E::LeadingContinuation => None,
+        }
+    }
+
+    /// The byte offset, if any, through `map` (a caller that checked a CRLF copy of the text
+    /// reports offsets into the text as received).
+    #[must_use]
+    pub fn map_offset(self, map: &dyn Fn(usize) -> usize) -> ContentLineError {
+        use ContentLineError as E;
+        match self {
+            E::InvalidUtf8 { offset } => E::InvalidUtf8 {
+                offset: map(offset),
+            },
+            E::BareCarriageReturn { offset } => E::BareCarriageReturn {
+                offset: map(offset),
+            },
+            E::ControlCharacter { byte, offset } => E::ControlCharacter {
+                byte,
+                offset: map(offset),
+            },
+            E::EmptyLine { offset } => E::EmptyLine {
+                offset: map(offset),
+            },
+            E::InvalidName { offset } => E::InvalidName {
+                offset: map(offset),
+            },
+            E::InvalidParameter { offset } => E::InvalidParameter {
+                offset: map(offset),
+            },
+            E::MissingColon { offset } => E::MissingColon {
+                offset: map(offset),
+            },
+            E::LineTooLong { offset, max } => E::LineTooLong {
+                offset: map(offset),
+                max,
+            },
+            E::Empty | E::LeadingContinuation => self,
+        }
+    }
 }
 
 /// The receiving side's line check, before the iTIP parser sees the text: a CR that does not
@@ -221,6 +283,32 @@ fn check_line(line: &[u8], start: usize, max_line: usize) -> Result<(), ContentL
         return Err(ContentLineError::InvalidName { offset: start });
     }
     Ok(())
+}
+
+/// The property name of the (folded) content line of `text` that holds byte `offset`, for a
+/// report: its leading bytes up to `;`, `:` or the line end, at most 64, anything but
+/// printable ASCII shown as `?`. Empty when the line has none.
+pub fn property_at(text: &[u8], offset: usize) -> String {
+    let mut end = offset.min(text.len());
+    let start = loop {
+        let start = text
+            .get(..end)
+            .unwrap_or_default()
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |lf| lf + 1);
+        match text.get(start) {
+            Some(b' ' | b'\t') if start > 0 => end = start - 1,
+            _ => break start,
+        }
+    };
+    text.get(start..)
+        .unwrap_or_default()
+        .iter()
+        .take_while(|&&b| !matches!(b, b';' | b':' | b'\r' | b'\n'))
+        .take(64)
+        .map(|&b| if b.is_ascii_graphic() { b as char } else { '?' })
+        .collect()
 }
 
 #[cfg(test)]

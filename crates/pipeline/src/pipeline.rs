@@ -237,17 +237,28 @@ impl Pipeline {
                     continue;
                 }
             };
-            deviations.extend(
-                itip.warnings
-                    .iter()
-                    .filter(|w| matches!(w, imipsec_itip::Warning::IcalendarDeviation { .. }))
-                    .map(|warning| {
-                        Finding::new(
-                            Warning::IcalendarDeviation,
-                            format!("text/calendar at {}: {warning}", part_name(calendar.path())),
-                        )
-                    }),
-            );
+            // Bounded like the findings: thousands of tolerated blank lines must not make the
+            // verdict thousands of warnings long; the rest is counted.
+            let part = part_name(calendar.path());
+            let tolerated = itip.warnings.iter().filter(|w| is_tolerated_deviation(w));
+            let count = tolerated.clone().count();
+            deviations.extend(tolerated.take(MAX_CALENDAR_FINDINGS).map(|warning| {
+                let mut warning = warning.clone();
+                warning.map_offsets(&|offset| calendar.received_offset(offset));
+                Finding::new(
+                    Warning::IcalendarDeviation,
+                    format!("text/calendar at {part}: {warning}"),
+                )
+            }));
+            if count > MAX_CALENDAR_FINDINGS {
+                deviations.push(Finding::new(
+                    Warning::IcalendarDeviation,
+                    format!(
+                        "text/calendar at {part}: and {} more deviations",
+                        count - MAX_CALENDAR_FINDINGS
+                    ),
+                ));
+            }
             let signers: Vec<&str> = if signed {
                 calendar.signer_emails()
             } else {
@@ -347,13 +358,27 @@ impl Pipeline {
             ..ParseOptions::default()
         };
         crate::content_line::check_line_breaks(calendar.body()).map_err(|error| {
+            let property = error
+                .offset()
+                .map(|offset| crate::content_line::property_at(calendar.body(), offset))
+                .filter(|property| !property.is_empty())
+                .map(|property| format!("{property}: "))
+                .unwrap_or_default();
+            let error = error.map_offset(&|offset| calendar.received_offset(offset));
             vec![Finding::new(
                 Reason::MalformedIcalendar,
-                format!("text/calendar at {}: {error}", part_name(calendar.path())),
+                format!(
+                    "text/calendar at {}: {property}{error}",
+                    part_name(calendar.path())
+                ),
             )]
         })?;
-        parse_itip_all(calendar.body(), &params, &options).map_err(|errors| {
+        parse_itip_all(calendar.body(), &params, &options).map_err(|mut errors| {
             let part = part_name(calendar.path());
+            // Offsets into the part as received, not into its CRLF copy.
+            for error in &mut errors {
+                error.map_offsets(&|offset| calendar.received_offset(offset));
+            }
             let mut findings: Vec<Finding<Reason>> = errors
                 .iter()
                 .take(MAX_CALENDAR_FINDINGS)
@@ -640,6 +665,26 @@ fn state_finding(finding: &StateFinding) -> Finding<Reason> {
         other => format!("{other:?}"),
     };
     Finding::new(reason, detail)
+}
+
+/// Whether an iTIP warning is a deviation that strict mode (`strict_icalendar`) would
+/// refuse: the interoperability profile's four, and the lenient reader's tolerances (no
+/// `charset` or `method` Content-Type parameter, a blank line, bare LF line ends). Each is
+/// reported as `icalendar-deviation`, so that an accepted message says what strict mode
+/// would reject. Non-mailto addresses and several UIDs in a PUBLISH are RFC-conforming and
+/// not deviations.
+fn is_tolerated_deviation(warning: &imipsec_itip::Warning) -> bool {
+    use imipsec_itip::Warning as W;
+    match warning {
+        W::IcalendarDeviation { .. }
+        | W::MissingCharset
+        | W::MissingMethodParameter
+        | W::BlankLine { .. }
+        | W::BareLineFeed { .. } => true,
+        W::NonMailtoAddress { .. } | W::SeveralUids => false,
+        // A warning added later is reported until it is classified here.
+        _ => true,
+    }
 }
 
 #[cfg(test)]

@@ -55,9 +55,23 @@ pub struct VerifiedCalendar {
     /// verified signature covering this part; empty only in the danger-unsigned mode.
     signers: Vec<VerifiedSigner>,
     path: String,
+    /// The body was received as it is but with bare LF line ends, which the canonical copy
+    /// made CRLF (a message stored as mbox or Maildir, an untransformed part).
+    received_with_bare_lf: bool,
 }
 
 impl VerifiedCalendar {
+    /// `offset` into [`body`](Self::body) as an offset into the part as received: a body
+    /// received with bare LF line ends and made CRLF counts each inserted CR back out
+    /// (issue #12: diagnostics count the bytes as received). Otherwise `offset` itself.
+    pub fn received_offset(&self, offset: usize) -> usize {
+        if !self.received_with_bare_lf {
+            return offset;
+        }
+        let before = self.body.get(..offset).unwrap_or(&self.body);
+        offset - before.iter().filter(|&&byte| byte == b'\r').count()
+    }
+
     /// The calendar bytes after transfer decoding, exactly as signed.
     pub fn body(&self) -> &[u8] {
         &self.body
@@ -369,6 +383,13 @@ pub(crate) fn verify(
             component: leaf.param("component").map(str::to_owned),
             signers: signers.into_iter().cloned().collect(),
             path: part_number(&leaf.path),
+            // Untransformed (7bit, 8bit, binary) in a message received with bare LF: the
+            // received range is the body without the CRs the canonical copy added.
+            received_with_bare_lf: inspection.canonicalized
+                && leaf.body_range.as_ref().is_some_and(|range| {
+                    leaf.body.len() - leaf.body.iter().filter(|&&b| b == b'\r').count()
+                        == range.len()
+                }),
         });
     }
 

@@ -714,4 +714,244 @@ fn unreachable_revocation_source_is_an_error_under_require_and_a_warning_otherwi
     assert!(verdict.reasons.is_empty(), "{:?}", verdict.reasons);
     assert!(!warnings(&verdict).contains(&"revocation-unchecked".to_owned()));
     std::fs::remove_dir_all(&dir).ok();
+
+/// An unsigned REQUEST (one VEVENT with many lines before `last`) as a whole message whose
+/// every line ends in `eol`.
+fn message_with_eol(last: &str, eol: &str) -> Vec<u8> {
+    let mut lines = vec![
+        "From: organizer@example.com".to_owned(),
+        "To: attendee@example.com".to_owned(),
+        "Subject: offsets".to_owned(),
+        "MIME-Version: 1.0".to_owned(),
+        "Content-Type: text/calendar; method=REQUEST; charset=UTF-8".to_owned(),
+        "Content-Transfer-Encoding: 8bit".to_owned(),
+        String::new(),
+        "BEGIN:VCALENDAR".to_owned(),
+        "VERSION:2.0".to_owned(),
+        "PRODID:-//x//EN".to_owned(),
+        "METHOD:REQUEST".to_owned(),
+        "BEGIN:VEVENT".to_owned(),
+        "UID:offsets@example.com".to_owned(),
+        "DTSTART:20260615T100000Z".to_owned(),
+        "SEQUENCE:0".to_owned(),
+        "SUMMARY:s".to_owned(),
+        format!("ORGANIZER:mailto:{ORGANIZER}"),
+        format!("ATTENDEE:mailto:{ATTENDEE}"),
+    ];
+    lines.extend((0..30).map(|i| format!("X-FILLER-{i}:{i}")));
+    lines.push(last.to_owned());
+    lines.extend([
+        "END:VEVENT".to_owned(),
+        "END:VCALENDAR".to_owned(),
+        String::new(),
+    ]);
+    lines.join(eol).into_bytes()
+}
+
+/// The `byte N` of a detail, as an offset into the received message (the calendar part
+/// starts at its BEGIN:VCALENDAR).
+fn received_position(raw: &[u8], detail: &str) -> usize {
+    let part = raw
+        .windows(15)
+        .position(|w| w == b"BEGIN:VCALENDAR")
+        .unwrap();
+    let number: String = detail
+        .split("byte ")
+        .nth(1)
+        .unwrap()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    part + number.parse::<usize>().unwrap()
+}
+
+/// Issue #12: the offsets of a calendar finding count the part as received. A message
+/// stored with bare LF line ends (mbox, Maildir) is evaluated in its CRLF form; the `byte N`
+/// of a rejection (a DTSTAMP that is no DATE-TIME) and of a deviation warning (an `_` in an
+/// X- name) still points at the offending line in the received bytes, as it does for the
+/// same message in CRLF.
+#[test]
+fn calendar_offsets_point_into_the_part_as_received() {
+    for eol in ["\n", "\r\n"] {
+        let raw = message_with_eol("DTSTAMP:20260601T1254140", eol);
+        let verdict = pipeline(true)
+            .evaluate(&raw, &evaluation(false), None)
+            .unwrap();
+        let detail = &verdict
+            .reasons
+            .iter()
+            .find(|r| r.detail.contains("invalid DATE-TIME"))
+            .unwrap_or_else(|| panic!("{eol:?}: {:?}", verdict.reasons))
+            .detail;
+        let at = received_position(&raw, detail);
+        assert!(
+            raw[at..].starts_with(b"DTSTAMP:20260601T1254140"),
+            "{eol:?}: {detail} -> {:?}",
+            String::from_utf8_lossy(&raw[at..(at + 30).min(raw.len())])
+        );
+
+        let raw =
+            message_with_eol("DTSTAMP:20260601T120000Z\nX-LOTUS-CHILD_UID:1", eol).replace_lf(eol);
+        let verdict = pipeline(true)
+            .evaluate(&raw, &evaluation(false), None)
+            .unwrap();
+        assert!(verdict.is_accept(), "{eol:?}: {:?}", verdict.reasons);
+        let detail = &verdict
+            .warnings
+            .iter()
+            .find(|w| w.detail.contains("X-LOTUS-CHILD_UID"))
+            .unwrap_or_else(|| panic!("{eol:?}: {:?}", verdict.warnings))
+            .detail;
+        let at = received_position(&raw, detail);
+        assert!(
+            raw[at..].starts_with(b"X-LOTUS-CHILD_UID:1"),
+            "{eol:?}: {detail}"
+        );
+    }
+}
+
+trait ReplaceLf {
+    fn replace_lf(self, eol: &str) -> Vec<u8>;
+}
+
+impl ReplaceLf for Vec<u8> {
+    /// Bare LFs (from a joined line) as `eol`.
+    fn replace_lf(self, eol: &str) -> Vec<u8> {
+        String::from_utf8(self)
+            .unwrap()
+            .replace("\r\n", "\n")
+            .replace('\n', eol)
+            .into_bytes()
+    }
+}
+
+/// Issue #12: every reason of a broken calendar message names the property (or MIME header)
+/// it is about and the RFC rule, whichever layer finds it: the MIME walk, the receiving
+/// side's line check, the iTIP parser and tables, correlation. Unsigned calendars are
+/// allowed so that each message reaches the layer its defect is in.
+#[test]
+fn every_reason_detail_names_the_property_or_header_and_the_rfc_rule() {
+    let good = message_with_eol("DTSTAMP:20260601T120000Z", "\r\n");
+    let good = String::from_utf8(good).unwrap();
+    let cases: Vec<(&str, String)> = vec![
+        (
+            "bare CR in a value",
+            good.replace(
+                "SUMMARY:s\r\n",
+                "SUMMARY:s\rATTENDEE:mailto:x@example.net\r\n",
+            ),
+        ),
+        (
+            "control character in a value",
+            good.replace("SUMMARY:s\r\n", "SUMMARY:s\u{1}\r\n"),
+        ),
+        (
+            "DTSTAMP that is no DATE-TIME",
+            good.replace("DTSTAMP:20260601T120000Z", "DTSTAMP:20260601T1254140"),
+        ),
+        (
+            "several restriction violations",
+            good.replace("DTSTAMP:20260601T120000Z\r\n", "")
+                .replace("UID:offsets@example.com\r\n", ""),
+        ),
+        (
+            "underscore in a property a decision reads",
+            good.replace("ORGANIZER:", "ORGANI_ZER:"),
+        ),
+        (
+            "method parameter differs from METHOD",
+            good.replace("method=REQUEST", "method=CANCEL"),
+        ),
+        (
+            "duplicate Content-Type",
+            good.replace(
+                "Content-Transfer-Encoding: 8bit",
+                "Content-Type: text/plain\r\nContent-Transfer-Encoding: 8bit",
+            ),
+        ),
+        (
+            "invalid base64",
+            good.replace(
+                "Content-Transfer-Encoding: 8bit",
+                "Content-Transfer-Encoding: base64",
+            ),
+        ),
+        (
+            "ORGANIZER without mailto:",
+            good.replace(
+                "ORGANIZER:mailto:organizer@example.com",
+                "ORGANIZER:organizer@example.com",
+            ),
+        ),
+    ];
+    let names = [
+        "UID",
+        "DTSTAMP",
+        "SUMMARY",
+        "ORGANIZER",
+        "ATTENDEE",
+        "METHOD",
+        "ORGANI_ZER",
+        "Content-",
+        "method",
+        "line endings",
+    ];
+    let mut failures = Vec::new();
+    let signed: Vec<(&str, Vec<u8>)> = vec![
+        // Signed by the attendee, by a stranger: correlation's reasons.
+        (
+            "REQUEST signed by the attendee",
+            signed_request("rsa2048/attendee", "diag-attendee@example.com", 0),
+        ),
+        (
+            "REQUEST signed by a stranger",
+            signed_request("rsa2048/stranger", "diag-stranger@example.com", 0),
+        ),
+    ];
+    let unsigned = cases
+        .iter()
+        .map(|(name, raw)| (*name, raw.clone().into_bytes(), true));
+    let all = unsigned.chain(signed.into_iter().map(|(name, raw)| (name, raw, false)));
+    for (name, raw, allow_unsigned) in all {
+        let verdict = pipeline(allow_unsigned)
+            .evaluate(&raw, &evaluation(false), None)
+            .unwrap();
+        if verdict.is_accept() {
+            failures.push(format!("{name}: accepted"));
+        }
+        for reason in &verdict.reasons {
+            let detail = &reason.detail;
+            if !detail.contains("RFC") || !names.iter().any(|n| detail.contains(n)) {
+                failures.push(format!("{name}: {}: {detail}", reason.code));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The deviation warnings of one calendar are bounded like its findings: a calendar with
+/// thousands of tolerated blank lines must not fill the verdict (JSON, audit report, logs)
+/// with thousands of `icalendar-deviation` warnings; the rest is counted.
+#[test]
+fn thousands_of_blank_lines_do_not_make_thousands_of_warnings() {
+    let blank_lines = "\r\n".repeat(5000);
+    let raw = String::from_utf8(message_with_eol("DTSTAMP:20260601T120000Z", "\r\n"))
+        .unwrap()
+        .replace("SUMMARY:s\r\n", &format!("SUMMARY:s\r\n{blank_lines}"));
+    let verdict = pipeline(true)
+        .evaluate(raw.as_bytes(), &evaluation(false), None)
+        .unwrap();
+    assert!(verdict.is_accept(), "{:?}", verdict.reasons);
+    let deviations: Vec<&str> = verdict
+        .warnings
+        .iter()
+        .filter(|w| w.code == Warning::IcalendarDeviation)
+        .map(|w| w.detail.as_str())
+        .collect();
+    assert!(deviations.len() <= 33, "{} warnings", deviations.len());
+    assert!(
+        deviations.last().unwrap().contains("4968 more"),
+        "{:?}",
+        deviations.last()
+    );
 }

@@ -53,71 +53,91 @@ impl SmimeError {
 #[non_exhaustive]
 pub enum MimeErrorKind {
     /// No header section could be parsed.
-    #[error("no header section")]
+    #[error("no header section (RFC 5322 §2.1: header fields, an empty line, the body)")]
     NoHeaders,
     /// A header field appears more than once where RFC 2045 allows one (Content-Type,
     /// Content-Transfer-Encoding): which one counts is ambiguous, so the entity is rejected.
-    #[error("duplicate {0} header field")]
+    #[error(
+        "duplicate {0} header field (RFC 2045 §5, §6: one per entity; readers differ on which counts)"
+    )]
     DuplicateHeader(&'static str),
     /// The Content-Type field does not parse as type/subtype.
-    #[error("unparseable Content-Type")]
+    #[error("Content-Type does not parse as type/subtype (RFC 2045 §5.1)")]
     BadContentType,
     /// A multipart entity has no usable boundary parameter (RFC 2046 §5.1.1).
-    #[error("multipart without a valid boundary parameter")]
+    #[error("Content-Type multipart without a valid boundary parameter (RFC 2046 §5.1.1)")]
     MissingBoundary,
     /// The first boundary delimiter of a multipart body was not found.
-    #[error("multipart body without a boundary delimiter")]
+    #[error(
+        "multipart body without a delimiter line for its Content-Type boundary (RFC 2046 §5.1.1)"
+    )]
     NoDelimiter,
     /// The close delimiter (`--boundary--`) of a multipart body was not found.
-    #[error("multipart body without a close delimiter")]
+    #[error(
+        "multipart body without the close delimiter --boundary-- of its Content-Type boundary (RFC 2046 §5.1.1)"
+    )]
     NoCloseDelimiter,
     /// multipart/signed must have exactly two body parts (RFC 1847 §2.1).
-    #[error("multipart/signed without exactly two body parts")]
+    #[error("Content-Type multipart/signed without exactly two body parts (RFC 1847 §2.1)")]
     SignedPartCount,
     /// A base64 body contains a character outside the alphabet, or bad padding.
-    #[error("invalid base64 content transfer encoding")]
+    #[error("Content-Transfer-Encoding base64: invalid base64 (RFC 2045 §6.8)")]
     BadBase64,
     /// An unknown Content-Transfer-Encoding (RFC 2045 §6) on a part we must decode.
-    #[error("unknown content-transfer-encoding")]
+    #[error(
+        "unknown Content-Transfer-Encoding (RFC 2045 §6.1: 7bit, 8bit, binary, quoted-printable, base64)"
+    )]
     UnknownTransferEncoding,
     /// A message exceeds the 4 GiB offset range.
-    #[error("message too large for offsets")]
+    #[error("message too large for offsets (a 4 GiB bound of this reader, not an RFC rule)")]
     TooLarge,
     /// A bare LF or bare CR in a message that uses CRLF, or a CR in a message stored with
     /// bare LF line endings: parsers split such lines differently (a header section ended by
     /// CRLF then LF is a body to one reader and headers to another).
-    #[error("mixed line endings (bare LF or bare CR)")]
+    #[error(
+        "mixed line endings, a bare LF or bare CR among CRLF (RFC 5322 §2.3, RFC 2045 §2.10: lines end in CRLF)"
+    )]
     MixedLineEndings,
     /// `--boundary` occurs in a multipart body other than as a whole delimiter line: mail-parser
     /// splits on it anywhere, mid-line included (RFC 2046 §5.1.1 forbids it in the body).
-    #[error("the boundary occurs outside a delimiter line")]
+    #[error("the Content-Type boundary occurs outside a delimiter line (RFC 2046 §5.1.1)")]
     StrayBoundary,
     /// A header section line that is neither a header field nor a continuation line
     /// (white space only, no colon), or a header section not ended by an empty line.
-    #[error("malformed header section")]
+    #[error(
+        "malformed header section: a line that is neither a header field nor a continuation, or no empty line ends it (RFC 5322 §2.2, §3.5)"
+    )]
     BadHeaderSection,
     /// A Content-Type or Content-Disposition parameter given twice (RFC 6838 §4.3: an
     /// error; readers take the first, the last, or refuse).
-    #[error("duplicate {0} parameter")]
+    #[error(
+        "Content-Type or Content-Disposition parameter {0} given twice (RFC 2045 §5.1, RFC 6838 §4.3)"
+    )]
     DuplicateParameter(&'static str),
     /// A Content-Type parameter that readers split or decode differently: RFC 2231 sections
     /// or charsets (`name*`, `name*0`: mail-parser appends `name*1` to a plain `name`), a
     /// backslash or comment outside quotes (mail-parser skips them inside an unquoted value),
     /// or an RFC 2047 encoded word in boundary, charset, method, component, protocol or
     /// smime-type (mail-parser decodes it, RFC 2045 readers do not).
-    #[error("Content-Type parameter that readers split or decode differently")]
+    #[error(
+        "Content-Type parameter that readers split or decode differently (RFC 2231 sections or charsets, RFC 2047 encoded words, RFC 2045 §5.1 quoting)"
+    )]
     ExtendedParameter,
     /// Quoted-printable that is not canonical (RFC 2045 §6.7): `=` not followed by two hex
     /// digits or by the line break of a soft line break, or white space at the end of a line
     /// (transport padding that some decoders delete and others keep).
-    #[error("invalid quoted-printable content transfer encoding")]
+    #[error("Content-Transfer-Encoding quoted-printable: not canonical (RFC 2045 §6.7)")]
     BadQuotedPrintable,
     /// A multipart or message entity with a transfer encoding other than 7bit, 8bit or binary
     /// (RFC 2045 §6.4, RFC 2046 §5.2.1): readers either decode it or ignore the header.
-    #[error("transfer encoding on a multipart or message entity")]
+    #[error(
+        "Content-Transfer-Encoding other than 7bit, 8bit or binary on a multipart or message entity (RFC 2045 §6.4, RFC 2046 §5.2.1)"
+    )]
     EncodedComposite,
     /// This crate's transfer decoding and mail-parser's disagree on a body.
-    #[error("transfer decoding differs from mail-parser's")]
+    #[error(
+        "Content-Transfer-Encoding: this reader's decoding and mail-parser's differ (RFC 2045 §6)"
+    )]
     DecoderDisagreement,
 }
 
@@ -426,5 +446,66 @@ mod tests {
         assert_eq!(contain_panic(|| 7), Some(7));
         let bytes: &[u8] = &[1, 2];
         assert_eq!(contain_panic(|| bytes[usize::from(bytes[1]) + 5]), None);
+    }
+
+    /// Every MIME defect, as reported (issue #12: diagnostics people can act on), names the
+    /// header field (or the line ends) it is about and the RFC rule it breaks.
+    #[test]
+    fn every_mime_error_names_the_header_and_the_rfc_rule() {
+        use super::MimeErrorKind as K;
+        // The match makes a new variant a compile error here until it is listed.
+        fn listed(kind: K) -> K {
+            match kind {
+                K::NoHeaders
+                | K::DuplicateHeader(_)
+                | K::BadContentType
+                | K::MissingBoundary
+                | K::NoDelimiter
+                | K::NoCloseDelimiter
+                | K::SignedPartCount
+                | K::BadBase64
+                | K::UnknownTransferEncoding
+                | K::TooLarge
+                | K::MixedLineEndings
+                | K::StrayBoundary
+                | K::BadHeaderSection
+                | K::DuplicateParameter(_)
+                | K::ExtendedParameter
+                | K::BadQuotedPrintable
+                | K::EncodedComposite
+                | K::DecoderDisagreement => kind,
+            }
+        }
+        let all = [
+            K::NoHeaders,
+            K::DuplicateHeader("Content-Type"),
+            K::BadContentType,
+            K::MissingBoundary,
+            K::NoDelimiter,
+            K::NoCloseDelimiter,
+            K::SignedPartCount,
+            K::BadBase64,
+            K::UnknownTransferEncoding,
+            K::MixedLineEndings,
+            K::StrayBoundary,
+            K::BadHeaderSection,
+            K::DuplicateParameter("boundary"),
+            K::ExtendedParameter,
+            K::BadQuotedPrintable,
+            K::EncodedComposite,
+            K::DecoderDisagreement,
+        ];
+        for kind in all.map(listed) {
+            let text = kind.to_string();
+            assert!(text.contains("RFC"), "{text}");
+            assert!(
+                ["Content-", "header", "line"]
+                    .iter()
+                    .any(|name| text.contains(name)),
+                "{text}"
+            );
+        }
+        // The bound of this reader is not an RFC rule and says so.
+        assert!(K::TooLarge.to_string().contains("not an RFC rule"));
     }
 }

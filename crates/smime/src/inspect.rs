@@ -344,8 +344,11 @@ pub fn verify_signed_data_with(
 /// per-layer failures are inside the [`Inspection`].
 ///
 /// Line endings: when the first line of the message ends in a bare LF (mbox / Maildir storage),
-/// the whole message is canonicalised to CRLF first (RFC 8551 §3.1.1 canonical form) and
-/// offsets refer to the canonical copy; otherwise bytes are used exactly as received.
+/// the whole message is canonicalised to CRLF first (RFC 8551 §3.1.1 canonical form);
+/// otherwise bytes are used exactly as received. Either way every offset reported (a
+/// [`SmimeError::MalformedMime`] of the message, a leaf's `body_range`, a
+/// [`Failure::MalformedContent`] of a layer's content) counts the bytes as received, never
+/// the canonical copy's inserted CRs.
 ///
 /// `message/rfc822` parts: only a message/rfc822 entity that is the entire content of the
 /// message or of a security layer (the RFC 8551 §3.1 header-protection wrapper) is walked
@@ -386,7 +389,25 @@ pub fn inspect(raw: &[u8], options: &InspectOptions<'_>) -> Result<Inspection, S
         forwarded: false,
         digest: false,
     };
-    walker.walk(buffer, 0, buffer.len(), root)?;
+    walker
+        .walk(buffer, 0, buffer.len(), root)
+        .map_err(|error| match (&canonical, error) {
+            // Offsets of the received message count its bytes as received (issue #12),
+            // not the canonical copy's inserted CRs.
+            (
+                Some(canonical),
+                SmimeError::MalformedMime {
+                    offset,
+                    kind,
+                    layer: None,
+                },
+            ) => SmimeError::MalformedMime {
+                offset: canonical.original_offset(offset),
+                kind,
+                layer: None,
+            },
+            (_, error) => error,
+        })?;
     walker.budget_left()?;
     let mut inspection = walker.inspection;
     if let Some(canonical) = &canonical {
@@ -898,12 +919,18 @@ impl Walker<'_> {
         if content.len() > self.options.limits.message_bytes {
             return Err(SmimeError::LimitExceeded(LimitKind::MessageBytes));
         }
+        // Offsets of a defect in bare-LF content count the content as it was, not the
+        // canonical copy walked (issue #12).
+        let mut canonical = None;
         let content = match mime::line_endings(&content) {
             Ok(mime::LineEndings::BareLf) => {
                 self.budget
                     .decode(content.len())
                     .map_err(SmimeError::LimitExceeded)?;
-                mime::canonicalize(&content)
+                let mut copy = mime::Canonical::new(&content);
+                let bytes = std::mem::take(&mut copy.bytes);
+                canonical = Some(copy);
+                bytes
             }
             Ok(mime::LineEndings::Crlf) => content,
             Err(error) => {
@@ -957,6 +984,9 @@ impl Walker<'_> {
                 self.inspection.layers.truncate(layers);
                 self.inspection.leaves.truncate(leaves);
                 self.inspection.header_mismatches.truncate(mismatches);
+                let offset = canonical
+                    .as_ref()
+                    .map_or(offset, |canonical| canonical.original_offset(offset));
                 let failure = Failure::MalformedContent { offset, kind };
                 if let Some(failed) = self.inspection.layers.get_mut(layer) {
                     failed.outcome = match std::mem::replace(

@@ -204,12 +204,9 @@ fn bare_lf(bytes: &[u8]) -> Option<usize> {
     })
 }
 
-/// RFC 5322 / RFC 5751 §3.1.1 canonical form: every bare LF becomes CRLF.
-pub(crate) fn canonicalize(raw: &[u8]) -> Vec<u8> {
-    Canonical::new(raw).bytes
-}
-
-/// A [`canonicalize`]d copy that can map its offsets back to the original.
+/// A copy in RFC 5322 / RFC 5751 §3.1.1 canonical form (every bare LF becomes CRLF) that
+/// maps its offsets back to the original: a diagnostic reports the original's offset, the
+/// bytes as received (issue #12).
 #[derive(Debug)]
 pub(crate) struct Canonical {
     pub bytes: Vec<u8>,

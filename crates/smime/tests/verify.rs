@@ -1030,3 +1030,89 @@ fn malformed_layer_content_fails_only_that_layer() {
     assert_eq!(inspection.leaves[0].content_type, "text/calendar");
     assert!(!inspection.leaves[0].is_signed(&inspection));
 }
+
+/// A message with a duplicate Content-Type deep in its body, every line ended by `eol`; the
+/// second Content-Type field is the offending byte.
+fn duplicate_content_type_message(eol: &str) -> Vec<u8> {
+    let mut text = String::new();
+    for line in [
+        "From: organizer@example.com",
+        "To: attendee@example.com",
+        "Subject: Invitation",
+        "MIME-Version: 1.0",
+        "Content-Type: multipart/mixed; boundary=\"b\"",
+        "",
+    ] {
+        text.push_str(line);
+        text.push_str(eol);
+    }
+    for index in 0..40 {
+        text.push_str(&format!(
+            "--b{eol}Content-Type: text/plain{eol}{eol}line {index}{eol}"
+        ));
+    }
+    for line in [
+        "--b",
+        "Content-Type: text/plain",
+        "Content-Type: text/calendar; method=REQUEST",
+        "",
+        "BEGIN:VCALENDAR",
+        "--b--",
+        "",
+    ] {
+        text.push_str(line);
+        text.push_str(eol);
+    }
+    text.into_bytes()
+}
+
+/// MIME diagnostics give byte offsets into the message as received (issue #12: "byte 2172"
+/// in a 2094-byte mbox file, because the offset counted a CRLF-converted copy). A message
+/// stored with bare LF line ends and the same message in CRLF both report the offset of the
+/// offending header field in their own bytes.
+#[test]
+fn malformed_mime_offsets_point_into_the_bytes_as_received() {
+    for eol in ["\n", "\r\n"] {
+        let raw = duplicate_content_type_message(eol);
+        let error = run(&raw, &[]).unwrap_err();
+        let SmimeError::MalformedMime { offset, layer, .. } = error else {
+            panic!("{eol:?}: {error:?}");
+        };
+        assert_eq!(layer, None);
+        assert!(
+            offset < raw.len(),
+            "{eol:?}: byte {offset} of {}",
+            raw.len()
+        );
+        assert!(
+            raw[offset..].starts_with(b"Content-Type: text/calendar"),
+            "{eol:?}: byte {offset} is {:?}",
+            String::from_utf8_lossy(&raw[offset..(offset + 40).min(raw.len())])
+        );
+    }
+}
+
+/// The same inside a security layer: opaque-signed content stored with bare LF line ends
+/// reports the defect at its offset in the signed content as it is, not in a CRLF copy.
+#[test]
+fn malformed_layer_content_offsets_count_the_content_as_signed() {
+    for eol in ["\n", "\r\n"] {
+        let content = duplicate_content_type_message(eol);
+        let der = sign(&content, "rsa2048/attendee", &[], true);
+        let inspection = run(&message(&pkcs7_mime_entity("signed-data", &der)), &[]).unwrap();
+        let Some(Failure::MalformedContent { offset, .. }) = inspection.layers[0].outcome.failure()
+        else {
+            panic!("{eol:?}: {:?}", inspection.layers[0].outcome);
+        };
+        let offset = *offset;
+        assert!(
+            offset < content.len(),
+            "{eol:?}: byte {offset} of {}",
+            content.len()
+        );
+        assert!(
+            content[offset..].starts_with(b"Content-Type: text/calendar"),
+            "{eol:?}: byte {offset}"
+        );
+    }
+}
