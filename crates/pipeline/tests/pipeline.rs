@@ -714,6 +714,7 @@ fn unreachable_revocation_source_is_an_error_under_require_and_a_warning_otherwi
     assert!(verdict.reasons.is_empty(), "{:?}", verdict.reasons);
     assert!(!warnings(&verdict).contains(&"revocation-unchecked".to_owned()));
     std::fs::remove_dir_all(&dir).ok();
+}
 
 /// An unsigned REQUEST (one VEVENT with many lines before `last`) as a whole message whose
 /// every line ends in `eol`.
