@@ -148,6 +148,12 @@ impl From<&imipsec_smime::Failure> for Reason {
         match failure {
             Failure::UntrustedCertificate { .. }
             | Failure::CertificateAddress { .. }
+            | Failure::IssuerNotFound { .. }
+            | Failure::RevocationMissing { .. }
+            | Failure::StaleCrl { .. }
+            // Never a verdict (the pipeline turns it into `RevocationUnavailable` first);
+            // should it reach here it is the fail-closed untrusted-certificate.
+            | Failure::RevocationUnavailable { .. }
             | Failure::RevocationUnknown { .. } => Reason::UntrustedCertificate,
             Failure::CertificateExpired { .. } => Reason::CertificateExpired,
             Failure::CertificateRevoked { .. } => Reason::CertificateRevoked,
@@ -162,8 +168,9 @@ impl From<&imipsec_smime::Failure> for Reason {
             }
             // bad-signature, no-signers, econtent-confusion, missing-content,
             // signer-certificate-missing, malformed-cms, unexpected-content-type,
-            // unsupported-protocol, and anything added later: the signature did not verify.
-            _ => Reason::BadSignature,
+            // unsupported-protocol: the signature did not verify. A failure added later maps
+            // by its code when that names a reason, else to bad-signature (never an accept).
+            _ => Reason::from_code(failure.code()).unwrap_or(Reason::BadSignature),
         }
     }
 }
