@@ -24,8 +24,33 @@
 
 use openssl::cms::CmsContentInfo;
 
-use crate::cms::{self, oid};
+use crate::cms::oid;
 use crate::der::{self, Tlv, tag};
+
+/// The content type OID of a ContentInfo (RFC 5652 §3), and its `[0] EXPLICIT` content, read
+/// by the bounded reader in `der` (which stays for EnvelopedData only, see there).
+fn content_info(der_bytes: &[u8]) -> Result<(String, Tlv<'_>), Failure> {
+    let malformed = |error: der::DerError| Failure::MalformedCms {
+        offset: error.offset,
+    };
+    let outer = der::read_all(der_bytes)
+        .and_then(|tlv| tlv.expect(tag::SEQUENCE))
+        .map_err(malformed)?;
+    let mut children = outer.children();
+    let content_type = next(&mut children, outer.offset).and_then(der::read_oid);
+    let content_type = content_type.map_err(malformed)?;
+    let explicit = next(&mut children, outer.offset)
+        .and_then(|tlv| tlv.expect(0xa0))
+        .map_err(malformed)?;
+    let mut inner = explicit.children();
+    let content = next(&mut inner, explicit.offset).map_err(malformed)?;
+    Ok((content_type, content))
+}
+
+fn next<'a>(children: &mut der::Children<'a>, offset: usize) -> Result<Tlv<'a>, der::DerError> {
+    children.next().unwrap_or(Err(der::DerError { offset }))
+}
+
 use crate::error::Failure;
 use crate::keys::Identity;
 
@@ -91,7 +116,7 @@ fn recipient_ids(der_bytes: &[u8]) -> Result<Vec<RecipientId<'_>>, Failure> {
     let malformed = |error: der::DerError| Failure::MalformedCms {
         offset: error.offset,
     };
-    let (content_type, content) = cms::content_info(der_bytes)?;
+    let (content_type, content) = content_info(der_bytes)?;
     if content_type != oid::ENVELOPED_DATA && content_type != oid::AUTH_ENVELOPED_DATA {
         return Err(Failure::UnexpectedContentType { oid: content_type });
     }
@@ -211,7 +236,7 @@ fn check_gcm_tag_length(der_bytes: &[u8]) -> Result<(), Failure> {
     let malformed = |error: der::DerError| Failure::MalformedCms {
         offset: error.offset,
     };
-    let (content_type, content) = cms::content_info(der_bytes)?;
+    let (content_type, content) = content_info(der_bytes)?;
     if content_type != oid::AUTH_ENVELOPED_DATA {
         return Ok(());
     }
@@ -313,7 +338,7 @@ mod tests {
         assert!(decrypt(&der_bytes, std::slice::from_ref(&identity)).is_ok());
 
         // Rebuild the ContentInfo with the mac (the last field) cut to `keep` bytes.
-        let (_, content) = cms::content_info(&der_bytes).unwrap();
+        let (_, content) = content_info(&der_bytes).unwrap();
         let fields: Vec<_> = content.children().map(|f| f.unwrap()).collect();
         let (mac, rest) = fields.split_last().unwrap();
         assert_eq!((mac.tag, mac.content.len()), (tag::OCTET_STRING, 16));

@@ -1,7 +1,8 @@
-//! A small, bounded BER/DER reader (ITU-T X.690) used to find the ORIGINAL bytes of CMS
-//! elements: certificates, CRLs, SignerInfos and, above all, the signed attributes, whose
-//! signature covers their received DER encoding (RFC 5652 §5.4). Decoding them with a general
-//! ASN.1 library and re-encoding would verify a normalised copy instead of what was received.
+//! A small, bounded BER/DER reader (ITU-T X.690), left for one use only: before OpenSSL's
+//! `CMS_decrypt` runs, `decrypt` reads the RecipientInfos' identifiers (which of our keys to
+//! try) and the AuthEnvelopedData `mac` length with it. Nothing verified is read here: SignedData
+//! is decoded by `rasn-cms` alone (`cms::decode`, issue #15), and this reader is next in line to
+//! be replaced by the same (see the crate README, limitations).
 //!
 //! Indefinite lengths (BER, as produced by streaming encoders) are accepted; nesting is bounded
 //! by [`MAX_NESTING`]. Every error carries the byte offset into the outermost input.
@@ -16,10 +17,7 @@ pub(crate) const MAX_NESTING: usize = 32;
 pub(crate) mod tag {
     pub const INTEGER: u8 = 0x02;
     pub const OCTET_STRING: u8 = 0x04;
-    pub const OCTET_STRING_CONSTRUCTED: u8 = 0x24;
     pub const OID: u8 = 0x06;
-    pub const UTC_TIME: u8 = 0x17;
-    pub const GENERALIZED_TIME: u8 = 0x18;
     pub const SEQUENCE: u8 = 0x30;
     pub const SET: u8 = 0x31;
 }
@@ -43,8 +41,6 @@ pub(crate) struct Tlv<'a> {
     pub content_offset: usize,
     /// Offset of `full` in the outermost input.
     pub offset: usize,
-    /// Encoded with indefinite length (not DER).
-    pub indefinite: bool,
 }
 
 impl<'a> Tlv<'a> {
@@ -65,41 +61,6 @@ impl<'a> Tlv<'a> {
                 offset: self.offset,
             })
         }
-    }
-
-    /// The value of an OCTET STRING, primitive or (BER) constructed from segments.
-    pub fn octets(&self, max: usize) -> Result<Vec<u8>, DerError> {
-        let mut out = Vec::new();
-        collect_octets(self, &mut out, max, 0)?;
-        Ok(out)
-    }
-}
-
-fn collect_octets(
-    tlv: &Tlv<'_>,
-    out: &mut Vec<u8>,
-    max: usize,
-    depth: usize,
-) -> Result<(), DerError> {
-    let error = DerError { offset: tlv.offset };
-    if depth > MAX_NESTING {
-        return Err(error);
-    }
-    match tlv.tag {
-        tag::OCTET_STRING => {
-            if out.len().saturating_add(tlv.content.len()) > max {
-                return Err(error);
-            }
-            out.extend_from_slice(tlv.content);
-            Ok(())
-        }
-        tag::OCTET_STRING_CONSTRUCTED => {
-            for child in tlv.children() {
-                collect_octets(&child?, out, max, depth + 1)?;
-            }
-            Ok(())
-        }
-        _ => Err(error),
     }
 }
 
@@ -184,7 +145,6 @@ fn read_nested(input: &[u8], base: usize, depth: usize) -> Result<Tlv<'_>, DerEr
                 content,
                 content_offset,
                 offset: base,
-                indefinite: false,
             })
         }
         None => {
@@ -204,7 +164,6 @@ fn read_nested(input: &[u8], base: usize, depth: usize) -> Result<Tlv<'_>, DerEr
                         content,
                         content_offset,
                         offset: base,
-                        indefinite: true,
                     });
                 }
                 let child = read_nested(rest, base + position, depth + 1)?;
@@ -259,7 +218,6 @@ mod tests {
         assert_eq!(tlv.content, &[0x02, 0x01, 0x05]);
         let indefinite = [0x30, 0x80, 0x02, 0x01, 0x05, 0x00, 0x00];
         let tlv = read_all(&indefinite).unwrap();
-        assert!(tlv.indefinite);
         assert_eq!(tlv.content, &[0x02, 0x01, 0x05]);
     }
 
@@ -272,13 +230,6 @@ mod tests {
         let mut deep = [0x30, 0x80].repeat(1000);
         deep.extend([0, 0].repeat(1000));
         assert!(read_all(&deep).is_err());
-    }
-
-    #[test]
-    fn constructed_octet_string_is_joined() {
-        let input = [0x24, 0x80, 0x04, 0x01, b'a', 0x04, 0x01, b'b', 0x00, 0x00];
-        assert_eq!(read_all(&input).unwrap().octets(10).unwrap(), b"ab");
-        assert!(read_all(&input).unwrap().octets(1).is_err());
     }
 
     #[test]
