@@ -8,8 +8,6 @@
 mod cli;
 mod cmd;
 mod config;
-mod mailbox;
-mod report;
 mod setup;
 
 use std::process::ExitCode;
