@@ -8,6 +8,7 @@
 mod cli;
 mod cmd;
 mod config;
+mod logging;
 mod setup;
 
 use std::process::ExitCode;
