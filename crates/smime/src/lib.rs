@@ -23,7 +23,6 @@ pub mod sign;
 
 mod cms;
 mod decrypt;
-mod der;
 mod error;
 #[allow(unsafe_code)]
 mod ffi;

@@ -258,6 +258,46 @@ pub(crate) fn octet_string(value: &Any) -> Option<Vec<u8>> {
     der::<OctetString>(value.as_bytes()).map(|octets| octets.to_vec())
 }
 
+/// The elements of a constructed value (given whole, as received), each as received; `None`
+/// when it does not decode or is not constructed.
+pub(crate) fn children(encoded: &[u8]) -> Option<Vec<Any>> {
+    contain_panic(|| {
+        if encoded.first()? & 0x20 == 0 {
+            return None;
+        }
+        let mut outer = Decoder::new(encoded, DecoderOptions::ber());
+        let tag = outer.peek_tag().ok()?;
+        let contents = outer.decode_any(tag).ok()?;
+        if !outer.remaining().is_empty() {
+            return None;
+        }
+        let mut inner = Decoder::new(contents.as_bytes(), DecoderOptions::ber());
+        let mut out = Vec::new();
+        while !inner.remaining().is_empty() {
+            out.push(<Any as rasn::Decode>::decode(&mut inner).ok()?);
+        }
+        Some(out)
+    })
+    .flatten()
+}
+
+/// The contents octets of a primitive value (given whole, as received).
+pub(crate) fn contents(encoded: &[u8]) -> Option<Vec<u8>> {
+    contain_panic(|| {
+        if encoded.first()? & 0x20 != 0 {
+            return None;
+        }
+        let mut decoder = Decoder::new(encoded, DecoderOptions::ber());
+        let tag = decoder.peek_tag().ok()?;
+        let contents = decoder.decode_any(tag).ok()?;
+        decoder
+            .remaining()
+            .is_empty()
+            .then(|| contents.as_bytes().to_vec())
+    })
+    .flatten()
+}
+
 /// The content type of a ContentInfo, for reports (`None` when it does not decode).
 pub(crate) fn content_type(input: &[u8]) -> Option<String> {
     content_info(input).ok().map(|(oid, _)| oid)

@@ -6,7 +6,7 @@
 //! encodings of one value that both decode, which X.690 §10.1 (DER lengths) and §8.19.2 (arcs,
 //! "the leading octet ... shall not have the value 0x80", in BER too) forbid. The own reader
 //! this crate had before was more lenient still (it dropped an unterminated last arc and
-//! saturated huge arcs). This is the one piece of hand-written ASN.1 left on the verify path:
+//! saturated huge arcs). This is the one piece of hand-written ASN.1 left in this crate:
 //! it decodes nothing, it only refuses encodings, so that what `rasn` then decodes has exactly
 //! one encoding a stricter reader (OpenSSL, gpgsm) reads the same way:
 //! - every length minimal (short form below 128, no leading zero octet in the long form,
