@@ -5,10 +5,10 @@
 //! - colour only on a terminal: no ANSI escapes when stderr is a file or a pipe, or when
 //!   `NO_COLOR` is set (<https://no-color.org>);
 //! - in JSON, lists are JSON arrays (`"codes":["unsigned"]`), never a string holding Rust's
-//!   debug rendering of one (`"codes":"[\"unsigned\"]"`): log them with [`List`], under one of
+//!   debug rendering of one (`"codes":"[\"unsigned\"]"`): log them with [`List`](imipsec_gate::logging::List), under one of
 //!   the names in [`LIST_FIELDS`];
 //! - values in their plain Display form (`127.0.0.1:8891`, `none`), never Rust debug
-//!   formatting (`Some(127.0.0.1:8891)`): log optional values with [`OrNone`].
+//!   formatting (`Some(127.0.0.1:8891)`): log optional values with [`OrNone`](imipsec_gate::logging::OrNone).
 
 use std::fmt;
 use std::io::IsTerminal;
