@@ -1276,3 +1276,21 @@ fn non_minimal_arc_in_digest_algorithms_is_malformed_cms() {
     let cms = seq(&[outer[0].to_vec(), der(0xa0, &seq(&fields))]);
     assert_malformed_cms(&evaluate(&hand_signed(&content, &cms)));
 }
+
+/// A non-minimal length inside an attribute value (the messageDigest OCTET STRING written
+/// `04 81 20 ..`), signed as received: the attributes re-encode to the same bytes at their
+/// own level (the value is carried as received), so only the strict encoding rules see it.
+#[test]
+fn non_minimal_length_inside_an_attribute_value_is_malformed_cms() {
+    let content = invitation();
+    let digest = sha256(&content);
+    let mut value = vec![0x04, 0x81, digest.len() as u8];
+    value.extend_from_slice(&digest);
+    let attributes = vec![
+        content_type_attribute(ID_DATA),
+        attribute(ID_MESSAGE_DIGEST, &[value]),
+    ];
+    let info = organizer_signer_info(&attributes);
+    let cms = signed_data_with(ID_DATA, None, &[info], &organizer_certificates());
+    assert_malformed_cms(&evaluate(&hand_signed(&content, &cms)));
+}
