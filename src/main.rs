@@ -8,8 +8,7 @@
 mod cli;
 mod cmd;
 mod config;
-mod mailbox;
-mod report;
+mod logging;
 mod setup;
 
 use std::process::ExitCode;

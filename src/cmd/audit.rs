@@ -7,36 +7,29 @@
 //! counts, so memory does not grow with the mailbox. Evaluation is read-only unless
 //! `--record`.
 //!
-//! Each message is classed ([`classify`]): accept, reject, not-calendar (no calendar
+//! Each message is classed (`imipsec_audit::classify`): accept, reject, not-calendar (no calendar
 //! content), not-decrypted (encrypted to a key the audit does not have) or error. Reports are
 //! written to temporary files beside their targets and renamed over them only when the audit
 //! completed, so a failed run leaves no partial report (and an older one intact).
 
-use std::collections::BTreeMap;
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use imipsec_audit::mailbox::{self, MailboxError};
+use imipsec_audit::report::csv::CsvReport;
+use imipsec_audit::report::html::HtmlReport;
+use imipsec_audit::report::{Row, RunInfo, Summary, write_jsonl};
+use imipsec_audit::{audit, evaluate_message};
 use imipsec_pipeline::policy::SqliteStore;
-use imipsec_pipeline::smime::{LayerOutcome, inspect};
-use imipsec_pipeline::{Evaluation, LayerStatus, Pipeline, Reason, Stores, Verdict};
+use imipsec_pipeline::{Evaluation, Stores};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tempfile::NamedTempFile;
 
 use crate::cli::AuditArgs;
 use crate::cmd::Exit;
 use crate::config::{Config, ConfigError};
-use crate::mailbox::{self, Item, MailboxError, Payload};
-use crate::report::csv::CsvReport;
-use crate::report::html::HtmlReport;
-use crate::report::{Evaluated, Finding, Identity, Outcome, Row, RunInfo, Summary, write_jsonl};
 use crate::setup::{SetupError, open_store, pipeline_with};
-
-/// Messages in flight per worker on each channel: enough to keep every core busy, small
-/// enough that memory stays bounded by a few messages per core.
-const QUEUE_PER_WORKER: usize = 4;
 
 /// Why the audit could not run (exit status 2). Problems with single messages are not
 /// errors: they are rows with verdict `error` or a reason, and the audit goes on.
@@ -72,6 +65,15 @@ pub enum AuditError {
     /// A worker thread panicked (a bug; the audit is incomplete).
     #[error("an audit worker stopped unexpectedly; the audit is incomplete")]
     WorkerPanicked,
+}
+
+impl From<imipsec_audit::Error> for AuditError {
+    fn from(error: imipsec_audit::Error) -> Self {
+        match error {
+            imipsec_audit::Error::Mailbox(error) => AuditError::Mailbox(error),
+            _ => AuditError::WorkerPanicked,
+        }
+    }
 }
 
 /// Runs `imipsec audit`.
@@ -116,13 +118,7 @@ pub fn run(args: &AuditArgs) -> Result<Exit, AuditError> {
                 record,
             };
             let store = store.as_ref().map(|store| store as &dyn Stores);
-            match pipeline.evaluate(raw, &context, store) {
-                Ok(verdict) => {
-                    let outcome = classify(&verdict, || look_inside(pipeline, raw, at));
-                    evaluated(&verdict, outcome)
-                }
-                Err(error) => Evaluated::single(Outcome::Error, "error", error_chain(&error)),
-            }
+            evaluate_message(pipeline, raw, &context, store)
         })
     };
     let progress = progress_bar(args);
@@ -196,304 +192,6 @@ fn run_info(
         recipient: setup.recipient.clone(),
         record: args.record,
     }
-}
-
-/// What a second look inside a message whose security layers failed found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Inside {
-    /// A `text/calendar` part was seen (in a failed layer or beside one).
-    calendar: bool,
-    /// Some content could not be seen: an encrypted layer that was not decrypted.
-    encrypted_unread: bool,
-    /// Some content could not be seen: an opaque signature whose content was not readable.
-    opaque_unread: bool,
-}
-
-/// The message's MIME tree walked again (the pipeline's verdict does not list the parts of a
-/// layer that failed). `None` when the message cannot be walked at all.
-fn look_inside(pipeline: &Pipeline, raw: &[u8], at: time::OffsetDateTime) -> Option<Inside> {
-    let options = pipeline.settings().inspect_options(at);
-    let inspection = inspect(raw, &options).ok()?;
-    // The one definition of calendar content the pipeline and the gate use
-    // (`imipsec_smime::calendar`, computed per leaf by the walk): calendar media types,
-    // `.ics` names, bodies beginning with `BEGIN:VCALENDAR`; not only `text/calendar`.
-    let calendar = inspection.leaves.iter().any(|leaf| leaf.calendar.is_some());
-    let encrypted_unread = inspection
-        .layers
-        .iter()
-        .any(|layer| matches!(layer.outcome, LayerOutcome::NotDecrypted { .. }));
-    Some(Inside {
-        calendar,
-        encrypted_unread,
-        opaque_unread: inspection.opaque_content_unread(),
-    })
-}
-
-/// The audit class of a verdict: the one place that decides what counts as calendar mail in
-/// the reports, by the shared definition of calendar content (`imipsec_smime::calendar`).
-///
-/// - accepted: `accept`;
-/// - calendar data was parsed, or a calendar part lay outside the signature: `reject`;
-/// - every layer opened and no part is calendar content (`no-calendar`): `not-calendar`;
-/// - a layer failed (signature or decryption): `look` walks the parts again. A calendar
-///   seen anywhere is `reject`; content hidden by an encryption the audit has no key for is
-///   `not-decrypted`; an opaque signature whose content could not be read, or a message
-///   that cannot be walked, stays `reject` (fail closed: it may be calendar mail); everything
-///   seen and no calendar is `not-calendar` (e.g. a note signed by a CA we do not trust).
-fn classify(verdict: &Verdict, look: impl FnOnce() -> Option<Inside>) -> Outcome {
-    if verdict.is_accept() {
-        return Outcome::Accept;
-    }
-    if !verdict.itip.is_empty() || verdict.has_reason(Reason::UnprotectedCalendar) {
-        return Outcome::Reject;
-    }
-    if verdict.has_reason(Reason::NoCalendar) {
-        return Outcome::NotCalendar;
-    }
-    if !verdict.layers.iter().any(|layer| layer.failure.is_some()) {
-        return Outcome::Reject;
-    }
-    match look() {
-        Some(inside) if inside.calendar => Outcome::Reject,
-        Some(inside) if inside.encrypted_unread => Outcome::NotDecrypted,
-        Some(inside) if !inside.opaque_unread => Outcome::NotCalendar,
-        _ => Outcome::Reject,
-    }
-}
-
-/// Converts the pipeline's verdict, classed as `outcome`, into a report row's findings.
-fn evaluated(verdict: &Verdict, outcome: Outcome) -> Evaluated {
-    let findings = |items: &mut dyn Iterator<Item = (&str, &str)>| -> Vec<Finding> {
-        items
-            .map(|(code, detail)| Finding {
-                code: code.to_string(),
-                detail: detail.to_string(),
-            })
-            .collect()
-    };
-    let verdict_json = match serde_json::to_value(verdict) {
-        Ok(serde_json::Value::Object(object)) => Some(object),
-        _ => None,
-    };
-    // Content the audit could not decrypt may well be signed: `unsigned` (and `no-calendar`)
-    // would claim what nobody saw.
-    let claims_unseen = |reason: Reason| {
-        outcome == Outcome::NotDecrypted && matches!(reason, Reason::Unsigned | Reason::NoCalendar)
-    };
-    // Only signatures that verified credit their signer; the others only claim one.
-    let signers_of = |status: LayerStatus| {
-        let mut emails: Vec<String> = Vec::new();
-        for layer in verdict.layers.iter().filter(|layer| layer.status == status) {
-            for email in layer.signers.iter().flat_map(|signer| signer.emails.iter()) {
-                if !emails.contains(email) {
-                    emails.push(email.clone());
-                }
-            }
-        }
-        emails
-    };
-    let signers = signers_of(LayerStatus::Verified);
-    let claimed_signers = signers_of(LayerStatus::SignatureFailed);
-    Evaluated {
-        outcome,
-        reasons: findings(
-            &mut verdict
-                .reasons
-                .iter()
-                .filter(|finding| !claims_unseen(finding.code))
-                .map(|finding| (finding.code.code(), finding.detail.as_str())),
-        ),
-        warnings: findings(
-            &mut verdict
-                .warnings
-                .iter()
-                .map(|finding| (finding.code.code(), finding.detail.as_str())),
-        ),
-        signers,
-        claimed_signers,
-        methods: verdict
-            .itip
-            .iter()
-            .map(|itip| itip.method.clone())
-            .collect(),
-        verdict_json,
-        event_state: Some(verdict.event_state()),
-    }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
-/// The message identity from its headers (only the header block is parsed).
-fn identity(raw: &[u8]) -> Identity {
-    let Some(message) = mail_parser::MessageParser::new().parse_headers(raw) else {
-        return Identity::default();
-    };
-    let date = message
-        .date()
-        .and_then(|date| time::OffsetDateTime::from_unix_timestamp(date.to_timestamp()).ok());
-    let from = message
-        .from()
-        .and_then(|from| from.first())
-        .and_then(|address| address.address())
-        .map(str::to_string);
-    Identity {
-        message_id: message.message_id().map(str::to_string),
-        date,
-        from,
-    }
-}
-
-/// Evaluates every message under `paths` with `jobs` workers, each built by `make_worker`
-/// (in its own thread), handing each row to `sink` in mailbox order. Returns the counts.
-pub fn audit<M, W>(
-    paths: &[PathBuf],
-    limits: mailbox::Limits,
-    jobs: usize,
-    make_worker: M,
-    sink: &mut dyn FnMut(&Row) -> Result<(), AuditError>,
-) -> Result<Summary, AuditError>
-where
-    M: Fn() -> Result<W, AuditError> + Sync,
-    W: FnMut(&[u8]) -> Evaluated,
-{
-    let jobs = jobs.max(1);
-    let (item_sender, item_receiver) = sync_channel::<(u64, Item)>(jobs * QUEUE_PER_WORKER);
-    let (row_sender, row_receiver) =
-        sync_channel::<Result<Row, AuditError>>(jobs * QUEUE_PER_WORKER);
-    let item_receiver = Arc::new(Mutex::new(item_receiver));
-    std::thread::scope(|scope| {
-        let reader = scope.spawn(move || read(paths, limits, &item_sender));
-        let mut workers = Vec::new();
-        for _ in 0..jobs {
-            let items = Arc::clone(&item_receiver);
-            let rows = row_sender.clone();
-            let make_worker = &make_worker;
-            workers.push(scope.spawn(move || work(&items, &rows, make_worker)));
-        }
-        drop(row_sender);
-        let collected = collect(&row_receiver, sink);
-        // Stop the reader and workers early if the sink failed: dropping the receivers
-        // makes their sends fail.
-        drop(row_receiver);
-        drop(item_receiver);
-        let read_result = reader.join().map_err(|_| AuditError::WorkerPanicked)?;
-        for worker in workers {
-            worker.join().map_err(|_| AuditError::WorkerPanicked)?;
-        }
-        let summary = collected?;
-        match read_result {
-            Ok(()) => Ok(summary),
-            Err(error) => Err(error.into()),
-        }
-    })
-}
-
-fn read(
-    paths: &[PathBuf],
-    limits: mailbox::Limits,
-    items: &SyncSender<(u64, Item)>,
-) -> Result<(), MailboxError> {
-    let mut sequence = 0u64;
-    let result = mailbox::read_all(paths, limits, &mut |item| {
-        let sent = items.send((sequence, item)).is_ok();
-        sequence += 1;
-        sent
-    });
-    match result {
-        // The consumer went away: it reports its own error.
-        Err(MailboxError::Stopped) => Ok(()),
-        other => other,
-    }
-}
-
-fn work<M, W>(
-    items: &Mutex<Receiver<(u64, Item)>>,
-    rows: &SyncSender<Result<Row, AuditError>>,
-    make_worker: &M,
-) where
-    M: Fn() -> Result<W, AuditError>,
-    W: FnMut(&[u8]) -> Evaluated,
-{
-    let mut evaluate = match make_worker() {
-        Ok(evaluate) => evaluate,
-        Err(error) => {
-            let _ = rows.send(Err(error));
-            return;
-        }
-    };
-    loop {
-        // Hold the lock only to take the next item, never while evaluating.
-        let next = match items.lock() {
-            Ok(receiver) => receiver.recv(),
-            Err(_) => return,
-        };
-        let Ok((sequence, item)) = next else {
-            return;
-        };
-        let row = evaluate_item(sequence, item, &mut evaluate);
-        if rows.send(Ok(row)).is_err() {
-            return;
-        }
-    }
-}
-
-fn evaluate_item(sequence: u64, item: Item, evaluate: &mut dyn FnMut(&[u8]) -> Evaluated) -> Row {
-    let source = item.source.to_string();
-    let (identity, evaluated) = match item.payload {
-        Payload::Message(raw) => (identity(&raw), evaluate(&raw)),
-        Payload::TooLarge { size, limit } => (
-            Identity::default(),
-            Evaluated::single(
-                Outcome::Reject,
-                Reason::LimitExceeded.code(),
-                format!("message of {size} bytes is larger than the limit of {limit} bytes"),
-            ),
-        ),
-        Payload::Unreadable(error) => (
-            Identity::default(),
-            Evaluated::single(
-                Outcome::Error,
-                "unreadable",
-                format!("cannot read the message: {error}"),
-            ),
-        ),
-    };
-    Row {
-        sequence,
-        source,
-        identity,
-        evaluated,
-        input_bytes: item.input_bytes,
-    }
-}
-
-/// Receives rows, restores mailbox order and feeds `sink`.
-fn collect(
-    rows: &Receiver<Result<Row, AuditError>>,
-    sink: &mut dyn FnMut(&Row) -> Result<(), AuditError>,
-) -> Result<Summary, AuditError> {
-    let mut summary = Summary::default();
-    let mut waiting: BTreeMap<u64, Row> = BTreeMap::new();
-    let mut next = 0u64;
-    for row in rows {
-        let row = row?;
-        waiting.insert(row.sequence, row);
-        while let Some(row) = waiting.remove(&next) {
-            summary.add(&row);
-            sink(&row)?;
-            next += 1;
-        }
-    }
-    Ok(summary)
 }
 
 /// A report being written: a temporary file in the target's directory (so the final rename
@@ -665,232 +363,5 @@ fn csv_io(error: csv::Error) -> std::io::Error {
     match error.into_kind() {
         csv::ErrorKind::Io(error) => error,
         other => std::io::Error::other(format!("{other:?}")),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use imipsec_pipeline::{LayerKind as VerdictLayer, LayerReport};
-
-    fn failed_layer(kind: VerdictLayer, status: LayerStatus, failure: Reason) -> LayerReport {
-        LayerReport {
-            kind,
-            path: String::new(),
-            status,
-            failure: Some(failure),
-            authenticated: None,
-            signers: Vec::new(),
-        }
-    }
-
-    fn rejected(reasons: &[Reason], layers: Vec<LayerReport>) -> Verdict {
-        Verdict::from_findings(
-            reasons
-                .iter()
-                .map(|reason| imipsec_pipeline::Finding::new(*reason, "d"))
-                .collect(),
-            Vec::new(),
-            layers,
-            Vec::new(),
-        )
-    }
-
-    const NOTHING_HIDDEN: Inside = Inside {
-        calendar: false,
-        encrypted_unread: false,
-        opaque_unread: false,
-    };
-
-    /// Fail closed: a failed signature whose content cannot be seen, or a message that
-    /// cannot be walked again, may be calendar mail: it stays `reject`, never `not-calendar`.
-    #[test]
-    fn unreadable_content_behind_a_failed_signature_stays_reject() {
-        let verdict = rejected(
-            &[Reason::BadSignature],
-            vec![failed_layer(
-                VerdictLayer::Signed,
-                LayerStatus::SignatureFailed,
-                Reason::BadSignature,
-            )],
-        );
-        let opaque = Inside {
-            opaque_unread: true,
-            ..NOTHING_HIDDEN
-        };
-        assert_eq!(classify(&verdict, || Some(opaque)), Outcome::Reject);
-        assert_eq!(classify(&verdict, || None), Outcome::Reject);
-        let calendar = Inside {
-            calendar: true,
-            ..NOTHING_HIDDEN
-        };
-        assert_eq!(classify(&verdict, || Some(calendar)), Outcome::Reject);
-        // Control: everything seen and no calendar is not-calendar.
-        assert_eq!(
-            classify(&verdict, || Some(NOTHING_HIDDEN)),
-            Outcome::NotCalendar
-        );
-    }
-
-    /// A calendar seen beside an encrypted part the audit cannot open is calendar mail
-    /// (`reject`), not `not-decrypted`; without one it is `not-decrypted`.
-    #[test]
-    fn a_visible_calendar_outweighs_an_undecrypted_part() {
-        let verdict = rejected(
-            &[Reason::DecryptionFailed],
-            vec![failed_layer(
-                VerdictLayer::Encrypted,
-                LayerStatus::NotDecrypted,
-                Reason::DecryptionFailed,
-            )],
-        );
-        let hidden = Inside {
-            encrypted_unread: true,
-            ..NOTHING_HIDDEN
-        };
-        assert_eq!(classify(&verdict, || Some(hidden)), Outcome::NotDecrypted);
-        let both = Inside {
-            calendar: true,
-            ..hidden
-        };
-        assert_eq!(classify(&verdict, || Some(both)), Outcome::Reject);
-    }
-
-    /// Rejects without a failed layer (malformed MIME, a limit) are not looked into again
-    /// and stay `reject`; `no-calendar` is `not-calendar` without a second look.
-    #[test]
-    fn classes_from_the_verdict_alone() {
-        let never = || -> Option<Inside> { panic!("looked inside") };
-        assert_eq!(
-            classify(&rejected(&[Reason::MalformedMime], Vec::new()), never),
-            Outcome::Reject
-        );
-        assert_eq!(
-            classify(
-                &rejected(&[Reason::Unsigned, Reason::NoCalendar], Vec::new()),
-                never
-            ),
-            Outcome::NotCalendar
-        );
-        assert_eq!(
-            classify(&rejected(&[Reason::UnprotectedCalendar], Vec::new()), never),
-            Outcome::Reject
-        );
-    }
-
-    /// Follow-up of issue #11: the second look counted only `text/calendar` as calendar
-    /// content, so an `application/ics` attachment (read by Stalwart and Cyrus) under an
-    /// untrusted opaque signature was "no calendar here". It now uses the shared definition.
-    /// Control: the same signature over the note alone holds no calendar.
-    #[test]
-    fn look_inside_sees_an_application_ics_attachment_as_calendar() {
-        use imipsec_pipeline::Settings;
-        use imipsec_pipeline::smime::TrustStore;
-        let certs = Path::new(env!("CARGO_MANIFEST_DIR")).join("certs");
-        let pipeline = Pipeline::new(Settings::new(
-            TrustStore::from_pem_files(&[certs.join("root.cert.pem")], &[] as &[PathBuf]).unwrap(),
-        ));
-        let sign = |entity: &[u8]| -> Vec<u8> {
-            let output = std::process::Command::new("openssl")
-                .args(["cms", "-sign", "-nodetach", "-binary", "-md", "sha256"])
-                .arg("-signer")
-                .arg(certs.join("special/untrusted.cert.pem"))
-                .arg("-inkey")
-                .arg(certs.join("special/untrusted.key.pem"))
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::piped())
-                .spawn()
-                .and_then(|mut child| {
-                    child.stdin.take().unwrap().write_all(entity)?;
-                    child.wait_with_output()
-                })
-                .unwrap();
-            assert!(output.status.success());
-            let body = String::from_utf8(output.stdout)
-                .unwrap()
-                .replace("\r\n", "\n")
-                .replace('\n', "\r\n");
-            format!("From: a@x\r\nTo: b@x\r\nSubject: s\r\n{body}").into_bytes()
-        };
-        let at = time::macros::datetime!(2026-06-01 12:00 UTC);
-        let with_ics = sign(
-            b"Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n--b\r\nContent-Type: application/ics\r\n\r\nBEGIN:VCALENDAR\r\nVERSION:2.0\r\nMETHOD:CANCEL\r\nEND:VCALENDAR\r\n--b--\r\n",
-        );
-        let inside = look_inside(&pipeline, &with_ics, at).unwrap();
-        assert!(inside.calendar && !inside.opaque_unread);
-        let note = sign(b"Content-Type: text/plain\r\n\r\nhi\r\n");
-        let inside = look_inside(&pipeline, &note, at).unwrap();
-        assert!(!inside.calendar && !inside.opaque_unread);
-    }
-
-    fn write_mbox(dir: &Path, count: usize) -> PathBuf {
-        let path = dir.join("box.mbox");
-        let mut text = String::new();
-        for index in 0..count {
-            text.push_str(&format!(
-                "From a@x Mon Jan  1 00:00:00 2026\nMessage-ID: <{index}@x>\nDate: Fri, 01 May 2026 10:00:00 +0200\nFrom: a@x\n\nbody {index}\n\n"
-            ));
-        }
-        std::fs::write(&path, text).unwrap();
-        path
-    }
-
-    #[test]
-    fn rows_come_back_in_mailbox_order_with_every_core() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = write_mbox(dir.path(), 200);
-        let mut seen = Vec::new();
-        let summary = audit(
-            &[path],
-            mailbox::Limits {
-                message_bytes: 1000,
-            },
-            4,
-            || {
-                Ok(|raw: &[u8]| {
-                    // Uneven work so that workers finish out of order.
-                    if raw.len().is_multiple_of(3) {
-                        std::thread::sleep(Duration::from_millis(1));
-                    }
-                    let accept = raw.ends_with(b"0\n");
-                    Evaluated::single(
-                        if accept {
-                            Outcome::Accept
-                        } else {
-                            Outcome::Reject
-                        },
-                        "test-code",
-                        String::new(),
-                    )
-                })
-            },
-            &mut |row| {
-                seen.push((row.sequence, row.identity.message_id.clone()));
-                Ok(())
-            },
-        )
-        .unwrap();
-        assert_eq!(summary.messages, 200);
-        assert_eq!(summary.outcomes[&Outcome::Accept], 20);
-        for (index, (sequence, message_id)) in seen.iter().enumerate() {
-            assert_eq!(*sequence, index as u64);
-            assert_eq!(message_id.as_deref(), Some(format!("{index}@x").as_str()));
-        }
-        let date = time::macros::date!(2026 - 05 - 01);
-        assert_eq!(summary.days[&date].values().sum::<u64>(), 200);
-    }
-
-    #[test]
-    fn worker_setup_failure_is_an_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = write_mbox(dir.path(), 50);
-        let result = audit(
-            &[path],
-            mailbox::Limits { message_bytes: 100 },
-            2,
-            || -> Result<fn(&[u8]) -> Evaluated, AuditError> { Err(AuditError::WorkerPanicked) },
-            &mut |_| Ok(()),
-        );
-        assert!(result.is_err());
     }
 }

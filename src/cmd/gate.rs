@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use imipsec_gate::{
     ConfigError as GateConfigError, CrlStatus, Gate, GateConfig, LmtpConfig, Load, Loaded,
-    MilterConfig, PipelineEngine, ServeError, logging,
+    MilterConfig, PipelineEngine, ServeError,
 };
 use imipsec_pipeline::Stores;
 use time::OffsetDateTime;
@@ -55,10 +55,10 @@ pub fn run(args: &GateArgs) -> Result<Exit, GateCommandError> {
     if args.check_config {
         return check_config(&config, &gate, args);
     }
-    logging::init(if args.log_json {
-        logging::LogFormat::Json
+    crate::logging::init(if args.log_json {
+        crate::logging::LogFormat::Json
     } else {
-        logging::LogFormat::Text
+        crate::logging::LogFormat::Text
     });
     let loader = GateLoader { args: args.clone() };
     let loaded = loader.load_with(config, gate)?;

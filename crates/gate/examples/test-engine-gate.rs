@@ -10,11 +10,14 @@ mod test_engine;
 
 use std::sync::Arc;
 
-use imipsec_gate::{Gate, GateConfig, logging};
+use imipsec_gate::{Gate, GateConfig};
 
 #[tokio::main]
 async fn main() {
-    logging::init(logging::LogFormat::Text);
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+        .init();
     let path = std::env::args()
         .nth(1)
         .expect("usage: test-engine-gate CONFIG.json");

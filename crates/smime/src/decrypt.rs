@@ -24,8 +24,10 @@
 
 use openssl::cms::CmsContentInfo;
 
-use crate::cms::{self, oid};
-use crate::der::{self, Tlv, tag};
+use rasn::types::Any;
+
+use crate::cms::decode::{self, children, contents};
+use crate::cms::oid;
 use crate::error::Failure;
 use crate::keys::Identity;
 
@@ -58,14 +60,14 @@ pub(crate) fn decrypt(der: &[u8], identities: &[Identity]) -> Result<Vec<u8>, Fa
 
 /// A RecipientInfo's identifier of the recipient's certificate (RFC 5652 §6.2.1, §6.2.2).
 #[derive(Debug, PartialEq, Eq)]
-enum RecipientId<'a> {
+enum RecipientId {
     /// IssuerAndSerialNumber: the issuer Name's DER and the serialNumber INTEGER contents.
-    IssuerSerial { issuer: &'a [u8], serial: &'a [u8] },
+    IssuerSerial { issuer: Vec<u8>, serial: Vec<u8> },
     /// A subjectKeyIdentifier.
-    KeyId(&'a [u8]),
+    KeyId(Vec<u8>),
 }
 
-impl RecipientId<'_> {
+impl RecipientId {
     /// Whether `certificate` is the one this identifier names.
     fn names(&self, certificate: &openssl::x509::X509Ref) -> bool {
         match self {
@@ -74,84 +76,75 @@ impl RecipientId<'_> {
                     return false;
                 };
                 x509_parser::parse_x509_certificate(&der_bytes).is_ok_and(|(_, parsed)| {
-                    parsed.tbs_certificate.issuer.as_raw() == *issuer
-                        && parsed.raw_serial() == *serial
+                    parsed.tbs_certificate.issuer.as_raw() == issuer.as_slice()
+                        && parsed.raw_serial() == serial.as_slice()
                 })
             }
             RecipientId::KeyId(key_id) => certificate
                 .subject_key_id()
-                .is_some_and(|ski| ski.as_slice() == *key_id),
+                .is_some_and(|ski| ski.as_slice() == key_id.as_slice()),
         }
     }
 }
 
 /// The recipient identifiers of every key-transport (`ktri`) and key-agreement (`kari`)
-/// RecipientInfo of an EnvelopedData or AuthEnvelopedData (other kinds name no certificate).
-fn recipient_ids(der_bytes: &[u8]) -> Result<Vec<RecipientId<'_>>, Failure> {
-    let malformed = |error: der::DerError| Failure::MalformedCms {
-        offset: error.offset,
-    };
-    let (content_type, content) = cms::content_info(der_bytes)?;
+/// RecipientInfo of an EnvelopedData or AuthEnvelopedData (other kinds name no certificate),
+/// decoded with `rasn` (`cms::decode`: strict lengths and OIDs first).
+fn recipient_ids(der_bytes: &[u8]) -> Result<Vec<RecipientId>, Failure> {
+    let malformed = || Failure::MalformedCms { offset: 0 };
+    let (content_type, content) = decode::content_info(der_bytes)?;
     if content_type != oid::ENVELOPED_DATA && content_type != oid::AUTH_ENVELOPED_DATA {
         return Err(Failure::UnexpectedContentType { oid: content_type });
     }
     // EnvelopedData / AuthEnvelopedData ::= SEQUENCE { version, originatorInfo [0] IMPLICIT
     //   OPTIONAL, recipientInfos SET OF RecipientInfo, ... }
-    let content = content.expect(tag::SEQUENCE).map_err(malformed)?;
-    let mut fields = content.children();
-    let mut field = || -> Result<Tlv<'_>, Failure> {
-        fields
-            .next()
-            .unwrap_or(Err(der::DerError {
-                offset: content.offset,
-            }))
-            .map_err(malformed)
-    };
-    field()?.expect(tag::INTEGER).map_err(malformed)?;
-    let mut recipient_infos = field()?;
-    if recipient_infos.tag == 0xa0 {
-        recipient_infos = field()?;
+    let fields = sequence(&content).ok_or_else(malformed)?;
+    let mut fields = fields.iter();
+    if tag_of(fields.next()) != Some(INTEGER) {
+        return Err(malformed());
     }
-    let recipient_infos = recipient_infos.expect(tag::SET).map_err(malformed)?;
+    let mut recipient_infos = fields.next();
+    if tag_of(recipient_infos) == Some(0xa0) {
+        recipient_infos = fields.next();
+    }
+    let recipient_infos = recipient_infos
+        .filter(|set| tag_of(Some(set)) == Some(SET))
+        .and_then(|set| children(set.as_bytes()))
+        .ok_or_else(malformed)?;
     let mut ids = Vec::new();
-    for info in recipient_infos.children() {
-        let info = info.map_err(malformed)?;
-        let mut parts = info.children();
-        let mut part = || -> Result<Tlv<'_>, Failure> {
-            parts
-                .next()
-                .unwrap_or(Err(der::DerError {
-                    offset: info.offset,
-                }))
-                .map_err(malformed)
-        };
-        match info.tag {
+    for info in &recipient_infos {
+        match tag_of(Some(info)) {
             // KeyTransRecipientInfo ::= SEQUENCE { version, rid RecipientIdentifier, ... }
-            tag::SEQUENCE => {
-                part()?;
-                ids.push(recipient_id(part()?)?);
+            Some(SEQUENCE) => {
+                let parts = children(info.as_bytes()).ok_or_else(malformed)?;
+                ids.push(recipient_id(parts.get(1).ok_or_else(malformed)?)?);
             }
             // [1] KeyAgreeRecipientInfo ::= SEQUENCE { version, originator [0] EXPLICIT,
             //   ukm [1] EXPLICIT OPTIONAL, keyEncryptionAlgorithm, recipientEncryptedKeys
             //   SEQUENCE OF RecipientEncryptedKey { rid KeyAgreeRecipientIdentifier, ... } }
-            0xa1 => {
-                part()?;
-                part()?.expect(0xa0).map_err(malformed)?;
-                let mut next = part()?;
-                if next.tag == 0xa1 {
-                    next = part()?;
+            Some(0xa1) => {
+                let parts = children(info.as_bytes()).ok_or_else(malformed)?;
+                let mut parts = parts.iter().skip(1);
+                if tag_of(parts.next()) != Some(0xa0) {
+                    return Err(malformed());
                 }
-                next.expect(tag::SEQUENCE).map_err(malformed)?;
-                let keys = part()?.expect(tag::SEQUENCE).map_err(malformed)?;
-                for key in keys.children() {
-                    let key = key
-                        .and_then(|k| k.expect(tag::SEQUENCE))
-                        .map_err(malformed)?;
-                    let rid = key
-                        .children()
-                        .next()
-                        .unwrap_or(Err(der::DerError { offset: key.offset }));
-                    ids.push(recipient_id(rid.map_err(malformed)?)?);
+                let mut next = parts.next();
+                if tag_of(next) == Some(0xa1) {
+                    next = parts.next();
+                }
+                if tag_of(next) != Some(SEQUENCE) {
+                    return Err(malformed());
+                }
+                let keys = parts
+                    .next()
+                    .filter(|keys| tag_of(Some(keys)) == Some(SEQUENCE))
+                    .and_then(|keys| children(keys.as_bytes()))
+                    .ok_or_else(malformed)?;
+                for key in &keys {
+                    let rid = sequence(key)
+                        .and_then(|parts| parts.into_iter().next())
+                        .ok_or_else(malformed)?;
+                    ids.push(recipient_id(&rid)?);
                 }
             }
             // KEKRecipientInfo [2], PasswordRecipientInfo [3], OtherRecipientInfo [4]: no
@@ -162,39 +155,56 @@ fn recipient_ids(der_bytes: &[u8]) -> Result<Vec<RecipientId<'_>>, Failure> {
     Ok(ids)
 }
 
+const INTEGER: u8 = 0x02;
+const OCTET_STRING: u8 = 0x04;
+const SEQUENCE: u8 = 0x30;
+const SET: u8 = 0x31;
+
+/// The identifier octet of an element, as received.
+fn tag_of(element: Option<&Any>) -> Option<u8> {
+    element.and_then(|element| element.as_bytes().first().copied())
+}
+
+/// The elements of a SEQUENCE.
+fn sequence(element: &Any) -> Option<Vec<Any>> {
+    if tag_of(Some(element)) != Some(SEQUENCE) {
+        return None;
+    }
+    children(element.as_bytes())
+}
+
 /// RecipientIdentifier (`[0]` IMPLICIT SubjectKeyIdentifier) or KeyAgreeRecipientIdentifier
 /// (`[0]` IMPLICIT RecipientKeyIdentifier SEQUENCE { subjectKeyIdentifier, ... }), or
 /// IssuerAndSerialNumber in both.
-fn recipient_id(rid: Tlv<'_>) -> Result<RecipientId<'_>, Failure> {
-    let malformed = |error: der::DerError| Failure::MalformedCms {
-        offset: error.offset,
-    };
-    let missing = der::DerError { offset: rid.offset };
-    match rid.tag {
-        tag::SEQUENCE => {
-            let mut parts = rid.children();
-            let issuer = parts.next().unwrap_or(Err(missing));
-            let issuer = issuer
-                .and_then(|t| t.expect(tag::SEQUENCE))
-                .map_err(malformed)?;
-            let serial = parts.next().unwrap_or(Err(missing));
-            let serial = serial
-                .and_then(|t| t.expect(tag::INTEGER))
-                .map_err(malformed)?;
+fn recipient_id(rid: &Any) -> Result<RecipientId, Failure> {
+    let malformed = || Failure::MalformedCms { offset: 0 };
+    match tag_of(Some(rid)) {
+        Some(SEQUENCE) => {
+            let parts = children(rid.as_bytes()).ok_or_else(malformed)?;
+            let (Some(issuer), Some(serial)) = (parts.first(), parts.get(1)) else {
+                return Err(malformed());
+            };
+            if tag_of(Some(issuer)) != Some(SEQUENCE) || tag_of(Some(serial)) != Some(INTEGER) {
+                return Err(malformed());
+            }
             Ok(RecipientId::IssuerSerial {
-                issuer: issuer.full,
-                serial: serial.content,
+                issuer: issuer.as_bytes().to_vec(),
+                serial: contents(serial.as_bytes()).ok_or_else(malformed)?,
             })
         }
-        0x80 => Ok(RecipientId::KeyId(rid.content)),
-        0xa0 => {
-            let key_id = rid.children().next().unwrap_or(Err(missing));
-            let key_id = key_id
-                .and_then(|t| t.expect(tag::OCTET_STRING))
-                .map_err(malformed)?;
-            Ok(RecipientId::KeyId(key_id.content))
+        Some(0x80) => Ok(RecipientId::KeyId(
+            contents(rid.as_bytes()).ok_or_else(malformed)?,
+        )),
+        Some(0xa0) => {
+            let key_id = children(rid.as_bytes())
+                .and_then(|parts| parts.into_iter().next())
+                .filter(|key_id| tag_of(Some(key_id)) == Some(OCTET_STRING))
+                .ok_or_else(malformed)?;
+            Ok(RecipientId::KeyId(
+                contents(key_id.as_bytes()).ok_or_else(malformed)?,
+            ))
         }
-        _ => Err(Failure::MalformedCms { offset: rid.offset }),
+        _ => Err(malformed()),
     }
 }
 
@@ -208,10 +218,8 @@ fn recipient_id(rid: Tlv<'_>) -> Result<RecipientId<'_>, Failure> {
 /// decryption. (Without `aes-ICVlen`, a 16-octet tag is accepted: longer than the default,
 /// and what some encoders write without the parameter.)
 fn check_gcm_tag_length(der_bytes: &[u8]) -> Result<(), Failure> {
-    let malformed = |error: der::DerError| Failure::MalformedCms {
-        offset: error.offset,
-    };
-    let (content_type, content) = cms::content_info(der_bytes)?;
+    let malformed = || Failure::MalformedCms { offset: 0 };
+    let (content_type, content) = decode::content_info(der_bytes)?;
     if content_type != oid::AUTH_ENVELOPED_DATA {
         return Ok(());
     }
@@ -220,41 +228,41 @@ fn check_gcm_tag_length(der_bytes: &[u8]) -> Result<(), Failure> {
     let mut declared_icv_length = None;
     let mut mac_length = None;
     let mut seen_encrypted_content_info = false;
-    for field in content.expect(tag::SEQUENCE).map_err(malformed)?.children() {
-        let field = field.map_err(malformed)?;
+    for field in &sequence(&content).ok_or_else(malformed)? {
         if !seen_encrypted_content_info {
-            if field.tag == tag::SEQUENCE {
+            if tag_of(Some(field)) == Some(SEQUENCE) {
                 seen_encrypted_content_info = true;
                 // EncryptedContentInfo ::= SEQUENCE { contentType, contentEncryptionAlgorithm
                 //   SEQUENCE { algorithm, GCMParameters SEQUENCE { aes-nonce, aes-ICVlen } }, ... }
-                let algorithm = field.children().nth(1).ok_or(Failure::MalformedCms {
-                    offset: field.offset,
-                });
-                let algorithm = algorithm?.map_err(malformed)?;
-                if let Some(parameters) = algorithm.children().nth(1) {
-                    let parameters = parameters.map_err(malformed)?;
-                    if parameters.tag == tag::SEQUENCE
-                        && let Some(icv) = parameters.children().nth(1)
-                    {
-                        let icv = icv.map_err(malformed)?.expect(tag::INTEGER);
-                        declared_icv_length = Some(match icv.map_err(malformed)?.content {
-                            [length] => usize::from(*length),
+                let algorithm = children(field.as_bytes())
+                    .and_then(|parts| parts.into_iter().nth(1))
+                    .and_then(|algorithm| children(algorithm.as_bytes()))
+                    .ok_or_else(malformed)?;
+                if let Some(parameters) = algorithm.get(1)
+                    && tag_of(Some(parameters)) == Some(SEQUENCE)
+                    && let Some(icv) = children(parameters.as_bytes())
+                        .ok_or_else(malformed)?
+                        .get(1)
+                {
+                    if tag_of(Some(icv)) != Some(INTEGER) {
+                        return Err(malformed());
+                    }
+                    declared_icv_length =
+                        Some(match contents(icv.as_bytes()).ok_or_else(malformed)?[..] {
+                            [length] => usize::from(length),
                             _ => 0,
                         });
-                    }
                 }
             }
             continue;
         }
-        if field.tag == tag::OCTET_STRING {
-            mac_length = Some(field.content.len());
+        if tag_of(Some(field)) == Some(OCTET_STRING) {
+            mac_length = Some(contents(field.as_bytes()).ok_or_else(malformed)?.len());
             break;
         }
     }
     let Some(mac_length) = mac_length else {
-        return Err(Failure::MalformedCms {
-            offset: content.offset,
-        });
+        return Err(malformed());
     };
     let icv_in_range = |length: usize| (12..=16).contains(&length);
     let consistent = match declared_icv_length {
@@ -313,24 +321,25 @@ mod tests {
         assert!(decrypt(&der_bytes, std::slice::from_ref(&identity)).is_ok());
 
         // Rebuild the ContentInfo with the mac (the last field) cut to `keep` bytes.
-        let (_, content) = cms::content_info(&der_bytes).unwrap();
-        let fields: Vec<_> = content.children().map(|f| f.unwrap()).collect();
+        let (_, content) = decode::content_info(&der_bytes).unwrap();
+        let fields = children(content.as_bytes()).unwrap();
         let (mac, rest) = fields.split_last().unwrap();
-        assert_eq!((mac.tag, mac.content.len()), (tag::OCTET_STRING, 16));
+        let mac = contents(mac.as_bytes()).unwrap();
+        assert_eq!(mac.len(), 16);
         for keep in [15, 12, 4, 1] {
-            let mut body: Vec<u8> = rest.iter().flat_map(|f| f.full.to_vec()).collect();
-            body.extend(tlv(tag::OCTET_STRING, &mac.content[..keep]));
+            let mut body: Vec<u8> = rest.iter().flat_map(|f| f.as_bytes().to_vec()).collect();
+            body.extend(tlv(OCTET_STRING, &mac[..keep]));
             let info = [
                 tlv(
-                    tag::OID,
+                    0x06,
                     &[
                         0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x10, 0x01, 0x17,
                     ],
                 ),
-                tlv(0xa0, &tlv(tag::SEQUENCE, &body)),
+                tlv(0xa0, &tlv(SEQUENCE, &body)),
             ]
             .concat();
-            let truncated = tlv(tag::SEQUENCE, &info);
+            let truncated = tlv(SEQUENCE, &info);
             assert!(
                 matches!(
                     decrypt(&truncated, std::slice::from_ref(&identity)),

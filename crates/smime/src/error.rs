@@ -141,38 +141,6 @@ pub enum MimeErrorKind {
     DecoderDisagreement,
 }
 
-/// A SignedData field (RFC 5652 §5.1, §5.3) on which the two CMS readers disagreed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum CmsField {
-    /// `rasn-cms` could not decode the ContentInfo / SignedData at all.
-    Decode,
-    /// SignedData `version`.
-    Version,
-    /// `digestAlgorithms` (OIDs, in order).
-    DigestAlgorithms,
-    /// `encapContentInfo.eContentType`.
-    EContentType,
-    /// `encapContentInfo.eContent` (presence and octets).
-    EContent,
-    /// Number of `certificates`.
-    Certificates,
-    /// Number of `crls`.
-    Crls,
-    /// Number of SignerInfos.
-    SignerCount,
-    /// A SignerInfo's `sid`.
-    SignerId,
-    /// A SignerInfo's `digestAlgorithm`.
-    SignerDigestAlgorithm,
-    /// A SignerInfo's `signatureAlgorithm`.
-    SignerSignatureAlgorithm,
-    /// A SignerInfo's signed attribute types (in order).
-    SignedAttributes,
-    /// A SignerInfo's `signature` octets.
-    Signature,
-}
-
 /// Why one security layer did not verify, or was not decrypted. Stable codes via [`Failure::code`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -321,14 +289,6 @@ pub enum Failure {
         /// Byte offset into the DER.
         offset: usize,
     },
-    /// This crate's BER reader and `rasn-cms` read the SignedData differently (or `rasn-cms`
-    /// cannot decode it): a parser differential is an attack signal, so nothing is verified.
-    /// Code `malformed-cms`.
-    #[error("CMS parsers disagree on {field:?}")]
-    CmsParserDisagreement {
-        /// The first field on which they differ.
-        field: CmsField,
-    },
     /// The content of this layer (decrypted, or the eContent of an opaque signature) is not a
     /// well-formed MIME entity (RFC 8551 §3.1, RFC 2045). Only this layer fails: its content
     /// is not reported, the rest of the message is still walked. Code `malformed-mime`.
@@ -392,7 +352,6 @@ impl Failure {
             Failure::MissingContent => "missing-content",
             Failure::SignerCertificateMissing { .. } => "signer-certificate-missing",
             Failure::MalformedCms { .. } => "malformed-cms",
-            Failure::CmsParserDisagreement { .. } => "malformed-cms",
             Failure::MalformedContent { .. } => "malformed-mime",
             Failure::UnexpectedContentType { .. } => "unexpected-content-type",
             Failure::LimitExceeded(_) => "limit-exceeded",
@@ -432,9 +391,6 @@ pub enum BadSignatureReason {
     /// The signer's key type does not fit the signature algorithm.
     #[error("key type does not fit the signature algorithm")]
     KeyTypeMismatch,
-    /// Signed attributes not DER-encoded as required (indefinite length).
-    #[error("signed attributes not DER")]
-    AttributesNotDer,
 }
 
 #[cfg(test)]

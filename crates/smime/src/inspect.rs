@@ -797,7 +797,7 @@ impl Walker<'_> {
         let sniffed = der
             .as_ref()
             .ok()
-            .and_then(|der| cms::content_info(der).ok().map(|(oid, _)| oid));
+            .and_then(|der| cms::decode::content_type(der));
         let kind = match sniffed.as_deref() {
             Some(oid::SIGNED_DATA) => LayerKind::OpaqueSigned,
             Some(oid::ENVELOPED_DATA) => LayerKind::Enveloped,

@@ -23,7 +23,6 @@ pub mod sign;
 
 mod cms;
 mod decrypt;
-mod der;
 mod error;
 #[allow(unsafe_code)]
 mod ffi;
@@ -32,12 +31,11 @@ mod limits;
 mod mime;
 mod policy;
 pub mod revocation;
-mod second_opinion;
 mod trust;
 
 pub use calendar::CalendarEvidence;
 pub use cms::{DigestAlgorithm, SID_CANDIDATES_MAX, SignerReport, VerifiedSigner};
-pub use error::{BadSignatureReason, CmsField, Failure, MimeErrorKind, SmimeError};
+pub use error::{BadSignatureReason, Failure, MimeErrorKind, SmimeError};
 pub use inspect::{
     HeaderField, HeaderMismatch, InspectOptions, Inspection, Layer, LayerKind, LayerOutcome, Leaf,
     OuterHeaders, inspect, verify_signed_data, verify_signed_data_with,

@@ -20,6 +20,10 @@ use openssl::hash::{MessageDigest, hash};
 use openssl::pkey::Id;
 use openssl::sign::Signer;
 use openssl::x509::X509Ref;
+use rasn::types::{Any, GeneralizedTime, Integer, ObjectIdentifier, OctetString, SetOf, UtcTime};
+use rasn::{AsnType, Encode};
+use rasn_cms::{Attribute, ContentInfo, EncapsulatedContentInfo};
+use rasn_pkix::AlgorithmIdentifier;
 use time::OffsetDateTime;
 
 use crate::keys::Identity;
@@ -57,21 +61,21 @@ impl Digest {
         }
     }
 
-    /// DER content of the digest algorithm OID (RFC 5754 §2).
-    fn oid(self) -> &'static [u8] {
+    /// The digest algorithm OID (RFC 5754 §2).
+    fn oid(self) -> &'static str {
         match self {
-            Digest::Sha256 => der::OID_SHA256,
-            Digest::Sha384 => der::OID_SHA384,
-            Digest::Sha512 => der::OID_SHA512,
+            Digest::Sha256 => oid::SHA256,
+            Digest::Sha384 => oid::SHA384,
+            Digest::Sha512 => oid::SHA512,
         }
     }
 
-    /// DER content of the ecdsa-with-SHA* OID (RFC 5754 §3.3).
-    fn ecdsa_oid(self) -> &'static [u8] {
+    /// The ecdsa-with-SHA* OID (RFC 5754 §3.3).
+    fn ecdsa_oid(self) -> &'static str {
         match self {
-            Digest::Sha256 => der::OID_ECDSA_SHA256,
-            Digest::Sha384 => der::OID_ECDSA_SHA384,
-            Digest::Sha512 => der::OID_ECDSA_SHA512,
+            Digest::Sha256 => oid::ECDSA_SHA256,
+            Digest::Sha384 => oid::ECDSA_SHA384,
+            Digest::Sha512 => oid::ECDSA_SHA512,
         }
     }
 }
@@ -139,6 +143,9 @@ pub enum SignError {
     /// An OpenSSL primitive (digest, signature, random) failed.
     #[error("OpenSSL error while signing")]
     OpenSsl(#[from] openssl::error::ErrorStack),
+    /// The DER encoder refused a value (a bug: every value is built here).
+    #[error("the SignedData could not be DER-encoded")]
+    Encoding,
 }
 
 /// Signs `entity` and returns a `multipart/signed` entity (RFC 1847 §2.1, RFC 8551
@@ -288,6 +295,12 @@ fn fresh_boundary(content: &[u8]) -> Result<String, SignError> {
 
 /// Encodes a CMS ContentInfo holding SignedData (RFC 5652 §3, §5.1) over `content`,
 /// with the content embedded (`embed`) or detached (eContent absent, RFC 5652 §5.2).
+///
+/// One encoder: `rasn`'s DER encoder writes the whole structure (issue #15; a second,
+/// hand-written DER encoder did before). The signed attributes are encoded once, as the SET OF
+/// the signature covers (RFC 5652 §5.4), and the SignerInfo carries that very SET under
+/// `[0] IMPLICIT` (DER is deterministic, so the contents octets are the signed ones). The
+/// certificates and the signer's issuer and serial number are copied as encoded (`Any`).
 fn signed_data(
     content: &[u8],
     identity: &Identity,
@@ -295,249 +308,188 @@ fn signed_data(
     embed: bool,
 ) -> Result<Vec<u8>, SignError> {
     let digest = options.digest;
-    let digest_algorithm = der::sequence(&[&der::oid(digest.oid())]);
+    let digest_algorithm = algorithm(digest.oid(), None)?;
     let content_digest = hash(digest.message_digest(), content)?;
 
     // Signed attributes (RFC 5652 §5.3, §11; RFC 8551 §2.5). A SET OF: DER sorts it.
-    let mut attributes = vec![
-        attribute(der::OID_CONTENT_TYPE, &der::oid(der::OID_DATA)),
-        attribute(
-            der::OID_MESSAGE_DIGEST,
-            &der::tlv(der::OCTET_STRING, &content_digest),
-        ),
-        attribute(der::OID_SMIME_CAPABILITIES, &smime_capabilities()),
-    ];
+    let mut attributes = SetOf::new();
+    attributes.insert(attribute(
+        oid::CONTENT_TYPE,
+        encode(&object_identifier(oid::DATA)?)?,
+    )?);
+    attributes.insert(attribute(
+        oid::MESSAGE_DIGEST,
+        encode(&OctetString::from(content_digest.to_vec()))?,
+    )?);
+    attributes.insert(attribute(oid::SMIME_CAPABILITIES, smime_capabilities()?)?);
     if let Some(time) = options.signing_time {
-        attributes.push(attribute(der::OID_SIGNING_TIME, &signing_time(time)?));
+        attributes.insert(attribute(oid::SIGNING_TIME, signing_time(time)?)?);
     }
     // RFC 5652 §5.4: the signature covers the DER of the attributes with an explicit
     // SET OF tag, while the SignerInfo carries them under [0] IMPLICIT.
-    let signed_attributes = der::set_of(attributes);
+    let signed_attributes = encode(&attributes)?;
     let mut signer = Signer::new(digest.message_digest(), identity.private_key())?;
     signer.update(&signed_attributes)?;
     let signature = signer.sign_to_vec()?;
     let signature_algorithm = match identity.private_key().id() {
         // RFC 5754 §3.2 / RFC 3370 §3.2: rsaEncryption with NULL parameters, the
         // form OpenSSL and most agents emit.
-        Id::RSA => der::sequence(&[&der::oid(der::OID_RSA_ENCRYPTION), der::NULL]),
+        Id::RSA => algorithm(oid::RSA_ENCRYPTION, Some(Any::new(encode(&())?)))?,
         // Identity only admits RSA and EC keys; EC uses ecdsa-with-SHA* without
         // parameters (RFC 5754 §3.3).
-        _ => der::sequence(&[&der::oid(digest.ecdsa_oid())]),
+        _ => algorithm(digest.ecdsa_oid(), None)?,
     };
 
     let signer_certificate = identity.certificate();
-    let issuer_and_serial = issuer_and_serial_number(signer_certificate)?;
-    let mut implicit_attributes = signed_attributes;
-    // Retag the SET (0x31) as [0] IMPLICIT constructed (0xA0); length unchanged.
-    if let Some(tag) = implicit_attributes.first_mut() {
-        *tag = 0xA0;
-    }
-    let signer_info = der::sequence(&[
-        &der::small_integer(1),
-        &issuer_and_serial,
-        &digest_algorithm,
-        &implicit_attributes,
-        &signature_algorithm,
-        &der::tlv(der::OCTET_STRING, &signature),
-    ]);
+    let signer_info = SignerInfoOut {
+        version: Integer::from(1),
+        sid: issuer_and_serial_number(signer_certificate)?,
+        digest_algorithm: digest_algorithm.clone(),
+        signed_attrs: attributes,
+        signature_algorithm,
+        signature: OctetString::from(signature),
+    };
 
-    let mut certificates = vec![signer_certificate.to_der()?];
+    let mut certificates = SetOf::new();
+    certificates.insert(Any::new(signer_certificate.to_der()?));
     if options.include_chain {
         for certificate in identity.chain() {
-            certificates.push(certificate.to_der()?);
+            certificates.insert(Any::new(certificate.to_der()?));
         }
     }
-    let certificates = der::implicit_set_of(0xA0, certificates);
-
-    let data_oid = der::oid(der::OID_DATA);
-    let encapsulated = if embed {
-        let econtent = der::tlv(0xA0, &der::tlv(der::OCTET_STRING, content));
-        der::sequence(&[&data_oid, &econtent])
-    } else {
-        der::sequence(&[&data_oid])
+    let mut digest_algorithms = SetOf::new();
+    digest_algorithms.insert(digest_algorithm);
+    let mut signer_infos = SetOf::new();
+    signer_infos.insert(signer_info);
+    let signed_data = SignedDataOut {
+        version: Integer::from(1),
+        digest_algorithms,
+        encap_content_info: EncapsulatedContentInfo {
+            content_type: object_identifier(oid::DATA)?,
+            content: embed.then(|| OctetString::from(content.to_vec())),
+        },
+        certificates,
+        signer_infos,
     };
-    let signed_data = der::sequence(&[
-        &der::small_integer(1),
-        &der::set_of(vec![digest_algorithm]),
-        &encapsulated,
-        &certificates,
-        &der::set_of(vec![signer_info]),
-    ]);
-    Ok(der::sequence(&[
-        &der::oid(der::OID_SIGNED_DATA),
-        &der::tlv(0xA0, &signed_data),
-    ]))
+    encode(&ContentInfo {
+        content_type: object_identifier(oid::SIGNED_DATA)?,
+        content: Any::new(encode(&signed_data)?),
+    })
 }
 
-/// An Attribute with a single value (RFC 5652 §5.3).
-fn attribute(oid: &[u8], value: &[u8]) -> Vec<u8> {
-    der::sequence(&[&der::oid(oid), &der::set_of(vec![value.to_vec()])])
+/// SignedData (RFC 5652 §5.1) as this signer writes it: certificates always present.
+#[derive(AsnType, Encode, Debug, Clone, PartialEq, Eq, Hash)]
+struct SignedDataOut {
+    version: Integer,
+    digest_algorithms: SetOf<AlgorithmIdentifier>,
+    encap_content_info: EncapsulatedContentInfo,
+    #[rasn(tag(0))]
+    certificates: SetOf<Any>,
+    signer_infos: SetOf<SignerInfoOut>,
+}
+
+/// SignerInfo (RFC 5652 §5.3) with the sid as copied from the certificate and signed
+/// attributes always present.
+#[derive(AsnType, Encode, Debug, Clone, PartialEq, Eq, Hash)]
+struct SignerInfoOut {
+    version: Integer,
+    sid: IssuerSerialOut,
+    digest_algorithm: AlgorithmIdentifier,
+    #[rasn(tag(0))]
+    signed_attrs: SetOf<Attribute>,
+    signature_algorithm: AlgorithmIdentifier,
+    signature: OctetString,
+}
+
+/// IssuerAndSerialNumber (RFC 5652 §10.2.4) with both fields as the certificate encodes them.
+#[derive(AsnType, Encode, Debug, Clone, PartialEq, Eq, Hash)]
+struct IssuerSerialOut {
+    issuer: Any,
+    serial_number: Any,
+}
+
+/// Object identifiers the signer writes, dotted.
+mod oid {
+    pub(super) use crate::cms::oid::{
+        CONTENT_TYPE, DATA, ECDSA_SHA256, ECDSA_SHA384, ECDSA_SHA512, MESSAGE_DIGEST,
+        RSA_ENCRYPTION, SHA256, SHA384, SHA512, SIGNED_DATA, SIGNING_TIME,
+    };
+    /// smimeCapabilities (RFC 8551 §2.5.2).
+    pub(super) const SMIME_CAPABILITIES: &str = "1.2.840.113549.1.9.15";
+    /// id-aes256-GCM (RFC 5084).
+    pub(super) const AES256_GCM: &str = "2.16.840.1.101.3.4.1.46";
+    /// id-aes256-CBC (RFC 3565).
+    pub(super) const AES256_CBC: &str = "2.16.840.1.101.3.4.1.42";
+}
+
+/// DER with `rasn`; an encoding error is a bug here (every value is built by this module).
+fn encode<T: rasn::Encode>(value: &T) -> Result<Vec<u8>, SignError> {
+    rasn::der::encode(value).map_err(|_| SignError::Encoding)
+}
+
+fn object_identifier(dotted: &str) -> Result<ObjectIdentifier, SignError> {
+    let arcs: Option<Vec<u32>> = dotted.split('.').map(|arc| arc.parse().ok()).collect();
+    arcs.and_then(ObjectIdentifier::new)
+        .ok_or(SignError::Encoding)
+}
+
+fn algorithm(dotted: &str, parameters: Option<Any>) -> Result<AlgorithmIdentifier, SignError> {
+    Ok(AlgorithmIdentifier {
+        algorithm: object_identifier(dotted)?,
+        parameters,
+    })
+}
+
+/// An Attribute with a single value, given as its DER (RFC 5652 §5.3).
+fn attribute(dotted: &str, value: Vec<u8>) -> Result<Attribute, SignError> {
+    let mut values = SetOf::new();
+    values.insert(Any::new(value));
+    Ok(Attribute {
+        r#type: object_identifier(dotted)?,
+        values,
+    })
 }
 
 /// SMIMECapabilities (RFC 8551 §2.5.2), in order of preference: AES-256-GCM, then
 /// AES-256-CBC, the content ciphers [`crate::encrypt`] produces.
-fn smime_capabilities() -> Vec<u8> {
-    der::sequence(&[
-        &der::sequence(&[&der::oid(der::OID_AES256_GCM)]),
-        &der::sequence(&[&der::oid(der::OID_AES256_CBC)]),
+fn smime_capabilities() -> Result<Vec<u8>, SignError> {
+    encode(&vec![
+        algorithm(oid::AES256_GCM, None)?,
+        algorithm(oid::AES256_CBC, None)?,
     ])
 }
 
-/// signingTime (RFC 5652 §11.3): UTCTime for 1950..=2049, GeneralizedTime otherwise.
+/// signingTime (RFC 5652 §11.3): UTCTime for 1950..=2049, GeneralizedTime otherwise, in
+/// the DER forms of X.690 §11.7, §11.8 (seconds, `Z`).
 fn signing_time(time: OffsetDateTime) -> Result<Vec<u8>, SignError> {
-    let utc = time.to_offset(time::UtcOffset::UTC);
-    let year = utc.year();
-    let rest = format!(
-        "{:02}{:02}{:02}{:02}{:02}Z",
-        u8::from(utc.month()),
-        utc.day(),
-        utc.hour(),
-        utc.minute(),
-        utc.second()
-    );
+    let year = time.to_offset(time::UtcOffset::UTC).year();
+    let out_of_range = SignError::SigningTimeOutOfRange { year };
+    let utc = UtcTime::from_timestamp(time.unix_timestamp(), 0).ok_or(out_of_range)?;
     match year {
-        1950..=2049 => Ok(der::tlv(
-            der::UTC_TIME,
-            format!("{:02}{rest}", year % 100).as_bytes(),
-        )),
-        0..=9999 => Ok(der::tlv(
-            der::GENERALIZED_TIME,
-            format!("{year:04}{rest}").as_bytes(),
-        )),
+        1950..=2049 => encode(&utc),
+        0..=9999 => encode(&GeneralizedTime::from(utc.fixed_offset())),
         _ => Err(SignError::SigningTimeOutOfRange { year }),
     }
 }
 
 /// IssuerAndSerialNumber (RFC 5652 §10.2.4) copied byte-for-byte from the
 /// certificate, so it matches whatever encoding the issuer used.
-fn issuer_and_serial_number(certificate: &X509Ref) -> Result<Vec<u8>, SignError> {
+fn issuer_and_serial_number(certificate: &X509Ref) -> Result<IssuerSerialOut, SignError> {
     let certificate_der = certificate.to_der()?;
     let (_, parsed) = x509_parser::parse_x509_certificate(&certificate_der)
         .map_err(|_| SignError::SignerCertificate)?;
-    let issuer = parsed.issuer().as_raw();
-    let serial = der::tlv(der::INTEGER, parsed.tbs_certificate.raw_serial());
-    Ok(der::sequence(&[issuer, &serial]))
-}
-
-/// The handful of DER encoders SignedData needs (X.690 §8, §10).
-mod der {
-    pub(super) const INTEGER: u8 = 0x02;
-    pub(super) const OCTET_STRING: u8 = 0x04;
-    pub(super) const UTC_TIME: u8 = 0x17;
-    pub(super) const GENERALIZED_TIME: u8 = 0x18;
-    pub(super) const NULL: &[u8] = &[0x05, 0x00];
-
-    // OID contents (without tag and length).
-    /// 1.2.840.113549.1.7.1 id-data
-    pub(super) const OID_DATA: &[u8] = &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x07, 0x01];
-    /// 1.2.840.113549.1.7.2 id-signedData
-    pub(super) const OID_SIGNED_DATA: &[u8] =
-        &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x07, 0x02];
-    /// 1.2.840.113549.1.9.3 id-contentType
-    pub(super) const OID_CONTENT_TYPE: &[u8] =
-        &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x09, 0x03];
-    /// 1.2.840.113549.1.9.4 id-messageDigest
-    pub(super) const OID_MESSAGE_DIGEST: &[u8] =
-        &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x09, 0x04];
-    /// 1.2.840.113549.1.9.5 id-signingTime
-    pub(super) const OID_SIGNING_TIME: &[u8] =
-        &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x09, 0x05];
-    /// 1.2.840.113549.1.9.15 smimeCapabilities
-    pub(super) const OID_SMIME_CAPABILITIES: &[u8] =
-        &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x09, 0x0F];
-    /// 2.16.840.1.101.3.4.2.1 id-sha256
-    pub(super) const OID_SHA256: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01];
-    /// 2.16.840.1.101.3.4.2.2 id-sha384
-    pub(super) const OID_SHA384: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02];
-    /// 2.16.840.1.101.3.4.2.3 id-sha512
-    pub(super) const OID_SHA512: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03];
-    /// 1.2.840.113549.1.1.1 rsaEncryption
-    pub(super) const OID_RSA_ENCRYPTION: &[u8] =
-        &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x01, 0x01];
-    /// 1.2.840.10045.4.3.2 ecdsa-with-SHA256
-    pub(super) const OID_ECDSA_SHA256: &[u8] = &[0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x04, 0x03, 0x02];
-    /// 1.2.840.10045.4.3.3 ecdsa-with-SHA384
-    pub(super) const OID_ECDSA_SHA384: &[u8] = &[0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x04, 0x03, 0x03];
-    /// 1.2.840.10045.4.3.4 ecdsa-with-SHA512
-    pub(super) const OID_ECDSA_SHA512: &[u8] = &[0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x04, 0x03, 0x04];
-    /// 2.16.840.1.101.3.4.1.46 id-aes256-GCM
-    pub(super) const OID_AES256_GCM: &[u8] =
-        &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x01, 0x2E];
-    /// 2.16.840.1.101.3.4.1.42 id-aes256-CBC
-    pub(super) const OID_AES256_CBC: &[u8] =
-        &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x01, 0x2A];
-
-    /// Tag, definite length (X.690 §8.1.3), content.
-    pub(super) fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(content.len() + 6);
-        out.push(tag);
-        let len = content.len();
-        if len < 0x80 {
-            // Short form; the cast is lossless below 0x80.
-            out.push(len as u8);
-        } else {
-            let bytes = len.to_be_bytes();
-            let skip = bytes.iter().take_while(|&&b| b == 0).count();
-            let significant = bytes.get(skip..).unwrap_or_default();
-            // At most size_of::<usize>() = 8 bytes, so the cast is lossless.
-            out.push(0x80 | significant.len() as u8);
-            out.extend_from_slice(significant);
-        }
-        out.extend_from_slice(content);
-        out
-    }
-
-    pub(super) fn oid(content: &[u8]) -> Vec<u8> {
-        tlv(0x06, content)
-    }
-
-    /// INTEGER for a small non-negative value (versions).
-    pub(super) fn small_integer(value: u8) -> Vec<u8> {
-        if value < 0x80 {
-            tlv(INTEGER, &[value])
-        } else {
-            tlv(INTEGER, &[0, value])
-        }
-    }
-
-    pub(super) fn sequence(parts: &[&[u8]]) -> Vec<u8> {
-        tlv(0x30, &parts.concat())
-    }
-
-    /// SET OF with the DER ordering of X.690 §11.6 (ascending encodings, the
-    /// shorter one padded with zero octets when comparing).
-    pub(super) fn set_of(elements: Vec<Vec<u8>>) -> Vec<u8> {
-        implicit_set_of(0x31, elements)
-    }
-
-    /// A SET OF under another (implicit) tag, elements in DER order.
-    pub(super) fn implicit_set_of(tag: u8, mut elements: Vec<Vec<u8>>) -> Vec<u8> {
-        elements.sort_by(|a, b| {
-            let len = a.len().max(b.len());
-            let padded_a = a.iter().copied().chain(std::iter::repeat(0)).take(len);
-            let padded_b = b.iter().copied().chain(std::iter::repeat(0)).take(len);
-            padded_a.cmp(padded_b)
-        });
-        tlv(tag, &elements.concat())
-    }
-
-    #[cfg(test)]
-    mod tests {
-        use super::*;
-
-        #[test]
-        fn lengths_use_short_and_long_forms() {
-            assert_eq!(tlv(0x04, &[7; 3])[..2], [0x04, 3]);
-            assert_eq!(tlv(0x04, &[0; 0x80])[..3], [0x04, 0x81, 0x80]);
-            assert_eq!(tlv(0x04, &[0; 0x1234])[..4], [0x04, 0x82, 0x12, 0x34]);
-        }
-
-        #[test]
-        fn set_of_is_sorted() {
-            let set = set_of(vec![vec![0x04, 1, 9], vec![0x02, 1, 1], vec![0x04, 1, 2]]);
-            assert_eq!(set, [0x31, 9, 0x02, 1, 1, 0x04, 1, 2, 0x04, 1, 9]);
-        }
-    }
+    let serial = parsed.tbs_certificate.raw_serial();
+    // The serial's INTEGER as encoded: tag, length, the received contents octets.
+    let serial_length = u8::try_from(serial.len())
+        .ok()
+        .filter(|length| *length < 0x80)
+        .ok_or(SignError::SignerCertificate)?;
+    let mut serial_number = vec![0x02, serial_length];
+    serial_number.extend_from_slice(serial);
+    Ok(IssuerSerialOut {
+        issuer: Any::new(parsed.issuer().as_raw().to_vec()),
+        serial_number: Any::new(serial_number),
+    })
 }
 
 #[cfg(test)]
@@ -658,9 +610,9 @@ mod tests {
     #[test]
     fn signing_time_encodings() {
         let t = time::macros::datetime!(2026-06-01 12:34:56 +02:00);
-        assert_eq!(signing_time(t).unwrap(), der::tlv(0x17, b"260601103456Z"));
+        assert_eq!(signing_time(t).unwrap(), b"\x17\x0d260601103456Z");
         let t = time::macros::datetime!(2050-01-01 00:00:00 UTC);
-        assert_eq!(signing_time(t).unwrap(), der::tlv(0x18, b"20500101000000Z"));
+        assert_eq!(signing_time(t).unwrap(), b"\x18\x0f20500101000000Z");
     }
 
     #[test]

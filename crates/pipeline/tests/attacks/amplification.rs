@@ -52,7 +52,7 @@ fn control_rsa_8192_bit_modulus_is_accepted() {
 }
 
 /// Past `Limits::rsa_modulus_bits` (8192, as webpki): 8194 bits, the next size OpenSSL
-/// generates (8193 bits exactly is covered by the unit tests in crates/smime/src/cms.rs).
+/// generates (8193 bits exactly is covered by the unit tests in crates/smime/src/cms/algorithm.rs).
 #[test]
 fn rsa_8194_bit_modulus_is_limit_exceeded() {
     assert_rejected(

@@ -1146,3 +1146,240 @@ fn strict_local_part_store_pin_cannot_merge_organizer_and_organizer_case_variant
         Reason::OrganizerMismatch,
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Issue #15: CMS decoded leniently. The own BER reader dropped an unterminated final OID arc,
+// saturated huge arcs, read non-minimal arcs and lengths, and checked the signed attributes
+// for DER only at their outer length. A signer (or anyone re-encoding a SignedData nobody
+// signed over) could make this verifier read one OID or structure while a stricter reader
+// (OpenSSL, gpgsm, a calendar server's S/MIME library) reads another, or refuses it. Signed
+// attributes must be DER (RFC 5652 section 5.3), OIDs and lengths minimal (X.690 sections
+// 8.19.2, 10.1): anything else is `malformed-cms` (reason bad-signature).
+
+/// The content bytes of the OID TLV for `dotted`, with `change` applied, as a TLV again.
+fn oid_bytes_with(dotted: &str, change: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    let whole = oid(dotted);
+    let (_, _, content) = tlv(&whole);
+    let mut content = content.to_vec();
+    change(&mut content);
+    der(0x06, &content)
+}
+
+/// The organizer's honest attributes with the contentType value replaced by `value`.
+fn attributes_with_content_type_value(content: &[u8], value: Vec<u8>) -> Vec<Vec<u8>> {
+    vec![
+        attribute(ID_CONTENT_TYPE, &[value]),
+        message_digest_attribute(content),
+    ]
+}
+
+#[track_caller]
+fn assert_malformed_cms(verdict: &Verdict) {
+    assert_rejected(verdict, Reason::BadSignature);
+    assert!(
+        verdict
+            .reasons
+            .iter()
+            .any(|reason| reason.detail.contains("malformed CMS")),
+        "not malformed-cms: {:?}",
+        verdict.reasons
+    );
+}
+
+/// Control for the four attacks below: the same builder with the contentType value written
+/// by `oid()` verifies.
+#[test]
+fn control_strict_der_signed_attributes_are_accepted() {
+    let content = invitation();
+    let value = oid_bytes_with(ID_DATA, |_| {});
+    let info = organizer_signer_info(&attributes_with_content_type_value(&content, value));
+    let cms = signed_data_with(ID_DATA, None, &[info], &organizer_certificates());
+    assert_accepted(&evaluate(&hand_signed(&content, &cms)));
+}
+
+/// id-data with one more octet that starts an arc and never ends it (bit 8 set): the own
+/// reader dropped the unfinished arc and read id-data.
+#[test]
+fn oid_with_unterminated_final_arc_is_malformed_cms() {
+    let content = invitation();
+    let value = oid_bytes_with(ID_DATA, |octets| octets.push(0x81));
+    let info = organizer_signer_info(&attributes_with_content_type_value(&content, value));
+    let cms = signed_data_with(ID_DATA, None, &[info], &organizer_certificates());
+    assert_malformed_cms(&evaluate(&hand_signed(&content, &cms)));
+}
+
+/// id-data whose last arc `1` is written `80 01` (a leading 0x80 octet, X.690 section 8.19.2
+/// forbids it): the own reader read id-data.
+#[test]
+fn oid_with_non_minimal_arc_is_malformed_cms() {
+    let content = invitation();
+    let value = oid_bytes_with(ID_DATA, |octets| {
+        let last = octets.pop().unwrap();
+        octets.extend([0x80, last]);
+    });
+    let info = organizer_signer_info(&attributes_with_content_type_value(&content, value));
+    let cms = signed_data_with(ID_DATA, None, &[info], &organizer_certificates());
+    assert_malformed_cms(&evaluate(&hand_signed(&content, &cms)));
+}
+
+/// An arc of 2^70 (eleven base-128 octets): the own reader saturated it at u64::MAX, so every
+/// such arc read as the same number. It is not a valid OID of any reader here.
+#[test]
+fn oid_with_saturating_arc_is_malformed_cms() {
+    let content = invitation();
+    let value = oid_bytes_with(ID_DATA, |octets| {
+        octets.extend([0x81].repeat(10));
+        octets.push(0x00);
+    });
+    let info = organizer_signer_info(&attributes_with_content_type_value(&content, value));
+    let cms = signed_data_with(ID_DATA, None, &[info], &organizer_certificates());
+    assert_malformed_cms(&evaluate(&hand_signed(&content, &cms)));
+}
+
+/// The signed attributes with one length in the long form where the short form fits
+/// (`81 0b` for 11): valid BER, not DER; the signature is over exactly these bytes, and the
+/// own reader verified them.
+#[test]
+fn non_minimal_length_in_signed_attributes_is_malformed_cms() {
+    let content = invitation();
+    let content_type = content_type_attribute(ID_DATA);
+    let (tag, _, inner) = tlv(&content_type);
+    let mut long_form = vec![tag, 0x81, inner.len() as u8];
+    long_form.extend_from_slice(inner);
+    let info = organizer_signer_info(&[long_form, message_digest_attribute(&content)]);
+    let cms = signed_data_with(ID_DATA, None, &[info], &organizer_certificates());
+    assert_malformed_cms(&evaluate(&hand_signed(&content, &cms)));
+}
+
+/// A non-minimal length outside the signed attributes (the SignedData version INTEGER
+/// written `02 81 01 01`): nobody signed it, so the same SignedData had two encodings that
+/// verified.
+#[test]
+fn non_minimal_length_outside_signed_attributes_is_malformed_cms() {
+    let content = invitation();
+    let info = organizer_signer_info(&honest_attributes(&content));
+    let cms = signed_data_with(ID_DATA, None, &[info], &organizer_certificates());
+    let (_, _, content_info) = tlv(&cms);
+    let outer = children(content_info);
+    let (_, _, explicit) = tlv(outer[1]);
+    let (_, _, signed) = tlv(explicit);
+    let mut fields: Vec<Vec<u8>> = children(signed).iter().map(|f| f.to_vec()).collect();
+    fields[0] = vec![0x02, 0x81, 0x01, 0x01];
+    let cms = seq(&[outer[0].to_vec(), der(0xa0, &seq(&fields))]);
+    assert_malformed_cms(&evaluate(&hand_signed(&content, &cms)));
+}
+
+/// Signed attributes whose outer `[0]` length is definite but one attribute inside uses the
+/// BER indefinite length (`30 80 .. 00 00`): the own reader checked only the outer length.
+#[test]
+fn ber_indefinite_length_inside_signed_attributes_is_malformed_cms() {
+    let content = invitation();
+    let content_type = content_type_attribute(ID_DATA);
+    let (tag, _, inner) = tlv(&content_type);
+    let mut indefinite = vec![tag, 0x80];
+    indefinite.extend_from_slice(inner);
+    indefinite.extend([0x00, 0x00]);
+    let info = organizer_signer_info(&[indefinite, message_digest_attribute(&content)]);
+    let cms = signed_data_with(ID_DATA, None, &[info], &organizer_certificates());
+    assert_malformed_cms(&evaluate(&hand_signed(&content, &cms)));
+}
+
+/// The signed attributes as a whole in the indefinite form (`a0 80 .. 00 00`), signed as
+/// received: BER, never DER. Was `bad-signature` (attributes-not-der); the issue names it
+/// `malformed-cms`.
+#[test]
+fn ber_indefinite_signed_attributes_are_malformed_cms() {
+    let content = invitation();
+    let attributes = honest_attributes(&content);
+    let whole = set(&attributes);
+    let (_, _, inner) = tlv(&whole);
+    let mut covered = vec![0x31, 0x80];
+    covered.extend_from_slice(inner);
+    covered.extend([0x00, 0x00]);
+    let signature = openssl(
+        &["dgst", "-sha256", "-sign", &key_path("rsa2048/organizer")],
+        &covered,
+    );
+    let mut implicit = covered;
+    implicit[0] = 0xa0;
+    let info = seq(&[
+        der(0x02, &[1]),
+        issuer_and_serial(&certificate_der("rsa2048/organizer")),
+        algorithm(ID_SHA256),
+        implicit,
+        algorithm(RSA_ENCRYPTION),
+        der(0x04, &signature),
+    ]);
+    let cms = signed_data_with(ID_DATA, None, &[info], &organizer_certificates());
+    assert_malformed_cms(&evaluate(&hand_signed(&content, &cms)));
+}
+
+/// Signed attributes out of DER SET OF order (X.690 section 11.6): messageDigest before
+/// contentType, signed as received. BER allows any order, DER does not.
+#[test]
+fn unsorted_signed_attributes_are_malformed_cms() {
+    let content = invitation();
+    let mut attributes = honest_attributes(&content);
+    attributes.sort();
+    attributes.reverse();
+    let covered = der(0x31, &attributes.concat());
+    if covered == set(&attributes) {
+        panic!("the attributes sort the same both ways");
+    }
+    let signature = openssl(
+        &["dgst", "-sha256", "-sign", &key_path("rsa2048/organizer")],
+        &covered,
+    );
+    let mut implicit = covered;
+    implicit[0] = 0xa0;
+    let info = seq(&[
+        der(0x02, &[1]),
+        issuer_and_serial(&certificate_der("rsa2048/organizer")),
+        algorithm(ID_SHA256),
+        implicit,
+        algorithm(RSA_ENCRYPTION),
+        der(0x04, &signature),
+    ]);
+    let cms = signed_data_with(ID_DATA, None, &[info], &organizer_certificates());
+    assert_malformed_cms(&evaluate(&hand_signed(&content, &cms)));
+}
+
+/// A non-minimal arc where no signature covers it: SHA-256 in digestAlgorithms written with
+/// `80 01` for its last arc. The own reader and rasn both read SHA-256, OpenSSL refuses it:
+/// one more encoding of the same SignedData that verified.
+#[test]
+fn non_minimal_arc_in_digest_algorithms_is_malformed_cms() {
+    let content = invitation();
+    let info = organizer_signer_info(&honest_attributes(&content));
+    let cms = signed_data_with(ID_DATA, None, &[info], &organizer_certificates());
+    let (_, _, content_info) = tlv(&cms);
+    let outer = children(content_info);
+    let (_, _, explicit) = tlv(outer[1]);
+    let (_, _, signed) = tlv(explicit);
+    let mut fields: Vec<Vec<u8>> = children(signed).iter().map(|f| f.to_vec()).collect();
+    let sha256 = oid_bytes_with(ID_SHA256, |octets| {
+        let last = octets.pop().unwrap();
+        octets.extend([0x80, last]);
+    });
+    fields[1] = set(&[seq(&[sha256, der(0x05, &[])])]);
+    let cms = seq(&[outer[0].to_vec(), der(0xa0, &seq(&fields))]);
+    assert_malformed_cms(&evaluate(&hand_signed(&content, &cms)));
+}
+
+/// A non-minimal length inside an attribute value (the messageDigest OCTET STRING written
+/// `04 81 20 ..`), signed as received: the attributes re-encode to the same bytes at their
+/// own level (the value is carried as received), so only the strict encoding rules see it.
+#[test]
+fn non_minimal_length_inside_an_attribute_value_is_malformed_cms() {
+    let content = invitation();
+    let digest = sha256(&content);
+    let mut value = vec![0x04, 0x81, digest.len() as u8];
+    value.extend_from_slice(&digest);
+    let attributes = vec![
+        content_type_attribute(ID_DATA),
+        attribute(ID_MESSAGE_DIGEST, &[value]),
+    ];
+    let info = organizer_signer_info(&attributes);
+    let cms = signed_data_with(ID_DATA, None, &[info], &organizer_certificates());
+    assert_malformed_cms(&evaluate(&hand_signed(&content, &cms)));
+}

@@ -67,7 +67,7 @@ document.querySelectorAll('#filters input').forEach(box => box.addEventListener(
 applyFilters();
 "#;
 
-/// Base64 of the SHA-256 of [`SCRIPT`] (CSP Level 2 hash source). There is no SHA-256 outside
+/// Base64 of the SHA-256 of `SCRIPT` (CSP Level 2 hash source). There is no SHA-256 outside
 /// OpenSSL in this crate, so it is written here; tests/audit.rs recomputes it with
 /// `openssl dgst` from the served report, and a browser refuses to run a script whose hash
 /// differs (tests/report_screenshot.rs sees the row count the script writes).
