@@ -7,6 +7,7 @@ mod delegation;
 mod error;
 mod event;
 mod method;
+mod schema;
 mod sqlite;
 mod timestamp;
 
@@ -20,7 +21,8 @@ pub use event::{
     EventState, EventStateStore, EventUpdate, ReplyState, StateDecision, StateFinding,
 };
 pub use method::{Method, Side};
-pub use sqlite::{SCHEMA_VERSION, SqliteStore, StoreInit, StoreOptions, Synchronous};
+pub use schema::{SCHEMA_VERSION, StoreInit};
+pub use sqlite::{SqliteStore, StoreOptions, Synchronous};
 pub use timestamp::Timestamp;
 
 /// Bounds on everything a caller or an import file can make the store hold.
