@@ -23,7 +23,6 @@ pub(crate) struct Migration {
     /// The step in SQLite's dialect.
     pub(crate) sqlite: &'static str,
     /// The same step in PostgreSQL's dialect.
-    #[allow(dead_code)] // read by the PostgreSQL backend (next commit)
     pub(crate) postgres: &'static str,
 }
 

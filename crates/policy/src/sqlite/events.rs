@@ -2,42 +2,20 @@
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use super::{SqliteStore, corrupt, db};
+use super::{SqliteStore, db};
 use crate::error::{AddressField, StoreError};
 use crate::event::{
     self, EventRow, EventState, EventStateStore, EventUpdate, Pending, ReplyRow, ReplyState,
     StateDecision, StateFinding, StateSource,
 };
 use crate::method::Method;
+use crate::rows::event_row_from;
 use crate::timestamp::Timestamp;
 
 /// Reads event state for one scope through a connection or transaction.
 struct SqlSource<'a> {
     connection: &'a Connection,
     scope: &'a str,
-}
-
-fn event_row_from(
-    organizer: Option<String>,
-    sequence: Option<i64>,
-    dtstamp: Option<i64>,
-    method: Option<String>,
-    attendees: String,
-    signed: bool,
-    recorded_at: i64,
-) -> Result<EventRow, StoreError> {
-    Ok(EventRow {
-        organizer,
-        sequence,
-        dtstamp: dtstamp.map(Timestamp::from_unix_seconds),
-        method: method
-            .map(|m| m.parse::<Method>())
-            .transpose()
-            .map_err(corrupt)?,
-        attendees: serde_json::from_str(&attendees).map_err(corrupt)?,
-        signed,
-        recorded_at: Timestamp::from_unix_seconds(recorded_at),
-    })
 }
 
 impl StateSource for SqlSource<'_> {

@@ -2,88 +2,33 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
-use super::{SqliteStore, corrupt, db};
+use super::{SqliteStore, db};
 use crate::delegation::{
-    self, DelegationStore, Grant, GrantFilter, GrantId, GrantScope, HistoryAction, HistoryEntry,
-    NewGrant, Revocation, ValidGrant, validate_grant, validate_revocation,
+    self, DelegationStore, Grant, GrantFilter, GrantId, HistoryAction, HistoryEntry, NewGrant,
+    Revocation, ValidGrant, validate_grant, validate_revocation,
 };
 use crate::error::{AddressField, StoreError};
 use crate::method::{Method, MethodSet, Side};
+use crate::rows::{GRANT_COLUMNS, GrantRow};
 use crate::timestamp::Timestamp;
 
-const GRANT_COLUMNS: &str = "id, principal, delegate, methods, side, not_before, until, note, \
-     recorded_by, recorded_at, revoked_at, revoked_by, revoke_reason";
-
-/// Raw grant columns; converted outside rusqlite so bad values map to
-/// [`StoreError::Corrupt`].
-struct GrantRow {
-    id: i64,
-    principal: String,
-    delegate: String,
-    methods: Option<i64>,
-    side: Option<String>,
-    not_before: Option<i64>,
-    until: Option<i64>,
-    note: Option<String>,
-    recorded_by: String,
-    recorded_at: i64,
-    revoked_at: Option<i64>,
-    revoked_by: Option<String>,
-    revoke_reason: Option<String>,
-}
-
-impl GrantRow {
-    fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
-        Ok(GrantRow {
-            id: row.get(0)?,
-            principal: row.get(1)?,
-            delegate: row.get(2)?,
-            methods: row.get(3)?,
-            side: row.get(4)?,
-            not_before: row.get(5)?,
-            until: row.get(6)?,
-            note: row.get(7)?,
-            recorded_by: row.get(8)?,
-            recorded_at: row.get(9)?,
-            revoked_at: row.get(10)?,
-            revoked_by: row.get(11)?,
-            revoke_reason: row.get(12)?,
-        })
-    }
-
-    fn into_grant(self) -> Result<Grant, StoreError> {
-        let methods = self
-            .methods
-            .map(|bits| u8::try_from(bits).map(|b| MethodSet(b).methods()))
-            .transpose()
-            .map_err(corrupt)?;
-        let side = self
-            .side
-            .map(|s| s.parse::<Side>())
-            .transpose()
-            .map_err(corrupt)?;
-        let revocation = match (self.revoked_at, self.revoked_by) {
-            (Some(at), Some(by)) => Some(Revocation {
-                at: Timestamp::from_unix_seconds(at),
-                by,
-                reason: self.revoke_reason,
-            }),
-            (None, None) => None,
-            _ => return Err(StoreError::Corrupt),
-        };
-        Ok(Grant {
-            id: GrantId(self.id),
-            principal: self.principal,
-            delegate: self.delegate,
-            scope: GrantScope { methods, side },
-            not_before: self.not_before.map(Timestamp::from_unix_seconds),
-            until: self.until.map(Timestamp::from_unix_seconds),
-            note: self.note,
-            recorded_by: self.recorded_by,
-            recorded_at: Timestamp::from_unix_seconds(self.recorded_at),
-            revocation,
-        })
-    }
+/// Reads one row of [`GRANT_COLUMNS`].
+fn grant_row(row: &Row<'_>) -> rusqlite::Result<GrantRow> {
+    Ok(GrantRow {
+        id: row.get(0)?,
+        principal: row.get(1)?,
+        delegate: row.get(2)?,
+        methods: row.get(3)?,
+        side: row.get(4)?,
+        not_before: row.get(5)?,
+        until: row.get(6)?,
+        note: row.get(7)?,
+        recorded_by: row.get(8)?,
+        recorded_at: row.get(9)?,
+        revoked_at: row.get(10)?,
+        revoked_by: row.get(11)?,
+        revoke_reason: row.get(12)?,
+    })
 }
 
 /// Inserts a validated grant and its history line inside `tx`.
@@ -283,7 +228,7 @@ impl DelegationStore for SqliteStore {
                 ))
                 .map_err(db)?;
             statement
-                .query_map(params![principal, delegate], GrantRow::read)
+                .query_map(params![principal, delegate], grant_row)
                 .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
                 .map_err(db)
         })?;

@@ -20,7 +20,6 @@ mod create;
 mod events;
 mod grants;
 mod migrate;
-mod retry;
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -34,7 +33,7 @@ use crate::delegation::address;
 use crate::error::{AddressField, StoreError};
 use crate::schema::StoreInit;
 
-use self::retry::retry;
+use crate::retry::retry;
 
 /// `PRAGMA synchronous` setting.
 ///
