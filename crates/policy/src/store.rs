@@ -71,7 +71,7 @@ pub enum Store {
     /// SQLite.
     Sqlite(SqliteStore),
     /// PostgreSQL.
-    Postgres(PostgresStore),
+    Postgres(Box<PostgresStore>),
 }
 
 impl fmt::Debug for Store {
@@ -88,7 +88,9 @@ impl Store {
     pub fn open(location: &StoreLocation, options: &StoreOptions) -> Result<Self, StoreError> {
         match location {
             StoreLocation::Sqlite(path) => SqliteStore::open(path, options).map(Store::Sqlite),
-            StoreLocation::Postgres(url) => PostgresStore::open(url, options).map(Store::Postgres),
+            StoreLocation::Postgres(url) => {
+                PostgresStore::open(url, options).map(|s| Store::Postgres(Box::new(s)))
+            }
         }
     }
 
@@ -102,7 +104,7 @@ impl Store {
                 SqliteStore::init(path, options).map(|(s, i)| (Store::Sqlite(s), i))
             }
             StoreLocation::Postgres(url) => {
-                PostgresStore::init(url, options).map(|(s, i)| (Store::Postgres(s), i))
+                PostgresStore::init(url, options).map(|(s, i)| (Store::Postgres(Box::new(s)), i))
             }
         }
     }
@@ -118,14 +120,14 @@ impl Store {
     fn delegation(&self) -> &dyn DelegationStore {
         match self {
             Store::Sqlite(s) => s,
-            Store::Postgres(s) => s,
+            Store::Postgres(s) => &**s,
         }
     }
 
     fn events(&self) -> &dyn EventStateStore {
         match self {
             Store::Sqlite(s) => s,
-            Store::Postgres(s) => s,
+            Store::Postgres(s) => &**s,
         }
     }
 }

@@ -1,6 +1,8 @@
-//! Behaviour of the SQLite store through the public traits, including
-//! multi-process concurrency and SIGKILL durability (the test binary
-//! re-executes itself as worker processes, see `child_process_worker`).
+//! Behaviour of the store through the public traits, on both engines: every behaviour test
+//! is `NAME::sqlite` and `NAME::postgres` (a real PostgreSQL the tests start, see
+//! `support`; those run with `-- --ignored`, as `.ci/run` does). The file-level tests
+//! (creation, migration, multi-process concurrency, SIGKILL durability: the test binary
+//! re-executes itself as worker processes, see `child_process_worker`) are SQLite's own.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -10,10 +12,14 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+mod support;
+
+use support::Engine;
+
 use imipsec_policy::{
     AddressError, AddressField, DelegationStore, EventStateStore, EventUpdate, GrantFilter,
     GrantId, GrantScope, HistoryAction, Method, NewGrant, SCHEMA_VERSION, Side, SqliteStore,
-    StateDecision, StateFinding, StoreError, StoreInit, StoreOptions, Timestamp,
+    StateDecision, StateFinding, Store, StoreError, StoreInit, StoreOptions, Timestamp,
 };
 
 fn t(seconds: i64) -> Timestamp {
@@ -95,6 +101,8 @@ fn stores_are_object_safe_send_and_sync() {
     fn shared<T: Send + Sync>(_: &T) {}
     let store = SqliteStore::open_in_memory().unwrap();
     shared(&store);
+    shared(&Engine::Sqlite.store());
+    shared(&store);
     let delegation: &dyn DelegationStore = &store;
     let events: &dyn EventStateStore = &store;
     assert!(
@@ -105,9 +113,9 @@ fn stores_are_object_safe_send_and_sync() {
     assert!(events.event(ME, "u", None).unwrap().is_none());
 }
 
-#[test]
-fn grant_allows_only_the_named_pair_and_normalises_addresses() {
-    let store = SqliteStore::open_in_memory().unwrap();
+both_engines! {
+fn grant_allows_only_the_named_pair_and_normalises_addresses(engine: Engine) {
+    let store = engine.store();
     store
         .grant(&grant(
             "MAILTO:Alice@Example.COM",
@@ -142,10 +150,11 @@ fn grant_allows_only_the_named_pair_and_normalises_addresses() {
     assert_eq!(listed[0].principal, ALICE);
     assert_eq!(listed[0].delegate, "assistant@example.com");
 }
+}
 
-#[test]
-fn scope_list_and_side_restrict_methods() {
-    let store = SqliteStore::open_in_memory().unwrap();
+both_engines! {
+fn scope_list_and_side_restrict_methods(engine: Engine) {
+    let store = engine.store();
     store
         .grant(&grant(
             ALICE,
@@ -204,10 +213,11 @@ fn scope_list_and_side_restrict_methods() {
         .unwrap();
     assert_eq!(allowed("both@x.example"), BTreeSet::from([Method::Reply]));
 }
+}
 
-#[test]
-fn list_filters_by_principal_and_delegate() {
-    let store = SqliteStore::open_in_memory().unwrap();
+both_engines! {
+fn list_filters_by_principal_and_delegate(engine: Engine) {
+    let store = engine.store();
     let a = store
         .grant(&grant(ALICE, "a@x.example", GrantScope::all()))
         .unwrap();
@@ -249,10 +259,11 @@ fn list_filters_by_principal_and_delegate() {
         })
     ));
 }
+}
 
-#[test]
-fn validity_window_is_half_open() {
-    let store = SqliteStore::open_in_memory().unwrap();
+both_engines! {
+fn validity_window_is_half_open(engine: Engine) {
+    let store = engine.store();
     let mut g = grant(ALICE, "a@x.example", GrantScope::all());
     g.not_before = Some(t(100));
     g.until = Some(t(200));
@@ -284,10 +295,11 @@ fn validity_window_is_half_open() {
         0
     );
 }
+}
 
-#[test]
-fn revocation_keeps_history_and_answers_for_past_times() {
-    let store = SqliteStore::open_in_memory().unwrap();
+both_engines! {
+fn revocation_keeps_history_and_answers_for_past_times(engine: Engine) {
+    let store = engine.store();
     let id = store
         .grant(&grant(ALICE, "a@x.example", GrantScope::all()))
         .unwrap();
@@ -350,10 +362,11 @@ fn revocation_keeps_history_and_answers_for_past_times() {
         "failed revocations leave no trace"
     );
 }
+}
 
-#[test]
-fn revoke_matching_revokes_only_active_grants_of_the_pair() {
-    let store = SqliteStore::open_in_memory().unwrap();
+both_engines! {
+fn revoke_matching_revokes_only_active_grants_of_the_pair(engine: Engine) {
+    let store = engine.store();
     let a = store
         .grant(&grant(ALICE, "a@x.example", GrantScope::all()))
         .unwrap();
@@ -404,13 +417,14 @@ fn revoke_matching_revokes_only_active_grants_of_the_pair() {
         "earlier revocation not overwritten"
     );
 }
+}
 
 /// A predicate on the error a case must produce.
 type Expect = fn(&StoreError) -> bool;
 
-#[test]
-fn invalid_grants_are_rejected_with_typed_errors_and_nothing_written() {
-    let store = SqliteStore::open_in_memory().unwrap();
+both_engines! {
+fn invalid_grants_are_rejected_with_typed_errors_and_nothing_written(engine: Engine) {
+    let store = engine.store();
     let cases: Vec<(NewGrant, Expect)> = vec![
         (grant("alice", "a@x.example", GrantScope::all()), |e| {
             matches!(
@@ -515,11 +529,12 @@ fn invalid_grants_are_rejected_with_typed_errors_and_nothing_written() {
     };
     assert!(store.list(&all, None).unwrap().is_empty());
 }
+}
 
 // ---------------------------------------------------------- import/export
 
-fn provisioned() -> SqliteStore {
-    let store = SqliteStore::open_in_memory().unwrap();
+fn provisioned(engine: Engine) -> Store {
+    let store = engine.store();
     let mut g = grant(
         ALICE,
         "a@x.example",
@@ -547,10 +562,10 @@ fn provisioned() -> SqliteStore {
     store
 }
 
-#[test]
-fn export_import_export_is_identical() {
-    let first = provisioned().export_json().unwrap();
-    let target = SqliteStore::open_in_memory().unwrap();
+both_engines! {
+fn export_import_export_is_identical(engine: Engine) {
+    let first = provisioned(engine).export_json().unwrap();
+    let target = engine.store();
     assert_eq!(target.import_json(&first, "importer", t(9)).unwrap(), 3);
     let second = target.export_json().unwrap();
     assert_eq!(first, second);
@@ -593,10 +608,11 @@ fn export_import_export_is_identical() {
             .all(|h| h.by == "importer" && h.at == t(9))
     );
 }
+}
 
-#[test]
-fn import_is_all_or_nothing() {
-    let store = SqliteStore::open_in_memory().unwrap();
+both_engines! {
+fn import_is_all_or_nothing(engine: Engine) {
+    let store = engine.store();
     let json = r#"{"format":"imipsec-delegations","version":1,"grants":[
         {"principal":"a@example.com","delegate":"d@example.com"},
         {"principal":"b@example.com","delegate":"d@example.com","methods":["REQUEST","DELETE"]}
@@ -645,12 +661,13 @@ fn import_is_all_or_nothing() {
             .unwrap()
     );
 }
+}
 
-#[test]
-fn import_limits_are_enforced() {
+both_engines! {
+fn import_limits_are_enforced(engine: Engine) {
     let mut options = StoreOptions::default();
     options.limits.import_grants = 1;
-    let store = SqliteStore::open_in_memory_with(&options).unwrap();
+    let store = engine.store_with(&options);
     let two = r#"{"format":"imipsec-delegations","version":1,"grants":[
         {"principal":"a@example.com","delegate":"d@example.com"},
         {"principal":"b@example.com","delegate":"d@example.com"}]}"#;
@@ -659,18 +676,19 @@ fn import_limits_are_enforced() {
         Err(StoreError::TooManyImportGrants { count: 2, max: 1 })
     ));
     options.limits.import_bytes = 10;
-    let store = SqliteStore::open_in_memory_with(&options).unwrap();
+    let store = engine.store_with(&options);
     assert!(matches!(
         store.import_json(two, "i", t(1)),
         Err(StoreError::ImportTooLarge { .. })
     ));
 }
+}
 
 // ------------------------------------------------------------ event state
 
-#[test]
-fn first_message_pins_the_organizer() {
-    let store = SqliteStore::open_in_memory().unwrap();
+both_engines! {
+fn first_message_pins_the_organizer(engine: Engine) {
+    let store = engine.store();
     assert_eq!(
         store
             .decide_and_record(ME, &[request("uid-1", ALICE, 0, 100)], t(1))
@@ -709,10 +727,11 @@ fn first_message_pins_the_organizer() {
         StateDecision::Recorded
     );
 }
+}
 
-#[test]
-fn sequence_and_dtstamp_order_replays() {
-    let store = SqliteStore::open_in_memory().unwrap();
+both_engines! {
+fn sequence_and_dtstamp_order_replays(engine: Engine) {
+    let store = engine.store();
     let record = |u| store.decide_and_record(ME, &[u], t(1)).unwrap();
     assert_eq!(
         record(request("u", ALICE, 2, 1_000)),
@@ -761,10 +780,11 @@ fn sequence_and_dtstamp_order_replays() {
         other => panic!("{other:?}"),
     }
 }
+}
 
-#[test]
-fn replies_are_ordered_per_attendee() {
-    let store = SqliteStore::open_in_memory().unwrap();
+both_engines! {
+fn replies_are_ordered_per_attendee(engine: Engine) {
+    let store = engine.store();
     store
         .decide_and_record(ME, &[request("u", ALICE, 4, 100)], t(1))
         .unwrap();
@@ -821,10 +841,11 @@ fn replies_are_ordered_per_attendee() {
         "replies do not move the organizer order"
     );
 }
+}
 
-#[test]
-fn unsigned_after_signed_is_a_downgrade() {
-    let store = SqliteStore::open_in_memory().unwrap();
+both_engines! {
+fn unsigned_after_signed_is_a_downgrade(engine: Engine) {
+    let store = engine.store();
     store
         .decide_and_record(ME, &[request("u", ALICE, 0, 100)], t(1))
         .unwrap();
@@ -880,10 +901,11 @@ fn unsigned_after_signed_is_a_downgrade() {
         vec!["unsigned"]
     );
 }
+}
 
-#[test]
-fn multi_component_messages_are_all_or_nothing() {
-    let store = SqliteStore::open_in_memory().unwrap();
+both_engines! {
+fn multi_component_messages_are_all_or_nothing(engine: Engine) {
+    let store = engine.store();
     store
         .decide_and_record(ME, &[request("u", ALICE, 5, 100)], t(1))
         .unwrap();
@@ -946,10 +968,11 @@ fn multi_component_messages_are_all_or_nothing() {
     );
     assert!(store.event(ME, "dup", None).unwrap().is_none());
 }
+}
 
-#[test]
-fn evaluate_never_records() {
-    let store = SqliteStore::open_in_memory().unwrap();
+both_engines! {
+fn evaluate_never_records(engine: Engine) {
+    let store = engine.store();
     assert!(
         store
             .evaluate(ME, &[request("u", ALICE, 0, 1)])
@@ -969,10 +992,11 @@ fn evaluate_never_records() {
         vec!["organizer-mismatch"]
     );
 }
+}
 
-#[test]
-fn invalid_event_input_is_rejected_before_any_write() {
-    let store = SqliteStore::open_in_memory().unwrap();
+both_engines! {
+fn invalid_event_input_is_rejected_before_any_write(engine: Engine) {
+    let store = engine.store();
     let mut bad = request("u", ALICE, 0, 1);
     bad.attendees.push("not an address".into());
     assert!(matches!(
@@ -1009,6 +1033,7 @@ fn invalid_event_input_is_rejected_before_any_write() {
         store.evaluate(ME, &[long]),
         Err(StoreError::UidTooLong { .. })
     ));
+}
 }
 
 // ------------------------------------------------------- files and faults

@@ -5,7 +5,6 @@
 //! takes a transaction-scoped advisory lock first, so several gates starting at once on
 //! an empty database migrate it once: the others wait, then find it current.
 
-use ::postgres::error::SqlState;
 use ::postgres::{Client, GenericClient};
 
 use super::pg;
@@ -21,18 +20,25 @@ const VERSION_TABLE: &str = "CREATE TABLE imipsec_schema (
 /// The version recorded, `None` when the schema has no `imipsec_schema` table; a table
 /// naming another application is [`StoreError::ForeignDatabase`].
 pub(super) fn version(client: &mut impl GenericClient) -> Result<Option<i64>, StoreError> {
-    match client.query_opt("SELECT application, version FROM imipsec_schema", &[]) {
-        Ok(None) => Ok(Some(0)),
-        Ok(Some(row)) => {
-            let application: i64 = row.try_get(0).map_err(pg)?;
-            if application != APPLICATION_ID {
-                return Err(StoreError::ForeignDatabase);
-            }
-            row.try_get(1).map(Some).map_err(pg)
-        }
-        Err(error) if error.code() == Some(&SqlState::UNDEFINED_TABLE) => Ok(None),
-        Err(error) => Err(pg(error)),
+    // Asked first rather than caught: an error would abort the caller's transaction.
+    let exists: bool = client
+        .query_one("SELECT to_regclass('imipsec_schema') IS NOT NULL", &[])
+        .and_then(|row| row.try_get(0))
+        .map_err(pg)?;
+    if !exists {
+        return Ok(None);
     }
+    let Some(row) = client
+        .query_opt("SELECT application, version FROM imipsec_schema", &[])
+        .map_err(pg)?
+    else {
+        return Ok(Some(0));
+    };
+    let application: i64 = row.try_get(0).map_err(pg)?;
+    if application != APPLICATION_ID {
+        return Err(StoreError::ForeignDatabase);
+    }
+    row.try_get(1).map(Some).map_err(pg)
 }
 
 /// Brings the schema to [`SCHEMA_VERSION`] (when `create`), or says it is missing.
