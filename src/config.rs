@@ -65,13 +65,18 @@ pub struct IdentityConfig {
     pub password_file: Option<PathBuf>,
 }
 
-/// `[store]`: the SQLite delegation and event state store.
+/// `[store]`: the delegation and event state store: a SQLite file (`path`) or a PostgreSQL
+/// database shared by several gates (`url`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
     /// Path of the store.
     #[serde(default)]
     pub path: Option<PathBuf>,
+    /// A `postgresql://USER@HOST:PORT/DB` URL (password from `PGPASSWORD` or `PGPASSFILE`).
+    /// Loading moves it into `path`, where every command looks for the store.
+    #[serde(default)]
+    pub url: Option<String>,
 }
 
 /// `[limits]`: bounds on untrusted input. Each absent entry keeps the library default.
@@ -131,6 +136,12 @@ pub struct RecipientConfig {
 /// Why the configuration file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// `[store]` names both a file and a database.
+    #[error("{}: [store] has both path and url; give one", .path.display())]
+    StorePathAndUrl {
+        /// The configuration file.
+        path: PathBuf,
+    },
     /// The file could not be read.
     #[error("cannot read configuration {path}")]
     Read {
@@ -161,6 +172,14 @@ pub enum ConfigError {
         /// What is wrong, with the allowed keys for an unknown one.
         message: String,
     },
+}
+
+/// Whether a store location is a PostgreSQL URL rather than a SQLite path.
+pub fn is_store_url(text: &str) -> bool {
+    matches!(
+        imipsec_pipeline::policy::StoreLocation::parse(text),
+        imipsec_pipeline::policy::StoreLocation::Postgres(_)
+    )
 }
 
 impl Config {
@@ -194,6 +213,14 @@ impl Config {
         })?;
         let base = path.parent().unwrap_or_else(|| Path::new(""));
         config.resolve_relative_to(base);
+        if let Some(url) = config.store.url.take() {
+            if config.store.path.is_some() {
+                return Err(ConfigError::StorePathAndUrl {
+                    path: path.to_path_buf(),
+                });
+            }
+            config.store.path = Some(PathBuf::from(url));
+        }
         Ok(config)
     }
 
@@ -234,7 +261,10 @@ impl Config {
                 resolve(file);
             }
         }
-        if let Some(store) = self.store.path.as_mut() {
+        // A URL written as `path` is not a relative path.
+        if let Some(store) = self.store.path.as_mut()
+            && !store.to_str().is_some_and(is_store_url)
+        {
             resolve(store);
         }
     }

@@ -19,7 +19,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use imipsec_pipeline::policy::SqliteStore;
+use imipsec_pipeline::policy::Store;
 use imipsec_pipeline::smime::{LayerOutcome, inspect};
 use imipsec_pipeline::{Evaluation, LayerStatus, Pipeline, Reason, Stores, Verdict};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -102,7 +102,7 @@ pub fn run(args: &AuditArgs) -> Result<Exit, AuditError> {
     let at = setup.at;
     let record = args.record;
     let make_worker = || -> Result<_, AuditError> {
-        let store: Option<SqliteStore> = match &store_path {
+        let store: Option<Store> = match &store_path {
             Some(path) => Some(open_store(path, record)?),
             None => None,
         };

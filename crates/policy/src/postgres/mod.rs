@@ -203,8 +203,11 @@ impl PostgresStore {
                         .read_only(true),
                 };
                 let mut tx = builder.start().map_err(|error| {
-                    stale = error.code().is_none();
-                    pg(error)
+                    // A dead connection answers BEGIN with an I/O error or with the
+                    // server's last word ("terminating connection", 57P01).
+                    let error = pg(error);
+                    stale = matches!(error, StoreError::Unavailable(_));
+                    error
                 })?;
                 let value = work(&mut tx)?;
                 tx.commit().map_err(pg)?;

@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use imipsec_policy::{PostgresStore, SqliteStore, Store, StoreOptions};
+use imipsec_policy::{PostgresStore, SqliteStore, Store, StoreLocation, StoreOptions};
 
 /// Which engine a test runs on.
 #[derive(Clone, Copy, Debug)]
@@ -43,6 +43,23 @@ impl Engine {
                 let url = cluster().new_database();
                 Store::Postgres(Box::new(PostgresStore::open(&url, options).unwrap()))
             }
+        }
+    }
+}
+
+impl Engine {
+    /// Where a new, empty store that several connections share lives: a SQLite file in
+    /// `dir`, or a new database on the test cluster. Each [`Store::open`] of it is a
+    /// connection of its own (a stand-in for one gate).
+    pub fn shared_location(self, dir: &Path) -> StoreLocation {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        match self {
+            Engine::Sqlite => StoreLocation::path(&dir.join(format!(
+                "shared-{}-{}.sqlite",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ))),
+            Engine::Postgres => StoreLocation::parse(&cluster().new_database()),
         }
     }
 }
