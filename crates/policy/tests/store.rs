@@ -1606,7 +1606,7 @@ fn serial(
     for update in setup {
         assert_eq!(
             store
-                .decide_and_record(ME, &[update.clone()], t(1))
+                .decide_and_record(ME, std::slice::from_ref(update), t(1))
                 .unwrap(),
             StateDecision::Recorded
         );
@@ -1657,7 +1657,7 @@ fn race_is_serializable(
         for update in setup {
             assert_eq!(
                 first
-                    .decide_and_record(ME, &[update.clone()], t(1))
+                    .decide_and_record(ME, std::slice::from_ref(update), t(1))
                     .unwrap(),
                 StateDecision::Recorded
             );
@@ -1677,7 +1677,7 @@ fn race_is_serializable(
                         barrier.wait();
                         codes(
                             &store
-                                .decide_and_record(ME, &[update.clone()], t(2))
+                                .decide_and_record(ME, std::slice::from_ref(update), t(2))
                                 .unwrap(),
                         )
                     })
