@@ -74,7 +74,8 @@ pub struct StoreConfig {
     #[serde(default)]
     pub path: Option<PathBuf>,
     /// A `postgresql://USER@HOST:PORT/DB` URL (password from `PGPASSWORD` or `PGPASSFILE`).
-    /// Loading moves it into `path`, where every command looks for the store.
+    /// Loading moves it into `path`, where every command looks for the store; empty means
+    /// none, and giving both `path` and `url` is an error.
     #[serde(default)]
     pub url: Option<String>,
 }
@@ -213,7 +214,7 @@ impl Config {
         })?;
         let base = path.parent().unwrap_or_else(|| Path::new(""));
         config.resolve_relative_to(base);
-        if let Some(url) = config.store.url.take() {
+        if let Some(url) = config.store.url.take().filter(|url| !url.is_empty()) {
             if config.store.path.is_some() {
                 return Err(ConfigError::StorePathAndUrl {
                     path: path.to_path_buf(),
@@ -345,6 +346,28 @@ fn collect_keys(path: &mut Vec<(String, bool)>, keys: &mut Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // Issue #16: `[store] url` selects PostgreSQL; it is never resolved as a relative path,
+    // and naming both a file and a database is an error rather than a silent choice.
+    #[test]
+    fn store_url_is_kept_as_written_and_excludes_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        let url = "postgresql://gate@db.example.net/imipsec";
+        std::fs::write(&file, format!("[store]\nurl = '{url}'\n")).unwrap();
+        let config = Config::load(&file).unwrap();
+        assert_eq!(config.store.path, Some(PathBuf::from(url)));
+        std::fs::write(&file, format!("[store]\npath = '{url}'\n")).unwrap();
+        assert_eq!(
+            Config::load(&file).unwrap().store.path,
+            Some(PathBuf::from(url))
+        );
+        std::fs::write(&file, format!("[store]\npath = 'p.db'\nurl = '{url}'\n")).unwrap();
+        assert!(matches!(
+            Config::load(&file),
+            Err(ConfigError::StorePathAndUrl { .. })
+        ));
+    }
 
     #[test]
     fn shipped_example_parses() {
