@@ -140,8 +140,14 @@ fn as_server_user(program: &Path) -> Command {
 }
 
 impl Cluster {
-    /// `initdb` + `pg_ctl start` in a fresh temporary folder on a free port.
+    /// `initdb` + `pg_ctl start` in a fresh temporary folder on a free port, without
+    /// fsync (tests).
     pub fn start() -> Cluster {
+        Cluster::start_with(false)
+    }
+
+    /// The same, with `fsync` as given (on: as a production server runs, for figures).
+    pub fn start_with(fsync: bool) -> Cluster {
         let base =
             std::env::temp_dir().join(format!("imipsec-pg-{}-{}", std::process::id(), free_port()));
         std::fs::create_dir_all(&base).unwrap();
@@ -166,8 +172,9 @@ impl Cluster {
         // In postgresql.conf, so that a restart keeps them.
         let settings = format!(
             "\nport = {port}\nlisten_addresses = '127.0.0.1'\n\
-             unix_socket_directories = '{}'\nfsync = off\nmax_connections = 200\n",
-            base.display()
+             unix_socket_directories = '{}'\nfsync = {}\nmax_connections = 200\n",
+            base.display(),
+            if fsync { "on" } else { "off" }
         );
         let mut conf = std::fs::OpenOptions::new()
             .append(true)
