@@ -1882,3 +1882,58 @@ async fn lmtp_mail_without_calendar_is_not_rejected_for_its_crypto() {
     assert_eq!(replies, [format!("{UNIFORM_REJECT}\r\n")]);
     assert!(backend.deliveries.lock().unwrap().is_empty());
 }
+
+#[path = "../../policy/tests/support/mod.rs"]
+#[allow(dead_code, unused_macros)]
+mod pg_support;
+
+/// Issue #16: a gate on a shared PostgreSQL store answers 451 while the database is down
+/// (never an accept, never a reject), and accepts again by itself once it is back: the
+/// gate is not restarted.
+#[tokio::test]
+#[ignore = "starts PostgreSQL 15 (pg_config --bindir); .ci/run runs it"]
+async fn pipeline_gate_on_postgresql_tempfails_while_it_is_down_and_recovers() {
+    // The synchronous client blocks: set up off the async workers, as the gate does.
+    let (cluster, store) = tokio::task::spawn_blocking(|| {
+        let cluster = pg_support::Cluster::start();
+        let url = cluster.new_database();
+        let options = imipsec_pipeline::policy::StoreOptions {
+            busy_timeout: std::time::Duration::from_secs(2),
+            ..Default::default()
+        };
+        let store = imipsec_pipeline::policy::PostgresStore::open(&url, &options).unwrap();
+        (cluster, store)
+    })
+    .await
+    .unwrap();
+    let (milter, _, _stop) = start_pipeline_gate(base_config(), Box::new(store)).await;
+    let address = milter.unwrap();
+    let send = |uid: &'static str| async move {
+        let mut client = MilterClient::connect(address).await;
+        client
+            .begin("organizer@example.com", &["bob@example.org"])
+            .await;
+        let message =
+            openssl_signed_uid(Some("organizer"), "REQUEST", "organizer@example.com", uid);
+        let packets = client.message(&message).await;
+        let reply = final_reply(&packets);
+        (reply.code, reply.text())
+    };
+    let (code, text) = send("up-1@example.com").await;
+    assert_eq!(code, b'c', "{text}");
+    let cluster = std::sync::Arc::new(cluster);
+    let stopper = std::sync::Arc::clone(&cluster);
+    tokio::task::spawn_blocking(move || stopper.stop())
+        .await
+        .unwrap();
+    for uid in ["down-1@example.com", "down-2@example.com"] {
+        let (_, text) = send(uid).await;
+        assert!(text.starts_with("451"), "{text}");
+    }
+    let starter = std::sync::Arc::clone(&cluster);
+    tokio::task::spawn_blocking(move || starter.start_server())
+        .await
+        .unwrap();
+    let (code, text) = send("back-1@example.com").await;
+    assert_eq!(code, b'c', "{text}");
+}

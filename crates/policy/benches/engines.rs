@@ -62,7 +62,11 @@ fn run(name: &str, store: &Store) {
         };
         let scope = format!("user{}@example.com", i % 50);
         let decision = store
-            .decide_and_record(&scope, &[update(uid, sequence)], Timestamp::from_unix_seconds(2))
+            .decide_and_record(
+                &scope,
+                &[update(uid, sequence)],
+                Timestamp::from_unix_seconds(2),
+            )
             .unwrap();
         assert_eq!(decision, StateDecision::Recorded);
     }

@@ -57,6 +57,18 @@ pub struct PostgresStore {
     busy_timeout: Duration,
 }
 
+/// The synchronous client closes its connection by blocking on a runtime of its own, which
+/// panics on a thread that is driving an async runtime. A store may well be dropped there
+/// (the last reference to a gate's engine goes away as its runtime shuts down), so the
+/// connection is closed on a thread of its own.
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        if let Some(client) = self.slot().take() {
+            let _ = std::thread::spawn(move || drop(client)).join();
+        }
+    }
+}
+
 impl std::fmt::Debug for PostgresStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PostgresStore")
