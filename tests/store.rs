@@ -134,7 +134,7 @@ fn writing_commands_still_create_the_store() {
 // ------------------------------------------------------------- PostgreSQL
 
 #[path = "../crates/policy/tests/support/mod.rs"]
-#[allow(dead_code, unused_macros)]
+#[allow(unused_macros)]
 mod pg_support;
 
 fn closed_port() -> u16 {

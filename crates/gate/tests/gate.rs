@@ -1884,7 +1884,7 @@ async fn lmtp_mail_without_calendar_is_not_rejected_for_its_crypto() {
 }
 
 #[path = "../../policy/tests/support/mod.rs"]
-#[allow(dead_code, unused_macros)]
+#[allow(unused_macros)]
 mod pg_support;
 
 /// Issue #16: a gate on a shared PostgreSQL store answers 451 while the database is down
