@@ -105,12 +105,24 @@ pub fn cluster() -> &'static Cluster {
     CLUSTER.get_or_init(Cluster::start)
 }
 
+/// The server binaries: `pg_config --bindir`, or Debian's PostgreSQL 15 folder when that
+/// names a folder without `initdb` (the `pg_config` of `libpq-dev` alone says `/usr/bin`).
 fn bindir() -> PathBuf {
-    let output = Command::new("pg_config")
+    let debian = PathBuf::from("/usr/lib/postgresql/15/bin");
+    let configured = Command::new("pg_config")
         .arg("--bindir")
         .output()
-        .expect("pg_config not found: install postgresql-15 (apt-get install postgresql-15)");
-    PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
+        .ok()
+        .map(|output| PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()));
+    match configured {
+        Some(dir) if dir.join("initdb").exists() => dir,
+        _ if debian.join("initdb").exists() => debian,
+        _ => panic!(
+            "PostgreSQL server binaries not found (pg_config --bindir, {}): \
+             apt-get install postgresql-15",
+            debian.display()
+        ),
+    }
 }
 
 fn free_port() -> u16 {
