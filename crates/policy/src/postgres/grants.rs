@@ -297,7 +297,7 @@ impl DelegationStore for PostgresStore {
     ) -> Result<bool, StoreError> {
         let principal = self.address(principal, AddressField::Principal)?;
         let delegate = self.address(delegate, AddressField::Delegate)?;
-        self.read(|tx| allowed(tx, &principal, &delegate, method, at))
+        self.statement(|client| allowed(client, &principal, &delegate, method, at))
     }
 
     fn list(&self, filter: &GrantFilter, at: Option<Timestamp>) -> Result<Vec<Grant>, StoreError> {

@@ -235,6 +235,35 @@ impl PostgresStore {
         }
     }
 
+    /// Runs one read-only statement without an explicit transaction: one round trip
+    /// instead of three, and a single statement sees one snapshot anyway. A read is safe
+    /// to run again, so a dead kept connection is replaced and the statement run once more.
+    fn statement<T>(
+        &self,
+        mut work: impl FnMut(&mut Client) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut slot = self.slot();
+        let mut fresh = false;
+        loop {
+            if slot.as_ref().is_none_or(Client::is_closed) {
+                *slot = None;
+                *slot = Some(self.connector.connect()?);
+                fresh = true;
+            }
+            let Some(client) = slot.as_mut() else {
+                return Err(StoreError::Unavailable("no connection".into()));
+            };
+            let result = retry(self.busy_timeout, || work(client));
+            if client.is_closed() || matches!(result, Err(StoreError::Unavailable(_))) {
+                *slot = None;
+                if !fresh {
+                    continue;
+                }
+            }
+            return result;
+        }
+    }
+
     fn write<T>(
         &self,
         work: impl FnMut(&mut Transaction<'_>) -> Result<T, StoreError>,
