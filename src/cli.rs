@@ -238,7 +238,8 @@ pub struct TrustArgs {
     /// File whose first line is the password of the identities (instead of a variable).
     #[arg(long, value_name = "FILE", conflicts_with = "identity_password_env")]
     pub password_file: Option<PathBuf>,
-    /// Policy store (SQLite) with delegations and event state [env: IMIPSEC_STORE].
+    /// Policy store: a SQLite file, or a postgresql://USER@HOST:PORT/DB URL (password from
+    /// PGPASSWORD or ~/.pgpass, never on the command line) [env: IMIPSEC_STORE].
     #[arg(long, value_name = "PATH", env = "IMIPSEC_STORE", hide_env = true)]
     pub store: Option<PathBuf>,
     /// Address the message was delivered to (the iTIP recipient): the scope of the event
@@ -369,7 +370,7 @@ pub struct SignArgs {
     /// Signing time (RFC 3339), also the time the identity must be valid at; default now.
     #[arg(long, value_name = "RFC3339", value_parser = parse_rfc3339)]
     pub at: Option<OffsetDateTime>,
-    /// Policy store (SQLite) [env: IMIPSEC_STORE].
+    /// Policy store: a SQLite file or a postgresql:// URL [env: IMIPSEC_STORE].
     #[arg(long, value_name = "PATH", env = "IMIPSEC_STORE", hide_env = true)]
     pub store: Option<PathBuf>,
     /// Configuration file (TOML) [env: IMIPSEC_CONFIG].
@@ -435,7 +436,7 @@ pub struct DelegateArgs {
 /// Where the delegations live: shared by every `delegate` subcommand.
 #[derive(Debug, Clone, Default, Args)]
 pub struct StoreArgs {
-    /// Policy store (SQLite) [env: IMIPSEC_STORE].
+    /// Policy store: a SQLite file or a postgresql:// URL [env: IMIPSEC_STORE].
     #[arg(long, value_name = "PATH", env = "IMIPSEC_STORE", hide_env = true)]
     pub store: Option<PathBuf>,
     /// Configuration file (TOML) naming the store [env: IMIPSEC_CONFIG].

@@ -84,13 +84,19 @@ pub struct IdentityConfig {
     pub password_file: Option<PathBuf>,
 }
 
-/// `[store]`: the SQLite delegation and event state store.
+/// `[store]`: the delegation and event state store: a SQLite file (`path`) or a PostgreSQL
+/// database shared by several gates (`url`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
     /// Path of the store.
     #[serde(default)]
     pub path: Option<PathBuf>,
+    /// A `postgresql://USER@HOST:PORT/DB` URL (password from `PGPASSWORD` or `PGPASSFILE`).
+    /// Loading moves it into `path`, where every command looks for the store; empty means
+    /// none, and giving both `path` and `url` is an error.
+    #[serde(default)]
+    pub url: Option<String>,
 }
 
 /// `[limits]`: bounds on untrusted input. Each absent entry keeps the library default.
@@ -150,6 +156,12 @@ pub struct RecipientConfig {
 /// Why the configuration file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// `[store]` names both a file and a database.
+    #[error("{}: [store] has both path and url; give one", .path.display())]
+    StorePathAndUrl {
+        /// The configuration file.
+        path: PathBuf,
+    },
     /// The file could not be read.
     #[error("cannot read configuration {path}")]
     Read {
@@ -180,6 +192,14 @@ pub enum ConfigError {
         /// What is wrong, with the allowed keys for an unknown one.
         message: String,
     },
+}
+
+/// Whether a store location is a PostgreSQL URL rather than a SQLite path.
+pub fn is_store_url(text: &str) -> bool {
+    matches!(
+        imipsec_pipeline::policy::StoreLocation::parse(text),
+        imipsec_pipeline::policy::StoreLocation::Postgres(_)
+    )
 }
 
 impl Config {
@@ -213,6 +233,14 @@ impl Config {
         })?;
         let base = path.parent().unwrap_or_else(|| Path::new(""));
         config.resolve_relative_to(base);
+        if let Some(url) = config.store.url.take().filter(|url| !url.is_empty()) {
+            if config.store.path.is_some() {
+                return Err(ConfigError::StorePathAndUrl {
+                    path: path.to_path_buf(),
+                });
+            }
+            config.store.path = Some(PathBuf::from(url));
+        }
         Ok(config)
     }
 
@@ -257,7 +285,10 @@ impl Config {
                 resolve(file);
             }
         }
-        if let Some(store) = self.store.path.as_mut() {
+        // A URL written as `path` is not a relative path.
+        if let Some(store) = self.store.path.as_mut()
+            && !store.to_str().is_some_and(is_store_url)
+        {
             resolve(store);
         }
     }
@@ -338,6 +369,28 @@ fn collect_keys(path: &mut Vec<(String, bool)>, keys: &mut Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // Issue #16: `[store] url` selects PostgreSQL; it is never resolved as a relative path,
+    // and naming both a file and a database is an error rather than a silent choice.
+    #[test]
+    fn store_url_is_kept_as_written_and_excludes_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        let url = "postgresql://gate@db.example.net/imipsec";
+        std::fs::write(&file, format!("[store]\nurl = '{url}'\n")).unwrap();
+        let config = Config::load(&file).unwrap();
+        assert_eq!(config.store.path, Some(PathBuf::from(url)));
+        std::fs::write(&file, format!("[store]\npath = '{url}'\n")).unwrap();
+        assert_eq!(
+            Config::load(&file).unwrap().store.path,
+            Some(PathBuf::from(url))
+        );
+        std::fs::write(&file, format!("[store]\npath = 'p.db'\nurl = '{url}'\n")).unwrap();
+        assert!(matches!(
+            Config::load(&file),
+            Err(ConfigError::StorePathAndUrl { .. })
+        ));
+    }
 
     #[test]
     fn shipped_example_parses() {

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use imipsec_pipeline::policy::{SqliteStore, StoreError, StoreOptions};
+use imipsec_pipeline::policy::{Store, StoreError, StoreLocation, StoreOptions};
 use imipsec_pipeline::smime::keys::{Identity, KeyError};
 use imipsec_pipeline::smime::{AlgorithmPolicy, RevocationMode, TrustStore, TrustStoreError};
 use imipsec_pipeline::{Pipeline, Settings};
@@ -27,7 +27,7 @@ pub struct PipelineSetup {
     /// The pipeline.
     pub pipeline: Pipeline,
     /// The policy store, when `--store`, `IMIPSEC_STORE` or the configuration names one.
-    pub store: Option<SqliteStore>,
+    pub store: Option<Store>,
     /// The recipient (state scope), from `--recipient` or the configuration.
     pub recipient: Option<String>,
     /// The evaluation time: `--at`, else now.
@@ -173,6 +173,17 @@ pub enum SetupError {
         /// The file.
         path: PathBuf,
     },
+    /// A PostgreSQL URL with a password was given on the command line, where `ps` and
+    /// shell histories show it.
+    #[error(
+        "the store URL {location} carries a password on the command line; pass it in \
+         PGPASSWORD or a PGPASSFILE (~/.pgpass) line instead, or put the URL in \
+         IMIPSEC_STORE or the configuration's [store] url"
+    )]
+    StorePasswordOnCommandLine {
+        /// The URL, password hidden.
+        location: StoreLocation,
+    },
     /// The store could not be opened.
     #[error("cannot open the policy store {path}")]
     Store {
@@ -291,23 +302,43 @@ pub fn load_identity(path: &Path, password: PasswordSource<'_>) -> Result<Identi
     Identity::from_pkcs12(&bytes, password.as_deref().unwrap_or("")).map_err(identity_error)
 }
 
-/// Open the policy store at `path`. `create`: create the file when missing (only when
+/// Open the policy store at `path`: a SQLite file, or a PostgreSQL database when it is a
+/// `postgresql://` URL. `create`: create the file (or the schema) when missing (only when
 /// something will be recorded; otherwise a mistyped path is an error, not an empty store
 /// that silently grants nothing).
-pub fn open_store(path: &Path, create: bool) -> Result<SqliteStore, SetupError> {
+pub fn open_store(path: &Path, create: bool) -> Result<Store, SetupError> {
+    let location = store_location(path)?;
     let options = StoreOptions {
         create,
         ..StoreOptions::default()
     };
-    SqliteStore::open(path, &options).map_err(|source| match source {
+    Store::open(&location, &options).map_err(|source| match source {
         StoreError::FileNotFound => SetupError::StoreMissing {
-            path: path.to_path_buf(),
+            path: PathBuf::from(location.to_string()),
         },
         source => SetupError::Store {
-            path: path.to_path_buf(),
+            path: PathBuf::from(location.to_string()),
             source,
         },
     })
+}
+
+/// Reads a `--store`/`IMIPSEC_STORE`/`[store]` value; refuses a URL whose password is on
+/// this process's command line.
+pub fn store_location(path: &Path) -> Result<StoreLocation, SetupError> {
+    let location = match path.to_str() {
+        Some(text) => StoreLocation::parse(text),
+        None => StoreLocation::path(path),
+    };
+    if location.has_password()
+        && std::env::args_os().any(|arg| {
+            arg.to_str()
+                .is_some_and(|arg| path.to_str().is_some_and(|url| arg.contains(url)))
+        })
+    {
+        return Err(SetupError::StorePasswordOnCommandLine { location });
+    }
+    Ok(location)
 }
 
 /// The algorithm policy of `[policy]` (the library default where absent).

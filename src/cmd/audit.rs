@@ -21,7 +21,7 @@ use imipsec_audit::report::csv::CsvReport;
 use imipsec_audit::report::html::HtmlReport;
 use imipsec_audit::report::{Row, RunInfo, Summary, write_jsonl};
 use imipsec_audit::{audit, evaluate_message};
-use imipsec_pipeline::policy::SqliteStore;
+use imipsec_pipeline::policy::Store;
 use imipsec_pipeline::{Evaluation, Stores};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tempfile::NamedTempFile;
@@ -107,7 +107,7 @@ pub fn run(args: &AuditArgs) -> Result<Exit, AuditError> {
     let at = setup.at;
     let record = args.record;
     let make_worker = || -> Result<_, AuditError> {
-        let store: Option<SqliteStore> = match &store_path {
+        let store: Option<Store> = match &store_path {
             Some(path) => Some(open_store(path, record)?),
             None => None,
         };

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use imipsec_policy::{
     DelegationStore, Grant, GrantFilter, GrantId, GrantScope, HistoryEntry, Method, NewGrant, Side,
-    SqliteStore, StoreError, Timestamp,
+    Store, StoreError, Timestamp,
 };
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -113,7 +113,7 @@ pub fn run(args: &DelegateArgs) -> Result<Exit, DelegateError> {
 /// An open store and its path, for error messages.
 struct Opened {
     path: PathBuf,
-    store: SqliteStore,
+    store: Store,
 }
 
 impl Opened {
@@ -127,6 +127,8 @@ impl Opened {
             .or(config.store.path)
             .ok_or(DelegateError::NoStore)?;
         let store = open_store(&path, create)?;
+        // Shown in messages: a URL without its password.
+        let path = PathBuf::from(crate::setup::store_location(&path)?.to_string());
         Ok(Opened { path, store })
     }
 

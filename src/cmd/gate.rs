@@ -167,6 +167,7 @@ fn check_config(
 ) -> Result<Exit, GateCommandError> {
     let mut config = config.clone();
     if let Some(path) = config.store.path.clone()
+        && !path.to_str().is_some_and(crate::config::is_store_url)
         && !path.exists()
     {
         let folder = path

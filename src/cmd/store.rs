@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use imipsec_policy::{SCHEMA_VERSION, SqliteStore, StoreError, StoreInit, StoreOptions};
+use imipsec_policy::{SCHEMA_VERSION, Store, StoreError, StoreInit, StoreOptions};
 
 use crate::cli::{StoreArgs, StoreCommand, StoreCommandArgs};
 use crate::cmd::Exit;
@@ -22,6 +22,9 @@ pub enum StoreCommandError {
         "no policy store: give --store PATH, set IMIPSEC_STORE, or set [store] path in --config"
     )]
     NoStore,
+    /// The store location cannot be used (a password on the command line).
+    #[error(transparent)]
+    Setup(#[from] crate::setup::SetupError),
     /// The store could not be created or migrated.
     #[error("cannot initialise policy store {}", .path.display())]
     Init {
@@ -47,7 +50,9 @@ fn init(args: &StoreArgs) -> Result<Exit, StoreCommandError> {
         .clone()
         .or(config.store.path)
         .ok_or(StoreCommandError::NoStore)?;
-    let (_, outcome) = SqliteStore::init(&path, &StoreOptions::default()).map_err(|source| {
+    let location = crate::setup::store_location(&path)?;
+    let path = PathBuf::from(location.to_string());
+    let (_, outcome) = Store::init(&location, &StoreOptions::default()).map_err(|source| {
         StoreCommandError::Init {
             path: path.clone(),
             source,

@@ -2101,3 +2101,147 @@ async fn gate_accepts_a_real_outlook_invitation_and_the_tolerated_deviations() {
         }
     }
 }
+
+#[path = "../../policy/tests/support/mod.rs"]
+#[allow(unused_macros)]
+mod pg_support;
+
+/// Issue #16: a gate on a shared PostgreSQL store answers 451 while the database is down
+/// (never an accept, never a reject), and accepts again by itself once it is back: the
+/// gate is not restarted.
+#[tokio::test]
+#[ignore = "starts PostgreSQL 15 (pg_config --bindir); .ci/run runs it"]
+async fn pipeline_gate_on_postgresql_tempfails_while_it_is_down_and_recovers() {
+    // The synchronous client blocks: set up off the async workers, as the gate does.
+    let (cluster, store) = tokio::task::spawn_blocking(|| {
+        let cluster = pg_support::Cluster::start();
+        let url = cluster.new_database();
+        let options = imipsec_pipeline::policy::StoreOptions {
+            busy_timeout: std::time::Duration::from_secs(2),
+            ..Default::default()
+        };
+        let store = imipsec_pipeline::policy::PostgresStore::open(&url, &options).unwrap();
+        (cluster, store)
+    })
+    .await
+    .unwrap();
+    let (milter, _, _stop) = start_pipeline_gate(base_config(), Box::new(store)).await;
+    let address = milter.unwrap();
+    let send = |uid: &'static str| async move {
+        let mut client = MilterClient::connect(address).await;
+        client
+            .begin("organizer@example.com", &["bob@example.org"])
+            .await;
+        let message =
+            openssl_signed_uid(Some("organizer"), "REQUEST", "organizer@example.com", uid);
+        let packets = client.message(&message).await;
+        let reply = final_reply(&packets);
+        (reply.code, reply.text())
+    };
+    let (code, text) = send("up-1@example.com").await;
+    assert_eq!(code, b'c', "{text}");
+    let cluster = std::sync::Arc::new(cluster);
+    let stopper = std::sync::Arc::clone(&cluster);
+    tokio::task::spawn_blocking(move || stopper.stop())
+        .await
+        .unwrap();
+    for uid in ["down-1@example.com", "down-2@example.com"] {
+        let (_, text) = send(uid).await;
+        assert!(text.starts_with("451"), "{text}");
+    }
+    let starter = std::sync::Arc::clone(&cluster);
+    tokio::task::spawn_blocking(move || starter.start_server())
+        .await
+        .unwrap();
+    let (code, text) = send("back-1@example.com").await;
+    assert_eq!(code, b'c', "{text}");
+}
+
+/// Issue #16, a fleet in miniature: two gates, each with its own connection to one
+/// PostgreSQL store, receive every invitation at the same moment (a sender's MX fallback,
+/// a replay sent to both MX hosts), while the database is restarted in the middle. A
+/// tempfailed message is sent again to the same gate, as an MTA would. Every invitation
+/// ends accepted by exactly one gate and refused as a replay by the other: none lost, none
+/// accepted twice, whichever gate was first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "starts PostgreSQL 15 (pg_config --bindir); .ci/run runs it"]
+async fn fleet_two_gates_on_one_postgresql_accept_each_invitation_once_across_a_restart() {
+    const INVITATIONS: usize = 60;
+    let (cluster, stores) = tokio::task::spawn_blocking(|| {
+        let cluster = pg_support::Cluster::start();
+        let url = cluster.new_database();
+        let options = imipsec_pipeline::policy::StoreOptions {
+            busy_timeout: std::time::Duration::from_secs(3),
+            ..Default::default()
+        };
+        let stores: Vec<_> = (0..2)
+            .map(|_| imipsec_pipeline::policy::PostgresStore::open(&url, &options).unwrap())
+            .collect();
+        (cluster, stores)
+    })
+    .await
+    .unwrap();
+    let cluster = Arc::new(cluster);
+    let mut gates = Vec::new();
+    let mut stops = Vec::new();
+    for store in stores {
+        let (milter, _, stop) = start_pipeline_gate(base_config(), Box::new(store)).await;
+        gates.push(milter.unwrap());
+        stops.push(stop);
+    }
+    let messages: Vec<String> = (0..INVITATIONS)
+        .map(|i| {
+            openssl_signed_uid(
+                Some("organizer"),
+                "REQUEST",
+                "organizer@example.com",
+                &format!("fleet-{i}@example.com"),
+            )
+        })
+        .collect();
+    /// Sends until the answer is not a tempfail; the final reply's code and text.
+    async fn deliver(address: SocketAddr, message: &str) -> (u8, String, usize) {
+        for attempt in 0..50 {
+            let mut client = MilterClient::connect(address).await;
+            client
+                .begin("organizer@example.com", &["bob@example.org"])
+                .await;
+            let packets = client.message(message).await;
+            let reply = final_reply(&packets);
+            let text = reply.text();
+            if !text.starts_with("451") {
+                return (reply.code, text, attempt);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("still tempfailed after 50 attempts");
+    }
+    let mut restart = None;
+    let mut outcomes = Vec::new();
+    for (i, message) in messages.iter().enumerate() {
+        if i == INVITATIONS / 2 {
+            let cluster = Arc::clone(&cluster);
+            restart = Some(tokio::task::spawn_blocking(move || {
+                cluster.stop();
+                std::thread::sleep(Duration::from_millis(500));
+                cluster.start_server();
+            }));
+        }
+        let (a, b) = tokio::join!(deliver(gates[0], message), deliver(gates[1], message));
+        outcomes.push((a, b));
+    }
+    restart.unwrap().await.unwrap();
+    let tempfailed: usize = outcomes.iter().map(|(a, b)| a.2 + b.2).sum();
+    for (i, ((code_a, text_a, _), (code_b, text_b, _))) in outcomes.iter().enumerate() {
+        let accepted = [code_a, code_b]
+            .iter()
+            .filter(|code| ***code == b'c')
+            .count();
+        assert_eq!(
+            accepted, 1,
+            "invitation {i}: gate A {text_a:?}, gate B {text_b:?} ({tempfailed} tempfails in all)"
+        );
+    }
+    assert!(tempfailed > 0, "the restart tempfailed nothing: not tested");
+    drop(stops);
+}

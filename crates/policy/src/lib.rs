@@ -7,7 +7,12 @@ mod delegation;
 mod error;
 mod event;
 mod method;
+mod postgres;
+mod retry;
+mod rows;
+mod schema;
 mod sqlite;
+mod store;
 mod timestamp;
 
 pub use address::{AddressError, LocalPartCase, normalize_address};
@@ -20,7 +25,10 @@ pub use event::{
     EventState, EventStateStore, EventUpdate, ReplyState, StateDecision, StateFinding,
 };
 pub use method::{Method, Side};
-pub use sqlite::{SCHEMA_VERSION, SqliteStore, StoreInit, StoreOptions, Synchronous};
+pub use postgres::{PostgresStore, PostgresUrlError};
+pub use schema::{SCHEMA_VERSION, StoreInit};
+pub use sqlite::{SqliteStore, StoreOptions, Synchronous};
+pub use store::{Store, StoreLocation};
 pub use timestamp::Timestamp;
 
 /// Bounds on everything a caller or an import file can make the store hold.
