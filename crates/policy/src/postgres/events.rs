@@ -4,12 +4,12 @@
 use ::postgres::Transaction;
 
 use super::{PostgresStore, pg};
+use crate::LocalPartCase;
 use crate::error::{AddressField, StoreError};
 use crate::event::{
     self, EventRow, EventState, EventStateStore, EventUpdate, Pending, ReplyRow, ReplyState,
     StateDecision, StateFinding, StateSource,
 };
-use crate::LocalPartCase;
 use crate::method::Method;
 use crate::rows::event_row_from;
 use crate::timestamp::Timestamp;

@@ -3,12 +3,12 @@
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::{SqliteStore, db};
+use crate::LocalPartCase;
 use crate::error::{AddressField, StoreError};
 use crate::event::{
     self, EventRow, EventState, EventStateStore, EventUpdate, Pending, ReplyRow, ReplyState,
     StateDecision, StateFinding, StateSource,
 };
-use crate::LocalPartCase;
 use crate::method::Method;
 use crate::rows::event_row_from;
 use crate::timestamp::Timestamp;
