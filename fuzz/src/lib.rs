@@ -15,7 +15,7 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use imipsec_gate::{
-    Decide, DecideError, Envelope, EventState, Gate, GateConfig, GateVerdict, ItipSummary, LmtpConfig,
+    Decide, DecideError, Envelope, EventState, Gate, GateConfig, GateVerdict, ItipSummary, Judged, LmtpConfig,
     MilterConfig, Outcome, Reason as GateReason, RejectAction, SmimeResult,
 };
 use imipsec_itip::{
@@ -247,16 +247,16 @@ pub fn pipeline(data: &[u8]) {
         record: true,
     };
     if let Ok(verdict) = PIPELINE.evaluate(data, &ctx, Some(&store)) {
-        assert_eq!(verdict.is_accept(), verdict.reasons.is_empty());
+        assert_eq!(verdict.is_accept(), verdict.reasons().is_empty());
         serde_json::to_string(&verdict).expect("a verdict serialises");
         if verdict.is_accept() {
             let unauthorised =
-                imipsec_smime::calendar::unauthorised_calendars(data, &verdict.calendar_ranges);
+                imipsec_smime::calendar::unauthorised_calendars(data, verdict.calendar_ranges());
             assert!(
                 unauthorised.is_empty(),
                 "accepted, but mail-parser finds calendar data the verdict did not evaluate: \
                  {unauthorised:?} (evaluated: {:?})",
-                verdict.calendar_ranges
+                verdict.calendar_ranges()
             );
         }
     }
@@ -330,7 +330,7 @@ MIME-Version: 1.0\r\n"
     assert!(
         verdict.is_accept(),
         "a freshly signed REQUEST is rejected: {:?}",
-        verdict.reasons
+        verdict.reasons()
     );
 
     let offset = signed_start + position as usize % entity.len();
@@ -400,9 +400,18 @@ impl Decide for LengthEngine {
         &self,
         message: &[u8],
         _envelope: &Envelope,
-        _recipient: &str,
+        recipients: &[String],
         _at: OffsetDateTime,
-    ) -> Result<GateVerdict, DecideError> {
+    ) -> Vec<Result<Judged, DecideError>> {
+        recipients
+            .iter()
+            .map(|_| self.decide_one(message).map(Judged::from))
+            .collect()
+    }
+}
+
+impl LengthEngine {
+    fn decide_one(&self, message: &[u8]) -> Result<GateVerdict, DecideError> {
         let verdict = |outcome, smime| GateVerdict {
             outcome,
             reasons: vec![GateReason {
@@ -429,16 +438,6 @@ impl Decide for LengthEngine {
             3 => Ok(verdict(Outcome::NotDecrypted, SmimeResult::None)),
             _ => Err(DecideError::StoreBusy),
         }
-    }
-
-    fn record(
-        &self,
-        _message: &[u8],
-        _envelope: &Envelope,
-        _recipient: &str,
-        _at: OffsetDateTime,
-    ) -> Result<(), DecideError> {
-        Ok(())
     }
 }
 

@@ -118,7 +118,7 @@ pub fn run(args: &VerifyArgs) -> Result<Exit, VerifyError> {
         write_summary(&mut stdout, &verdict).map_err(VerifyError::Output)?;
     }
     stdout.flush().map_err(VerifyError::Output)?;
-    if let Some(reason) = verdict.reasons.first() {
+    if let Some(reason) = verdict.reasons().first() {
         let hint = match reason.code {
             imipsec_pipeline::Reason::UntrustedCertificate => {
                 " (hint: is the signer's CA among --trust, and does the message or --trust \
@@ -139,7 +139,7 @@ pub fn run(args: &VerifyArgs) -> Result<Exit, VerifyError> {
 fn write_summary(out: &mut impl Write, verdict: &Verdict) -> std::io::Result<()> {
     if verdict.is_accept() {
         write!(out, "accept")?;
-        if let Some(component) = verdict.itip.first() {
+        if let Some(component) = verdict.itip().first() {
             write!(out, ": {} {}", component.method, component.component)?;
             if let Some(uid) = &component.uid {
                 write!(out, " {uid}")?;
@@ -151,20 +151,20 @@ fn write_summary(out: &mut impl Write, verdict: &Verdict) -> std::io::Result<()>
                 write!(out, " (sent by {via})")?;
             }
         }
-        if verdict.recorded {
+        if verdict.is_recorded() {
             write!(out, " [recorded]")?;
         }
         writeln!(out)?;
     } else {
         writeln!(out, "reject")?;
     }
-    for reason in &verdict.reasons {
+    for reason in verdict.reasons() {
         writeln!(out, "  reason {}: {}", reason.code, reason.detail)?;
     }
-    for warning in &verdict.warnings {
+    for warning in verdict.warnings() {
         writeln!(out, "  warning {}: {}", warning.code, warning.detail)?;
     }
-    for layer in &verdict.layers {
+    for layer in verdict.layers() {
         for signer in &layer.signers {
             writeln!(
                 out,

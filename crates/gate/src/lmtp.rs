@@ -606,7 +606,7 @@ impl Session {
         let stripped = Arc::new(authres::strip_own(&raw, shared.config.authserv_id()));
         let raw = Arc::new(raw);
         let envelope = Arc::new(self.envelope.clone());
-        let judgement = shared
+        let mut judgement = shared
             .evaluator
             .judge(
                 Arc::clone(&raw),
@@ -614,6 +614,7 @@ impl Session {
                 self.envelope.recipients.clone(),
             )
             .await;
+        let mut recordings = judgement.take_recordings();
         let mut dispositions = Vec::with_capacity(judgement.verdicts.len());
         let mut actions = Vec::with_capacity(judgement.verdicts.len());
         let mut defused_cache: Option<Option<Arc<Vec<u8>>>> = None;
@@ -643,7 +644,7 @@ impl Session {
                         Action::Tempfail,
                     )
                 }
-                RecipientVerdict::Judged(verdict) if verdict.outcome == Outcome::Accept => {
+                RecipientVerdict::Judged(verdict, _) if verdict.outcome == Outcome::Accept => {
                     let message = self.with_authres(verdict, &stripped);
                     (
                         Disposition::Deliver {
@@ -653,7 +654,9 @@ impl Session {
                         Action::Accept,
                     )
                 }
-                RecipientVerdict::Judged(verdict) if verdict.outcome == Outcome::NotDecrypted => {
+                RecipientVerdict::Judged(verdict, _)
+                    if verdict.outcome == Outcome::NotDecrypted =>
+                {
                     let monitor = shared.config.on_reject == RejectAction::Monitor;
                     let tagged = Disposition::Deliver {
                         message: self.with_authres(verdict, &stripped),
@@ -671,7 +674,7 @@ impl Session {
                         }
                     }
                 }
-                RecipientVerdict::Judged(verdict) => match shared.config.on_reject {
+                RecipientVerdict::Judged(verdict, _) => match shared.config.on_reject {
                     RejectAction::Reject => (Disposition::Answer(rejected()), Action::Reject),
                     // Rollout: delivered with the real result (`x-imip=fail`), logged as
                     // what `reject` would have done; no event state is recorded.
@@ -723,37 +726,45 @@ impl Session {
             dispositions.push(disposition);
             actions.push(action);
         }
-        let replies = self.execute(&dispositions).await?;
-        // Record only what was accepted and then delivered (the backend said 2xx).
-        let delivered: Vec<String> = dispositions
-            .iter()
-            .zip(&replies)
-            .zip(&self.envelope.recipients)
-            .filter(|((disposition, reply), _)| {
-                matches!(disposition, Disposition::Deliver { record: true, .. })
-                    && reply.is_positive()
-            })
-            .map(|(_, recipient)| recipient.clone())
-            .collect();
-        if !delivered.is_empty()
-            && let Err(error) = shared
-                .evaluator
-                .record(
-                    Arc::clone(&raw),
-                    Arc::clone(&envelope),
-                    delivered,
-                    judgement.at,
-                )
-                .await
+        // Record before delivering (issue #15): the event state of an accepted recipient is
+        // stored first, keyed by the message's digest, so a crash or a backend failure
+        // between the two steps loses nothing (the retry of the same message finds its own
+        // record and is accepted again) and duplicates nothing (the record is not written
+        // twice). A recipient whose state could not be recorded is not delivered: 451.
+        let mut order = Vec::new();
+        let mut pending = Vec::new();
+        for (index, (disposition, recording)) in
+            dispositions.iter().zip(recordings.iter_mut()).enumerate()
         {
-            tracing::error!(%error, "delivered but event state not recorded");
+            if matches!(disposition, Disposition::Deliver { record: true, .. })
+                && let Some(recording) = recording.take()
+            {
+                order.push(index);
+                pending.push(recording);
+            }
         }
+        let results = shared.evaluator.record(pending).await;
+        for (index, result) in order.into_iter().zip(results) {
+            if let Err(error) = result {
+                tracing::warn!(%error, "event state not recorded; not delivered");
+                if let (Some(disposition), Some(action)) =
+                    (dispositions.get_mut(index), actions.get_mut(index))
+                {
+                    *disposition = Disposition::Answer(Reply::new(
+                        451,
+                        "4.7.1 imipsec: cannot record calendar state now, try again later",
+                    ));
+                    *action = Action::Tempfail;
+                }
+            }
+        }
+        let replies = self.execute(&dispositions).await?;
         for (index, (action, recipient)) in
             actions.iter().zip(&self.envelope.recipients).enumerate()
         {
             let verdict = match judgement.verdicts.get(index) {
                 Some(
-                    RecipientVerdict::Judged(verdict)
+                    RecipientVerdict::Judged(verdict, _)
                     | RecipientVerdict::NotCalendar(Some(verdict)),
                 ) => Some(verdict),
                 _ => None,

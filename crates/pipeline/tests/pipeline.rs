@@ -104,7 +104,11 @@ fn evaluation(record: bool) -> Evaluation<'static> {
 }
 
 fn codes(verdict: &Verdict) -> Vec<Reason> {
-    verdict.reasons.iter().map(|finding| finding.code).collect()
+    verdict
+        .reasons()
+        .iter()
+        .map(|finding| finding.code)
+        .collect()
 }
 
 #[test]
@@ -116,10 +120,10 @@ fn signed_request_from_the_organizer_is_accepted() {
             None,
         )
         .unwrap();
-    assert!(verdict.is_accept(), "{:?}", verdict.reasons);
-    assert_eq!(verdict.itip.len(), 1);
-    assert_eq!(verdict.itip[0].actor.as_deref(), Some(ORGANIZER));
-    assert!(!verdict.recorded);
+    assert!(verdict.is_accept(), "{:?}", verdict.reasons());
+    assert_eq!(verdict.itip().len(), 1);
+    assert_eq!(verdict.itip()[0].actor.as_deref(), Some(ORGANIZER));
+    assert!(!verdict.is_recorded());
 }
 
 #[test]
@@ -152,7 +156,7 @@ fn reasons_are_ranked_most_specific_first() {
     );
     assert_eq!(verdict.primary_reason(), Some(Reason::BadSignature));
     // Verify-then-process: nothing of the calendar was evaluated.
-    assert!(verdict.itip.is_empty());
+    assert!(verdict.itip().is_empty());
 }
 
 #[test]
@@ -174,7 +178,7 @@ fn calendar_outside_the_signed_region_is_never_processed() {
         .evaluate(&wrap(body.as_bytes()), &evaluation(true), Some(&store))
         .unwrap();
     assert_eq!(codes(&verdict), [Reason::UnprotectedCalendar]);
-    assert!(verdict.itip.is_empty());
+    assert!(verdict.itip().is_empty());
     assert!(
         store
             .event(ATTENDEE, "smuggle@example.com", None)
@@ -196,7 +200,7 @@ fn record_only_on_accept() {
         )
         .unwrap();
     assert_eq!(codes(&verdict), [Reason::SignerNotCorrelated]);
-    assert!(!verdict.recorded);
+    assert!(!verdict.is_recorded());
     assert!(
         store
             .event(ATTENDEE, "rec@example.com", None)
@@ -209,7 +213,7 @@ fn record_only_on_accept() {
         .evaluate(&message, &evaluation(false), Some(&store))
         .unwrap();
     assert!(verdict.is_accept());
-    assert!(!verdict.recorded);
+    assert!(!verdict.is_recorded());
     assert!(
         store
             .event(ATTENDEE, "rec@example.com", None)
@@ -220,7 +224,7 @@ fn record_only_on_accept() {
     let verdict = pipeline
         .evaluate(&message, &evaluation(true), Some(&store))
         .unwrap();
-    assert!(verdict.is_accept() && verdict.recorded);
+    assert!(verdict.is_accept() && verdict.is_recorded());
     assert_eq!(
         store
             .event(ATTENDEE, "rec@example.com", None)
@@ -233,7 +237,7 @@ fn record_only_on_accept() {
         .evaluate(&message, &evaluation(true), Some(&store))
         .unwrap();
     assert_eq!(codes(&verdict), [Reason::StaleSequence]);
-    assert!(!verdict.recorded);
+    assert!(!verdict.is_recorded());
 }
 
 #[test]
@@ -257,7 +261,7 @@ fn unsigned_is_rejected_and_downgrade_is_rejected_even_with_danger() {
             Some(&store),
         )
         .unwrap();
-    assert!(verdict.is_accept(), "{:?}", verdict.reasons);
+    assert!(verdict.is_accept(), "{:?}", verdict.reasons());
     // ... but not an unsigned update after a signed one.
     let verdict = danger
         .evaluate(
@@ -266,7 +270,7 @@ fn unsigned_is_rejected_and_downgrade_is_rejected_even_with_danger() {
             Some(&store),
         )
         .unwrap();
-    assert!(verdict.is_accept() && verdict.recorded);
+    assert!(verdict.is_accept() && verdict.is_recorded());
     let verdict = danger
         .evaluate(
             &unsigned_request("down@example.com", 1),
@@ -500,7 +504,7 @@ fn bare_cr_inside_a_signed_base64_calendar_is_malformed_icalendar() {
             None,
         )
         .unwrap();
-    assert!(control.is_accept(), "{:?}", control.reasons);
+    assert!(control.is_accept(), "{:?}", control.reasons());
     let verdict = pipeline(false)
         .evaluate(&sign(part(&calendar)), &evaluation(false), None)
         .unwrap();

@@ -69,7 +69,7 @@ fn base64_entity(calendar: &str, method: &str) -> Vec<u8> {
 
 fn deviations(verdict: &Verdict) -> Vec<String> {
     verdict
-        .warnings
+        .warnings()
         .iter()
         .filter(|w| w.code.to_string() == "icalendar-deviation")
         .map(|w| w.detail.clone())
@@ -110,7 +110,7 @@ fn apple_ical_request_is_accepted_without_deviation() {
     let raw = openssl_signed("rsa2048/organizer", ORGANIZER, &entity(&ics, "REQUEST"));
     let verdict = evaluate(&raw);
     assert_accepted(&verdict);
-    assert!(deviations(&verdict).is_empty(), "{:?}", verdict.warnings);
+    assert!(deviations(&verdict).is_empty(), "{:?}", verdict.warnings());
     assert_accepted(&super::profile::evaluate_strict(&raw));
 }
 
@@ -126,7 +126,7 @@ fn apple_ical_reply_in_base64_is_accepted() {
     let raw = openssl_signed("rsa2048/attendee", ATTENDEE, &base64_entity(&ics, "REPLY"));
     let verdict = evaluate(&raw);
     assert_accepted(&verdict);
-    assert!(deviations(&verdict).is_empty(), "{:?}", verdict.warnings);
+    assert!(deviations(&verdict).is_empty(), "{:?}", verdict.warnings());
     // The same reply signed by a stranger is not the attendee's.
     let forged = openssl_signed("rsa2048/stranger", ATTENDEE, &base64_entity(&ics, "REPLY"));
     assert_rejected(&evaluate(&forged), Reason::SignerNotCorrelated);
