@@ -103,9 +103,11 @@ impl Recording for PipelineRecording {
     fn record(self: Box<Self>) -> Result<(), DecideError> {
         let PipelineRecording { accepted, store } = *self;
         let guard = store.lock().unwrap_or_else(PoisonError::into_inner);
-        let recorded = catch_unwind(AssertUnwindSafe(|| Pipeline::record(accepted, &**guard)))
-            .map_err(|_| DecideError::Engine("the pipeline panicked while recording".into()))?
-            .map_err(map_error)?;
+        let recorded = catch_unwind(AssertUnwindSafe(|| {
+            Pipeline::record_delivery(accepted, &**guard)
+        }))
+        .map_err(|_| DecideError::Engine("the pipeline panicked while recording".into()))?
+        .map_err(map_error)?;
         drop(guard);
         if recorded.is_recorded() {
             Ok(())

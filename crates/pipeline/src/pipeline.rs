@@ -5,8 +5,8 @@ use imipsec_itip::{
     ParseOptions, Role, correlate, parse_itip_all,
 };
 use imipsec_policy::{
-    AddressField, DelegationStore, EventStateStore, EventUpdate, StateDecision, StateFinding,
-    StoreError, Timestamp,
+    AddressField, DelegationStore, EventStateStore, EventUpdate, MessageDigest, StateDecision,
+    StateFinding, StoreError, Timestamp,
 };
 use thiserror::Error;
 
@@ -21,6 +21,8 @@ use crate::verified::{Authentication, VerifiedCalendar, VerifiedMessage, part_na
 #[derive(Debug)]
 pub struct Prepared {
     at: time::OffsetDateTime,
+    /// SHA-256 of the received bytes: the key of an idempotent record.
+    digest: MessageDigest,
     stage: Stage,
 }
 
@@ -173,8 +175,10 @@ impl Pipeline {
     /// verification, the accept direction (every calendar part mail-parser finds is one
     /// the verification authorised) and iTIP parsing. Never touches a store.
     pub fn prepare(&self, raw: &[u8], at: time::OffsetDateTime) -> Prepared {
+        let digest = MessageDigest::from_bytes(imipsec_smime::sha256(raw));
         let rejected = |reasons, warnings, layers| Prepared {
             at,
+            digest,
             stage: Stage::Rejected(Report {
                 reasons,
                 warnings,
@@ -267,6 +271,7 @@ impl Pipeline {
         warnings.append(&mut deviations);
         Prepared {
             at,
+            digest,
             stage: Stage::Ready(Ready {
                 signed,
                 calendars,
@@ -298,7 +303,9 @@ impl Pipeline {
                 report.layers.clone(),
                 Vec::new(),
             )),
-            Stage::Ready(ready) => self.process(ready, prepared.at, recipient, store),
+            Stage::Ready(ready) => {
+                self.process(ready, prepared.at, prepared.digest, recipient, store)
+            }
         }
     }
 
@@ -314,7 +321,41 @@ impl Pipeline {
             return Err(EvaluateError::RecordWithoutRecipient);
         };
         match store.decide_and_record(&scope, accepted.updates(), accepted.at()) {
-            Ok(StateDecision::Recorded) => {
+            Ok(StateDecision::Recorded | StateDecision::AlreadyRecorded) => {
+                let mut accepted = accepted;
+                accepted.mark_recorded();
+                Ok(Verdict::Accept(accepted))
+            }
+            Ok(StateDecision::Rejected(findings)) => {
+                Ok(accepted.into_rejected(findings.iter().map(state_finding).collect()))
+            }
+            Err(error) => state_error(error).map(|finding| accepted.into_rejected(vec![finding])),
+        }
+    }
+
+    /// [`record`](Pipeline::record) for a gate that records before it delivers: idempotent
+    /// per message (keyed by the SHA-256 of the received bytes and the recipient,
+    /// [`EventStateStore::decide_and_record_message`]). The retry of a message whose
+    /// delivery failed after it was recorded finds its own record and is accepted again,
+    /// recording nothing twice; another message with the same SEQUENCE is still a replay.
+    ///
+    /// # Errors
+    /// As [`record`](Pipeline::record).
+    pub fn record_delivery(
+        accepted: Accepted,
+        store: &dyn Stores,
+    ) -> Result<Verdict, EvaluateError> {
+        let Some(scope) = accepted.scope().map(str::to_owned) else {
+            return Err(EvaluateError::RecordWithoutRecipient);
+        };
+        let decision = store.decide_and_record_message(
+            &scope,
+            &accepted.digest(),
+            accepted.updates(),
+            accepted.at(),
+        );
+        match decision {
+            Ok(StateDecision::Recorded | StateDecision::AlreadyRecorded) => {
                 let mut accepted = accepted;
                 accepted.mark_recorded();
                 Ok(Verdict::Accept(accepted))
@@ -332,6 +373,7 @@ impl Pipeline {
         &self,
         ready: &Ready,
         at_time: time::OffsetDateTime,
+        digest: MessageDigest,
         recipient: Option<&str>,
         store: Option<&dyn Stores>,
     ) -> Result<Verdict, EvaluateError> {
@@ -403,7 +445,7 @@ impl Pipeline {
         if reasons.is_empty()
             && let (Some(store), Some(scope)) = (store, recipient)
         {
-            match store.evaluate(scope, &updates) {
+            match store.evaluate_message(scope, &digest, &updates) {
                 Ok(findings) => reasons.extend(findings.iter().map(state_finding)),
                 Err(error) => {
                     return state_error(error).map(|finding| {
@@ -425,6 +467,7 @@ impl Pipeline {
             updates,
             recipient.map(str::to_owned),
             at,
+            digest,
             ready.calendar_ranges.clone(),
         );
         if state_checked {

@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use imipsec_policy::{EventUpdate, Timestamp};
+use imipsec_policy::{EventUpdate, MessageDigest, Timestamp};
 
 use crate::reason::{Finding, Reason, Warning};
 
@@ -54,6 +54,8 @@ pub struct Accepted {
     scope: Option<String>,
     /// The evaluation time, in the store's terms.
     at: Timestamp,
+    /// SHA-256 of the received message: the key of an idempotent record.
+    digest: MessageDigest,
     /// The calendar parts this accept covers, as body byte ranges of the received message.
     calendar_ranges: Vec<std::ops::Range<usize>>,
     /// Whether the updates were recorded.
@@ -93,6 +95,11 @@ impl Accepted {
         self.at
     }
 
+    /// The SHA-256 digest of the received message this accept is about.
+    pub fn digest(&self) -> MessageDigest {
+        self.digest
+    }
+
     pub(crate) fn mark_recorded(&mut self) {
         self.recorded = true;
     }
@@ -107,6 +114,7 @@ impl Accepted {
             self.updates,
             self.scope,
             self.at,
+            self.digest,
             self.calendar_ranges,
         )
     }
@@ -219,6 +227,7 @@ impl Verdict {
             Vec::new(),
             None,
             Timestamp::from_unix_seconds(0),
+            MessageDigest::from_bytes([0; 32]),
             Vec::new(),
         )
     }
@@ -229,6 +238,7 @@ impl Verdict {
         updates: Vec<EventUpdate>,
         scope: Option<String>,
         at: Timestamp,
+        digest: MessageDigest,
         calendar_ranges: Vec<std::ops::Range<usize>>,
     ) -> Verdict {
         report.reasons.sort_by_key(|finding| finding.code);
@@ -239,6 +249,7 @@ impl Verdict {
                 updates,
                 scope,
                 at,
+                digest,
                 calendar_ranges,
                 recorded: false,
             })

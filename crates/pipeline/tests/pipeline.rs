@@ -343,6 +343,23 @@ impl EventStateStore for BusyStore {
     ) -> Result<StateDecision, StoreError> {
         Err(StoreError::Busy)
     }
+    fn evaluate_message(
+        &self,
+        _: &str,
+        _: &imipsec_pipeline::policy::MessageDigest,
+        _: &[EventUpdate],
+    ) -> Result<Vec<StateFinding>, StoreError> {
+        Err(StoreError::Busy)
+    }
+    fn decide_and_record_message(
+        &self,
+        _: &str,
+        _: &imipsec_pipeline::policy::MessageDigest,
+        _: &[EventUpdate],
+        _: Timestamp,
+    ) -> Result<StateDecision, StoreError> {
+        Err(StoreError::Busy)
+    }
     fn event(
         &self,
         _: &str,

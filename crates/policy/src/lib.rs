@@ -17,7 +17,8 @@ pub use delegation::{
 };
 pub use error::{AddressField, StoreError, TextField};
 pub use event::{
-    EventState, EventStateStore, EventUpdate, ReplyState, StateDecision, StateFinding,
+    EventState, EventStateStore, EventUpdate, MessageDigest, ReplyState, StateDecision,
+    StateFinding,
 };
 pub use method::{Method, Side};
 pub use sqlite::{SCHEMA_VERSION, SqliteStore, StoreInit, StoreOptions, Synchronous};

@@ -17,21 +17,22 @@ use crate::delegation::{
 };
 use crate::error::{AddressField, StoreError};
 use crate::event::{
-    self, EventRow, EventState, EventStateStore, EventUpdate, Pending, ReplyRow, ReplyState,
-    StateDecision, StateFinding, StateSource,
+    self, EventRow, EventState, EventStateStore, EventUpdate, MessageDigest, Pending, ReplyRow,
+    ReplyState, StateDecision, StateFinding, StateSource,
 };
 use crate::method::{Method, MethodSet, Side};
 use crate::timestamp::Timestamp;
 
 /// Newest schema version this build writes and understands
 /// (kept in `PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// `PRAGMA application_id` marking our files ("IMIP").
 const APPLICATION_ID: i64 = 0x494d_4950;
 
 /// Migration `n` takes the schema from version `n` to `n + 1`.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE grants (
     id            INTEGER PRIMARY KEY,
     principal     TEXT NOT NULL,
@@ -86,7 +87,20 @@ CREATE TABLE replies (
     recorded_at INTEGER NOT NULL,
     PRIMARY KEY (scope, uid, rid, attendee)
 ) WITHOUT ROWID;
-"];
+",
+    r"
+-- Version 2 (issue #15): the messages whose event state was recorded, per recipient scope,
+-- keyed by the SHA-256 of the received bytes, so that the retry of a message whose delivery
+-- failed after recording is accepted again instead of refused as its own replay.
+CREATE TABLE recorded_messages (
+    scope       TEXT NOT NULL,
+    digest      BLOB NOT NULL CHECK (length(digest) = 32),
+    outcome     TEXT NOT NULL CHECK (outcome IN ('recorded')),
+    recorded_at INTEGER NOT NULL,
+    PRIMARY KEY (scope, digest)
+) WITHOUT ROWID;
+",
+];
 
 /// `PRAGMA synchronous` setting.
 ///
@@ -971,6 +985,24 @@ fn write_pending(tx: &Transaction<'_>, scope: &str, pending: &Pending) -> Result
     Ok(())
 }
 
+/// Whether `scope` recorded the message with digest `message`.
+fn recorded_message(
+    connection: &Connection,
+    scope: &str,
+    message: &MessageDigest,
+) -> Result<bool, StoreError> {
+    connection
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM recorded_messages WHERE scope = ?1 AND digest = ?2)",
+        )
+        .and_then(|mut statement| {
+            statement.query_row(params![scope, message.as_bytes().as_slice()], |row| {
+                row.get(0)
+            })
+        })
+        .map_err(db)
+}
+
 impl EventStateStore for SqliteStore {
     fn evaluate(
         &self,
@@ -1011,6 +1043,61 @@ impl EventStateStore for SqliteStore {
             return Ok(StateDecision::Rejected(findings));
         }
         write_pending(&tx, &scope, &pending)?;
+        tx.commit().map_err(db)?;
+        Ok(StateDecision::Recorded)
+    }
+
+    fn evaluate_message(
+        &self,
+        scope: &str,
+        message: &MessageDigest,
+        updates: &[EventUpdate],
+    ) -> Result<Vec<StateFinding>, StoreError> {
+        let (scope, updates) = event::validate(scope, updates, self.case, &self.limits)?;
+        let mut connection = self.connection();
+        let tx = connection.transaction().map_err(db)?;
+        let seen = recorded_message(&tx, &scope, message)?;
+        let mut source = SqlSource {
+            connection: &tx,
+            scope: &scope,
+        };
+        let (findings, _) = event::assess(&mut source, &updates, Timestamp::from_unix_seconds(0))?;
+        if seen && event::only_own_record(&findings) {
+            return Ok(Vec::new());
+        }
+        Ok(findings)
+    }
+
+    fn decide_and_record_message(
+        &self,
+        scope: &str,
+        message: &MessageDigest,
+        updates: &[EventUpdate],
+        at: Timestamp,
+    ) -> Result<StateDecision, StoreError> {
+        let (scope, updates) = event::validate(scope, updates, self.case, &self.limits)?;
+        let mut connection = self.connection();
+        let tx = immediate(&mut connection)?;
+        let seen = recorded_message(&tx, &scope, message)?;
+        let mut source = SqlSource {
+            connection: &tx,
+            scope: &scope,
+        };
+        let (findings, pending) = event::assess(&mut source, &updates, at)?;
+        if seen && event::only_own_record(&findings) {
+            // This message's own record, and nothing newer since: its retry.
+            return Ok(StateDecision::AlreadyRecorded);
+        }
+        if !findings.is_empty() {
+            return Ok(StateDecision::Rejected(findings));
+        }
+        write_pending(&tx, &scope, &pending)?;
+        tx.execute(
+            "INSERT OR IGNORE INTO recorded_messages (scope, digest, outcome, recorded_at) \
+             VALUES (?1, ?2, 'recorded', ?3)",
+            params![scope, message.as_bytes().as_slice(), at.unix_seconds()],
+        )
+        .map_err(db)?;
         tx.commit().map_err(db)?;
         Ok(StateDecision::Recorded)
     }

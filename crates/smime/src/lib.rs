@@ -47,3 +47,10 @@ pub use trust::{
     CHAIN_CACHE_CAPACITY, EmailAddress, MalformedAddress, RevocationMode, TrustStore,
     TrustStoreError, normalize_email,
 };
+
+/// The SHA-256 digest of `data`: a gate keys the messages whose event state it recorded by
+/// the digest of the received bytes (this crate is the only one linking a hash
+/// implementation).
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    openssl::sha::sha256(data)
+}
