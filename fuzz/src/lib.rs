@@ -91,17 +91,17 @@ pub fn mime_walk(data: &[u8]) {
     let Ok(inspection) = inspect(data, &inspect_options()) else {
         return;
     };
-    for leaf in &inspection.leaves {
-        if let Some(range) = &leaf.body_range {
+    for leaf in inspection.leaves() {
+        if let Some(range) = &leaf.body_range() {
             assert!(
                 range.start <= range.end && range.end <= data.len(),
                 "a leaf body range outside the message: {range:?} of {}",
                 data.len()
             );
         }
-        for &layer in &leaf.enclosing {
+        for &layer in leaf.enclosing() {
             assert!(
-                layer < inspection.layers.len(),
+                layer < inspection.layers().len(),
                 "leaf names a missing layer"
             );
         }
@@ -376,9 +376,9 @@ pub fn gate_mime(data: &[u8]) {
     {
         assert!(
             !inspection
-                .leaves
+                .leaves()
                 .iter()
-                .any(|leaf| leaf.calendar.is_some() && !leaf.body.is_empty()),
+                .any(|leaf| leaf.calendar().is_some() && !leaf.body().is_empty()),
             "the gate passes untouched a message whose S/MIME walk finds a calendar"
         );
     }

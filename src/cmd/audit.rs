@@ -214,11 +214,14 @@ fn look_inside(pipeline: &Pipeline, raw: &[u8], at: time::OffsetDateTime) -> Opt
     // The one definition of calendar content the pipeline and the gate use
     // (`imipsec_smime::calendar`, computed per leaf by the walk): calendar media types,
     // `.ics` names, bodies beginning with `BEGIN:VCALENDAR`; not only `text/calendar`.
-    let calendar = inspection.leaves.iter().any(|leaf| leaf.calendar.is_some());
-    let encrypted_unread = inspection
-        .layers
+    let calendar = inspection
+        .leaves()
         .iter()
-        .any(|layer| matches!(layer.outcome, LayerOutcome::NotDecrypted { .. }));
+        .any(|leaf| leaf.calendar().is_some());
+    let encrypted_unread = inspection
+        .layers()
+        .iter()
+        .any(|layer| matches!(layer.outcome(), LayerOutcome::NotDecrypted { .. }));
     Some(Inside {
         calendar,
         encrypted_unread,

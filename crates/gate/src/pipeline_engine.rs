@@ -144,12 +144,16 @@ impl PipelineEngine {
         let inspection = catch_unwind(AssertUnwindSafe(|| inspect(message, &options)))
             .ok()?
             .ok()?;
-        if inspection.leaves.iter().any(|leaf| leaf.calendar.is_some()) {
+        if inspection
+            .leaves()
+            .iter()
+            .any(|leaf| leaf.calendar().is_some())
+        {
             return None;
         }
         let mut no_key = false;
-        for layer in &inspection.layers {
-            match &layer.outcome {
+        for layer in inspection.layers() {
+            match &layer.outcome() {
                 LayerOutcome::NotDecrypted {
                     failure: Failure::NoDecryptionKey,
                 } => no_key = true,

@@ -52,12 +52,12 @@ pub enum LayerKind {
 #[derive(Debug, Clone)]
 pub struct Layer {
     /// What kind of layer.
-    pub kind: LayerKind,
+    pub(crate) kind: LayerKind,
     /// Position of the layer's entity in the MIME tree: child indexes from the root entity.
     /// The content of an opaque-signed or decrypted layer is its child 0.
-    pub path: Vec<usize>,
+    pub(crate) path: Vec<usize>,
     /// What verification or decryption gave.
-    pub outcome: LayerOutcome,
+    pub(crate) outcome: LayerOutcome,
 }
 
 /// The result of processing one layer.
@@ -108,30 +108,95 @@ impl LayerOutcome {
 #[derive(Debug, Clone)]
 pub struct Leaf {
     /// Lowercased `type/subtype`.
-    pub content_type: String,
+    pub(crate) content_type: String,
     /// Content-Type parameters, names lowercased, values as given.
-    pub params: Vec<(String, String)>,
+    pub(crate) params: Vec<(String, String)>,
     /// The body after transfer decoding (base64 / quoted-printable), charset untouched.
-    pub body: Vec<u8>,
+    pub(crate) body: Vec<u8>,
     /// Position in the MIME tree (see [`Layer::path`]).
-    pub path: Vec<usize>,
+    pub(crate) path: Vec<usize>,
     /// Indexes into [`Inspection::layers`] of the layers enclosing this leaf, outermost first.
-    pub enclosing: Vec<usize>,
+    pub(crate) enclosing: Vec<usize>,
     /// Whether, and why, this leaf is calendar content ([`crate::calendar`]): the one
     /// definition the pipeline, the gate and the audit share.
-    pub calendar: Option<CalendarEvidence>,
+    pub(crate) calendar: Option<CalendarEvidence>,
     /// The leaf lies inside a forwarded message (a `message/rfc822` or `message/global` part
     /// that is not the whole content of a security layer, or the body of the message itself).
     /// Signatures inside a forwarded message are not evaluated: its leaves are never signed
     /// by this message's layers in the sense of its own iTIP.
-    pub forwarded: bool,
+    pub(crate) forwarded: bool,
     /// The leaf's body (before transfer decoding) as offsets into the received message, for
     /// comparison with another parser's reading; `None` inside decrypted or opaque-signed
     /// content, which no MIME parser sees.
-    pub body_range: Option<std::ops::Range<usize>>,
+    pub(crate) body_range: Option<std::ops::Range<usize>>,
+    /// The [`Inspection`] this leaf belongs to.
+    pub(crate) owner: InspectionToken,
+}
+
+impl Layer {
+    /// What kind of layer.
+    pub fn kind(&self) -> LayerKind {
+        self.kind
+    }
+
+    /// Position of the layer's entity in the MIME tree: child indexes from the root entity.
+    /// The content of an opaque-signed or decrypted layer is its child 0.
+    pub fn path(&self) -> &[usize] {
+        &self.path
+    }
+
+    /// What verification or decryption gave.
+    pub fn outcome(&self) -> &LayerOutcome {
+        &self.outcome
+    }
 }
 
 impl Leaf {
+    /// Lowercased `type/subtype`.
+    pub fn content_type(&self) -> &str {
+        &self.content_type
+    }
+
+    /// Content-Type parameters, names lowercased, values as given.
+    pub fn params(&self) -> &[(String, String)] {
+        &self.params
+    }
+
+    /// The body after transfer decoding (base64 / quoted-printable), charset untouched.
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// Position in the MIME tree (see [`Layer::path`]).
+    pub fn path(&self) -> &[usize] {
+        &self.path
+    }
+
+    /// Indexes into [`Inspection::layers`] of the layers enclosing this leaf, outermost
+    /// first.
+    pub fn enclosing(&self) -> &[usize] {
+        &self.enclosing
+    }
+
+    /// Whether, and why, this leaf is calendar content ([`crate::calendar`]): the one
+    /// definition the pipeline, the gate and the audit share.
+    pub fn calendar(&self) -> Option<&CalendarEvidence> {
+        self.calendar.as_ref()
+    }
+
+    /// The leaf lies inside a forwarded message (a `message/rfc822` or `message/global`
+    /// part that is not the whole content of a security layer, or the body of the message
+    /// itself). Signatures inside a forwarded message are not evaluated.
+    pub fn is_forwarded(&self) -> bool {
+        self.forwarded
+    }
+
+    /// The leaf's body (before transfer decoding) as offsets into the received message;
+    /// `None` inside decrypted or opaque-signed content, which no MIME parser sees.
+    pub fn body_range(&self) -> Option<std::ops::Range<usize>> {
+        self.body_range.clone()
+    }
+
     /// A Content-Type parameter by name (case-insensitive).
     pub fn param(&self, name: &str) -> Option<&str> {
         self.params
@@ -141,8 +206,12 @@ impl Leaf {
     }
 
     /// Whether the leaf lies inside at least one verified signature layer and inside no failed
-    /// one.
+    /// one. Always `false` against another message's inspection: a leaf is judged only by
+    /// the layers of the walk that found it.
     pub fn is_signed(&self, inspection: &Inspection) -> bool {
+        if self.owner != inspection.token {
+            return false;
+        }
         let mut verified = false;
         for &index in &self.enclosing {
             match inspection.layers.get(index).map(|layer| &layer.outcome) {
@@ -172,6 +241,10 @@ impl Leaf {
 
     /// Whether an enclosing layer is unauthenticated encryption (CBC EnvelopedData).
     pub fn in_unauthenticated_encryption(&self, inspection: &Inspection) -> bool {
+        // Fail closed across messages: another message's layers say nothing about this leaf.
+        if self.owner != inspection.token {
+            return true;
+        }
         self.enclosing.iter().any(|&index| {
             matches!(
                 inspection.layers.get(index).map(|layer| &layer.outcome),
@@ -226,21 +299,111 @@ pub struct OuterHeaders {
 #[derive(Debug, Clone)]
 pub struct Inspection {
     /// Every security layer, in walk order (an enclosing layer before the layers inside it).
-    pub layers: Vec<Layer>,
+    pub(crate) layers: Vec<Layer>,
     /// Every leaf part reached.
-    pub leaves: Vec<Leaf>,
+    pub(crate) leaves: Vec<Leaf>,
     /// Protected headers differing from the outer ones.
-    pub header_mismatches: Vec<HeaderMismatch>,
+    pub(crate) header_mismatches: Vec<HeaderMismatch>,
     /// The outer headers.
-    pub outer: OuterHeaders,
+    pub(crate) outer: OuterHeaders,
     /// The message had bare LF line endings and was canonicalised to CRLF before the walk.
-    pub canonicalized: bool,
+    pub(crate) canonicalized: bool,
+    /// Which walk made this inspection: its leaves carry the same token, so a leaf is only
+    /// ever judged against the layers of its own message ([`Leaf::is_signed`]).
+    pub(crate) token: InspectionToken,
+}
+
+/// The identity of one [`inspect`] run (a process-wide counter): ties leaves to their
+/// inspection. Only this module makes one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct InspectionToken(u64);
+
+impl InspectionToken {
+    fn next() -> Self {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        InspectionToken(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// One leaf the inspection found inside verified signatures, with its signers and where its
+/// body lies in the received message: what the calendar layer may process. Only this crate
+/// builds one, through [`Inspection::signed_parts`].
+///
+/// ```compile_fail
+/// // A signed part cannot be made up outside the S/MIME crate.
+/// fn forge(leaf: &imipsec_smime::Leaf) -> imipsec_smime::SignedPart<'_> {
+///     imipsec_smime::SignedPart { leaf, signers: Vec::new() }
+/// }
+/// ```
+#[derive(Debug, Clone)]
+pub struct SignedPart<'a> {
+    leaf: &'a Leaf,
+    signers: Vec<&'a VerifiedSigner>,
+}
+
+impl<'a> SignedPart<'a> {
+    /// The leaf.
+    pub fn leaf(&self) -> &'a Leaf {
+        self.leaf
+    }
+
+    /// The verified signers whose signatures cover it (every enclosing signature layer,
+    /// outermost first); never empty.
+    pub fn signers(&self) -> &[&'a VerifiedSigner] {
+        &self.signers
+    }
+
+    /// The body (before transfer decoding) as offsets into the received message; `None`
+    /// inside decrypted or opaque-signed content.
+    pub fn body_range(&self) -> Option<std::ops::Range<usize>> {
+        self.leaf.body_range()
+    }
 }
 
 impl Inspection {
+    /// Every security layer, in walk order (an enclosing layer before the layers inside
+    /// it).
+    pub fn layers(&self) -> &[Layer] {
+        &self.layers
+    }
+
+    /// Every leaf part reached.
+    pub fn leaves(&self) -> &[Leaf] {
+        &self.leaves
+    }
+
+    /// Protected headers differing from the outer ones.
+    pub fn header_mismatches(&self) -> &[HeaderMismatch] {
+        &self.header_mismatches
+    }
+
+    /// The outer headers.
+    pub fn outer(&self) -> &OuterHeaders {
+        &self.outer
+    }
+
+    /// The message had bare LF line endings and was canonicalised to CRLF before the walk
+    /// (offsets then refer to the canonical copy).
+    pub fn canonicalized(&self) -> bool {
+        self.canonicalized
+    }
+
     /// Leaves that [`Leaf::is_signed`].
     pub fn signed_leaves(&self) -> impl Iterator<Item = &Leaf> {
         self.leaves.iter().filter(|leaf| leaf.is_signed(self))
+    }
+
+    /// The calendar-facing view: every leaf inside verified signatures (and no failed one),
+    /// with its signers and its byte range in the received message.
+    pub fn signed_parts(&self) -> impl Iterator<Item = SignedPart<'_>> {
+        self.leaves
+            .iter()
+            .filter(|leaf| leaf.is_signed(self))
+            .map(|leaf| SignedPart {
+                leaf,
+                signers: leaf.signers(self),
+            })
     }
 
     /// Whether the content of some opaque signature could not be read at all: its content
@@ -315,6 +478,7 @@ pub fn inspect(raw: &[u8], options: &InspectOptions<'_>) -> Result<Inspection, S
             header_mismatches: Vec::new(),
             outer: OuterHeaders::default(),
             canonicalized,
+            token: InspectionToken::next(),
         },
         outer: ProtectedHeaders::default(),
         parts: 0,
@@ -633,6 +797,7 @@ impl Walker<'_> {
             calendar,
             forwarded: position.forwarded,
             body_range,
+            owner: self.inspection.token,
         });
         Ok(())
     }
@@ -885,6 +1050,7 @@ impl Walker<'_> {
                 enclosing: position.enclosing,
                 forwarded: false,
                 body_range: None,
+                owner: self.inspection.token,
             });
             return Ok(());
         }

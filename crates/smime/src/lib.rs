@@ -39,7 +39,7 @@ pub use cms::{DigestAlgorithm, SID_CANDIDATES_MAX, SignerReport, VerifiedSigner}
 pub use error::{BadSignatureReason, CmsField, Failure, MimeErrorKind, SmimeError};
 pub use inspect::{
     HeaderField, HeaderMismatch, InspectOptions, Inspection, Layer, LayerKind, LayerOutcome, Leaf,
-    OuterHeaders, inspect, verify_signed_data,
+    OuterHeaders, SignedPart, inspect, verify_signed_data,
 };
 pub use limits::{LimitKind, Limits};
 pub use policy::AlgorithmPolicy;
