@@ -241,7 +241,7 @@ pub(crate) fn verify(
     let mut any_signature = false;
 
     for layer in inspection.layers() {
-        let path = part_number(&layer.path());
+        let path = part_number(layer.path());
         let report = match &layer.outcome() {
             LayerOutcome::Verified { signers } => {
                 any_signature = true;
@@ -340,7 +340,7 @@ pub(crate) fn verify(
             }
             _ => leaf.content_type().to_owned(),
         };
-        let part = part_name(&part_number(&leaf.path()));
+        let part = part_name(&part_number(leaf.path()));
         if leaf.is_forwarded() {
             reasons.push(Finding::new(
                 Reason::UnprotectedCalendar,
@@ -386,7 +386,7 @@ pub(crate) fn verify(
             charset: leaf.param("charset").map(str::to_owned),
             component: leaf.param("component").map(str::to_owned),
             signers: signers.into_iter().cloned().collect(),
-            path: part_number(&leaf.path()),
+            path: part_number(leaf.path()),
         });
     }
 
