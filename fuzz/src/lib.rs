@@ -15,7 +15,7 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use imipsec_gate::{
-    Decide, DecideError, Envelope, EventState, Gate, GateConfig, GateVerdict, ItipSummary, LmtpConfig,
+    Decide, DecideError, Envelope, EventState, Gate, GateConfig, GateVerdict, ItipSummary, Judged, LmtpConfig,
     MilterConfig, Outcome, Reason as GateReason, RejectAction, SmimeResult,
 };
 use imipsec_itip::{
@@ -93,17 +93,17 @@ pub fn mime_walk(data: &[u8]) {
     let Ok(inspection) = inspect(data, &inspect_options()) else {
         return;
     };
-    for leaf in &inspection.leaves {
-        if let Some(range) = &leaf.body_range {
+    for leaf in inspection.leaves() {
+        if let Some(range) = &leaf.body_range() {
             assert!(
                 range.start <= range.end && range.end <= data.len(),
                 "a leaf body range outside the message: {range:?} of {}",
                 data.len()
             );
         }
-        for &layer in &leaf.enclosing {
+        for &layer in leaf.enclosing() {
             assert!(
-                layer < inspection.layers.len(),
+                layer < inspection.layers().len(),
                 "leaf names a missing layer"
             );
         }
@@ -251,16 +251,16 @@ pub fn pipeline(data: &[u8]) {
         record: true,
     };
     if let Ok(verdict) = PIPELINE.evaluate(data, &ctx, Some(&store)) {
-        assert_eq!(verdict.is_accept(), verdict.reasons.is_empty());
+        assert_eq!(verdict.is_accept(), verdict.reasons().is_empty());
         serde_json::to_string(&verdict).expect("a verdict serialises");
         if verdict.is_accept() {
             let unauthorised =
-                imipsec_smime::calendar::unauthorised_calendars(data, &verdict.calendar_ranges);
+                imipsec_smime::calendar::unauthorised_calendars(data, verdict.calendar_ranges());
             assert!(
                 unauthorised.is_empty(),
                 "accepted, but mail-parser finds calendar data the verdict did not evaluate: \
                  {unauthorised:?} (evaluated: {:?})",
-                verdict.calendar_ranges
+                verdict.calendar_ranges()
             );
         }
     }
@@ -334,7 +334,7 @@ MIME-Version: 1.0\r\n"
     assert!(
         verdict.is_accept(),
         "a freshly signed REQUEST is rejected: {:?}",
-        verdict.reasons
+        verdict.reasons()
     );
 
     let offset = signed_start + position as usize % entity.len();
@@ -380,9 +380,9 @@ pub fn gate_mime(data: &[u8]) {
     {
         assert!(
             !inspection
-                .leaves
+                .leaves()
                 .iter()
-                .any(|leaf| leaf.calendar.is_some() && !leaf.body.is_empty()),
+                .any(|leaf| leaf.calendar().is_some() && !leaf.body().is_empty()),
             "the gate passes untouched a message whose S/MIME walk finds a calendar"
         );
     }
@@ -404,9 +404,18 @@ impl Decide for LengthEngine {
         &self,
         message: &[u8],
         _envelope: &Envelope,
-        _recipient: &str,
+        recipients: &[String],
         _at: OffsetDateTime,
-    ) -> Result<GateVerdict, DecideError> {
+    ) -> Vec<Result<Judged, DecideError>> {
+        recipients
+            .iter()
+            .map(|_| self.decide_one(message).map(Judged::from))
+            .collect()
+    }
+}
+
+impl LengthEngine {
+    fn decide_one(&self, message: &[u8]) -> Result<GateVerdict, DecideError> {
         let verdict = |outcome, smime| GateVerdict {
             outcome,
             reasons: vec![GateReason {
@@ -433,16 +442,6 @@ impl Decide for LengthEngine {
             3 => Ok(verdict(Outcome::NotDecrypted, SmimeResult::None)),
             _ => Err(DecideError::StoreBusy),
         }
-    }
-
-    fn record(
-        &self,
-        _message: &[u8],
-        _envelope: &Envelope,
-        _recipient: &str,
-        _at: OffsetDateTime,
-    ) -> Result<(), DecideError> {
-        Ok(())
     }
 }
 

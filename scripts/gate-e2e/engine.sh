@@ -159,7 +159,8 @@ ICS
 # the UID is unique per message unless the marker is the literal MARKER template.
 make_signed_message() {
   local kind=$1 marker=$2 method signer uid
-  uid=$marker
+  # E2E_UID: the event UID, when a case sends several messages about one event
+  uid=${E2E_UID:-$marker}
   [ "$marker" = MARKER ] && uid="load-template-$kind"
   case "$kind" in
     valid-request|valid-request-forged-ar) method=REQUEST; signer=organizer ;;

@@ -127,6 +127,31 @@ check "defuse mode: calendar part renamed"           header_in_mailbox DEFUSE "a
 check "defuse mode: no text/calendar left"           no_header_in_mailbox DEFUSE "[Tt]ext/[Cc]alendar"
 check "defuse mode: x-imip=fail in A-R"              header_in_mailbox DEFUSE "x-imip=fail policy.reason="
 
+# ------------------------------------------------------------------ per-recipient outcomes
+# Issue #15: one recipient's reject (here carol's own event state: another message with the
+# same SEQUENCE) removes that recipient (SMFIR_DELRCPT); the others still get the message.
+send_to() { # SERVER KIND MARKER UID RCPT...: like send, about event UID, to these recipients
+  local server=$1 kind=$2 marker=$3 uid=$4; shift 4
+  E2E_UID=$uid make_message "$kind" "$marker" > "$W/msg-$marker.eml"
+  timeout 60 swaks --server "$server" --from "$(sender_of "$kind")" --to "$(IFS=,; echo "$*")" \
+    --data "$W/msg-$marker.eml" --hide-informational > "$W/swaks-$marker.log" 2>&1 || true
+}
+delivered_to() { # USER MARKER: wait up to 20 s for it in USER's mailbox
+  for _ in $(seq 1 100); do
+    grep -rlqs --exclude-dir=tmp "X-E2E-Marker: $2" "$MAILDIR/$1" && return 0; sleep 0.2
+  done; return 1; }
+not_delivered_to() { sleep 1; ! grep -rlqs --exclude-dir=tmp "X-E2E-Marker: $2" "$MAILDIR/$1"; }
+if [ "$GATE_ENGINE" = pipeline ]; then
+  stop_gate; start_gate reject   # per-recipient removal is what `reject` does
+  send_to "$SMTP" valid-request SPLIT-FIRST split-rcpt carol@example.org
+  check "per-recipient: first REQUEST delivered to carol" delivered_to carol SPLIT-FIRST
+  send_to "$SMTP" valid-request SPLIT-SECOND split-rcpt bob@example.org carol@example.org
+  check "per-recipient: 250 although carol's state rejects it" replied SPLIT-SECOND "250 2.0.0 Ok: queued"
+  check "per-recipient: delivered to bob"            delivered_to bob SPLIT-SECOND
+  check "per-recipient: carol removed (stale state)" not_delivered_to carol SPLIT-SECOND
+  check "per-recipient: removal logged with reason"  grep -q "recipient rejected and removed" "$W/gate.log"
+fi
+
 # ------------------------------------------------------------------ gate down: fail closed, retried
 stop_gate
 send "$SMTP" valid-request GATE-DOWN-DIRECT

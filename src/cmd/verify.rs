@@ -121,7 +121,7 @@ pub fn run(args: &VerifyArgs) -> Result<Exit, VerifyError> {
         write_summary(&mut stdout, &verdict).map_err(VerifyError::Output)?;
     }
     stdout.flush().map_err(VerifyError::Output)?;
-    if let Some(reason) = verdict.reasons.first() {
+    if let Some(reason) = verdict.reasons().first() {
         // The detail names a stale CRL or a missing revocation answer when that is the cause:
         // the anchors are then not the problem.
         let hint = match reason.code {
@@ -152,7 +152,7 @@ pub fn run(args: &VerifyArgs) -> Result<Exit, VerifyError> {
 fn write_summary(out: &mut impl Write, verdict: &Verdict) -> std::io::Result<()> {
     if verdict.is_accept() {
         write!(out, "accept")?;
-        if let Some(component) = verdict.itip.first() {
+        if let Some(component) = verdict.itip().first() {
             write!(out, ": {} {}", component.method, component.component)?;
             if let Some(uid) = &component.uid {
                 write!(out, " {uid}")?;
@@ -164,20 +164,20 @@ fn write_summary(out: &mut impl Write, verdict: &Verdict) -> std::io::Result<()>
                 write!(out, " (sent by {via})")?;
             }
         }
-        if verdict.recorded {
+        if verdict.is_recorded() {
             write!(out, " [recorded]")?;
         }
         writeln!(out)?;
     } else {
         writeln!(out, "reject")?;
     }
-    for reason in &verdict.reasons {
+    for reason in verdict.reasons() {
         writeln!(out, "  reason {}: {}", reason.code, reason.detail)?;
     }
-    for warning in &verdict.warnings {
+    for warning in verdict.warnings() {
         writeln!(out, "  warning {}: {}", warning.code, warning.detail)?;
     }
-    for layer in &verdict.layers {
+    for layer in verdict.layers() {
         for signer in &layer.signers {
             writeln!(
                 out,

@@ -66,11 +66,14 @@ pub fn look_inside(pipeline: &Pipeline, raw: &[u8], at: time::OffsetDateTime) ->
     // The one definition of calendar content the pipeline and the gate use
     // (`imipsec_smime::calendar`, computed per leaf by the walk): calendar media types,
     // `.ics` names, bodies beginning with `BEGIN:VCALENDAR`; not only `text/calendar`.
-    let calendar = inspection.leaves.iter().any(|leaf| leaf.calendar.is_some());
-    let encrypted_unread = inspection
-        .layers
+    let calendar = inspection
+        .leaves()
         .iter()
-        .any(|layer| matches!(layer.outcome, LayerOutcome::NotDecrypted { .. }));
+        .any(|leaf| leaf.calendar().is_some());
+    let encrypted_unread = inspection
+        .layers()
+        .iter()
+        .any(|layer| matches!(layer.outcome(), LayerOutcome::NotDecrypted { .. }));
     Some(Inside {
         calendar,
         encrypted_unread,
@@ -93,13 +96,13 @@ pub fn classify(verdict: &Verdict, look: impl FnOnce() -> Option<Inside>) -> Out
     if verdict.is_accept() {
         return Outcome::Accept;
     }
-    if !verdict.itip.is_empty() || verdict.has_reason(Reason::UnprotectedCalendar) {
+    if !verdict.itip().is_empty() || verdict.has_reason(Reason::UnprotectedCalendar) {
         return Outcome::Reject;
     }
     if verdict.has_reason(Reason::NoCalendar) {
         return Outcome::NotCalendar;
     }
-    if !verdict.layers.iter().any(|layer| layer.failure.is_some()) {
+    if !verdict.layers().iter().any(|layer| layer.failure.is_some()) {
         return Outcome::Reject;
     }
     match look() {
@@ -132,7 +135,11 @@ pub fn evaluated(verdict: &Verdict, outcome: Outcome) -> Evaluated {
     // Only signatures that verified credit their signer; the others only claim one.
     let signers_of = |status: LayerStatus| {
         let mut emails: Vec<String> = Vec::new();
-        for layer in verdict.layers.iter().filter(|layer| layer.status == status) {
+        for layer in verdict
+            .layers()
+            .iter()
+            .filter(|layer| layer.status == status)
+        {
             for email in layer.signers.iter().flat_map(|signer| signer.emails.iter()) {
                 if !emails.contains(email) {
                     emails.push(email.clone());
@@ -147,21 +154,21 @@ pub fn evaluated(verdict: &Verdict, outcome: Outcome) -> Evaluated {
         outcome,
         reasons: findings(
             &mut verdict
-                .reasons
+                .reasons()
                 .iter()
                 .filter(|finding| !claims_unseen(finding.code))
                 .map(|finding| (finding.code.code(), finding.detail.as_str())),
         ),
         warnings: findings(
             &mut verdict
-                .warnings
+                .warnings()
                 .iter()
                 .map(|finding| (finding.code.code(), finding.detail.as_str())),
         ),
         signers,
         claimed_signers,
         methods: verdict
-            .itip
+            .itip()
             .iter()
             .map(|itip| itip.method.clone())
             .collect(),
@@ -366,15 +373,11 @@ mod tests {
     }
 
     fn rejected(reasons: &[Reason], layers: Vec<LayerReport>) -> Verdict {
-        Verdict::from_findings(
-            reasons
-                .iter()
-                .map(|reason| imipsec_pipeline::Finding::new(*reason, "d"))
-                .collect(),
-            Vec::new(),
-            layers,
-            Vec::new(),
-        )
+        let mut findings = reasons
+            .iter()
+            .map(|reason| imipsec_pipeline::Finding::new(*reason, "d"));
+        let first = findings.next().expect("a reject has a reason");
+        Verdict::rejected(first, findings.collect(), layers, Vec::new())
     }
 
     const NOTHING_HIDDEN: Inside = Inside {

@@ -132,40 +132,59 @@ pub enum DecideError {
     Engine(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
+/// Recording an accepted verdict's event state for one recipient: made by the engine that
+/// judged the message, carrying what the judgement found (for the pipeline, its
+/// `Accepted`), consumed once. Recording never verifies the message again.
+pub trait Recording: Send + std::fmt::Debug {
+    /// Store the event state.
+    ///
+    /// # Errors
+    /// [`DecideError`] when the state could not be stored (the store failed, or the state
+    /// moved since the judgement); the gate then tempfails.
+    fn record(self: Box<Self>) -> Result<(), DecideError>;
+}
+
+/// The verdict for one recipient and, for an accept whose event state is to be recorded,
+/// how to record it.
+#[derive(Debug)]
+pub struct Judged {
+    /// The verdict.
+    pub verdict: GateVerdict,
+    /// `Some` for an accept with event state to record (see [`Recording`]).
+    pub recording: Option<Box<dyn Recording>>,
+}
+
+impl From<GateVerdict> for Judged {
+    fn from(verdict: GateVerdict) -> Self {
+        Judged {
+            verdict,
+            recording: None,
+        }
+    }
+}
+
 /// A decision engine. The gate calls it from a blocking thread with the whole message.
 ///
-/// Contract: `decide` has no side effects; `record` stores the event state for one
-/// recipient and is called only for an accepted message at the end of the message,
-/// after the gate has decided to pass it on. A panic in either is caught by the gate and
-/// answered with a temporary failure for that message only; an engine must stay usable
-/// for the next message after one (recover, never stay poisoned).
+/// Contract: `decide` has no side effects: the recipient-independent work (MIME, crypto,
+/// iTIP) once per message, the judgement (correlation, delegations, event state) once per
+/// recipient. An accept's [`Judged::recording`] is consumed only after the gate has
+/// decided to pass the message on (LMTP: before delivering it). A panic is caught by the
+/// gate and answered with a temporary failure for that message only; an engine must stay
+/// usable for the next message after one (recover, never stay poisoned).
 pub trait Decide: Send + Sync + 'static {
     /// Whether this engine checks the event state (pinned organizer, replay). A gate over
     /// an engine that does not refuses to start unless its configuration says
     /// `danger_no_event_state = true`.
     fn checks_event_state(&self) -> bool;
 
-    /// Judge `message` (the full RFC 5322 message) for `recipient` at time `at`.
-    ///
-    /// # Errors
-    /// [`DecideError`] when no verdict can be reached.
+    /// Judge `message` (the full RFC 5322 message) for each of `recipients` at time `at`:
+    /// one entry per recipient, in order; an error entry when no verdict could be reached
+    /// for that recipient.
     fn decide(
         &self,
         message: &[u8],
         envelope: &Envelope,
-        recipient: &str,
+        recipients: &[String],
         at: OffsetDateTime,
-    ) -> Result<GateVerdict, DecideError>;
-
-    /// Record the accepted message's event state for `recipient`.
-    ///
-    /// # Errors
-    /// [`DecideError`] when the state could not be stored; the gate then tempfails.
-    fn record(
-        &self,
-        message: &[u8],
-        envelope: &Envelope,
-        recipient: &str,
-        at: OffsetDateTime,
-    ) -> Result<(), DecideError>;
+    ) -> Vec<Result<Judged, DecideError>>;
 }

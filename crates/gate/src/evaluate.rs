@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 
-use crate::decide::{Decide, DecideError, Envelope, GateVerdict, Outcome};
+use crate::decide::{Decide, DecideError, Envelope, GateVerdict, Judged, Outcome, Recording};
 use crate::mime::{self, Inspection};
 
 /// Source of the evaluation time: library code never reads the clock itself, the binary
@@ -20,8 +20,8 @@ pub(crate) enum RecipientVerdict {
     /// is passed untouched); the engine's verdict when it had to look inside S/MIME (the
     /// message is passed with `x-imip=none`).
     NotCalendar(Option<GateVerdict>),
-    /// A verdict.
-    Judged(GateVerdict),
+    /// A verdict, with how to record it when it is an accept with event state.
+    Judged(GateVerdict, Option<Box<dyn Recording>>),
     /// No verdict: tempfail.
     Failed(EvaluateFailure),
 }
@@ -66,10 +66,9 @@ pub(crate) struct Evaluator {
     pub(crate) timeout: Duration,
 }
 
-/// Verdicts for every recipient, with the time taken and the instant used.
+/// Verdicts for every recipient, with the time taken.
 pub(crate) struct Judgement {
     pub(crate) verdicts: Vec<RecipientVerdict>,
-    pub(crate) at: OffsetDateTime,
     pub(crate) elapsed: Duration,
 }
 
@@ -99,24 +98,35 @@ impl Evaluator {
             Ok(Inspection::Calendar | Inspection::Opaque) => {
                 let engine = self.engine.current();
                 let task = tokio::task::spawn_blocking(move || {
-                    recipients
-                        .iter()
-                        .map(|recipient| {
-                            // A panic in the engine is a tempfail of this message for this
-                            // recipient, never of the connection or of later messages.
-                            let decided = catch_unwind(AssertUnwindSafe(|| {
-                                engine.decide(&message, &envelope, recipient, at)
-                            }));
-                            match decided {
-                                Ok(Ok(verdict)) if verdict.outcome == Outcome::NotCalendar => {
+                    // One call for every recipient: the recipient-independent work (MIME,
+                    // crypto, iTIP) runs once. A panic in the engine is a tempfail of this
+                    // message, never of the connection or of later messages.
+                    let decided = catch_unwind(AssertUnwindSafe(|| {
+                        engine.decide(&message, &envelope, &recipients, at)
+                    }));
+                    match decided {
+                        Ok(decided) if decided.len() == recipients.len() => decided
+                            .into_iter()
+                            .map(|decided| match decided {
+                                Ok(Judged { verdict, .. })
+                                    if verdict.outcome == Outcome::NotCalendar =>
+                                {
                                     RecipientVerdict::NotCalendar(Some(verdict))
                                 }
-                                Ok(Ok(verdict)) => RecipientVerdict::Judged(verdict),
-                                Ok(Err(error)) => RecipientVerdict::Failed(error.into()),
-                                Err(_) => RecipientVerdict::Failed(EvaluateFailure::Panicked),
-                            }
-                        })
-                        .collect::<Vec<_>>()
+                                Ok(Judged { verdict, recording }) => {
+                                    RecipientVerdict::Judged(verdict, recording)
+                                }
+                                Err(error) => RecipientVerdict::Failed(error.into()),
+                            })
+                            .collect::<Vec<_>>(),
+                        // An engine that answers for other recipients than asked: no verdict.
+                        Ok(_) => (0..recipients.len())
+                            .map(|_| RecipientVerdict::Failed(EvaluateFailure::Join))
+                            .collect(),
+                        Err(_) => (0..recipients.len())
+                            .map(|_| RecipientVerdict::Failed(EvaluateFailure::Panicked))
+                            .collect(),
+                    }
                 });
                 match tokio::time::timeout(self.timeout, task).await {
                     Ok(Ok(verdicts)) => verdicts,
@@ -131,35 +141,54 @@ impl Evaluator {
         };
         Judgement {
             verdicts,
-            at,
             elapsed: started.elapsed(),
         }
     }
 
-    /// Record the event state of an accepted message for `recipients`.
+    /// Record the event state of accepted verdicts (one [`Recording`] per recipient): one
+    /// result per recording, in order. A timeout or panic fails every one of them.
     pub(crate) async fn record(
         &self,
-        message: Arc<Vec<u8>>,
-        envelope: Arc<Envelope>,
-        recipients: Vec<String>,
-        at: OffsetDateTime,
-    ) -> Result<(), EvaluateFailure> {
-        // The engine in force now: after a reload between decision and recording, the new
-        // engine re-evaluates while recording (`Decide::record`), so a message the new
-        // trust state refuses is not recorded and is tempfailed.
-        let engine = self.engine.current();
+        recordings: Vec<Box<dyn Recording>>,
+    ) -> Vec<Result<(), EvaluateFailure>> {
+        let count = recordings.len();
+        if count == 0 {
+            return Vec::new();
+        }
         let task = tokio::task::spawn_blocking(move || {
             catch_unwind(AssertUnwindSafe(|| {
-                recipients
-                    .iter()
-                    .try_for_each(|recipient| engine.record(&message, &envelope, recipient, at))
+                recordings
+                    .into_iter()
+                    .map(|recording| recording.record().map_err(EvaluateFailure::from))
+                    .collect::<Vec<_>>()
             }))
         });
+        let failed =
+            |failure: fn() -> EvaluateFailure| (0..count).map(|_| Err(failure())).collect();
         match tokio::time::timeout(self.timeout, task).await {
-            Ok(Ok(Ok(result))) => result.map_err(EvaluateFailure::from),
-            Ok(Ok(Err(_))) => Err(EvaluateFailure::Panicked),
-            Ok(Err(_)) => Err(EvaluateFailure::Join),
-            Err(_) => Err(EvaluateFailure::Timeout(self.timeout)),
+            Ok(Ok(Ok(results))) => results,
+            Ok(Ok(Err(_))) => failed(|| EvaluateFailure::Panicked),
+            Ok(Err(_)) => failed(|| EvaluateFailure::Join),
+            Err(_) => {
+                let timeout = self.timeout;
+                (0..count)
+                    .map(|_| Err(EvaluateFailure::Timeout(timeout)))
+                    .collect()
+            }
         }
+    }
+}
+
+impl Judgement {
+    /// Take the recordings of the accepted verdicts out of the judgement: one entry per
+    /// recipient, `None` where there is nothing to record.
+    pub(crate) fn take_recordings(&mut self) -> Vec<Option<Box<dyn Recording>>> {
+        self.verdicts
+            .iter_mut()
+            .map(|verdict| match verdict {
+                RecipientVerdict::Judged(_, recording) => recording.take(),
+                _ => None,
+            })
+            .collect()
     }
 }

@@ -13,6 +13,7 @@ use miltr_common::commands::{Body, Header, Macro, Mail, Recipient};
 use miltr_common::modifications::body::ReplaceBody;
 use miltr_common::modifications::headers::{ChangeHeader, InsertHeader};
 use miltr_common::modifications::quarantine::Quarantine;
+use miltr_common::modifications::recipients::DeleteRecipient;
 use miltr_common::modifications::{ModificationAction, ModificationResponse};
 use miltr_common::optneg::{Capability, OptNeg};
 use miltr_server::Milter;
@@ -134,7 +135,7 @@ impl GateMilter {
         let message = Arc::new(std::mem::take(&mut self.message));
         let envelope = Arc::new(self.envelope.clone());
         let recipients = self.envelope.recipients.clone();
-        let judgement = self
+        let mut judgement = self
             .shared
             .evaluator
             .judge(
@@ -143,12 +144,33 @@ impl GateMilter {
                 recipients.clone(),
             )
             .await;
+        let mut recordings = judgement.take_recordings();
+        // Per-recipient outcomes (issue #15): when the gate rejects (`on_reject = reject`),
+        // a recipient whose verdict is reject (e.g. a stale SEQUENCE in that recipient's own
+        // state) is removed from the envelope (`SMFIR_DELRCPT`) and the others receive the
+        // message; only when every recipient is rejected is the message rejected. The
+        // quarantine, monitor and defuse modes act on the whole message as before.
+        let enforce = self.shared.config.on_reject == RejectAction::Reject;
+        let is_reject = |verdict: &RecipientVerdict| matches!(verdict, RecipientVerdict::Judged(verdict, _) if verdict.outcome == Outcome::Reject);
+        let removable = enforce
+            && !judgement
+                .verdicts
+                .iter()
+                .any(|verdict| matches!(verdict, RecipientVerdict::Failed(_)))
+            && !judgement.verdicts.iter().all(is_reject);
+        let mut removed: Vec<(String, GateVerdict)> = Vec::new();
         let mut rejected: Option<GateVerdict> = None;
         let mut undecrypted: Option<GateVerdict> = None;
         let mut accepted: Option<GateVerdict> = None;
         let mut not_calendar: Option<GateVerdict> = None;
         let mut failure = None;
-        for verdict in judgement.verdicts {
+        let mut to_record = Vec::new();
+        for ((verdict, recipient), recording) in judgement
+            .verdicts
+            .into_iter()
+            .zip(&recipients)
+            .zip(recordings.iter_mut())
+        {
             match verdict {
                 RecipientVerdict::NotCalendar(None) => {}
                 RecipientVerdict::NotCalendar(Some(verdict)) => {
@@ -157,7 +179,8 @@ impl GateMilter {
                 RecipientVerdict::Failed(error) => {
                     failure.get_or_insert(error);
                 }
-                RecipientVerdict::Judged(verdict) => match verdict.outcome {
+                RecipientVerdict::Judged(verdict, _) => match verdict.outcome {
+                    Outcome::Reject if removable => removed.push((recipient.clone(), verdict)),
                     Outcome::Reject => {
                         rejected.get_or_insert(verdict);
                     }
@@ -165,6 +188,9 @@ impl GateMilter {
                         undecrypted.get_or_insert(verdict);
                     }
                     Outcome::Accept | Outcome::NotCalendar => {
+                        if let Some(recording) = recording.take() {
+                            to_record.push(recording);
+                        }
                         accepted.get_or_insert(verdict);
                     }
                 },
@@ -177,6 +203,15 @@ impl GateMilter {
         }
         let mut mods = Vec::new();
         self.strip_forged_authres(&mut mods);
+        for (recipient, verdict) in &removed {
+            tracing::info!(
+                queue_id = %self.queue_id,
+                recipient = %recipient,
+                code = %verdict.primary_code(),
+                "recipient rejected and removed; delivered to the others"
+            );
+            mods.push(DeleteRecipient::new(recipient.as_bytes()).into());
+        }
         let monitor = self.shared.config.on_reject == RejectAction::Monitor;
         // Not decrypted (no key) and nothing calendar outside the encryption: the rollout
         // choice `on_undecryptable`. A reject or quarantine here is turned into a tagged
@@ -266,12 +301,8 @@ impl GateMilter {
             return (build(mods), Action::Pass, None);
         };
         // End of message, accepted: only now is the event state recorded.
-        if let Err(error) = self
-            .shared
-            .evaluator
-            .record(message, envelope, recipients, judgement.at)
-            .await
-        {
+        let results = self.shared.evaluator.record(to_record).await;
+        if let Some(Err(error)) = results.into_iter().find(Result::is_err) {
             tracing::warn!(queue_id = %self.queue_id, %error, "recording failed");
             return (tempfail(), Action::Tempfail, Some(verdict));
         }
@@ -351,7 +382,8 @@ impl Milter for GateMilter {
             capabilities: Capability::SMFIF_ADDHDRS
                 | Capability::SMFIF_CHGHDRS
                 | Capability::SMFIF_CHGBODY
-                | Capability::SMFIF_QUARANTINE,
+                | Capability::SMFIF_QUARANTINE
+                | Capability::SMFIF_DELRCPT,
             ..OptNeg::default()
         };
         ours.merge_compatible(&theirs)

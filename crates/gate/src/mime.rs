@@ -587,14 +587,22 @@ Date: Mon, 01 Jun 2026 00:00:00 +0000\r\nMIME-Version: 1.0\r\n{content_type}"
                     None,
                 )
                 .unwrap();
-            let ranges = verdict.calendar_ranges.clone();
+            let ranges = verdict.calendar_ranges().to_vec();
             (verdict, ranges)
         }
 
         fn decide(raw: &[u8]) -> crate::decide::GateVerdict {
             PipelineEngine::new(pipeline(), None)
-                .decide(raw, &Envelope::default(), "attendee@example.com", AT)
+                .decide(
+                    raw,
+                    &Envelope::default(),
+                    &["attendee@example.com".to_owned()],
+                    AT,
+                )
+                .pop()
                 .unwrap()
+                .unwrap()
+                .verdict
         }
 
         fn qp(text: &str) -> String {
@@ -631,7 +639,7 @@ Content-Type: application/ics; name=invite.ics\r\n\r\n{CALENDAR}\r\n--i--\r\n"
             ] {
                 let raw = message(entity.as_bytes(), &[]);
                 let (verdict, ranges) = evaluate(&raw);
-                assert!(verdict.is_accept(), "{what}: {:?}", verdict.reasons);
+                assert!(verdict.is_accept(), "{what}: {:?}", verdict.reasons());
                 assert_eq!(ranges.len(), calendars, "{what}");
                 assert_eq!(unauthorised_calendars(&raw, &ranges), [], "{what}");
                 assert_eq!(decide(&raw).outcome, Outcome::Accept, "{what}");
@@ -641,7 +649,11 @@ Content-Type: application/ics; name=invite.ics\r\n\r\n{CALENDAR}\r\n--i--\r\n"
                     .replace("\r\n", "\n")
                     .into_bytes();
                 let (verdict, ranges) = evaluate(&stored);
-                assert!(verdict.is_accept(), "{what} bare LF: {:?}", verdict.reasons);
+                assert!(
+                    verdict.is_accept(),
+                    "{what} bare LF: {:?}",
+                    verdict.reasons()
+                );
                 assert_eq!(
                     unauthorised_calendars(&stored, &ranges),
                     [],
@@ -687,7 +699,7 @@ Content-Type: application/ics; name=invite.ics\r\n\r\n{CALENDAR}\r\n--i--\r\n"
             let signed = organizer_signed(invite.as_bytes());
             let control = with_signed(&signed, &[]);
             let (verdict, authorised) = evaluate(&control);
-            assert!(verdict.is_accept(), "{:?}", verdict.reasons);
+            assert!(verdict.is_accept(), "{:?}", verdict.reasons());
             let accepted = crate::pipeline_engine::gate_verdict(&verdict, Inspection::Calendar);
             assert_eq!(
                 accept_direction(accepted.clone(), &control, &authorised).outcome,

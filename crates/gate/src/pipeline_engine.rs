@@ -1,26 +1,30 @@
 //! [`Decide`] for the real verify-then-process pipeline (`imipsec-pipeline`).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use imipsec_pipeline::smime::{Failure, LayerOutcome, inspect};
 use imipsec_pipeline::{
-    Decision, EvaluateError, Evaluation, EventState as PipelineEventState, LayerKind, LayerStatus,
-    Pipeline, Reason as PipelineReason, Stores, Verdict,
+    Accepted, Decision, EvaluateError, EventState as PipelineEventState, LayerKind, LayerStatus,
+    Pipeline, Prepared, Reason as PipelineReason, Stores, Verdict,
 };
 use time::OffsetDateTime;
 
 use crate::decide::{
-    Decide, DecideError, Envelope, EventState, GateVerdict, ItipSummary, Outcome, Reason,
-    SmimeResult,
+    Decide, DecideError, Envelope, EventState, GateVerdict, ItipSummary, Judged, Outcome, Reason,
+    Recording, SmimeResult,
 };
 use crate::mime::{self, Inspection};
 
-/// The pipeline with its optional policy store. Evaluations that touch the store are
-/// serialised by a mutex (SQLite has one writer anyway).
+/// The store an engine and its pending recordings share.
+type SharedStore = Arc<Mutex<Box<dyn Stores + Send>>>;
+
+/// The pipeline with its optional policy store. Only the per-recipient judgement and the
+/// recording touch the store, serialised by a mutex (SQLite has one writer anyway); the
+/// cryptography runs before the lock is taken, once per message.
 pub struct PipelineEngine {
     pipeline: Pipeline,
-    store: Option<Mutex<Box<dyn Stores + Send>>>,
+    store: Option<SharedStore>,
 }
 
 impl std::fmt::Debug for PipelineEngine {
@@ -35,39 +39,35 @@ impl std::fmt::Debug for PipelineEngine {
 impl PipelineEngine {
     /// `store`: the SENT-BY delegation and event state store. Without one, no delegation
     /// is honoured, no event state is checked (every verdict says
-    /// `policy.event-state=not-checked`), [`Decide::record`] records nothing, and a
+    /// `policy.event-state=not-checked`), nothing is recorded, and a
     /// [`crate::Gate`] over this engine starts only with `danger_no_event_state = true`.
     pub fn new(pipeline: Pipeline, store: Option<Box<dyn Stores + Send>>) -> Self {
         Self {
             pipeline,
-            store: store.map(Mutex::new),
+            store: store.map(|store| Arc::new(Mutex::new(store))),
         }
     }
 
-    fn evaluate(
+    /// The judgement of `prepared` for every recipient: under the store lock, but without
+    /// cryptography (that ran in [`Pipeline::prepare`]).
+    fn judge_all(
         &self,
-        message: &[u8],
-        recipient: &str,
-        at: OffsetDateTime,
-        record: bool,
-    ) -> Result<Verdict, DecideError> {
-        let ctx = Evaluation {
-            at,
-            recipient: Some(recipient),
-            record,
-        };
-        // A panic while evaluating (a bug reachable from one message) must cost that
-        // message only: it is caught here, while the guard is held, so the mutex is never
-        // poisoned and the next message is judged as usual (issue #11: one crafted
-        // signature must not turn every later calendar message into 451).
-        let run = |store: Option<&dyn Stores>| {
+        prepared: &Prepared,
+        recipients: &[String],
+    ) -> Vec<Result<Verdict, DecideError>> {
+        // A panic while judging (a bug reachable from one message) must cost that message
+        // only: it is caught here, while the guard is held, so the mutex is never poisoned
+        // and the next message is judged as usual (issue #11: one crafted signature must
+        // not turn every later calendar message into 451).
+        let judge = |recipient: &str, store: Option<&dyn Stores>| {
             catch_unwind(AssertUnwindSafe(|| {
-                self.pipeline.evaluate(message, &ctx, store)
+                self.pipeline.judge(prepared, Some(recipient), store)
             }))
             .map_err(|_| DecideError::Engine("the pipeline panicked on this message".into()))
+            .and_then(|judged| judged.map_err(map_error))
         };
-        let evaluated = match &self.store {
-            None => run(None)?,
+        match &self.store {
+            None => recipients.iter().map(|r| judge(r, None)).collect(),
             Some(store) => {
                 // Poisoned only if a panic escaped elsewhere while the lock was held. The
                 // store stays consistent through one: its writes are single transactions
@@ -75,10 +75,53 @@ impl PipelineEngine {
                 // `decide_and_record`), so the lock is taken over rather than failing
                 // every later message.
                 let guard = store.lock().unwrap_or_else(PoisonError::into_inner);
-                run(Some(&**guard))?
+                recipients
+                    .iter()
+                    .map(|r| judge(r, Some(&**guard)))
+                    .collect()
             }
-        };
-        evaluated.map_err(map_error)
+        }
+    }
+}
+
+/// Recording one recipient's accept: consumes the pipeline's [`Accepted`].
+struct PipelineRecording {
+    accepted: Accepted,
+    store: SharedStore,
+}
+
+impl std::fmt::Debug for PipelineRecording {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PipelineRecording")
+            .field("scope", &self.accepted.scope())
+            .field("updates", &self.accepted.updates().len())
+            .finish()
+    }
+}
+
+impl Recording for PipelineRecording {
+    fn record(self: Box<Self>) -> Result<(), DecideError> {
+        let PipelineRecording { accepted, store } = *self;
+        let guard = store.lock().unwrap_or_else(PoisonError::into_inner);
+        let recorded = catch_unwind(AssertUnwindSafe(|| {
+            Pipeline::record_delivery(accepted, &**guard)
+        }))
+        .map_err(|_| DecideError::Engine("the pipeline panicked while recording".into()))?
+        .map_err(map_error)?;
+        drop(guard);
+        if recorded.is_recorded() {
+            Ok(())
+        } else {
+            // The state moved between decision and recording (a concurrent update won):
+            // do not pass a message whose state could not be recorded.
+            Err(DecideError::Engine(
+                format!(
+                    "event state not recorded: {}",
+                    recorded.primary_reason().map_or("accepted", |r| r.code())
+                )
+                .into(),
+            ))
+        }
     }
 }
 
@@ -101,12 +144,16 @@ impl PipelineEngine {
         let inspection = catch_unwind(AssertUnwindSafe(|| inspect(message, &options)))
             .ok()?
             .ok()?;
-        if inspection.leaves.iter().any(|leaf| leaf.calendar.is_some()) {
+        if inspection
+            .leaves()
+            .iter()
+            .any(|leaf| leaf.calendar().is_some())
+        {
             return None;
         }
         let mut no_key = false;
-        for layer in &inspection.layers {
-            match &layer.outcome {
+        for layer in inspection.layers() {
+            match &layer.outcome() {
                 LayerOutcome::NotDecrypted {
                     failure: Failure::NoDecryptionKey,
                 } => no_key = true,
@@ -134,7 +181,7 @@ fn map_error(error: EvaluateError) -> DecideError {
 /// Translate the pipeline's verdict into what the gate reports.
 pub fn gate_verdict(verdict: &Verdict, inspection: Inspection) -> GateVerdict {
     let signed: Vec<_> = verdict
-        .layers
+        .layers()
         .iter()
         .filter(|layer| layer.kind == LayerKind::Signed)
         .collect();
@@ -157,7 +204,7 @@ pub fn gate_verdict(verdict: &Verdict, inspection: Inspection) -> GateVerdict {
     // `no-calendar` may only let a message through untouched when the gate could not see
     // inside it (opaque S/MIME): calendar data in the clear that the pipeline does not
     // find in a protected place stays rejected.
-    let outcome = match verdict.verdict {
+    let outcome = match verdict.decision() {
         Decision::Accept => Outcome::Accept,
         Decision::Reject
             if inspection == Inspection::Opaque
@@ -174,7 +221,7 @@ pub fn gate_verdict(verdict: &Verdict, inspection: Inspection) -> GateVerdict {
         },
         outcome,
         reasons: verdict
-            .reasons
+            .reasons()
             .iter()
             .map(|finding| Reason {
                 code: finding.code,
@@ -184,7 +231,7 @@ pub fn gate_verdict(verdict: &Verdict, inspection: Inspection) -> GateVerdict {
         smime,
         signer,
         itip: verdict
-            .itip
+            .itip()
             .iter()
             .map(|report| ItipSummary {
                 method: report.method.clone(),
@@ -201,14 +248,24 @@ pub fn gate_verdict(verdict: &Verdict, inspection: Inspection) -> GateVerdict {
 /// the server would act on calendar data the verdict does not cover: reject,
 /// `unprotected-calendar`.
 pub fn accept_direction(
-    mut verdict: GateVerdict,
+    verdict: GateVerdict,
     message: &[u8],
     authorised: &[std::ops::Range<usize>],
+) -> GateVerdict {
+    let unauthorised = mime::unauthorised_calendars(message, authorised);
+    apply_accept_direction(verdict, &unauthorised)
+}
+
+/// [`accept_direction`] with `unauthorised` ([`mime::unauthorised_calendars`] of the message
+/// and the verdict's ranges) computed once per message: the ranges are the same for every
+/// recipient.
+fn apply_accept_direction(
+    mut verdict: GateVerdict,
+    unauthorised: &[mime::CalendarPart],
 ) -> GateVerdict {
     if verdict.outcome != Outcome::Accept {
         return verdict;
     }
-    let unauthorised = mime::unauthorised_calendars(message, authorised);
     if !unauthorised.is_empty() {
         verdict.outcome = Outcome::Reject;
         verdict.reasons = unauthorised
@@ -242,59 +299,75 @@ impl Decide for PipelineEngine {
         &self,
         message: &[u8],
         _envelope: &Envelope,
-        recipient: &str,
+        recipients: &[String],
         at: OffsetDateTime,
-    ) -> Result<GateVerdict, DecideError> {
-        let verdict = self.evaluate(message, recipient, at, false)?;
+    ) -> Vec<Result<Judged, DecideError>> {
+        // Once per message, outside the store lock: MIME, crypto, iTIP parsing.
+        let Ok(prepared) = catch_unwind(AssertUnwindSafe(|| self.pipeline.prepare(message, at)))
+        else {
+            return recipients
+                .iter()
+                .map(|_| {
+                    Err(DecideError::Engine(
+                        "the pipeline panicked on this message".into(),
+                    ))
+                })
+                .collect();
+        };
         let inspection = mime::inspect(message);
-        let mut gate = gate_verdict(&verdict, inspection);
-        // Issue #14: mail without calendar content is never rejected for its crypto. A
-        // rejection that names no calendar data and comes from a failed S/MIME layer
-        // (untrusted or broken opaque signature, no key) is looked into without trusting
-        // the signature, with the one definition of calendar content.
-        if gate.outcome == Outcome::Reject
-            && inspection == Inspection::Opaque
-            && verdict.itip.is_empty()
-            && !verdict.has_reason(PipelineReason::UnprotectedCalendar)
-            && verdict.layers.iter().any(|layer| layer.failure.is_some())
-            && let Some(outcome) = self.look_inside(message, at)
-        {
-            gate.outcome = outcome;
-        }
-        Ok(accept_direction(gate, message, &verdict.calendar_ranges))
-    }
-
-    fn record(
-        &self,
-        message: &[u8],
-        _envelope: &Envelope,
-        recipient: &str,
-        at: OffsetDateTime,
-    ) -> Result<(), DecideError> {
-        if self.store.is_none() {
-            return Ok(());
-        }
-        let verdict = self.evaluate(message, recipient, at, true)?;
-        if verdict.recorded {
-            Ok(())
+        // The accept direction, once per message: the calendar parts the gate's own reader
+        // finds that the verification did not authorise (the same for every recipient).
+        let unauthorised = if prepared.is_rejected() {
+            Vec::new()
         } else {
-            // The state moved between decision and recording (a concurrent update won):
-            // do not pass a message whose state could not be recorded.
-            Err(DecideError::Engine(
-                format!(
-                    "event state not recorded: {}",
-                    verdict.primary_reason().map_or("accepted", |r| r.code())
-                )
-                .into(),
-            ))
-        }
+            mime::unauthorised_calendars(message, prepared.calendar_ranges())
+        };
+        // The second look inside a rejected opaque message: at most once per message.
+        let mut inside: Option<Option<Outcome>> = None;
+        let verdicts = self.judge_all(&prepared, recipients);
+        verdicts
+            .into_iter()
+            .map(|verdict| {
+                let verdict = verdict?;
+                let mut gate = gate_verdict(&verdict, inspection);
+                // Issue #14: mail without calendar content is never rejected for its
+                // crypto. A rejection that names no calendar data and comes from a failed
+                // S/MIME layer (untrusted or broken opaque signature, no key) is looked
+                // into without trusting the signature, with the one definition of calendar
+                // content.
+                if gate.outcome == Outcome::Reject
+                    && inspection == Inspection::Opaque
+                    && verdict.itip().is_empty()
+                    && !verdict.has_reason(PipelineReason::UnprotectedCalendar)
+                    && verdict.layers().iter().any(|layer| layer.failure.is_some())
+                    && let Some(outcome) =
+                        *inside.get_or_insert_with(|| self.look_inside(message, at))
+                {
+                    gate.outcome = outcome;
+                }
+                let gate = apply_accept_direction(gate, &unauthorised);
+                let recording = match (&self.store, gate.outcome, verdict) {
+                    (Some(store), Outcome::Accept, Verdict::Accept(accepted)) => {
+                        Some(Box::new(PipelineRecording {
+                            accepted,
+                            store: Arc::clone(store),
+                        }) as Box<dyn Recording>)
+                    }
+                    _ => None,
+                };
+                Ok(Judged {
+                    verdict: gate,
+                    recording,
+                })
+            })
+            .collect()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use imipsec_pipeline::{Finding, ItipReport, LayerReport, SignerReport};
+    use imipsec_pipeline::{Finding, LayerReport, SignerReport};
 
     fn signed(status: LayerStatus, email: &str) -> LayerReport {
         LayerReport {
@@ -313,46 +386,10 @@ mod tests {
         }
     }
 
-    fn report(method: &str, actor: &str, via: Option<&str>) -> ItipReport {
-        ItipReport {
-            method: method.to_owned(),
-            component: "VEVENT".to_owned(),
-            uid: Some("u1".to_owned()),
-            recurrence_id: None,
-            sequence: Some(0),
-            actor: Some(actor.to_owned()),
-            role: Some("organizer".to_owned()),
-            via: via.map(str::to_owned),
-        }
-    }
-
-    #[test]
-    fn accepted_delegated_request_names_signer_and_principal() {
-        let verdict = Verdict::from_findings(
-            vec![],
-            vec![],
-            vec![signed(LayerStatus::Verified, "assistant@example.org")],
-            vec![report(
-                "REQUEST",
-                "boss@example.org",
-                Some("assistant@example.org"),
-            )],
-        );
-        let gate = gate_verdict(&verdict, Inspection::Calendar);
-        assert_eq!(gate.outcome, Outcome::Accept);
-        assert_eq!(gate.smime, SmimeResult::Pass);
-        assert_eq!(gate.signer.as_deref(), Some("assistant@example.org"));
-        assert_eq!(gate.itip[0].delegation.as_deref(), Some("boss@example.org"));
-        assert_eq!(gate.itip[0].role, "organizer");
-    }
-
     #[test]
     fn failed_signature_is_smime_fail_with_codes() {
-        let verdict = Verdict::from_findings(
-            vec![Finding::new(
-                PipelineReason::BadSignature,
-                "digest mismatch",
-            )],
+        let verdict = Verdict::rejected(
+            Finding::new(PipelineReason::BadSignature, "digest mismatch"),
             vec![],
             vec![signed(LayerStatus::SignatureFailed, "mallory@example.net")],
             vec![],
@@ -366,7 +403,12 @@ mod tests {
 
     #[test]
     fn no_calendar_passes_only_when_the_gate_could_not_look_inside() {
-        let verdict = Verdict::reject(PipelineReason::NoCalendar, "none");
+        let verdict = Verdict::rejected(
+            Finding::new(PipelineReason::NoCalendar, "none"),
+            vec![],
+            vec![],
+            vec![],
+        );
         assert_eq!(
             gate_verdict(&verdict, Inspection::Opaque).outcome,
             Outcome::NotCalendar

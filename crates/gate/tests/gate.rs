@@ -552,9 +552,17 @@ async fn shutdown_finishes_the_transaction_in_flight() {
 /// One delivery the fake backend accepted: the RCPT lines and the un-stuffed message.
 type Delivery = (Vec<String>, String);
 
+/// A check the fake backend runs when DATA arrives (e.g. "is the state recorded yet?").
+type Probe = Arc<dyn Fn() -> bool + Send + Sync>;
+
 #[derive(Clone, Default)]
 struct FakeBackend {
     deliveries: Arc<Mutex<Vec<Delivery>>>,
+    /// Answer this many DATA commands with `451` (a delivery that fails, as after a crash).
+    fail_data: Arc<std::sync::atomic::AtomicUsize>,
+    /// Run at every DATA; the answers, in order, in `probed`.
+    probe: Option<Probe>,
+    probed: Arc<Mutex<Vec<bool>>>,
 }
 
 impl FakeBackend {
@@ -562,12 +570,18 @@ impl FakeBackend {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let deliveries = Arc::clone(&self.deliveries);
+        let fail_data = Arc::clone(&self.fail_data);
+        let probe = self.probe.clone();
+        let probed = Arc::clone(&self.probed);
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
                 let deliveries = Arc::clone(&deliveries);
+                let fail_data = Arc::clone(&fail_data);
+                let probe = probe.clone();
+                let probed = Arc::clone(&probed);
                 tokio::spawn(async move {
                     let (read, mut write) = stream.into_split();
                     let mut reader = BufReader::new(read);
@@ -604,11 +618,26 @@ impl FakeBackend {
                                 message.push_str(data.strip_prefix('.').unwrap_or(&data));
                             }
                             let count = rcpts.len();
-                            deliveries
-                                .lock()
-                                .unwrap()
-                                .push((std::mem::take(&mut rcpts), message));
-                            "250 2.0.0 delivered\r\n".repeat(count)
+                            if let Some(probe) = &probe {
+                                probed.lock().unwrap().push(probe());
+                            }
+                            let fail = fail_data
+                                .fetch_update(
+                                    std::sync::atomic::Ordering::SeqCst,
+                                    std::sync::atomic::Ordering::SeqCst,
+                                    |n| n.checked_sub(1),
+                                )
+                                .is_ok();
+                            if fail {
+                                rcpts.clear();
+                                "451 4.3.0 backend crashed\r\n".repeat(count)
+                            } else {
+                                deliveries
+                                    .lock()
+                                    .unwrap()
+                                    .push((std::mem::take(&mut rcpts), message));
+                                "250 2.0.0 delivered\r\n".repeat(count)
+                            }
                         } else if upper.starts_with("RSET") {
                             rcpts.clear();
                             "250 2.0.0 ok\r\n".into()
@@ -2244,4 +2273,181 @@ async fn fleet_two_gates_on_one_postgresql_accept_each_invitation_once_across_a_
     }
     assert!(tempfailed > 0, "the restart tempfailed nothing: not tested");
     drop(stops);
+}
+
+// ------------------------- issue #15: per-recipient outcomes, record before delivering
+
+/// The recipients an end-of-message reply removed (`SMFIR_DELRCPT`).
+fn removed_recipients(packets: &[Packet]) -> Vec<String> {
+    packets
+        .iter()
+        .filter(|p| p.code == b'-')
+        .map(|p| p.text().trim_end_matches('|').to_owned())
+        .collect()
+}
+
+/// Issue #15: the milter applied the strictest verdict to every recipient, so one
+/// recipient's reject (e.g. stale state in that recipient's own store scope) bounced a
+/// valid invitation for all the others. Now the rejected recipient is removed and the
+/// others receive the message; only the accepted recipient's state is recorded.
+#[tokio::test]
+async fn milter_one_rejected_recipient_is_removed_not_the_whole_message_bounced() {
+    let gate = start(base_config()).await;
+    let mut client = MilterClient::connect(gate.milter.unwrap()).await;
+    client
+        .begin(
+            "alice@example.net",
+            &["bob@example.org", "carol@example.org"],
+        )
+        .await;
+    let packets = client
+        .message(&invite(
+            "accept signer=alice@example.net method=REQUEST role=organizer \
+             reject-rcpt=carol@example.org code=stale-sequence",
+            "",
+        ))
+        .await;
+    assert_eq!(final_reply(&packets).code, b'c', "{packets:?}");
+    assert_eq!(removed_recipients(&packets), ["carol@example.org"]);
+    assert!(packets.iter().any(|p| p.code == b'i'), "A-R inserted");
+    // One decision for the message, whatever its recipients (prepare once).
+    assert_eq!(*gate.engine.decisions.lock().unwrap(), 1);
+    assert_eq!(
+        *gate.engine.records.lock().unwrap(),
+        vec!["bob@example.org".to_owned()]
+    );
+    // Control: when every recipient is rejected, the message is rejected (550), nothing
+    // is removed one by one and nothing recorded.
+    client
+        .begin_transaction(
+            "alice@example.net",
+            &["bob@example.org", "carol@example.org"],
+        )
+        .await;
+    let packets = client
+        .message(&invite(
+            "accept reject-rcpt=bob@example.org reject-rcpt=carol@example.org",
+            "",
+        ))
+        .await;
+    let reply = final_reply(&packets);
+    assert_eq!(reply.code, b'y');
+    assert_eq!(reply_text(reply), UNIFORM_REJECT, "{}", reply.text());
+    assert!(removed_recipients(&packets).is_empty());
+    assert_eq!(gate.engine.records.lock().unwrap().len(), 1);
+    gate.stop().await;
+}
+
+/// Issue #15, with the real pipeline: one recipient's event state pins the UID to another
+/// organizer (`organizer-mismatch` for that recipient only); the organizer's valid
+/// invitation still reaches the other recipient, the conflicting one is removed.
+#[tokio::test]
+async fn pipeline_engine_conflicting_state_of_one_recipient_removes_only_that_recipient() {
+    use imipsec_pipeline::policy::{EventStateStore, EventUpdate, Method, SqliteStore, Timestamp};
+    let uid = "gate-two-recipients@example.com";
+    let store = SqliteStore::open_in_memory().unwrap();
+    store
+        .decide_and_record(
+            "carol@example.org",
+            &[EventUpdate {
+                uid: uid.to_owned(),
+                recurrence_id: None,
+                organizer: Some("mallory@example.net".to_owned()),
+                actor: "mallory@example.net".to_owned(),
+                actor_is_organizer: true,
+                sequence: 0,
+                dtstamp: Timestamp::from_unix_seconds(1_780_000_000),
+                attendees: vec!["carol@example.org".to_owned()],
+                signed: true,
+                method: Method::Request,
+            }],
+            Timestamp::from_unix_seconds(1_780_000_000),
+        )
+        .unwrap();
+    let (milter, _, _stop) = start_pipeline_gate(base_config(), Box::new(store)).await;
+    let mut client = MilterClient::connect(milter.unwrap()).await;
+    client
+        .begin(
+            "organizer@example.com",
+            &["bob@example.org", "carol@example.org"],
+        )
+        .await;
+    let message = openssl_signed_uid(Some("organizer"), "REQUEST", "organizer@example.com", uid);
+    let packets = client.message(&message).await;
+    assert_eq!(final_reply(&packets).code, b'c', "{packets:?}");
+    assert_eq!(removed_recipients(&packets), ["carol@example.org"]);
+    let insert = packets.iter().find(|p| p.code == b'i').expect("A-R");
+    assert!(insert.text().contains("x-imip=pass"), "{}", insert.text());
+}
+
+/// A unique SQLite path for one test (removed by the test).
+fn temp_store_path(name: &str) -> std::path::PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    std::env::temp_dir().join(format!(
+        "imipsec-gate-{name}-{}-{nanos}.sqlite",
+        std::process::id()
+    ))
+}
+
+/// Issue #15: the LMTP proxy recorded the event state after delivering, so a crash between
+/// the two lost the state (a later replay of the delivered message passed). It now records
+/// first, keyed by the message's digest: the state is in the store when the backend sees
+/// the message, a delivery that fails after recording ("crash") is retried and accepted
+/// again (its own record, not `stale-sequence`), delivered once and recorded once, while a
+/// different message with the same SEQUENCE is still refused as a replay.
+#[tokio::test]
+async fn lmtp_records_before_delivering_and_a_retry_after_a_crash_is_delivered_once() {
+    use imipsec_pipeline::policy::{EventStateStore, SqliteStore, StoreOptions};
+    let path = temp_store_path("crash-window");
+    let (store, _) = SqliteStore::init(&path, &StoreOptions::default()).unwrap();
+    let uid = "lmtp-crash-window@example.com";
+    let probe_path = path.clone();
+    let backend = FakeBackend {
+        probe: Some(Arc::new(move || {
+            SqliteStore::open(&probe_path, &StoreOptions::default())
+                .unwrap()
+                .event("bob@example.org", uid, None)
+                .unwrap()
+                .is_some()
+        })),
+        ..FakeBackend::default()
+    };
+    backend
+        .fail_data
+        .store(1, std::sync::atomic::Ordering::SeqCst);
+    let config = lmtp_config(backend.start().await, RejectAction::Reject);
+    let (_, lmtp, _stop) = start_pipeline_gate(config, Box::new(store)).await;
+    let message = openssl_signed_uid(Some("organizer"), "REQUEST", "organizer@example.com", uid);
+    let (mut client, _) = LmtpClient::connect(lmtp.unwrap()).await;
+    client.command("LHLO client.test").await;
+    // First attempt: recorded, then the delivery fails.
+    let replies = client.send(&["bob@example.org"], &message).await;
+    assert!(replies[0].starts_with("451"), "{replies:?}");
+    assert_eq!(
+        *backend.probed.lock().unwrap(),
+        [true],
+        "the state is recorded before the backend sees the message"
+    );
+    assert!(backend.deliveries.lock().unwrap().is_empty());
+    // The retry of the same bytes: accepted again and delivered, once.
+    let replies = client.send(&["bob@example.org"], &message).await;
+    assert!(replies[0].starts_with("250"), "{replies:?}");
+    assert_eq!(backend.deliveries.lock().unwrap().len(), 1);
+    let state = SqliteStore::open(&path, &StoreOptions::default())
+        .unwrap()
+        .event("bob@example.org", uid, None)
+        .unwrap()
+        .unwrap();
+    assert_eq!(state.sequence, Some(0));
+    // Another message (other bytes) with the same SEQUENCE: still a replay.
+    let replay = message.replacen("Subject: gate", "Subject: gate again", 1);
+    let replies = client.send(&["bob@example.org"], &replay).await;
+    assert_eq!(replies[0], format!("{UNIFORM_REJECT}\r\n"));
+    assert_eq!(backend.deliveries.lock().unwrap().len(), 1);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use imipsec_gate::{
-    Decide, DecideError, Envelope, Gate, GateConfig, GateVerdict, LmtpConfig, MilterConfig,
+    Decide, DecideError, Envelope, Gate, GateConfig, Judged, LmtpConfig, MilterConfig,
 };
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -27,19 +27,10 @@ impl Decide for Unreachable {
         &self,
         _: &[u8],
         _: &Envelope,
-        _: &str,
+        _: &[String],
         _: time::OffsetDateTime,
-    ) -> Result<GateVerdict, DecideError> {
+    ) -> Vec<Result<Judged, DecideError>> {
         panic!("the engine was asked about mail without calendar data")
-    }
-    fn record(
-        &self,
-        _: &[u8],
-        _: &Envelope,
-        _: &str,
-        _: time::OffsetDateTime,
-    ) -> Result<(), DecideError> {
-        Ok(())
     }
 }
 

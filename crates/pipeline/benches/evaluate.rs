@@ -79,7 +79,7 @@ fn main() {
         let start = Instant::now();
         for raw in &messages {
             let verdict = pipeline.evaluate(raw, &ctx, store).unwrap();
-            assert!(verdict.is_accept(), "{:?}", verdict.reasons);
+            assert!(verdict.is_accept(), "{:?}", verdict.reasons());
         }
         let elapsed = start.elapsed();
         println!(

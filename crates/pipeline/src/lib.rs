@@ -14,11 +14,12 @@ mod verified;
 
 pub use content_line::{ContentLineError, canonical_calendar, check_line_breaks};
 pub use delegation::StoreDelegationPolicy;
-pub use pipeline::{EvaluateError, Evaluation, Pipeline, Stores};
+pub use pipeline::{EvaluateError, Evaluation, Pipeline, Prepared, Stores};
 pub use reason::{Finding, Reason, Warning};
 pub use settings::{Limits, Settings};
 pub use verdict::{
-    Decision, EventState, ItipReport, LayerKind, LayerReport, LayerStatus, SignerReport, Verdict,
+    Accepted, Decision, EventState, ItipReport, LayerKind, LayerReport, LayerStatus, Rejected,
+    SignerReport, Verdict,
 };
 pub use verified::{Authentication, VerifiedCalendar, VerifiedMessage};
 

@@ -5,8 +5,8 @@ use imipsec_itip::{
     ParseOptions, Role, correlate, parse_itip_all,
 };
 use imipsec_policy::{
-    AddressField, DelegationStore, EventStateStore, EventUpdate, StateDecision, StateFinding,
-    StoreError, Timestamp,
+    AddressField, DelegationStore, EventStateStore, EventUpdate, MessageDigest, StateDecision,
+    StateFinding, StoreError, Timestamp,
 };
 use imipsec_types::RecurrenceKeyError;
 use thiserror::Error;
@@ -14,8 +14,68 @@ use thiserror::Error;
 use crate::delegation::StoreDelegationPolicy;
 use crate::reason::{Finding, Reason, Warning};
 use crate::settings::Settings;
-use crate::verdict::{ItipReport, LayerReport, Verdict};
+use crate::verdict::{Accepted, EventState, ItipReport, LayerReport, Report, Verdict};
 use crate::verified::{Authentication, VerifiedCalendar, VerifiedMessage, part_name, verify};
+
+/// One message after the recipient-independent work ([`Pipeline::prepare`]): verified and
+/// parsed once, judged per recipient ([`Pipeline::judge`]). Only the pipeline builds one.
+#[derive(Debug)]
+pub struct Prepared {
+    at: time::OffsetDateTime,
+    /// SHA-256 of the received bytes: the key of an idempotent record.
+    digest: MessageDigest,
+    stage: Stage,
+}
+
+impl Prepared {
+    /// The evaluation time the message was verified at (and is judged at).
+    pub fn at(&self) -> time::OffsetDateTime {
+        self.at
+    }
+
+    /// Whether the message was rejected before any per-recipient step (the verdict is then
+    /// the same for every recipient).
+    pub fn is_rejected(&self) -> bool {
+        matches!(self.stage, Stage::Rejected(_))
+    }
+
+    /// The calendar parts the verification authorised, as body byte ranges of the received
+    /// message (empty when rejected before processing).
+    pub fn calendar_ranges(&self) -> &[std::ops::Range<usize>] {
+        match &self.stage {
+            Stage::Ready(ready) => &ready.calendar_ranges,
+            Stage::Rejected(_) | Stage::RevocationUnavailable(_) => &[],
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Stage {
+    /// Rejected before processing (size, MIME, S/MIME, the accept direction).
+    Rejected(Report),
+    /// Under revocation mode `require`, a certificate's revocation status could not be had
+    /// (issue #13): no verdict; the message is evaluated again later (a gate tempfails, the
+    /// CLI exits 2). The detail names the certificate.
+    RevocationUnavailable(String),
+    /// Verified: the calendars to judge.
+    Ready(Ready),
+}
+
+#[derive(Debug)]
+struct Ready {
+    signed: bool,
+    calendars: Vec<PreparedCalendar>,
+    warnings: Vec<Finding<Warning>>,
+    layers: Vec<LayerReport>,
+    calendar_ranges: Vec<std::ops::Range<usize>>,
+}
+
+/// One verified calendar part: who signed it, and its iTIP parse (or every fatal finding).
+#[derive(Debug)]
+struct PreparedCalendar {
+    signers: Vec<String>,
+    parsed: Result<ItipMessage, Vec<Finding<Reason>>>,
+}
 
 /// The policy store a pipeline consults: SENT-BY delegations and event state. Implemented
 /// for every type that is both (the SQLite store is).
@@ -104,13 +164,15 @@ impl Pipeline {
         &self.settings
     }
 
-    /// Evaluate one received message (RFC 5322 bytes).
+    /// Evaluate one received message (RFC 5322 bytes): [`prepare`](Pipeline::prepare),
+    /// [`judge`](Pipeline::judge) for `ctx.recipient`, and with `ctx.record`
+    /// [`record`](Pipeline::record) an accept.
     ///
     /// Returns a [`Verdict`] when the message could be judged (accept or reject, with every
     /// reason found), and an [`EvaluateError`] when it could not (store unavailable or
     /// busy): a failure to evaluate never turns into an accept or a reject. With
-    /// `ctx.record`, an accepted message's event state is recorded in the same transaction
-    /// that checks it; nothing is recorded on reject or error.
+    /// `ctx.record`, an accepted message's event state is recorded in one transaction that
+    /// checks it again; nothing is recorded on reject or error.
     pub fn evaluate(
         &self,
         raw: &[u8],
@@ -125,6 +187,162 @@ impl Pipeline {
                 return Err(EvaluateError::RecordWithoutRecipient);
             }
         }
+        let prepared = self.prepare(raw, ctx.at);
+        let verdict = self.judge(&prepared, ctx.recipient, store)?;
+        match (ctx.record, store, verdict) {
+            (true, Some(store), Verdict::Accept(accepted)) => Self::record(accepted, store),
+            (_, _, verdict) => Ok(verdict),
+        }
+    }
+
+    /// The recipient-independent work on one received message, done once however many
+    /// recipients it has: the size limit, the MIME walk, decryption, signature
+    /// verification, the accept direction (every calendar part mail-parser finds is one
+    /// the verification authorised) and iTIP parsing. Never touches a store.
+    pub fn prepare(&self, raw: &[u8], at: time::OffsetDateTime) -> Prepared {
+        let digest = MessageDigest::from_bytes(imipsec_smime::sha256(raw));
+        let rejected = |reasons, warnings, layers| Prepared {
+            at,
+            digest,
+            stage: Stage::Rejected(Report {
+                reasons,
+                warnings,
+                layers,
+                itip: Vec::new(),
+                event_state: EventState::NotChecked,
+            }),
+        };
+        let limit = self.settings.limits.message_bytes();
+        if raw.len() > limit {
+            return rejected(
+                vec![Finding::new(
+                    Reason::LimitExceeded,
+                    format!("message is larger than the limit of {limit} bytes"),
+                )],
+                Vec::new(),
+                Vec::new(),
+            );
+        }
+        let options = self.settings.inspect_options(at);
+        let inspection = match imipsec_smime::inspect(raw, &options) {
+            Ok(inspection) => inspection,
+            Err(error) => {
+                let reason = Reason::from(&error);
+                return rejected(
+                    vec![Finding::new(reason, error.to_string())],
+                    Vec::new(),
+                    Vec::new(),
+                );
+            }
+        };
+        // Revocation that could not be had under `require` is no verdict (issue #13): the
+        // message is evaluated again later (a gate tempfails, the CLI exits 2).
+        if let Some(failure) = inspection.layers().iter().find_map(|layer| {
+            layer.outcome().failure().filter(|failure| {
+                matches!(
+                    failure,
+                    imipsec_smime::Failure::RevocationUnavailable { .. }
+                )
+            })
+        }) {
+            return Prepared {
+                at,
+                digest,
+                stage: Stage::RevocationUnavailable(failure.to_string()),
+            };
+        }
+        let verification = verify(
+            &inspection,
+            at,
+            self.settings.signing_time_tolerance,
+            self.settings.danger_allow_unsigned,
+        );
+        let message = match verification.message {
+            // The accept direction (issue #11), before anything is processed or recorded:
+            // every calendar part mail-parser (the calendar server's parser) finds must be
+            // one this verification authorised, at the same bytes.
+            Some(message) if let Some(finding) = unauthorised_calendar(raw, &message) => {
+                return rejected(vec![finding], verification.warnings, verification.layers);
+            }
+            Some(message) => message,
+            None => {
+                return rejected(
+                    verification.reasons,
+                    verification.warnings,
+                    verification.layers,
+                );
+            }
+        };
+        let signed = message.authentication() == Authentication::Signed;
+        let mut warnings = verification.warnings;
+        let mut deviations = Vec::new();
+        let calendars = message
+            .calendars()
+            .iter()
+            .map(|calendar| {
+                let parsed = self.parse(calendar);
+                if let Ok(itip) = &parsed {
+                    // Bounded like the findings: thousands of tolerated blank lines must not
+                    // make the verdict thousands of warnings long; the rest is counted.
+                    let part = part_name(calendar.path());
+                    let tolerated = itip.warnings.iter().filter(|w| is_tolerated_deviation(w));
+                    let count = tolerated.clone().count();
+                    deviations.extend(tolerated.take(MAX_CALENDAR_FINDINGS).map(|warning| {
+                        let mut warning = warning.clone();
+                        warning.map_offsets(&|offset| calendar.received_offset(offset));
+                        Finding::new(
+                            Warning::IcalendarDeviation,
+                            format!("text/calendar at {part}: {warning}"),
+                        )
+                    }));
+                    if count > MAX_CALENDAR_FINDINGS {
+                        deviations.push(Finding::new(
+                            Warning::IcalendarDeviation,
+                            format!(
+                                "text/calendar at {part}: and {} more deviations",
+                                count - MAX_CALENDAR_FINDINGS
+                            ),
+                        ));
+                    }
+                }
+                PreparedCalendar {
+                    signers: calendar
+                        .signer_emails()
+                        .into_iter()
+                        .map(str::to_owned)
+                        .collect(),
+                    parsed,
+                }
+            })
+            .collect();
+        warnings.append(&mut deviations);
+        Prepared {
+            at,
+            digest,
+            stage: Stage::Ready(Ready {
+                signed,
+                calendars,
+                warnings,
+                layers: verification.layers,
+                calendar_ranges: message
+                    .calendars()
+                    .iter()
+                    .filter_map(VerifiedCalendar::body_range)
+                    .collect(),
+            }),
+        }
+    }
+
+    /// The per-recipient judgement of a [`Prepared`] message: correlation of the signers
+    /// with the iTIP roles, SENT-BY delegations, the delegator's delegates, and (with a
+    /// store and a recipient) the event state, read-only. No cryptography runs here: a
+    /// gate calls this under its store lock once per recipient.
+    pub fn judge(
+        &self,
+        prepared: &Prepared,
+        recipient: Option<&str>,
+        store: Option<&dyn Stores>,
+    ) -> Result<Verdict, EvaluateError> {
         // One local-part rule for the correlation and the store's organizer pin.
         let rule = imipsec_policy::LocalPartCase::from_strict(self.settings.strict_local_part);
         if let Some(store) = store
@@ -135,139 +353,118 @@ impl Pipeline {
                 store: store.local_part_case(),
             });
         }
-        let limit = self.settings.limits.message_bytes();
-        if raw.len() > limit {
-            return Ok(Verdict::reject(
-                Reason::LimitExceeded,
-                format!("message is larger than the limit of {limit} bytes"),
-            ));
-        }
-        let options = self.settings.inspect_options(ctx.at);
-        let inspection = match imipsec_smime::inspect(raw, &options) {
-            Ok(inspection) => inspection,
-            Err(error) => {
-                let reason = Reason::from(&error);
-                return Ok(Verdict::reject(reason, error.to_string()));
-            }
-        };
-        // Revocation that could not be had under `require` is no verdict (issue #13): the
-        // message is evaluated again later (a gate tempfails, the CLI exits 2).
-        if let Some(failure) = inspection.layers.iter().find_map(|layer| {
-            layer.outcome.failure().filter(|failure| {
-                matches!(
-                    failure,
-                    imipsec_smime::Failure::RevocationUnavailable { .. }
-                )
-            })
-        }) {
-            return Err(EvaluateError::RevocationUnavailable {
-                detail: failure.to_string(),
-            });
-        }
-        let verification = verify(
-            &inspection,
-            ctx.at,
-            self.settings.signing_time_tolerance,
-            self.settings.danger_allow_unsigned,
-        );
-        match verification.message {
-            // The accept direction (issue #11), before anything is processed or recorded:
-            // every calendar part mail-parser (the calendar server's parser) finds must be
-            // one this verification authorised, at the same bytes.
-            Some(message) if let Some(finding) = unauthorised_calendar(raw, &message) => {
-                Ok(Verdict::from_findings(
-                    vec![finding],
-                    verification.warnings,
-                    verification.layers,
-                    Vec::new(),
-                ))
-            }
-            Some(message) => self
-                .process(
-                    &message,
-                    ctx,
-                    store,
-                    verification.warnings,
-                    verification.layers,
-                )
-                .map(|mut verdict| {
-                    verdict.calendar_ranges = message
-                        .calendars()
-                        .iter()
-                        .filter_map(VerifiedCalendar::body_range)
-                        .collect();
-                    verdict
-                }),
-            None => Ok(Verdict::from_findings(
-                verification.reasons,
-                verification.warnings,
-                verification.layers,
+        match &prepared.stage {
+            Stage::RevocationUnavailable(detail) => Err(EvaluateError::RevocationUnavailable {
+                detail: detail.clone(),
+            }),
+            Stage::Rejected(report) => Ok(Verdict::from_findings(
+                report.reasons.clone(),
+                report.warnings.clone(),
+                report.layers.clone(),
                 Vec::new(),
             )),
+            Stage::Ready(ready) => {
+                self.process(ready, prepared.at, prepared.digest, recipient, store)
+            }
         }
     }
 
-    /// The processing step: iTIP validation, correlation, event state. Takes only a
-    /// [`VerifiedMessage`].
+    /// Record an accept's event-state updates: consumes the [`Accepted`] the judgement
+    /// made, without verifying again. The store checks the state once more in the same
+    /// transaction that writes it: an update that lost a race to a concurrent one turns the
+    /// accept into a reject and records nothing.
+    ///
+    /// # Errors
+    /// [`EvaluateError`] when the store failed or the accept has no recipient scope.
+    pub fn record(accepted: Accepted, store: &dyn Stores) -> Result<Verdict, EvaluateError> {
+        let Some(scope) = accepted.scope().map(str::to_owned) else {
+            return Err(EvaluateError::RecordWithoutRecipient);
+        };
+        match store.decide_and_record(&scope, accepted.updates(), accepted.at()) {
+            Ok(StateDecision::Recorded | StateDecision::AlreadyRecorded) => {
+                let mut accepted = accepted;
+                accepted.mark_recorded();
+                Ok(Verdict::Accept(accepted))
+            }
+            Ok(StateDecision::Rejected(findings)) => {
+                Ok(accepted.into_rejected(findings.iter().map(state_finding).collect()))
+            }
+            Err(error) => state_error(error).map(|finding| accepted.into_rejected(vec![finding])),
+        }
+    }
+
+    /// [`record`](Pipeline::record) for a gate that records before it delivers: idempotent
+    /// per message (keyed by the SHA-256 of the received bytes and the recipient,
+    /// [`EventStateStore::decide_and_record_message`]). The retry of a message whose
+    /// delivery failed after it was recorded finds its own record and is accepted again,
+    /// recording nothing twice; another message with the same SEQUENCE is still a replay.
+    ///
+    /// # Errors
+    /// As [`record`](Pipeline::record).
+    pub fn record_delivery(
+        accepted: Accepted,
+        store: &dyn Stores,
+    ) -> Result<Verdict, EvaluateError> {
+        let Some(scope) = accepted.scope().map(str::to_owned) else {
+            return Err(EvaluateError::RecordWithoutRecipient);
+        };
+        let decision = store.decide_and_record_message(
+            &scope,
+            &accepted.digest(),
+            accepted.updates(),
+            accepted.at(),
+        );
+        match decision {
+            Ok(StateDecision::Recorded | StateDecision::AlreadyRecorded) => {
+                let mut accepted = accepted;
+                accepted.mark_recorded();
+                Ok(Verdict::Accept(accepted))
+            }
+            Ok(StateDecision::Rejected(findings)) => {
+                Ok(accepted.into_rejected(findings.iter().map(state_finding).collect()))
+            }
+            Err(error) => state_error(error).map(|finding| accepted.into_rejected(vec![finding])),
+        }
+    }
+
+    /// The processing step: correlation, delegations, event state. Takes only what the
+    /// verification step prepared.
     fn process(
         &self,
-        message: &VerifiedMessage,
-        ctx: &Evaluation<'_>,
+        ready: &Ready,
+        at_time: time::OffsetDateTime,
+        digest: MessageDigest,
+        recipient: Option<&str>,
         store: Option<&dyn Stores>,
-        warnings: Vec<Finding<Warning>>,
-        layers: Vec<LayerReport>,
     ) -> Result<Verdict, EvaluateError> {
-        let at = Timestamp::from_unix_seconds(ctx.at.unix_timestamp());
+        let at = Timestamp::from_unix_seconds(at_time.unix_timestamp());
         let store_policy = store.map(|store| StoreDelegationPolicy::new(store, at));
         let policy: &dyn DelegationPolicy = match &store_policy {
             Some(policy) => policy,
             None => &DenyAllDelegations,
         };
-        let signed = message.authentication() == Authentication::Signed;
+        let signed = ready.signed;
         let mut reasons = Vec::new();
         let mut reports = Vec::new();
         let mut updates = Vec::new();
 
-        let mut deviations = Vec::new();
-        for calendar in message.calendars() {
-            let itip = match self.parse(calendar) {
+        for calendar in &ready.calendars {
+            let itip = match &calendar.parsed {
                 Ok(itip) => itip,
-                Err(mut findings) => {
-                    reasons.append(&mut findings);
+                Err(findings) => {
+                    reasons.extend(findings.iter().cloned());
                     continue;
                 }
             };
-            // Bounded like the findings: thousands of tolerated blank lines must not make the
-            // verdict thousands of warnings long; the rest is counted.
-            let part = part_name(calendar.path());
-            let tolerated = itip.warnings.iter().filter(|w| is_tolerated_deviation(w));
-            let count = tolerated.clone().count();
-            deviations.extend(tolerated.take(MAX_CALENDAR_FINDINGS).map(|warning| {
-                let mut warning = warning.clone();
-                warning.map_offsets(&|offset| calendar.received_offset(offset));
-                Finding::new(
-                    Warning::IcalendarDeviation,
-                    format!("text/calendar at {part}: {warning}"),
-                )
-            }));
-            if count > MAX_CALENDAR_FINDINGS {
-                deviations.push(Finding::new(
-                    Warning::IcalendarDeviation,
-                    format!(
-                        "text/calendar at {part}: and {} more deviations",
-                        count - MAX_CALENDAR_FINDINGS
-                    ),
-                ));
-            }
             let signers: Vec<&str> = if signed {
-                calendar.signer_emails()
+                calendar.signers.iter().map(String::as_str).collect()
             } else {
-                named_actors(&itip)
+                named_actors(itip)
             };
             let options = CorrelateOptions {
                 strict_local_part: self.settings.strict_local_part,
             };
-            let correlation = correlate(&itip, &signers, policy, &options);
+            let correlation = correlate(itip, &signers, policy, &options);
             if let Some(policy) = &store_policy
                 && let Some(error) = policy.take_error()
             {
@@ -280,21 +477,20 @@ impl Pipeline {
                     detail: unavailable.detail.clone(),
                 });
             }
-            self.judge_correlation(&itip, &correlation, ctx, &mut reasons, &mut reports);
+            self.judge_correlation(itip, &correlation, recipient, &mut reasons, &mut reports);
             if correlation.is_authorized() {
-                let check_state = store.is_some() && ctx.recipient.is_some();
-                match event_updates(&itip, &correlation, signed, check_state) {
+                let check_state = store.is_some() && recipient.is_some();
+                match event_updates(itip, &correlation, signed, check_state) {
                     Ok(mut built) => updates.append(&mut built),
                     Err(finding) => reasons.push(finding),
                 }
             }
         }
 
-        let mut warnings = warnings;
-        warnings.append(&mut deviations);
-        let mut recorded = false;
+        let mut warnings = ready.warnings.clone();
+        let layers = ready.layers.clone();
         let mut state_checked = false;
-        match (store, ctx.recipient) {
+        match (store, recipient) {
             (Some(_), Some(_)) => {}
             (None, _) => warnings.push(Finding::new(
                 Warning::EventStateUnchecked,
@@ -308,36 +504,33 @@ impl Pipeline {
             )),
         }
         if reasons.is_empty()
-            && let (Some(store), Some(scope)) = (store, ctx.recipient)
+            && let (Some(store), Some(scope)) = (store, recipient)
         {
-            let findings = if ctx.record {
-                match store.decide_and_record(scope, &updates, at) {
-                    Ok(StateDecision::Recorded) => {
-                        recorded = true;
-                        Vec::new()
-                    }
-                    Ok(StateDecision::Rejected(findings)) => findings,
-                    Err(error) => {
-                        return state_error(error).map(|finding| {
-                            Verdict::from_findings(vec![finding], warnings, layers, reports)
-                        });
-                    }
+            match store.evaluate_message(scope, &digest, &updates) {
+                Ok(findings) => reasons.extend(findings.iter().map(state_finding)),
+                Err(error) => {
+                    return state_error(error).map(|finding| {
+                        Verdict::from_findings(vec![finding], warnings, layers, reports)
+                    });
                 }
-            } else {
-                match store.evaluate(scope, &updates) {
-                    Ok(findings) => findings,
-                    Err(error) => {
-                        return state_error(error).map(|finding| {
-                            Verdict::from_findings(vec![finding], warnings, layers, reports)
-                        });
-                    }
-                }
-            };
-            reasons.extend(findings.iter().map(state_finding));
+            }
             state_checked = true;
         }
-        let mut verdict = Verdict::from_findings(reasons, warnings, layers, reports);
-        verdict.recorded = recorded;
+        let report = Report {
+            reasons,
+            warnings,
+            layers,
+            itip: reports,
+            event_state: EventState::NotChecked,
+        };
+        let mut verdict = Verdict::build(
+            report,
+            updates,
+            recipient.map(str::to_owned),
+            at,
+            digest,
+            ready.calendar_ranges.clone(),
+        );
         if state_checked {
             verdict.mark_event_state_checked();
         }
@@ -411,7 +604,7 @@ impl Pipeline {
         &self,
         itip: &ItipMessage,
         correlation: &Correlation,
-        ctx: &Evaluation<'_>,
+        recipient: Option<&str>,
         reasons: &mut Vec<Finding<Reason>>,
         reports: &mut Vec<ItipReport>,
     ) {
@@ -434,7 +627,7 @@ impl Pipeline {
                     // RFC 5546 section 3.2.2.3: a delegator may send the REQUEST only to its
                     // delegates; without a recipient that cannot be checked, so fail closed.
                     if authorization.role == Role::Delegator {
-                        let delivered_to_delegate = ctx.recipient.is_some_and(|recipient| {
+                        let delivered_to_delegate = recipient.is_some_and(|recipient| {
                             authorization
                                 .delegates
                                 .iter()
@@ -447,7 +640,7 @@ impl Pipeline {
                                     "{} delegated its attendance and may send the REQUEST \
                                      only to its delegates, not to {}",
                                     address_text(&authorization.actor),
-                                    ctx.recipient.unwrap_or("an unknown recipient")
+                                    recipient.unwrap_or("an unknown recipient")
                                 ),
                             ));
                         }
@@ -697,6 +890,7 @@ mod tests {
         fn send_sync<T: Send + Sync>() {}
         send_sync::<Pipeline>();
         send_sync::<Verdict>();
+        send_sync::<Prepared>();
         send_sync::<EvaluateError>();
     }
 }

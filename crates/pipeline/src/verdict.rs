@@ -5,6 +5,8 @@
 
 use serde::Serialize;
 
+use imipsec_policy::{EventUpdate, MessageDigest, Timestamp};
+
 use crate::reason::{Finding, Reason, Warning};
 
 /// Accept or reject.
@@ -17,32 +19,157 @@ pub enum Decision {
     Reject,
 }
 
-/// The outcome of evaluating one message.
-#[derive(Debug, Clone, Serialize)]
-pub struct Verdict {
-    /// `accept` exactly when `reasons` is empty.
-    pub verdict: Decision,
-    /// Every reason found, most specific first (see [`Reason`] for the ranking).
-    pub reasons: Vec<Finding<Reason>>,
-    /// Warnings, in the order found.
-    pub warnings: Vec<Finding<Warning>>,
-    /// The encryption and signature layers, outermost first.
-    pub layers: Vec<LayerReport>,
-    /// One entry per iTIP component that was evaluated.
-    pub itip: Vec<ItipReport>,
-    /// Whether the event state was recorded (only ever on accept, and only when asked).
-    #[serde(skip)]
-    pub recorded: bool,
-    /// The calendar parts this verdict evaluated, as body byte ranges of the received message
-    /// (before transfer decoding; parts inside decrypted or opaque-signed content have none).
-    /// On accept these are the only calendar data the verdict covers: a gate compares them
-    /// with what the calendar server's parser finds (issue #11, the accept direction).
-    #[serde(skip)]
-    pub calendar_ranges: Vec<std::ops::Range<usize>>,
-    /// Whether the event-state store judged this message (pinned organizer, SEQUENCE and
-    /// DTSTAMP replay). Private: only the pipeline, which ran (or did not run) the check,
-    /// sets it; read it with [`Verdict::event_state`].
+/// The body every verdict carries: what was found, layer by layer and component by
+/// component. Private: read through [`Verdict`]'s accessors.
+#[derive(Debug, Clone)]
+pub(crate) struct Report {
+    pub(crate) reasons: Vec<Finding<Reason>>,
+    pub(crate) warnings: Vec<Finding<Warning>>,
+    pub(crate) layers: Vec<LayerReport>,
+    pub(crate) itip: Vec<ItipReport>,
+    pub(crate) event_state: EventState,
+}
+
+/// The proof that one message was accepted for one recipient: every check passed (no
+/// reason), and it carries the event-state updates an accept must record. Only the
+/// pipeline builds one ([`Pipeline::judge`](crate::Pipeline::judge)); recording
+/// ([`Pipeline::record`](crate::Pipeline::record)) consumes it without verifying again.
+///
+/// ```compile_fail
+/// // Outside the pipeline an accept cannot be made up: the fields are private and there is
+/// // no public constructor.
+/// let accepted = imipsec_pipeline::Accepted { updates: Vec::new() };
+/// ```
+///
+/// ```compile_fail
+/// // Nor can a verdict be built from hand-picked findings.
+/// let verdict = imipsec_pipeline::Verdict::from_findings(vec![], vec![], vec![], vec![]);
+/// ```
+#[derive(Debug)]
+pub struct Accepted {
+    report: Report,
+    /// The event-state updates (one per authorised component) to record on delivery.
+    updates: Vec<EventUpdate>,
+    /// The recipient the state is scoped to; `None` when judged without one.
+    scope: Option<String>,
+    /// The evaluation time, in the store's terms.
+    at: Timestamp,
+    /// SHA-256 of the received message: the key of an idempotent record.
+    digest: MessageDigest,
+    /// The calendar parts this accept covers, as body byte ranges of the received message.
+    calendar_ranges: Vec<std::ops::Range<usize>>,
+    /// Whether the updates were recorded.
+    recorded: bool,
+}
+
+impl Accepted {
+    /// The event-state updates this accept records: one per authorised component.
+    pub fn updates(&self) -> &[EventUpdate] {
+        &self.updates
+    }
+
+    /// The recipient address the event state of this accept is scoped to.
+    pub fn scope(&self) -> Option<&str> {
+        self.scope.as_deref()
+    }
+
+    /// Whether the event-state store judged this message ([`EventState::Checked`]).
+    pub fn event_state(&self) -> EventState {
+        self.report.event_state
+    }
+
+    /// The calendar parts this accept covers, as body byte ranges of the received message
+    /// (before transfer decoding; parts inside decrypted or opaque-signed content have
+    /// none). They are the only calendar data the accept covers: a gate compares them with
+    /// what the calendar server's parser finds (issue #11, the accept direction).
+    pub fn calendar_ranges(&self) -> &[std::ops::Range<usize>] {
+        &self.calendar_ranges
+    }
+
+    /// Whether the updates were recorded in the event-state store.
+    pub fn is_recorded(&self) -> bool {
+        self.recorded
+    }
+
+    pub(crate) fn at(&self) -> Timestamp {
+        self.at
+    }
+
+    /// The SHA-256 digest of the received message this accept is about.
+    pub fn digest(&self) -> MessageDigest {
+        self.digest
+    }
+
+    pub(crate) fn mark_recorded(&mut self) {
+        self.recorded = true;
+    }
+
+    /// The accept turned into a reject by `findings` (the state moved between judging
+    /// and recording).
+    pub(crate) fn into_rejected(self, findings: Vec<Finding<Reason>>) -> Verdict {
+        let mut report = self.report;
+        report.reasons = findings;
+        Verdict::build(
+            report,
+            self.updates,
+            self.scope,
+            self.at,
+            self.digest,
+            self.calendar_ranges,
+        )
+    }
+}
+
+/// A rejected message: at least one reason (most specific first). Only the pipeline
+/// builds one.
+#[derive(Debug, Clone)]
+pub struct Rejected {
+    report: Report,
+}
+
+/// The outcome of evaluating one message for one recipient: a typed accept or reject.
+/// [`Verdict::is_accept`] follows from the variant, and an [`Accepted`] has no reasons by
+/// construction, so an accept cannot drift from its reasons.
+///
+/// ```compile_fail
+/// // An accept cannot be built outside the pipeline: `Accepted` has private fields.
+/// fn forge(accepted: imipsec_pipeline::Accepted) -> imipsec_pipeline::Verdict {
+///     imipsec_pipeline::Verdict::Accept(accepted)
+/// }
+/// let forged = forge(imipsec_pipeline::Accepted { recorded: true });
+/// ```
+#[derive(Debug)]
+pub enum Verdict {
+    /// Every check passed: the calendar data may be processed.
+    Accept(Accepted),
+    /// At least one reason was found: the calendar data must not be processed.
+    Reject(Rejected),
+}
+
+/// The JSON form of a verdict: exactly the object `imipsec verify --json` prints.
+#[derive(Serialize)]
+struct VerdictJson<'a> {
+    verdict: Decision,
+    reasons: &'a [Finding<Reason>],
+    warnings: &'a [Finding<Warning>],
+    layers: &'a [LayerReport],
+    itip: &'a [ItipReport],
     event_state: EventState,
+}
+
+impl Serialize for Verdict {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let report = self.report();
+        VerdictJson {
+            verdict: self.decision(),
+            reasons: &report.reasons,
+            warnings: &report.warnings,
+            layers: &report.layers,
+            itip: &report.itip,
+            event_state: report.event_state,
+        }
+        .serialize(serializer)
+    }
 }
 
 /// Whether the event state (RFC 5546 section 2.1.5 ordering, the organizer pinned to each
@@ -80,71 +207,171 @@ impl std::fmt::Display for EventState {
 }
 
 impl Verdict {
-    /// Build a verdict from what was found: the decision follows from the reasons, and the
+    /// Build a verdict from what was found: the variant follows from the reasons, and the
     /// reasons are ranked (stable sort, so equal codes keep the order they were found in).
-    pub fn from_findings(
-        mut reasons: Vec<Finding<Reason>>,
+    pub(crate) fn from_findings(
+        reasons: Vec<Finding<Reason>>,
         warnings: Vec<Finding<Warning>>,
         layers: Vec<LayerReport>,
         itip: Vec<ItipReport>,
     ) -> Verdict {
-        reasons.sort_by_key(|finding| finding.code);
-        reasons.dedup();
-        let verdict = if reasons.is_empty() {
-            Decision::Accept
-        } else {
-            Decision::Reject
-        };
-        Verdict {
-            verdict,
+        let report = Report {
             reasons,
             warnings,
             layers,
             itip,
-            recorded: false,
             event_state: EventState::NotChecked,
-            calendar_ranges: Vec::new(),
-        }
-    }
-
-    /// Whether the event state was checked for this verdict (see [`EventState`]).
-    pub fn event_state(&self) -> EventState {
-        self.event_state
-    }
-
-    /// Only the pipeline, after the store judged the message, marks a verdict checked.
-    pub(crate) fn mark_event_state_checked(&mut self) {
-        self.event_state = EventState::Checked;
-    }
-
-    /// A verdict rejecting for one reason, with nothing else known.
-    pub fn reject(reason: Reason, detail: impl Into<String>) -> Verdict {
-        Verdict::from_findings(
-            vec![Finding::new(reason, detail)],
+        };
+        Verdict::build(
+            report,
             Vec::new(),
-            Vec::new(),
+            None,
+            Timestamp::from_unix_seconds(0),
+            MessageDigest::from_bytes([0; 32]),
             Vec::new(),
         )
     }
 
+    /// The one place a verdict is made: accept exactly when no reason was found.
+    pub(crate) fn build(
+        mut report: Report,
+        updates: Vec<EventUpdate>,
+        scope: Option<String>,
+        at: Timestamp,
+        digest: MessageDigest,
+        calendar_ranges: Vec<std::ops::Range<usize>>,
+    ) -> Verdict {
+        report.reasons.sort_by_key(|finding| finding.code);
+        report.reasons.dedup();
+        if report.reasons.is_empty() {
+            Verdict::Accept(Accepted {
+                report,
+                updates,
+                scope,
+                at,
+                digest,
+                calendar_ranges,
+                recorded: false,
+            })
+        } else {
+            Verdict::Reject(Rejected { report })
+        }
+    }
+
+    /// A reject made outside the pipeline (a tool's own judgement, a test): allowed, since a
+    /// reject grants nothing. `reason` makes the reasons non-empty, so this is always
+    /// [`Verdict::Reject`]; an accept has no public constructor.
+    pub fn rejected(
+        reason: Finding<Reason>,
+        more: Vec<Finding<Reason>>,
+        layers: Vec<LayerReport>,
+        itip: Vec<ItipReport>,
+    ) -> Verdict {
+        let mut reasons = vec![reason];
+        reasons.extend(more);
+        Verdict::from_findings(reasons, Vec::new(), layers, itip)
+    }
+
+    fn report(&self) -> &Report {
+        match self {
+            Verdict::Accept(accepted) => &accepted.report,
+            Verdict::Reject(rejected) => &rejected.report,
+        }
+    }
+
+    fn report_mut(&mut self) -> &mut Report {
+        match self {
+            Verdict::Accept(accepted) => &mut accepted.report,
+            Verdict::Reject(rejected) => &mut rejected.report,
+        }
+    }
+
+    /// Only the pipeline, after the store judged the message, marks a verdict checked.
+    pub(crate) fn mark_event_state_checked(&mut self) {
+        self.report_mut().event_state = EventState::Checked;
+    }
+
+    /// `accept` or `reject`, from the variant.
+    pub fn decision(&self) -> Decision {
+        match self {
+            Verdict::Accept(_) => Decision::Accept,
+            Verdict::Reject(_) => Decision::Reject,
+        }
+    }
+
     /// Whether the message is accepted.
     pub fn is_accept(&self) -> bool {
-        self.verdict == Decision::Accept
+        matches!(self, Verdict::Accept(_))
+    }
+
+    /// The accept, if this is one.
+    pub fn accepted(&self) -> Option<&Accepted> {
+        match self {
+            Verdict::Accept(accepted) => Some(accepted),
+            Verdict::Reject(_) => None,
+        }
+    }
+
+    /// The accept, if this is one, by value (to record it).
+    pub fn into_accepted(self) -> Option<Accepted> {
+        match self {
+            Verdict::Accept(accepted) => Some(accepted),
+            Verdict::Reject(_) => None,
+        }
+    }
+
+    /// Every reason found, most specific first (see [`Reason`] for the ranking); empty
+    /// exactly for an accept.
+    pub fn reasons(&self) -> &[Finding<Reason>] {
+        &self.report().reasons
+    }
+
+    /// Warnings, in the order found.
+    pub fn warnings(&self) -> &[Finding<Warning>] {
+        &self.report().warnings
+    }
+
+    /// The encryption and signature layers, outermost first.
+    pub fn layers(&self) -> &[LayerReport] {
+        &self.report().layers
+    }
+
+    /// One entry per iTIP component that was evaluated.
+    pub fn itip(&self) -> &[ItipReport] {
+        &self.report().itip
+    }
+
+    /// Whether the event state was checked for this verdict (see [`EventState`]).
+    pub fn event_state(&self) -> EventState {
+        self.report().event_state
+    }
+
+    /// Whether the event state was recorded (only ever on accept, and only when asked).
+    pub fn is_recorded(&self) -> bool {
+        self.accepted().is_some_and(Accepted::is_recorded)
+    }
+
+    /// The calendar parts an accept covers (see [`Accepted::calendar_ranges`]); empty on
+    /// reject.
+    pub fn calendar_ranges(&self) -> &[std::ops::Range<usize>] {
+        self.accepted().map_or(&[], Accepted::calendar_ranges)
     }
 
     /// The most specific reason, if rejected.
     pub fn primary_reason(&self) -> Option<Reason> {
-        self.reasons.first().map(|finding| finding.code)
+        self.reasons().first().map(|finding| finding.code)
     }
 
     /// Whether `reason` is among the reasons.
     pub fn has_reason(&self, reason: Reason) -> bool {
-        self.reasons.iter().any(|finding| finding.code == reason)
+        self.reasons().iter().any(|finding| finding.code == reason)
     }
 
     /// Whether `warning` is among the warnings.
     pub fn has_warning(&self, warning: Warning) -> bool {
-        self.warnings.iter().any(|finding| finding.code == warning)
+        self.warnings()
+            .iter()
+            .any(|finding| finding.code == warning)
     }
 }
 
@@ -244,8 +471,8 @@ mod tests {
             Vec::new(),
             Vec::new(),
         );
-        assert_eq!(verdict.verdict, Decision::Reject);
-        let codes: Vec<_> = verdict.reasons.iter().map(|f| f.code).collect();
+        assert_eq!(verdict.decision(), Decision::Reject);
+        let codes: Vec<_> = verdict.reasons().iter().map(|f| f.code).collect();
         assert_eq!(
             codes,
             [

@@ -236,13 +236,13 @@ pub(crate) fn verify(
     let mut layers = Vec::new();
     let mut any_signature = false;
 
-    for layer in &inspection.layers {
-        let path = part_number(&layer.path);
-        let report = match &layer.outcome {
+    for layer in inspection.layers() {
+        let path = part_number(layer.path());
+        let report = match &layer.outcome() {
             LayerOutcome::Verified { signers } => {
                 any_signature = true;
                 LayerReport {
-                    kind: layer_kind(layer.kind),
+                    kind: layer_kind(layer.kind()),
                     path: path.clone(),
                     status: LayerStatus::Verified,
                     failure: None,
@@ -258,7 +258,7 @@ pub(crate) fn verify(
                     format!("signature layer at {}: {failure}", part_name(&path)),
                 ));
                 LayerReport {
-                    kind: layer_kind(layer.kind),
+                    kind: layer_kind(layer.kind()),
                     path: path.clone(),
                     status: LayerStatus::SignatureFailed,
                     failure: Some(reason),
@@ -280,7 +280,7 @@ pub(crate) fn verify(
                     ));
                 }
                 LayerReport {
-                    kind: layer_kind(layer.kind),
+                    kind: layer_kind(layer.kind()),
                     path: path.clone(),
                     status: LayerStatus::Decrypted,
                     failure: None,
@@ -295,7 +295,7 @@ pub(crate) fn verify(
                     format!("encryption layer at {}: {failure}", part_name(&path)),
                 ));
                 LayerReport {
-                    kind: layer_kind(layer.kind),
+                    kind: layer_kind(layer.kind()),
                     path: path.clone(),
                     status: LayerStatus::NotDecrypted,
                     failure: Some(reason),
@@ -307,7 +307,7 @@ pub(crate) fn verify(
         layers.push(report);
     }
 
-    for mismatch in &inspection.header_mismatches {
+    for mismatch in inspection.header_mismatches() {
         let field = match mismatch.field {
             HeaderField::From => "From",
             HeaderField::To => "To",
@@ -325,19 +325,19 @@ pub(crate) fn verify(
 
     let mut calendars = Vec::new();
     let mut all_signer_emails: Vec<String> = Vec::new();
-    for leaf in &inspection.leaves {
-        let Some(evidence) = leaf.calendar else {
+    for leaf in inspection.leaves() {
+        let Some(evidence) = leaf.calendar() else {
             continue;
         };
         let what = match evidence {
-            CalendarEvidence::FileName => format!("{} named as a calendar", leaf.content_type),
+            CalendarEvidence::FileName => format!("{} named as a calendar", leaf.content_type()),
             CalendarEvidence::Content => {
-                format!("{} holding a calendar", leaf.content_type)
+                format!("{} holding a calendar", leaf.content_type())
             }
-            _ => leaf.content_type.clone(),
+            _ => leaf.content_type().to_owned(),
         };
-        let part = part_name(&part_number(&leaf.path));
-        if leaf.forwarded {
+        let part = part_name(&part_number(leaf.path()));
+        if leaf.is_forwarded() {
             reasons.push(Finding::new(
                 Reason::UnprotectedCalendar,
                 format!(
@@ -375,19 +375,19 @@ pub(crate) fn verify(
             }
         }
         calendars.push(VerifiedCalendar {
-            body: leaf.body.clone(),
-            media_type: leaf.content_type.clone(),
-            body_range: leaf.body_range.clone(),
+            body: leaf.body().to_vec(),
+            media_type: leaf.content_type().to_owned(),
+            body_range: leaf.body_range().clone(),
             method: leaf.param("method").map(str::to_owned),
             charset: leaf.param("charset").map(str::to_owned),
             component: leaf.param("component").map(str::to_owned),
             signers: signers.into_iter().cloned().collect(),
-            path: part_number(&leaf.path),
+            path: part_number(leaf.path()),
             // Untransformed (7bit, 8bit, binary) in a message received with bare LF: the
             // received range is the body without the CRs the canonical copy added.
-            received_with_bare_lf: inspection.canonicalized
-                && leaf.body_range.as_ref().is_some_and(|range| {
-                    leaf.body.len() - leaf.body.iter().filter(|&&b| b == b'\r').count()
+            received_with_bare_lf: inspection.canonicalized()
+                && leaf.body_range().is_some_and(|range| {
+                    leaf.body().len() - leaf.body().iter().filter(|&&b| b == b'\r').count()
                         == range.len()
                 }),
         });
@@ -419,7 +419,7 @@ pub(crate) fn verify(
 
     // Warnings about the envelope: only meaningful for signed mail.
     if any_signature {
-        let outer = &inspection.outer;
+        let outer = &inspection.outer();
         for from in &outer.from {
             let from = imipsec_smime::normalize_email(from);
             if !all_signer_emails.is_empty() && !all_signer_emails.contains(&from) {
@@ -432,8 +432,8 @@ pub(crate) fn verify(
                 ));
             }
         }
-        for layer in &inspection.layers {
-            if let LayerOutcome::Verified { signers } = &layer.outcome {
+        for layer in inspection.layers() {
+            if let LayerOutcome::Verified { signers } = &layer.outcome() {
                 for signer in signers {
                     if let Some(skew) = signing_time_skew(signer, outer.date, at, tolerance) {
                         warnings.push(Finding::new(Warning::SigningTimeSkew, skew));

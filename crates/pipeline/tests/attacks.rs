@@ -98,13 +98,13 @@ fn assert_rejected(verdict: &Verdict, reason: Reason) {
         verdict.primary_reason(),
         Some(reason),
         "reasons: {:?}",
-        verdict.reasons
+        verdict.reasons()
     );
 }
 
 #[track_caller]
 fn assert_accepted(verdict: &Verdict) {
-    assert!(verdict.is_accept(), "rejected: {:?}", verdict.reasons);
+    assert!(verdict.is_accept(), "rejected: {:?}", verdict.reasons());
 }
 
 /// An iTIP object with one VEVENT. `extra` is inserted before END:VEVENT.
@@ -698,7 +698,7 @@ fn signed_invitation_inside_message_rfc822_is_not_this_messages_signature() {
     let verdict = evaluate(&raw);
     assert_rejected(&verdict, Reason::Unsigned);
     assert!(verdict.has_reason(Reason::UnprotectedCalendar));
-    assert!(verdict.layers.is_empty(), "{:?}", verdict.layers);
+    assert!(verdict.layers().is_empty(), "{:?}", verdict.layers());
 }
 
 /// The same forwarded invitation next to a part that mallory signed: the invitation is
@@ -764,8 +764,8 @@ fn organizer_common_name_is_never_the_identity() {
     );
     let verdict = evaluate(&raw);
     assert_accepted(&verdict);
-    assert_eq!(verdict.itip.len(), 1);
-    let actor = verdict.itip[0]
+    assert_eq!(verdict.itip().len(), 1);
+    let actor = verdict.itip()[0]
         .actor
         .as_deref()
         .unwrap()
@@ -898,9 +898,9 @@ fn base64_with_garbage_in_the_signature_is_rejected() {
     let verdict = evaluate(&raw);
     assert_rejected(&verdict, Reason::BadSignature);
     assert!(
-        verdict.reasons[0].detail.contains("malformed CMS"),
+        verdict.reasons()[0].detail.contains("malformed CMS"),
         "{:?}",
-        verdict.reasons
+        verdict.reasons()
     );
 }
 
@@ -958,7 +958,7 @@ fn efail_direct_exfiltration_is_never_decrypted() {
     assert_rejected(&verdict, Reason::DecryptionFailed);
     assert!(
         verdict
-            .layers
+            .layers()
             .iter()
             .all(|layer| layer.status == LayerStatus::NotDecrypted)
     );
@@ -1081,7 +1081,7 @@ Content-Transfer-Encoding: base64\r\n\r\n";
         eprintln!(
             "PROBE keep={keep} accept={} {:?}",
             verdict.is_accept(),
-            verdict.reasons
+            verdict.reasons()
         );
     }
 }
@@ -1292,7 +1292,7 @@ fn johnny_you_are_fired_is_never_accepted_as_the_manager() {
             )
             .unwrap();
         let name = file.strip_prefix(&root).unwrap().display().to_string();
-        let as_manager = verdict.itip.iter().any(|report| {
+        let as_manager = verdict.itip().iter().any(|report| {
             report
                 .actor
                 .as_deref()
@@ -1304,7 +1304,7 @@ fn johnny_you_are_fired_is_never_accepted_as_the_manager() {
         );
         // None of these mails carries iMIP data, so nothing is accepted at all.
         assert!(!verdict.is_accept(), "{name}: accepted");
-        let verified_by_manager = verdict.layers.iter().any(|layer| {
+        let verified_by_manager = verdict.layers().iter().any(|layer| {
             layer.status == LayerStatus::Verified
                 && layer.signers.iter().any(|signer| {
                     signer
@@ -1323,7 +1323,7 @@ fn johnny_you_are_fired_is_never_accepted_as_the_manager() {
             } else {
                 "reject"
             },
-            verdict.reasons.iter().map(|r| r.code).collect::<Vec<_>>(),
+            verdict.reasons().iter().map(|r| r.code).collect::<Vec<_>>(),
             if verified_by_manager {
                 " (manager's signature verified)"
             } else {

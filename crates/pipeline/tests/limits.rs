@@ -126,11 +126,15 @@ fn message_bytes_at_and_past_the_limit() {
     let store = SqliteStore::open_in_memory().unwrap();
     let at = pipeline_with(|s| s.limits.smime.message_bytes = raw.len());
     let verdict = evaluate(&at, &store, &raw);
-    assert!(verdict.is_accept(), "{:?}", verdict.reasons);
+    assert!(verdict.is_accept(), "{:?}", verdict.reasons());
     let past = pipeline_with(|s| s.limits.smime.message_bytes = raw.len() - 1);
     let verdict = evaluate(&past, &store, &raw);
     assert_eq!(verdict.primary_reason(), Some(Reason::LimitExceeded));
-    assert!(verdict.reasons[0].detail.contains("larger than the limit"));
+    assert!(
+        verdict.reasons()[0]
+            .detail
+            .contains("larger than the limit")
+    );
 }
 
 /// The S/MIME and iTIP limits in `Settings::limits` reach their layers: each one at the
@@ -153,7 +157,7 @@ fn limits_passed_down_apply_at_their_boundary() {
         assert!(
             verdict.is_accept(),
             "{name} at {measure}: {:?}",
-            verdict.reasons
+            verdict.reasons()
         );
         let verdict = evaluate(&pipeline_with(|s| set(s, measure - 1)), &store, &raw);
         assert_eq!(
@@ -161,7 +165,7 @@ fn limits_passed_down_apply_at_their_boundary() {
             Some(Reason::LimitExceeded),
             "{name} at {}: {:?}",
             measure - 1,
-            verdict.reasons
+            verdict.reasons()
         );
     }
 }
@@ -186,15 +190,15 @@ fn the_store_records_a_request_at_the_itip_attendee_limit() {
             Some(&store),
         )
         .unwrap();
-    assert!(verdict.is_accept(), "{:?}", verdict.reasons);
+    assert!(verdict.is_accept(), "{:?}", verdict.reasons());
     // One more attendee is the iTIP layer's limit, not the store's.
     let raw = signed_request(&organizer(), most + 1, 0, 0, 0);
     let verdict = evaluate(&pipeline_with(|_| {}), &store, &raw);
     assert_eq!(verdict.primary_reason(), Some(Reason::LimitExceeded));
     assert!(
-        verdict.reasons[0].detail.contains("attendee"),
+        verdict.reasons()[0].detail.contains("attendee"),
         "{:?}",
-        verdict.reasons
+        verdict.reasons()
     );
 }
 
@@ -212,7 +216,7 @@ fn cost(pipeline: &Pipeline, store: &SqliteStore, raw: &[u8]) -> Cost {
     let region = Region::new(GLOBAL);
     let verdict = evaluate(pipeline, store, raw);
     let change = region.change();
-    assert!(verdict.is_accept(), "{:?}", verdict.reasons);
+    assert!(verdict.is_accept(), "{:?}", verdict.reasons());
     drop(verdict);
     Cost {
         input: raw.len(),

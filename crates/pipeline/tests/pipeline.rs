@@ -104,7 +104,11 @@ fn evaluation(record: bool) -> Evaluation<'static> {
 }
 
 fn codes(verdict: &Verdict) -> Vec<Reason> {
-    verdict.reasons.iter().map(|finding| finding.code).collect()
+    verdict
+        .reasons()
+        .iter()
+        .map(|finding| finding.code)
+        .collect()
 }
 
 #[test]
@@ -116,10 +120,10 @@ fn signed_request_from_the_organizer_is_accepted() {
             None,
         )
         .unwrap();
-    assert!(verdict.is_accept(), "{:?}", verdict.reasons);
-    assert_eq!(verdict.itip.len(), 1);
-    assert_eq!(verdict.itip[0].actor.as_deref(), Some(ORGANIZER));
-    assert!(!verdict.recorded);
+    assert!(verdict.is_accept(), "{:?}", verdict.reasons());
+    assert_eq!(verdict.itip().len(), 1);
+    assert_eq!(verdict.itip()[0].actor.as_deref(), Some(ORGANIZER));
+    assert!(!verdict.is_recorded());
 }
 
 #[test]
@@ -152,7 +156,7 @@ fn reasons_are_ranked_most_specific_first() {
     );
     assert_eq!(verdict.primary_reason(), Some(Reason::BadSignature));
     // Verify-then-process: nothing of the calendar was evaluated.
-    assert!(verdict.itip.is_empty());
+    assert!(verdict.itip().is_empty());
 }
 
 #[test]
@@ -174,7 +178,7 @@ fn calendar_outside_the_signed_region_is_never_processed() {
         .evaluate(&wrap(body.as_bytes()), &evaluation(true), Some(&store))
         .unwrap();
     assert_eq!(codes(&verdict), [Reason::UnprotectedCalendar]);
-    assert!(verdict.itip.is_empty());
+    assert!(verdict.itip().is_empty());
     assert!(
         store
             .event(ATTENDEE, "smuggle@example.com", None)
@@ -196,7 +200,7 @@ fn record_only_on_accept() {
         )
         .unwrap();
     assert_eq!(codes(&verdict), [Reason::SignerNotCorrelated]);
-    assert!(!verdict.recorded);
+    assert!(!verdict.is_recorded());
     assert!(
         store
             .event(ATTENDEE, "rec@example.com", None)
@@ -209,7 +213,7 @@ fn record_only_on_accept() {
         .evaluate(&message, &evaluation(false), Some(&store))
         .unwrap();
     assert!(verdict.is_accept());
-    assert!(!verdict.recorded);
+    assert!(!verdict.is_recorded());
     assert!(
         store
             .event(ATTENDEE, "rec@example.com", None)
@@ -220,7 +224,7 @@ fn record_only_on_accept() {
     let verdict = pipeline
         .evaluate(&message, &evaluation(true), Some(&store))
         .unwrap();
-    assert!(verdict.is_accept() && verdict.recorded);
+    assert!(verdict.is_accept() && verdict.is_recorded());
     assert_eq!(
         store
             .event(ATTENDEE, "rec@example.com", None)
@@ -233,7 +237,7 @@ fn record_only_on_accept() {
         .evaluate(&message, &evaluation(true), Some(&store))
         .unwrap();
     assert_eq!(codes(&verdict), [Reason::StaleSequence]);
-    assert!(!verdict.recorded);
+    assert!(!verdict.is_recorded());
 }
 
 #[test]
@@ -257,7 +261,7 @@ fn unsigned_is_rejected_and_downgrade_is_rejected_even_with_danger() {
             Some(&store),
         )
         .unwrap();
-    assert!(verdict.is_accept(), "{:?}", verdict.reasons);
+    assert!(verdict.is_accept(), "{:?}", verdict.reasons());
     // ... but not an unsigned update after a signed one.
     let verdict = danger
         .evaluate(
@@ -266,7 +270,7 @@ fn unsigned_is_rejected_and_downgrade_is_rejected_even_with_danger() {
             Some(&store),
         )
         .unwrap();
-    assert!(verdict.is_accept() && verdict.recorded);
+    assert!(verdict.is_accept() && verdict.is_recorded());
     let verdict = danger
         .evaluate(
             &unsigned_request("down@example.com", 1),
@@ -338,6 +342,23 @@ impl EventStateStore for BusyStore {
     fn decide_and_record(
         &self,
         _: &str,
+        _: &[EventUpdate],
+        _: Timestamp,
+    ) -> Result<StateDecision, StoreError> {
+        Err(StoreError::Busy)
+    }
+    fn evaluate_message(
+        &self,
+        _: &str,
+        _: &imipsec_pipeline::policy::MessageDigest,
+        _: &[EventUpdate],
+    ) -> Result<Vec<StateFinding>, StoreError> {
+        Err(StoreError::Busy)
+    }
+    fn decide_and_record_message(
+        &self,
+        _: &str,
+        _: &imipsec_pipeline::policy::MessageDigest,
         _: &[EventUpdate],
         _: Timestamp,
     ) -> Result<StateDecision, StoreError> {
@@ -504,7 +525,7 @@ fn bare_cr_inside_a_signed_base64_calendar_is_malformed_icalendar() {
             None,
         )
         .unwrap();
-    assert!(control.is_accept(), "{:?}", control.reasons);
+    assert!(control.is_accept(), "{:?}", control.reasons());
     let verdict = pipeline(false)
         .evaluate(&sign(part(&calendar)), &evaluation(false), None)
         .unwrap();
@@ -698,7 +719,7 @@ fn unreachable_revocation_source_is_an_error_under_require_and_a_warning_otherwi
     );
     let warnings = |verdict: &Verdict| -> Vec<String> {
         verdict
-            .warnings
+            .warnings()
             .iter()
             .map(|warning| warning.code.code().to_owned())
             .collect()
@@ -706,12 +727,12 @@ fn unreachable_revocation_source_is_an_error_under_require_and_a_warning_otherwi
     let verdict = pipeline(RevocationMode::IfAvailable)
         .evaluate(&raw, &ctx, None)
         .unwrap();
-    assert!(verdict.reasons.is_empty(), "{:?}", verdict.reasons);
+    assert!(verdict.reasons().is_empty(), "{:?}", verdict.reasons());
     assert!(warnings(&verdict).contains(&"revocation-unchecked".to_owned()));
     let verdict = pipeline(RevocationMode::Off)
         .evaluate(&raw, &ctx, None)
         .unwrap();
-    assert!(verdict.reasons.is_empty(), "{:?}", verdict.reasons);
+    assert!(verdict.reasons().is_empty(), "{:?}", verdict.reasons());
     assert!(!warnings(&verdict).contains(&"revocation-unchecked".to_owned()));
     std::fs::remove_dir_all(&dir).ok();
 }
@@ -779,10 +800,10 @@ fn calendar_offsets_point_into_the_part_as_received() {
             .evaluate(&raw, &evaluation(false), None)
             .unwrap();
         let detail = &verdict
-            .reasons
+            .reasons()
             .iter()
             .find(|r| r.detail.contains("invalid DATE-TIME"))
-            .unwrap_or_else(|| panic!("{eol:?}: {:?}", verdict.reasons))
+            .unwrap_or_else(|| panic!("{eol:?}: {:?}", verdict.reasons()))
             .detail;
         let at = received_position(&raw, detail);
         assert!(
@@ -796,12 +817,12 @@ fn calendar_offsets_point_into_the_part_as_received() {
         let verdict = pipeline(true)
             .evaluate(&raw, &evaluation(false), None)
             .unwrap();
-        assert!(verdict.is_accept(), "{eol:?}: {:?}", verdict.reasons);
+        assert!(verdict.is_accept(), "{eol:?}: {:?}", verdict.reasons());
         let detail = &verdict
-            .warnings
+            .warnings()
             .iter()
             .find(|w| w.detail.contains("X-LOTUS-CHILD_UID"))
-            .unwrap_or_else(|| panic!("{eol:?}: {:?}", verdict.warnings))
+            .unwrap_or_else(|| panic!("{eol:?}: {:?}", verdict.warnings()))
             .detail;
         let at = received_position(&raw, detail);
         assert!(
@@ -920,7 +941,7 @@ fn every_reason_detail_names_the_property_or_header_and_the_rfc_rule() {
         if verdict.is_accept() {
             failures.push(format!("{name}: accepted"));
         }
-        for reason in &verdict.reasons {
+        for reason in verdict.reasons() {
             let detail = &reason.detail;
             if !detail.contains("RFC") || !names.iter().any(|n| detail.contains(n)) {
                 failures.push(format!("{name}: {}: {detail}", reason.code));
@@ -942,9 +963,9 @@ fn thousands_of_blank_lines_do_not_make_thousands_of_warnings() {
     let verdict = pipeline(true)
         .evaluate(raw.as_bytes(), &evaluation(false), None)
         .unwrap();
-    assert!(verdict.is_accept(), "{:?}", verdict.reasons);
+    assert!(verdict.is_accept(), "{:?}", verdict.reasons());
     let deviations: Vec<&str> = verdict
-        .warnings
+        .warnings()
         .iter()
         .filter(|w| w.code == Warning::IcalendarDeviation)
         .map(|w| w.detail.as_str())

@@ -113,8 +113,49 @@ impl StateFinding {
 pub enum StateDecision {
     /// Every component passed and all were recorded.
     Recorded,
+    /// [`EventStateStore::decide_and_record_message`] only: this very message (same
+    /// digest, same scope) was recorded before and the state is still what it wrote, so it
+    /// is accepted again and nothing is written (the retry of a delivery that failed after
+    /// recording).
+    AlreadyRecorded,
     /// At least one component failed; nothing was recorded.
     Rejected(Vec<StateFinding>),
+}
+
+/// The SHA-256 digest of a message exactly as received: the key under which
+/// [`EventStateStore::decide_and_record_message`] remembers that a message's event state
+/// was recorded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MessageDigest([u8; 32]);
+
+impl MessageDigest {
+    /// The digest from its 32 bytes (computed by the caller: this crate does no crypto).
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+        MessageDigest(bytes)
+    }
+
+    /// The 32 bytes.
+    pub const fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+/// Whether every finding says only "this state is exactly what this update wrote" (the
+/// same SEQUENCE and DTSTAMP as recorded): then a message found among the recorded ones
+/// is its own retry, not a replay behind a newer update.
+pub(crate) fn only_own_record(findings: &[StateFinding]) -> bool {
+    findings.iter().all(|finding| {
+        matches!(
+            finding,
+            StateFinding::StaleSequence {
+                sequence,
+                dtstamp,
+                last_sequence,
+                last_dtstamp,
+                ..
+            } if sequence == last_sequence && dtstamp == last_dtstamp
+        )
+    })
 }
 
 /// What one attendee last sent for an event.
@@ -174,11 +215,37 @@ pub trait EventStateStore {
         updates: &[EventUpdate],
     ) -> Result<Vec<StateFinding>, StoreError>;
 
+    /// [`Self::evaluate`] for the message with digest `message`: when this scope recorded
+    /// that very message through [`Self::decide_and_record_message`] and the state is still
+    /// exactly what it wrote, there is no finding (its retry will be accepted again).
+    fn evaluate_message(
+        &self,
+        scope: &str,
+        message: &MessageDigest,
+        updates: &[EventUpdate],
+    ) -> Result<Vec<StateFinding>, StoreError>;
+
     /// Atomically re-checks and, if no component has a finding, records
     /// them all; otherwise records nothing.
     fn decide_and_record(
         &self,
         scope: &str,
+        updates: &[EventUpdate],
+        at: Timestamp,
+    ) -> Result<StateDecision, StoreError>;
+
+    /// [`Self::decide_and_record`], idempotent per message (issue #15: the LMTP gate records
+    /// before it delivers). `message` is the digest of the received bytes. In one
+    /// transaction: when this scope already recorded `message` and the state is still
+    /// exactly what it wrote, answers [`StateDecision::AlreadyRecorded`] and writes
+    /// nothing, so a retry after a crash or a failed delivery is accepted again, once;
+    /// otherwise judges and records like [`Self::decide_and_record`] and remembers
+    /// `message`. A different message with the same SEQUENCE is still stale, and so is this
+    /// message once a newer update was recorded.
+    fn decide_and_record_message(
+        &self,
+        scope: &str,
+        message: &MessageDigest,
         updates: &[EventUpdate],
         at: Timestamp,
     ) -> Result<StateDecision, StoreError>;

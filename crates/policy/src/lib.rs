@@ -22,7 +22,8 @@ pub use delegation::{
 };
 pub use error::{AddressField, StoreError, TextField};
 pub use event::{
-    EventState, EventStateStore, EventUpdate, ReplyState, StateDecision, StateFinding,
+    EventState, EventStateStore, EventUpdate, MessageDigest, ReplyState, StateDecision,
+    StateFinding,
 };
 pub use method::{Method, Side};
 pub use postgres::{PostgresStore, PostgresUrlError};

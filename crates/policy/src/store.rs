@@ -198,6 +198,24 @@ impl EventStateStore for Store {
     ) -> Result<StateDecision, StoreError> {
         self.events().decide_and_record(scope, updates, at)
     }
+    fn evaluate_message(
+        &self,
+        scope: &str,
+        message: &crate::MessageDigest,
+        updates: &[EventUpdate],
+    ) -> Result<Vec<StateFinding>, StoreError> {
+        self.events().evaluate_message(scope, message, updates)
+    }
+    fn decide_and_record_message(
+        &self,
+        scope: &str,
+        message: &crate::MessageDigest,
+        updates: &[EventUpdate],
+        at: Timestamp,
+    ) -> Result<StateDecision, StoreError> {
+        self.events()
+            .decide_and_record_message(scope, message, updates, at)
+    }
     fn event(
         &self,
         scope: &str,

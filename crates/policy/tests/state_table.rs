@@ -50,6 +50,8 @@ fn record(store: &SqliteStore, update: EventUpdate) -> Vec<&'static str> {
     match store.decide_and_record(ME, &[update], t(1)).unwrap() {
         StateDecision::Recorded => Vec::new(),
         StateDecision::Rejected(findings) => findings.iter().map(StateFinding::code).collect(),
+        // Only decide_and_record_message answers this (a message's own retry).
+        StateDecision::AlreadyRecorded => unreachable!("decide_and_record never answers it"),
     }
 }
 

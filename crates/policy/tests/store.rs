@@ -18,9 +18,9 @@ use support::Engine;
 
 use imipsec_policy::{
     AddressError, AddressField, DelegationStore, EventStateStore, EventUpdate, GrantFilter,
-    GrantId, GrantScope, HistoryAction, Method, NewGrant, SCHEMA_VERSION, Side, SqliteStore,
-    StateDecision, StateFinding, Store, StoreError, StoreInit, StoreLocation, StoreOptions,
-    Timestamp,
+    GrantId, GrantScope, HistoryAction, MessageDigest, Method, NewGrant, SCHEMA_VERSION, Side,
+    SqliteStore, StateDecision, StateFinding, Store, StoreError, StoreInit, StoreLocation,
+    StoreOptions, Timestamp,
 };
 
 fn t(seconds: i64) -> Timestamp {
@@ -90,6 +90,7 @@ const MALLORY: &str = "mallory@evil.example";
 fn codes(decision: &StateDecision) -> Vec<&'static str> {
     match decision {
         StateDecision::Recorded => vec![],
+        StateDecision::AlreadyRecorded => vec!["already-recorded"],
         StateDecision::Rejected(findings) => findings.iter().map(StateFinding::code).collect(),
     }
 }
@@ -1858,4 +1859,98 @@ fn postgres_refusing_connections_is_unavailable() {
     let error = Store::open(&location, &StoreOptions::default()).unwrap_err();
     assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
     assert!(error.is_transient());
+}
+
+// ------------------------------------------- idempotent record per message (issue #15)
+
+fn digest(byte: u8) -> MessageDigest {
+    MessageDigest::from_bytes([byte; 32])
+}
+
+/// Issue #15: the LMTP gate records before it delivers. A crash (or a failed delivery)
+/// after recording must not turn the retry of the same message into its own replay
+/// (`stale-sequence`, the invitation lost), nor record it twice.
+#[test]
+fn retry_of_a_recorded_message_is_accepted_again_and_recorded_once() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let update = request("retry@example.com", ALICE, 3, 100);
+    let first = store
+        .decide_and_record_message(ME, &digest(1), std::slice::from_ref(&update), t(1000))
+        .unwrap();
+    assert_eq!(first, StateDecision::Recorded);
+    // "crash" before delivery; the MTA retries the same bytes later.
+    let retry = store
+        .decide_and_record_message(ME, &digest(1), std::slice::from_ref(&update), t(2000))
+        .unwrap();
+    assert_eq!(retry, StateDecision::AlreadyRecorded);
+    // Recorded once: the row still carries the first recording's time.
+    let state = store.event(ME, "retry@example.com", None).unwrap().unwrap();
+    assert_eq!(state.sequence, Some(3));
+    assert_eq!(state.recorded_at, t(1000));
+    // Control: without the digest (the CLI's record), the same update is its own replay.
+    assert_eq!(
+        codes(&store.decide_and_record(ME, &[update], t(3000)).unwrap()),
+        ["stale-sequence"]
+    );
+}
+
+/// The digest is no pass for replays: another message with the same SEQUENCE is refused,
+/// and so is the recorded message itself once a newer update was recorded after it.
+#[test]
+fn recorded_digest_is_no_pass_for_replays() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let old = request("replay@example.com", ALICE, 1, 100);
+    assert_eq!(
+        store
+            .decide_and_record_message(ME, &digest(1), std::slice::from_ref(&old), t(1000))
+            .unwrap(),
+        StateDecision::Recorded
+    );
+    // Another message (another digest), same SEQUENCE and DTSTAMP: a replay.
+    assert_eq!(
+        codes(
+            &store
+                .decide_and_record_message(ME, &digest(2), std::slice::from_ref(&old), t(1100))
+                .unwrap()
+        ),
+        ["stale-sequence"]
+    );
+    // A newer update is recorded; the old message's digest no longer lets it through.
+    let newer = request("replay@example.com", ALICE, 2, 200);
+    assert_eq!(
+        store
+            .decide_and_record_message(ME, &digest(3), &[newer], t(1200))
+            .unwrap(),
+        StateDecision::Recorded
+    );
+    assert_eq!(
+        codes(
+            &store
+                .decide_and_record_message(ME, &digest(1), &[old], t(1300))
+                .unwrap()
+        ),
+        ["stale-sequence"]
+    );
+}
+
+/// The record of a message is per recipient (scope): recorded for one recipient says
+/// nothing about another.
+#[test]
+fn recorded_digest_is_per_recipient() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let update = request("scope@example.com", ALICE, 0, 100);
+    for scope in [ME, "other@example.com"] {
+        assert_eq!(
+            store
+                .decide_and_record_message(
+                    scope,
+                    &digest(7),
+                    std::slice::from_ref(&update),
+                    t(1000)
+                )
+                .unwrap(),
+            StateDecision::Recorded,
+            "{scope}"
+        );
+    }
 }

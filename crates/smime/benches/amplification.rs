@@ -384,18 +384,18 @@ impl Setup {
                 Outcome::LimitExceeded(kind.to_string())
             }
             Err(other) => Outcome::Other(other.to_string()),
-            Ok(inspection) if inspection.layers.is_empty() => Outcome::Other("no layer".into()),
+            Ok(inspection) if inspection.layers().is_empty() => Outcome::Other("no layer".into()),
             Ok(inspection) => {
                 let failure = inspection
-                    .layers
+                    .layers()
                     .iter()
-                    .find_map(|layer| layer.outcome.failure().cloned());
+                    .find_map(|layer| layer.outcome().failure().cloned());
                 match failure {
                     Some(Failure::LimitExceeded(kind)) => Outcome::LimitExceeded(kind.to_string()),
                     Some(failure)
                         if failure.code() == "untrusted-certificate"
-                            && inspection.layers.iter().all(|l| {
-                                l.outcome
+                            && inspection.layers().iter().all(|l| {
+                                l.outcome()
                                     .failure()
                                     .is_some_and(|f| f.code() == "untrusted-certificate")
                             }) =>
@@ -403,10 +403,14 @@ impl Setup {
                         Outcome::Untrusted
                     }
                     Some(other) => Outcome::Other(format!("{other:?}")),
-                    None if inspection.layers.iter().all(|l| l.outcome.is_verified()) => {
+                    None if inspection
+                        .layers()
+                        .iter()
+                        .all(|l| l.outcome().is_verified()) =>
+                    {
                         Outcome::Verified
                     }
-                    None => Outcome::Other(format!("{:?}", inspection.layers)),
+                    None => Outcome::Other(format!("{:?}", inspection.layers())),
                 }
             }
         }

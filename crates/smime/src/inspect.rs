@@ -5,16 +5,19 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
-use crate::calendar::{self, CalendarEvidence};
-use crate::cms::{self, Context, SignerReport, VerifiedSigner, oid};
-use crate::decrypt;
-use crate::error::{Failure, MimeErrorKind, SmimeError};
+mod walk;
+
+use walk::mime_error;
+
+use crate::calendar::CalendarEvidence;
+use crate::cms::{self, Context, SignerReport, VerifiedSigner};
+use crate::error::{Failure, SmimeError};
 use crate::keys::Identity;
 use crate::limits::{Budget, LimitKind, Limits};
-use crate::mime::{self, Entity, MimeError, ProtectedHeaders};
+use crate::mime;
 use crate::policy::AlgorithmPolicy;
 use crate::revocation::{RevocationMode, RevocationSource};
-use crate::trust::{Revocation, TrustStore, normalize_email};
+use crate::trust::{Revocation, TrustStore};
 
 impl std::fmt::Debug for InspectOptions<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -76,12 +79,12 @@ pub enum LayerKind {
 #[derive(Debug, Clone)]
 pub struct Layer {
     /// What kind of layer.
-    pub kind: LayerKind,
+    pub(crate) kind: LayerKind,
     /// Position of the layer's entity in the MIME tree: child indexes from the root entity.
     /// The content of an opaque-signed or decrypted layer is its child 0.
-    pub path: Vec<usize>,
+    pub(crate) path: Vec<usize>,
     /// What verification or decryption gave.
-    pub outcome: LayerOutcome,
+    pub(crate) outcome: LayerOutcome,
 }
 
 /// The result of processing one layer.
@@ -132,30 +135,95 @@ impl LayerOutcome {
 #[derive(Debug, Clone)]
 pub struct Leaf {
     /// Lowercased `type/subtype`.
-    pub content_type: String,
+    pub(crate) content_type: String,
     /// Content-Type parameters, names lowercased, values as given.
-    pub params: Vec<(String, String)>,
+    pub(crate) params: Vec<(String, String)>,
     /// The body after transfer decoding (base64 / quoted-printable), charset untouched.
-    pub body: Vec<u8>,
+    pub(crate) body: Vec<u8>,
     /// Position in the MIME tree (see [`Layer::path`]).
-    pub path: Vec<usize>,
+    pub(crate) path: Vec<usize>,
     /// Indexes into [`Inspection::layers`] of the layers enclosing this leaf, outermost first.
-    pub enclosing: Vec<usize>,
+    pub(crate) enclosing: Vec<usize>,
     /// Whether, and why, this leaf is calendar content ([`crate::calendar`]): the one
     /// definition the pipeline, the gate and the audit share.
-    pub calendar: Option<CalendarEvidence>,
+    pub(crate) calendar: Option<CalendarEvidence>,
     /// The leaf lies inside a forwarded message (a `message/rfc822` or `message/global` part
     /// that is not the whole content of a security layer, or the body of the message itself).
     /// Signatures inside a forwarded message are not evaluated: its leaves are never signed
     /// by this message's layers in the sense of its own iTIP.
-    pub forwarded: bool,
+    pub(crate) forwarded: bool,
     /// The leaf's body (before transfer decoding) as offsets into the received message, for
     /// comparison with another parser's reading; `None` inside decrypted or opaque-signed
     /// content, which no MIME parser sees.
-    pub body_range: Option<std::ops::Range<usize>>,
+    pub(crate) body_range: Option<std::ops::Range<usize>>,
+    /// The [`Inspection`] this leaf belongs to.
+    pub(crate) owner: InspectionToken,
+}
+
+impl Layer {
+    /// What kind of layer.
+    pub fn kind(&self) -> LayerKind {
+        self.kind
+    }
+
+    /// Position of the layer's entity in the MIME tree: child indexes from the root entity.
+    /// The content of an opaque-signed or decrypted layer is its child 0.
+    pub fn path(&self) -> &[usize] {
+        &self.path
+    }
+
+    /// What verification or decryption gave.
+    pub fn outcome(&self) -> &LayerOutcome {
+        &self.outcome
+    }
 }
 
 impl Leaf {
+    /// Lowercased `type/subtype`.
+    pub fn content_type(&self) -> &str {
+        &self.content_type
+    }
+
+    /// Content-Type parameters, names lowercased, values as given.
+    pub fn params(&self) -> &[(String, String)] {
+        &self.params
+    }
+
+    /// The body after transfer decoding (base64 / quoted-printable), charset untouched.
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// Position in the MIME tree (see [`Layer::path`]).
+    pub fn path(&self) -> &[usize] {
+        &self.path
+    }
+
+    /// Indexes into [`Inspection::layers`] of the layers enclosing this leaf, outermost
+    /// first.
+    pub fn enclosing(&self) -> &[usize] {
+        &self.enclosing
+    }
+
+    /// Whether, and why, this leaf is calendar content ([`crate::calendar`]): the one
+    /// definition the pipeline, the gate and the audit share.
+    pub fn calendar(&self) -> Option<&CalendarEvidence> {
+        self.calendar.as_ref()
+    }
+
+    /// The leaf lies inside a forwarded message (a `message/rfc822` or `message/global`
+    /// part that is not the whole content of a security layer, or the body of the message
+    /// itself). Signatures inside a forwarded message are not evaluated.
+    pub fn is_forwarded(&self) -> bool {
+        self.forwarded
+    }
+
+    /// The leaf's body (before transfer decoding) as offsets into the received message;
+    /// `None` inside decrypted or opaque-signed content, which no MIME parser sees.
+    pub fn body_range(&self) -> Option<std::ops::Range<usize>> {
+        self.body_range.clone()
+    }
+
     /// A Content-Type parameter by name (case-insensitive).
     pub fn param(&self, name: &str) -> Option<&str> {
         self.params
@@ -165,8 +233,12 @@ impl Leaf {
     }
 
     /// Whether the leaf lies inside at least one verified signature layer and inside no failed
-    /// one.
+    /// one. Always `false` against another message's inspection: a leaf is judged only by
+    /// the layers of the walk that found it.
     pub fn is_signed(&self, inspection: &Inspection) -> bool {
+        if self.owner != inspection.token {
+            return false;
+        }
         let mut verified = false;
         for &index in &self.enclosing {
             match inspection.layers.get(index).map(|layer| &layer.outcome) {
@@ -196,6 +268,10 @@ impl Leaf {
 
     /// Whether an enclosing layer is unauthenticated encryption (CBC EnvelopedData).
     pub fn in_unauthenticated_encryption(&self, inspection: &Inspection) -> bool {
+        // Fail closed across messages: another message's layers say nothing about this leaf.
+        if self.owner != inspection.token {
+            return true;
+        }
         self.enclosing.iter().any(|&index| {
             matches!(
                 inspection.layers.get(index).map(|layer| &layer.outcome),
@@ -250,21 +326,111 @@ pub struct OuterHeaders {
 #[derive(Debug, Clone)]
 pub struct Inspection {
     /// Every security layer, in walk order (an enclosing layer before the layers inside it).
-    pub layers: Vec<Layer>,
+    pub(crate) layers: Vec<Layer>,
     /// Every leaf part reached.
-    pub leaves: Vec<Leaf>,
+    pub(crate) leaves: Vec<Leaf>,
     /// Protected headers differing from the outer ones.
-    pub header_mismatches: Vec<HeaderMismatch>,
+    pub(crate) header_mismatches: Vec<HeaderMismatch>,
     /// The outer headers.
-    pub outer: OuterHeaders,
+    pub(crate) outer: OuterHeaders,
     /// The message had bare LF line endings and was canonicalised to CRLF before the walk.
-    pub canonicalized: bool,
+    pub(crate) canonicalized: bool,
+    /// Which walk made this inspection: its leaves carry the same token, so a leaf is only
+    /// ever judged against the layers of its own message ([`Leaf::is_signed`]).
+    pub(crate) token: InspectionToken,
+}
+
+/// The identity of one [`inspect`] run (a process-wide counter): ties leaves to their
+/// inspection. Only this module makes one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct InspectionToken(u64);
+
+impl InspectionToken {
+    fn next() -> Self {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        InspectionToken(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// One leaf the inspection found inside verified signatures, with its signers and where its
+/// body lies in the received message: what the calendar layer may process. Only this crate
+/// builds one, through [`Inspection::signed_parts`].
+///
+/// ```compile_fail
+/// // A signed part cannot be made up outside the S/MIME crate.
+/// fn forge(leaf: &imipsec_smime::Leaf) -> imipsec_smime::SignedPart<'_> {
+///     imipsec_smime::SignedPart { leaf, signers: Vec::new() }
+/// }
+/// ```
+#[derive(Debug, Clone)]
+pub struct SignedPart<'a> {
+    leaf: &'a Leaf,
+    signers: Vec<&'a VerifiedSigner>,
+}
+
+impl<'a> SignedPart<'a> {
+    /// The leaf.
+    pub fn leaf(&self) -> &'a Leaf {
+        self.leaf
+    }
+
+    /// The verified signers whose signatures cover it (every enclosing signature layer,
+    /// outermost first); never empty.
+    pub fn signers(&self) -> &[&'a VerifiedSigner] {
+        &self.signers
+    }
+
+    /// The body (before transfer decoding) as offsets into the received message; `None`
+    /// inside decrypted or opaque-signed content.
+    pub fn body_range(&self) -> Option<std::ops::Range<usize>> {
+        self.leaf.body_range()
+    }
 }
 
 impl Inspection {
+    /// Every security layer, in walk order (an enclosing layer before the layers inside
+    /// it).
+    pub fn layers(&self) -> &[Layer] {
+        &self.layers
+    }
+
+    /// Every leaf part reached.
+    pub fn leaves(&self) -> &[Leaf] {
+        &self.leaves
+    }
+
+    /// Protected headers differing from the outer ones.
+    pub fn header_mismatches(&self) -> &[HeaderMismatch] {
+        &self.header_mismatches
+    }
+
+    /// The outer headers.
+    pub fn outer(&self) -> &OuterHeaders {
+        &self.outer
+    }
+
+    /// The message had bare LF line endings and was canonicalised to CRLF before the walk
+    /// (offsets then refer to the canonical copy).
+    pub fn canonicalized(&self) -> bool {
+        self.canonicalized
+    }
+
     /// Leaves that [`Leaf::is_signed`].
     pub fn signed_leaves(&self) -> impl Iterator<Item = &Leaf> {
         self.leaves.iter().filter(|leaf| leaf.is_signed(self))
+    }
+
+    /// The calendar-facing view: every leaf inside verified signatures (and no failed one),
+    /// with its signers and its byte range in the received message.
+    pub fn signed_parts(&self) -> impl Iterator<Item = SignedPart<'_>> {
+        self.leaves
+            .iter()
+            .filter(|leaf| leaf.is_signed(self))
+            .map(|leaf| SignedPart {
+                leaf,
+                signers: leaf.signers(self),
+            })
     }
 
     /// Whether the content of some opaque signature could not be read at all: its content
@@ -363,35 +529,8 @@ pub fn inspect(raw: &[u8], options: &InspectOptions<'_>) -> Result<Inspection, S
         == mime::LineEndings::BareLf;
     let canonical = canonicalized.then(|| mime::Canonical::new(raw));
     let buffer: &[u8] = canonical.as_ref().map_or(raw, |canonical| &canonical.bytes);
-    let mut walker = Walker {
-        options,
-        inspection: Inspection {
-            layers: Vec::new(),
-            leaves: Vec::new(),
-            header_mismatches: Vec::new(),
-            outer: OuterHeaders::default(),
-            canonicalized,
-        },
-        outer: ProtectedHeaders::default(),
-        parts: 0,
-        budget: Budget::new(options.limits, buffer.len()),
-    };
-    let root = Position {
-        path: Vec::new(),
-        depth: 1,
-        enclosing: Vec::new(),
-        root_like: true,
-        // A message whose body is a message/rfc822 is a forward, like an attached one: only
-        // the content of a security layer is a wrapper to walk into (RFC 8551 §3.1).
-        unwrap_message: false,
-        protected_by: None,
-        buffer_layer: None,
-        forwarded: false,
-        digest: false,
-    };
-    walker
-        .walk(buffer, 0, buffer.len(), root)
-        .map_err(|error| match (&canonical, error) {
+    let mut inspection = walk::walk_message(buffer, options, canonicalized).map_err(|error| {
+        match (&canonical, error) {
             // Offsets of the received message count its bytes as received (issue #12),
             // not the canonical copy's inserted CRs.
             (
@@ -407,9 +546,8 @@ pub fn inspect(raw: &[u8], options: &InspectOptions<'_>) -> Result<Inspection, S
                 layer: None,
             },
             (_, error) => error,
-        })?;
-    walker.budget_left()?;
-    let mut inspection = walker.inspection;
+        }
+    })?;
     if let Some(canonical) = &canonical {
         // Offsets into the received (bare-LF) bytes, not the canonical copy.
         for leaf in &mut inspection.leaves {
@@ -420,660 +558,4 @@ pub fn inspect(raw: &[u8], options: &InspectOptions<'_>) -> Result<Inspection, S
         }
     }
     Ok(inspection)
-}
-
-#[derive(Debug, Clone)]
-struct Position {
-    path: Vec<usize>,
-    depth: usize,
-    enclosing: Vec<usize>,
-    /// Every ancestor is a security layer whose entire content this entity is.
-    root_like: bool,
-    /// A message/rfc822 here is a wrapper to walk into, not an attachment.
-    unwrap_message: bool,
-    /// This entity is the direct content of this signature layer (header protection).
-    protected_by: Option<usize>,
-    /// The buffer is the content of this layer (for error offsets); `None`: the message.
-    buffer_layer: Option<usize>,
-    /// Inside a forwarded message: structure only, no layer is evaluated.
-    forwarded: bool,
-    /// The parent is multipart/digest (untyped parts are message/rfc822).
-    digest: bool,
-}
-
-impl Position {
-    fn child(&self, index: usize) -> Position {
-        let mut path = self.path.clone();
-        path.push(index);
-        Position {
-            path,
-            depth: self.depth + 1,
-            enclosing: self.enclosing.clone(),
-            root_like: false,
-            unwrap_message: false,
-            protected_by: None,
-            buffer_layer: self.buffer_layer,
-            forwarded: self.forwarded,
-            digest: false,
-        }
-    }
-
-    /// The content of a security layer: it stands in for the layer itself.
-    fn content_of(&self, layer: usize, signed: bool, new_buffer: bool) -> Position {
-        let mut child = self.child(0);
-        child.enclosing.push(layer);
-        child.root_like = self.root_like;
-        child.unwrap_message = true;
-        child.protected_by = signed.then_some(layer);
-        if new_buffer {
-            child.buffer_layer = Some(layer);
-        }
-        child
-    }
-}
-
-struct Walker<'o> {
-    options: &'o InspectOptions<'o>,
-    inspection: Inspection,
-    outer: ProtectedHeaders,
-    parts: usize,
-    /// What the message may still spend on public-key operations, hashing and decoding.
-    budget: Budget,
-}
-
-fn mime_error(error: MimeError, layer: Option<usize>) -> SmimeError {
-    if error.kind == MimeErrorKind::TooLarge {
-        return SmimeError::LimitExceeded(LimitKind::Parts);
-    }
-    SmimeError::MalformedMime {
-        offset: error.offset,
-        kind: error.kind,
-        layer,
-    }
-}
-
-impl Walker<'_> {
-    fn context(&self) -> Context<'_> {
-        Context {
-            trust: self.options.trust,
-            at: self.options.at,
-            revocation: Revocation {
-                mode: self.options.revocation,
-                source: self.options.revocation_source.as_deref(),
-            },
-            policy: self.options.policy,
-            limits: self.options.limits,
-            budget: &self.budget,
-        }
-    }
-
-    fn push_layer(&mut self, kind: LayerKind, path: &[usize], outcome: LayerOutcome) -> usize {
-        self.inspection.layers.push(Layer {
-            kind,
-            path: path.to_vec(),
-            outcome,
-        });
-        self.inspection.layers.len() - 1
-    }
-
-    /// `Err` once the message's work budget ran out (in a signature check): the whole message
-    /// then exceeds its limits, and nothing more of it is looked at.
-    fn budget_left(&self) -> Result<(), SmimeError> {
-        match self.budget.exhausted() {
-            Some(kind) => Err(SmimeError::LimitExceeded(kind)),
-            None => Ok(()),
-        }
-    }
-
-    fn count_part(&mut self) -> Result<(), SmimeError> {
-        self.parts += 1;
-        if self.parts > self.options.limits.parts {
-            return Err(SmimeError::LimitExceeded(LimitKind::Parts));
-        }
-        Ok(())
-    }
-
-    fn walk(
-        &mut self,
-        buffer: &[u8],
-        start: usize,
-        end: usize,
-        position: Position,
-    ) -> Result<(), SmimeError> {
-        if position.depth > self.options.limits.mime_depth {
-            return Err(SmimeError::LimitExceeded(LimitKind::MimeDepth));
-        }
-        self.budget_left()?;
-        self.count_part()?;
-        let layer = position.buffer_layer;
-        let entity =
-            mime::parse_entity(buffer, start, end).map_err(|error| mime_error(error, layer))?;
-        if position.path.is_empty() && layer.is_none() {
-            self.record_outer(&entity);
-        }
-        if let Some(signature_layer) = position.protected_by {
-            self.compare_protected(signature_layer, &entity.headers);
-        }
-        // RFC 2046 §5.1.5: an untyped part of multipart/digest is message/rfc822 (so it is
-        // to mail-parser).
-        let content_type = if !entity.typed && position.digest {
-            "message/rfc822"
-        } else {
-            entity.content_type.as_str()
-        };
-        let composite = content_type.starts_with("multipart/")
-            || calendar::is_forwarded_message_type(content_type);
-        if composite && entity.encoding != mime::TransferEncoding::Identity {
-            return Err(mime_error(
-                MimeError {
-                    offset: entity.start,
-                    kind: MimeErrorKind::EncodedComposite,
-                },
-                layer,
-            ));
-        }
-        if position.forwarded {
-            // Inside a forwarded message: structure only. Its signatures belong to the
-            // forwarded message, not to this one, and are not evaluated.
-            return match content_type {
-                multipart if multipart.starts_with("multipart/") => {
-                    self.multipart(buffer, &entity, position)
-                }
-                message if calendar::is_forwarded_message_type(message) => {
-                    self.forwarded(buffer, &entity, &position)
-                }
-                _ => self.leaf(&entity, position),
-            };
-        }
-        match content_type {
-            "multipart/signed" => self.multipart_signed(buffer, &entity, position),
-            "multipart/encrypted" => {
-                let protocol = entity.param("protocol").unwrap_or("").to_ascii_lowercase();
-                self.push_layer(
-                    LayerKind::MultipartEncrypted,
-                    &position.path,
-                    LayerOutcome::NotDecrypted {
-                        failure: Failure::UnsupportedProtocol { protocol },
-                    },
-                );
-                Ok(())
-            }
-            "application/pkcs7-mime" | "application/x-pkcs7-mime" => {
-                self.pkcs7_mime(&entity, position)
-            }
-            multipart if multipart.starts_with("multipart/") => {
-                self.multipart(buffer, &entity, position)
-            }
-            message if calendar::is_forwarded_message_type(message) && position.unwrap_message => {
-                let mut inner = position.child(0);
-                inner.root_like = position.root_like;
-                inner.protected_by = position.protected_by;
-                self.walk(
-                    buffer,
-                    entity.body_start,
-                    entity.start + entity.raw.len(),
-                    inner,
-                )
-            }
-            message if calendar::is_forwarded_message_type(message) => {
-                self.forwarded(buffer, &entity, &position)
-            }
-            _ => self.leaf(&entity, position),
-        }
-    }
-
-    /// Pay for transfer-decoding `entity`'s body (its encoded size, before the work).
-    fn charge_decoding(&self, entity: &Entity<'_>) -> Result<(), SmimeError> {
-        if entity.encoding == mime::TransferEncoding::Identity {
-            return Ok(());
-        }
-        self.budget
-            .decode(entity.body.len())
-            .map_err(SmimeError::LimitExceeded)
-    }
-
-    /// The `(start, end)` offsets of a multipart entity's body parts (RFC 2046 §5.1.1).
-    fn body_parts(
-        &self,
-        entity: &Entity<'_>,
-        layer: Option<usize>,
-    ) -> Result<Vec<(usize, usize)>, SmimeError> {
-        let boundary = entity.param("boundary").ok_or(SmimeError::MalformedMime {
-            offset: entity.start,
-            kind: MimeErrorKind::MissingBoundary,
-            layer,
-        })?;
-        mime::split_multipart(
-            entity.body,
-            entity.body_start,
-            boundary,
-            self.options.limits.parts,
-        )
-        .map_err(|error| mime_error(error, layer))
-    }
-
-    /// The body parts of a multipart entity, walked in turn.
-    fn multipart(
-        &mut self,
-        buffer: &[u8],
-        entity: &Entity<'_>,
-        position: Position,
-    ) -> Result<(), SmimeError> {
-        let parts = self.body_parts(entity, position.buffer_layer)?;
-        let digest = entity.content_type == "multipart/digest";
-        for (index, (part_start, part_end)) in parts.into_iter().enumerate() {
-            let mut child = position.child(index);
-            child.digest = digest;
-            self.walk(buffer, part_start, part_end, child)?;
-        }
-        Ok(())
-    }
-
-    /// A forwarded message (a `message/rfc822` or `message/global` part that is not the whole
-    /// content of a security layer): walked for its structure, so that calendar content in it
-    /// is reported (Cyrus processes the first calendar it finds in one), with every leaf
-    /// marked [`Leaf::forwarded`] and no signature in it evaluated.
-    fn forwarded(
-        &mut self,
-        buffer: &[u8],
-        entity: &Entity<'_>,
-        position: &Position,
-    ) -> Result<(), SmimeError> {
-        let mut inner = position.child(0);
-        inner.forwarded = true;
-        self.walk(
-            buffer,
-            entity.body_start,
-            entity.start + entity.raw.len(),
-            inner,
-        )
-    }
-
-    fn leaf(&mut self, entity: &Entity<'_>, position: Position) -> Result<(), SmimeError> {
-        self.charge_decoding(entity)?;
-        let body = entity
-            .decoded_body()
-            .map_err(|error| mime_error(error, position.buffer_layer))?
-            .into_owned();
-        let calendar = calendar::classify(&entity.content_type, entity.file_names(), &body);
-        // Offsets in the received message exist only outside decrypted or opaque-signed
-        // content (mail-parser cannot see into those either).
-        let body_range = position
-            .buffer_layer
-            .is_none()
-            .then(|| entity.body_start..entity.start + entity.raw.len());
-        self.inspection.leaves.push(Leaf {
-            content_type: entity.content_type.clone(),
-            params: entity.params.clone(),
-            body,
-            path: position.path,
-            enclosing: position.enclosing,
-            calendar,
-            forwarded: position.forwarded,
-            body_range,
-        });
-        Ok(())
-    }
-
-    fn multipart_signed(
-        &mut self,
-        buffer: &[u8],
-        entity: &Entity<'_>,
-        position: Position,
-    ) -> Result<(), SmimeError> {
-        let layer = position.buffer_layer;
-        let parts = self.body_parts(entity, layer)?;
-        let [
-            (content_start, content_end),
-            (signature_start, signature_end),
-        ] = parts[..]
-        else {
-            return Err(SmimeError::MalformedMime {
-                offset: entity.start,
-                kind: MimeErrorKind::SignedPartCount,
-                layer,
-            });
-        };
-        let protocol = entity.param("protocol").unwrap_or("").to_ascii_lowercase();
-        let outcome = if matches!(
-            protocol.as_str(),
-            "application/pkcs7-signature" | "application/x-pkcs7-signature"
-        ) {
-            self.count_part()?;
-            let signature = mime::parse_entity(buffer, signature_start, signature_end)
-                .map_err(|error| mime_error(error, layer))?;
-            // RFC 1847 §2.1: the signed bytes are the first body part exactly as received,
-            // headers included, up to (not including) the CRLF before the next delimiter.
-            let signed = buffer.get(content_start..content_end).unwrap_or_default();
-            self.charge_decoding(&signature)?;
-            self.verify_detached(&signature, signed)
-        } else {
-            LayerOutcome::SignatureFailed {
-                failure: Failure::UnsupportedProtocol { protocol },
-                signers: Vec::new(),
-            }
-        };
-        let index = self.push_layer(LayerKind::MultipartSigned, &position.path, outcome);
-        let content = position.content_of(index, true, false);
-        self.walk(buffer, content_start, content_end, content)
-    }
-
-    fn verify_detached(&self, signature: &Entity<'_>, signed: &[u8]) -> LayerOutcome {
-        if !matches!(
-            signature.content_type.as_str(),
-            "application/pkcs7-signature" | "application/x-pkcs7-signature"
-        ) {
-            return LayerOutcome::SignatureFailed {
-                failure: Failure::UnsupportedProtocol {
-                    protocol: signature.content_type.clone(),
-                },
-                signers: Vec::new(),
-            };
-        }
-        let der = match signature.decoded_body() {
-            Ok(der) => der,
-            Err(error) => {
-                return LayerOutcome::SignatureFailed {
-                    failure: Failure::MalformedCms {
-                        offset: error.offset,
-                    },
-                    signers: Vec::new(),
-                };
-            }
-        };
-        let checked = cms::check_signed_data(&der, Some(signed), &self.context());
-        signature_outcome(checked.outcome, checked.reports)
-    }
-
-    fn pkcs7_mime(&mut self, entity: &Entity<'_>, position: Position) -> Result<(), SmimeError> {
-        let smime_type = entity
-            .param("smime-type")
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        self.charge_decoding(entity)?;
-        let der = entity.decoded_body();
-        // The CMS content type decides what is processed; smime-type is only a hint used when
-        // the content does not parse (RFC 8551 §3.2.2).
-        let sniffed = der
-            .as_ref()
-            .ok()
-            .and_then(|der| cms::decode::content_type(der));
-        let kind = match sniffed.as_deref() {
-            Some(oid::SIGNED_DATA) => LayerKind::OpaqueSigned,
-            Some(oid::ENVELOPED_DATA) => LayerKind::Enveloped,
-            Some(oid::AUTH_ENVELOPED_DATA) => LayerKind::AuthEnveloped,
-            Some(_) => return self.leaf(entity, position),
-            None => match smime_type.as_str() {
-                "signed-data" => LayerKind::OpaqueSigned,
-                "enveloped-data" => LayerKind::Enveloped,
-                "authenveloped-data" => LayerKind::AuthEnveloped,
-                _ => return self.leaf(entity, position),
-            },
-        };
-        let der = match der {
-            Ok(der) => der,
-            Err(error) => {
-                let failure = Failure::MalformedCms {
-                    offset: error.offset,
-                };
-                let outcome = match kind {
-                    LayerKind::OpaqueSigned => LayerOutcome::SignatureFailed {
-                        failure,
-                        signers: Vec::new(),
-                    },
-                    _ => LayerOutcome::NotDecrypted { failure },
-                };
-                self.push_layer(kind, &position.path, outcome);
-                return Ok(());
-            }
-        };
-        if sniffed.is_none() {
-            let failure = Failure::MalformedCms { offset: 0 };
-            let outcome = match kind {
-                LayerKind::OpaqueSigned => LayerOutcome::SignatureFailed {
-                    failure,
-                    signers: Vec::new(),
-                },
-                _ => LayerOutcome::NotDecrypted { failure },
-            };
-            self.push_layer(kind, &position.path, outcome);
-            return Ok(());
-        }
-        match kind {
-            LayerKind::OpaqueSigned => {
-                let checked = cms::check_signed_data(&der, None, &self.context());
-                let content = checked.econtent;
-                let outcome = signature_outcome(checked.outcome, checked.reports);
-                let index = self.push_layer(kind, &position.path, outcome);
-                match content {
-                    Some(content) => {
-                        self.walk_content(index, content, position.content_of(index, true, true))
-                    }
-                    None => Ok(()),
-                }
-            }
-            _ => {
-                let authenticated = kind == LayerKind::AuthEnveloped;
-                if !position.root_like && !self.options.danger_decrypt_non_root {
-                    self.push_layer(
-                        kind,
-                        &position.path,
-                        LayerOutcome::NotDecrypted {
-                            failure: Failure::NotDecryptedNonRoot,
-                        },
-                    );
-                    return Ok(());
-                }
-                if der.len() > self.options.limits.cms_bytes {
-                    self.push_layer(
-                        kind,
-                        &position.path,
-                        LayerOutcome::NotDecrypted {
-                            failure: Failure::LimitExceeded(LimitKind::CmsBytes),
-                        },
-                    );
-                    return Ok(());
-                }
-                self.budget
-                    .decode(der.len())
-                    .map_err(SmimeError::LimitExceeded)?;
-                match decrypt::decrypt(&der, self.options.identities) {
-                    Ok(plaintext) => {
-                        let index = self.push_layer(
-                            kind,
-                            &position.path,
-                            LayerOutcome::Decrypted { authenticated },
-                        );
-                        self.walk_content(index, plaintext, position.content_of(index, false, true))
-                    }
-                    Err(failure) => {
-                        self.push_layer(
-                            kind,
-                            &position.path,
-                            LayerOutcome::NotDecrypted { failure },
-                        );
-                        Ok(())
-                    }
-                }
-            }
-        }
-    }
-
-    /// Walk decrypted or opaque-signed content: a MIME entity of its own.
-    ///
-    /// Content with no header section at all (OpenSSL's `cms -encrypt` / `-sign` without
-    /// `-text` produce such content) is one `text/plain` leaf: RFC 2045 §5.2 makes
-    /// `text/plain; charset=us-ascii` the default of an entity without Content-Type, and RFC
-    /// 8551 §3.1 asks for a MIME entity but does not say what to do with bare content. Such a
-    /// leaf can never be a calendar (that takes a `text/calendar` Content-Type).
-    ///
-    /// Content that is malformed otherwise fails this layer only
-    /// ([`Failure::MalformedContent`]): what it held so far is dropped from the inspection and
-    /// the rest of the message is still walked. Limits still end the whole inspection.
-    fn walk_content(
-        &mut self,
-        layer: usize,
-        content: Vec<u8>,
-        position: Position,
-    ) -> Result<(), SmimeError> {
-        if content.len() > self.options.limits.message_bytes {
-            return Err(SmimeError::LimitExceeded(LimitKind::MessageBytes));
-        }
-        // Offsets of a defect in bare-LF content count the content as it was, not the
-        // canonical copy walked (issue #12).
-        let mut canonical = None;
-        let content = match mime::line_endings(&content) {
-            Ok(mime::LineEndings::BareLf) => {
-                self.budget
-                    .decode(content.len())
-                    .map_err(SmimeError::LimitExceeded)?;
-                let mut copy = mime::Canonical::new(&content);
-                let bytes = std::mem::take(&mut copy.bytes);
-                canonical = Some(copy);
-                bytes
-            }
-            Ok(mime::LineEndings::Crlf) => content,
-            Err(error) => {
-                let failure = Failure::MalformedContent {
-                    offset: error.offset,
-                    kind: error.kind,
-                };
-                if let Some(failed) = self.inspection.layers.get_mut(layer) {
-                    failed.outcome = match &failed.outcome {
-                        LayerOutcome::Verified { .. } | LayerOutcome::SignatureFailed { .. } => {
-                            LayerOutcome::SignatureFailed {
-                                failure,
-                                signers: Vec::new(),
-                            }
-                        }
-                        _ => LayerOutcome::NotDecrypted { failure },
-                    };
-                }
-                return Ok(());
-            }
-        };
-        if mime::is_headerless(&content) {
-            if position.depth > self.options.limits.mime_depth {
-                return Err(SmimeError::LimitExceeded(LimitKind::MimeDepth));
-            }
-            self.count_part()?;
-            if let Some(signature_layer) = position.protected_by {
-                self.compare_protected(signature_layer, &ProtectedHeaders::default());
-            }
-            self.inspection.leaves.push(Leaf {
-                content_type: "text/plain".to_string(),
-                params: vec![("charset".to_string(), "us-ascii".to_string())],
-                calendar: calendar::classify("text/plain", None, &content),
-                body: content,
-                path: position.path,
-                enclosing: position.enclosing,
-                forwarded: false,
-                body_range: None,
-            });
-            return Ok(());
-        }
-        let layers = self.inspection.layers.len();
-        let leaves = self.inspection.leaves.len();
-        let mismatches = self.inspection.header_mismatches.len();
-        match self.walk(&content, 0, content.len(), position) {
-            Err(SmimeError::MalformedMime {
-                offset,
-                kind,
-                layer: Some(found),
-            }) if found == layer => {
-                self.inspection.layers.truncate(layers);
-                self.inspection.leaves.truncate(leaves);
-                self.inspection.header_mismatches.truncate(mismatches);
-                let offset = canonical
-                    .as_ref()
-                    .map_or(offset, |canonical| canonical.original_offset(offset));
-                let failure = Failure::MalformedContent { offset, kind };
-                if let Some(failed) = self.inspection.layers.get_mut(layer) {
-                    failed.outcome = match std::mem::replace(
-                        &mut failed.outcome,
-                        LayerOutcome::NotDecrypted {
-                            failure: failure.clone(),
-                        },
-                    ) {
-                        LayerOutcome::Verified { .. } | LayerOutcome::SignatureFailed { .. } => {
-                            LayerOutcome::SignatureFailed {
-                                failure,
-                                signers: Vec::new(),
-                            }
-                        }
-                        _ => LayerOutcome::NotDecrypted { failure },
-                    };
-                }
-                Ok(())
-            }
-            other => other,
-        }
-    }
-
-    fn record_outer(&mut self, entity: &Entity<'_>) {
-        self.outer = entity.headers.clone();
-        let headers = &entity.headers;
-        self.inspection.outer = OuterHeaders {
-            from: headers.from.clone().unwrap_or_default(),
-            to: headers.to.clone().unwrap_or_default(),
-            subject: headers.subject.clone(),
-            date: headers
-                .date
-                .and_then(|timestamp| OffsetDateTime::from_unix_timestamp(timestamp).ok()),
-        };
-    }
-
-    fn compare_protected(&mut self, layer: usize, inner: &ProtectedHeaders) {
-        let address_set = |list: &Option<Vec<String>>| -> Vec<String> {
-            let mut set: Vec<String> = list
-                .iter()
-                .flatten()
-                .map(|address| normalize_email(address))
-                .collect();
-            set.sort();
-            set.dedup();
-            set
-        };
-        let mut mismatch = |field, outer: String, inner: String| {
-            self.inspection.header_mismatches.push(HeaderMismatch {
-                layer,
-                field,
-                outer,
-                inner,
-            });
-        };
-        if inner.from.is_some() && address_set(&inner.from) != address_set(&self.outer.from) {
-            mismatch(
-                HeaderField::From,
-                self.outer.from.clone().unwrap_or_default().join(", "),
-                inner.from.clone().unwrap_or_default().join(", "),
-            );
-        }
-        if inner.to.is_some() && address_set(&inner.to) != address_set(&self.outer.to) {
-            mismatch(
-                HeaderField::To,
-                self.outer.to.clone().unwrap_or_default().join(", "),
-                inner.to.clone().unwrap_or_default().join(", "),
-            );
-        }
-        if let Some(subject) = &inner.subject {
-            let outer = self.outer.subject.clone().unwrap_or_default();
-            if subject.trim() != outer.trim() {
-                mismatch(HeaderField::Subject, outer, subject.clone());
-            }
-        }
-    }
-}
-
-fn signature_outcome(
-    outcome: Result<Vec<VerifiedSigner>, Failure>,
-    reports: Vec<SignerReport>,
-) -> LayerOutcome {
-    match outcome {
-        Ok(signers) => LayerOutcome::Verified { signers },
-        Err(failure) => LayerOutcome::SignatureFailed {
-            failure,
-            signers: reports,
-        },
-    }
 }

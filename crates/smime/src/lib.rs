@@ -38,7 +38,7 @@ pub use cms::{DigestAlgorithm, SID_CANDIDATES_MAX, SignerReport, VerifiedSigner}
 pub use error::{BadSignatureReason, Failure, MimeErrorKind, SmimeError};
 pub use inspect::{
     HeaderField, HeaderMismatch, InspectOptions, Inspection, Layer, LayerKind, LayerOutcome, Leaf,
-    OuterHeaders, inspect, verify_signed_data, verify_signed_data_with,
+    OuterHeaders, SignedPart, inspect, verify_signed_data, verify_signed_data_with,
 };
 pub use limits::{LimitKind, Limits};
 pub use policy::AlgorithmPolicy;
@@ -48,3 +48,10 @@ pub use trust::{
     PolicyConstraints, TRUST_DIRECTORY_FILES_MAX, TRUST_FILE_BYTES_MAX, TrustStore,
     TrustStoreError, load_certificates, load_crls, normalize_email,
 };
+
+/// The SHA-256 digest of `data`: a gate keys the messages whose event state it recorded by
+/// the digest of the received bytes (this crate is the only one linking a hash
+/// implementation).
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    openssl::sha::sha256(data)
+}

@@ -79,10 +79,10 @@ fn is_signature(kind: LayerKind) -> bool {
 /// Every failure reason of the layers, for diagnostics.
 fn layer_summary(inspection: &Inspection) -> String {
     inspection
-        .layers
+        .layers()
         .iter()
         .map(|layer| {
-            let outcome = match &layer.outcome {
+            let outcome = match &layer.outcome() {
                 LayerOutcome::Verified { signers } => format!(
                     "verified[{}]",
                     signers
@@ -100,7 +100,7 @@ fn layer_summary(inspection: &Inspection) -> String {
                     .unwrap_or("?")
                     .to_string(),
             };
-            format!("{:?}:{outcome}", layer.kind)
+            format!("{:?}:{outcome}", layer.kind())
         })
         .collect::<Vec<_>>()
         .join(" > ")
@@ -129,21 +129,21 @@ fn thunderbird_verdict(
     check_text: Option<&str>,
 ) -> String {
     let texts: Vec<&Leaf> = inspection
-        .leaves
+        .leaves()
         .iter()
-        .filter(|leaf| leaf.content_type.starts_with("text/"))
+        .filter(|leaf| leaf.content_type().starts_with("text/"))
         .collect();
     // The signature layers that matter: those enclosing a text part, or every one when no text
     // part was reached (an undecryptable layer inside a signature).
     let relevant: Vec<&LayerOutcome> = inspection
-        .layers
+        .layers()
         .iter()
         .enumerate()
         .filter(|(index, layer)| {
-            is_signature(layer.kind)
-                && (texts.is_empty() || texts.iter().any(|leaf| leaf.enclosing.contains(index)))
+            is_signature(layer.kind())
+                && (texts.is_empty() || texts.iter().any(|leaf| leaf.enclosing().contains(index)))
         })
-        .map(|(_, layer)| &layer.outcome)
+        .map(|(_, layer)| layer.outcome())
         .collect();
     let mut verdict = if relevant.is_empty() {
         "none".to_string()
@@ -165,7 +165,8 @@ fn thunderbird_verdict(
             })
             .unwrap_or_default();
         let mut good = format!("good:{email}");
-        if let (Some(signing_time), Some(date)) = (outermost.signing_time(), inspection.outer.date)
+        if let (Some(signing_time), Some(date)) =
+            (outermost.signing_time(), inspection.outer().date)
             && (signing_time - date).abs() > time::Duration::HOUR
         {
             good.push_str("+skew");
@@ -175,8 +176,8 @@ fn thunderbird_verdict(
         "good:no-text".to_string()
     };
     if let Some(text) = check_text {
-        let found = inspection.leaves.iter().any(|leaf| {
-            leaf.body
+        let found = inspection.leaves().iter().any(|leaf| {
+            leaf.body()
                 .windows(text.len())
                 .any(|window| window == text.as_bytes())
         });
@@ -256,11 +257,11 @@ fn decrypt_verdict(result: &Result<Inspection, String>, content: &[u8]) -> (Stri
         Err(code) => (format!("error:{code}"), String::new()),
         Ok(inspection) => {
             let decrypted = inspection
-                .layers
+                .layers()
                 .iter()
-                .any(|layer| matches!(layer.outcome, LayerOutcome::Decrypted { .. }));
-            let found = inspection.leaves.iter().any(|leaf| {
-                leaf.body
+                .any(|layer| matches!(layer.outcome(), LayerOutcome::Decrypted { .. }));
+            let found = inspection.leaves().iter().any(|leaf| {
+                leaf.body()
                     .windows(content.len())
                     .any(|window| window == content)
             });
@@ -571,7 +572,7 @@ const EVE: &str = "eve@bigcorporation.de";
 fn johnny_verdict(inspection: &Inspection) -> String {
     let mut signers: Vec<String> = Vec::new();
     let mut unsigned = false;
-    for leaf in &inspection.leaves {
+    for leaf in inspection.leaves() {
         if leaf.is_signed(inspection) {
             for signer in leaf.signers(inspection) {
                 for email in signer.emails() {
@@ -701,19 +702,22 @@ fn johnny_you_are_fired() {
         let (observed, detail) = match run(&raw, &trust, at, &policy, &[]) {
             Ok(inspection) => {
                 let mut verdict = johnny_verdict(&inspection);
-                let manager_bodies: Vec<&Vec<u8>> = inspection
+                let manager_bodies: Vec<&[u8]> = inspection
                     .signed_leaves()
                     .filter(|leaf| {
                         leaf.signers(&inspection).iter().any(|signer| {
                             signer.emails().iter().any(|email| email.matches(MANAGER))
                         })
                     })
-                    .map(|leaf| &leaf.body)
+                    .map(|leaf| leaf.body())
                     .collect();
                 // The controls come first in `rows`, so `genuine` is complete for the attacks.
                 if file.contains("valid") && *expected == manager {
-                    genuine.extend(manager_bodies.into_iter().cloned());
-                } else if manager_bodies.iter().any(|body| !genuine.contains(body)) {
+                    genuine.extend(manager_bodies.into_iter().map(<[u8]>::to_vec));
+                } else if manager_bodies
+                    .iter()
+                    .any(|body| !genuine.iter().any(|g| g.as_slice() == *body))
+                {
                     verdict.push_str("+ATTACK:manager-signed-foreign-content");
                 }
                 (verdict, layer_summary(&inspection))

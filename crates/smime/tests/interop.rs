@@ -598,10 +598,14 @@ fn inspect_with(raw: &[u8], identities: &[Identity]) -> Inspection {
 /// Asserts the layers are `expected` (outermost first), signatures verified by
 /// organizer@example.com, decryption as expected, and the calendar leaf intact.
 fn assert_inspection(inspection: &Inspection, expected: &[LayerKind], what: &str) {
-    let kinds: Vec<LayerKind> = inspection.layers.iter().map(|layer| layer.kind).collect();
+    let kinds: Vec<LayerKind> = inspection
+        .layers()
+        .iter()
+        .map(|layer| layer.kind())
+        .collect();
     assert_eq!(kinds, expected, "{what}: {inspection:#?}");
-    for layer in &inspection.layers {
-        match &layer.outcome {
+    for layer in inspection.layers() {
+        match &layer.outcome() {
             LayerOutcome::Verified { signers } => {
                 assert_eq!(signers.len(), 1, "{what}");
                 assert!(
@@ -616,20 +620,20 @@ fn assert_inspection(inspection: &Inspection, expected: &[LayerKind], what: &str
             LayerOutcome::Decrypted { authenticated } => {
                 assert_eq!(
                     *authenticated,
-                    layer.kind == LayerKind::AuthEnveloped,
+                    layer.kind() == LayerKind::AuthEnveloped,
                     "{what}"
                 );
             }
-            other => panic!("{what}: layer {:?} failed: {other:?}", layer.kind),
+            other => panic!("{what}: layer {:?} failed: {other:?}", layer.kind()),
         }
     }
     let calendar: Vec<_> = inspection
-        .leaves
+        .leaves()
         .iter()
-        .filter(|leaf| leaf.content_type == "text/calendar")
+        .filter(|leaf| leaf.content_type() == "text/calendar")
         .collect();
     assert_eq!(calendar.len(), 1, "{what}: {inspection:#?}");
-    assert_eq!(calendar[0].body, canonical_body(), "{what}");
+    assert_eq!(calendar[0].body(), canonical_body(), "{what}");
     if expected
         .iter()
         .any(|k| matches!(k, LayerKind::MultipartSigned | LayerKind::OpaqueSigned))

@@ -68,7 +68,11 @@ fn run(raw: &[u8], limits: &Limits) -> Result<Inspection, SmimeError> {
 }
 
 fn verified(inspection: &Inspection) -> bool {
-    !inspection.layers.is_empty() && inspection.layers.iter().all(|l| l.outcome.is_verified())
+    !inspection.layers().is_empty()
+        && inspection
+            .layers()
+            .iter()
+            .all(|l| l.outcome().is_verified())
 }
 
 #[track_caller]
@@ -81,7 +85,7 @@ fn assert_whole_message_limit(result: Result<Inspection, SmimeError>, kind: Limi
 
 #[track_caller]
 fn assert_layer_limit(inspection: &Inspection, kind: LimitKind) {
-    match &inspection.layers[0].outcome {
+    match &inspection.layers()[0].outcome() {
         LayerOutcome::SignatureFailed {
             failure: Failure::LimitExceeded(found),
             ..

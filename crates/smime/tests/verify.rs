@@ -201,33 +201,33 @@ fn run_with(
 }
 
 fn signed_calendar(inspection: &Inspection) -> bool {
-    inspection.leaves.iter().any(|leaf| {
-        leaf.content_type == "text/calendar"
+    inspection.leaves().iter().any(|leaf| {
+        leaf.content_type() == "text/calendar"
             && leaf.is_signed(inspection)
-            && leaf.body == CALENDAR_TEXT
+            && leaf.body() == CALENDAR_TEXT
     })
 }
 
 fn failure_code(inspection: &Inspection) -> Option<&'static str> {
     inspection
-        .layers
+        .layers()
         .iter()
-        .find_map(|layer| layer.outcome.failure().map(Failure::code))
+        .find_map(|layer| layer.outcome().failure().map(Failure::code))
 }
 
 #[test]
 fn valid_detached_rsa_and_p256() {
     for role in ["rsa2048/organizer", "p256/organizer"] {
         let inspection = run(&detached_message(role, &["-md", "sha256"]), &[]).unwrap();
-        assert_eq!(inspection.layers.len(), 1, "{role}");
-        assert_eq!(inspection.layers[0].kind, LayerKind::MultipartSigned);
+        assert_eq!(inspection.layers().len(), 1, "{role}");
+        assert_eq!(inspection.layers()[0].kind(), LayerKind::MultipartSigned);
         assert!(
-            inspection.layers[0].outcome.is_verified(),
+            inspection.layers()[0].outcome().is_verified(),
             "{role}: {:?}",
-            inspection.layers[0].outcome
+            inspection.layers()[0].outcome()
         );
         assert!(signed_calendar(&inspection));
-        let leaf = &inspection.leaves[0];
+        let leaf = &inspection.leaves()[0];
         let signers = leaf.signers(&inspection);
         assert_eq!(signers.len(), 1);
         assert_eq!(signers[0].emails()[0].normalized(), "organizer@example.com");
@@ -242,11 +242,11 @@ fn valid_opaque_signed() {
     for role in ["rsa2048/attendee", "p256/attendee"] {
         let der = sign(CALENDAR, role, &[], true);
         let inspection = run(&message(&pkcs7_mime_entity("signed-data", &der)), &[]).unwrap();
-        assert_eq!(inspection.layers[0].kind, LayerKind::OpaqueSigned);
+        assert_eq!(inspection.layers()[0].kind(), LayerKind::OpaqueSigned);
         assert!(
-            inspection.layers[0].outcome.is_verified(),
+            inspection.layers()[0].outcome().is_verified(),
             "{:?}",
-            inspection.layers[0].outcome
+            inspection.layers()[0].outcome()
         );
         assert!(signed_calendar(&inspection));
         // Without smime-type the CMS content type is sniffed.
@@ -272,9 +272,9 @@ fn rsassa_pss_verifies() {
     );
     let inspection = run(&raw, &[]).unwrap();
     assert!(
-        inspection.layers[0].outcome.is_verified(),
+        inspection.layers()[0].outcome().is_verified(),
         "{:?}",
-        inspection.layers[0].outcome
+        inspection.layers()[0].outcome()
     );
 }
 
@@ -297,21 +297,21 @@ fn signed_inside_encrypted_gcm_and_cbc() {
             &encrypt(&inner, "rsa2048/attendee", cipher),
         ));
         let inspection = run(&raw, std::slice::from_ref(&bob)).unwrap();
-        assert_eq!(inspection.layers[0].kind, kind);
+        assert_eq!(inspection.layers()[0].kind(), kind);
         assert!(
-            matches!(inspection.layers[0].outcome, LayerOutcome::Decrypted { authenticated: a } if a == authenticated)
+            matches!(inspection.layers()[0].outcome(), LayerOutcome::Decrypted { authenticated: a } if *a == authenticated)
         );
-        assert!(inspection.layers[1].outcome.is_verified());
+        assert!(inspection.layers()[1].outcome().is_verified());
         assert!(signed_calendar(&inspection));
-        assert_eq!(inspection.leaves[0].enclosing, vec![0, 1]);
+        assert_eq!(inspection.leaves()[0].enclosing(), vec![0, 1]);
         assert_eq!(
-            inspection.leaves[0].in_unauthenticated_encryption(&inspection),
+            inspection.leaves()[0].in_unauthenticated_encryption(&inspection),
             !authenticated
         );
         // Without a key: reported, nothing inside.
         let inspection = run(&raw, &[]).unwrap();
         assert_eq!(failure_code(&inspection), Some("no-decryption-key"));
-        assert!(inspection.leaves.is_empty());
+        assert!(inspection.leaves().is_empty());
     }
 }
 
@@ -324,12 +324,15 @@ fn ecdh_recipient_decrypts() {
     ));
     let inspection = run(&raw, std::slice::from_ref(&carol)).unwrap();
     assert!(
-        matches!(inspection.layers[0].outcome, LayerOutcome::Decrypted { .. }),
+        matches!(
+            inspection.layers()[0].outcome(),
+            LayerOutcome::Decrypted { .. }
+        ),
         "{:?}",
-        inspection.layers[0].outcome
+        inspection.layers()[0].outcome()
     );
-    assert_eq!(inspection.leaves[0].body, CALENDAR_TEXT);
-    assert!(!inspection.leaves[0].is_signed(&inspection));
+    assert_eq!(inspection.leaves()[0].body(), CALENDAR_TEXT);
+    assert!(!inspection.leaves()[0].is_signed(&inspection));
 }
 
 #[test]
@@ -342,9 +345,9 @@ fn encrypted_inside_signed_and_signed_twice() {
     let der = sign(&enveloped, "rsa2048/organizer", &[], false);
     let raw = message(&multipart_signed_entity(&enveloped, &der));
     let inspection = run(&raw, std::slice::from_ref(&bob)).unwrap();
-    assert!(inspection.layers[0].outcome.is_verified());
+    assert!(inspection.layers()[0].outcome().is_verified());
     assert!(matches!(
-        inspection.layers[1].outcome,
+        inspection.layers()[1].outcome(),
         LayerOutcome::Decrypted {
             authenticated: true
         }
@@ -356,8 +359,8 @@ fn encrypted_inside_signed_and_signed_twice() {
     let inner = multipart_signed_entity(CALENDAR, &inner_der);
     let outer = sign(&inner, "p256/attendee", &[], true);
     let inspection = run(&message(&pkcs7_mime_entity("signed-data", &outer)), &[]).unwrap();
-    assert_eq!(inspection.layers.len(), 2);
-    let leaf = &inspection.leaves[0];
+    assert_eq!(inspection.layers().len(), 2);
+    let leaf = &inspection.leaves()[0];
     let emails: Vec<&str> = leaf
         .signers(&inspection)
         .iter()
@@ -374,7 +377,7 @@ fn lf_only_stored_copy_verifies_after_canonicalisation() {
         .replace("\r\n", "\n")
         .into_bytes();
     let inspection = run(&stored, &[]).unwrap();
-    assert!(inspection.canonicalized);
+    assert!(inspection.canonicalized());
     assert!(signed_calendar(&inspection));
 }
 
@@ -389,18 +392,18 @@ fn calendar_beside_a_signed_part_is_not_signed() {
     mixed.extend_from_slice(&multipart_signed_entity(note, &der));
     mixed.extend_from_slice(b"\r\n--outer--\r\n");
     let inspection = run(&message(&mixed), &[]).unwrap();
-    assert!(inspection.layers[0].outcome.is_verified());
+    assert!(inspection.layers()[0].outcome().is_verified());
     let calendar = inspection
-        .leaves
+        .leaves()
         .iter()
-        .find(|l| l.content_type == "text/calendar")
+        .find(|l| l.content_type() == "text/calendar")
         .unwrap();
     assert!(!calendar.is_signed(&inspection));
     assert!(calendar.signers(&inspection).is_empty());
     let text = inspection
-        .leaves
+        .leaves()
         .iter()
-        .find(|l| l.content_type == "text/plain")
+        .find(|l| l.content_type() == "text/plain")
         .unwrap();
     assert!(text.is_signed(&inspection));
 }
@@ -418,20 +421,20 @@ fn forwarded_signed_message_is_walked_for_structure_only() {
     mixed.extend_from_slice(&inner);
     mixed.extend_from_slice(b"\r\n--outer--\r\n");
     let inspection = run(&message(&mixed), &[]).unwrap();
-    assert!(inspection.layers.is_empty());
+    assert!(inspection.layers().is_empty());
     let calendar = inspection
-        .leaves
+        .leaves()
         .iter()
-        .find(|l| l.content_type == "text/calendar")
+        .find(|l| l.content_type() == "text/calendar")
         .unwrap();
-    assert!(calendar.forwarded);
-    assert!(calendar.calendar.is_some());
+    assert!(calendar.is_forwarded());
+    assert!(calendar.calendar().is_some());
     assert!(inspection.signed_leaves().next().is_none());
     assert!(
         !inspection
-            .leaves
+            .leaves()
             .iter()
-            .any(|l| !l.forwarded && l.calendar.is_some())
+            .any(|l| !l.is_forwarded() && l.calendar().is_some())
     );
 }
 
@@ -455,7 +458,7 @@ fn certificate_failures_are_typed() {
 #[test]
 fn subject_email_only_identity_is_read() {
     let inspection = run(&detached_message("special/subject-email-only", &[]), &[]).unwrap();
-    let signers = inspection.leaves[0].signers(&inspection);
+    let signers = inspection.leaves()[0].signers(&inspection);
     assert_eq!(signers[0].emails()[0].normalized(), "organizer@example.com");
 }
 
@@ -463,7 +466,7 @@ fn subject_email_only_identity_is_read() {
 fn sha1_is_weak_unless_allowed() {
     let raw = detached_message("rsa2048/organizer", &["-md", "sha1"]);
     let inspection = run(&raw, &[]).unwrap();
-    match &inspection.layers[0].outcome {
+    match &inspection.layers()[0].outcome() {
         LayerOutcome::SignatureFailed {
             failure: Failure::WeakAlgorithm { algorithm },
             ..
@@ -514,7 +517,7 @@ fn every_signer_must_verify() {
     );
     let raw = detached_message("rsa2048/organizer", &["-signer", &cert, "-inkey", &key]);
     let inspection = run(&raw, &[]).unwrap();
-    match &inspection.layers[0].outcome {
+    match &inspection.layers()[0].outcome() {
         LayerOutcome::SignatureFailed { failure, signers } => {
             assert_eq!(failure.code(), "certificate-expired");
             assert_eq!(signers.len(), 2);
@@ -539,7 +542,12 @@ fn non_root_encrypted_part_is_not_decrypted() {
     let raw = message(&mixed);
     let inspection = run(&raw, std::slice::from_ref(&bob)).unwrap();
     assert_eq!(failure_code(&inspection), Some("not-decrypted-non-root"));
-    assert!(!inspection.leaves.iter().any(|l| l.body == CALENDAR_TEXT));
+    assert!(
+        !inspection
+            .leaves()
+            .iter()
+            .any(|l| l.body() == CALENDAR_TEXT)
+    );
     let opted_in = run_with(
         &raw,
         std::slice::from_ref(&bob),
@@ -547,7 +555,7 @@ fn non_root_encrypted_part_is_not_decrypted() {
         true,
     )
     .unwrap();
-    assert!(opted_in.leaves.iter().any(|l| l.body == CALENDAR_TEXT));
+    assert!(opted_in.leaves().iter().any(|l| l.body() == CALENDAR_TEXT));
 }
 
 #[test]
@@ -563,7 +571,7 @@ fn gcm_tag_flip_yields_no_plaintext() {
     )
     .unwrap();
     assert_eq!(failure_code(&inspection), Some("decryption-failed"));
-    assert!(inspection.leaves.is_empty());
+    assert!(inspection.leaves().is_empty());
 }
 
 #[test]
@@ -572,10 +580,13 @@ fn header_protection_mismatch_reported() {
         b"From: mallory@example.net\r\nSubject: Invitation\r\nContent-Type: text/plain\r\n\r\nhi";
     let der = sign(content, "rsa2048/organizer", &[], false);
     let inspection = run(&message(&multipart_signed_entity(content, &der)), &[]).unwrap();
-    assert!(inspection.layers[0].outcome.is_verified());
-    assert_eq!(inspection.header_mismatches.len(), 1);
-    assert_eq!(inspection.header_mismatches[0].inner, "mallory@example.net");
-    assert_eq!(inspection.outer.from, ["organizer@example.com"]);
+    assert!(inspection.layers()[0].outcome().is_verified());
+    assert_eq!(inspection.header_mismatches().len(), 1);
+    assert_eq!(
+        inspection.header_mismatches()[0].inner,
+        "mallory@example.net"
+    );
+    assert_eq!(inspection.outer().from, ["organizer@example.com"]);
 }
 
 #[test]
@@ -660,7 +671,10 @@ fn tampering_any_byte_is_detected() {
             Err(_) => detected += 1,
             Ok(inspection) => {
                 assert!(
-                    !inspection.layers.iter().any(|l| l.outcome.is_verified()),
+                    !inspection
+                        .layers()
+                        .iter()
+                        .any(|l| l.outcome().is_verified()),
                     "flip at {position} ({:?}) still verified: {:?}",
                     raw[position] as char,
                     String::from_utf8_lossy(
@@ -705,11 +719,11 @@ fn thunderbird_alice_sha256_detached() {
     };
     let inspection = inspect(&raw, &options).unwrap();
     assert!(
-        inspection.layers[0].outcome.is_verified(),
+        inspection.layers()[0].outcome().is_verified(),
         "{:?}",
-        inspection.layers[0].outcome
+        inspection.layers()[0].outcome()
     );
-    let signers = inspection.leaves[0].signers(&inspection);
+    let signers = inspection.leaves()[0].signers(&inspection);
     assert_eq!(signers[0].emails()[0].normalized(), "Alice@example.com");
     let bad = std::fs::read(dir.join("alice.dsig.SHA256.multipart.bad.eml")).unwrap();
     assert_eq!(
@@ -807,7 +821,7 @@ To: attendee@example.com\r\nSubject: Invitation\r\nMIME-Version: 1.0\r\n"
     let inspection = run(&message(&multipart_signed_entity(&content, &der)), &[]).unwrap();
     assert!(signed_calendar(&inspection));
     let fields: Vec<_> = inspection
-        .header_mismatches
+        .header_mismatches()
         .iter()
         .map(|m| m.field)
         .collect();
@@ -977,32 +991,32 @@ fn headerless_layer_content_is_a_text_plain_leaf() {
     ));
     let inspection = run(&raw, std::slice::from_ref(&bob)).unwrap();
     assert!(matches!(
-        inspection.layers[0].outcome,
+        inspection.layers()[0].outcome(),
         LayerOutcome::Decrypted {
             authenticated: true
         }
     ));
-    assert_eq!(inspection.leaves.len(), 1);
-    assert_eq!(inspection.leaves[0].content_type, "text/plain");
-    assert_eq!(inspection.leaves[0].body, bare);
+    assert_eq!(inspection.leaves().len(), 1);
+    assert_eq!(inspection.leaves()[0].content_type(), "text/plain");
+    assert_eq!(inspection.leaves()[0].body(), bare);
     assert!(!signed_calendar(&inspection));
     // Opaque-signed bare content: verified, and still only text/plain.
     let der = sign(bare, "rsa2048/organizer", &[], true);
     let inspection = run(&message(&pkcs7_mime_entity("signed-data", &der)), &[]).unwrap();
-    assert!(inspection.layers[0].outcome.is_verified());
-    assert_eq!(inspection.leaves[0].content_type, "text/plain");
+    assert!(inspection.layers()[0].outcome().is_verified());
+    assert_eq!(inspection.leaves()[0].content_type(), "text/plain");
     assert!(!signed_calendar(&inspection));
     // Bare iCalendar text: its first line reads as a header field, so it is a header section
     // without body; either way no text/calendar leaf comes out of it.
     let body = CALENDAR.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
     let der = sign(&CALENDAR[body..], "rsa2048/organizer", &[], true);
     let inspection = run(&message(&pkcs7_mime_entity("signed-data", &der)), &[]).unwrap();
-    assert!(inspection.layers[0].outcome.is_verified());
+    assert!(inspection.layers()[0].outcome().is_verified());
     assert!(
         inspection
-            .leaves
+            .leaves()
             .iter()
-            .all(|leaf| leaf.content_type != "text/calendar")
+            .all(|leaf| leaf.content_type() != "text/calendar")
     );
 }
 
@@ -1020,15 +1034,56 @@ fn malformed_layer_content_fails_only_that_layer() {
     mixed.extend_from_slice(CALENDAR);
     mixed.extend_from_slice(b"\r\n--outer--\r\n");
     let inspection = run(&message(&mixed), &[]).unwrap();
-    assert_eq!(inspection.layers.len(), 1);
+    assert_eq!(inspection.layers().len(), 1);
     assert_eq!(failure_code(&inspection), Some("malformed-mime"));
     assert!(matches!(
-        inspection.layers[0].outcome.failure(),
+        inspection.layers()[0].outcome().failure(),
         Some(Failure::MalformedContent { .. })
     ));
-    assert_eq!(inspection.leaves.len(), 1);
-    assert_eq!(inspection.leaves[0].content_type, "text/calendar");
-    assert!(!inspection.leaves[0].is_signed(&inspection));
+    assert_eq!(inspection.leaves().len(), 1);
+    assert_eq!(inspection.leaves()[0].content_type(), "text/calendar");
+    assert!(!inspection.leaves()[0].is_signed(&inspection));
+}
+
+/// Issue #15: `Leaf::is_signed` judged a leaf against whatever inspection it was handed, so
+/// a leaf of a message whose signature failed, held against the inspection of another,
+/// validly signed message with the same layer numbering, counted as signed (leaves of two
+/// messages mixed). A leaf is now tied to the walk that found it.
+#[test]
+fn leaf_of_one_message_is_not_signed_by_another_messages_layers() {
+    let genuine = run(&detached_message("rsa2048/organizer", &[]), &[]).unwrap();
+    assert!(
+        signed_calendar(&genuine),
+        "control: the genuine message is signed"
+    );
+    // The same signature over other content: the signature layer fails.
+    let mut forged = detached_message("rsa2048/organizer", &[]);
+    let at = forged
+        .windows(b"UID:1".len())
+        .rposition(|w| w == b"UID:1")
+        .unwrap();
+    forged[at + b"UID:".len()] = b'2';
+    let forged = run(&forged, &[]).unwrap();
+    assert!(
+        !signed_calendar(&forged),
+        "control: the forged message is not signed"
+    );
+    let forged_calendar = forged
+        .leaves()
+        .iter()
+        .find(|leaf| leaf.content_type() == "text/calendar")
+        .unwrap();
+    assert_eq!(forged_calendar.enclosing(), genuine.leaves()[0].enclosing());
+    assert!(!forged_calendar.is_signed(&genuine));
+    assert!(forged_calendar.signers(&genuine).is_empty());
+    assert!(forged_calendar.in_unauthenticated_encryption(&genuine));
+    // The calendar-facing view yields only the genuine message's own parts.
+    assert!(
+        genuine
+            .signed_parts()
+            .all(|part| part.leaf().is_signed(&genuine))
+    );
+    assert_eq!(forged.signed_parts().count(), 0);
 }
 
 /// A message with a duplicate Content-Type deep in its body, every line ended by `eol`; the
@@ -1100,9 +1155,10 @@ fn malformed_layer_content_offsets_count_the_content_as_signed() {
         let content = duplicate_content_type_message(eol);
         let der = sign(&content, "rsa2048/attendee", &[], true);
         let inspection = run(&message(&pkcs7_mime_entity("signed-data", &der)), &[]).unwrap();
-        let Some(Failure::MalformedContent { offset, .. }) = inspection.layers[0].outcome.failure()
+        let Some(Failure::MalformedContent { offset, .. }) =
+            inspection.layers()[0].outcome().failure()
         else {
-            panic!("{eol:?}: {:?}", inspection.layers[0].outcome);
+            panic!("{eol:?}: {:?}", inspection.layers()[0].outcome());
         };
         let offset = *offset;
         assert!(

@@ -5,8 +5,8 @@
 
 use imipsec_pipeline::policy::{
     DelegationStore, EventState, EventStateStore, EventUpdate, Grant, GrantFilter, GrantId,
-    HistoryEntry, Method, NewGrant, SqliteStore, StateDecision, StateFinding, StoreError,
-    Timestamp,
+    HistoryEntry, MessageDigest, Method, NewGrant, SqliteStore, StateDecision, StateFinding,
+    StoreError, Timestamp,
 };
 
 /// A UID containing this makes [`PanickingStore`] panic.
@@ -46,6 +46,28 @@ impl EventStateStore for PanickingStore {
     ) -> Result<StateDecision, StoreError> {
         maybe_panic(updates);
         self.0.decide_and_record(scope, updates, at)
+    }
+
+    fn evaluate_message(
+        &self,
+        scope: &str,
+        message: &MessageDigest,
+        updates: &[EventUpdate],
+    ) -> Result<Vec<StateFinding>, StoreError> {
+        maybe_panic(updates);
+        self.0.evaluate_message(scope, message, updates)
+    }
+
+    fn decide_and_record_message(
+        &self,
+        scope: &str,
+        message: &MessageDigest,
+        updates: &[EventUpdate],
+        at: Timestamp,
+    ) -> Result<StateDecision, StoreError> {
+        maybe_panic(updates);
+        self.0
+            .decide_and_record_message(scope, message, updates, at)
     }
 
     fn event(

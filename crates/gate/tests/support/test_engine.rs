@@ -8,21 +8,21 @@
 //! message), each optionally with `sleep-ms=N`. No header: reject `test.no-verdict-header`.
 //! Verdicts say `event-state=checked` unless the engine was built `without_event_state`.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use imipsec_gate::{
-    Decide, DecideError, Envelope, EventState, GateVerdict, ItipSummary, Outcome, Reason,
-    SmimeResult,
+    Decide, DecideError, Envelope, EventState, GateVerdict, ItipSummary, Judged, Outcome, Reason,
+    Recording, SmimeResult,
 };
 use time::OffsetDateTime;
 
 /// The test engine; `records` lists recipients whose state was recorded.
 #[derive(Debug, Default)]
 pub struct HeaderDrivenTestEngine {
-    /// Recipients passed to `record`, in order.
-    pub records: Mutex<Vec<String>>,
-    /// How many times `decide` ran.
+    /// Recipients whose accept was recorded, in order.
+    pub records: Arc<Mutex<Vec<String>>>,
+    /// How many times `decide` ran (once per message, whatever its recipients).
     pub decisions: Mutex<usize>,
     /// Behave like an engine without an event-state store.
     pub without_event_state: bool,
@@ -63,6 +63,22 @@ fn word<'a>(words: &'a [&'a str], key: &str) -> Option<&'a str> {
         .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
 }
 
+/// Records one recipient into the engine's list.
+#[derive(Debug)]
+struct TestRecording {
+    records: Arc<Mutex<Vec<String>>>,
+    recipient: String,
+}
+
+impl Recording for TestRecording {
+    fn record(self: Box<Self>) -> Result<(), DecideError> {
+        if let Ok(mut records) = self.records.lock() {
+            records.push(self.recipient);
+        }
+        Ok(())
+    }
+}
+
 impl Decide for HeaderDrivenTestEngine {
     fn checks_event_state(&self) -> bool {
         !self.without_event_state
@@ -72,36 +88,70 @@ impl Decide for HeaderDrivenTestEngine {
         &self,
         message: &[u8],
         _envelope: &Envelope,
-        _recipient: &str,
+        recipients: &[String],
         _at: OffsetDateTime,
-    ) -> Result<GateVerdict, DecideError> {
+    ) -> Vec<Result<Judged, DecideError>> {
         if let Ok(mut count) = self.decisions.lock() {
             *count += 1;
         }
         let Some(line) = directive(message) else {
-            return Ok(reject("no-calendar", self.event_state()));
+            return recipients
+                .iter()
+                .map(|_| Ok(reject("no-calendar", self.event_state()).into()))
+                .collect();
         };
         let words: Vec<&str> = line.split_whitespace().collect();
         if let Some(ms) = word(&words, "sleep-ms").and_then(|v| v.parse().ok()) {
             std::thread::sleep(Duration::from_millis(ms));
         }
+        // `reject-rcpt=ADDRESS` (repeatable): that recipient is rejected (`code=`), the
+        // others get the message's directive (per-recipient outcomes).
+        let rejected_recipients: Vec<&str> = words
+            .iter()
+            .filter_map(|w| w.strip_prefix("reject-rcpt="))
+            .collect();
+        recipients
+            .iter()
+            .map(|recipient| {
+                if rejected_recipients.contains(&recipient.as_str()) {
+                    return Ok(reject(
+                        word(&words, "code").unwrap_or("test.rejected"),
+                        self.event_state(),
+                    )
+                    .into());
+                }
+                self.decide_one(&words, recipient)
+            })
+            .collect()
+    }
+}
+
+impl HeaderDrivenTestEngine {
+    fn decide_one(&self, words: &[&str], recipient: &str) -> Result<Judged, DecideError> {
         match words.first().copied() {
-            Some("accept") => Ok(GateVerdict {
-                outcome: Outcome::Accept,
-                reasons: vec![],
-                smime: SmimeResult::Pass,
-                signer: word(&words, "signer").map(str::to_owned),
-                itip: vec![ItipSummary {
-                    method: word(&words, "method").unwrap_or("REQUEST").to_owned(),
-                    role: word(&words, "role").unwrap_or("organizer").to_owned(),
-                    delegation: word(&words, "delegation").map(str::to_owned),
-                }],
-                event_state: self.event_state(),
+            Some("accept") => Ok(Judged {
+                verdict: GateVerdict {
+                    outcome: Outcome::Accept,
+                    reasons: vec![],
+                    smime: SmimeResult::Pass,
+                    signer: word(words, "signer").map(str::to_owned),
+                    itip: vec![ItipSummary {
+                        method: word(words, "method").unwrap_or("REQUEST").to_owned(),
+                        role: word(words, "role").unwrap_or("organizer").to_owned(),
+                        delegation: word(words, "delegation").map(str::to_owned),
+                    }],
+                    event_state: self.event_state(),
+                },
+                recording: Some(Box::new(TestRecording {
+                    records: Arc::clone(&self.records),
+                    recipient: recipient.to_owned(),
+                })),
             }),
             Some("reject") => Ok(reject(
-                word(&words, "code").unwrap_or("signer-not-correlated"),
+                word(words, "code").unwrap_or("signer-not-correlated"),
                 self.event_state(),
-            )),
+            )
+            .into()),
             Some("not-calendar") => Ok(GateVerdict {
                 outcome: Outcome::NotCalendar,
                 reasons: vec![],
@@ -109,26 +159,14 @@ impl Decide for HeaderDrivenTestEngine {
                 signer: None,
                 itip: vec![],
                 event_state: self.event_state(),
-            }),
+            }
+            .into()),
             Some("busy") => Err(DecideError::StoreBusy),
             // The point of the directive: a bug reachable from one message.
             #[allow(clippy::panic)]
             Some("panic") => panic!("test engine told to panic"),
             _ => Err(DecideError::Engine("test engine told to fail".into())),
         }
-    }
-
-    fn record(
-        &self,
-        _message: &[u8],
-        _envelope: &Envelope,
-        recipient: &str,
-        _at: OffsetDateTime,
-    ) -> Result<(), DecideError> {
-        if let Ok(mut records) = self.records.lock() {
-            records.push(recipient.to_owned());
-        }
-        Ok(())
     }
 }
 

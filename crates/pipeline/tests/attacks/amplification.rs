@@ -120,7 +120,7 @@ fn many_signed_parts_exceed_the_verification_budget() {
         let verdict = evaluate(&many_signed_parts("amplification/rsa8192", parts));
         assert_rejected(&verdict, Reason::LimitExceeded);
         assert!(
-            verdict.reasons[0]
+            verdict.reasons()[0]
                 .detail
                 .contains("signature verifications"),
             "{verdict:?}"
@@ -142,7 +142,7 @@ fn many_signed_parts_exceed_the_certificate_budget() {
     let verdict = evaluate(&many_signed_parts("rsa2048/organizer", 32));
     assert_rejected(&verdict, Reason::LimitExceeded);
     assert!(
-        verdict.reasons[0]
+        verdict.reasons()[0]
             .detail
             .contains("certificates per message"),
         "{verdict:?}"
@@ -210,7 +210,7 @@ fn nested_signed_layers_with_many_signers_exceed_the_hash_budget() {
     let verdict = evaluate(&nested_signed_layers(15, 8));
     assert_rejected(&verdict, Reason::LimitExceeded);
     assert!(
-        verdict.reasons[0].detail.contains("bytes hashed"),
+        verdict.reasons()[0].detail.contains("bytes hashed"),
         "{verdict:?}"
     );
 }

@@ -69,7 +69,7 @@ fn base64_entity(calendar: &str, method: &str) -> Vec<u8> {
 
 fn deviations(verdict: &Verdict) -> Vec<String> {
     verdict
-        .warnings
+        .warnings()
         .iter()
         .filter(|w| w.code.to_string() == "icalendar-deviation")
         .map(|w| w.detail.clone())
@@ -110,7 +110,7 @@ fn apple_ical_request_is_accepted_without_deviation() {
     let raw = openssl_signed("rsa2048/organizer", ORGANIZER, &entity(&ics, "REQUEST"));
     let verdict = evaluate(&raw);
     assert_accepted(&verdict);
-    assert!(deviations(&verdict).is_empty(), "{:?}", verdict.warnings);
+    assert!(deviations(&verdict).is_empty(), "{:?}", verdict.warnings());
     assert_accepted(&super::profile::evaluate_strict(&raw));
 }
 
@@ -126,7 +126,7 @@ fn apple_ical_reply_in_base64_is_accepted() {
     let raw = openssl_signed("rsa2048/attendee", ATTENDEE, &base64_entity(&ics, "REPLY"));
     let verdict = evaluate(&raw);
     assert_accepted(&verdict);
-    assert!(deviations(&verdict).is_empty(), "{:?}", verdict.warnings);
+    assert!(deviations(&verdict).is_empty(), "{:?}", verdict.warnings());
     // The same reply signed by a stranger is not the attendee's.
     let forged = openssl_signed("rsa2048/stranger", ATTENDEE, &base64_entity(&ics, "REPLY"));
     assert_rejected(&evaluate(&forged), Reason::SignerNotCorrelated);
@@ -307,7 +307,7 @@ fn assert_expected(name: &str, verdict: &Verdict, expect: &Expect) {
             assert!(
                 verdict.is_accept(),
                 "{name}: rejected: {:?}",
-                verdict.reasons
+                verdict.reasons()
             );
             let details = deviations(verdict);
             assert_eq!(details.len(), properties.len(), "{name}: {details:?}");
@@ -333,12 +333,12 @@ fn assert_expected(name: &str, verdict: &Verdict, expect: &Expect) {
                 verdict.primary_reason(),
                 Some(*reason),
                 "{name}: {:?}",
-                verdict.reasons
+                verdict.reasons()
             );
             assert!(
-                verdict.reasons.iter().any(|r| r.detail.contains(text)),
+                verdict.reasons().iter().any(|r| r.detail.contains(text)),
                 "{name}: {:?}",
-                verdict.reasons
+                verdict.reasons()
             );
         }
     }
@@ -393,13 +393,13 @@ fn every_corpus_message_gets_its_verdict_unsigned_allowed() {
                     case.file
                 );
                 assert!(
-                    strict_verdict.reasons.iter().all(|r| matches!(
+                    strict_verdict.reasons().iter().all(|r| matches!(
                         r.code,
                         Reason::MalformedIcalendar | Reason::MethodMismatch
                     ) && r.detail.contains("RFC")),
                     "{}: {:?}",
                     case.file,
-                    strict_verdict.reasons
+                    strict_verdict.reasons()
                 );
             }
             expect => assert_expected(case.file, &strict_verdict, expect),
@@ -604,14 +604,14 @@ fn corpus_messages_resigned_by_their_sender_get_the_same_verdict() {
         let raw = corpus_signed(&corpus_message(case.file), &pki, sender);
         let verdict = evaluate(&raw);
         assert_expected(case.file, &verdict, &case.expect);
-        let signed_by_sender = verdict.layers.iter().any(|layer| {
+        let signed_by_sender = verdict.layers().iter().any(|layer| {
             layer.status == LayerStatus::Verified
                 && layer
                     .signers
                     .iter()
                     .any(|s| s.chain == "valid" && s.emails.iter().any(|e| e == sender))
         });
-        assert!(signed_by_sender, "{}: {:?}", case.file, verdict.layers);
+        assert!(signed_by_sender, "{}: {:?}", case.file, verdict.layers());
         signed_rows += 1;
     }
     assert!(

@@ -435,7 +435,7 @@ fn trailing_space_in_san_does_not_escape_an_excluded_name_constraint() {
         "/CN=Trailing",
         &leaf_extensions_with_san(&format!("{ORGANIZER} ")),
     ));
-    assert!(!verdict.is_accept(), "accepted: {:?}", verdict.layers);
+    assert!(!verdict.is_accept(), "accepted: {:?}", verdict.layers());
     assert_rejected(&verdict, Reason::UntrustedCertificate);
 }
 
@@ -449,7 +449,7 @@ fn trailing_space_in_subject_email_does_not_escape_an_excluded_name_constraint()
         &format!("/CN=Trailing/emailAddress={ORGANIZER} "),
         &extensions,
     ));
-    assert!(!verdict.is_accept(), "accepted: {:?}", verdict.layers);
+    assert!(!verdict.is_accept(), "accepted: {:?}", verdict.layers());
     assert_rejected(&verdict, Reason::UntrustedCertificate);
 }
 
@@ -473,18 +473,18 @@ fn permitted_only_example_org_never_certifies_the_organizer() {
         ));
         assert!(!verdict.is_accept(), "{address:?} accepted");
         assert!(
-            verdict.layers.iter().all(|layer| layer
+            verdict.layers().iter().all(|layer| layer
                 .signers
                 .iter()
                 .all(|signer| signer.emails.iter().all(|email| email != ORGANIZER))),
             "{address:?} reported as the organizer: {:?}",
-            verdict.layers
+            verdict.layers()
         );
     }
 }
 
 fn verdict_has_failed_layer(verdict: &Verdict) -> bool {
-    verdict.layers.iter().any(|layer| layer.failure.is_some())
+    verdict.layers().iter().any(|layer| layer.failure.is_some())
 }
 
 /// Other address shapes that are not a plain addr-spec (RFC 5321 section 4.1.2 Mailbox):
@@ -538,7 +538,7 @@ fn certificate_addresses_that_are_not_plain_addr_specs_are_refused() {
             verdict.primary_reason(),
             Some(Reason::UntrustedCertificate),
             "{address:?} in {:?}",
-            verdict.layers
+            verdict.layers()
         );
     }
 }
@@ -605,11 +605,15 @@ fn certificate_address_case_is_kept_in_the_local_part_and_folded_in_the_domain()
     );
     let verdict = evaluate(&hand_signed(&content, &cms));
     let emails: Vec<&String> = verdict
-        .layers
+        .layers()
         .iter()
         .flat_map(|layer| layer.signers.iter().flat_map(|signer| &signer.emails))
         .collect();
-    assert!(!verdict_has_failed_layer(&verdict), "{:?}", verdict.reasons);
+    assert!(
+        !verdict_has_failed_layer(&verdict),
+        "{:?}",
+        verdict.reasons()
+    );
     assert_eq!(emails, ["Organizer@example.com"]);
 }
 
@@ -691,7 +695,7 @@ fn shared_subject_key_identifier_tries_every_matching_certificate() {
     let verdict = evaluate(&hand_signed(&content, &cms));
     assert_accepted(&verdict);
     let emails: Vec<&String> = verdict
-        .layers
+        .layers()
         .iter()
         .flat_map(|layer| layer.signers.iter().flat_map(|signer| &signer.emails))
         .collect();
@@ -724,7 +728,7 @@ fn shared_subject_key_identifier_identity_comes_from_the_verifying_key() {
     let verdict = evaluate(&hand_signed(&content, &cms));
     assert_rejected(&verdict, Reason::SignerNotCorrelated);
     let emails: Vec<&String> = verdict
-        .layers
+        .layers()
         .iter()
         .flat_map(|layer| layer.signers.iter().flat_map(|signer| &signer.emails))
         .collect();
@@ -784,7 +788,7 @@ fn issuer_and_serial_shared_by_two_certificates_tries_both() {
     let verdict = evaluate(&hand_signed(&content, &cms));
     assert_accepted(&verdict);
     let emails: Vec<&String> = verdict
-        .layers
+        .layers()
         .iter()
         .flat_map(|layer| layer.signers.iter().flat_map(|signer| &signer.emails))
         .collect();
@@ -972,12 +976,12 @@ name=smime.p7m\r\nContent-Transfer-Encoding: base64\r\n\r\n"
         let verdict = evaluate(&raw);
         assert_rejected(&verdict, Reason::DecryptionFailed);
         let seen: Vec<(Reason, String)> = verdict
-            .reasons
+            .reasons()
             .iter()
             .map(|finding| (finding.code, finding.detail.clone()))
             .collect();
         let layers: Vec<_> = verdict
-            .layers
+            .layers()
             .iter()
             .map(|layer| (layer.status, layer.failure))
             .collect();
@@ -1178,11 +1182,11 @@ fn assert_malformed_cms(verdict: &Verdict) {
     assert_rejected(verdict, Reason::BadSignature);
     assert!(
         verdict
-            .reasons
+            .reasons()
             .iter()
             .any(|reason| reason.detail.contains("malformed CMS")),
         "not malformed-cms: {:?}",
-        verdict.reasons
+        verdict.reasons()
     );
 }
 

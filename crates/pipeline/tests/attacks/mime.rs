@@ -36,7 +36,7 @@ fn control_signed_invite_in_a_multipart_is_accepted() {
     );
     let verdict = evaluate(&raw);
     assert_accepted(&verdict);
-    assert_eq!(verdict.calendar_ranges.len(), 1);
+    assert_eq!(verdict.calendar_ranges().len(), 1);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -102,11 +102,14 @@ fn signed_application_ics_is_evaluated_as_itip() {
     let content = mixed("inner", &[&own, &cancel]);
     let raw = message(MALLORY, &signed("rsa2048/stranger", &content));
     let verdict = evaluate(&raw);
-    assert!(!verdict.is_accept(), "accepted: {:?}", verdict.itip);
+    assert!(!verdict.is_accept(), "accepted: {:?}", verdict.itip());
     assert!(
-        verdict.itip.iter().any(|report| report.method == "CANCEL"),
+        verdict
+            .itip()
+            .iter()
+            .any(|report| report.method == "CANCEL"),
         "the application/ics CANCEL was not evaluated: {:?}",
-        verdict.itip
+        verdict.itip()
     );
 }
 
@@ -124,7 +127,7 @@ fn control_signed_text_calendar_with_ics_attachment_is_accepted() {
     let raw = message(ORGANIZER, &signed("rsa2048/organizer", &content));
     let verdict = evaluate(&raw);
     assert_accepted(&verdict);
-    assert_eq!(verdict.calendar_ranges.len(), 2);
+    assert_eq!(verdict.calendar_ranges().len(), 2);
 }
 
 /// An unsigned forwarded message holding a calendar, attached beside a signed invitation:
@@ -159,9 +162,9 @@ fn message_whose_body_is_a_forward_of_a_signed_invite_is_unprotected() {
     assert!(
         verdict.has_reason(Reason::UnprotectedCalendar),
         "{:?}",
-        verdict.reasons
+        verdict.reasons()
     );
-    assert!(verdict.layers.is_empty(), "{:?}", verdict.layers);
+    assert!(verdict.layers().is_empty(), "{:?}", verdict.layers());
 }
 
 /// A forward inside the organizer's own signed region is still a forward: its calendar is

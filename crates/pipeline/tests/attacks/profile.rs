@@ -35,7 +35,7 @@ pub(super) fn evaluate_strict(raw: &[u8]) -> Verdict {
 /// The details of the `icalendar-deviation` warnings.
 fn deviations(verdict: &Verdict) -> Vec<String> {
     verdict
-        .warnings
+        .warnings()
         .iter()
         .filter(|w| w.code.to_string() == "icalendar-deviation")
         .map(|w| w.detail.clone())
@@ -73,7 +73,7 @@ fn control_an_rfc_conforming_invitation_has_no_deviation_and_passes_strict() {
     let raw = signed_request("profile-control@example.com", 0);
     let verdict = evaluate(&raw);
     assert_accepted(&verdict);
-    assert!(deviations(&verdict).is_empty(), "{:?}", verdict.warnings);
+    assert!(deviations(&verdict).is_empty(), "{:?}", verdict.warnings());
     assert_accepted(&evaluate_strict(&raw));
 }
 
@@ -120,10 +120,12 @@ fn underscore_outside_an_x_name_stays_malformed_icalendar() {
         let verdict = evaluate(&signed_by_sender(&ics, "REQUEST"));
         assert_rejected(&verdict, Reason::MalformedIcalendar);
         assert!(
-            verdict.reasons[0].detail.contains("malformed content line")
-                && verdict.reasons[0].detail.contains("RFC 5545 §3.1"),
+            verdict.reasons()[0]
+                .detail
+                .contains("malformed content line")
+                && verdict.reasons()[0].detail.contains("RFC 5545 §3.1"),
             "{:?}",
-            verdict.reasons
+            verdict.reasons()
         );
     }
 }
@@ -220,7 +222,11 @@ fn every_restriction_violation_is_listed_beside_a_tolerated_deviation() {
     .replace(&format!("ORGANIZER:mailto:{ORGANIZER}\r\n"), "");
     let verdict = evaluate(&signed_by_sender(&ics, "REPLY"));
     assert_rejected(&verdict, Reason::RestrictionViolation);
-    let details: Vec<&str> = verdict.reasons.iter().map(|r| r.detail.as_str()).collect();
+    let details: Vec<&str> = verdict
+        .reasons()
+        .iter()
+        .map(|r| r.detail.as_str())
+        .collect();
     assert!(
         details.iter().any(|d| d.contains("ORGANIZER must occur"))
             && details.iter().any(|d| d.contains("DTSTAMP must occur")),
@@ -236,11 +242,11 @@ fn invalid_dtstamp_is_named_as_an_invalid_date_time() {
     let verdict = evaluate(&signed_by_sender(&ics, "REQUEST"));
     assert_rejected(&verdict, Reason::MalformedIcalendar);
     assert!(
-        verdict.reasons[0]
+        verdict.reasons()[0]
             .detail
             .contains("DTSTAMP: invalid DATE-TIME"),
         "{:?}",
-        verdict.reasons
+        verdict.reasons()
     );
 }
 
@@ -264,10 +270,12 @@ fn listed_violations_are_bounded_per_calendar() {
     );
     let verdict = evaluate_strict(&signed_by_sender(&ics, "REQUEST"));
     assert_rejected(&verdict, Reason::RestrictionViolation);
-    assert_eq!(verdict.reasons.len(), 33, "{:?}", verdict.reasons);
+    assert_eq!(verdict.reasons().len(), 33, "{:?}", verdict.reasons());
     assert!(
-        verdict.reasons[32].detail.ends_with("and 88 more findings"),
+        verdict.reasons()[32]
+            .detail
+            .ends_with("and 88 more findings"),
         "{:?}",
-        verdict.reasons[32]
+        verdict.reasons()[32]
     );
 }

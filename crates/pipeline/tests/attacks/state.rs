@@ -38,7 +38,7 @@ fn storeless_cancel_of_another_organizers_uid_says_event_state_not_checked() {
     assert!(
         verdict.has_warning(Warning::EventStateUnchecked),
         "{:?}",
-        verdict.warnings
+        verdict.warnings()
     );
     let json = serde_json::to_value(&verdict).unwrap();
     assert_eq!(json["event_state"], "not-checked");
@@ -108,12 +108,18 @@ fn rejected_before_the_state_step_is_not_checked_without_warning() {
     assert!(!verdict.has_warning(Warning::EventStateUnchecked));
 }
 
-/// The fact cannot be forged by whoever builds a verdict outside the pipeline: a verdict made
-/// from findings (no store ran) is `not-checked`.
+/// The fact cannot be forged by whoever builds a verdict outside the pipeline: the only
+/// public constructor makes a reject, which is `not-checked` (an accept cannot be built
+/// outside the pipeline at all: the `compile_fail` doc tests of `Accepted` and `Verdict`).
 #[test]
 fn verdict_built_outside_the_pipeline_is_never_checked() {
-    let verdict = Verdict::from_findings(Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    assert!(verdict.is_accept());
+    let verdict = Verdict::rejected(
+        imipsec_pipeline::Finding::new(Reason::Unsigned, "made up"),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
+    assert!(!verdict.is_accept());
     assert_eq!(verdict.event_state(), EventState::NotChecked);
 }
 

@@ -1,4 +1,4 @@
-//! The event-state tables (`events`, `replies`) on PostgreSQL: one function per query,
+//! The event-state tables (`events`, `replies`, `recorded_messages`) on PostgreSQL: one function per query,
 //! each the counterpart of the same-named one in `sqlite/events.rs`.
 
 use ::postgres::Transaction;
@@ -7,8 +7,8 @@ use super::{PostgresStore, pg};
 use crate::LocalPartCase;
 use crate::error::{AddressField, StoreError};
 use crate::event::{
-    self, EventRow, EventState, EventStateStore, EventUpdate, Pending, ReplyRow, ReplyState,
-    StateDecision, StateFinding, StateSource,
+    self, EventRow, EventState, EventStateStore, EventUpdate, MessageDigest, Pending, ReplyRow,
+    ReplyState, StateDecision, StateFinding, StateSource,
 };
 use crate::method::Method;
 use crate::rows::event_row_from;
@@ -182,6 +182,21 @@ fn replies_of(
     .collect()
 }
 
+/// Whether `scope` recorded the message with digest `message`.
+fn recorded_message(
+    tx: &mut Transaction<'_>,
+    scope: &str,
+    message: &MessageDigest,
+) -> Result<bool, StoreError> {
+    let row = tx
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM recorded_messages WHERE scope = $1 AND digest = $2)",
+            &[&scope, &message.as_bytes().as_slice()],
+        )
+        .map_err(pg)?;
+    row.try_get(0).map_err(pg)
+}
+
 impl EventStateStore for PostgresStore {
     fn local_part_case(&self) -> LocalPartCase {
         self.case
@@ -218,6 +233,55 @@ impl EventStateStore for PostgresStore {
                 return Ok(StateDecision::Rejected(findings));
             }
             write_pending(tx, &scope, &pending)?;
+            Ok(StateDecision::Recorded)
+        })
+    }
+
+    fn evaluate_message(
+        &self,
+        scope: &str,
+        message: &MessageDigest,
+        updates: &[EventUpdate],
+    ) -> Result<Vec<StateFinding>, StoreError> {
+        let (scope, updates) = event::validate(scope, updates, self.case, &self.limits)?;
+        self.read(|tx| {
+            let seen = recorded_message(tx, &scope, message)?;
+            let mut source = PgSource { tx, scope: &scope };
+            let (findings, _) =
+                event::assess(&mut source, &updates, Timestamp::from_unix_seconds(0))?;
+            if seen && event::only_own_record(&findings) {
+                return Ok(Vec::new());
+            }
+            Ok(findings)
+        })
+    }
+
+    fn decide_and_record_message(
+        &self,
+        scope: &str,
+        message: &MessageDigest,
+        updates: &[EventUpdate],
+        at: Timestamp,
+    ) -> Result<StateDecision, StoreError> {
+        let (scope, updates) = event::validate(scope, updates, self.case, &self.limits)?;
+        self.write(|tx| {
+            let seen = recorded_message(tx, &scope, message)?;
+            let mut source = PgSource { tx, scope: &scope };
+            let (findings, pending) = event::assess(&mut source, &updates, at)?;
+            if seen && event::only_own_record(&findings) {
+                // This message's own record, and nothing newer since: its retry.
+                return Ok(StateDecision::AlreadyRecorded);
+            }
+            if !findings.is_empty() {
+                return Ok(StateDecision::Rejected(findings));
+            }
+            write_pending(tx, &scope, &pending)?;
+            tx.execute(
+                "INSERT INTO recorded_messages (scope, digest, outcome, recorded_at) \
+                 VALUES ($1, $2, 'recorded', $3) ON CONFLICT (scope, digest) DO NOTHING",
+                &[&scope, &message.as_bytes().as_slice(), &at.unix_seconds()],
+            )
+            .map_err(pg)?;
             Ok(StateDecision::Recorded)
         })
     }

@@ -1,4 +1,4 @@
-//! The event-state tables (`events`, `replies`): one function per query.
+//! The event-state tables (`events`, `replies`, `recorded_messages`): one function per query.
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
@@ -6,8 +6,8 @@ use super::{SqliteStore, db};
 use crate::LocalPartCase;
 use crate::error::{AddressField, StoreError};
 use crate::event::{
-    self, EventRow, EventState, EventStateStore, EventUpdate, Pending, ReplyRow, ReplyState,
-    StateDecision, StateFinding, StateSource,
+    self, EventRow, EventState, EventStateStore, EventUpdate, MessageDigest, Pending, ReplyRow,
+    ReplyState, StateDecision, StateFinding, StateSource,
 };
 use crate::method::Method;
 use crate::rows::event_row_from;
@@ -155,6 +155,24 @@ fn write_pending(tx: &Transaction<'_>, scope: &str, pending: &Pending) -> Result
     Ok(())
 }
 
+/// Whether `scope` recorded the message with digest `message`.
+fn recorded_message(
+    connection: &Connection,
+    scope: &str,
+    message: &MessageDigest,
+) -> Result<bool, StoreError> {
+    connection
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM recorded_messages WHERE scope = ?1 AND digest = ?2)",
+        )
+        .and_then(|mut statement| {
+            statement.query_row(params![scope, message.as_bytes().as_slice()], |row| {
+                row.get(0)
+            })
+        })
+        .map_err(db)
+}
+
 impl EventStateStore for SqliteStore {
     fn local_part_case(&self) -> LocalPartCase {
         self.case
@@ -199,6 +217,61 @@ impl EventStateStore for SqliteStore {
                 return Ok(StateDecision::Rejected(findings));
             }
             write_pending(tx, &scope, &pending)?;
+            Ok(StateDecision::Recorded)
+        })
+    }
+
+    fn evaluate_message(
+        &self,
+        scope: &str,
+        message: &MessageDigest,
+        updates: &[EventUpdate],
+    ) -> Result<Vec<StateFinding>, StoreError> {
+        let (scope, updates) = event::validate(scope, updates, self.case, &self.limits)?;
+        self.read(|tx| {
+            let seen = recorded_message(tx, &scope, message)?;
+            let mut source = SqlSource {
+                connection: tx,
+                scope: &scope,
+            };
+            let (findings, _) =
+                event::assess(&mut source, &updates, Timestamp::from_unix_seconds(0))?;
+            if seen && event::only_own_record(&findings) {
+                return Ok(Vec::new());
+            }
+            Ok(findings)
+        })
+    }
+
+    fn decide_and_record_message(
+        &self,
+        scope: &str,
+        message: &MessageDigest,
+        updates: &[EventUpdate],
+        at: Timestamp,
+    ) -> Result<StateDecision, StoreError> {
+        let (scope, updates) = event::validate(scope, updates, self.case, &self.limits)?;
+        self.write(|tx| {
+            let seen = recorded_message(tx, &scope, message)?;
+            let mut source = SqlSource {
+                connection: tx,
+                scope: &scope,
+            };
+            let (findings, pending) = event::assess(&mut source, &updates, at)?;
+            if seen && event::only_own_record(&findings) {
+                // This message's own record, and nothing newer since: its retry.
+                return Ok(StateDecision::AlreadyRecorded);
+            }
+            if !findings.is_empty() {
+                return Ok(StateDecision::Rejected(findings));
+            }
+            write_pending(tx, &scope, &pending)?;
+            tx.execute(
+                "INSERT OR IGNORE INTO recorded_messages (scope, digest, outcome, recorded_at) \
+                 VALUES (?1, ?2, 'recorded', ?3)",
+                params![scope, message.as_bytes().as_slice(), at.unix_seconds()],
+            )
+            .map_err(db)?;
             Ok(StateDecision::Recorded)
         })
     }

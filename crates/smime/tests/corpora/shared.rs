@@ -88,13 +88,13 @@ pub fn pkcs7_mime_message(der: &[u8], smime_type: &str) -> Vec<u8> {
 /// The outcome of the outermost signature layer of an inspection: `valid`,
 /// `invalid:<code>`, or `none` when the message has no signature layer.
 pub fn outermost_signature(inspection: &Inspection) -> String {
-    let layer = inspection.layers.iter().find(|layer| {
+    let layer = inspection.layers().iter().find(|layer| {
         matches!(
-            layer.kind,
+            layer.kind(),
             LayerKind::MultipartSigned | LayerKind::OpaqueSigned
         )
     });
-    match layer.map(|layer| &layer.outcome) {
+    match layer.map(|layer| layer.outcome()) {
         None => "none".to_string(),
         Some(LayerOutcome::Verified { .. }) => "valid".to_string(),
         Some(outcome) => format!(

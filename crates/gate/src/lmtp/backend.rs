@@ -1,0 +1,170 @@
+//! The proxy's client side: the connection to the real LMTP server (Dovecot, Cyrus), its
+//! replies, and dot-stuffing of the message handed on.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+use crate::config::LmtpConfig;
+use crate::io::{Line, read_line};
+
+/// Most lines in one backend reply.
+pub(super) const MAX_REPLY_LINES: usize = 100;
+/// One (possibly multi-line) reply.
+#[derive(Debug, Clone)]
+pub(super) struct Reply {
+    pub(super) code: u16,
+    pub(super) lines: Vec<String>,
+}
+
+impl Reply {
+    pub(super) fn new(code: u16, text: &str) -> Self {
+        Self {
+            code,
+            lines: vec![text.to_owned()],
+        }
+    }
+    pub(super) fn is_positive(&self) -> bool {
+        (200..300).contains(&self.code)
+    }
+    pub(super) fn render(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let last = self.lines.len().saturating_sub(1);
+        for (index, line) in self.lines.iter().enumerate() {
+            let separator = if index == last { ' ' } else { '-' };
+            out.extend_from_slice(format!("{}{separator}{line}\r\n", self.code).as_bytes());
+        }
+        if self.lines.is_empty() {
+            out.extend_from_slice(format!("{}\r\n", self.code).as_bytes());
+        }
+        out
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(super) enum BackendError {
+    #[error("backend i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("backend timed out")]
+    Timeout,
+    #[error("backend closed the connection")]
+    Closed,
+    #[error("backend sent a malformed reply")]
+    Malformed,
+}
+
+/// The connection to the real LMTP server.
+pub(super) struct Backend {
+    pub(super) reader: BufReader<OwnedReadHalf>,
+    pub(super) writer: OwnedWriteHalf,
+    pub(super) timeout: Duration,
+    pub(super) line_cap: usize,
+}
+
+impl Backend {
+    pub(super) async fn connect(
+        config: &LmtpConfig,
+        timeout: Duration,
+        line_cap: usize,
+    ) -> Result<Self, BackendError> {
+        let stream = tokio::time::timeout(timeout, TcpStream::connect(config.backend))
+            .await
+            .map_err(|_| BackendError::Timeout)??;
+        let _ = stream.set_nodelay(true);
+        let (read, write) = stream.into_split();
+        let mut backend = Self {
+            reader: BufReader::new(read),
+            writer: write,
+            timeout,
+            line_cap,
+        };
+        let greeting = backend.reply().await?;
+        if greeting.code != 220 {
+            return Err(BackendError::Malformed);
+        }
+        Ok(backend)
+    }
+
+    pub(super) async fn reply(&mut self) -> Result<Reply, BackendError> {
+        tokio::time::timeout(self.timeout, self.reply_inner())
+            .await
+            .map_err(|_| BackendError::Timeout)?
+    }
+
+    pub(super) async fn reply_inner(&mut self) -> Result<Reply, BackendError> {
+        let mut lines = Vec::new();
+        let mut buffer = Vec::new();
+        loop {
+            match read_line(&mut self.reader, &mut buffer, self.line_cap).await? {
+                Line::Eof => return Err(BackendError::Closed),
+                Line::TooLong => return Err(BackendError::Malformed),
+                Line::Complete => {}
+            }
+            let text = String::from_utf8_lossy(&buffer);
+            let text = text.trim_end_matches(['\r', '\n']);
+            let code = text
+                .get(..3)
+                .and_then(|digits| digits.parse::<u16>().ok())
+                .filter(|code| (200..600).contains(code))
+                .ok_or(BackendError::Malformed)?;
+            let more = text.get(3..4) == Some("-");
+            lines.push(text.get(4..).unwrap_or_default().to_owned());
+            if !more {
+                return Ok(Reply { code, lines });
+            }
+            if lines.len() >= MAX_REPLY_LINES {
+                return Err(BackendError::Malformed);
+            }
+        }
+    }
+
+    pub(super) async fn command(&mut self, line: &[u8]) -> Result<Reply, BackendError> {
+        self.send(line).await?;
+        self.reply().await
+    }
+
+    pub(super) async fn send(&mut self, bytes: &[u8]) -> Result<(), BackendError> {
+        tokio::time::timeout(self.timeout, self.writer.write_all(bytes))
+            .await
+            .map_err(|_| BackendError::Timeout)?
+            .map_err(BackendError::from)
+    }
+
+    /// `DATA`, the dot-stuffed message, and one reply per recipient of the transaction.
+    pub(super) async fn data(
+        &mut self,
+        message: &[u8],
+        recipients: usize,
+    ) -> Result<Vec<Reply>, BackendError> {
+        let go = self.command(b"DATA\r\n").await?;
+        if go.code != 354 {
+            return Ok(vec![go; recipients]);
+        }
+        self.send(&dot_stuff(message)).await?;
+        let mut replies = Vec::with_capacity(recipients);
+        for _ in 0..recipients {
+            replies.push(self.reply().await?);
+        }
+        Ok(replies)
+    }
+}
+
+/// RFC 5321 section 4.5.2 transparency, plus the terminating `.` line.
+pub(super) fn dot_stuff(message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.len() + message.len() / 64 + 8);
+    let mut at_line_start = true;
+    for &byte in message {
+        if at_line_start && byte == b'.' {
+            out.push(b'.');
+        }
+        out.push(byte);
+        at_line_start = byte == b'\n';
+    }
+    if !out.is_empty() && !out.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b".\r\n");
+    out
+}
