@@ -115,7 +115,7 @@ impl Decide for HeaderDrivenTestEngine {
             .map(|recipient| {
                 if rejected_recipients.contains(&recipient.as_str()) {
                     return Ok(reject(
-                        word(&words, "code").unwrap_or("test.rejected"),
+                        word(&words, "code").unwrap_or("signer-not-correlated"),
                         self.event_state(),
                     )
                     .into());
