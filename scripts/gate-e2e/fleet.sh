@@ -42,6 +42,7 @@ cleanup() {
   done
   [ -n "$DOVECOT_PID" ] && kill -TERM "$DOVECOT_PID" 2>/dev/null && wait "$DOVECOT_PID" 2>/dev/null
   pg_stop_by_pid "$W/pg"
+  rm -rf "$W/pg/data" "$W/msgs" "$W/dc/mail"   # large; the logs stay
   echo "gate-fleet: logs kept in $W"
 }
 trap cleanup EXIT

@@ -247,8 +247,9 @@ def send(outdir, phase, gate_a, gate_b, concurrency, out):
         with lock:
             results.append(result)
             if len(results) % 200 == 0:
-                with open(progress, "w") as handle:
+                with open(progress + ".tmp", "w") as handle:
                     handle.write(str(len(results)))
+                os.replace(progress + ".tmp", progress)  # never seen half written
 
     def worker():
         sessions = {"A": Session(gate_a), "B": Session(gate_b if gate_b != "-" else gate_a)}
