@@ -32,7 +32,7 @@ mod migrate;
 mod url;
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ::postgres::error::SqlState;
 use ::postgres::{Client, IsolationLevel, Transaction};
@@ -116,6 +116,16 @@ pub(crate) fn corrupt<T>(_: T) -> StoreError {
     StoreError::Corrupt
 }
 
+/// What became of a transaction whose COMMIT was not answered.
+enum Outcome {
+    /// It committed; the connection that asked.
+    Committed(Box<Client>),
+    /// It did not commit.
+    Aborted,
+    /// The server could not be asked within the busy timeout.
+    Unknown,
+}
+
 /// How a transaction reads and writes.
 #[derive(Clone, Copy)]
 enum Mode {
@@ -196,6 +206,7 @@ impl PostgresStore {
     ) -> Result<T, StoreError> {
         let mut slot = self.slot();
         let mut fresh = false;
+        let started = Instant::now();
         loop {
             if slot.as_ref().is_none_or(Client::is_closed) {
                 *slot = None;
@@ -206,6 +217,9 @@ impl PostgresStore {
                 return Err(StoreError::Unavailable("no connection".into()));
             };
             let mut stale = false;
+            // A write whose COMMIT was sent but whose answer was lost (the connection
+            // died, e.g. the server shutting down): its transaction ID and its value.
+            let mut in_doubt: Option<(i64, T)> = None;
             let result = retry(self.busy_timeout, || {
                 let builder = client.build_transaction();
                 let builder = match mode {
@@ -222,9 +236,41 @@ impl PostgresStore {
                     error
                 })?;
                 let value = work(&mut tx)?;
-                tx.commit().map_err(pg)?;
-                Ok(value)
+                let xid = match mode {
+                    Mode::Write => Some(
+                        tx.query_one("SELECT txid_current()", &[])
+                            .map_err(pg)?
+                            .try_get::<_, i64>(0)
+                            .map_err(pg)?,
+                    ),
+                    Mode::Read => None,
+                };
+                match tx.commit().map_err(pg) {
+                    Ok(()) => Ok(value),
+                    Err(error) => {
+                        if let (Some(xid), StoreError::Unavailable(_)) = (xid, &error) {
+                            in_doubt = Some((xid, value));
+                        }
+                        Err(error)
+                    }
+                }
             });
+            if let Some((xid, value)) = in_doubt {
+                *slot = None;
+                match self.commit_outcome(xid, started) {
+                    Outcome::Committed(client) => {
+                        *slot = Some(*client);
+                        return Ok(value);
+                    }
+                    // Nothing was written: judge again from the start.
+                    Outcome::Aborted => continue,
+                    Outcome::Unknown => {
+                        return Err(StoreError::Unavailable(
+                            "the outcome of a commit is unknown (connection lost)".into(),
+                        ));
+                    }
+                }
+            }
             if client.is_closed() || matches!(result, Err(StoreError::Unavailable(_))) {
                 *slot = None;
                 if stale && !fresh {
@@ -261,6 +307,35 @@ impl PostgresStore {
                 }
             }
             return result;
+        }
+    }
+
+    /// What became of transaction `xid`, whose COMMIT was sent but not answered: asked
+    /// of the server (`txid_status`, PostgreSQL 10+) on a new connection, waiting for it
+    /// to come back until the busy timeout (counted from `started`) has passed. Without
+    /// this, a commit that happened would be reported as a failure, the gate would answer
+    /// 451, and the sender's retry would be rejected as a replay of itself.
+    fn commit_outcome(&self, xid: i64, started: Instant) -> Outcome {
+        loop {
+            if let Ok(mut client) = self.connector.connect()
+                && let Ok(row) = client.query_one("SELECT txid_status($1)", &[&xid])
+            {
+                match row
+                    .try_get::<_, Option<String>>(0)
+                    .ok()
+                    .flatten()
+                    .as_deref()
+                {
+                    Some("committed") => return Outcome::Committed(Box::new(client)),
+                    Some("aborted") => return Outcome::Aborted,
+                    // "in progress" or no longer known: not decided yet / cannot tell
+                    _ => {}
+                }
+            }
+            if started.elapsed() >= self.busy_timeout {
+                return Outcome::Unknown;
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 
