@@ -307,7 +307,7 @@ enum Day {
     /// The first such weekday on or after this day of the month.
     OnOrAfter(u8, Weekday),
     /// This day of the month.
-    MonthDay(u8),
+    Fixed(u8),
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -539,19 +539,19 @@ fn rule(text: &str, start: &DateTime) -> Result<Rule, TimezoneError> {
             Day::OnOrAfter(u8::try_from(first).unwrap_or(1), weekday)
         }
         (Some(_), _) => return Err(unsupported("RRULE BYDAY", text)),
-        (None, Some([day])) => Day::MonthDay(u8::try_from(*day).unwrap_or(1)),
+        (None, Some([day])) => Day::Fixed(u8::try_from(*day).unwrap_or(1)),
         (None, Some(_)) => return Err(unsupported("RRULE BYMONTHDAY", text)),
         (None, None) => {
             let day = start.calendar_date().day();
             if day > 28 {
                 return Err(unsupported("RRULE", "yearly on a day after the 28th"));
             }
-            Day::MonthDay(day)
+            Day::Fixed(day)
         }
     };
     let month = match (month, day) {
         (Some(month), _) => month,
-        (None, Day::MonthDay(_)) => start.calendar_date().month(),
+        (None, Day::Fixed(_)) => start.calendar_date().month(),
         (None, _) => return Err(unsupported("RRULE BYMONTH", "missing")),
     };
     Ok(Rule {
@@ -575,7 +575,7 @@ impl Rule {
             Date::from_calendar_date(year, self.month, day + ahead).ok()
         };
         match self.day {
-            Day::MonthDay(day) => Date::from_calendar_date(year, self.month, day).ok(),
+            Day::Fixed(day) => Date::from_calendar_date(year, self.month, day).ok(),
             Day::OnOrAfter(day, weekday) => on_or_after(day, weekday),
             Day::Nth(n, weekday) if n > 0 => {
                 let day = 1 + 7 * (u8::try_from(n).ok()? - 1);
