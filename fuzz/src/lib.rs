@@ -166,7 +166,7 @@ impl DelegationPolicy for AllowAllDelegations {
 /// around transitions and at the ends of the calendar without panicking. Bounded: at most 8
 /// zones, 2 TZIDs each, 6 local times.
 fn recurrence_keys_and_timezones(message: &imipsec_itip::ItipMessage) {
-    use imipsec_types::{DateTime, RecurrenceKey, resolve_local_time};
+    use imipsec_types::{DateTime, RecurrenceKey, TimeZones, resolve_local_time};
     for component in &message.components {
         if let Some(recurrence) = &component.recurrence_id
             && recurrence.tzid.is_some()
@@ -174,7 +174,7 @@ fn recurrence_keys_and_timezones(message: &imipsec_itip::ItipMessage) {
         {
             assert!(key.as_str().ends_with('Z'), "zoned key not UTC: {key}");
             assert_eq!(
-                RecurrenceKey::new(key.as_str(), None, &[]).as_ref(),
+                RecurrenceKey::new(key.as_str(), None, &TimeZones::default()).as_ref(),
                 Ok(&key),
                 "a resolved key is not its own canonical UTC form"
             );

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use imipsec_types::{
-    Observance, ObservanceKind, RecurrenceKey, RecurrenceKeyError, VTimezone, ZoneValue,
+    Observance, ObservanceKind, RecurrenceKey, RecurrenceKeyError, TimeZones, VTimezone, ZoneValue,
 };
 
 use crate::address::CalAddress;
@@ -187,7 +187,7 @@ impl Component {
     pub(crate) fn from_node(
         kind: ComponentKind,
         node: &crate::scan::Node,
-        timezones: &[VTimezone],
+        timezones: &TimeZones,
     ) -> Component {
         let text = |name: &str| node.first(name).map(|p| p.value.to_string());
         let recurrence_id = node.first("RECURRENCE-ID").map(|p| {

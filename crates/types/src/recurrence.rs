@@ -4,7 +4,7 @@
 use std::fmt;
 
 use crate::datetime::{DateTime, DateTimeError};
-use crate::timezone::{TimezoneError, VTimezone, resolve_local_time};
+use crate::timezone::{TimeZones, TimezoneError};
 
 /// Why a RECURRENCE-ID has no key.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -34,7 +34,7 @@ pub enum RecurrenceKeyError {
 ///
 /// - a UTC DATE-TIME (`20260601T080000Z`) keys its instant;
 /// - a TZID-relative DATE-TIME (`TZID=Europe/Berlin:20260601T100000`) is resolved to its
-///   instant through the calendar's VTIMEZONE ([`resolve_local_time`]) and keys that
+///   instant through the calendar's VTIMEZONE ([`TimeZones::resolve`]) and keys that
 ///   instant in the UTC form, so it equals the key of the same instant written in UTC and
 ///   differs from the same wall-clock time in another zone; what the evaluator does not
 ///   support is refused ([`RecurrenceKeyError::TzidRelative`]);
@@ -54,7 +54,7 @@ impl RecurrenceKey {
     pub fn new(
         value: &str,
         tzid: Option<&str>,
-        timezones: &[VTimezone],
+        timezones: &TimeZones,
     ) -> Result<RecurrenceKey, RecurrenceKeyError> {
         let parsed = if value.len() == 8 {
             DateTime::parse_date(value)?
@@ -70,7 +70,7 @@ impl RecurrenceKey {
             if parsed.is_date() {
                 return Err(zoned(TimezoneError::LocalTime("a DATE with a TZID")));
             }
-            let instant = resolve_local_time(timezones, tzid, &parsed).map_err(zoned)?;
+            let instant = timezones.resolve(tzid, &parsed).map_err(zoned)?;
             let utc = DateTime::from_timestamp_utc(instant)?;
             return Ok(RecurrenceKey(utc.canonical()));
         }
@@ -101,7 +101,7 @@ impl fmt::Display for RecurrenceKey {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::timezone::{Observance, ObservanceKind};
+    use crate::timezone::{Observance, ObservanceKind, VTimezone};
 
     /// A zone with one fixed offset, as a VTIMEZONE.
     fn fixed(tzid: &str, offset: &str) -> VTimezone {
@@ -125,9 +125,18 @@ mod tests {
             fixed("Europe/Berlin", "+0200"),
             fixed("America/New_York", "-0400"),
         ];
-        let berlin = RecurrenceKey::new("20260601T100000", Some("Europe/Berlin"), &zones).unwrap();
-        let new_york =
-            RecurrenceKey::new("20260601T100000", Some("America/New_York"), &zones).unwrap();
+        let berlin = RecurrenceKey::new(
+            "20260601T100000",
+            Some("Europe/Berlin"),
+            &TimeZones::read(&zones),
+        )
+        .unwrap();
+        let new_york = RecurrenceKey::new(
+            "20260601T100000",
+            Some("America/New_York"),
+            &TimeZones::read(&zones),
+        )
+        .unwrap();
         assert_eq!(berlin.as_str(), "20260601T080000Z");
         assert_eq!(new_york.as_str(), "20260601T140000Z");
         assert_ne!(berlin, new_york);
@@ -139,8 +148,13 @@ mod tests {
     fn one_instant_in_utc_and_in_a_zone_is_one_key() {
         let zones = [fixed("Europe/Berlin", "+0200")];
         assert_eq!(
-            RecurrenceKey::new("20260601T100000", Some("Europe/Berlin"), &zones).unwrap(),
-            RecurrenceKey::new("20260601T080000Z", None, &[]).unwrap()
+            RecurrenceKey::new(
+                "20260601T100000",
+                Some("Europe/Berlin"),
+                &TimeZones::read(&zones)
+            )
+            .unwrap(),
+            RecurrenceKey::new("20260601T080000Z", None, &TimeZones::default()).unwrap()
         );
     }
 
@@ -149,7 +163,11 @@ mod tests {
     #[test]
     fn unresolvable_tzid_relative_values_are_refused() {
         let zones = [fixed("Europe/Berlin", "+0200")];
-        let missing = RecurrenceKey::new("20260601T100000", Some("Europe/Paris"), &zones);
+        let missing = RecurrenceKey::new(
+            "20260601T100000",
+            Some("Europe/Paris"),
+            &TimeZones::read(&zones),
+        );
         assert!(matches!(
             missing,
             Err(RecurrenceKeyError::TzidRelative { ref tzid, reason: TimezoneError::NoVtimezone })
@@ -158,7 +176,7 @@ mod tests {
         for value in ["20260601", "20260601T100000Z", "20260601T235960"] {
             assert!(
                 matches!(
-                    RecurrenceKey::new(value, Some("Europe/Berlin"), &zones),
+                    RecurrenceKey::new(value, Some("Europe/Berlin"), &TimeZones::read(&zones)),
                     Err(RecurrenceKeyError::TzidRelative { .. })
                 ),
                 "{value}"
@@ -168,9 +186,9 @@ mod tests {
 
     #[test]
     fn utc_date_and_floating_forms_have_distinct_canonical_keys() {
-        let utc = RecurrenceKey::new("20260601T100000Z", None, &[]).unwrap();
-        let floating = RecurrenceKey::new("20260601T100000", None, &[]).unwrap();
-        let date = RecurrenceKey::new("20260601", None, &[]).unwrap();
+        let utc = RecurrenceKey::new("20260601T100000Z", None, &TimeZones::default()).unwrap();
+        let floating = RecurrenceKey::new("20260601T100000", None, &TimeZones::default()).unwrap();
+        let date = RecurrenceKey::new("20260601", None, &TimeZones::default()).unwrap();
         assert_eq!(utc.as_str(), "20260601T100000Z");
         assert_eq!(floating.as_str(), "20260601T100000");
         assert_eq!(date.as_str(), "20260601");
@@ -189,7 +207,7 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    RecurrenceKey::new(value, None, &[]),
+                    RecurrenceKey::new(value, None, &TimeZones::default()),
                     Err(RecurrenceKeyError::Invalid(_))
                 ),
                 "{value}"

@@ -48,6 +48,7 @@
 //! observance then contributes at most [`MAX_RULE_YEARS`] rule occurrences, its DTSTART and
 //! its RDATEs, so one evaluation is linear in the size of the VTIMEZONE.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, Weekday};
@@ -55,8 +56,13 @@ use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, Weekday};
 use crate::datetime::{DateTime, Timestamp};
 
 /// Most STANDARD and DAYLIGHT observances read in one VTIMEZONE. Real zones as clients
-/// write them have two; a full-history zone (tzurl.org) has a few dozen.
-pub const MAX_OBSERVANCES: usize = 256;
+/// write them (Outlook, Google, Apple, Thunderbird) have one or two; a full-history zone
+/// (tzurl.org) a few dozen. Every key costs one pass over the observances, so this bounds
+/// the work per RECURRENCE-ID (measured, release build: the heaviest calendar within the
+/// parser's default limits, about 1,900 zoned keys through one zone at this bound and
+/// [`MAX_RDATES`], parses in about 4 times the time of the same calendar keyed in UTC,
+/// 0.1 to 0.2 s; `heaviest_zone_within_the_limits_costs_a_small_multiple_of_utc_keys`).
+pub const MAX_OBSERVANCES: usize = 64;
 
 /// Most RDATE values read in one VTIMEZONE (all observances together).
 pub const MAX_RDATES: usize = 1_024;
@@ -202,7 +208,8 @@ fn unsupported(property: &'static str, detail: impl AsRef<str>) -> TimezoneError
 
 /// The UTC instant of `local` (a DATE-TIME without `Z`) in the zone `tzid`, read through
 /// the one VTIMEZONE of `timezones` whose TZID is exactly `tzid`. See the module doc for
-/// the subset, the gap and overlap rule, and the bounds.
+/// the subset, the gap and overlap rule, and the bounds. To resolve many times through one
+/// calendar's zones, read them once with [`TimeZones::read`].
 pub fn resolve_local_time(
     timezones: &[VTimezone],
     tzid: &str,
@@ -216,11 +223,99 @@ pub fn resolve_local_time(
     if others > 0 {
         return Err(TimezoneError::SeveralVtimezones { count: others + 1 });
     }
-    if zone.tzids.len() != 1 {
-        return Err(unsupported("TZID", "more than one TZID property"));
+    Zone::read(zone)?.resolve(local)
+}
+
+/// The VTIMEZONEs of one calendar, each read and checked once, by TZID: what a parser
+/// builds once per calendar to key every RECURRENCE-ID of it, so that the work per key is
+/// one evaluation, not one reading of the zone.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TimeZones {
+    by_tzid: BTreeMap<String, Result<Zone, TimezoneError>>,
+}
+
+impl TimeZones {
+    /// Reads every VTIMEZONE: its result (the checked zone, or why not) under each of its
+    /// TZIDs; a TZID of several VTIMEZONEs is [`TimezoneError::SeveralVtimezones`].
+    pub fn read(timezones: &[VTimezone]) -> TimeZones {
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for id in timezones.iter().flat_map(|zone| &zone.tzids) {
+            *counts.entry(id.as_str()).or_default() += 1;
+        }
+        let mut by_tzid = BTreeMap::new();
+        for zone in timezones {
+            for id in &zone.tzids {
+                if by_tzid.contains_key(id) {
+                    continue;
+                }
+                let read = match counts.get(id.as_str()).copied().unwrap_or(0) {
+                    count if count > 1 => Err(TimezoneError::SeveralVtimezones { count }),
+                    _ => Zone::read(zone),
+                };
+                by_tzid.insert(id.clone(), read);
+            }
+        }
+        TimeZones { by_tzid }
     }
-    let local = local_seconds(local)?;
-    resolve_in(zone, local).map(Timestamp::from_unix_seconds)
+
+    /// The UTC instant of `local` in the zone `tzid` (see [`resolve_local_time`]).
+    pub fn resolve(&self, tzid: &str, local: &DateTime) -> Result<Timestamp, TimezoneError> {
+        match self.by_tzid.get(tzid) {
+            None => Err(TimezoneError::NoVtimezone),
+            Some(Err(error)) => Err(error.clone()),
+            Some(Ok(zone)) => zone.resolve(local),
+        }
+    }
+}
+
+/// One VTIMEZONE, read and checked: its observances with their values parsed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Zone {
+    observances: Vec<Parsed>,
+}
+
+impl Zone {
+    /// Reads and checks one VTIMEZONE; the limits are checked before any value is read.
+    fn read(zone: &VTimezone) -> Result<Zone, TimezoneError> {
+        if zone.tzids.len() != 1 {
+            return Err(unsupported("TZID", "not exactly one TZID property"));
+        }
+        if zone.observances.len() > MAX_OBSERVANCES {
+            return Err(TimezoneError::Limit {
+                what: "observances",
+                limit: MAX_OBSERVANCES,
+            });
+        }
+        if zone.observances.is_empty() {
+            return Err(unsupported(
+                "STANDARD",
+                "no STANDARD or DAYLIGHT observance",
+            ));
+        }
+        let rdates: usize = zone
+            .observances
+            .iter()
+            .flat_map(|o| &o.rdates)
+            .map(|rdate| rdate.value.split(',').count())
+            .sum();
+        if rdates > MAX_RDATES {
+            return Err(TimezoneError::Limit {
+                what: "RDATE values",
+                limit: MAX_RDATES,
+            });
+        }
+        let observances = zone
+            .observances
+            .iter()
+            .map(Parsed::read)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Zone { observances })
+    }
+
+    fn resolve(&self, local: &DateTime) -> Result<Timestamp, TimezoneError> {
+        let local = local_seconds(local)?;
+        resolve_in(self, local).map(Timestamp::from_unix_seconds)
+    }
 }
 
 /// Seconds since 1970-01-01T00:00:00 of a local DATE-TIME read as if it were UTC.
@@ -240,37 +335,15 @@ struct Transition {
     to: i64,
 }
 
-fn resolve_in(zone: &VTimezone, local: i64) -> Result<i64, TimezoneError> {
-    if zone.observances.len() > MAX_OBSERVANCES {
-        return Err(TimezoneError::Limit {
-            what: "observances",
-            limit: MAX_OBSERVANCES,
-        });
-    }
-    if zone.observances.is_empty() {
-        return Err(unsupported(
-            "STANDARD",
-            "no STANDARD or DAYLIGHT observance",
-        ));
-    }
-    let rdates: usize = zone
-        .observances
-        .iter()
-        .flat_map(|o| &o.rdates)
-        .map(|rdate| rdate.value.split(',').count())
-        .sum();
-    if rdates > MAX_RDATES {
-        return Err(TimezoneError::Limit {
-            what: "RDATE values",
-            limit: MAX_RDATES,
-        });
-    }
+fn resolve_in(zone: &Zone, local: i64) -> Result<i64, TimezoneError> {
     let low = local.saturating_sub(WINDOW);
     let high = local.saturating_add(WINDOW);
-    let mut transitions = Vec::new();
+    let (Some(low_year), Some(high_year)) = (year_of(low), year_of(high)) else {
+        return Err(TimezoneError::LocalTime("outside the years 0000..=9999"));
+    };
+    let mut transitions = Vec::with_capacity(zone.observances.len() * 2);
     for observance in &zone.observances {
-        let observance = Parsed::read(observance)?;
-        observance.onsets_near(low, high, &mut transitions)?;
+        observance.onsets_near((low, high), (low_year, high_year), &mut transitions)?;
     }
     transitions.sort_by_key(|t| t.at);
     for pair in transitions.windows(2) {
@@ -300,7 +373,7 @@ fn resolve_in(zone: &VTimezone, local: i64) -> Result<i64, TimezoneError> {
 }
 
 /// The day an RRULE names in each year.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Day {
     /// The n-th (negative: from the end) weekday of the month.
     Nth(i8, Weekday),
@@ -310,14 +383,14 @@ enum Day {
     Fixed(u8),
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Until {
     Utc(i64),
     Local(i64),
     Date(Date),
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Rule {
     month: Month,
     day: Day,
@@ -326,7 +399,8 @@ struct Rule {
 }
 
 /// One observance, read and checked.
-struct Parsed<'a> {
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Parsed {
     /// DTSTART as local seconds.
     start: i64,
     start_date: Date,
@@ -335,7 +409,12 @@ struct Parsed<'a> {
     from: i64,
     to: i64,
     rule: Option<Rule>,
-    rdates: &'a [ZoneValue],
+    /// The year of the rule's first occurrence after DTSTART.
+    first_year: i32,
+    /// The year of the rule's last occurrence (`i32::MAX`: unbounded).
+    last_year: i32,
+    /// The RDATEs as local seconds.
+    rdates: Vec<i64>,
 }
 
 fn exactly_one<'a, T>(values: &'a [T], property: &'static str) -> Result<&'a T, TimezoneError> {
@@ -606,8 +685,8 @@ fn year_of(seconds: i64) -> Option<i32> {
         .map(|t| t.year())
 }
 
-impl<'a> Parsed<'a> {
-    fn read(observance: &'a Observance) -> Result<Parsed<'a>, TimezoneError> {
+impl Parsed {
+    fn read(observance: &Observance) -> Result<Parsed, TimezoneError> {
         let dtstart = exactly_one(&observance.dtstart, "DTSTART")?;
         check_params(dtstart, "DTSTART")?;
         let start = local_value(&dtstart.value, "DTSTART")?;
@@ -627,18 +706,31 @@ impl<'a> Parsed<'a> {
             [one] => Some(rule(one, &start)?),
             _ => return Err(unsupported("RRULE", "more than one")),
         };
+        let mut rdates = Vec::new();
         for rdate in &observance.rdates {
             check_params(rdate, "RDATE")?;
+            for value in rdate.value.split(',') {
+                let onset = local_value(value, "RDATE")?
+                    .local_seconds()
+                    .ok_or_else(|| unsupported("RDATE", value))?;
+                rdates.push(onset);
+            }
         }
         let start_date = start.calendar_date();
+        let time_of_day = start_seconds - seconds_of(start_date, 0);
+        let (first_year, last_year) = rule.as_ref().map_or((0, 0), |rule| {
+            Parsed::rule_years(rule, start_seconds, start_date, time_of_day)
+        });
         Ok(Parsed {
+            first_year,
+            last_year,
             start: start_seconds,
             start_date,
-            time_of_day: start_seconds - seconds_of(start_date, 0),
+            time_of_day,
             from,
             to,
             rule,
-            rdates: &observance.rdates,
+            rdates,
         })
     }
 
@@ -654,8 +746,8 @@ impl<'a> Parsed<'a> {
     /// before `low` (the one whose offset is in force as the window opens).
     fn onsets_near(
         &self,
-        low: i64,
-        high: i64,
+        (low, high): (i64, i64),
+        (low_year, high_year): (i32, i32),
         out: &mut Vec<Transition>,
     ) -> Result<(), TimezoneError> {
         let mut latest_before: Option<i64> = None;
@@ -667,16 +759,15 @@ impl<'a> Parsed<'a> {
             }
         };
         consider(self.start, out);
-        for rdate in self.rdates {
-            for value in rdate.value.split(',') {
-                let onset = local_value(value, "RDATE")?
-                    .local_seconds()
-                    .ok_or_else(|| unsupported("RDATE", value))?;
-                consider(onset, out);
-            }
+        for &onset in &self.rdates {
+            consider(onset, out);
         }
         if let Some(rule) = &self.rule {
-            for onset in self.rule_onsets(rule, low, high)? {
+            for onset in self
+                .rule_onsets(rule, low_year, high_year)?
+                .into_iter()
+                .flatten()
+            {
                 consider(onset, out);
             }
         }
@@ -710,18 +801,14 @@ impl<'a> Parsed<'a> {
         within.then_some(onset)
     }
 
-    /// The rule's onsets in the years around `(low, high]`, and its last two at or before
-    /// `low`: at most [`MAX_RULE_YEARS`] years are evaluated.
-    fn rule_onsets(&self, rule: &Rule, low: i64, high: i64) -> Result<Vec<i64>, TimezoneError> {
-        let out_of_range = TimezoneError::LocalTime("outside the years 0000..=9999");
-        let (Some(low_year), Some(high_year)) = (year_of(low), year_of(high)) else {
-            return Err(out_of_range);
-        };
-        let start_year = self.start_date.year();
-        // The year of the first occurrence after DTSTART (one per year, see `Rule::day_in`).
+    /// The years of the rule's first occurrence after DTSTART and of its last (by COUNT and
+    /// UNTIL; `i32::MAX` when unbounded): fixed for the observance, computed when read.
+    fn rule_years(rule: &Rule, start: i64, start_date: Date, time_of_day: i64) -> (i32, i32) {
+        let start_year = start_date.year();
+        // One occurrence per year (see `Rule::day_in`).
         let first_year = match rule.day_in(start_year) {
-            Some(day) if seconds_of(day, self.time_of_day) > self.start => start_year,
-            _ => start_year + 1,
+            Some(day) if seconds_of(day, time_of_day) > start => start_year,
+            _ => start_year.saturating_add(1),
         };
         let mut last_year = i32::MAX;
         if let Some(count) = rule.count {
@@ -735,22 +822,42 @@ impl<'a> Parsed<'a> {
             Some(Until::Date(d)) => last_year = last_year.min(d.year()),
             None => {}
         }
-        let anchor = low_year.min(last_year);
-        let mut years = vec![anchor - 1, anchor];
-        years.extend(low_year..=high_year);
-        years.sort_unstable();
-        years.dedup();
-        if years.len() > MAX_RULE_YEARS {
+        (first_year, last_year)
+    }
+
+    /// The rule's onsets in the years `low_year..=high_year` around the local time, and its
+    /// last two at or before the window: at most [`MAX_RULE_YEARS`] years are evaluated.
+    fn rule_onsets(
+        &self,
+        rule: &Rule,
+        low_year: i32,
+        high_year: i32,
+    ) -> Result<[Option<i64>; MAX_RULE_YEARS], TimezoneError> {
+        let anchor = low_year.min(self.last_year);
+        let mut years = [
+            anchor.saturating_sub(1),
+            anchor,
+            low_year,
+            high_year,
+            high_year,
+        ];
+        if high_year.saturating_sub(low_year) > 1 {
             return Err(TimezoneError::Limit {
                 what: "rule years",
                 limit: MAX_RULE_YEARS,
             });
         }
-        Ok(years
-            .into_iter()
-            .filter(|year| (-9_999..=9_999).contains(year))
-            .filter_map(|year| self.rule_onset(rule, year, first_year))
-            .collect())
+        years.sort_unstable();
+        let mut out = [None; MAX_RULE_YEARS];
+        let mut previous = None;
+        for (slot, year) in out.iter_mut().zip(years) {
+            if previous == Some(year) || !(-9_999..=9_999).contains(&year) {
+                continue;
+            }
+            previous = Some(year);
+            *slot = self.rule_onset(rule, year, self.first_year);
+        }
+        Ok(out)
     }
 }
 
@@ -936,7 +1043,7 @@ mod tests {
             .unwrap();
         for step in 0..(365 * 96) {
             let local = start + step * 900;
-            let instant = resolve_in(&z, local).unwrap();
+            let instant = resolve_in(&Zone::read(&z).unwrap(), local).unwrap();
             let offset = local - instant;
             let in_gap = (1_774_749_600..1_774_753_200).contains(&local); // 2026-03-29 02:00..03:00
             if !in_gap {
