@@ -14,7 +14,7 @@ pub use method::{Method, Role, Side, UnknownMethod, UnknownSide};
 pub use recurrence::{RecurrenceKey, RecurrenceKeyError};
 pub use timezone::{
     MAX_OBSERVANCES, MAX_RDATES, MAX_RULE_YEARS, Observance, ObservanceKind, TimeZones,
-    TimezoneError, VTimezone, Zone, ZoneValue, resolve_local_time,
+    TimezoneError, VTimezone, ZoneValue, resolve_local_time,
 };
 
 /// Default bound on ATTENDEE properties in one component, shared by the iTIP parser's

@@ -270,7 +270,7 @@ impl TimeZones {
 
 /// One VTIMEZONE, read and checked: its observances with their values parsed.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Zone {
+pub(crate) struct Zone {
     observances: Vec<Parsed>,
 }
 
