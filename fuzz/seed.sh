@@ -97,6 +97,15 @@ for ics in "$repo"/testdata/seed/*.ics; do
   seed_calendar "$ics" "$(basename "$ics" .ics)"
 done
 
+# itip, the VTIMEZONE evaluator: Exchange's REQUEST (a Windows zone from 1601, as Outlook
+# writes it) and the same as the update of one instance, RECURRENCE-ID relative to that zone.
+exchange="$repo/testdata/clients/exchange-2010-request.ics"
+if [ -f "$exchange" ]; then
+  { printf '\001'; cat "$exchange"; } >"$out/itip/seed-exchange-zone"
+  { printf '\001'; sed 's/^SUMMARY;LANGUAGE=fr-FR:Pommes/&\nRECURRENCE-ID;TZID=Romance Standard Time:20150227T093000/' "$exchange"; } \
+    >"$out/itip/seed-exchange-zoned-exception"
+fi
+
 # gate_protocols, SMTP smuggling shapes (issue #11 item 9): `<LF>.<LF>` inside DATA followed
 # by a second transaction, a bare CR in a command and in DATA, a bare-LF command.
 printf '\001LHLO mta\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.org>\r\nDATA\r\nSubject: x\r\nContent-Type: text/calendar\r\n\r\nBEGIN:VCALENDAR\n.\nMAIL FROM:<m@example.net>\r\nRCPT TO:<b@example.org>\r\nDATA\r\nX: y\r\n\r\nsmuggled\r\n.\r\nQUIT\r\n' \

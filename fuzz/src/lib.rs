@@ -161,11 +161,62 @@ impl DelegationPolicy for AllowAllDelegations {
     }
 }
 
+/// The VTIMEZONE evaluator on what the parser kept: a zoned RECURRENCE-ID that resolved keys
+/// a UTC instant that keys itself; every zone's TZID resolves (or is refused) at local times
+/// around transitions and at the ends of the calendar without panicking. Bounded: at most 8
+/// zones, 2 TZIDs each, 6 local times.
+fn recurrence_keys_and_timezones(message: &imipsec_itip::ItipMessage) {
+    use imipsec_types::{DateTime, RecurrenceKey, TimeZones, resolve_local_time};
+    for component in &message.components {
+        if let Some(recurrence) = &component.recurrence_id
+            && recurrence.tzid.is_some()
+            && let Ok(key) = recurrence.key()
+        {
+            assert!(key.as_str().ends_with('Z'), "zoned key not UTC: {key}");
+            assert_eq!(
+                RecurrenceKey::new(key.as_str(), None, &TimeZones::default()).as_ref(),
+                Ok(&key),
+                "a resolved key is not its own canonical UTC form"
+            );
+        }
+    }
+    const LOCAL_TIMES: [&str; 6] = [
+        "00000101T000000",
+        "16010101T030000",
+        "20260329T023000",
+        "20261025T023000",
+        "20261101T013000",
+        "99991231T235959",
+    ];
+    for zone in message.timezones.iter().take(8) {
+        for tzid in zone.tzids.iter().take(2) {
+            for local in LOCAL_TIMES {
+                let Ok(local) = DateTime::parse_date_time(local) else {
+                    continue;
+                };
+                if let Ok(instant) = resolve_local_time(&message.timezones, tzid, &local) {
+                    // Offsets are under 24 hours: the instant is within a day of the local time.
+                    let shift = instant.unix_seconds() - local_as_utc(&local);
+                    assert!(shift.abs() < 86_400, "offset of {shift} s");
+                }
+            }
+        }
+    }
+}
+
+/// The local time's digits read as UTC, in seconds.
+fn local_as_utc(local: &imipsec_types::DateTime) -> i64 {
+    let utc = format!("{}Z", local.canonical());
+    imipsec_types::Timestamp::parse_icalendar_utc(&utc).map_or(0, |t| t.unix_seconds())
+}
+
 /// iCalendar parsing, validation and correlation: `parse_itip`, `diagnose`, `correlate`.
 ///
 /// Input: byte 0 chooses the Content-Type parameters and strictness, the rest is the
 /// calendar. Invariants: `parse_itip` succeeds exactly when `diagnose` finds no error;
-/// correlation's verdict is consistent (`is_authorized` iff no failure).
+/// correlation's verdict is consistent (`is_authorized` iff no failure); a zoned RECURRENCE-ID that
+/// resolved keys its own UTC instant, and the VTIMEZONE evaluator never panics (see
+/// `recurrence_keys_and_timezones`).
 pub fn itip(data: &[u8]) {
     let Some((&selector, ics)) = data.split_first() else {
         return;
@@ -203,6 +254,7 @@ pub fn itip(data: &[u8]) {
     let Ok(message) = parsed else {
         return;
     };
+    recurrence_keys_and_timezones(&message);
     // Sign as every address the message names, and as a stranger.
     let mut signers: Vec<String> = vec!["mallory@example.net".to_owned()];
     for component in &message.components {

@@ -2,6 +2,10 @@
 
 use serde::Serialize;
 
+use imipsec_types::{
+    Observance, ObservanceKind, RecurrenceKey, RecurrenceKeyError, TimeZones, VTimezone, ZoneValue,
+};
+
 use crate::address::CalAddress;
 use crate::error::Warning;
 use crate::{ComponentKind, Method};
@@ -18,6 +22,10 @@ pub struct ItipMessage {
     pub components: Vec<Component>,
     /// Tolerated defects.
     pub warnings: Vec<Warning>,
+    /// Every VTIMEZONE of the calendar as written (RFC 5545 §3.6.5): what a TZID-relative
+    /// RECURRENCE-ID is resolved through ([`RecurrenceId::key`]).
+    #[serde(skip)]
+    pub timezones: Vec<VTimezone>,
 }
 
 /// One VEVENT, VTODO, VJOURNAL or VFREEBUSY with the properties scheduling relies on.
@@ -45,7 +53,8 @@ pub struct Component {
     pub attendees: Vec<Attendee>,
 }
 
-/// RECURRENCE-ID value and its RANGE parameter (RFC 5545 3.2.13).
+/// RECURRENCE-ID value and its RANGE parameter (RFC 5545 3.2.13), keyed in the context of
+/// its own calendar.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RecurrenceId {
     /// The value as written.
@@ -54,14 +63,20 @@ pub struct RecurrenceId {
     pub tzid: Option<String>,
     /// `RANGE=THISANDFUTURE`.
     pub this_and_future: bool,
+    /// The key, resolved when the calendar was parsed, through that calendar's VTIMEZONEs
+    /// only: built here, so a key can never be resolved through another message's zones.
+    #[serde(skip)]
+    key: Result<RecurrenceKey, RecurrenceKeyError>,
 }
 
 impl RecurrenceId {
     /// The canonical key of the instance ([`imipsec_types::RecurrenceKey`]): UTC, DATE and
-    /// floating values have one text each; a TZID-relative value is refused
-    /// (`unsupported-recurrence-id`) until VTIMEZONE evaluation is supported.
-    pub fn key(&self) -> Result<imipsec_types::RecurrenceKey, imipsec_types::RecurrenceKeyError> {
-        imipsec_types::RecurrenceKey::new(&self.value, self.tzid.as_deref())
+    /// floating values have one text each; a TZID-relative value keys its UTC instant,
+    /// resolved through the calendar's VTIMEZONE, and is refused
+    /// ([`RecurrenceKeyError::TzidRelative`], `unsupported-recurrence-id`) when that
+    /// VTIMEZONE is missing, ambiguous or outside the evaluator's subset.
+    pub fn key(&self) -> Result<RecurrenceKey, RecurrenceKeyError> {
+        self.key.clone()
     }
 }
 
@@ -169,14 +184,22 @@ impl ParticipationRole {
 }
 
 impl Component {
-    pub(crate) fn from_node(kind: ComponentKind, node: &crate::scan::Node) -> Component {
+    pub(crate) fn from_node(
+        kind: ComponentKind,
+        node: &crate::scan::Node,
+        timezones: &TimeZones,
+    ) -> Component {
         let text = |name: &str| node.first(name).map(|p| p.value.to_string());
-        let recurrence_id = node.first("RECURRENCE-ID").map(|p| RecurrenceId {
-            value: p.value.to_string(),
-            tzid: p.param("TZID").map(str::to_owned),
-            this_and_future: p
-                .param("RANGE")
-                .is_some_and(|r| r.eq_ignore_ascii_case("THISANDFUTURE")),
+        let recurrence_id = node.first("RECURRENCE-ID").map(|p| {
+            let tzid = p.param("TZID").map(str::to_owned);
+            RecurrenceId {
+                key: RecurrenceKey::new(&p.value, tzid.as_deref(), timezones),
+                value: p.value.to_string(),
+                tzid,
+                this_and_future: p
+                    .param("RANGE")
+                    .is_some_and(|r| r.eq_ignore_ascii_case("THISANDFUTURE")),
+            }
         });
         let sequence = node
             .first("SEQUENCE")
@@ -220,5 +243,54 @@ impl Component {
             organizer,
             attendees,
         }
+    }
+}
+
+/// The VTIMEZONE data the evaluator reads, from a scanned VTIMEZONE node: its TZIDs and its
+/// STANDARD and DAYLIGHT observances with every DTSTART, TZOFFSETFROM, TZOFFSETTO, RRULE and
+/// RDATE (all occurrences kept, so that the evaluator can insist on exactly one where RFC
+/// 5545 §3.6.5 does). Other properties and components decide nothing and are not kept.
+pub(crate) fn vtimezone_from_node(node: &crate::scan::Node) -> VTimezone {
+    let values = |node: &crate::scan::Node, name: &str| -> Vec<String> {
+        node.properties
+            .iter()
+            .filter(|p| p.name == name)
+            .map(|p| p.value.to_string())
+            .collect()
+    };
+    let zone_values = |node: &crate::scan::Node, name: &str| -> Vec<ZoneValue> {
+        node.properties
+            .iter()
+            .filter(|p| p.name == name)
+            .map(|p| ZoneValue {
+                value: p.value.to_string(),
+                value_type: p.param("VALUE").map(str::to_owned),
+                has_tzid: p.param("TZID").is_some(),
+            })
+            .collect()
+    };
+    let observances = node
+        .children
+        .iter()
+        .filter_map(|child| {
+            let kind = if child.name.eq_ignore_ascii_case("STANDARD") {
+                ObservanceKind::Standard
+            } else if child.name.eq_ignore_ascii_case("DAYLIGHT") {
+                ObservanceKind::Daylight
+            } else {
+                return None;
+            };
+            let mut observance = Observance::new(kind);
+            observance.dtstart = zone_values(child, "DTSTART");
+            observance.offset_from = values(child, "TZOFFSETFROM");
+            observance.offset_to = values(child, "TZOFFSETTO");
+            observance.rrules = values(child, "RRULE");
+            observance.rdates = zone_values(child, "RDATE");
+            Some(observance)
+        })
+        .collect();
+    VTimezone {
+        tzids: values(node, "TZID"),
+        observances,
     }
 }

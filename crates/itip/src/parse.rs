@@ -3,9 +3,10 @@
 
 use crate::address::has_uri_scheme;
 use crate::error::{Diagnostic, ItipError, Malformed, Warning};
-use crate::model::{Component, ItipMessage};
+use crate::model::{Component, ItipMessage, vtimezone_from_node};
 use crate::scan::{Node, Property, scan};
 use crate::{ComponentKind, Method, MimeParams, ParseOptions, restrictions};
+use imipsec_types::{TimeZones, VTimezone};
 
 /// Parses and validates the calendar text of one `text/calendar` part (RFC 6047 section
 /// 2.4) as an iTIP message (RFC 5546): structure, values, Content-Type parameters and the
@@ -186,10 +187,18 @@ fn analyse(
             }),
     );
 
+    let timezones: Vec<VTimezone> = root
+        .children
+        .iter()
+        .filter(|c| c.name.eq_ignore_ascii_case("VTIMEZONE"))
+        .map(vtimezone_from_node)
+        .collect();
+    // Each zone read once (bounded by its limits), then one evaluation per RECURRENCE-ID.
+    let zones = TimeZones::read(&timezones);
     let components: Vec<Component> = scheduling
         .iter()
         .filter(|(k, _)| *k == kind)
-        .map(|(k, node)| Component::from_node(*k, node))
+        .map(|(k, node)| Component::from_node(*k, node, &zones))
         .collect();
     one_organizer_and_uid(method, kind, &components, &scheduling, root.offset, out);
     let warnings: Vec<Warning> = out
@@ -204,6 +213,7 @@ fn analyse(
         kind,
         components,
         warnings,
+        timezones,
     })
 }
 

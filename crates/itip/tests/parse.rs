@@ -761,3 +761,107 @@ fn a_malformed_content_line_names_property_and_rule() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// VTIMEZONEs in the typed model (issue 15): kept as written, and the key of a TZID-relative
+// RECURRENCE-ID resolved through them.
+
+/// Outlook's "W. Europe Standard Time" as Outlook writes it (DTSTART in 1601).
+const W_EUROPE: &str = "BEGIN:VTIMEZONE\r\nTZID:W. Europe Standard Time\r\nBEGIN:STANDARD\r\n\
+DTSTART:16010101T030000\r\nTZOFFSETFROM:+0200\r\nTZOFFSETTO:+0100\r\n\
+RRULE:FREQ=YEARLY;INTERVAL=1;BYDAY=-1SU;BYMONTH=10\r\nEND:STANDARD\r\nBEGIN:DAYLIGHT\r\n\
+DTSTART:16010101T020000\r\nTZOFFSETFROM:+0100\r\nTZOFFSETTO:+0200\r\n\
+RRULE:FREQ=YEARLY;INTERVAL=1;BYDAY=-1SU;BYMONTH=3\r\nEND:DAYLIGHT\r\nEND:VTIMEZONE\r\n";
+
+fn exception(recurrence_id: &str, zones: &str) -> String {
+    REQUEST
+        .replace("METHOD:REQUEST\r\n", &format!("METHOD:REQUEST\r\n{zones}"))
+        .replace(
+            "UID:u\r\n",
+            &format!("UID:u\r\nRECURRENCE-ID{recurrence_id}\r\n"),
+        )
+}
+
+fn key_of(text: &str) -> Result<imipsec_types::RecurrenceKey, imipsec_types::RecurrenceKeyError> {
+    let msg = parse_itip(text.as_bytes(), &MIME, &strict()).unwrap();
+    msg.components[0].recurrence_id.as_ref().unwrap().key()
+}
+
+#[test]
+fn exchange_vtimezone_is_kept_in_the_typed_model() {
+    let path = format!(
+        "{}/../../testdata/clients/exchange-2010-request.ics",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let ics = std::fs::read(&path).unwrap();
+    let msg = parse_itip(&ics, &MIME, &ParseOptions::default()).unwrap();
+    assert_eq!(msg.timezones.len(), 1);
+    let zone = &msg.timezones[0];
+    assert_eq!(zone.tzids, ["Romance Standard Time"]);
+    let kinds: Vec<_> = zone.observances.iter().map(|o| o.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            imipsec_types::ObservanceKind::Standard,
+            imipsec_types::ObservanceKind::Daylight
+        ]
+    );
+    assert_eq!(
+        zone.observances[0].rrules,
+        ["FREQ=YEARLY;INTERVAL=1;BYDAY=-1SU;BYMONTH=10"]
+    );
+    // The event's DTSTART, 09:30 in Paris in February, is 08:30Z.
+    let local = imipsec_types::DateTime::parse_date_time("20150220T093000").unwrap();
+    let instant =
+        imipsec_types::resolve_local_time(&msg.timezones, "Romance Standard Time", &local).unwrap();
+    assert_eq!(instant.to_rfc3339().unwrap(), "2015-02-20T08:30:00Z");
+}
+
+/// Issue 15: the key of a TZID-relative RECURRENCE-ID is its UTC instant, equal to the same
+/// instant written in UTC; a quoted TZID parameter names the same zone.
+#[test]
+fn zoned_recurrence_id_keys_its_utc_instant() {
+    let zoned = key_of(&exception(
+        ";TZID=W. Europe Standard Time:20260601T100000",
+        W_EUROPE,
+    ));
+    let quoted = key_of(&exception(
+        ";TZID=\"W. Europe Standard Time\":20260601T100000",
+        W_EUROPE,
+    ));
+    let utc = key_of(&exception(":20260601T080000Z", ""));
+    assert_eq!(zoned.as_ref().unwrap().as_str(), "20260601T080000Z");
+    assert_eq!(zoned, utc);
+    assert_eq!(quoted, utc);
+    // DATE and floating forms keep their own keys.
+    assert_eq!(
+        key_of(&exception(";VALUE=DATE:20260601", ""))
+            .unwrap()
+            .as_str(),
+        "20260601"
+    );
+    assert_eq!(
+        key_of(&exception(":20260601T100000", "")).unwrap().as_str(),
+        "20260601T100000"
+    );
+}
+
+/// Without its VTIMEZONE, or with one outside the evaluated subset, a zoned RECURRENCE-ID
+/// parses (the text is valid iCalendar) but has no key.
+#[test]
+fn zoned_recurrence_id_without_an_evaluable_vtimezone_has_no_key() {
+    let rid = ";TZID=W. Europe Standard Time:20260601T100000";
+    let monthly = W_EUROPE.replace(
+        "FREQ=YEARLY;INTERVAL=1;BYDAY=-1SU;BYMONTH=3",
+        "FREQ=MONTHLY",
+    );
+    for zones in [String::new(), monthly, W_EUROPE.repeat(2)] {
+        assert!(
+            matches!(
+                key_of(&exception(rid, &zones)),
+                Err(imipsec_types::RecurrenceKeyError::TzidRelative { .. })
+            ),
+            "{zones}"
+        );
+    }
+}

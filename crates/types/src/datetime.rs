@@ -146,6 +146,42 @@ impl DateTime {
         ))
     }
 
+    /// The calendar day.
+    pub(crate) fn calendar_date(&self) -> Date {
+        self.date
+    }
+
+    /// Seconds since 1970-01-01T00:00:00 of the wall-clock time as written, read as if it
+    /// were UTC (the instant of a UTC value; for a local time, the number the VTIMEZONE
+    /// evaluator subtracts an offset from). `None` for a DATE or a leap second.
+    pub(crate) fn local_seconds(&self) -> Option<i64> {
+        let (hour, minute, second) = self.time?;
+        let time = Time::from_hms(hour, minute, second).ok()?;
+        Some(
+            PrimitiveDateTime::new(self.date, time)
+                .assume_utc()
+                .unix_timestamp(),
+        )
+    }
+
+    /// The UTC DATE-TIME of an instant; [`DateTimeError::OutOfRange`] outside the years
+    /// 0000..=9999.
+    pub fn from_timestamp_utc(instant: Timestamp) -> Result<DateTime, DateTimeError> {
+        let out_of_range = DateTimeError::OutOfRange {
+            seconds: instant.unix_seconds(),
+        };
+        let t = OffsetDateTime::from_unix_timestamp(instant.unix_seconds())
+            .map_err(|_| out_of_range.clone())?;
+        if !(0..=9_999).contains(&t.year()) {
+            return Err(out_of_range);
+        }
+        Ok(DateTime {
+            date: t.date(),
+            time: Some((t.hour(), t.minute(), t.second())),
+            utc: true,
+        })
+    }
+
     /// The canonical text: `YYYYMMDD`, `YYYYMMDDTHHMMSS` or `YYYYMMDDTHHMMSSZ`.
     pub fn canonical(&self) -> String {
         let date = format!(

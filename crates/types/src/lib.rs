@@ -6,11 +6,16 @@ mod address;
 mod datetime;
 mod method;
 mod recurrence;
+mod timezone;
 
 pub use address::{AddrSpec, AddressError, LocalPartCase, normalize_address};
 pub use datetime::{DateTime, DateTimeError, Timestamp};
 pub use method::{Method, Role, Side, UnknownMethod, UnknownSide};
 pub use recurrence::{RecurrenceKey, RecurrenceKeyError};
+pub use timezone::{
+    MAX_OBSERVANCES, MAX_RDATES, MAX_RULE_YEARS, Observance, ObservanceKind, TimeZones,
+    TimezoneError, VTimezone, ZoneValue, resolve_local_time,
+};
 
 /// Default bound on ATTENDEE properties in one component, shared by the iTIP parser's
 /// `Limits::attendees` and the store's `Limits::attendees_per_update`, so that a message the

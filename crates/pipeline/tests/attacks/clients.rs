@@ -626,3 +626,62 @@ fn corpus_messages_resigned_by_their_sender_get_the_same_verdict() {
     );
     assert_rejected(&evaluate(&forged), Reason::SignerNotCorrelated);
 }
+
+/// The Exchange 2010 REQUEST (testdata/clients/exchange-2010-request.ics) with its parties
+/// mapped onto the test identities, in CRLF; `exception` turns it into the update of one
+/// instance: a RECURRENCE-ID line (without the name) and the new SEQUENCE.
+fn exchange_request(exception: Option<(&str, u32)>) -> Vec<u8> {
+    let mut ics = client("exchange-2010-request.ics")
+        .replace(
+            "MAILTO:inbox.apptest2@inboxapp.onmicrosoft.com",
+            &format!("mailto:{ORGANIZER}"),
+        )
+        .replace("MAILTO:karim@nilas.com", &format!("mailto:{ATTENDEE}"))
+        .replace("\r\n", "\n")
+        .replace('\n', "\r\n");
+    if let Some((recurrence_id, sequence)) = exception {
+        ics = ics
+            .replace(
+                "SUMMARY;LANGUAGE=fr-FR:Pommes\r\n",
+                &format!("SUMMARY;LANGUAGE=fr-FR:Pommes\r\nRECURRENCE-ID{recurrence_id}\r\n"),
+            )
+            .replace("SEQUENCE:4\r\n", &format!("SEQUENCE:{sequence}\r\n"));
+    }
+    openssl_signed("rsa2048/organizer", ORGANIZER, &entity(&ics, "REQUEST"))
+}
+
+/// Issues 12 and 15: Outlook and Exchange write the exception of a recurring meeting
+/// relative to the meeting's Windows zone (`RECURRENCE-ID;TZID=Romance Standard Time:...`)
+/// with that zone's VTIMEZONE (DTSTART in 1601, `BYDAY=-1SU;BYMONTH=10`). With event state
+/// checked every such update was refused (`unsupported-recurrence-id`), so a gate with a
+/// store refused real clients' exception updates. It is now keyed by its UTC instant
+/// (09:30 Paris in February is 08:30Z): accepted, and the same instance written in UTC is
+/// the same key for the replay protection.
+#[test]
+fn outlook_exception_update_in_its_windows_zone_is_accepted_with_event_state_checked() {
+    let pipeline = pipeline();
+    let store = SqliteStore::open_in_memory().unwrap();
+    // Control: the client's REQUEST as it was written.
+    assert_accepted(&evaluate_recorded(
+        &pipeline,
+        &store,
+        &exchange_request(None),
+    ));
+    let update = exchange_request(Some((";TZID=Romance Standard Time:20150227T093000", 5)));
+    assert_accepted(&evaluate_recorded(&pipeline, &store, &update));
+    // The same instance in UTC with the older SEQUENCE is a replay of that instance...
+    assert_rejected(
+        &evaluate_recorded(
+            &pipeline,
+            &store,
+            &exchange_request(Some((":20150227T083000Z", 4))),
+        ),
+        Reason::StaleSequence,
+    );
+    // ...while 09:30Z (10:30 in Paris) is another instance.
+    assert_accepted(&evaluate_recorded(
+        &pipeline,
+        &store,
+        &exchange_request(Some((":20150227T093000Z", 4))),
+    ));
+}

@@ -153,23 +153,35 @@ fn strangers_signed_refresh_cannot_pin_a_fresh_uid_against_the_real_organizer() 
     );
 }
 
+/// A VTIMEZONE with one fixed offset since 1970.
+fn fixed_zone(tzid: &str, offset: &str) -> String {
+    format!(
+        "BEGIN:VTIMEZONE\r\nTZID:{tzid}\r\nBEGIN:STANDARD\r\nDTSTART:19700101T000000\r\n\
+         TZOFFSETFROM:{offset}\r\nTZOFFSETTO:{offset}\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\n"
+    )
+}
+
 /// An organizer REQUEST for one instance, `recurrence_id` being the whole property line after
-/// `RECURRENCE-ID` (parameters included), with VTIMEZONEs for both zones used below.
+/// `RECURRENCE-ID` (parameters included), with VTIMEZONEs for both zones used below
+/// (Europe/Berlin at +02:00 and America/New_York at -04:00, their June offsets).
 fn instance_request(uid: &str, sequence: u32, recurrence_id: &str) -> Vec<u8> {
-    let zone = |tzid: &str, offset: &str| {
-        format!(
-            "BEGIN:VTIMEZONE\r\nTZID:{tzid}\r\nBEGIN:STANDARD\r\nDTSTART:19700101T000000\r\n\
-             TZOFFSETFROM:{offset}\r\nTZOFFSETTO:{offset}\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\n"
-        )
-    };
+    let zones = fixed_zone("Europe/Berlin", "+0200") + &fixed_zone("America/New_York", "-0400");
+    instance_request_with_zones(uid, sequence, recurrence_id, &zones)
+}
+
+/// [`instance_request`] with the calendar's VTIMEZONEs given as text.
+fn instance_request_with_zones(
+    uid: &str,
+    sequence: u32,
+    recurrence_id: &str,
+    zones: &str,
+) -> Vec<u8> {
     let calendar = format!(
         "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//imipsec//attacks//EN\r\nMETHOD:REQUEST\r\n\
-         {}{}BEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20260601T000000Z\r\n\
+         {zones}BEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20260601T000000Z\r\n\
          RECURRENCE-ID{recurrence_id}\r\nORGANIZER:mailto:{ORGANIZER}\r\n\
          DTSTART:20260615T080000Z\r\nSUMMARY:Planning\r\nSEQUENCE:{sequence}\r\n\
          ATTENDEE;PARTSTAT=NEEDS-ACTION:mailto:{ATTENDEE}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
-        zone("Europe/Berlin", "+0200"),
-        zone("America/New_York", "-0400"),
     );
     message(
         ORGANIZER,
@@ -179,9 +191,9 @@ fn instance_request(uid: &str, sequence: u32, recurrence_id: &str) -> Vec<u8> {
 
 /// Issue 15: RECURRENCE-ID reached the store as its bare value, without its TZID, so
 /// 10:00 in New York and 10:00 in Berlin (six hours apart) were one key: the Berlin
-/// instance's first revision was refused as a `stale-sequence` of the New York one. Keying
-/// a TZID-relative value needs its VTIMEZONE evaluated; until then it is refused with its own
-/// code, never confused with another instance.
+/// instance's first revision was refused as a `stale-sequence` of the New York one. Each is
+/// now keyed by its UTC instant, resolved through the calendar's VTIMEZONE: two instances,
+/// each one the same key as its instant written in UTC.
 #[test]
 fn recurrence_ids_in_two_zones_at_the_same_wall_clock_time_are_not_one_instance() {
     let pipeline = pipeline();
@@ -197,26 +209,27 @@ fn recurrence_ids_in_two_zones_at_the_same_wall_clock_time_are_not_one_instance(
         &store,
         &instance_request(uid, 1, ";TZID=Europe/Berlin:20260615T100000"),
     );
-    assert_ne!(berlin.primary_reason(), Some(Reason::StaleSequence));
-    assert_rejected(&new_york, Reason::UnsupportedRecurrenceId);
-    assert_rejected(&berlin, Reason::UnsupportedRecurrenceId);
-    // Control: the same instants in UTC are two instances, both accepted.
+    assert_accepted(&new_york);
+    assert_accepted(&berlin);
+    // The keys are the two instants: a replay of either in UTC is the same instance.
+    for utc in [":20260615T140000Z", ":20260615T080000Z"] {
+        assert_rejected(
+            &evaluate_recorded(&pipeline, &store, &instance_request(uid, 1, utc)),
+            Reason::StaleSequence,
+        );
+    }
+    // Control: a third instant is a third instance.
     assert_accepted(&evaluate_recorded(
         &pipeline,
         &store,
-        &instance_request(uid, 1, ":20260615T140000Z"),
-    ));
-    assert_accepted(&evaluate_recorded(
-        &pipeline,
-        &store,
-        &instance_request(uid, 1, ":20260615T080000Z"),
+        &instance_request(uid, 1, ":20260615T120000Z"),
     ));
 }
 
 /// Issue 15: one instance written two ways was two keys, a hole in replay protection: after
 /// the organizer's SEQUENCE 2 for the 08:00Z instance, a replay of his older SEQUENCE 1 for
-/// the same instance written as 10:00 Europe/Berlin was a fresh key and accepted. The zoned
-/// form is now refused (`unsupported-recurrence-id`), and the UTC replay is stale.
+/// the same instance written as 10:00 Europe/Berlin was a fresh key and accepted. Both forms
+/// now key the instant, so the replay is stale, in either direction.
 #[test]
 fn one_instance_written_in_utc_and_in_a_zone_cannot_replay_an_older_sequence() {
     let pipeline = pipeline();
@@ -232,16 +245,74 @@ fn one_instance_written_in_utc_and_in_a_zone_cannot_replay_an_older_sequence() {
         &store,
         &instance_request(uid, 1, ";TZID=Europe/Berlin:20260615T100000"),
     );
-    assert_rejected(&replay, Reason::UnsupportedRecurrenceId);
-    // Control: the replay in the same UTC form is refused by the order itself.
+    assert_rejected(&replay, Reason::StaleSequence);
+    // Control: a newer revision of the same instance in the zoned form is accepted...
+    assert_accepted(&evaluate_recorded(
+        &pipeline,
+        &store,
+        &instance_request(uid, 3, ";TZID=Europe/Berlin:20260615T100000"),
+    ));
+    // ...and the other direction: written in the zone, replayed in UTC.
     assert_rejected(
         &evaluate_recorded(
             &pipeline,
             &store,
-            &instance_request(uid, 1, ":20260615T080000Z"),
+            &instance_request(uid, 2, ":20260615T080000Z"),
         ),
         Reason::StaleSequence,
     );
+}
+
+/// Issue 15: a TZID-relative RECURRENCE-ID whose VTIMEZONE cannot be evaluated (none with
+/// that TZID, two with it, a rule outside the subset real zones use, an offset RFC 5545
+/// forbids, a time before the zone's first onset) has no key; with event state checked it is refused with its own code rather
+/// than keyed by its local text (which lets zones collide and instants split). Control: the
+/// same message with an evaluable zone is accepted.
+#[test]
+fn recurrence_id_in_a_zone_outside_the_evaluated_subset_is_unsupported() {
+    let pipeline = pipeline();
+    let store = SqliteStore::open_in_memory().unwrap();
+    let berlin = fixed_zone("Europe/Berlin", "+0200");
+    let monthly = "BEGIN:VTIMEZONE\r\nTZID:Europe/Berlin\r\nBEGIN:DAYLIGHT\r\n\
+                   DTSTART:19700329T020000\r\nRRULE:FREQ=MONTHLY;BYDAY=-1SU\r\n\
+                   TZOFFSETFROM:+0100\r\nTZOFFSETTO:+0200\r\nEND:DAYLIGHT\r\nEND:VTIMEZONE\r\n";
+    let minus_zero = berlin.replace("TZOFFSETTO:+0200", "TZOFFSETTO:-0000");
+    let later = berlin.replace("19700101T000000", "20300101T000000");
+    let rid = ";TZID=Europe/Berlin:20260615T100000";
+    for (case, zones, detail) in [
+        (
+            "no VTIMEZONE",
+            fixed_zone("Europe/Paris", "+0200"),
+            "no VTIMEZONE",
+        ),
+        ("two VTIMEZONEs", berlin.repeat(2), "2 VTIMEZONEs"),
+        ("monthly rule", monthly.to_owned(), "FREQ"),
+        ("offset -0000", minus_zero, "TZOFFSETTO"),
+        (
+            "before the first onset",
+            later,
+            "before the first observance onset",
+        ),
+    ] {
+        let uid = format!("unsupported-zone-{}@example.com", case.replace(' ', "-"));
+        let verdict = evaluate_recorded(
+            &pipeline,
+            &store,
+            &instance_request_with_zones(&uid, 1, rid, &zones),
+        );
+        assert_rejected(&verdict, Reason::UnsupportedRecurrenceId);
+        assert!(
+            verdict.reasons.iter().any(|r| r.detail.contains(detail)),
+            "{case}: {:?}",
+            verdict.reasons
+        );
+        // Control: the same instance with an evaluable VTIMEZONE.
+        assert_accepted(&evaluate_recorded(
+            &pipeline,
+            &store,
+            &instance_request_with_zones(&uid, 1, rid, &berlin),
+        ));
+    }
 }
 
 /// Without a store the recurrence key decides nothing, so a TZID-relative RECURRENCE-ID is
