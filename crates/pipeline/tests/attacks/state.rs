@@ -302,9 +302,9 @@ fn recurrence_id_in_a_zone_outside_the_evaluated_subset_is_unsupported() {
         );
         assert_rejected(&verdict, Reason::UnsupportedRecurrenceId);
         assert!(
-            verdict.reasons.iter().any(|r| r.detail.contains(detail)),
+            verdict.reasons().iter().any(|r| r.detail.contains(detail)),
             "{case}: {:?}",
-            verdict.reasons
+            verdict.reasons()
         );
         // Control: the same instance with an evaluable VTIMEZONE.
         assert_accepted(&evaluate_recorded(
