@@ -216,6 +216,11 @@ where
     E: From<Error> + Send,
 {
     let jobs = jobs.max(1);
+    if jobs == 1 {
+        // One worker (one core allowed, or --record): read, evaluate and report on this
+        // thread. A reader and a worker thread on one core only add hand-offs (issue 17).
+        return audit_inline(paths, limits, &make_worker, sink);
+    }
     let (item_sender, item_receiver) = sync_channel::<(u64, Item)>(jobs * QUEUE_PER_WORKER);
     let (row_sender, row_receiver) = sync_channel::<Result<Row, E>>(jobs * QUEUE_PER_WORKER);
     let item_receiver = Arc::new(Mutex::new(item_receiver));
@@ -244,6 +249,43 @@ where
             Err(error) => Err(E::from(Error::Mailbox(error))),
         }
     })
+}
+
+/// [`audit`] with one worker, on the calling thread: the same rows in the same order.
+fn audit_inline<M, W, E>(
+    paths: &[PathBuf],
+    limits: mailbox::Limits,
+    make_worker: &M,
+    sink: &mut dyn FnMut(&Row) -> Result<(), E>,
+) -> Result<Summary, E>
+where
+    M: Fn() -> Result<W, E>,
+    W: FnMut(&[u8]) -> Evaluated,
+    E: From<Error>,
+{
+    let mut evaluate = make_worker()?;
+    let mut summary = Summary::default();
+    let mut sequence = 0u64;
+    let mut failed = None;
+    let result = mailbox::read_all(paths, limits, &mut |item| {
+        let row = evaluate_item(sequence, item, &mut evaluate);
+        sequence += 1;
+        summary.add(&row);
+        match sink(&row) {
+            Ok(()) => true,
+            Err(error) => {
+                failed = Some(error);
+                false
+            }
+        }
+    });
+    if let Some(error) = failed {
+        return Err(error);
+    }
+    match result {
+        Ok(()) => Ok(summary),
+        Err(error) => Err(E::from(Error::Mailbox(error))),
+    }
 }
 
 fn read(
