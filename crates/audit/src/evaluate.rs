@@ -616,4 +616,115 @@ mod tests {
         );
         assert!(result.is_err());
     }
+
+    /// Runs `audit` with `jobs` workers over `path`; returns the rows (sequence, Message-ID,
+    /// outcome), the message count and the threads that evaluated.
+    fn rows_with(
+        path: &Path,
+        jobs: usize,
+    ) -> (
+        Vec<(u64, Option<String>, Outcome)>,
+        u64,
+        Vec<std::thread::ThreadId>,
+    ) {
+        let threads = Mutex::new(Vec::new());
+        let mut seen = Vec::new();
+        let summary = audit::<_, _, Error>(
+            &[path.to_path_buf()],
+            mailbox::Limits {
+                message_bytes: 1000,
+            },
+            jobs,
+            || {
+                Ok(|raw: &[u8]| {
+                    if let Ok(mut threads) = threads.lock() {
+                        threads.push(std::thread::current().id());
+                    }
+                    let outcome = if raw.ends_with(b"0\n") {
+                        Outcome::Accept
+                    } else {
+                        Outcome::Reject
+                    };
+                    Evaluated::single(outcome, "test-code", String::new())
+                })
+            },
+            &mut |row| {
+                seen.push((
+                    row.sequence,
+                    row.identity.message_id.clone(),
+                    row.evaluated.outcome,
+                ));
+                Ok(())
+            },
+        )
+        .unwrap();
+        (seen, summary.messages, threads.into_inner().unwrap())
+    }
+
+    // Issue 17: with one worker the audit runs on the calling thread (no reader/worker
+    // hand-offs on one core); it must give exactly the rows the threaded path gives.
+    #[test]
+    fn one_worker_runs_on_the_calling_thread_with_the_same_rows_as_several() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_mbox(dir.path(), 120);
+        let (inline, inline_count, inline_threads) = rows_with(&path, 1);
+        let (threaded, threaded_count, threaded_threads) = rows_with(&path, 3);
+        assert_eq!(inline_count, 120);
+        assert_eq!(inline, threaded);
+        assert_eq!(threaded_count, 120);
+        let caller = std::thread::current().id();
+        assert!(inline_threads.iter().all(|id| *id == caller));
+        assert!(threaded_threads.iter().all(|id| *id != caller));
+        let accepted = inline
+            .iter()
+            .filter(|(_, _, outcome)| *outcome == Outcome::Accept)
+            .count();
+        assert_eq!(accepted, 12);
+    }
+
+    #[test]
+    fn one_worker_setup_failure_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_mbox(dir.path(), 10);
+        let result = audit(
+            &[path],
+            mailbox::Limits { message_bytes: 100 },
+            1,
+            || -> Result<fn(&[u8]) -> Evaluated, Error> { Err(Error::WorkerPanicked) },
+            &mut |_| Ok(()),
+        );
+        assert!(result.is_err());
+    }
+
+    #[test]
+    fn one_worker_stops_at_the_first_sink_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_mbox(dir.path(), 50);
+        let evaluated = std::sync::atomic::AtomicUsize::new(0);
+        let mut delivered = 0;
+        let result = audit(
+            &[path],
+            mailbox::Limits {
+                message_bytes: 1000,
+            },
+            1,
+            || {
+                Ok(|_: &[u8]| {
+                    evaluated.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    Evaluated::single(Outcome::Reject, "test-code", String::new())
+                })
+            },
+            &mut |_| {
+                delivered += 1;
+                if delivered == 5 {
+                    Err(Error::WorkerPanicked)
+                } else {
+                    Ok(())
+                }
+            },
+        );
+        assert!(matches!(result, Err(Error::WorkerPanicked)));
+        assert_eq!(delivered, 5);
+        assert_eq!(evaluated.into_inner(), 5);
+    }
 }
