@@ -617,16 +617,12 @@ mod tests {
         assert!(result.is_err());
     }
 
-    /// Runs `audit` with `jobs` workers over `path`; returns the rows (sequence, Message-ID,
-    /// outcome), the message count and the threads that evaluated.
-    fn rows_with(
-        path: &Path,
-        jobs: usize,
-    ) -> (
-        Vec<(u64, Option<String>, Outcome)>,
-        u64,
-        Vec<std::thread::ThreadId>,
-    ) {
+    /// One report row as compared: sequence, Message-ID, outcome.
+    type Seen = (u64, Option<String>, Outcome);
+
+    /// Runs `audit` with `jobs` workers over `path`; returns the rows, the message count and
+    /// the threads that evaluated.
+    fn rows_with(path: &Path, jobs: usize) -> (Vec<Seen>, u64, Vec<std::thread::ThreadId>) {
         let threads = Mutex::new(Vec::new());
         let mut seen = Vec::new();
         let summary = audit::<_, _, Error>(
