@@ -95,8 +95,8 @@ audit() {
     --jsonl "$work/out.jsonl" --no-progress >/dev/null
   accepted=$(grep -c '"verdict":"accept"' "$work/out.jsonl" || true)
   if [ "$accepted" != "$4" ]; then
-    echo "audit accepted $accepted of $4 messages in $2: see $work/out.jsonl" >&2
-    trap - EXIT
+    echo "audit accepted $accepted of $4 messages in $2; first other row:" >&2
+    grep -v '"verdict":"accept"' "$work/out.jsonl" | sed -n 1p >&2
     exit 1
   fi
   rates "$4" "$work/times"
@@ -138,7 +138,7 @@ echo "  scaling two/one (median of $rounds rounds): $(echo "$ratios" | median)"
 echo
 
 echo "== one process per message, $per_process messages, core $core, set 1cert"
-files=$(find "$work/1cert" -name '*.eml' | sort | head -n "$per_process")
+files=$(find "$work/1cert" -name '*.eml' | sort | sed -n "1,${per_process}p") # not head: SIGPIPE + pipefail
 ratios=""
 for round in $(seq "$rounds"); do
   start=$(now)
