@@ -223,6 +223,11 @@ where
     E: From<Error> + Send,
 {
     let jobs = jobs.max(1);
+    if jobs == 1 {
+        // One worker (one core allowed, or --record): read, evaluate and report on this
+        // thread. A reader and a worker thread on one core only add hand-offs (issue 17).
+        return audit_inline(paths, limits, &make_worker, sink);
+    }
     let (item_sender, item_receiver) = sync_channel::<(u64, Item)>(jobs * QUEUE_PER_WORKER);
     let (row_sender, row_receiver) = sync_channel::<Result<Row, E>>(jobs * QUEUE_PER_WORKER);
     let item_receiver = Arc::new(Mutex::new(item_receiver));
@@ -251,6 +256,43 @@ where
             Err(error) => Err(E::from(Error::Mailbox(error))),
         }
     })
+}
+
+/// [`audit`] with one worker, on the calling thread: the same rows in the same order.
+fn audit_inline<M, W, E>(
+    paths: &[PathBuf],
+    limits: mailbox::Limits,
+    make_worker: &M,
+    sink: &mut dyn FnMut(&Row) -> Result<(), E>,
+) -> Result<Summary, E>
+where
+    M: Fn() -> Result<W, E>,
+    W: FnMut(&[u8]) -> Evaluated,
+    E: From<Error>,
+{
+    let mut evaluate = make_worker()?;
+    let mut summary = Summary::default();
+    let mut sequence = 0u64;
+    let mut failed = None;
+    let result = mailbox::read_all(paths, limits, &mut |item| {
+        let row = evaluate_item(sequence, item, &mut evaluate);
+        sequence += 1;
+        summary.add(&row);
+        match sink(&row) {
+            Ok(()) => true,
+            Err(error) => {
+                failed = Some(error);
+                false
+            }
+        }
+    });
+    if let Some(error) = failed {
+        return Err(error);
+    }
+    match result {
+        Ok(()) => Ok(summary),
+        Err(error) => Err(E::from(Error::Mailbox(error))),
+    }
 }
 
 fn read(
@@ -576,5 +618,112 @@ mod tests {
             &mut |_| Ok(()),
         );
         assert!(result.is_err());
+    }
+
+    /// One report row as compared: sequence, Message-ID, outcome.
+    type Seen = (u64, Option<String>, Outcome);
+
+    /// Runs `audit` with `jobs` workers over `path`; returns the rows, the message count and
+    /// the threads that evaluated.
+    fn rows_with(path: &Path, jobs: usize) -> (Vec<Seen>, u64, Vec<std::thread::ThreadId>) {
+        let threads = Mutex::new(Vec::new());
+        let mut seen = Vec::new();
+        let summary = audit::<_, _, Error>(
+            &[path.to_path_buf()],
+            mailbox::Limits {
+                message_bytes: 1000,
+            },
+            jobs,
+            || {
+                Ok(|raw: &[u8]| {
+                    if let Ok(mut threads) = threads.lock() {
+                        threads.push(std::thread::current().id());
+                    }
+                    let outcome = if raw.ends_with(b"0\n") {
+                        Outcome::Accept
+                    } else {
+                        Outcome::Reject
+                    };
+                    Evaluated::single(outcome, "test-code", String::new())
+                })
+            },
+            &mut |row| {
+                seen.push((
+                    row.sequence,
+                    row.identity.message_id.clone(),
+                    row.evaluated.outcome,
+                ));
+                Ok(())
+            },
+        )
+        .unwrap();
+        (seen, summary.messages, threads.into_inner().unwrap())
+    }
+
+    // Issue 17: with one worker the audit runs on the calling thread (no reader/worker
+    // hand-offs on one core); it must give exactly the rows the threaded path gives.
+    #[test]
+    fn one_worker_runs_on_the_calling_thread_with_the_same_rows_as_several() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_mbox(dir.path(), 120);
+        let (inline, inline_count, inline_threads) = rows_with(&path, 1);
+        let (threaded, threaded_count, threaded_threads) = rows_with(&path, 3);
+        assert_eq!(inline_count, 120);
+        assert_eq!(inline, threaded);
+        assert_eq!(threaded_count, 120);
+        let caller = std::thread::current().id();
+        assert!(inline_threads.iter().all(|id| *id == caller));
+        assert!(threaded_threads.iter().all(|id| *id != caller));
+        let accepted = inline
+            .iter()
+            .filter(|(_, _, outcome)| *outcome == Outcome::Accept)
+            .count();
+        assert_eq!(accepted, 12);
+    }
+
+    #[test]
+    fn one_worker_setup_failure_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_mbox(dir.path(), 10);
+        let result = audit(
+            &[path],
+            mailbox::Limits { message_bytes: 100 },
+            1,
+            || -> Result<fn(&[u8]) -> Evaluated, Error> { Err(Error::WorkerPanicked) },
+            &mut |_| Ok(()),
+        );
+        assert!(result.is_err());
+    }
+
+    #[test]
+    fn one_worker_stops_at_the_first_sink_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_mbox(dir.path(), 50);
+        let evaluated = std::sync::atomic::AtomicUsize::new(0);
+        let mut delivered = 0;
+        let result = audit(
+            &[path],
+            mailbox::Limits {
+                message_bytes: 1000,
+            },
+            1,
+            || {
+                Ok(|_: &[u8]| {
+                    evaluated.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    Evaluated::single(Outcome::Reject, "test-code", String::new())
+                })
+            },
+            &mut |_| {
+                delivered += 1;
+                if delivered == 5 {
+                    Err(Error::WorkerPanicked)
+                } else {
+                    Ok(())
+                }
+            },
+        );
+        assert!(matches!(result, Err(Error::WorkerPanicked)));
+        assert_eq!(delivered, 5);
+        assert_eq!(evaluated.into_inner(), 5);
     }
 }

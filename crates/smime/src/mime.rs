@@ -537,7 +537,31 @@ fn addresses(value: &HeaderValue<'_>) -> Vec<String> {
 /// multipart body, so a quadratic search would let a crafted body cost boundary length
 /// times its size).
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    memchr::memmem::find(haystack, needle)
+    // `memmem::find` builds a searcher per call, which cost more than the search on the
+    // short lines this is called for (issue 17). Needles of at most 4 bytes (CRLF, CRLFCRLF):
+    // memchr on the first byte and compare, linear in the haystack (at most 4 compares per
+    // candidate). Longer needles keep the linear-time searcher.
+    if needle.len() > 4 {
+        return memchr::memmem::find(haystack, needle);
+    }
+    let Some((&first, tail)) = needle.split_first() else {
+        return Some(0);
+    };
+    let mut from = 0;
+    while let Some(offset) = haystack
+        .get(from..)
+        .and_then(|rest| memchr::memchr(first, rest))
+    {
+        let at = from + offset;
+        if haystack
+            .get(at + 1..)
+            .is_some_and(|rest| rest.starts_with(tail))
+        {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
 }
 
 /// Split a multipart body into its body parts: `(start, end)` offsets into the buffer, for the
@@ -559,9 +583,11 @@ pub(crate) fn split_multipart(
     }
     let mut dash_boundary = b"--".to_vec();
     dash_boundary.extend_from_slice(boundary.as_bytes());
+    // One searcher for the whole body, not one per line.
+    let boundary_finder = memchr::memmem::Finder::new(&dash_boundary);
     let stray = |line: &[u8], from: usize, line_start: usize| match line
         .get(from..)
-        .and_then(|rest| find(rest, &dash_boundary))
+        .and_then(|rest| boundary_finder.find(rest))
     {
         Some(at) => Err(error(
             body_start + line_start + from + at,
@@ -783,6 +809,32 @@ pub(crate) fn decode_quoted_printable(input: &[u8], base: usize) -> Result<Vec<u
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // Issue 17: the short-needle search must find exactly what the linear-time searcher finds.
+    #[test]
+    fn short_needle_find_agrees_with_memmem() {
+        let haystacks: [&[u8]; 9] = [
+            b"",
+            b"\r",
+            b"\r\n",
+            b"abc\r\ndef\r\n",
+            b"\r\r\r\n",
+            b"a\r\n\r\nb",
+            b"\r\n\r\r\n\r\n",
+            b"no line end\r",
+            b"\n\r\n\r",
+        ];
+        let needles: [&[u8]; 5] = [b"", b"\r", b"\r\n", b"\r\n\r\n", b"\n\r"];
+        for haystack in haystacks {
+            for needle in needles {
+                assert_eq!(
+                    find(haystack, needle),
+                    memchr::memmem::find(haystack, needle),
+                    "{haystack:?} {needle:?}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn headerless_only_without_any_header_section() {
