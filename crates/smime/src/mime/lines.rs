@@ -1,0 +1,116 @@
+//! Line endings of a buffer: CRLF as received, or bare LF (mbox / Maildir storage) turned
+//! into the canonical CRLF form with a map back to the received offsets; headerless content.
+
+use super::{MimeError, find};
+use crate::error::MimeErrorKind;
+
+/// How the lines of a buffer end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LineEndings {
+    /// CRLF only (or no line break at all): used as received.
+    Crlf,
+    /// LF only, no CR anywhere (stored mail: mbox, Maildir): canonicalised before the walk.
+    BareLf,
+}
+
+/// The line endings of `raw`, decided on its first line break: a bare LF there is stored
+/// mail (mbox, Maildir, files written by `openssl smime` on Unix), canonicalised before the
+/// walk (RFC 8551 §3.1.1); otherwise CRLF. A bare CR is malformed anywhere.
+///
+/// In a CRLF message a bare LF is malformed where lines carry meaning: in a header section
+/// ([`parse_entity`]: a header section ended by CRLF then a bare LF starts mail-parser's body
+/// hundreds of bytes before a strict reader's), on a delimiter line ([`split_multipart`]:
+/// the boundary is then stray) and in an identity or quoted-printable body
+/// ([`Entity::decoded_body`]). It is tolerated only inside base64 bodies, where line breaks
+/// are white space to every decoder: `openssl cms -sign -crlfeol` writes the signature's
+/// base64 with bare LF.
+pub(crate) fn line_endings(raw: &[u8]) -> Result<LineEndings, MimeError> {
+    let mut first = None;
+    let mut previous = 0u8;
+    for (index, &byte) in raw.iter().enumerate() {
+        match byte {
+            b'\n' => {
+                first.get_or_insert(if previous == b'\r' {
+                    LineEndings::Crlf
+                } else {
+                    LineEndings::BareLf
+                });
+            }
+            _ if previous == b'\r' => {
+                return Err(MimeError {
+                    offset: index - 1,
+                    kind: MimeErrorKind::MixedLineEndings,
+                });
+            }
+            _ => {}
+        }
+        previous = byte;
+    }
+    if previous == b'\r' {
+        return Err(MimeError {
+            offset: raw.len() - 1,
+            kind: MimeErrorKind::MixedLineEndings,
+        });
+    }
+    Ok(first.unwrap_or(LineEndings::Crlf))
+}
+
+/// The offset of the first bare LF in `bytes` (CRLF line endings expected), if any.
+pub(super) fn bare_lf(bytes: &[u8]) -> Option<usize> {
+    let mut previous = 0u8;
+    bytes.iter().enumerate().find_map(|(index, &byte)| {
+        let bare = byte == b'\n' && previous != b'\r';
+        previous = byte;
+        bare.then_some(index)
+    })
+}
+
+/// A copy in RFC 5322 / RFC 5751 §3.1.1 canonical form (every bare LF becomes CRLF) that
+/// maps its offsets back to the original: a diagnostic reports the original's offset, the
+/// bytes as received (issue #12).
+#[derive(Debug)]
+pub(crate) struct Canonical {
+    pub bytes: Vec<u8>,
+    /// Offsets in `bytes` of the CRs that were inserted, ascending.
+    pub(super) inserted: Vec<usize>,
+}
+
+impl Canonical {
+    pub fn new(raw: &[u8]) -> Canonical {
+        let mut bytes = Vec::with_capacity(raw.len() + raw.len() / 32);
+        let mut inserted = Vec::new();
+        let mut previous = 0u8;
+        for &byte in raw {
+            if byte == b'\n' && previous != b'\r' {
+                inserted.push(bytes.len());
+                bytes.push(b'\r');
+            }
+            bytes.push(byte);
+            previous = byte;
+        }
+        Canonical { bytes, inserted }
+    }
+
+    /// The offset in the original of offset `canonical` of the copy (an inserted CR maps to
+    /// the LF it precedes).
+    pub fn original_offset(&self, canonical: usize) -> usize {
+        canonical - self.inserted.partition_point(|&at| at < canonical)
+    }
+}
+
+/// Whether `content` has no header section at all: it neither starts with the blank line of
+/// an empty header section nor with a header field (`field-name ":"`, RFC 5322 §2.2 / §3.6.8:
+/// printable US-ASCII but ":", optionally followed by white space before the colon).
+pub(crate) fn is_headerless(content: &[u8]) -> bool {
+    if content.starts_with(b"\r\n") {
+        return false;
+    }
+    let line_end = find(content, b"\r\n").unwrap_or(content.len());
+    let line = content.get(..line_end).unwrap_or_default();
+    let Some(colon) = line.iter().position(|&byte| byte == b':') else {
+        return true;
+    };
+    let name = line.get(..colon).unwrap_or_default();
+    let name = name.trim_ascii_end();
+    name.is_empty() || !name.iter().all(|&byte| (33..=126).contains(&byte))
+}
