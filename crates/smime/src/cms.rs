@@ -182,12 +182,18 @@ pub(crate) fn check_signed_data(
     }
     // The same SignerInfo twice is one signature counted twice (and verified twice): a
     // second encoding of the SignedData that verifies, refused (found by `cms_structure`).
-    for (index, (received, _)) in parsed.signer_infos.iter().enumerate() {
+    // The class is the signature value, not the encoding: a copy that spells its
+    // signatureAlgorithm another way (rsaEncryption / sha256WithRSAEncryption, RFC 5754 §3)
+    // or carries other unsigned attributes is still the same signature (found again by
+    // `cms_structure`).
+    for (index, (received, signer_info)) in parsed.signer_infos.iter().enumerate() {
         if parsed
             .signer_infos
             .iter()
             .take(index)
-            .any(|(earlier, _)| earlier == received)
+            .any(|(earlier, earlier_info)| {
+                earlier == received || earlier_info.signature == signer_info.signature
+            })
         {
             return failed(Failure::MalformedCms { offset: 0 });
         }

@@ -1037,6 +1037,39 @@ fn signed_data_version_other_than_computed_is_rejected() {
     assert_rejected(&verdict, Reason::BadSignature);
 }
 
+/// The same signature twice under another spelling: a copy of the SignerInfo whose
+/// signatureAlgorithm says sha256WithRSAEncryption where the original says rsaEncryption (RFC
+/// 5754 §3 allows both) still verifies, so byte comparison missed it; the duplicate is the
+/// signature value (found by the cms_structure fuzz target in CI: duplicate, then rewrite an
+/// OID).
+#[test]
+fn duplicated_signature_under_another_algorithm_spelling_is_rejected() {
+    let content = invitation();
+    let info = organizer_signer_info(&honest_attributes(&content));
+    let rsa_encryption = [
+        0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01,
+    ];
+    let at = info
+        .windows(rsa_encryption.len())
+        .rposition(|window| window == rsa_encryption)
+        .expect("the SignerInfo names rsaEncryption");
+    let mut respelled = info.clone();
+    respelled[at + rsa_encryption.len() - 1] = 0x0b; // sha256WithRSAEncryption
+    // Control: the respelled SignerInfo alone verifies (the spelling is allowed).
+    let cms = signed_data_with(
+        ID_DATA,
+        None,
+        std::slice::from_ref(&respelled),
+        &organizer_certificates(),
+    );
+    assert_accepted(&evaluate(&hand_signed(&content, &cms)));
+    let cms = signed_data_with(ID_DATA, None, &[info, respelled], &organizer_certificates());
+    assert_rejected(
+        &evaluate(&hand_signed(&content, &cms)),
+        Reason::BadSignature,
+    );
+}
+
 /// The same SignerInfo twice verifies twice and proves nothing more: a second encoding of one
 /// SignedData, refused (found by the cms_structure fuzz target, "duplicate an element").
 #[test]
