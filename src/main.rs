@@ -15,6 +15,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// mimalloc rather than glibc's allocator: the pipeline makes hundreds of small short-lived
+/// allocations per message, and glibc's malloc and free were about a tenth of `audit`'s time
+/// (BENCHMARKS.md, issue 17). The binary's choice; the library crates do not set one.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     cmd::run(cli.command).into()
