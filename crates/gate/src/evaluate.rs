@@ -84,60 +84,55 @@ impl Evaluator {
         let started = Instant::now();
         let at = (self.clock)();
         let count = recipients.len();
-        let inspection = {
-            let message = Arc::clone(&message);
-            tokio::task::spawn_blocking(move || mime::inspect(&message)).await
-        };
-        let verdicts = match inspection {
-            Err(_) => (0..count)
+        let engine = self.engine.current();
+        // The gate's own MIME look and the engine's decision in one blocking task: each
+        // hand-off to the blocking pool waits for a thread to be scheduled, which on a
+        // machine busy with the MTA cost milliseconds for a fraction of a millisecond of
+        // work (issue 17). A message without calendar data never reaches the engine.
+        let task = tokio::task::spawn_blocking(move || {
+            // A panic in the MIME look or the engine is a tempfail of this message, never
+            // of the connection or of later messages.
+            let decided = catch_unwind(AssertUnwindSafe(|| match mime::inspect(&message) {
+                Inspection::NotCalendar => None,
+                Inspection::Calendar | Inspection::Opaque => {
+                    // One call for every recipient: the recipient-independent work
+                    // (MIME, crypto, iTIP) runs once.
+                    Some(engine.decide(&message, &envelope, &recipients, at))
+                }
+            }));
+            match decided {
+                Ok(None) => (0..count)
+                    .map(|_| RecipientVerdict::NotCalendar(None))
+                    .collect(),
+                Ok(Some(decided)) if decided.len() == count => decided
+                    .into_iter()
+                    .map(|decided| match decided {
+                        Ok(Judged { verdict, .. }) if verdict.outcome == Outcome::NotCalendar => {
+                            RecipientVerdict::NotCalendar(Some(verdict))
+                        }
+                        Ok(Judged { verdict, recording }) => {
+                            RecipientVerdict::Judged(verdict, recording)
+                        }
+                        Err(error) => RecipientVerdict::Failed(error.into()),
+                    })
+                    .collect::<Vec<_>>(),
+                // An engine that answers for other recipients than asked: no verdict.
+                Ok(Some(_)) => (0..count)
+                    .map(|_| RecipientVerdict::Failed(EvaluateFailure::Join))
+                    .collect(),
+                Err(_) => (0..count)
+                    .map(|_| RecipientVerdict::Failed(EvaluateFailure::Panicked))
+                    .collect(),
+            }
+        });
+        let verdicts = match tokio::time::timeout(self.timeout, task).await {
+            Ok(Ok(verdicts)) => verdicts,
+            Ok(Err(_)) => (0..count)
                 .map(|_| RecipientVerdict::Failed(EvaluateFailure::Join))
                 .collect(),
-            Ok(Inspection::NotCalendar) => (0..count)
-                .map(|_| RecipientVerdict::NotCalendar(None))
+            Err(_) => (0..count)
+                .map(|_| RecipientVerdict::Failed(EvaluateFailure::Timeout(self.timeout)))
                 .collect(),
-            Ok(Inspection::Calendar | Inspection::Opaque) => {
-                let engine = self.engine.current();
-                let task = tokio::task::spawn_blocking(move || {
-                    // One call for every recipient: the recipient-independent work (MIME,
-                    // crypto, iTIP) runs once. A panic in the engine is a tempfail of this
-                    // message, never of the connection or of later messages.
-                    let decided = catch_unwind(AssertUnwindSafe(|| {
-                        engine.decide(&message, &envelope, &recipients, at)
-                    }));
-                    match decided {
-                        Ok(decided) if decided.len() == recipients.len() => decided
-                            .into_iter()
-                            .map(|decided| match decided {
-                                Ok(Judged { verdict, .. })
-                                    if verdict.outcome == Outcome::NotCalendar =>
-                                {
-                                    RecipientVerdict::NotCalendar(Some(verdict))
-                                }
-                                Ok(Judged { verdict, recording }) => {
-                                    RecipientVerdict::Judged(verdict, recording)
-                                }
-                                Err(error) => RecipientVerdict::Failed(error.into()),
-                            })
-                            .collect::<Vec<_>>(),
-                        // An engine that answers for other recipients than asked: no verdict.
-                        Ok(_) => (0..recipients.len())
-                            .map(|_| RecipientVerdict::Failed(EvaluateFailure::Join))
-                            .collect(),
-                        Err(_) => (0..recipients.len())
-                            .map(|_| RecipientVerdict::Failed(EvaluateFailure::Panicked))
-                            .collect(),
-                    }
-                });
-                match tokio::time::timeout(self.timeout, task).await {
-                    Ok(Ok(verdicts)) => verdicts,
-                    Ok(Err(_)) => (0..count)
-                        .map(|_| RecipientVerdict::Failed(EvaluateFailure::Join))
-                        .collect(),
-                    Err(_) => (0..count)
-                        .map(|_| RecipientVerdict::Failed(EvaluateFailure::Timeout(self.timeout)))
-                        .collect(),
-                }
-            }
         };
         Judgement {
             verdicts,
