@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Load test of the imipsec gate through a real Postfix (issue 6, acceptance 2), loopback
+# Load test of the imipsec gate through a real Postfix (issue 6, acceptance 2; issue 17), loopback
 # only, ends by itself. LOAD_COUNT messages (default 10000; 60 % valid calendar, 20 %
 # forged calendar, 20 % plain) go through Postfix with the gate as milter, and the gate
 # is restarted once in the middle; then BASELINE_COUNT messages (default 2000) of the same
@@ -14,8 +14,11 @@ ROOT=$(cd "$HERE/../.." && pwd)
 . "$HERE/lib.sh"
 
 GATE_ENGINE=${GATE_ENGINE:-pipeline}
-# replayed templates would be stale against an event state store: measure without one
-export GATE_STORE=${GATE_STORE:-none}
+# LOAD_STORE=1 (issue 17): the gate runs with its event-state store (SQLite in the work
+# folder) and every valid REQUEST is a distinct message with its own UID, signed before the
+# run (a replayed template would be stale). LOAD_STORE=0: no store, replayed templates.
+LOAD_STORE=${LOAD_STORE:-1}
+if [ "$LOAD_STORE" = 1 ]; then unset GATE_STORE; else export GATE_STORE=none; fi
 export GATE_PROFILE=${GATE_PROFILE:-release}
 LOAD_COUNT=${LOAD_COUNT:-10000} BASELINE_COUNT=${BASELINE_COUNT:-2000}
 CONCURRENCY=${CONCURRENCY:-16}
@@ -66,6 +69,23 @@ wait_port "$LMTP"; wait_port "$SMTP"; wait_port "$PLAIN_SMTP"
 
 mkdir -p "$W/templates"
 for kind in valid-request forged-cancel plain; do make_message "$kind" MARKER > "$W/templates/$kind.eml"; done
+if [ "$LOAD_STORE" = 1 ]; then
+  # One distinct signed REQUEST per valid message of both phases (load_client.py: index % 10
+  # below 6 is a valid REQUEST), named by the marker the client gives it.
+  mkdir -p "$W/templates/per-message"
+  made=$(date +%s)
+  make_valid() { make_message valid-request "$1" > "$W/templates/per-message/$1.eml"; }
+  for phase_count in "G $LOAD_COUNT" "B $BASELINE_COUNT"; do
+    read -r phase n <<<"$phase_count"
+    for ((i = 0; i < n; i++)); do
+      [ $((i % 10)) -lt 6 ] && printf 'L-%s-%06d\n' "$phase" "$i"
+    done
+  done > "$W/markers.txt"
+  export -f make_valid make_message make_signed_message sender_of calendar sign_entity
+  export W ORGANIZER GATE_ENGINE ROOT
+  xargs -P 2 -I{} bash -c 'make_valid {}' < "$W/markers.txt"
+  echo "gate-load: $(wc -l < "$W/markers.txt") distinct signed REQUESTs made in $(( $(date +%s) - made )) s"
+fi
 
 # ---- gated run, with one gate restart in the middle
 python3 "$HERE/load_client.py" "$SMTP" "$LOAD_COUNT" "$CONCURRENCY" G "$W/templates" "$W/gated.jsonl" \

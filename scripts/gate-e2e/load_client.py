@@ -4,6 +4,9 @@
 Sends COUNT messages over CONCURRENCY persistent SMTP sessions. Each message is one of
 three kinds, by index: 60 % valid calendar, 20 % forged calendar, 20 % plain mail; the
 message text comes from `engine.sh make_message` templates passed in TEMPLATES_DIR.
+When TEMPLATES_DIR/per-message/MARKER.eml exists for a message's marker, that file is sent
+instead of the template (load.sh writes one distinct signed REQUEST per message, with its
+own UID, when the gate has an event-state store: a replayed template would be stale).
 A 4xx answer (or a dropped connection) is a deferral: the client retries the message
 like a sending MTA would, every second, for up to RETRY_SECONDS. Writes one JSON line
 per message to OUT and prints a JSON summary.
@@ -60,7 +63,12 @@ def worker():
             break
         kind = KINDS[index % len(KINDS)]
         marker = "L-%s-%06d" % (phase, index)
-        body = template[kind].replace(b"MARKER", marker.encode())
+        own = os.path.join(templates, "per-message", marker + ".eml")
+        if os.path.exists(own):
+            with open(own, "rb") as handle:
+                body = handle.read()
+        else:
+            body = template[kind].replace(b"MARKER", marker.encode())
         sender = SENDER.get(kind, "organizer@example.net")
         first_try = time.monotonic()
         attempts, outcome, code, latency = 0, None, None, None
