@@ -47,6 +47,11 @@ struct Session {
     shared: Arc<Shared>,
     config: LmtpConfig,
     backend: Backend,
+    /// Whether the backend's `LHLO` reply offered SIZE (RFC 1870). The proxy offers SIZE
+    /// itself, so a client's `SIZE=` parameter is the proxy's to check; it is passed on
+    /// only to a backend that offered SIZE too (Dovecot's LMTP does not, and refuses a MAIL
+    /// carrying it with 555 5.5.4: every message Postfix delivered through the proxy bounced).
+    backend_size: bool,
     mail_line: Option<Vec<u8>>,
     envelope: Envelope,
     rcpt_lines: Vec<Vec<u8>>,
@@ -93,6 +98,7 @@ pub(crate) async fn connection(
         shared: Arc::clone(&shared),
         config,
         backend,
+        backend_size: false,
         mail_line: None,
         envelope: Envelope::default(),
         rcpt_lines: Vec::new(),
@@ -209,6 +215,66 @@ fn path_of(line: &[u8]) -> String {
     }
 }
 
+/// Whether an `LHLO` reply offers the extension `keyword`.
+fn offers(reply: &Reply, keyword: &str) -> bool {
+    reply.lines.iter().skip(1).any(|line| {
+        line.split_whitespace()
+            .next()
+            .is_some_and(|first| first.eq_ignore_ascii_case(keyword))
+    })
+}
+
+/// The `SIZE=` value of a `MAIL FROM:<path> parameters` line (`None` when absent or not a
+/// number), and the line without that parameter. The reverse-path is skipped as RFC 5321
+/// section 4.1.2 writes it (a quoted local part may hold spaces or `>`), so only a
+/// parameter token is ever removed; a line of another shape is returned unchanged.
+fn size_parameter(line: &[u8]) -> (Option<u64>, Vec<u8>) {
+    let unchanged = || (None, line.to_vec());
+    let Some(open) = line.iter().position(|&byte| byte == b'<') else {
+        return unchanged();
+    };
+    let mut quoted = false;
+    let mut escaped = false;
+    let mut close = None;
+    for (index, &byte) in line.iter().enumerate().skip(open + 1) {
+        match byte {
+            _ if escaped => escaped = false,
+            b'\\' if quoted => escaped = true,
+            b'"' => quoted = !quoted,
+            b'>' if !quoted => {
+                close = Some(index);
+                break;
+            }
+            _ => {}
+        }
+    }
+    let Some(close) = close else {
+        return unchanged();
+    };
+    let (path, rest) = line.split_at(close + 1);
+    let rest = rest.strip_suffix(b"\r\n").unwrap_or(rest);
+    let mut declared = None;
+    let mut kept = path.to_vec();
+    for token in rest
+        .split(|&byte| byte == b' ')
+        .filter(|token| !token.is_empty())
+    {
+        match token.get(..5) {
+            Some(name) if name.eq_ignore_ascii_case(b"SIZE=") => {
+                declared = std::str::from_utf8(token.get(5..).unwrap_or_default())
+                    .ok()
+                    .and_then(|digits| digits.parse().ok());
+            }
+            _ => {
+                kept.push(b' ');
+                kept.extend_from_slice(token);
+            }
+        }
+    }
+    kept.extend_from_slice(b"\r\n");
+    (declared, kept)
+}
+
 impl Session {
     fn reset(&mut self) {
         self.mail_line = None;
@@ -229,13 +295,33 @@ impl Session {
         match verb(line).as_str() {
             "LHLO" => {
                 let reply = self.backend.command(line).await?;
+                self.backend_size = reply.is_positive() && offers(&reply, "SIZE");
                 Ok((self.filter_lhlo(reply), Flow::Continue))
             }
             "MAIL" => {
-                let reply = self.backend.command(line).await?;
+                let (declared, without_size) = size_parameter(line);
+                if declared.is_some_and(|size| size > limits.message_bytes as u64) {
+                    // RFC 1870 section 6.1: refused before any data is sent.
+                    return Ok((
+                        Reply::new(
+                            552,
+                            &format!(
+                                "5.3.4 message size exceeds the limit of {} bytes",
+                                limits.message_bytes
+                            ),
+                        ),
+                        Flow::Continue,
+                    ));
+                }
+                let line = if self.backend_size {
+                    line.to_vec()
+                } else {
+                    without_size
+                };
+                let reply = self.backend.command(&line).await?;
                 if reply.is_positive() {
                     self.reset();
-                    self.mail_line = Some(line.to_vec());
+                    self.mail_line = Some(line.clone());
                     self.envelope.mail_from = path_of(line.get(5..).unwrap_or_default());
                 }
                 Ok((reply, Flow::Continue))
@@ -458,6 +544,32 @@ mod tests {
         assert!(!is_crlf_line(b"a\rb\r\n"));
         assert!(!is_crlf_line(b"a\r\r\n"));
         assert!(!is_crlf_line(b"no terminator"));
+    }
+
+    #[test]
+    fn the_size_parameter_is_read_and_removed_and_nothing_else() {
+        assert_eq!(
+            size_parameter(b"MAIL FROM:<a@example.net> SIZE=4844 BODY=8BITMIME\r\n"),
+            (
+                Some(4844),
+                b"MAIL FROM:<a@example.net> BODY=8BITMIME\r\n".to_vec()
+            )
+        );
+        assert_eq!(
+            size_parameter(b"MAIL FROM:<> size=10\r\n"),
+            (Some(10), b"MAIL FROM:<>\r\n".to_vec())
+        );
+        // A quoted local part may hold what looks like a parameter: it is the path's.
+        let quoted = b"MAIL FROM:<\"x> SIZE=1\"@example.net> BODY=7BIT\r\n";
+        assert_eq!(size_parameter(quoted), (None, quoted.to_vec()));
+        let no_size = b"MAIL FROM:<a@example.net> BODY=8BITMIME RET=HDRS\r\n";
+        assert_eq!(size_parameter(no_size), (None, no_size.to_vec()));
+        assert_eq!(
+            size_parameter(b"MAIL FROM:<a@example.net> SIZE=x\r\n"),
+            (None, b"MAIL FROM:<a@example.net>\r\n".to_vec())
+        );
+        let malformed = b"MAIL FROM:a@example.net SIZE=1\r\n";
+        assert_eq!(size_parameter(malformed), (None, malformed.to_vec()));
     }
 
     #[test]

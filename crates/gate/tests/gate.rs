@@ -596,6 +596,10 @@ impl FakeBackend {
                         let upper = line.to_ascii_uppercase();
                         let reply: String = if upper.starts_with("LHLO") {
                             "250-backend\r\n250-PIPELINING\r\n250-CHUNKING\r\n250-STARTTLS\r\n250 ENHANCEDSTATUSCODES\r\n".into()
+                        } else if upper.starts_with("MAIL") && upper.contains(" SIZE=") {
+                            // As Dovecot's LMTP: SIZE is not offered above, so a MAIL
+                            // carrying it is refused.
+                            "555 5.5.4 Unsupported parameters\r\n".into()
                         } else if upper.starts_with("MAIL") {
                             rcpts.clear();
                             "250 2.1.0 ok\r\n".into()
@@ -781,6 +785,39 @@ async fn lmtp_relays_filtered_capabilities_and_delivers_accepted_mail_with_heade
     ));
     assert!(!message.contains("FORGED"));
     assert_eq!(gate.engine.records.lock().unwrap().len(), 2);
+    gate.stop().await;
+}
+
+// Postfix sends the SIZE the proxy offers (MAIL FROM:<...> SIZE=n BODY=8BITMIME); a
+// backend that does not offer SIZE (Dovecot) refused every such MAIL, so every message
+// Postfix delivered through the proxy bounced. Found by scripts/gate-e2e/load.sh in LMTP
+// mode; fails before the fix with "555 5.5.4 Unsupported parameters".
+#[tokio::test]
+async fn lmtp_checks_the_declared_size_itself_and_keeps_it_from_a_backend_that_does_not_offer_it() {
+    let backend = FakeBackend::default();
+    let gate = start(lmtp_config(backend.start().await, RejectAction::Reject)).await;
+    let (mut client, _) = LmtpClient::connect(gate.lmtp.unwrap()).await;
+    let lhlo = client.command("LHLO client.test").await;
+    assert!(lhlo.contains("SIZE"), "{lhlo}");
+    let mail = client
+        .command("MAIL FROM:<alice@example.net> SIZE=2000 BODY=8BITMIME")
+        .await;
+    assert!(mail.starts_with("250"), "MAIL: {mail:?}");
+    let rcpt = client.command("RCPT TO:<bob@example.org>").await;
+    assert!(rcpt.starts_with("250"), "RCPT: {rcpt:?}");
+    let data = client.command("DATA").await;
+    assert!(data.starts_with("354"), "DATA: {data:?}");
+    let message = invite("accept signer=alice@example.net", "");
+    let reply = client
+        .command(&format!("{}\r\n.", message.trim_end_matches("\r\n")))
+        .await;
+    assert!(reply.starts_with("250 2.0.0 delivered"), "{reply:?}");
+    assert_eq!(backend.deliveries.lock().unwrap().len(), 1);
+    // A declared size over the limit is refused before any data (RFC 1870 section 6.1).
+    let over = client
+        .command("MAIL FROM:<alice@example.net> SIZE=999999999999")
+        .await;
+    assert!(over.starts_with("552 5.3.4"), "{over:?}");
     gate.stop().await;
 }
 
