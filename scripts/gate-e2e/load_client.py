@@ -30,6 +30,8 @@ for kind in set(KINDS):
     with open(os.path.join(templates, kind + ".eml"), "rb") as handle:
         template[kind] = handle.read()
 SENDER = {"forged-cancel": "mallory@example.net"}
+# load.sh's LMTP mode sends the ungated baseline to another domain (routed past the gate).
+RECIPIENT = os.environ.get("LOAD_RECIPIENT", "bob@example.org")
 
 lock = threading.Lock()
 next_index = [0]
@@ -75,8 +77,9 @@ def worker():
         while outcome is None:
             attempts += 1
             started = time.monotonic()
+            wall_started = time.time()
             try:
-                client.sendmail(sender, ["bob@example.org"], body)
+                client.sendmail(sender, [RECIPIENT], body)
                 latency = time.monotonic() - started
                 outcome, code = "accepted", 250
             except smtplib.SMTPResponseException as error:
@@ -108,7 +111,8 @@ def worker():
                     time.sleep(1.0)
         with lock:
             results.append({"marker": marker, "kind": kind, "outcome": outcome,
-                            "code": code, "attempts": attempts, "latency": latency})
+                            "code": code, "attempts": attempts, "latency": latency,
+                            "sent_at": wall_started})
             if len(results) % 500 == 0:
                 with open(progress_path, "w") as handle:
                     handle.write(str(len(results)))
