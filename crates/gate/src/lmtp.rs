@@ -89,7 +89,10 @@ pub(crate) async fn connection(
             return;
         }
     };
-    let mut reader = BufReader::new(IdleTimeout::new(read, limits.idle_timeout()));
+    let mut reader = BufReader::new(IdleTimeout::new(
+        crate::io::QuickAck::new(read),
+        limits.idle_timeout(),
+    ));
     let greeting = format!("220 {} LMTP imipsec gate ready\r\n", config.hostname);
     if write.write_all(greeting.as_bytes()).await.is_err() {
         return;
