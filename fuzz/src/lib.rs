@@ -82,6 +82,7 @@ fn inspect_options() -> InspectOptions<'static> {
         identities: &IDENTITIES,
         limits: &LIMITS,
         danger_decrypt_non_root: false,
+        openpgp: None,
     }
 }
 

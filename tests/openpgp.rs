@@ -1,0 +1,641 @@
+//! PGP/MIME (RFC 3156) end to end with GnuPG 2.2 as the other implementation: GnuPG makes the
+//! keys, signs and encrypts; `imipsec verify` must accept exactly what the iMIP security model
+//! allows and reject the rest with the same reason codes as S/MIME (issue #18).
+//!
+//! These tests need `gpg` (GnuPG 2.2, package `gnupg`) and fail without it: interop is the
+//! truth here, a skipped interop test proves nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use common::{ATTENDEE, ORGANIZER, STRANGER, calendar, calendar_entity, imipsec, with_headers};
+
+/// The evaluation time (as in `common::AT`).
+const AT: &str = "2026-06-01T00:00:00Z";
+/// When GnuPG makes keys (`--faked-system-time`, frozen).
+const KEY_TIME: &str = "20260101T000000!";
+/// When GnuPG signs: ten minutes before the message's Date header.
+const SIGN_TIME: &str = "20260531T235000!";
+
+/// A throw-away GnuPG home with the keys of one test.
+pub struct Gpg {
+    home: tempfile::TempDir,
+}
+
+impl Drop for Gpg {
+    fn drop(&mut self) {
+        // The agent GnuPG started for this home dies with it.
+        let _ = Command::new("gpgconf")
+            .arg("--homedir")
+            .arg(self.home.path())
+            .args(["--kill", "gpg-agent"])
+            .status();
+    }
+}
+
+impl Gpg {
+    pub fn new() -> Gpg {
+        let home = tempfile::Builder::new()
+            .prefix("gpg")
+            .tempdir_in("/tmp")
+            .unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        }
+        Gpg { home }
+    }
+
+    pub fn home(&self) -> &Path {
+        self.home.path()
+    }
+
+    /// Run gpg; panics (the test fails) when gpg is missing or fails.
+    pub fn run(&self, args: &[&str], stdin: &[u8]) -> Vec<u8> {
+        let mut child = Command::new("gpg")
+            .arg("--homedir")
+            .arg(self.home.path())
+            .args([
+                "--batch",
+                "--yes",
+                "--pinentry-mode",
+                "loopback",
+                "--no-tty",
+            ])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("gpg (GnuPG 2.2, package gnupg) must be installed for the PGP/MIME tests");
+        let mut input = child.stdin.take().unwrap();
+        let stdin = stdin.to_vec();
+        let writer = std::thread::spawn(move || {
+            use std::io::Write;
+            let _ = input.write_all(&stdin);
+        });
+        let output = child.wait_with_output().unwrap();
+        writer.join().unwrap();
+        assert!(
+            output.status.success(),
+            "gpg {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output.stdout
+    }
+
+    /// Make a key for `user_id` at `time` with `algorithm` (`ed25519`, `rsa2048`, ...) and
+    /// an encryption subkey; `expire` as gpg takes it (`never`, `1y`). Returns the fingerprint.
+    pub fn generate(&self, user_id: &str, algorithm: &str, expire: &str, time: &str) -> String {
+        let passphrase = ["--passphrase", ""];
+        let faked = ["--faked-system-time", time];
+        let mut args = vec![];
+        args.extend(faked);
+        args.extend(passphrase);
+        args.extend(["--quick-gen-key", user_id, algorithm, "sign,cert", expire]);
+        self.run(&args, b"");
+        let fingerprint = self.fingerprint(user_id);
+        let encryption = if algorithm == "ed25519" {
+            "cv25519"
+        } else {
+            algorithm
+        };
+        let mut args = vec![];
+        args.extend(faked);
+        args.extend(passphrase);
+        args.extend(["--quick-add-key", &fingerprint, encryption, "encr", expire]);
+        self.run(&args, b"");
+        fingerprint
+    }
+
+    pub fn fingerprint(&self, user_id: &str) -> String {
+        let listing = self.run(&["--with-colons", "--list-keys", user_id], b"");
+        String::from_utf8(listing)
+            .unwrap()
+            .lines()
+            .find_map(|line| line.strip_prefix("fpr:"))
+            .map(|rest| rest.trim_matches(':').to_owned())
+            .expect("a fingerprint")
+    }
+
+    /// `gpg --export --armor` into `dir/name.asc`.
+    pub fn export(&self, selector: &str, dir: &Path, name: &str) -> PathBuf {
+        let armored = self.run(&["--armor", "--export", selector], b"");
+        assert!(!armored.is_empty(), "nothing exported for {selector}");
+        let path = dir.join(format!("{name}.asc"));
+        std::fs::write(&path, armored).unwrap();
+        path
+    }
+
+    /// `gpg --export-secret-keys --armor` into `dir/name.key`.
+    pub fn export_secret(
+        &self,
+        selector: &str,
+        dir: &Path,
+        name: &str,
+        passphrase: &str,
+    ) -> PathBuf {
+        let armored = self.run(
+            &[
+                "--passphrase",
+                passphrase,
+                "--armor",
+                "--export-secret-keys",
+                selector,
+            ],
+            b"",
+        );
+        let path = dir.join(format!("{name}.key"));
+        std::fs::write(&path, armored).unwrap();
+        path
+    }
+
+    /// A detached, armored signature over `data` by `signer` with `digest` at `time`.
+    pub fn detach_sign(&self, signer: &str, data: &[u8], digest: &str, time: &str) -> Vec<u8> {
+        self.run(
+            &[
+                "--faked-system-time",
+                time,
+                "--passphrase",
+                "",
+                "--digest-algo",
+                digest,
+                "--local-user",
+                signer,
+                "--armor",
+                "--detach-sign",
+            ],
+            data,
+        )
+    }
+
+    /// Encrypt `data` to `recipient` (and sign it as `signer` in the same OpenPGP message,
+    /// RFC 3156 §6.2, when given), armored.
+    pub fn encrypt(&self, recipient: &str, signer: Option<&str>, data: &[u8]) -> Vec<u8> {
+        let mut args = vec![
+            "--faked-system-time",
+            SIGN_TIME,
+            "--passphrase",
+            "",
+            "--trust-model",
+            "always",
+            "--armor",
+            "--recipient",
+            recipient,
+            "--encrypt",
+        ];
+        if let Some(signer) = signer {
+            args.extend(["--local-user", signer, "--digest-algo", "SHA256", "--sign"]);
+        }
+        self.run(&args, data)
+    }
+}
+
+/// RFC 3156 §5: `entity` (CRLF) signed by `signer`, as a multipart/signed body with its
+/// Content-Type header.
+fn pgp_signed(gpg: &Gpg, signer: &str, entity: &[u8], digest: &str, micalg: &str) -> Vec<u8> {
+    let signature = gpg.detach_sign(signer, entity, digest, SIGN_TIME);
+    multipart_signed(entity, &signature, micalg)
+}
+
+fn multipart_signed(entity: &[u8], signature: &[u8], micalg: &str) -> Vec<u8> {
+    let mut out = format!(
+        "Content-Type: multipart/signed; micalg={micalg};\r\n protocol=\"application/pgp-signature\"; boundary=\"pgp-sig\"\r\n\r\n\
+         This is an OpenPGP/MIME signed message (RFC 4880 and 3156)\r\n--pgp-sig\r\n"
+    )
+    .into_bytes();
+    out.extend_from_slice(entity);
+    out.extend_from_slice(
+        b"\r\n--pgp-sig\r\nContent-Type: application/pgp-signature; name=\"signature.asc\"\r\n\
+          Content-Description: OpenPGP digital signature\r\n\r\n",
+    );
+    out.extend_from_slice(&crlf(signature));
+    out.extend_from_slice(b"\r\n--pgp-sig--\r\n");
+    out
+}
+
+/// RFC 3156 §4: `armored` as a multipart/encrypted body with its Content-Type header.
+fn multipart_encrypted(armored: &[u8]) -> Vec<u8> {
+    let mut out = b"Content-Type: multipart/encrypted;\r\n protocol=\"application/pgp-encrypted\"; boundary=\"pgp-enc\"\r\n\r\n\
+        This is an OpenPGP/MIME encrypted message (RFC 4880 and 3156)\r\n--pgp-enc\r\n\
+        Content-Type: application/pgp-encrypted\r\nContent-Description: PGP/MIME version identification\r\n\r\n\
+        Version: 1\r\n\r\n--pgp-enc\r\n\
+        Content-Type: application/octet-stream; name=\"encrypted.asc\"\r\n\
+        Content-Description: OpenPGP encrypted message\r\n\
+        Content-Disposition: inline; filename=\"encrypted.asc\"\r\n\r\n"
+        .to_vec();
+    out.extend_from_slice(&crlf(armored));
+    out.extend_from_slice(b"\r\n--pgp-enc--\r\n");
+    out
+}
+
+/// LF (as gpg writes armor) to CRLF.
+fn crlf(text: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(text).replace("\r\n", "\n");
+    text.trim_end_matches('\n')
+        .replace('\n', "\r\n")
+        .into_bytes()
+}
+
+fn request_entity() -> Vec<u8> {
+    calendar_entity(&calendar("REQUEST", "pgp-1@example.com", 0), "REQUEST")
+}
+
+/// `imipsec verify --json --at AT` with `extra`; the parsed JSON and the exit status.
+fn verify(message: &[u8], extra: &[&str]) -> (serde_json::Value, i32) {
+    let mut args = vec!["verify", "--json", "--at", AT];
+    args.extend_from_slice(extra);
+    let run = imipsec(args, message);
+    let json = serde_json::from_slice(&run.stdout)
+        .unwrap_or_else(|_| panic!("no JSON (status {}): {}", run.status, run.stderr));
+    (json, run.status)
+}
+
+fn reasons(json: &serde_json::Value) -> Vec<String> {
+    json["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|reason| reason["code"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn assert_rejected(json: &serde_json::Value, status: i32, code: &str) {
+    assert_eq!(status, 1, "{json:#}");
+    assert_eq!(json["verdict"], "reject", "{json:#}");
+    assert_eq!(
+        reasons(json).first().map(String::as_str),
+        Some(code),
+        "{json:#}"
+    );
+}
+
+/// Keys of the usual cast: the organizer, the attendee and Mallory (a stranger), ed25519.
+struct Cast {
+    gpg: Gpg,
+    /// Holds `certs` (removed with the cast).
+    _dir: tempfile::TempDir,
+    certs: PathBuf,
+}
+
+impl Cast {
+    fn new() -> Cast {
+        let gpg = Gpg::new();
+        let dir = tempfile::tempdir().unwrap();
+        gpg.generate(
+            &format!("Organizer <{ORGANIZER}>"),
+            "ed25519",
+            "never",
+            KEY_TIME,
+        );
+        gpg.generate(
+            &format!("Attendee <{ATTENDEE}>"),
+            "ed25519",
+            "never",
+            KEY_TIME,
+        );
+        gpg.generate(
+            &format!("Mallory <{STRANGER}>"),
+            "ed25519",
+            "never",
+            KEY_TIME,
+        );
+        let certs = dir.path().join("certs");
+        std::fs::create_dir(&certs).unwrap();
+        gpg.export(ORGANIZER, &certs, "organizer");
+        gpg.export(ATTENDEE, &certs, "attendee");
+        Cast {
+            gpg,
+            _dir: dir,
+            certs,
+        }
+    }
+
+    fn certs(&self) -> &str {
+        self.certs.to_str().unwrap()
+    }
+}
+
+#[test]
+fn a_gnupg_signed_request_by_the_organizer_is_accepted() {
+    let cast = Cast::new();
+    let body = pgp_signed(
+        &cast.gpg,
+        ORGANIZER,
+        &request_entity(),
+        "SHA256",
+        "pgp-sha256",
+    );
+    let message = with_headers(ORGANIZER, ATTENDEE, &body);
+    let (json, status) = verify(&message, &["--openpgp-certs", cast.certs()]);
+    assert_eq!(status, 0, "{json:#}");
+    assert_eq!(json["verdict"], "accept");
+    let layer = &json["layers"][0];
+    assert_eq!(layer["kind"], "pgp-signed", "{json:#}");
+    assert_eq!(layer["status"], "verified");
+    assert_eq!(layer["signers"][0]["emails"][0], ORGANIZER);
+    assert_eq!(
+        layer["signers"][0]["serial"].as_str().unwrap(),
+        cast.gpg.fingerprint(ORGANIZER).to_ascii_lowercase()
+    );
+    assert_eq!(json["itip"][0]["role"], "organizer");
+}
+
+#[test]
+fn a_bare_lf_stored_pgp_message_is_verified_in_canonical_form() {
+    // mbox / Maildir store messages with LF line ends; RFC 3156 §5 signs the CRLF form.
+    let cast = Cast::new();
+    let body = pgp_signed(
+        &cast.gpg,
+        ORGANIZER,
+        &request_entity(),
+        "SHA256",
+        "pgp-sha256",
+    );
+    let message = with_headers(ORGANIZER, ATTENDEE, &body);
+    let stored = String::from_utf8(message).unwrap().replace("\r\n", "\n");
+    let (json, status) = verify(stored.as_bytes(), &["--openpgp-certs", cast.certs()]);
+    assert_eq!(status, 0, "{json:#}");
+}
+
+/// Attack: the calendar is changed after signing (a moved meeting).
+#[test]
+fn a_tampered_body_is_rejected() {
+    let cast = Cast::new();
+    let body = pgp_signed(
+        &cast.gpg,
+        ORGANIZER,
+        &request_entity(),
+        "SHA256",
+        "pgp-sha256",
+    );
+    let tampered = String::from_utf8(body).unwrap().replacen(
+        "DTSTART:20260615T100000Z",
+        "DTSTART:20260615T030000Z",
+        1,
+    );
+    let message = with_headers(ORGANIZER, ATTENDEE, tampered.as_bytes());
+    let (json, status) = verify(&message, &["--openpgp-certs", cast.certs()]);
+    assert_rejected(&json, status, "bad-signature");
+    assert_eq!(json["layers"][0]["status"], "signature-failed");
+}
+
+/// Attack: Mallory signs with a key the operator never vouched for.
+#[test]
+fn a_signer_not_among_the_operator_certificates_is_untrusted() {
+    let cast = Cast::new();
+    let body = pgp_signed(
+        &cast.gpg,
+        STRANGER,
+        &request_entity(),
+        "SHA256",
+        "pgp-sha256",
+    );
+    let message = with_headers(ORGANIZER, ATTENDEE, &body);
+    let (json, status) = verify(&message, &["--openpgp-certs", cast.certs()]);
+    assert_rejected(&json, status, "untrusted-certificate");
+}
+
+/// Attack: Mallory's key is vouched for (it is a colleague's), but it is not the ORGANIZER's.
+#[test]
+fn a_trusted_signer_whose_user_id_is_not_the_organizer_is_not_correlated() {
+    let cast = Cast::new();
+    cast.gpg.export(STRANGER, &cast.certs, "mallory");
+    let body = pgp_signed(
+        &cast.gpg,
+        STRANGER,
+        &request_entity(),
+        "SHA256",
+        "pgp-sha256",
+    );
+    let message = with_headers(ORGANIZER, ATTENDEE, &body);
+    let (json, status) = verify(&message, &["--openpgp-certs", cast.certs()]);
+    assert_rejected(&json, status, "signer-not-correlated");
+    assert_eq!(json["layers"][0]["status"], "verified");
+}
+
+/// Attack: a user ID added without the key's self-signature (anyone can append a User ID
+/// packet to a certificate) is no identity.
+#[test]
+fn a_user_id_without_a_valid_self_signature_is_no_identity() {
+    let cast = Cast::new();
+    // Mallory's certificate, and a copy of the organizer's user ID packet with Mallory's
+    // self-signature over *her* user ID: the signature does not cover the organizer's ID.
+    let gpg = &cast.gpg;
+    let mallory = gpg.run(&["--export", STRANGER], b"");
+    let organizer = gpg.run(&["--export", ORGANIZER], b"");
+    let forged = splice_user_id(&mallory, &organizer);
+    std::fs::write(cast.certs.join("mallory.gpg"), forged).unwrap();
+    let body = pgp_signed(gpg, STRANGER, &request_entity(), "SHA256", "pgp-sha256");
+    let message = with_headers(ORGANIZER, ATTENDEE, &body);
+    let (json, status) = verify(&message, &["--openpgp-certs", cast.certs()]);
+    assert_rejected(&json, status, "signer-not-correlated");
+    assert_eq!(
+        json["layers"][0]["signers"][0]["emails"][0], STRANGER,
+        "{json:#}"
+    );
+    assert!(
+        !json["layers"][0]["signers"][0]["emails"]
+            .as_array()
+            .map(|emails| emails.iter().any(|email| email == ORGANIZER))
+            .unwrap_or(false),
+        "{json:#}"
+    );
+}
+
+/// Binary OpenPGP packets (new or old format headers) of `bytes`: (tag, whole packet).
+fn packets(mut bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    let mut out = Vec::new();
+    while let Some(&first) = bytes.first() {
+        assert!(first & 0x80 != 0, "not a packet");
+        let (tag, header, length) = if first & 0x40 != 0 {
+            let tag = first & 0x3f;
+            match bytes[1] {
+                octet @ 0..192 => (tag, 2, usize::from(octet)),
+                octet @ 192..224 => (
+                    tag,
+                    3,
+                    ((usize::from(octet) - 192) << 8) + usize::from(bytes[2]) + 192,
+                ),
+                255 => (
+                    tag,
+                    6,
+                    u32::from_be_bytes([bytes[2], bytes[3], bytes[4], bytes[5]]) as usize,
+                ),
+                _ => panic!("partial lengths do not occur in certificates"),
+            }
+        } else {
+            let tag = (first >> 2) & 0x0f;
+            match first & 3 {
+                0 => (tag, 2, usize::from(bytes[1])),
+                1 => (
+                    tag,
+                    3,
+                    usize::from(u16::from_be_bytes([bytes[1], bytes[2]])),
+                ),
+                2 => (
+                    tag,
+                    5,
+                    u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]) as usize,
+                ),
+                _ => panic!("indeterminate length"),
+            }
+        };
+        out.push((tag, bytes[..header + length].to_vec()));
+        bytes = &bytes[header + length..];
+    }
+    out
+}
+
+/// `target`'s packets with `donor`'s first User ID packet (tag 13) inserted after `target`'s
+/// own User ID and its signatures, followed by the first signature after `target`'s user ID
+/// (Mallory's self-signature, which covers her user ID, not the inserted one).
+fn splice_user_id(target: &[u8], donor: &[u8]) -> Vec<u8> {
+    let donor_uid = packets(donor)
+        .into_iter()
+        .find(|(tag, _)| *tag == 13)
+        .unwrap()
+        .1;
+    let target_packets = packets(target);
+    let uid_at = target_packets
+        .iter()
+        .position(|(tag, _)| *tag == 13)
+        .unwrap();
+    let self_signature = target_packets[uid_at + 1].1.clone();
+    let mut out = Vec::new();
+    for (index, (_, packet)) in target_packets.iter().enumerate() {
+        out.extend_from_slice(packet);
+        if index == uid_at + 1 {
+            out.extend_from_slice(&donor_uid);
+            out.extend_from_slice(&self_signature);
+        }
+    }
+    out
+}
+
+#[test]
+fn an_expired_key_is_rejected() {
+    let gpg = Gpg::new();
+    let dir = tempfile::tempdir().unwrap();
+    // Made 2025-01-01, valid one year: expired at the evaluation time (2026-06-01).
+    gpg.generate(
+        &format!("Organizer <{ORGANIZER}>"),
+        "ed25519",
+        "1y",
+        "20250101T000000!",
+    );
+    let certs = gpg.export(ORGANIZER, dir.path(), "organizer");
+    let signature = gpg.detach_sign(ORGANIZER, &request_entity(), "SHA256", "20250601T000000!");
+    let body = multipart_signed(&request_entity(), &signature, "pgp-sha256");
+    let message = with_headers(ORGANIZER, ATTENDEE, &body);
+    let (json, status) = verify(&message, &["--openpgp-certs", certs.to_str().unwrap()]);
+    assert_rejected(&json, status, "certificate-expired");
+}
+
+#[test]
+fn a_revoked_key_is_rejected() {
+    let cast = Cast::new();
+    let fingerprint = cast.gpg.fingerprint(ORGANIZER);
+    let body = pgp_signed(
+        &cast.gpg,
+        ORGANIZER,
+        &request_entity(),
+        "SHA256",
+        "pgp-sha256",
+    );
+    // The revocation certificate GnuPG made with the key, imported: the key is revoked.
+    let revocation = std::fs::read_to_string(
+        cast.gpg
+            .home()
+            .join("openpgp-revocs.d")
+            .join(format!("{fingerprint}.rev")),
+    )
+    .unwrap()
+    .replace(":-----BEGIN", "-----BEGIN");
+    cast.gpg.run(
+        &["--faked-system-time", "20260301T000000!", "--import"],
+        revocation.as_bytes(),
+    );
+    cast.gpg.export(ORGANIZER, &cast.certs, "organizer");
+    let message = with_headers(ORGANIZER, ATTENDEE, &body);
+    let (json, status) = verify(&message, &["--openpgp-certs", cast.certs()]);
+    assert_rejected(&json, status, "certificate-revoked");
+}
+
+/// Attack: SHA-1 (chosen-prefix collisions, "SHA-1 is a Shambles", 2020).
+#[test]
+fn a_sha1_signature_is_rejected() {
+    let gpg = Gpg::new();
+    let dir = tempfile::tempdir().unwrap();
+    gpg.generate(
+        &format!("Organizer <{ORGANIZER}>"),
+        "rsa2048",
+        "never",
+        KEY_TIME,
+    );
+    let certs = gpg.export(ORGANIZER, dir.path(), "organizer");
+    let body = pgp_signed(&gpg, ORGANIZER, &request_entity(), "SHA1", "pgp-sha1");
+    let message = with_headers(ORGANIZER, ATTENDEE, &body);
+    let certs = certs.to_str().unwrap();
+    let (json, status) = verify(&message, &["--openpgp-certs", certs]);
+    assert_rejected(&json, status, "weak-algorithm");
+    // The same RSA key with SHA-256 is accepted: the hash was the reason.
+    let body = pgp_signed(&gpg, ORGANIZER, &request_entity(), "SHA256", "pgp-sha256");
+    let message = with_headers(ORGANIZER, ATTENDEE, &body);
+    let (json, status) = verify(&message, &["--openpgp-certs", certs]);
+    assert_eq!(status, 0, "{json:#}");
+}
+
+/// RFC 3156 §5: micalg must name the hash of the signature.
+#[test]
+fn a_micalg_that_does_not_name_the_signature_hash_is_rejected() {
+    let cast = Cast::new();
+    let body = pgp_signed(
+        &cast.gpg,
+        ORGANIZER,
+        &request_entity(),
+        "SHA256",
+        "pgp-sha512",
+    );
+    let message = with_headers(ORGANIZER, ATTENDEE, &body);
+    let (json, status) = verify(&message, &["--openpgp-certs", cast.certs()]);
+    assert_rejected(&json, status, "bad-signature");
+}
+
+/// Attack: a signed harmless part beside an unsigned calendar (the wrapping attacks of
+/// "Johnny, you are fired", USENIX Security 2019).
+#[test]
+fn a_calendar_outside_the_pgp_signed_part_is_rejected() {
+    let cast = Cast::new();
+    let text = b"Content-Type: text/plain; charset=utf-8\r\n\r\nSee you there.\r\n";
+    let signed = pgp_signed(&cast.gpg, ORGANIZER, text, "SHA256", "pgp-sha256");
+    let mut body = b"Content-Type: multipart/mixed; boundary=\"outer\"\r\n\r\n--outer\r\n".to_vec();
+    body.extend_from_slice(&signed);
+    body.extend_from_slice(b"\r\n--outer\r\n");
+    body.extend_from_slice(&request_entity());
+    body.extend_from_slice(b"\r\n--outer--\r\n");
+    let message = with_headers(ORGANIZER, ATTENDEE, &body);
+    let (json, status) = verify(&message, &["--openpgp-certs", cast.certs()]);
+    assert_rejected(&json, status, "unprotected-calendar");
+}
+
+/// Without any OpenPGP certificate a PGP/MIME signature proves nothing.
+#[test]
+fn without_openpgp_certificates_a_pgp_signature_is_untrusted() {
+    let cast = Cast::new();
+    let body = pgp_signed(
+        &cast.gpg,
+        ORGANIZER,
+        &request_entity(),
+        "SHA256",
+        "pgp-sha256",
+    );
+    let message = with_headers(ORGANIZER, ATTENDEE, &body);
+    let root = common::root_ca();
+    let (json, status) = verify(&message, &["--trust", root.to_str().unwrap()]);
+    assert_rejected(&json, status, "untrusted-certificate");
+}
