@@ -331,9 +331,26 @@ pub struct SignArgs {
     /// The message (RFC 5322) or a bare iCalendar object; standard input if absent or `-`.
     #[arg(value_name = "FILE")]
     pub file: Option<PathBuf>,
-    /// Signing identity: PEM key and certificates, or PKCS#12. Required.
-    #[arg(long, value_name = "FILE", required = true)]
+    /// Signing identity: PEM key and certificates, or PKCS#12. Required (or --openpgp-key).
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "openpgp_key",
+        conflicts_with = "openpgp_key"
+    )]
     pub identity: Option<PathBuf>,
+    /// Sign with this OpenPGP secret key instead (`gpg --export-secret-keys`): a PGP/MIME
+    /// message (RFC 3156); its password from --identity-password-env or --password-file.
+    #[arg(
+        long,
+        value_name = "KEY",
+        conflicts_with_all = ["opaque", "encrypt_to", "trust", "crl", "intermediates"]
+    )]
+    pub openpgp_key: Option<PathBuf>,
+    /// Encrypt to this OpenPGP certificate (`gpg --export`) after signing with --openpgp-key
+    /// (PGP/MIME, RFC 3156 §4, sign then encrypt); repeat for several.
+    #[arg(long, value_name = "CERT", requires = "openpgp_key")]
+    pub encrypt_to_openpgp: Vec<PathBuf>,
     /// Environment variable holding the identity's password (PKCS#12 or encrypted PEM key).
     #[arg(long, value_name = "VAR")]
     pub identity_password_env: Option<String>,

@@ -961,3 +961,172 @@ fn encryption_without_integrity_protection_is_refused() {
     let (json, status) = flags(&message);
     assert_eq!(status, 0, "{json:#}");
 }
+
+/// The boundary parameter of the first multipart Content-Type in `message`.
+fn boundary(message: &[u8]) -> String {
+    let text = String::from_utf8_lossy(message);
+    let start = text.find("boundary=\"").unwrap() + "boundary=\"".len();
+    let end = start + text[start..].find('"').unwrap();
+    text[start..end].to_owned()
+}
+
+/// The two body parts of the first multipart entity of `message` (RFC 2046 §5.1.1): each
+/// exactly as sent, without the CRLF that belongs to the next delimiter.
+fn two_parts(message: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let delimiter = format!("--{}", boundary(message));
+    let text = message.to_vec();
+    let find = |from: usize, needle: &[u8]| {
+        text[from..]
+            .windows(needle.len())
+            .position(|window| window == needle)
+            .map(|at| at + from)
+            .unwrap()
+    };
+    let first_start = find(0, format!("{delimiter}\r\n").as_bytes()) + delimiter.len() + 2;
+    let between = format!("\r\n{delimiter}\r\n");
+    let first_end = find(first_start, between.as_bytes());
+    let second_start = first_end + between.len();
+    let second_end = find(second_start, format!("\r\n{delimiter}--").as_bytes());
+    (
+        text[first_start..first_end].to_vec(),
+        text[second_start..second_end].to_vec(),
+    )
+}
+
+/// The body of a MIME part (after the blank line).
+fn part_body(part: &[u8]) -> Vec<u8> {
+    let at = part
+        .windows(4)
+        .position(|window| window == b"\r\n\r\n")
+        .unwrap();
+    part[at + 4..].to_vec()
+}
+
+fn sign_with(key: &Path, extra: &[&str], input: &[u8]) -> common::Run {
+    let mut args = vec![
+        "sign".to_owned(),
+        "--at".to_owned(),
+        AT.to_owned(),
+        "--openpgp-key".to_owned(),
+        key.display().to_string(),
+    ];
+    args.extend(extra.iter().map(|arg| (*arg).to_owned()));
+    imipsec(args, input)
+}
+
+/// `imipsec sign --openpgp-key`: GnuPG verifies the PGP/MIME signature over the first part
+/// exactly as sent, and `imipsec verify` accepts the message.
+#[test]
+fn imipsec_signs_pgp_mime_that_gnupg_verifies() {
+    let cast = Cast::new();
+    let key = cast
+        .gpg
+        .export_secret(ORGANIZER, cast._dir.path(), "organizer", "");
+    let run = sign_with(
+        &key,
+        &[],
+        calendar("REQUEST", "pgp-sign@example.com", 0).as_bytes(),
+    );
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    let message = run.stdout;
+    let text = String::from_utf8_lossy(&message);
+    assert!(
+        text.contains("protocol=\"application/pgp-signature\""),
+        "{text}"
+    );
+    assert!(text.contains("micalg=pgp-sha256"), "{text}");
+    let (signed, signature_part) = two_parts(&message);
+    let dir = cast._dir.path();
+    std::fs::write(dir.join("signed"), &signed).unwrap();
+    std::fs::write(dir.join("signature.asc"), part_body(&signature_part)).unwrap();
+    let (ok, _, status) = cast.gpg.output(
+        &[
+            "--faked-system-time",
+            "20260601T010000!",
+            "--status-fd",
+            "2",
+            "--verify",
+            dir.join("signature.asc").to_str().unwrap(),
+            dir.join("signed").to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert!(ok && status.contains("[GNUPG:] GOODSIG"), "{status}");
+    assert!(status.contains(&format!("<{ORGANIZER}>")), "{status}");
+    let (json, status) = verify(&message, &["--openpgp-certs", cast.certs()]);
+    assert_eq!(status, 0, "{json:#}");
+    assert_eq!(json["layers"][0]["kind"], "pgp-signed");
+}
+
+/// `--encrypt-to-openpgp`: GnuPG decrypts to the signed entity, and imipsec decrypts and
+/// accepts it.
+#[test]
+fn imipsec_encrypts_pgp_mime_that_gnupg_decrypts() {
+    let cast = Cast::new();
+    let dir = cast._dir.path();
+    let key = cast.gpg.export_secret(ORGANIZER, dir, "organizer", "");
+    let recipient = cast.gpg.export(ATTENDEE, dir, "attendee-cert");
+    let run = sign_with(
+        &key,
+        &["--encrypt-to-openpgp", recipient.to_str().unwrap()],
+        calendar("REQUEST", "pgp-encrypt@example.com", 0).as_bytes(),
+    );
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    let message = run.stdout;
+    let text = String::from_utf8_lossy(&message);
+    assert!(
+        text.contains("protocol=\"application/pgp-encrypted\""),
+        "{text}"
+    );
+    let (control, data) = two_parts(&message);
+    assert!(String::from_utf8_lossy(&control).contains("Version: 1"));
+    let (ok, plaintext, diagnostics) = cast.gpg.output(
+        &["--faked-system-time", "20260601T010000!", "--decrypt"],
+        &part_body(&data),
+    );
+    assert!(ok, "{diagnostics}");
+    let plaintext = String::from_utf8(plaintext).unwrap();
+    assert!(
+        plaintext.contains("protocol=\"application/pgp-signature\""),
+        "{plaintext}"
+    );
+    let (json, status) = decrypting(&cast, &attendee_key(&cast), &message);
+    assert_eq!(status, 0, "{json:#}");
+    assert_eq!(json["layers"][0]["kind"], "pgp-encrypted");
+    assert_eq!(json["layers"][1]["kind"], "pgp-signed");
+}
+
+/// The same refusals as S/MIME signing: a key a gate would reject, or a signer who is not
+/// the one acting.
+#[test]
+fn imipsec_refuses_to_sign_what_a_gate_would_reject() {
+    let cast = Cast::new();
+    let dir = cast._dir.path();
+    // The attendee may not send the organizer's REQUEST (role-not-authorized, as S/MIME).
+    let attendee = cast.gpg.export_secret(ATTENDEE, dir, "attendee-secret", "");
+    let run = sign_with(
+        &attendee,
+        &[],
+        calendar("REQUEST", "pgp-refuse@example.com", 0).as_bytes(),
+    );
+    assert_eq!(run.status, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("role-not-authorized"), "{}", run.stderr);
+    assert!(run.stdout.is_empty());
+    // An expired key signs nothing.
+    let gpg = Gpg::new();
+    gpg.generate(
+        &format!("Organizer <{ORGANIZER}>"),
+        "ed25519",
+        "1y",
+        "20250101T000000!",
+    );
+    let expired = gpg.export_secret(ORGANIZER, dir, "expired", "");
+    let run = sign_with(
+        &expired,
+        &[],
+        calendar("REQUEST", "pgp-refuse@example.com", 0).as_bytes(),
+    );
+    assert_eq!(run.status, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("certificate-expired"), "{}", run.stderr);
+    assert!(run.stdout.is_empty());
+}

@@ -19,7 +19,9 @@ pub use keys::{
 pub use limits::{LimitKind, Limits, SIGNATURE_BYTES_MAX, SIGNATURES_MAX};
 pub use policy::Policy;
 pub use verify::{VerifiedKey, verify_detached};
-pub use write::{WriteError, encrypt, sign_detached};
+pub use write::{
+    SIGNING_HASH, WriteError, encrypt, pgp_mime_encrypted, pgp_mime_signed, sign_detached,
+};
 
 /// What the MIME walk needs to process OpenPGP layers: the certificates the operator vouches
 /// for and the secret keys to decrypt with.

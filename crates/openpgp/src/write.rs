@@ -172,3 +172,119 @@ pub fn encrypt(
         .to_armored_string(&mut rng, ArmorOptions::default())
         .map_err(openpgp)
 }
+
+impl Identity {
+    /// The emails of the identity's user IDs with a valid self-signature at `at`, after
+    /// checking that a verifier would accept a signature it makes then (a valid signing key,
+    /// not expired, not revoked, under `policy`): what `imipsec sign` correlates before it
+    /// signs.
+    pub fn signer_emails(
+        &self,
+        at: OffsetDateTime,
+        policy: &Policy,
+    ) -> Result<Vec<String>, Failure> {
+        let seconds = at.unix_timestamp();
+        let public = self.key.to_public_key();
+        let valid = certificate::evaluate(&public, seconds, policy)?;
+        let subkey = public
+            .public_subkeys
+            .iter()
+            .any(|subkey| valid.subkey_may_sign(subkey, seconds, policy).is_ok());
+        if !subkey {
+            valid.primary_may_sign()?;
+        }
+        Ok(valid.emails.clone())
+    }
+
+    /// The emails of every user ID, unchecked (for `--danger-skip-identity-checks`).
+    pub fn user_id_emails(&self) -> Vec<String> {
+        self.key
+            .details
+            .users
+            .iter()
+            .filter_map(|user| certificate::user_id_email(user.id.id()))
+            .collect()
+    }
+}
+
+/// LF (rPGP's armor) to CRLF, the canonical form of MIME text (RFC 3156 §3).
+fn crlf(text: &str) -> String {
+    text.replace("\r\n", "\n")
+        .trim_end_matches('\n')
+        .replace('\n', "\r\n")
+}
+
+/// RFC 3156 §5: `entity` (headers and body, CRLF, 7-bit as §3 asks) signed by `identity` at
+/// `at`, as a `multipart/signed` entity (its Content-Type header first). `boundary` must not
+/// occur in `entity`.
+pub fn pgp_mime_signed(
+    entity: &[u8],
+    identity: &Identity,
+    at: OffsetDateTime,
+    policy: &Policy,
+    boundary: &str,
+) -> Result<Vec<u8>, WriteError> {
+    check_boundary(entity, boundary)?;
+    let (signature, micalg) = sign_detached(entity, identity, at, policy)?;
+    let mut out = format!(
+        "Content-Type: multipart/signed; micalg={micalg};\r\n\
+         \tprotocol=\"application/pgp-signature\"; boundary=\"{boundary}\"\r\n\r\n\
+         This is an OpenPGP/MIME signed message (RFC 3156).\r\n--{boundary}\r\n"
+    )
+    .into_bytes();
+    out.extend_from_slice(entity);
+    out.extend_from_slice(
+        format!(
+            "\r\n--{boundary}\r\nContent-Type: application/pgp-signature; name=\"signature.asc\"\r\n\
+             Content-Description: OpenPGP digital signature\r\n\
+             Content-Disposition: attachment; filename=\"signature.asc\"\r\n\r\n{}\r\n--{boundary}--\r\n",
+            crlf(&signature)
+        )
+        .as_bytes(),
+    );
+    Ok(out)
+}
+
+/// RFC 3156 §4: `entity` encrypted to `recipients` at `at`, as a `multipart/encrypted`
+/// entity (its Content-Type header first).
+pub fn pgp_mime_encrypted(
+    entity: &[u8],
+    recipients: &Certificates,
+    at: OffsetDateTime,
+    policy: &Policy,
+    boundary: &str,
+) -> Result<Vec<u8>, WriteError> {
+    let armored = encrypt(entity, recipients, at, policy)?;
+    Ok(format!(
+        "Content-Type: multipart/encrypted;\r\n\
+         \tprotocol=\"application/pgp-encrypted\"; boundary=\"{boundary}\"\r\n\r\n\
+         This is an OpenPGP/MIME encrypted message (RFC 3156).\r\n--{boundary}\r\n\
+         Content-Type: application/pgp-encrypted\r\n\
+         Content-Description: PGP/MIME version identification\r\n\r\nVersion: 1\r\n\r\n\
+         --{boundary}\r\n\
+         Content-Type: application/octet-stream; name=\"encrypted.asc\"\r\n\
+         Content-Description: OpenPGP encrypted message\r\n\
+         Content-Disposition: inline; filename=\"encrypted.asc\"\r\n\r\n{}\r\n--{boundary}--\r\n",
+        crlf(&armored)
+    )
+    .into_bytes())
+}
+
+fn check_boundary(entity: &[u8], boundary: &str) -> Result<(), WriteError> {
+    let valid = !boundary.is_empty()
+        && boundary.len() <= 70
+        && boundary
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || b"'()+_,-./:=?".contains(&byte));
+    let delimiter = format!("--{boundary}");
+    if !valid
+        || entity
+            .windows(delimiter.len())
+            .any(|window| window == delimiter.as_bytes())
+    {
+        return Err(WriteError::Openpgp(format!(
+            "boundary {boundary:?} is not usable for this entity"
+        )));
+    }
+    Ok(())
+}
