@@ -1130,3 +1130,64 @@ fn imipsec_refuses_to_sign_what_a_gate_would_reject() {
     assert!(run.stderr.contains("certificate-expired"), "{}", run.stderr);
     assert!(run.stdout.is_empty());
 }
+
+/// The audit handles PGP/MIME like S/MIME: a PGP-signed invitation is accepted, one
+/// encrypted to a key the audit does not hold is `not-decrypted` (not `unsigned`), and with
+/// the key it is accepted too.
+#[test]
+fn the_audit_classifies_pgp_mime_like_smime() {
+    let cast = Cast::new();
+    let dir = cast._dir.path();
+    let folder = dir.join("mail");
+    std::fs::create_dir(&folder).unwrap();
+    let signed = pgp_signed(
+        &cast.gpg,
+        ORGANIZER,
+        &request_entity(),
+        "SHA256",
+        "pgp-sha256",
+    );
+    let mut plain = b"Message-ID: <signed@x>\r\n".to_vec();
+    plain.extend(with_headers(ORGANIZER, ATTENDEE, &signed));
+    std::fs::write(folder.join("1.eml"), plain).unwrap();
+    let encrypted = cast.gpg.encrypt(ATTENDEE, None, &signed);
+    let mut hidden = b"Message-ID: <encrypted@x>\r\n".to_vec();
+    hidden.extend(with_headers(
+        ORGANIZER,
+        ATTENDEE,
+        &multipart_encrypted(&encrypted),
+    ));
+    std::fs::write(folder.join("2.eml"), hidden).unwrap();
+    let jsonl = dir.join("audit.jsonl");
+    let audit = |extra: &[&str]| {
+        let mut args = vec![
+            "audit",
+            folder.to_str().unwrap(),
+            "--at",
+            AT,
+            "--openpgp-certs",
+            cast.certs(),
+            "--jsonl",
+            jsonl.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let run = imipsec(args, b"");
+        assert_eq!(run.status, 0, "{}", run.stderr);
+        let mut verdicts: Vec<String> = std::fs::read_to_string(&jsonl)
+            .unwrap()
+            .lines()
+            .map(|line| {
+                let row: serde_json::Value = serde_json::from_str(line).unwrap();
+                row["verdict"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        verdicts.sort();
+        verdicts
+    };
+    assert_eq!(audit(&[]), ["accept", "not-decrypted"]);
+    let key = attendee_key(&cast);
+    assert_eq!(
+        audit(&["--openpgp-identity", key.to_str().unwrap()]),
+        ["accept", "accept"]
+    );
+}

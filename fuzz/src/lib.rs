@@ -477,6 +477,7 @@ impl LengthEngine {
             }],
             smime,
             signer: Some("organizer@example.com".to_owned()),
+            openpgp: None,
             itip: vec![ItipSummary {
                 method: "REQUEST".to_owned(),
                 role: "organizer".to_owned(),
