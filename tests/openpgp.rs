@@ -21,7 +21,7 @@ const KEY_TIME: &str = "20260101T000000!";
 const SIGN_TIME: &str = "20260531T235000!";
 
 /// A throw-away GnuPG home with the keys of one test.
-pub struct Gpg {
+struct Gpg {
     home: tempfile::TempDir,
 }
 
@@ -37,7 +37,7 @@ impl Drop for Gpg {
 }
 
 impl Gpg {
-    pub fn new() -> Gpg {
+    fn new() -> Gpg {
         let home = tempfile::Builder::new()
             .prefix("gpg")
             .tempdir_in("/tmp")
@@ -50,19 +50,19 @@ impl Gpg {
         Gpg { home }
     }
 
-    pub fn home(&self) -> &Path {
+    fn home(&self) -> &Path {
         self.home.path()
     }
 
     /// Run gpg; panics (the test fails) when gpg is missing or fails.
-    pub fn run(&self, args: &[&str], stdin: &[u8]) -> Vec<u8> {
+    fn run(&self, args: &[&str], stdin: &[u8]) -> Vec<u8> {
         let (success, stdout, stderr) = self.output(args, stdin);
         assert!(success, "gpg {args:?} failed: {stderr}");
         stdout
     }
 
     /// Run gpg: whether it succeeded, its output and its diagnostics.
-    pub fn output(&self, args: &[&str], stdin: &[u8]) -> (bool, Vec<u8>, String) {
+    fn output(&self, args: &[&str], stdin: &[u8]) -> (bool, Vec<u8>, String) {
         let mut child = Command::new("gpg")
             .arg("--homedir")
             .arg(self.home.path())
@@ -96,7 +96,7 @@ impl Gpg {
 
     /// Make a key for `user_id` at `time` with `algorithm` (`ed25519`, `rsa2048`, ...) and
     /// an encryption subkey; `expire` as gpg takes it (`never`, `1y`). Returns the fingerprint.
-    pub fn generate(&self, user_id: &str, algorithm: &str, expire: &str, time: &str) -> String {
+    fn generate(&self, user_id: &str, algorithm: &str, expire: &str, time: &str) -> String {
         let passphrase = ["--passphrase", ""];
         let faked = ["--faked-system-time", time];
         let mut args = vec![];
@@ -118,7 +118,7 @@ impl Gpg {
         fingerprint
     }
 
-    pub fn fingerprint(&self, user_id: &str) -> String {
+    fn fingerprint(&self, user_id: &str) -> String {
         let listing = self.run(&["--with-colons", "--list-keys", user_id], b"");
         String::from_utf8(listing)
             .unwrap()
@@ -129,7 +129,7 @@ impl Gpg {
     }
 
     /// `gpg --export --armor` into `dir/name.asc`.
-    pub fn export(&self, selector: &str, dir: &Path, name: &str) -> PathBuf {
+    fn export(&self, selector: &str, dir: &Path, name: &str) -> PathBuf {
         let armored = self.run(&["--armor", "--export", selector], b"");
         assert!(!armored.is_empty(), "nothing exported for {selector}");
         let path = dir.join(format!("{name}.asc"));
@@ -138,7 +138,7 @@ impl Gpg {
     }
 
     /// `gpg --export-secret-keys --armor` into `dir/name.key`.
-    pub fn export_secret(
+    fn export_secret(
         &self,
         selector: &str,
         dir: &Path,
@@ -161,7 +161,7 @@ impl Gpg {
     }
 
     /// A detached, armored signature over `data` by `signer` with `digest` at `time`.
-    pub fn detach_sign(&self, signer: &str, data: &[u8], digest: &str, time: &str) -> Vec<u8> {
+    fn detach_sign(&self, signer: &str, data: &[u8], digest: &str, time: &str) -> Vec<u8> {
         self.run(
             &[
                 "--faked-system-time",
@@ -181,7 +181,7 @@ impl Gpg {
 
     /// Encrypt `data` to `recipient` (and sign it as `signer` in the same OpenPGP message,
     /// RFC 3156 §6.2, when given), armored.
-    pub fn encrypt(&self, recipient: &str, signer: Option<&str>, data: &[u8]) -> Vec<u8> {
+    fn encrypt(&self, recipient: &str, signer: Option<&str>, data: &[u8]) -> Vec<u8> {
         let mut args = vec![
             "--faked-system-time",
             SIGN_TIME,

@@ -131,7 +131,7 @@ fn decrypt_inner(
     }
     // Read to the end: the trailing signature packets and the MDC are consumed too.
     let mut rest = [0u8; 1];
-    if (&mut message)
+    if message
         .read(&mut rest)
         .map_err(|_| Failure::DecryptionFailed)?
         != 0
