@@ -138,13 +138,7 @@ impl Gpg {
     }
 
     /// `gpg --export-secret-keys --armor` into `dir/name.key`.
-    fn export_secret(
-        &self,
-        selector: &str,
-        dir: &Path,
-        name: &str,
-        passphrase: &str,
-    ) -> PathBuf {
+    fn export_secret(&self, selector: &str, dir: &Path, name: &str, passphrase: &str) -> PathBuf {
         let armored = self.run(
             &[
                 "--passphrase",
