@@ -1185,3 +1185,109 @@ fn the_audit_classifies_pgp_mime_like_smime() {
         ["accept", "accept"]
     );
 }
+
+/// Real PGP/MIME from Thunderbird (testdata/openpgp/README.md): verified, decrypted and
+/// rejected as the client's own tests expect; none is an invitation, so a verified one is
+/// `no-calendar`.
+#[test]
+fn thunderbird_pgp_mime_messages_get_their_verdicts() {
+    let dir = common::repo().join("testdata/openpgp/thunderbird");
+    let file = |name: &str| dir.join(name).display().to_string();
+    let keys = [
+        "alice@openpgp.example-0xf231550c4f47e38e-pub.asc",
+        "bob@openpgp.example-0xfbfcc82a015e7330-pub.asc",
+        "carol@example.com-0x3099ff1238852b9f-pub.asc",
+    ];
+    let mut flags: Vec<String> = Vec::new();
+    for key in keys {
+        flags.extend(["--openpgp-certs".to_owned(), file(key)]);
+    }
+    flags.extend([
+        "--openpgp-identity".to_owned(),
+        file("alice@openpgp.example-0xf231550c4f47e38e-secret.asc"),
+    ]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    // (file, first reason, layers as (kind, status), signer of the signature layer)
+    let cases: [(&str, &str, &[(&str, &str)], Option<&str>); 6] = [
+        (
+            "signed-by-0xfbfcc82a015e7330-to-0xf231550c4f47e38e-unencrypted.eml",
+            "no-calendar",
+            &[("pgp-signed", "verified")],
+            Some("bob@openpgp.example"),
+        ),
+        (
+            "signed-by-0x3099ff1238852b9f-to-0xf231550c4f47e38e-unencrypted.eml",
+            "no-calendar",
+            &[("pgp-signed", "verified")],
+            Some("carol@example.com"),
+        ),
+        (
+            "signed-by-0xfbfcc82a015e7330-encrypted-to-0xf231550c4f47e38e.eml",
+            "no-calendar",
+            &[("pgp-encrypted", "decrypted"), ("pgp-signed", "verified")],
+            Some("bob@openpgp.example"),
+        ),
+        (
+            "unsigned-encrypted-to-0xf231550c4f47e38e-from-0xfbfcc82a015e7330.eml",
+            "unsigned",
+            &[("pgp-encrypted", "decrypted")],
+            None,
+        ),
+        (
+            "bob-to-alice-signed-damaged-signature.eml",
+            "bad-signature",
+            &[("pgp-signed", "signature-failed")],
+            None,
+        ),
+        (
+            "signed-with-mailman-footer.eml",
+            "bad-signature",
+            &[("pgp-signed", "signature-failed")],
+            None,
+        ),
+    ];
+    for (name, reason, layers, signer) in cases {
+        let message = std::fs::read(dir.join(name)).unwrap();
+        let (json, status) = verify(&message, &flags);
+        assert_eq!(status, 1, "{name}: {json:#}");
+        assert_eq!(reasons(&json)[0], reason, "{name}: {json:#}");
+        let found: Vec<(String, String)> = json["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|layer| {
+                (
+                    layer["kind"].as_str().unwrap().to_owned(),
+                    layer["status"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        let expected: Vec<(String, String)> = layers
+            .iter()
+            .map(|(kind, status)| ((*kind).to_owned(), (*status).to_owned()))
+            .collect();
+        assert_eq!(found, expected, "{name}");
+        if let Some(signer) = signer {
+            let signed = json["layers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|layer| layer["kind"] == "pgp-signed")
+                .unwrap();
+            assert_eq!(signed["signers"][0]["emails"][0], signer, "{name}");
+        }
+    }
+    // Without Bob's certificate his genuine signature proves nothing.
+    let message = std::fs::read(
+        dir.join("signed-by-0xfbfcc82a015e7330-to-0xf231550c4f47e38e-unencrypted.eml"),
+    )
+    .unwrap();
+    let (json, status) = verify(
+        &message,
+        &[
+            "--openpgp-certs",
+            &file("carol@example.com-0x3099ff1238852b9f-pub.asc"),
+        ],
+    );
+    assert_rejected(&json, status, "untrusted-certificate");
+}
