@@ -590,6 +590,52 @@ fn a_sha1_signature_is_rejected() {
     assert_eq!(status, 0, "{json:#}");
 }
 
+/// `[policy] danger_allow_sha1` is the one escape hatch, for OpenPGP as for S/MIME.
+#[test]
+fn danger_allow_sha1_accepts_a_sha1_openpgp_signature() {
+    let gpg = Gpg::new();
+    let dir = tempfile::tempdir().unwrap();
+    gpg.generate(
+        &format!("Organizer <{ORGANIZER}>"),
+        "rsa2048",
+        "never",
+        KEY_TIME,
+    );
+    let certs = gpg.export(ORGANIZER, dir.path(), "organizer");
+    let body = pgp_signed(&gpg, ORGANIZER, &request_entity(), "SHA1", "pgp-sha1");
+    let message = with_headers(ORGANIZER, ATTENDEE, &body);
+    let config = dir.path().join("imipsec.toml");
+    std::fs::write(&config, "[policy]\ndanger_allow_sha1 = true\n").unwrap();
+    let (json, status) = verify(
+        &message,
+        &[
+            "--openpgp-certs",
+            certs.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(status, 0, "{json:#}");
+}
+
+/// RSA under 2048 bits signs nothing a gate accepts (the S/MIME minimum, `min_rsa_bits`).
+#[test]
+fn an_rsa_1024_key_is_weak() {
+    let gpg = Gpg::new();
+    let dir = tempfile::tempdir().unwrap();
+    gpg.generate(
+        &format!("Organizer <{ORGANIZER}>"),
+        "rsa1024",
+        "never",
+        KEY_TIME,
+    );
+    let certs = gpg.export(ORGANIZER, dir.path(), "organizer");
+    let body = pgp_signed(&gpg, ORGANIZER, &request_entity(), "SHA256", "pgp-sha256");
+    let message = with_headers(ORGANIZER, ATTENDEE, &body);
+    let (json, status) = verify(&message, &["--openpgp-certs", certs.to_str().unwrap()]);
+    assert_rejected(&json, status, "weak-algorithm");
+}
+
 /// RFC 3156 §5: micalg must name the hash of the signature.
 #[test]
 fn a_micalg_that_does_not_name_the_signature_hash_is_rejected() {
