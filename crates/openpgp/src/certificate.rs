@@ -18,7 +18,7 @@
 //!   embedded Primary Key Binding back-signature (0x19), not revoked (0x28), not expired.
 
 use pgp::composed::{SignedPublicKey, SignedPublicSubKey};
-use pgp::packet::{KeyFlags, RevocationCode, Signature, SignatureType};
+use pgp::packet::{KeyFlags, RevocationCode, Signature, SignatureType, SubpacketData};
 use pgp::types::{KeyDetails, Tag};
 
 use crate::error::Failure;
@@ -200,22 +200,62 @@ pub(crate) fn evaluate<'c>(
     let (Some((_, _, binding)), Some((_, _, primary_user_id))) = (newest, primary_user_id) else {
         return Err(weak.unwrap_or(Failure::NoValidUserId { fingerprint }));
     };
-    if let Some(expires) = binding.key_expiration_time()
-        && expires.as_secs() != 0
-        && created_at + i64::from(expires.as_secs()) <= at
-    {
-        return Err(Failure::CertificateExpired {
-            fingerprint,
-            not_yet_valid: false,
-        });
+    // RFC 9580 §5.2.3.10: a v6 key keeps its expiration and flags in a Direct Key
+    // signature (0x1F); v4 keys may too. The newest valid one counts beside the user ID
+    // binding, and an expiration in either ends the key (fail closed).
+    let direct = newest_direct_signature(certificate, at, policy);
+    for signature in [Some(binding), direct].into_iter().flatten() {
+        if let Some(expires) = signature.key_expiration_time()
+            && expires.as_secs() != 0
+            && created_at + i64::from(expires.as_secs()) <= at
+        {
+            return Err(Failure::CertificateExpired {
+                fingerprint,
+                not_yet_valid: false,
+            });
+        }
     }
+    let has_flags = |signature: &Signature| {
+        signature.config().is_some_and(|config| {
+            config
+                .hashed_subpackets()
+                .any(|subpacket| matches!(subpacket.data, SubpacketData::KeyFlags(_)))
+        })
+    };
+    let primary_flags = match direct {
+        Some(direct) if !has_flags(binding) => direct.key_flags(),
+        _ => binding.key_flags(),
+    };
     Ok(ValidCertificate {
         certificate,
         fingerprint,
         emails,
         primary_user_id,
-        primary_flags: binding.key_flags(),
+        primary_flags,
     })
+}
+
+/// The newest Direct Key signature (0x1F) by the primary key itself, alive at `at`, under the
+/// policy.
+fn newest_direct_signature<'c>(
+    certificate: &'c SignedPublicKey,
+    at: i64,
+    policy: &Policy,
+) -> Option<&'c Signature> {
+    let primary = &certificate.primary_key;
+    certificate
+        .details
+        .direct_signatures
+        .iter()
+        .filter(|signature| {
+            signature.typ() == Some(SignatureType::Key)
+                && alive_at(signature, at)
+                && signature
+                    .hash_alg()
+                    .is_some_and(|hash| policy.check_hash(hash).is_ok())
+                && signature.verify_key(primary).is_ok()
+        })
+        .max_by_key(|signature| created(signature))
 }
 
 /// The key that made a signature, as a key of a valid certificate.
@@ -350,6 +390,61 @@ impl<'c> ValidCertificate<'c> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Attack on expiry: an expiration set only in a Direct Key signature (where RFC 9580 v6
+    /// keys keep it) must end the key; reading only the user ID binding would keep an expired
+    /// key valid forever.
+    #[test]
+    fn an_expiration_in_a_direct_key_signature_ends_the_key() {
+        use pgp::composed::{Deserializable, SignedSecretKey};
+        use pgp::crypto::hash::HashAlgorithm;
+        use pgp::packet::{SignatureConfig, Subpacket};
+        use pgp::types::{Duration, Password, Timestamp};
+
+        let armored = include_bytes!(
+            "../../../testdata/openpgp/thunderbird/alice@openpgp.example-0xf231550c4f47e38e-secret.asc"
+        );
+        let (secret, _) = SignedSecretKey::from_reader_single(&armored[..]).unwrap();
+        let mut public = secret.to_public_key();
+        let at = 1_780_272_000; // 2026-06-01
+        let policy = Policy::default();
+        assert!(evaluate(&public, at, &policy).is_ok());
+        let created = public.primary_key.created_at().as_secs();
+        let mut config = SignatureConfig::v4(
+            SignatureType::Key,
+            public.primary_key.algorithm(),
+            HashAlgorithm::Sha256,
+        );
+        config.hashed_subpackets = vec![
+            Subpacket::regular(SubpacketData::SignatureCreationTime(Timestamp::from_secs(
+                created + 86_400,
+            )))
+            .unwrap(),
+            Subpacket::regular(SubpacketData::IssuerFingerprint(
+                public.primary_key.fingerprint(),
+            ))
+            .unwrap(),
+            Subpacket::regular(SubpacketData::KeyExpirationTime(Duration::from_secs(
+                365 * 86_400,
+            )))
+            .unwrap(),
+        ];
+        let direct = config
+            .sign_key(&secret.primary_key, &Password::empty(), &public.primary_key)
+            .unwrap();
+        public.details.direct_signatures.push(direct);
+        assert!(matches!(
+            evaluate(&public, at, &policy),
+            Err(Failure::CertificateExpired {
+                not_yet_valid: false,
+                ..
+            })
+        ));
+        // Within the year it is valid.
+        // (The user ID self-signature dates from 2019-10-15, 266 days after the key.)
+        let within = evaluate(&public, i64::from(created) + 300 * 86_400, &policy);
+        assert!(within.is_ok(), "{:?}", within.err());
+    }
 
     #[test]
     fn the_email_of_a_user_id() {
