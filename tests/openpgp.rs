@@ -1337,3 +1337,25 @@ fn thunderbird_pgp_mime_messages_get_their_verdicts() {
     );
     assert_rejected(&json, status, "untrusted-certificate");
 }
+
+/// `[openpgp] certs` and `[[openpgp.identities]]` in the configuration do what the flags do
+/// (paths relative to the configuration file).
+#[test]
+fn the_configuration_file_names_openpgp_certificates_and_keys() {
+    let cast = Cast::new();
+    let dir = cast._dir.path();
+    attendee_key(&cast);
+    let config = dir.join("imipsec.toml");
+    std::fs::write(
+        &config,
+        "[openpgp]\ncerts = [\"certs\"]\n\n[[openpgp.identities]]\npath = \"attendee.key\"\n",
+    )
+    .unwrap();
+    let encrypted = cast
+        .gpg
+        .encrypt(ATTENDEE, Some(ORGANIZER), &request_entity());
+    let message = with_headers(ORGANIZER, ATTENDEE, &multipart_encrypted(&encrypted));
+    let (json, status) = verify(&message, &["--config", config.to_str().unwrap()]);
+    assert_eq!(status, 0, "{json:#}");
+    assert_eq!(json["layers"][1]["signers"][0]["emails"][0], ORGANIZER);
+}
