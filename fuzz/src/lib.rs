@@ -100,6 +100,13 @@ fn inspect_options() -> InspectOptions<'static> {
     }
 }
 
+/// `rest` after a two-byte big-endian length: (that many bytes, the rest).
+fn split_length_prefixed(rest: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (length, rest) = rest.split_first_chunk::<2>()?;
+    let length = usize::from(u16::from_be_bytes(*length)).min(rest.len());
+    Some(rest.split_at(length))
+}
+
 /// The OpenPGP layer on arbitrary bytes (issue #18). Byte 0 chooses:
 /// - 0: a detached signature (`rest` after a two-byte content length: content, then the
 ///   armored signature) verified against the fuzz certificate; a verified result names a
@@ -119,14 +126,9 @@ pub fn openpgp(data: &[u8]) {
     let policy = Policy::default();
     let limits = PgpLimits::default();
     let keyring = &*OPENPGP;
-    let split = |rest: &'_ [u8]| -> Option<(&'_ [u8], &'_ [u8])> {
-        let (length, rest) = rest.split_first_chunk::<2>()?;
-        let length = usize::from(u16::from_be_bytes(*length)).min(rest.len());
-        Some(rest.split_at(length))
-    };
     match mode % 4 {
         0 => {
-            let Some((content, signature)) = split(rest) else {
+            let Some((content, signature)) = split_length_prefixed(rest) else {
                 return;
             };
             if let Ok(keys) = verify_detached(
