@@ -1232,6 +1232,15 @@ fn the_audit_classifies_pgp_mime_like_smime() {
     );
 }
 
+/// One real message's expected result: (file, first reason, layers as (kind, status), signer
+/// of the signature layer).
+type Expected = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    Option<&'static str>,
+);
+
 /// Real PGP/MIME from Thunderbird (testdata/openpgp/README.md): verified, decrypted and
 /// rejected as the client's own tests expect; none is an invitation, so a verified one is
 /// `no-calendar`.
@@ -1253,8 +1262,7 @@ fn thunderbird_pgp_mime_messages_get_their_verdicts() {
         file("alice@openpgp.example-0xf231550c4f47e38e-secret.asc"),
     ]);
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    // (file, first reason, layers as (kind, status), signer of the signature layer)
-    let cases: [(&str, &str, &[(&str, &str)], Option<&str>); 6] = [
+    let cases: [Expected; 6] = [
         (
             "signed-by-0xfbfcc82a015e7330-to-0xf231550c4f47e38e-unencrypted.eml",
             "no-calendar",
