@@ -1367,3 +1367,91 @@ fn the_configuration_file_names_openpgp_certificates_and_keys() {
     assert_eq!(status, 0, "{json:#}");
     assert_eq!(json["layers"][1]["signers"][0]["emails"][0], ORGANIZER);
 }
+
+/// A key whose primary key only certifies and whose signing key is a subkey (bound with its
+/// back-signature, as GnuPG makes it); the subkey's own expiry (from its binding) counts.
+fn subkey_signer(gpg: &Gpg, subkey_time: &str, subkey_expire: &str) -> String {
+    let user_id = format!("Organizer <{ORGANIZER}>");
+    gpg.run(
+        &[
+            "--faked-system-time",
+            "20250101T000000!",
+            "--passphrase",
+            "",
+            "--quick-gen-key",
+            &user_id,
+            "ed25519",
+            "cert",
+            "never",
+        ],
+        b"",
+    );
+    let fingerprint = gpg.fingerprint(ORGANIZER);
+    gpg.run(
+        &[
+            "--faked-system-time",
+            subkey_time,
+            "--passphrase",
+            "",
+            "--quick-add-key",
+            &fingerprint,
+            "ed25519",
+            "sign",
+            subkey_expire,
+        ],
+        b"",
+    );
+    fingerprint
+}
+
+#[test]
+fn a_signature_by_a_bound_signing_subkey_is_accepted() {
+    let gpg = Gpg::new();
+    let dir = tempfile::tempdir().unwrap();
+    subkey_signer(&gpg, "20250101T000000!", "never");
+    let certs = gpg.export(ORGANIZER, dir.path(), "organizer");
+    let body = pgp_signed(&gpg, ORGANIZER, &request_entity(), "SHA256", "pgp-sha256");
+    let message = with_headers(ORGANIZER, ATTENDEE, &body);
+    let (json, status) = verify(&message, &["--openpgp-certs", certs.to_str().unwrap()]);
+    assert_eq!(status, 0, "{json:#}");
+}
+
+/// The signing subkey expired (one year from 2025-01-01) while the primary key is valid.
+#[test]
+fn a_signature_by_an_expired_signing_subkey_is_rejected() {
+    let gpg = Gpg::new();
+    let dir = tempfile::tempdir().unwrap();
+    subkey_signer(&gpg, "20250101T000000!", "1y");
+    let certs = gpg.export(ORGANIZER, dir.path(), "organizer");
+    let signature = gpg.detach_sign(ORGANIZER, &request_entity(), "SHA256", "20250601T000000!");
+    let body = multipart_signed(&request_entity(), &signature, "pgp-sha256");
+    let message = with_headers(ORGANIZER, ATTENDEE, &body);
+    let (json, status) = verify(&message, &["--openpgp-certs", certs.to_str().unwrap()]);
+    assert_rejected(&json, status, "certificate-expired");
+}
+
+/// A revoked signing subkey (GnuPG `revkey`) signs nothing, even with the primary key valid.
+#[test]
+fn a_signature_by_a_revoked_signing_subkey_is_rejected() {
+    let gpg = Gpg::new();
+    let dir = tempfile::tempdir().unwrap();
+    let fingerprint = subkey_signer(&gpg, "20250101T000000!", "never");
+    let body = pgp_signed(&gpg, ORGANIZER, &request_entity(), "SHA256", "pgp-sha256");
+    gpg.run(
+        &[
+            "--faked-system-time",
+            "20260301T000000!",
+            "--passphrase",
+            "",
+            "--command-fd",
+            "0",
+            "--edit-key",
+            &fingerprint,
+        ],
+        b"key 1\nrevkey\ny\n0\n\ny\nsave\n",
+    );
+    let certs = gpg.export(ORGANIZER, dir.path(), "organizer");
+    let message = with_headers(ORGANIZER, ATTENDEE, &body);
+    let (json, status) = verify(&message, &["--openpgp-certs", certs.to_str().unwrap()]);
+    assert_rejected(&json, status, "certificate-revoked");
+}
