@@ -11,7 +11,7 @@ certs="$repo/certs"
 out="$PWD/corpus"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-for target in mime_walk cms_verify cms_structure itip itip_full_text pipeline sign_verify_roundtrip gate_mime gate_protocols; do
+for target in mime_walk cms_verify cms_structure openpgp itip itip_full_text pipeline sign_verify_roundtrip gate_mime gate_protocols; do
   mkdir -p "$out/$target"
 done
 
@@ -118,6 +118,27 @@ printf '\001LHLO mta\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.org>\r\n
 # sign_verify_roundtrip: position, mask, key selector, text.
 printf '\000\000\000\000\001\000Planning meeting' >"$out/sign_verify_roundtrip/seed-rsa"
 printf '\000\000\001\000\200\001Budget review (Q3)' >"$out/sign_verify_roundtrip/seed-p256"
+
+# openpgp and mime_walk: PGP/MIME made by GnuPG with the fuzz key (keys/generate.sh).
+pgphome="$(mktemp -d /tmp/gpgseedXXXX)"
+gpg=(gpg --homedir "$pgphome" --batch --yes --pinentry-mode loopback --passphrase '' --trust-model always --faked-system-time '20260531T235000!')
+"${gpg[@]}" --import keys/openpgp.key 2>/dev/null
+entity=$'Content-Type: text/calendar; method=REQUEST; charset=utf-8\r\n\r\nBEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n'
+printf '%s' "$entity" >"$work/pgp-entity"
+"${gpg[@]}" --armor --detach-sign -o "$work/pgp-sig" "$work/pgp-entity"
+"${gpg[@]}" --armor -r fuzz@example.com --sign --encrypt -o "$work/pgp-enc" "$work/pgp-entity"
+len=$(wc -c <"$work/pgp-entity")
+{ printf "\\000\\$(printf '%03o' $((len / 256)))\\$(printf '%03o' $((len % 256)))"; cat "$work/pgp-entity" "$work/pgp-sig"; } >"$out/openpgp/seed-detached"
+{ printf '\001'; cat "$work/pgp-enc"; } >"$out/openpgp/seed-encrypted"
+{ printf '\002'; cat keys/openpgp.cert; } >"$out/openpgp/seed-certificate"
+printf '\003Planning meeting' >"$out/openpgp/seed-roundtrip"
+{ printf '%s' "$headers"; printf 'MIME-Version: 1.0\r\nContent-Type: multipart/signed; micalg=pgp-sha256; protocol="application/pgp-signature"; boundary=s\r\n\r\n--s\r\n'
+  cat "$work/pgp-entity"; printf '\r\n--s\r\nContent-Type: application/pgp-signature\r\n\r\n'
+  sed 's/$/\r/' "$work/pgp-sig"; printf '\r\n--s--\r\n'; } >"$out/mime_walk/seed-pgp-signed"
+{ printf '%s' "$headers"; printf 'MIME-Version: 1.0\r\nContent-Type: multipart/encrypted; protocol="application/pgp-encrypted"; boundary=e\r\n\r\n--e\r\nContent-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n\r\n--e\r\nContent-Type: application/octet-stream\r\n\r\n'
+  sed 's/$/\r/' "$work/pgp-enc"; printf '\r\n--e--\r\n'; } >"$out/mime_walk/seed-pgp-encrypted"
+gpgconf --homedir "$pgphome" --kill gpg-agent || true
+rm -rf "$pgphome"
 
 shared="$repo/../shared/corpora"
 if [ -d "$shared" ]; then

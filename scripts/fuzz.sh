@@ -21,7 +21,7 @@ cd "$(dirname "$0")/../fuzz"
 
 seconds="${1:-60}"
 shift || true
-all=(mime_walk cms_verify cms_structure itip itip_full_text pipeline sign_verify_roundtrip gate_mime gate_protocols)
+all=(mime_walk cms_verify cms_structure openpgp itip itip_full_text pipeline sign_verify_roundtrip gate_mime gate_protocols)
 if [ $# -gt 0 ]; then targets=("$@"); else targets=("${all[@]}"); fi
 
 host="$(rustc -vV | sed -n 's/^host: //p')"

@@ -232,12 +232,22 @@ pub struct TrustArgs {
     /// Decryption identity: PEM key and certificate, or PKCS#12; repeat for several.
     #[arg(long = "identity", value_name = "FILE")]
     pub identity: Vec<PathBuf>,
-    /// Environment variable holding the password of the PKCS#12 or encrypted PEM identities.
+    /// Environment variable holding the password of the PKCS#12 or encrypted PEM identities
+    /// (and of the --openpgp-identity keys).
     #[arg(long, value_name = "VAR")]
     pub identity_password_env: Option<String>,
     /// File whose first line is the password of the identities (instead of a variable).
     #[arg(long, value_name = "FILE", conflicts_with = "identity_password_env")]
     pub password_file: Option<PathBuf>,
+    /// OpenPGP certificates the operator vouches for (PGP/MIME signers): a file as `gpg
+    /// --export` writes it (armored or binary, one or many keys) or a directory of them;
+    /// repeat for several. Only user IDs with a valid self-signature name a signer.
+    #[arg(long = "openpgp-certs", value_name = "FILE|DIR")]
+    pub openpgp_certs: Vec<PathBuf>,
+    /// OpenPGP secret key to decrypt PGP/MIME with (`gpg --export-secret-keys`), its password
+    /// from --identity-password-env or --password-file; repeat for several.
+    #[arg(long = "openpgp-identity", value_name = "KEY")]
+    pub openpgp_identity: Vec<PathBuf>,
     /// Policy store: a SQLite file, or a postgresql://USER@HOST:PORT/DB URL (password from
     /// PGPASSWORD or ~/.pgpass, never on the command line) [env: IMIPSEC_STORE].
     #[arg(long, value_name = "PATH", env = "IMIPSEC_STORE", hide_env = true)]
@@ -321,9 +331,26 @@ pub struct SignArgs {
     /// The message (RFC 5322) or a bare iCalendar object; standard input if absent or `-`.
     #[arg(value_name = "FILE")]
     pub file: Option<PathBuf>,
-    /// Signing identity: PEM key and certificates, or PKCS#12. Required.
-    #[arg(long, value_name = "FILE", required = true)]
+    /// Signing identity: PEM key and certificates, or PKCS#12. Required (or --openpgp-key).
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "openpgp_key",
+        conflicts_with = "openpgp_key"
+    )]
     pub identity: Option<PathBuf>,
+    /// Sign with this OpenPGP secret key instead (`gpg --export-secret-keys`): a PGP/MIME
+    /// message (RFC 3156); its password from --identity-password-env or --password-file.
+    #[arg(
+        long,
+        value_name = "KEY",
+        conflicts_with_all = ["opaque", "encrypt_to", "trust", "crl", "intermediates"]
+    )]
+    pub openpgp_key: Option<PathBuf>,
+    /// Encrypt to this OpenPGP certificate (`gpg --export`) after signing with --openpgp-key
+    /// (PGP/MIME, RFC 3156 §4, sign then encrypt); repeat for several.
+    #[arg(long, value_name = "CERT", requires = "openpgp_key")]
+    pub encrypt_to_openpgp: Vec<PathBuf>,
     /// Environment variable holding the identity's password (PKCS#12 or encrypted PEM key).
     #[arg(long, value_name = "VAR")]
     pub identity_password_env: Option<String>,

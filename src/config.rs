@@ -22,6 +22,9 @@ pub struct Config {
     /// Decryption identities.
     #[serde(default)]
     pub identities: Vec<IdentityConfig>,
+    /// OpenPGP (PGP/MIME, RFC 3156): certificates the operator vouches for, decryption keys.
+    #[serde(default)]
+    pub openpgp: OpenPgpConfig,
     /// The policy store.
     #[serde(default)]
     pub store: StoreConfig,
@@ -82,6 +85,21 @@ pub struct IdentityConfig {
     /// File whose first line is its password (instead of `password_env`).
     #[serde(default)]
     pub password_file: Option<PathBuf>,
+}
+
+/// `[openpgp]`: OpenPGP certificates the operator vouches for (the OpenPGP counterpart of
+/// `[trust] anchors`) and secret keys to decrypt PGP/MIME with.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenPgpConfig {
+    /// Certificate files (armored or binary, as `gpg --export` writes them) or directories
+    /// of them.
+    #[serde(default)]
+    pub certs: Vec<PathBuf>,
+    /// Secret keys to decrypt with (`gpg --export-secret-keys`), with their passwords as for
+    /// `[[identities]]`.
+    #[serde(default)]
+    pub identities: Vec<IdentityConfig>,
 }
 
 /// `[store]`: the delegation and event state store: a SQLite file (`path`) or a PostgreSQL
@@ -279,7 +297,12 @@ impl Config {
         if let Some(cache) = self.trust.revocation_cache.as_mut() {
             resolve(cache);
         }
-        for identity in &mut self.identities {
+        self.openpgp.certs.iter_mut().for_each(resolve);
+        for identity in self
+            .identities
+            .iter_mut()
+            .chain(self.openpgp.identities.iter_mut())
+        {
             resolve(&mut identity.path);
             if let Some(file) = identity.password_file.as_mut() {
                 resolve(file);

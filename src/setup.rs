@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use imipsec_pipeline::policy::{Store, StoreError, StoreLocation, StoreOptions};
 use imipsec_pipeline::smime::keys::{Identity, KeyError};
+use imipsec_pipeline::smime::openpgp;
 use imipsec_pipeline::smime::{AlgorithmPolicy, RevocationMode, TrustStore, TrustStoreError};
 use imipsec_pipeline::{Pipeline, Settings};
 use time::OffsetDateTime;
@@ -110,8 +111,16 @@ pub enum SetupError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// No trust anchor was given: nothing could ever verify.
-    #[error("no trust anchors: give --trust PEM or [trust] anchors in the configuration")]
+    #[error(
+        "no trust anchors: give --trust PEM or [trust] anchors (or --openpgp-certs / [openpgp] certs) in the configuration"
+    )]
     NoTrustAnchors,
+    /// OpenPGP certificates or secret keys could not be loaded.
+    #[error("OpenPGP: {source}")]
+    OpenPgp {
+        /// Why.
+        source: openpgp::LoadError,
+    },
     /// The trust anchors or CRLs could not be loaded.
     #[error("cannot load trust anchors, intermediates, CRLs or policies")]
     Trust(#[source] TrustStoreError),
@@ -302,6 +311,52 @@ pub fn load_identity(path: &Path, password: PasswordSource<'_>) -> Result<Identi
     Identity::from_pkcs12(&bytes, password.as_deref().unwrap_or("")).map_err(identity_error)
 }
 
+/// Load an OpenPGP secret key (`--openpgp-identity`, `[[openpgp.identities]]`) with the same
+/// password sources as an S/MIME identity.
+pub fn load_openpgp_identity(
+    path: &Path,
+    password: PasswordSource<'_>,
+) -> Result<openpgp::Identity, SetupError> {
+    let password = password.read()?;
+    openpgp::Identity::load(path, password.as_deref().map(str::as_bytes))
+        .map_err(|source| SetupError::OpenPgp { source })
+}
+
+/// The OpenPGP certificates and decryption keys: flags over the configuration.
+fn openpgp_keyring(
+    certs: &[PathBuf],
+    trust: &TrustArgs,
+    config: &Config,
+) -> Result<openpgp::Keyring, SetupError> {
+    let certificates = if certs.is_empty() {
+        openpgp::Certificates::default()
+    } else {
+        openpgp::Certificates::load(certs).map_err(|source| SetupError::OpenPgp { source })?
+    };
+    let mut identities = Vec::new();
+    if trust.openpgp_identity.is_empty() {
+        for identity in &config.openpgp.identities {
+            let password = PasswordSource::from_flags(
+                identity.password_env.as_deref(),
+                identity.password_file.as_deref(),
+            );
+            identities.push(load_openpgp_identity(&identity.path, password)?);
+        }
+    } else {
+        for path in &trust.openpgp_identity {
+            let password = PasswordSource::from_flags(
+                trust.identity_password_env.as_deref(),
+                trust.password_file.as_deref(),
+            );
+            identities.push(load_openpgp_identity(path, password)?);
+        }
+    }
+    Ok(openpgp::Keyring {
+        certificates,
+        identities,
+    })
+}
+
 /// Open the policy store at `path`: a SQLite file, or a PostgreSQL database when it is a
 /// `postgresql://` URL. `create`: create the file (or the schema) when missing (only when
 /// something will be recorded; otherwise a mistyped path is an error, not an empty store
@@ -397,7 +452,13 @@ pub fn pipeline_with(
     } else {
         trust.trust.clone()
     };
-    if anchors.is_empty() {
+    let openpgp_certs: &[PathBuf] = if trust.openpgp_certs.is_empty() {
+        &config.openpgp.certs
+    } else {
+        &trust.openpgp_certs
+    };
+    // OpenPGP certificates alone are trust enough (an OpenPGP-only organisation).
+    if anchors.is_empty() && openpgp_certs.is_empty() {
         return Err(SetupError::NoTrustAnchors);
     }
     let crls: Vec<PathBuf> = if trust.crl.is_empty() {
@@ -419,7 +480,16 @@ pub fn pipeline_with(
         Some(mode) => mode,
         None => revocation_mode(config)?,
     };
-    let trust_store = trust_store(&anchors, intermediates, &crls, policies)?;
+    // OpenPGP-only: no S/MIME anchor, so no S/MIME signer is trusted (CRLs and intermediates
+    // would have nothing to chain to and are refused as a configuration mistake).
+    let trust_store = if anchors.is_empty() {
+        if !crls.is_empty() || !intermediates.is_empty() || !policies.is_empty() {
+            return Err(SetupError::NoTrustAnchors);
+        }
+        TrustStore::without_anchors()
+    } else {
+        trust_store(&anchors, intermediates, &crls, policies)?
+    };
     let at = trust.at.unwrap_or_else(OffsetDateTime::now_utc);
     let warnings = stale_crl_warnings(&trust_store, at);
 
@@ -442,9 +512,12 @@ pub fn pipeline_with(
         }
     }
 
+    let openpgp = openpgp_keyring(openpgp_certs, trust, config)?;
+
     let mut settings = Settings::new(trust_store);
     settings.revocation = revocation;
     settings.identities = identities;
+    settings.openpgp = openpgp;
     settings.algorithms = algorithm_policy(config);
     settings.danger_allow_unsigned =
         trust.danger_allow_unsigned || config.policy.danger_allow_unsigned;

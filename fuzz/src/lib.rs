@@ -15,8 +15,8 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use imipsec_gate::{
-    Decide, DecideError, Envelope, EventState, Gate, GateConfig, GateVerdict, ItipSummary, Judged, LmtpConfig,
-    MilterConfig, Outcome, Reason as GateReason, RejectAction, SmimeResult,
+    Decide, DecideError, Envelope, EventState, Gate, GateConfig, GateVerdict, ItipSummary, Judged,
+    LmtpConfig, MilterConfig, Outcome, Reason as GateReason, RejectAction, SmimeResult,
 };
 use imipsec_itip::{
     CorrelateOptions, DelegationPolicy, DelegationQuery, DenyAllDelegations, Diagnostic,
@@ -70,6 +70,20 @@ static PIPELINE: LazyLock<Pipeline> = LazyLock::new(|| {
     Pipeline::new(settings)
 });
 
+/// The OpenPGP certificate and key of the fuzz targets (fuzz/keys/generate.sh): the walk
+/// verifies PGP/MIME signatures against it and decrypts PGP/MIME with it.
+static OPENPGP: LazyLock<imipsec_smime::openpgp::Keyring> = LazyLock::new(|| {
+    use imipsec_smime::openpgp::{Certificates, Identity, Keyring};
+    Keyring {
+        certificates: Certificates::from_bytes(include_bytes!("../keys/openpgp.cert"))
+            .expect("fuzz/keys/openpgp.cert"),
+        identities: vec![
+            Identity::from_bytes(include_bytes!("../keys/openpgp.key"), None)
+                .expect("fuzz/keys/openpgp.key"),
+        ],
+    }
+});
+
 fn inspect_options() -> InspectOptions<'static> {
     static POLICY: LazyLock<AlgorithmPolicy> = LazyLock::new(AlgorithmPolicy::default);
     static LIMITS: LazyLock<Limits> = LazyLock::new(Limits::default);
@@ -82,6 +96,104 @@ fn inspect_options() -> InspectOptions<'static> {
         identities: &IDENTITIES,
         limits: &LIMITS,
         danger_decrypt_non_root: false,
+        openpgp: Some(&OPENPGP),
+    }
+}
+
+/// `rest` after a two-byte big-endian length: (that many bytes, the rest).
+fn split_length_prefixed(rest: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (length, rest) = rest.split_first_chunk::<2>()?;
+    let length = usize::from(u16::from_be_bytes(*length)).min(rest.len());
+    Some(rest.split_at(length))
+}
+
+/// The OpenPGP layer on arbitrary bytes (issue #18). Byte 0 chooses:
+/// - 0: a detached signature (`rest` after a two-byte content length: content, then the
+///   armored signature) verified against the fuzz certificate; a verified result names a
+///   signer;
+/// - 1: an armored encrypted message decrypted with the fuzz key; plaintext stays within its
+///   limit, and verified inner signatures name a signer;
+/// - 2: certificates parsed from `rest`, then a signature by the fuzz key checked against them;
+/// - 3: round trip: `rest` signed with the fuzz key at the evaluation time verifies against the
+///   fuzz certificate and names fuzz@example.com.
+pub fn openpgp(data: &[u8]) {
+    use imipsec_smime::openpgp::{
+        Certificates, Limits as PgpLimits, Policy, decrypt, sign_detached, verify_detached,
+    };
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let policy = Policy::default();
+    let limits = PgpLimits::default();
+    let keyring = &*OPENPGP;
+    match mode % 4 {
+        0 => {
+            let Some((content, signature)) = split_length_prefixed(rest) else {
+                return;
+            };
+            if let Ok(keys) = verify_detached(
+                signature,
+                content,
+                Some("pgp-sha256"),
+                &keyring.certificates,
+                AT,
+                &policy,
+                &limits,
+            ) {
+                assert!(!keys.is_empty(), "a verified signature without a signer");
+            }
+        }
+        1 => {
+            if let Ok(decrypted) = decrypt(
+                rest,
+                &keyring.identities,
+                &keyring.certificates,
+                AT,
+                &policy,
+                &limits,
+            ) {
+                assert!(decrypted.plaintext.len() <= limits.plaintext_bytes);
+                if let Some(Ok(keys)) = decrypted.signatures {
+                    assert!(
+                        !keys.is_empty(),
+                        "verified inner signatures without a signer"
+                    );
+                }
+            }
+        }
+        2 => {
+            let Ok(certificates) = Certificates::from_bytes(rest) else {
+                return;
+            };
+            if let Ok((signature, micalg)) =
+                sign_detached(b"content", &keyring.identities[0], AT, &policy)
+            {
+                let _ = verify_detached(
+                    signature.as_bytes(),
+                    b"content",
+                    Some(micalg),
+                    &certificates,
+                    AT,
+                    &policy,
+                    &limits,
+                );
+            }
+        }
+        _ => {
+            let (signature, micalg) = sign_detached(rest, &keyring.identities[0], AT, &policy)
+                .expect("the fuzz key signs at the evaluation time");
+            let keys = verify_detached(
+                signature.as_bytes(),
+                rest,
+                Some(micalg),
+                &keyring.certificates,
+                AT,
+                &policy,
+                &limits,
+            )
+            .expect("a signature made by the fuzz key verifies");
+            assert_eq!(keys[0].emails(), ["fuzz@example.com"]);
+        }
     }
 }
 
@@ -510,6 +622,7 @@ impl LengthEngine {
             }],
             smime,
             signer: Some("organizer@example.com".to_owned()),
+            openpgp: None,
             itip: vec![ItipSummary {
                 method: "REQUEST".to_owned(),
                 role: "organizer".to_owned(),
@@ -558,8 +671,9 @@ async fn lmtp_backend(listener: tokio::net::TcpListener) {
                 // Invariant (issue #11 item 9): whatever the client sent, the gate hands the
                 // backend only CRLF lines, with no bare LF or CR (SMTP smuggling).
                 assert!(
-                    line.strip_suffix(b"\r\n")
-                        .is_some_and(|content| !content.contains(&b'\r') && !content.contains(&b'\n')),
+                    line.strip_suffix(b"\r\n").is_some_and(
+                        |content| !content.contains(&b'\r') && !content.contains(&b'\n')
+                    ),
                     "the gate sent the LMTP backend a line with a bare LF or CR: {line:?}"
                 );
                 let reply: Vec<u8> = if in_data {
@@ -785,7 +899,11 @@ pub fn itip_full_text(data: &[u8]) {
             .iter()
             .any(|&id| usize::try_from(id).is_ok_and(|id| id == index));
         if is_scheduling(&component.component_type) {
-            assert!(top_level, "calcard sees a nested {:?}", component.component_type);
+            assert!(
+                top_level,
+                "calcard sees a nested {:?}",
+                component.component_type
+            );
             scheduling.push(component);
             continue;
         }
@@ -876,7 +994,10 @@ pub fn itip_full_text(data: &[u8]) {
             );
             assert_eq!(
                 params(entry, ICalendarParameterName::DelegatedTo),
-                a.delegated_to.iter().map(|s| s.text.clone()).collect::<Vec<_>>(),
+                a.delegated_to
+                    .iter()
+                    .map(|s| s.text.clone())
+                    .collect::<Vec<_>>(),
                 "DELEGATED-TO"
             );
             assert_eq!(
@@ -1062,9 +1183,7 @@ fn oid_alias(oid: &[u8]) -> Vec<u8> {
     const RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01];
     const ECDSA: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03];
     match oid {
-        [prefix @ .., last] if prefix == RSA && (11..=14).contains(last) => {
-            [RSA, &[0x01]].concat()
-        }
+        [prefix @ .., last] if prefix == RSA && (11..=14).contains(last) => [RSA, &[0x01]].concat(),
         [prefix @ .., last] if prefix == ECDSA && (1..=4).contains(last) => {
             vec![0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01]
         }
@@ -1077,7 +1196,9 @@ const MUTATION_OIDS: &[&[u8]] = &[
     &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x01], // 1.2.840.113549.1.7.1 id-data
     &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02], // 1.2.840.113549.1.7.2 signedData
     &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x03], // 1.2.840.113549.1.7.3 envelopedData
-    &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x10, 0x01, 0x04], // id-ct-TSTInfo
+    &[
+        0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x10, 0x01, 0x04,
+    ], // id-ct-TSTInfo
     &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x03], // contentType
     &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x04], // messageDigest
     &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x05], // signingTime
@@ -1119,8 +1240,9 @@ END:VCALENDAR\r\n"
             if detached {
                 flags |= CMSOptions::DETACHED;
             }
-            let cms = CmsContentInfo::sign(Some(&cert), Some(&key), Some(&chain), Some(&content), flags)
-                .expect("the test organizer signs");
+            let cms =
+                CmsContentInfo::sign(Some(&cert), Some(&key), Some(&chain), Some(&content), flags)
+                    .expect("the test organizer signs");
             let der = cms.to_der().expect("DER");
             // The seed itself must verify, or the target would check nothing.
             imipsec_smime::verify_signed_data(
@@ -1162,7 +1284,11 @@ pub fn cms_structure(data: &[u8]) {
     };
     let mut tree = original.clone();
     for op in ops.chunks_exact(4).take(8) {
-        let (kind, index, arg) = (op[0], usize::from(u16::from_be_bytes([op[1], op[2]])), op[3]);
+        let (kind, index, arg) = (
+            op[0],
+            usize::from(u16::from_be_bytes([op[1], op[2]])),
+            op[3],
+        );
         let mut paths = Vec::new();
         tree.paths(&mut Vec::new(), kind & 0x80 != 0, &mut paths);
         let path = paths[index % paths.len()].clone();
@@ -1179,7 +1305,10 @@ pub fn cms_structure(data: &[u8]) {
         &Limits::default(),
     );
     if let Ok(signers) = verified {
-        assert!(!signers.is_empty(), "a verified SignedData without a signer");
+        assert!(
+            !signers.is_empty(),
+            "a verified SignedData without a signer"
+        );
         for signer in &signers {
             assert!(
                 signer

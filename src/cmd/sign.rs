@@ -11,9 +11,10 @@ use std::path::{Path, PathBuf};
 use imipsec_pipeline::itip::{DelegationPolicy, DenyAllDelegations};
 use imipsec_pipeline::policy::Timestamp;
 use imipsec_pipeline::signer::{
-    IdentityCheck, SignError as SignerError, SignRequest, sign_message,
+    IdentityCheck, SignError as SignerError, SignRequest, SigningIdentity, sign_message,
 };
 use imipsec_pipeline::smime::encrypt::ContentCipher;
+use imipsec_pipeline::smime::openpgp;
 use imipsec_pipeline::smime::sign::{Digest, SignOptions};
 use imipsec_pipeline::smime::{TrustStore, TrustStoreError, load_certificates};
 use imipsec_pipeline::{Limits, Reason, StoreDelegationPolicy};
@@ -22,7 +23,9 @@ use time::OffsetDateTime;
 use crate::cli::{CipherArg, DigestArg, SignArgs};
 use crate::cmd::Exit;
 use crate::config::{Config, ConfigError};
-use crate::setup::{PasswordSource, SetupError, algorithm_policy, load_identity, open_store};
+use crate::setup::{
+    PasswordSource, SetupError, algorithm_policy, load_identity, load_openpgp_identity, open_store,
+};
 
 /// Largest recipient certificate file read.
 const MAX_CERTIFICATE_BYTES: u64 = 1 << 20;
@@ -133,40 +136,57 @@ fn unique_token(at: OffsetDateTime) -> String {
 pub fn run(args: &SignArgs) -> Result<Exit, SignError> {
     let config = Config::load_optional(args.config.as_deref())?;
     let at = args.at.unwrap_or_else(OffsetDateTime::now_utc);
-    let identity_path = args.identity.as_deref().ok_or(SignError::NoIdentity)?;
     let password = PasswordSource::from_flags(
         args.identity_password_env.as_deref(),
         args.password_file.as_deref(),
     );
-    let identity = load_identity(identity_path, password)?;
-    let intermediate_paths = if args.intermediates.is_empty() {
-        config.trust.intermediates.clone()
+    let mut openpgp_key = None;
+    let mut openpgp_recipients = None;
+    let mut smime_identity = None;
+    let mut trust = None;
+    if let Some(path) = args.openpgp_key.as_deref() {
+        openpgp_key = Some(load_openpgp_identity(path, password)?);
+        if !args.encrypt_to_openpgp.is_empty() {
+            openpgp_recipients = Some(
+                openpgp::Certificates::load(&args.encrypt_to_openpgp)
+                    .map_err(|source| SetupError::OpenPgp { source })?,
+            );
+        }
     } else {
-        args.intermediates.clone()
-    };
-    let mut intermediates = Vec::new();
-    for path in &intermediate_paths {
-        intermediates.extend(load_certificates(path).map_err(SignError::Trust)?);
+        let identity_path = args.identity.as_deref().ok_or(SignError::NoIdentity)?;
+        let identity = load_identity(identity_path, password)?;
+        let intermediate_paths = if args.intermediates.is_empty() {
+            config.trust.intermediates.clone()
+        } else {
+            args.intermediates.clone()
+        };
+        let mut intermediates = Vec::new();
+        for path in &intermediate_paths {
+            intermediates.extend(load_certificates(path).map_err(SignError::Trust)?);
+        }
+        smime_identity = Some(identity.with_intermediates(&intermediates));
+        let anchors = if args.trust.is_empty() {
+            config.trust.anchors.clone()
+        } else {
+            args.trust.clone()
+        };
+        let crls = if args.crl.is_empty() {
+            config.trust.crls.clone()
+        } else {
+            args.crl.clone()
+        };
+        if !anchors.is_empty() {
+            trust = Some(
+                TrustStore::from_pem_files(&anchors, &crls)
+                    .map_err(SignError::Trust)?
+                    .with_intermediates(intermediates),
+            );
+        }
     }
-    let identity = identity.with_intermediates(&intermediates);
-    let anchors = if args.trust.is_empty() {
-        config.trust.anchors.clone()
-    } else {
-        args.trust.clone()
-    };
-    let crls = if args.crl.is_empty() {
-        config.trust.crls.clone()
-    } else {
-        args.crl.clone()
-    };
-    let trust = if anchors.is_empty() {
-        None
-    } else {
-        Some(
-            TrustStore::from_pem_files(&anchors, &crls)
-                .map_err(SignError::Trust)?
-                .with_intermediates(intermediates),
-        )
+    let identity = match (&smime_identity, &openpgp_key) {
+        (Some(identity), _) => SigningIdentity::Smime(identity),
+        (None, Some(key)) => SigningIdentity::OpenPgp(key),
+        (None, None) => return Err(SignError::NoIdentity),
     };
     let algorithms = algorithm_policy(&config);
     let identity_check = if args.danger_skip_identity_checks {
@@ -203,7 +223,7 @@ pub fn run(args: &SignArgs) -> Result<Exit, SignError> {
     let unique = unique_token(at);
     let request = SignRequest {
         input: &input,
-        identity: &identity,
+        identity,
         identity_check,
         from: args.from.as_deref(),
         to: &args.to,
@@ -219,6 +239,7 @@ pub fn run(args: &SignArgs) -> Result<Exit, SignError> {
             signing_time: Some(at),
         },
         encrypt_to: &recipients,
+        encrypt_to_openpgp: openpgp_recipients.as_ref(),
         cipher: match args.cipher {
             CipherArg::Aes256Gcm => ContentCipher::Aes256Gcm,
             CipherArg::Aes256Cbc => ContentCipher::Aes256Cbc,

@@ -114,6 +114,8 @@ fn pvalue(value: &str) -> String {
 
 /// The value (after `Authentication-Results: `) the gate writes for `verdict`.
 ///
+/// - OpenPGP signature layers add `x-pgp=pass body.pgp-identifier=SIGNER` (or `x-pgp=fail`)
+///   after `smime`, which then says `none` for a PGP/MIME-only message.
 /// - Accepted: `ID; smime=pass body.smime-identifier=SIGNER; x-imip=pass policy.method=M
 ///   policy.role=R policy.delegation=D policy.event-state=S` (one `x-imip` result per
 ///   calendar component; `S` is `checked` or `not-checked`, see [`crate::EventState`]).
@@ -130,6 +132,14 @@ pub fn header_value(authserv_id: &str, verdict: &GateVerdict) -> String {
     if let Some(signer) = &verdict.signer {
         out.push_str(" body.smime-identifier=");
         out.push_str(&pvalue(signer));
+    }
+    if let Some(openpgp) = &verdict.openpgp {
+        out.push_str(";\r\n\tx-pgp=");
+        out.push_str(openpgp.result.keyword());
+        if let Some(signer) = &openpgp.signer {
+            out.push_str(" body.pgp-identifier=");
+            out.push_str(&pvalue(signer));
+        }
     }
     let state = verdict.event_state.keyword();
     match verdict.outcome {
@@ -161,7 +171,7 @@ pub fn header_value(authserv_id: &str, verdict: &GateVerdict) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decide::{EventState, ItipSummary, Reason, SmimeResult};
+    use crate::decide::{EventState, ItipSummary, OpenPgpResult, Reason, SmimeResult};
 
     #[test]
     fn own_id_detected_through_comments_and_case() {
@@ -226,6 +236,7 @@ mod tests {
             reasons: vec![],
             smime: SmimeResult::Pass,
             signer: Some("alice@example.net".into()),
+            openpgp: None,
             itip: vec![ItipSummary {
                 method: "REQUEST".into(),
                 role: "organizer".into(),
@@ -239,6 +250,31 @@ mod tests {
         );
     }
 
+    /// Issue #18: a PGP/MIME signer is reported as `x-pgp`, and `smime` stays about S/MIME.
+    #[test]
+    fn openpgp_signature_is_its_own_result() {
+        let verdict = GateVerdict {
+            outcome: Outcome::Accept,
+            reasons: vec![],
+            smime: SmimeResult::None,
+            signer: None,
+            openpgp: Some(OpenPgpResult {
+                result: SmimeResult::Pass,
+                signer: Some("alice@example.net".into()),
+            }),
+            itip: vec![ItipSummary {
+                method: "REQUEST".into(),
+                role: "organizer".into(),
+                delegation: None,
+            }],
+            event_state: EventState::Checked,
+        };
+        assert_eq!(
+            header_value("gw", &verdict),
+            "gw; smime=none;\r\n\tx-pgp=pass body.pgp-identifier=alice@example.net;\r\n\tx-imip=pass policy.method=REQUEST policy.role=organizer policy.delegation=none policy.event-state=checked"
+        );
+    }
+
     #[test]
     fn rejected_header_names_reason_and_quotes_odd_values() {
         let verdict = GateVerdict {
@@ -249,6 +285,7 @@ mod tests {
             }],
             smime: SmimeResult::None,
             signer: Some("odd signer@example.net".into()),
+            openpgp: None,
             itip: vec![],
             event_state: EventState::NotChecked,
         };

@@ -51,6 +51,18 @@ impl SmimeResult {
     }
 }
 
+/// The result of a message's OpenPGP signature layers (RFC 8601 extension method `x-pgp`; no
+/// method is registered for OpenPGP): `pass` when one verified with a certificate the operator
+/// vouches for, else `fail`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenPgpResult {
+    /// `pass` or `fail` (the keywords of [`SmimeResult`]).
+    pub result: SmimeResult,
+    /// The verified signer's e-mail address (`body.pgp-identifier`): a user ID email with a
+    /// valid self-signature.
+    pub signer: Option<String>,
+}
+
 /// One stable reason code with a human detail, as produced by the pipeline.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reason {
@@ -104,6 +116,9 @@ pub struct GateVerdict {
     pub smime: SmimeResult,
     /// The verified signer's e-mail address (RFC 7281 `body.smime-identifier`).
     pub signer: Option<String>,
+    /// The OpenPGP (PGP/MIME, RFC 3156) result, when the message has an OpenPGP signature
+    /// layer: written as `x-pgp` beside `smime`.
+    pub openpgp: Option<OpenPgpResult>,
     /// One entry per calendar component.
     pub itip: Vec<ItipSummary>,
     /// Whether the event state was checked for this verdict.

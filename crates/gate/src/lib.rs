@@ -21,8 +21,8 @@ pub use config::{
     RejectAction, UndecryptableAction,
 };
 pub use decide::{
-    Decide, DecideError, Envelope, EventState, GateVerdict, ItipSummary, Judged, Outcome, Reason,
-    Recording, SmimeResult,
+    Decide, DecideError, Envelope, EventState, GateVerdict, ItipSummary, Judged, OpenPgpResult,
+    Outcome, Reason, Recording, SmimeResult,
 };
 pub use evaluate::Clock;
 pub use io::IdleTimeout;

@@ -46,7 +46,12 @@ fn kind_of(ctype: &str, subtype: &str) -> Kind {
     let is = |t: &str, s: &str| ctype.eq_ignore_ascii_case(t) && subtype.eq_ignore_ascii_case(s);
     if calendar::is_calendar_media_type(&format!("{ctype}/{subtype}")) {
         Kind::Calendar
-    } else if is("application", "pkcs7-mime") || is("application", "x-pkcs7-mime") {
+    } else if is("application", "pkcs7-mime")
+        || is("application", "x-pkcs7-mime")
+        // The control part of PGP/MIME multipart/encrypted (RFC 3156 §4): what follows it
+        // is ciphertext the gate must not wave through as "no calendar".
+        || is("application", "pgp-encrypted")
+    {
         Kind::Opaque
     } else {
         Kind::Other
@@ -396,6 +401,15 @@ mod tests {
         // The forwarded message's own calendar field loses its name too.
         assert!(text.contains("X-Defused-CT: text/calendar; method=CANCEL"));
         assert!(defused.top_level.is_none());
+    }
+
+    /// Issue #18: PGP/MIME encrypted mail is ciphertext the gate cannot see into, like
+    /// enveloped S/MIME: evaluated (and kept to the undecryptable policy), never passed as
+    /// "no calendar" unseen.
+    #[test]
+    fn pgp_mime_encrypted_is_opaque() {
+        let raw = b"From: a@example.net\r\nContent-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\"; boundary=e\r\n\r\n--e\r\nContent-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n\r\n--e\r\nContent-Type: application/octet-stream\r\n\r\n-----BEGIN PGP MESSAGE-----\r\n\r\nhF4D\r\n-----END PGP MESSAGE-----\r\n--e--\r\n";
+        assert_eq!(inspect(raw), Inspection::Opaque);
     }
 
     #[test]

@@ -11,8 +11,8 @@ use imipsec_pipeline::{
 use time::OffsetDateTime;
 
 use crate::decide::{
-    Decide, DecideError, Envelope, EventState, GateVerdict, ItipSummary, Judged, Outcome, Reason,
-    Recording, SmimeResult,
+    Decide, DecideError, Envelope, EventState, GateVerdict, ItipSummary, Judged, OpenPgpResult,
+    Outcome, Reason, Recording, SmimeResult,
 };
 use crate::mime::{self, Inspection};
 
@@ -155,7 +155,9 @@ impl PipelineEngine {
         for layer in inspection.layers() {
             match &layer.outcome() {
                 LayerOutcome::NotDecrypted {
-                    failure: Failure::NoDecryptionKey,
+                    failure:
+                        Failure::NoDecryptionKey
+                        | Failure::OpenPgp(imipsec_pipeline::smime::openpgp::Failure::NoDecryptionKey),
                 } => no_key = true,
                 LayerOutcome::NotDecrypted { .. } => return None,
                 _ => {}
@@ -201,6 +203,30 @@ pub fn gate_verdict(verdict: &Verdict, inspection: Inspection) -> GateVerdict {
             .iter()
             .find_map(|signer| signer.emails.first().cloned())
     });
+    // OpenPGP layers get their own result (`x-pgp`), so that `smime=` keeps meaning S/MIME.
+    let pgp: Vec<_> = verdict
+        .layers()
+        .iter()
+        .filter(|layer| layer.kind == LayerKind::PgpSigned)
+        .collect();
+    let openpgp = (!pgp.is_empty()).then(|| {
+        let verified = pgp
+            .iter()
+            .find(|layer| layer.status == LayerStatus::Verified);
+        OpenPgpResult {
+            result: if verified.is_some() {
+                SmimeResult::Pass
+            } else {
+                SmimeResult::Fail
+            },
+            signer: verified.and_then(|layer| {
+                layer
+                    .signers
+                    .iter()
+                    .find_map(|signer| signer.emails.first().cloned())
+            }),
+        }
+    });
     // `no-calendar` may only let a message through untouched when the gate could not see
     // inside it (opaque S/MIME): calendar data in the clear that the pipeline does not
     // find in a protected place stays rejected.
@@ -230,6 +256,7 @@ pub fn gate_verdict(verdict: &Verdict, inspection: Inspection) -> GateVerdict {
             .collect(),
         smime,
         signer,
+        openpgp,
         itip: verdict
             .itip()
             .iter()

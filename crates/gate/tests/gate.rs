@@ -2498,3 +2498,183 @@ async fn lmtp_records_before_delivering_and_a_retry_after_a_crash_is_delivered_o
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
 }
+
+// ---------------------------------------------------------------- PGP/MIME (issue #18)
+
+/// gpg in a throw-away home: (home, fingerprint-less helpers). Fails the test when gpg
+/// (GnuPG 2.2, package `gnupg`) is missing.
+fn gpg(home: &std::path::Path, args: &[&str], stdin: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("gpg")
+        .arg("--homedir")
+        .arg(home)
+        .args([
+            "--batch",
+            "--yes",
+            "--pinentry-mode",
+            "loopback",
+            "--passphrase",
+            "",
+        ])
+        .args(["--trust-model", "always"])
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("gpg (GnuPG 2.2, package gnupg) must be installed");
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "gpg {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
+/// The organizer's OpenPGP key (made by GnuPG 2026-01-01) in `home`, exported armored.
+fn gpg_organizer(home: &std::path::Path) -> Vec<u8> {
+    let faked = ["--faked-system-time", "20260101T000000!"];
+    let user_id = "Organizer <organizer@example.com>";
+    let mut args = faked.to_vec();
+    args.extend(["--quick-gen-key", user_id, "ed25519", "sign,cert", "never"]);
+    gpg(home, &args, b"");
+    let listing =
+        String::from_utf8(gpg(home, &["--with-colons", "--list-keys", user_id], b"")).unwrap();
+    let fingerprint = listing
+        .lines()
+        .find_map(|line| line.strip_prefix("fpr:"))
+        .unwrap()
+        .trim_matches(':')
+        .to_owned();
+    let mut args = faked.to_vec();
+    args.extend(["--quick-add-key", &fingerprint, "cv25519", "encr", "never"]);
+    gpg(home, &args, b"");
+    gpg(home, &["--armor", "--export", user_id], b"")
+}
+
+fn lf_to_crlf(text: &[u8]) -> String {
+    String::from_utf8_lossy(text)
+        .replace("\r\n", "\n")
+        .trim_end()
+        .replace('\n', "\r\n")
+}
+
+/// The real pipeline vouching for `certificate`, behind the milter.
+async fn start_with_openpgp(certificate: &[u8]) -> (SocketAddr, oneshot::Sender<()>) {
+    let no_crls: [std::path::PathBuf; 0] = [];
+    let mut settings = imipsec_pipeline::Settings::new(
+        imipsec_pipeline::smime::TrustStore::from_pem_files(
+            &[certs().join("root.cert.pem")],
+            &no_crls,
+        )
+        .unwrap(),
+    );
+    settings.openpgp.certificates =
+        imipsec_pipeline::smime::openpgp::Certificates::from_bytes(certificate).unwrap();
+    let store = imipsec_pipeline::policy::SqliteStore::open_in_memory().unwrap();
+    let engine = Arc::new(imipsec_gate::PipelineEngine::new(
+        imipsec_pipeline::Pipeline::new(settings),
+        Some(Box::new(store)),
+    ));
+    let bound = Gate::new(base_config(), engine, fixed_clock())
+        .bind()
+        .await
+        .unwrap();
+    let milter = bound.milter_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        bound
+            .serve(async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    (milter, stop)
+}
+
+/// A PGP/MIME-signed REQUEST by the organizer (GnuPG signs) is accepted, and the
+/// Authentication-Results name the OpenPGP layer as `x-pgp`; PGP/MIME ciphertext for a key the
+/// gate does not hold follows `on_undecryptable` (default: pass as not decrypted), never
+/// "no calendar data".
+#[tokio::test]
+async fn pipeline_engine_accepts_a_pgp_mime_request_and_reports_x_pgp() {
+    let home = tempfile::Builder::new()
+        .prefix("gpg")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let certificate = gpg_organizer(home.path());
+    let entity = calendar_entity("REQUEST", "gate-pgp@example.com");
+    let signature = gpg(
+        home.path(),
+        &[
+            "--faked-system-time",
+            "20260601T115000!",
+            "--digest-algo",
+            "SHA256",
+            "--armor",
+            "--detach-sign",
+        ],
+        entity.as_bytes(),
+    );
+    let signed = format!(
+        "From: organizer@example.com\r\nTo: bob@example.org\r\nSubject: gate\r\nDate: Mon, 01 Jun 2026 12:00:00 +0000\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/signed; micalg=pgp-sha256; protocol=\"application/pgp-signature\"; boundary=\"s\"\r\n\r\n\
+         --s\r\n{entity}\r\n--s\r\nContent-Type: application/pgp-signature\r\n\r\n{}\r\n--s--\r\n",
+        lf_to_crlf(&signature)
+    );
+    let (address, _stop) = start_with_openpgp(&certificate).await;
+    let mut client = MilterClient::connect(address).await;
+    client
+        .begin("organizer@example.com", &["bob@example.org"])
+        .await;
+    let packets = client.message(&signed).await;
+    assert_eq!(final_reply(&packets).code, b'c');
+    let insert = packets.iter().find(|p| p.code == b'i').expect("A-R");
+    let text = insert.text();
+    assert!(text.contains("smime=none"), "{text}");
+    assert!(
+        text.contains("x-pgp=pass body.pgp-identifier=organizer@example.com"),
+        "{text}"
+    );
+    assert!(
+        text.contains("x-imip=pass policy.method=REQUEST policy.role=organizer"),
+        "{text}"
+    );
+
+    let encrypted = gpg(
+        home.path(),
+        &[
+            "--armor",
+            "--recipient",
+            "organizer@example.com",
+            "--encrypt",
+        ],
+        entity.as_bytes(),
+    );
+    let hidden = format!(
+        "From: organizer@example.com\r\nTo: bob@example.org\r\nSubject: gate\r\nDate: Mon, 01 Jun 2026 12:00:00 +0000\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\"; boundary=\"e\"\r\n\r\n\
+         --e\r\nContent-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n\r\n--e\r\n\
+         Content-Type: application/octet-stream\r\n\r\n{}\r\n--e--\r\n",
+        lf_to_crlf(&encrypted)
+    );
+    let mut client = MilterClient::connect(address).await;
+    client
+        .begin("organizer@example.com", &["bob@example.org"])
+        .await;
+    let packets = client.message(&hidden).await;
+    assert_eq!(final_reply(&packets).code, b'c');
+    let insert = packets.iter().find(|p| p.code == b'i').expect("A-R");
+    assert!(
+        insert.text().contains("x-imip=none (not decrypted)"),
+        "{}",
+        insert.text()
+    );
+    let _ = std::process::Command::new("gpgconf")
+        .arg("--homedir")
+        .arg(home.path())
+        .args(["--kill", "gpg-agent"])
+        .status();
+}

@@ -42,6 +42,10 @@ pub struct Settings {
     pub algorithms: AlgorithmPolicy,
     /// Identities whose keys decrypt encrypted messages (RFC 8551 section 3.3).
     pub identities: Vec<Identity>,
+    /// OpenPGP certificates the operator vouches for and OpenPGP secret keys to decrypt with
+    /// (PGP/MIME, RFC 3156). Empty by default: an OpenPGP signature is then
+    /// `untrusted-certificate`.
+    pub openpgp: imipsec_smime::openpgp::Keyring,
     /// Bounds on untrusted input.
     pub limits: Limits,
     /// How far CMS signingTime may be from the Date header (and ahead of the evaluation time)
@@ -70,6 +74,7 @@ impl std::fmt::Debug for Settings {
             .field("revocation", &self.revocation)
             .field("revocation_source", &self.revocation_source.is_some())
             .field("algorithms", &self.algorithms)
+            .field("openpgp", &self.openpgp)
             .field("limits", &self.limits)
             .field("strict_icalendar", &self.strict_icalendar)
             .field("danger_allow_unsigned", &self.danger_allow_unsigned)
@@ -91,6 +96,7 @@ impl Settings {
             identities: &self.identities,
             limits: &self.limits.smime,
             danger_decrypt_non_root: self.danger_decrypt_non_root,
+            openpgp: Some(&self.openpgp),
         }
     }
 
@@ -103,6 +109,7 @@ impl Settings {
             revocation_source: None,
             algorithms: AlgorithmPolicy::default(),
             identities: Vec::new(),
+            openpgp: imipsec_smime::openpgp::Keyring::default(),
             limits: Limits::default(),
             signing_time_tolerance: time::Duration::HOUR,
             strict_icalendar: false,

@@ -52,6 +52,9 @@ pub enum SignError {
     /// The message could not be encrypted.
     #[error("could not encrypt")]
     Encrypt(#[from] imipsec_smime::encrypt::EncryptError),
+    /// The OpenPGP signature or encryption could not be made.
+    #[error("could not sign or encrypt with OpenPGP")]
+    OpenPgp(#[from] imipsec_smime::openpgp::WriteError),
 }
 
 impl SignError {
@@ -78,12 +81,21 @@ pub enum IdentityCheck<'a> {
     DangerSkip,
 }
 
+/// Who signs: an S/MIME identity (certificate and key) or an OpenPGP secret key.
+#[derive(Debug, Clone, Copy)]
+pub enum SigningIdentity<'a> {
+    /// S/MIME (RFC 8551): multipart/signed or opaque SignedData.
+    Smime(&'a Identity),
+    /// OpenPGP (RFC 3156 §5): PGP/MIME multipart/signed.
+    OpenPgp(&'a imipsec_smime::openpgp::Identity),
+}
+
 /// What to produce.
 pub struct SignRequest<'a> {
     /// The input: an iCalendar object, or an RFC 5322 message with `text/calendar` parts.
     pub input: &'a [u8],
     /// The signing identity. Required: an unsigned iMIP message is what a gate rejects.
-    pub identity: &'a Identity,
+    pub identity: SigningIdentity<'a>,
     /// How the identity's certificate is checked before it signs.
     pub identity_check: IdentityCheck<'a>,
     /// From override: `addr` or `Display Name <addr>`.
@@ -102,6 +114,9 @@ pub struct SignRequest<'a> {
     pub encrypt_to: &'a [Vec<u8>],
     /// Content cipher for encryption.
     pub cipher: imipsec_smime::encrypt::ContentCipher,
+    /// OpenPGP certificates to encrypt to after signing (PGP/MIME, RFC 3156 §4); only with
+    /// an OpenPGP identity. `None` or empty: no OpenPGP encryption.
+    pub encrypt_to_openpgp: Option<&'a imipsec_smime::openpgp::Certificates>,
     /// The Date header, Unix seconds.
     pub date: i64,
     /// The unique left-hand side of the Message-ID; the right-hand side is the domain of
@@ -356,26 +371,7 @@ pub fn sign_message(request: &SignRequest<'_>) -> Result<Vec<u8>, SignError> {
             "the input has no text/calendar part",
         ));
     }
-    if let IdentityCheck::Gate {
-        trust,
-        algorithms,
-        at,
-    } = request.identity_check
-        && let Err(failure) = check_signing_identity(request.identity, trust, algorithms, at)
-    {
-        let reason = Reason::from(&failure);
-        return Err(SignError::refused(
-            reason,
-            format!("a gate would reject the identity's certificate: {failure}"),
-        ));
-    }
-    let emails = identity_emails(request.identity);
-    if emails.is_empty() {
-        return Err(SignError::refused(
-            Reason::SignerNotCorrelated,
-            "the identity's certificate names no e-mail address",
-        ));
-    }
+    let emails = signer_emails(request)?;
     let mut checked = Vec::with_capacity(input.calendars.len());
     for calendar in &input.calendars {
         checked.push(check_calendar(calendar, &emails, request.policy)?);
@@ -393,10 +389,17 @@ pub fn sign_message(request: &SignRequest<'_>) -> Result<Vec<u8>, SignError> {
         .collect();
     let mut entity = compose::calendar_entity(&parts)?;
 
+    let identity = match request.identity {
+        SigningIdentity::Smime(identity) => identity,
+        SigningIdentity::OpenPgp(key) => {
+            entity = openpgp_protect(request, key, &entity)?;
+            return finish(request, input, &checked, &entity);
+        }
+    };
     entity = if request.opaque {
-        imipsec_smime::sign::sign_opaque(&entity, request.identity, &request.sign_options)?
+        imipsec_smime::sign::sign_opaque(&entity, identity, &request.sign_options)?
     } else {
-        imipsec_smime::sign::sign_detached(&entity, request.identity, &request.sign_options)?
+        imipsec_smime::sign::sign_detached(&entity, identity, &request.sign_options)?
     };
     if !request.encrypt_to.is_empty() {
         let mut recipients = Vec::new();
@@ -405,7 +408,100 @@ pub fn sign_message(request: &SignRequest<'_>) -> Result<Vec<u8>, SignError> {
         }
         entity = imipsec_smime::encrypt::encrypt(&entity, &recipients, request.cipher)?;
     }
+    finish(request, input, &checked, &entity)
+}
 
+/// The identity's emails after the checks a gate would make of its signature: S/MIME path
+/// validation, or the OpenPGP certificate at the signing time. A refusal names the reason a
+/// gate would give.
+fn signer_emails(request: &SignRequest<'_>) -> Result<Vec<String>, SignError> {
+    let emails = match (request.identity, request.identity_check) {
+        (
+            SigningIdentity::Smime(identity),
+            IdentityCheck::Gate {
+                trust,
+                algorithms,
+                at,
+            },
+        ) => {
+            if let Err(failure) = check_signing_identity(identity, trust, algorithms, at) {
+                let reason = Reason::from(&failure);
+                return Err(SignError::refused(
+                    reason,
+                    format!("a gate would reject the identity's certificate: {failure}"),
+                ));
+            }
+            identity_emails(identity)
+        }
+        (SigningIdentity::Smime(identity), IdentityCheck::DangerSkip) => identity_emails(identity),
+        (SigningIdentity::OpenPgp(key), IdentityCheck::Gate { algorithms, at, .. }) => key
+            .signer_emails(at, &openpgp_policy(algorithms))
+            .map_err(|failure| {
+                let reason = Reason::from(&imipsec_smime::Failure::OpenPgp(failure.clone()));
+                SignError::refused(
+                    reason,
+                    format!("a gate would reject the OpenPGP key: {failure}"),
+                )
+            })?,
+        (SigningIdentity::OpenPgp(key), IdentityCheck::DangerSkip) => key.user_id_emails(),
+    };
+    if emails.is_empty() {
+        return Err(SignError::refused(
+            Reason::SignerNotCorrelated,
+            "the identity's certificate names no e-mail address",
+        ));
+    }
+    Ok(emails)
+}
+
+fn openpgp_policy(algorithms: &AlgorithmPolicy) -> imipsec_smime::openpgp::Policy {
+    imipsec_smime::openpgp::Policy {
+        min_rsa_bits: algorithms.min_rsa_bits,
+        danger_allow_sha1: algorithms.danger_allow_sha1,
+    }
+}
+
+/// PGP/MIME: sign (RFC 3156 §5), then encrypt the signed entity when asked (§6.1, nested:
+/// what every PGP/MIME reader understands).
+fn openpgp_protect(
+    request: &SignRequest<'_>,
+    key: &imipsec_smime::openpgp::Identity,
+    entity: &[u8],
+) -> Result<Vec<u8>, SignError> {
+    let (algorithms, at) = match request.identity_check {
+        IdentityCheck::Gate { algorithms, at, .. } => (algorithms.clone(), at),
+        IdentityCheck::DangerSkip => (
+            AlgorithmPolicy::default(),
+            request
+                .sign_options
+                .signing_time
+                .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+        ),
+    };
+    let policy = openpgp_policy(&algorithms);
+    let boundary = |what: &str| format!("=_pgp-{what}-{}", request.message_id_unique);
+    let signed = imipsec_smime::openpgp::pgp_mime_signed(entity, key, at, &policy, &boundary("s"))?;
+    match request.encrypt_to_openpgp {
+        Some(recipients) if !recipients.is_empty() => {
+            Ok(imipsec_smime::openpgp::pgp_mime_encrypted(
+                &signed,
+                recipients,
+                at,
+                &policy,
+                &boundary("e"),
+            )?)
+        }
+        _ => Ok(signed),
+    }
+}
+
+/// The outer headers around the finished entity.
+fn finish(
+    request: &SignRequest<'_>,
+    input: Input,
+    checked: &[Checked],
+    entity: &[u8],
+) -> Result<Vec<u8>, SignError> {
     let first = checked.first();
     // From and To: the flag, else the input message's header, else the calendar (the
     // sender is the signer acting as SENT-BY, else the actor; RFC 6047 section 2.2 and
@@ -429,7 +525,7 @@ pub fn sign_message(request: &SignRequest<'_>) -> Result<Vec<u8>, SignError> {
         input.to.into_iter().map(Mailbox::address).collect()
     } else {
         let mut to: Vec<String> = Vec::new();
-        for checked in &checked {
+        for checked in checked {
             for address in &checked.counterparts {
                 if !address.eq_ignore_ascii_case(&from.address) && !to.contains(address) {
                     to.push(address.clone());
@@ -461,5 +557,5 @@ pub fn sign_message(request: &SignRequest<'_>) -> Result<Vec<u8>, SignError> {
         date: request.date,
         message_id,
     };
-    Ok(compose::message(&envelope, &entity)?)
+    Ok(compose::message(&envelope, entity)?)
 }

@@ -377,12 +377,27 @@ impl Verdict {
 
 /// The kind of a cryptographic layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum LayerKind {
-    /// A signature layer (multipart/signed, or opaque SignedData).
+    /// An S/MIME signature layer (multipart/signed, or opaque SignedData).
     Signed,
-    /// An encryption layer (EnvelopedData or AuthEnvelopedData).
+    /// An S/MIME encryption layer (EnvelopedData or AuthEnvelopedData).
     Encrypted,
+    /// An OpenPGP signature layer (`pgp-signed`): PGP/MIME multipart/signed (RFC 3156 §5),
+    /// or the signatures inside a PGP/MIME encrypted message (§6.2, at the same path as its
+    /// encryption layer).
+    PgpSigned,
+    /// An OpenPGP encryption layer (`pgp-encrypted`): PGP/MIME multipart/encrypted (RFC 3156
+    /// §4).
+    PgpEncrypted,
+}
+
+impl LayerKind {
+    /// Whether this is a signature layer (S/MIME or OpenPGP).
+    pub fn is_signature(self) -> bool {
+        matches!(self, LayerKind::Signed | LayerKind::PgpSigned)
+    }
 }
 
 /// What became of a layer.
@@ -402,7 +417,7 @@ pub enum LayerStatus {
 /// One encryption or signature layer, as reported in the verdict.
 #[derive(Debug, Clone, Serialize)]
 pub struct LayerReport {
-    /// `signed` or `encrypted`.
+    /// `signed` or `encrypted` (S/MIME), `pgp-signed` or `pgp-encrypted` (OpenPGP).
     pub kind: LayerKind,
     /// The MIME part path of the layer (`""` for the whole message, `1.2` for the second part
     /// of the first part).

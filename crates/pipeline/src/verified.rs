@@ -216,11 +216,11 @@ pub(crate) fn part_name(number: &str) -> String {
 }
 
 fn layer_kind(kind: imipsec_smime::LayerKind) -> LayerKind {
-    match kind {
-        imipsec_smime::LayerKind::MultipartSigned | imipsec_smime::LayerKind::OpaqueSigned => {
-            LayerKind::Signed
-        }
-        _ => LayerKind::Encrypted,
+    match (kind.is_openpgp(), kind.is_signature()) {
+        (false, true) => LayerKind::Signed,
+        (false, false) => LayerKind::Encrypted,
+        (true, true) => LayerKind::PgpSigned,
+        (true, false) => LayerKind::PgpEncrypted,
     }
 }
 

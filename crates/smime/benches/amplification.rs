@@ -374,6 +374,7 @@ impl Setup {
                 identities: &[],
                 limits: &self.limits,
                 danger_decrypt_non_root: false,
+                openpgp: None,
             },
         )
     }

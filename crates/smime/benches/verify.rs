@@ -140,6 +140,7 @@ fn bench(folder: &str, trust: &TrustStore) {
         identities: &[],
         limits: &limits,
         danger_decrypt_non_root: false,
+        openpgp: None,
     };
     let inspection = inspect(&message, &inspect_options).unwrap();
     assert_eq!(inspection.signed_leaves().count(), 1);

@@ -46,9 +46,12 @@ pub struct VerifiedSigner {
     serial_hex: String,
     signing_time: Option<OffsetDateTime>,
     digest: DigestAlgorithm,
-    certificate: X509,
+    /// The signer certificate (`None` for an OpenPGP signer).
+    certificate: Option<X509>,
     chain: Arc<[X509]>,
     revocation_warnings: Vec<String>,
+    /// The OpenPGP proof, for a signer of a PGP/MIME layer (RFC 3156).
+    openpgp: Option<imipsec_openpgp::VerifiedKey>,
 }
 
 impl VerifiedSigner {
@@ -78,13 +81,66 @@ impl VerifiedSigner {
     pub fn digest(&self) -> DigestAlgorithm {
         self.digest
     }
-    /// The signer certificate.
-    pub fn certificate(&self) -> &X509 {
-        &self.certificate
+    /// The signer certificate; `None` for an OpenPGP signer ([`VerifiedSigner::openpgp`]).
+    pub fn certificate(&self) -> Option<&X509> {
+        self.certificate.as_ref()
     }
-    /// The validated chain, signer first, trust anchor last.
+    /// The validated chain, signer first, trust anchor last; empty for an OpenPGP signer.
     pub fn chain(&self) -> &[X509] {
         &self.chain
+    }
+    /// The OpenPGP proof (certificate fingerprint, signing key, user IDs) when the signer
+    /// signed a PGP/MIME layer (RFC 3156); `None` for S/MIME.
+    pub fn openpgp(&self) -> Option<&imipsec_openpgp::VerifiedKey> {
+        self.openpgp.as_ref()
+    }
+
+    /// The signer of a verified OpenPGP signature, in the one signer type the pipeline
+    /// correlates: the emails are the user-ID emails with a valid self-signature, each held
+    /// to the same addr-spec rule as a certificate address (one that is not a plain addr-spec
+    /// fails the signer, as for S/MIME). `subject` is the primary user ID, `issuer` says
+    /// `openpgp`, `serial_hex` is the certificate fingerprint.
+    pub(crate) fn from_openpgp(
+        key: imipsec_openpgp::VerifiedKey,
+        index: usize,
+    ) -> Result<VerifiedSigner, Failure> {
+        let mut emails: Vec<EmailAddress> = Vec::new();
+        for address in key.emails() {
+            let email = EmailAddress::parse(address).map_err(|_| Failure::CertificateAddress {
+                signer: index,
+                address: address.escape_debug().to_string(),
+            })?;
+            if !emails
+                .iter()
+                .any(|known| known.normalized() == email.normalized())
+            {
+                emails.push(email);
+            }
+        }
+        let digest = match key.hash() {
+            "sha1" => DigestAlgorithm::Sha1,
+            "sha224" => DigestAlgorithm::Sha224,
+            "sha256" => DigestAlgorithm::Sha256,
+            "sha384" => DigestAlgorithm::Sha384,
+            "sha512" => DigestAlgorithm::Sha512,
+            other => {
+                return Err(Failure::WeakAlgorithm {
+                    algorithm: format!("{other} (not implemented for OpenPGP signers)"),
+                });
+            }
+        };
+        Ok(VerifiedSigner {
+            emails,
+            subject: key.user_id().to_owned(),
+            issuer: "openpgp".to_owned(),
+            serial_hex: key.fingerprint().to_ascii_lowercase(),
+            signing_time: key.created(),
+            digest,
+            certificate: None,
+            chain: Arc::from(Vec::new()),
+            revocation_warnings: Vec::new(),
+            openpgp: Some(key),
+        })
     }
     /// Revocation checks that could not be done under revocation mode `if-available` (the
     /// source could not answer, or its answer was unusable): the signer was accepted anyway.

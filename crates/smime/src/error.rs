@@ -328,6 +328,11 @@ pub enum Failure {
     /// None of the given identities is a recipient.
     #[error("no decryption key for any recipient")]
     NoDecryptionKey,
+    /// A PGP/MIME layer (RFC 3156) failed in the OpenPGP layer; the code is the OpenPGP
+    /// failure's, from the same vocabulary (`bad-signature`, `untrusted-certificate`,
+    /// `certificate-expired`, `certificate-revoked`, `weak-algorithm`, `decryption-failed`, ...).
+    #[error("OpenPGP: {0}")]
+    OpenPgp(imipsec_openpgp::Failure),
 }
 
 impl Failure {
@@ -359,6 +364,7 @@ impl Failure {
             Failure::DecryptionFailed => "decryption-failed",
             Failure::NotDecryptedNonRoot => "not-decrypted-non-root",
             Failure::NoDecryptionKey => "no-decryption-key",
+            Failure::OpenPgp(failure) => failure.code(),
         }
     }
 }

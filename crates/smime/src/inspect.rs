@@ -30,6 +30,7 @@ impl std::fmt::Debug for InspectOptions<'_> {
             .field("identities", &self.identities.len())
             .field("limits", &self.limits)
             .field("danger_decrypt_non_root", &self.danger_decrypt_non_root)
+            .field("openpgp", &self.openpgp)
             .finish()
     }
 }
@@ -57,6 +58,11 @@ pub struct InspectOptions<'a> {
     /// direct exfiltration wraps a captured ciphertext in attacker-controlled MIME
     /// ("Re: What's up Johnny?", USENIX Security 2018).
     pub danger_decrypt_non_root: bool,
+    /// OpenPGP certificates the operator vouches for and secret keys to decrypt with, for
+    /// PGP/MIME layers (RFC 3156). `None`: a PGP/MIME signature fails `untrusted-certificate`
+    /// (no signer can be trusted) and PGP/MIME encryption is `no-decryption-key`. The
+    /// algorithm policy and `danger_decrypt_non_root` apply to them as to S/MIME.
+    pub openpgp: Option<&'a imipsec_openpgp::Keyring>,
 }
 
 /// The kind of a security layer.
@@ -71,8 +77,43 @@ pub enum LayerKind {
     Enveloped,
     /// `application/pkcs7-mime; smime-type=authEnveloped-data` (RFC 8551 §3.4, RFC 5083).
     AuthEnveloped,
-    /// `multipart/encrypted` (RFC 1847 §2.2): not processed.
+    /// `multipart/encrypted` (RFC 1847 §2.2) with a protocol other than PGP/MIME's: not
+    /// processed.
     MultipartEncrypted,
+    /// `multipart/signed; protocol="application/pgp-signature"` (RFC 3156 §5): an OpenPGP
+    /// detached signature.
+    PgpMultipartSigned,
+    /// `multipart/encrypted; protocol="application/pgp-encrypted"` (RFC 3156 §4): an OpenPGP
+    /// encrypted message (SEIPD: integrity protected, so [`LayerOutcome::Decrypted`] is
+    /// always `authenticated`).
+    PgpMultipartEncrypted,
+    /// The signatures inside a PGP/MIME encrypted message (RFC 3156 §6.2, signed and
+    /// encrypted in one OpenPGP message): a signature layer at the same path as its
+    /// [`LayerKind::PgpMultipartEncrypted`] layer, enclosing the decrypted content.
+    PgpEncryptedSigned,
+}
+
+impl LayerKind {
+    /// Whether this is a signature layer (its outcome is `Verified` or `SignatureFailed`).
+    pub fn is_signature(self) -> bool {
+        matches!(
+            self,
+            LayerKind::MultipartSigned
+                | LayerKind::OpaqueSigned
+                | LayerKind::PgpMultipartSigned
+                | LayerKind::PgpEncryptedSigned
+        )
+    }
+
+    /// Whether this is an OpenPGP (RFC 3156) layer rather than S/MIME (RFC 8551).
+    pub fn is_openpgp(self) -> bool {
+        matches!(
+            self,
+            LayerKind::PgpMultipartSigned
+                | LayerKind::PgpMultipartEncrypted
+                | LayerKind::PgpEncryptedSigned
+        )
+    }
 }
 
 /// One security layer found in the message.
@@ -474,6 +515,7 @@ pub fn verify_signed_data(
             identities: &[],
             limits,
             danger_decrypt_non_root: false,
+            openpgp: None,
         },
     )
 }

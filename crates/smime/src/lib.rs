@@ -33,6 +33,10 @@ mod policy;
 pub mod revocation;
 mod trust;
 
+/// The OpenPGP layer (RFC 3156 PGP/MIME) the walk calls: its keyring, certificates and
+/// identities are configured through [`InspectOptions::openpgp`].
+pub use imipsec_openpgp as openpgp;
+
 pub use calendar::CalendarEvidence;
 pub use cms::{DigestAlgorithm, SID_CANDIDATES_MAX, SignerReport, VerifiedSigner};
 pub use error::{BadSignatureReason, Failure, MimeErrorKind, SmimeError};

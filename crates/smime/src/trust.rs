@@ -304,6 +304,13 @@ impl TrustStore {
         Ok(TrustStore::build(anchors, crls, false))
     }
 
+    /// A store with no S/MIME trust anchor at all: every S/MIME signer is untrusted. For a
+    /// deployment that trusts OpenPGP certificates only (`--openpgp-certs` without
+    /// `--trust`); never the fallback of a missing configuration.
+    pub fn without_anchors() -> Self {
+        TrustStore::build(Vec::new(), Vec::new(), false)
+    }
+
     fn build(anchors: Vec<X509>, crls: Vec<X509Crl>, partial_chain: bool) -> Self {
         let mut store = TrustStore {
             anchors,

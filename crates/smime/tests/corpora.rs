@@ -68,6 +68,7 @@ fn run_with(
         identities,
         limits: &limits,
         danger_decrypt_non_root: false,
+        openpgp: None,
     };
     inspect(raw, &options).map_err(|error| error.code().to_string())
 }

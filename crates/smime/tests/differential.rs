@@ -111,6 +111,7 @@ impl Trust {
                 identities: &[],
                 limits: &limits,
                 danger_decrypt_non_root: false,
+                openpgp: None,
             },
         );
         match result {
@@ -132,6 +133,7 @@ impl Trust {
             identities: &[],
             limits: &limits,
             danger_decrypt_non_root: false,
+            openpgp: None,
         };
         match inspect(raw, &options) {
             Ok(inspection) => shared::outermost_signature(&inspection),

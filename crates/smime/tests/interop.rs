@@ -591,6 +591,7 @@ fn inspect_with(raw: &[u8], identities: &[Identity]) -> Inspection {
         identities,
         limits: &limits,
         danger_decrypt_non_root: false,
+        openpgp: None,
     };
     inspect(raw, &options).unwrap()
 }

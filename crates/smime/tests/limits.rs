@@ -63,6 +63,7 @@ fn run(raw: &[u8], limits: &Limits) -> Result<Inspection, SmimeError> {
             identities: &[],
             limits,
             danger_decrypt_non_root: false,
+            openpgp: None,
         },
     )
 }
@@ -468,6 +469,7 @@ MIME-Version: 1.0\r\n"
             identities: &[],
             limits,
             danger_decrypt_non_root: false,
+            openpgp: None,
         },
     )
 }

@@ -225,6 +225,7 @@ fn verify(
             identities: &[],
             limits: &limits,
             danger_decrypt_non_root: false,
+            openpgp: None,
         },
     )
 }

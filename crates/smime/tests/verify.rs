@@ -196,6 +196,7 @@ fn run_with(
             identities,
             limits: &limits,
             danger_decrypt_non_root,
+            openpgp: None,
         },
     )
 }
@@ -621,6 +622,7 @@ fn limits_are_enforced() {
                 identities: &[],
                 limits: &limits,
                 danger_decrypt_non_root: false,
+                openpgp: None,
             },
         )
     };
@@ -716,6 +718,7 @@ fn thunderbird_alice_sha256_detached() {
         identities: &[],
         limits: &limits,
         danger_decrypt_non_root: false,
+        openpgp: None,
     };
     let inspection = inspect(&raw, &options).unwrap();
     assert!(
@@ -956,6 +959,7 @@ fn revocation_modes() {
             identities: &[],
             limits: &limits,
             danger_decrypt_non_root: false,
+            openpgp: None,
         };
         failure_code(&inspect(&raw, &options).unwrap())
     };

@@ -135,6 +135,7 @@ impl HeaderDrivenTestEngine {
                     reasons: vec![],
                     smime: SmimeResult::Pass,
                     signer: word(words, "signer").map(str::to_owned),
+                    openpgp: None,
                     itip: vec![ItipSummary {
                         method: word(words, "method").unwrap_or("REQUEST").to_owned(),
                         role: word(words, "role").unwrap_or("organizer").to_owned(),
@@ -157,6 +158,7 @@ impl HeaderDrivenTestEngine {
                 reasons: vec![],
                 smime: SmimeResult::None,
                 signer: None,
+                openpgp: None,
                 itip: vec![],
                 event_state: self.event_state(),
             }
@@ -182,6 +184,7 @@ fn reject(code: &str, event_state: EventState) -> GateVerdict {
         }],
         smime: SmimeResult::Fail,
         signer: None,
+        openpgp: None,
         itip: vec![],
         event_state,
     }

@@ -304,9 +304,10 @@ pub(super) fn check_signer(
                         .unwrap_or_default(),
                     signing_time,
                     digest,
-                    certificate: certificate.clone(),
+                    certificate: Some(certificate.clone()),
                     chain: chain.chain,
                     revocation_warnings: chain.revocation_warnings,
+                    openpgp: None,
                 });
             }
             Err(failure) => {

@@ -3,6 +3,8 @@
 
 use time::OffsetDateTime;
 
+mod openpgp;
+
 use crate::calendar;
 use crate::cms::{self, Context, SignerReport, VerifiedSigner, oid};
 use crate::decrypt;
@@ -218,6 +220,12 @@ impl Walker<'_> {
             };
         }
         match content_type {
+            "multipart/signed" if openpgp::is_pgp_signed(&entity) => {
+                self.pgp_multipart_signed(buffer, &entity, position)
+            }
+            "multipart/encrypted" if openpgp::is_pgp_encrypted(&entity) => {
+                self.pgp_multipart_encrypted(buffer, &entity, position)
+            }
             "multipart/signed" => self.multipart_signed(buffer, &entity, position),
             "multipart/encrypted" => {
                 let protocol = entity.param("protocol").unwrap_or("").to_ascii_lowercase();
