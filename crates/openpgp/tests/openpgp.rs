@@ -206,3 +206,47 @@ fn the_control_part_must_say_version_1() {
     assert!(check_control_part(b"Version: 2\r\n").is_err());
     assert!(check_control_part(b"").is_err());
 }
+
+// RFC 9580 section 9.5 lists SHA3-256 and SHA3-512 for signatures: a signature with either
+// verifies and names its hash, which the S/MIME layer's signer maps (it refused them as
+// `weak-algorithm` before). GnuPG 2.2 cannot write one; rPGP signs here.
+#[test]
+fn a_sha3_signature_verifies_and_names_its_hash() {
+    use pgp::composed::{ArmorOptions, Deserializable, DetachedSignature, SignedSecretKey};
+    use pgp::crypto::hash::HashAlgorithm;
+    use pgp::types::Password;
+    let (certificates, _) = alice();
+    let (secret, _) = SignedSecretKey::from_armor_single(
+        &data("alice@openpgp.example-0xf231550c4f47e38e-secret.asc")[..],
+    )
+    .unwrap();
+    let content = b"Content-Type: text/plain\r\n\r\nhello\r\n";
+    for (hash, name) in [
+        (HashAlgorithm::Sha3_256, "sha3-256"),
+        (HashAlgorithm::Sha3_512, "sha3-512"),
+    ] {
+        let signature = DetachedSignature::sign_binary_data(
+            rand::thread_rng(),
+            &secret.primary_key,
+            &Password::empty(),
+            hash,
+            &content[..],
+        )
+        .unwrap();
+        let armored = signature
+            .to_armored_string(ArmorOptions::default())
+            .unwrap();
+        let keys = verify_detached(
+            armored.as_bytes(),
+            content,
+            Some(&format!("pgp-{name}")),
+            &certificates,
+            // rPGP stamps the signature with the clock: evaluate just after it.
+            OffsetDateTime::now_utc() + time::Duration::minutes(1),
+            &Policy::default(),
+            &Limits::default(),
+        )
+        .unwrap();
+        assert_eq!(keys[0].hash(), name);
+    }
+}

@@ -123,6 +123,8 @@ impl VerifiedSigner {
             "sha256" => DigestAlgorithm::Sha256,
             "sha384" => DigestAlgorithm::Sha384,
             "sha512" => DigestAlgorithm::Sha512,
+            "sha3-256" => DigestAlgorithm::Sha3_256,
+            "sha3-512" => DigestAlgorithm::Sha3_512,
             other => {
                 return Err(Failure::WeakAlgorithm {
                     algorithm: format!("{other} (not implemented for OpenPGP signers)"),

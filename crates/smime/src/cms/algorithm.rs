@@ -72,6 +72,11 @@ pub enum DigestAlgorithm {
     Sha384,
     /// SHA-512.
     Sha512,
+    /// SHA3-256: only from an OpenPGP signature (RFC 9580 section 9.5); CMS signatures
+    /// with it are not read.
+    Sha3_256,
+    /// SHA3-512: as [`DigestAlgorithm::Sha3_256`].
+    Sha3_512,
 }
 
 impl DigestAlgorithm {
@@ -96,6 +101,8 @@ impl DigestAlgorithm {
             DigestAlgorithm::Sha256 => "sha256",
             DigestAlgorithm::Sha384 => "sha384",
             DigestAlgorithm::Sha512 => "sha512",
+            DigestAlgorithm::Sha3_256 => "sha3-256",
+            DigestAlgorithm::Sha3_512 => "sha3-512",
         }
     }
 
@@ -107,6 +114,8 @@ impl DigestAlgorithm {
             DigestAlgorithm::Sha256 => Md::sha256(),
             DigestAlgorithm::Sha384 => Md::sha384(),
             DigestAlgorithm::Sha512 => Md::sha512(),
+            DigestAlgorithm::Sha3_256 => Md::sha3_256(),
+            DigestAlgorithm::Sha3_512 => Md::sha3_512(),
         }
     }
 
@@ -118,6 +127,8 @@ impl DigestAlgorithm {
             DigestAlgorithm::Sha256 => MessageDigest::sha256(),
             DigestAlgorithm::Sha384 => MessageDigest::sha384(),
             DigestAlgorithm::Sha512 => MessageDigest::sha512(),
+            DigestAlgorithm::Sha3_256 => MessageDigest::sha3_256(),
+            DigestAlgorithm::Sha3_512 => MessageDigest::sha3_512(),
         }
     }
 
