@@ -1455,3 +1455,62 @@ fn a_signature_by_a_revoked_signing_subkey_is_rejected() {
     let (json, status) = verify(&message, &["--openpgp-certs", certs.to_str().unwrap()]);
     assert_rejected(&json, status, "certificate-revoked");
 }
+
+// The event-state rules read the signer an OpenPGP layer proved exactly as an S/MIME one:
+// the organizer pinned to the UID by a recorded REQUEST, a replay of it `stale-sequence`,
+// and another trusted OpenPGP signer claiming the UID as its ORGANIZER `organizer-mismatch`.
+#[test]
+fn event_state_pins_the_organizer_and_refuses_replays_for_openpgp_signers() {
+    let cast = Cast::new();
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("state.db");
+    let store = store.to_str().unwrap();
+    let init = imipsec(["store", "init", "--store", store], b"");
+    assert_eq!(init.status, 0, "{}", init.stderr);
+    let state = [
+        "--openpgp-certs",
+        cast.certs(),
+        "--store",
+        store,
+        "--recipient",
+        ATTENDEE,
+    ];
+    let request = with_headers(
+        ORGANIZER,
+        ATTENDEE,
+        &pgp_signed(
+            &cast.gpg,
+            ORGANIZER,
+            &request_entity(),
+            "SHA256",
+            "pgp-sha256",
+        ),
+    );
+    let mut record = state.to_vec();
+    record.push("--record");
+    let (json, status) = verify(&request, &record);
+    assert_eq!(status, 0, "{json:#}");
+    assert_eq!(json["event_state"], "checked", "{json:#}");
+
+    let (json, status) = verify(&request, &state);
+    assert_rejected(&json, status, "stale-sequence");
+
+    // The attendee's trusted key, naming itself ORGANIZER of the organizer's UID.
+    let takeover = calendar("REQUEST", "pgp-1@example.com", 1).replace(
+        &format!("ORGANIZER;CN=Organizer:mailto:{ORGANIZER}"),
+        &format!("ORGANIZER;CN=Attendee:mailto:{ATTENDEE}"),
+    );
+    let takeover = with_headers(
+        ATTENDEE,
+        ORGANIZER,
+        &pgp_signed(
+            &cast.gpg,
+            ATTENDEE,
+            &calendar_entity(&takeover, "REQUEST"),
+            "SHA256",
+            "pgp-sha256",
+        ),
+    );
+    let (json, status) = verify(&takeover, &state);
+    assert_rejected(&json, status, "organizer-mismatch");
+}
