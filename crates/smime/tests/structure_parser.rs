@@ -4,6 +4,8 @@
 //! included. Checked over every message of the repository's test data and, ignored unless
 //! `IMIPSEC_CORPORA` is set, of ../shared/corpora; the mime_walk fuzz target checks it too.
 
+#![allow(clippy::expect_used, missing_docs)]
+
 use std::path::{Path, PathBuf};
 
 use imipsec_smime::calendar::structure_parser;
