@@ -203,17 +203,7 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 
 /// The message identity from its headers (only the header block is parsed).
 pub fn identity(raw: &[u8]) -> Identity {
-    // The three fields read here parsed as `MessageParser::new()` parses them, the others
-    // kept raw (issue 17: Received and address lists nobody reads were most of this parse).
-    static PARSER: std::sync::LazyLock<mail_parser::MessageParser> =
-        std::sync::LazyLock::new(|| {
-            use mail_parser::HeaderName;
-            mail_parser::MessageParser::new()
-                .header_address(HeaderName::From)
-                .header_date(HeaderName::Date)
-                .header_id(HeaderName::MessageId)
-        });
-    let Some(message) = PARSER.parse_headers(raw) else {
+    let Some(message) = mail_parser::MessageParser::new().parse_headers(raw) else {
         return Identity::default();
     };
     let date = message

@@ -24,7 +24,6 @@
 //! accept-direction check ([`unauthorised_calendars`]) of the pipeline and the gate.
 
 use std::ops::Range;
-use std::sync::LazyLock;
 
 use mail_parser::{Encoding, Message, MessageParser, MessagePart, MimeHeaders, PartType};
 
@@ -148,25 +147,12 @@ pub struct ParsedCalendar {
 /// calendar without a range (fail closed).
 pub const MAX_FORWARD_NESTING: usize = 8;
 
-/// mail-parser configured to read a message's structure: the MIME header fields are parsed
-/// (Content-Type, Content-Disposition and Content-Transfer-Encoding are the only fields its
-/// part splitting and decoding read), every other field is kept raw. It finds the same parts
-/// at the same offsets with the same decoded bodies and MIME fields as
-/// `MessageParser::new()`, which also parses addresses, dates and Received fields that no
-/// structural reading looks at (issue 17: about a third of the differential parse). Built
-/// once.
-pub fn structure_parser() -> &'static MessageParser {
-    static PARSER: LazyLock<MessageParser> =
-        LazyLock::new(|| MessageParser::new().with_mime_headers());
-    &PARSER
-}
-
 /// Every calendar part (by this module's definition) that mail-parser finds in `raw`,
 /// forwarded messages included. A message mail-parser cannot parse yields one part without a
 /// range (fail closed).
 pub fn mail_parser_calendars(raw: &[u8]) -> Vec<ParsedCalendar> {
     let mut found = Vec::new();
-    match structure_parser().parse(raw) {
+    match MessageParser::new().parse(raw) {
         Some(message) => collect(&message, true, 0, &mut found),
         None => found.push(ParsedCalendar {
             body: None,

@@ -201,7 +201,7 @@ pub(crate) fn parse_entity(
                 &owned
             }
         };
-        let parsed = entity_header_parser()
+        let parsed = MessageParser::default()
             .parse_headers(with_blank)
             .ok_or(MimeError {
                 offset: start,
@@ -354,21 +354,6 @@ fn check_header_section(header: &[u8], base: usize) -> Result<(), MimeError> {
 
 /// The parameters of a parsed Content-Type or Content-Disposition, names lowercased; `None`
 /// when a name occurs twice (RFC 6838 §4.3).
-/// mail-parser reading the fields [`parse_entity`] looks at (the MIME fields, From, To,
-/// Subject, Date) as `MessageParser::new()` does, and every other field raw: parsing
-/// Received or Message-ID fields nobody reads was a fifth of the header work (issue 17).
-fn entity_header_parser() -> &'static MessageParser {
-    static PARSER: std::sync::LazyLock<MessageParser> = std::sync::LazyLock::new(|| {
-        MessageParser::new()
-            .with_mime_headers()
-            .header_address(HeaderName::From)
-            .header_address(HeaderName::To)
-            .header_text(HeaderName::Subject)
-            .header_date(HeaderName::Date)
-    });
-    &PARSER
-}
-
 fn parameters(parsed: &mail_parser::ContentType<'_>) -> Option<Vec<(String, String)>> {
     let mut params: Vec<(String, String)> = Vec::new();
     for attribute in parsed.attributes.iter().flatten() {
