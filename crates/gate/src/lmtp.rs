@@ -220,11 +220,16 @@ fn path_of(line: &[u8]) -> String {
 
 /// Whether an `LHLO` reply offers the extension `keyword`.
 fn offers(reply: &Reply, keyword: &str) -> bool {
-    reply.lines.iter().skip(1).any(|line| {
-        line.split_whitespace()
-            .next()
-            .is_some_and(|first| first.eq_ignore_ascii_case(keyword))
-    })
+    reply
+        .lines
+        .iter()
+        .skip(1)
+        .any(|line| extension_keyword(line).eq_ignore_ascii_case(keyword))
+}
+
+/// The keyword of one extension line of an `LHLO` reply (its first word).
+fn extension_keyword(line: &str) -> &str {
+    line.split_whitespace().next().unwrap_or_default()
 }
 
 /// The `SIZE=` value of a `MAIL FROM:<path> parameters` line (`None` when absent or not a
@@ -432,11 +437,7 @@ impl Session {
             lines.push(first);
         }
         for extension in iter {
-            let keyword = extension
-                .split_whitespace()
-                .next()
-                .unwrap_or_default()
-                .to_ascii_uppercase();
+            let keyword = extension_keyword(&extension).to_ascii_uppercase();
             if RELAYED_EXTENSIONS.contains(&keyword.as_str()) {
                 lines.push(extension);
             }
