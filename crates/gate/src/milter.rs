@@ -15,7 +15,7 @@ use miltr_common::modifications::headers::{ChangeHeader, InsertHeader};
 use miltr_common::modifications::quarantine::Quarantine;
 use miltr_common::modifications::recipients::DeleteRecipient;
 use miltr_common::modifications::{ModificationAction, ModificationResponse};
-use miltr_common::optneg::{Capability, OptNeg};
+use miltr_common::optneg::{Capability, OptNeg, Protocol};
 use miltr_server::Milter;
 
 use crate::authres;
@@ -26,8 +26,26 @@ use crate::metrics::Action;
 use crate::mime;
 use crate::server::Shared;
 
+pub(crate) mod wire;
+
 /// Largest `SMFIR_REPLBODY` chunk we send (the codec refuses packets above its buffer).
 const BODY_CHUNK: usize = 60_000;
+
+/// The conversation the gate asks for (issue 17), granted as far as the MTA offers it
+/// ([`wire`]): the stages it does not read are not sent (connect, HELO, DATA, unknown
+/// commands), and the stages it always answers with "continue" get no reply (MAIL, each
+/// header field, end of headers, body chunks). RCPT keeps its reply (a recipient beyond
+/// [`Limits::recipients`] is refused there), and end of message is always answered.
+///
+/// [`Limits::recipients`]: crate::config::Limits::recipients
+const PROTOCOL: Protocol = Protocol::NO_CONNECT
+    .union(Protocol::NO_HELO)
+    .union(Protocol::NO_DATA)
+    .union(Protocol::NO_UNKNOWN)
+    .union(Protocol::NR_MAIL)
+    .union(Protocol::NR_HEADER)
+    .union(Protocol::NR_END_OF_HEADER)
+    .union(Protocol::NR_BODY);
 
 /// The milter state of one MTA connection.
 pub(crate) struct GateMilter {
@@ -384,6 +402,7 @@ impl Milter for GateMilter {
                 | Capability::SMFIF_CHGBODY
                 | Capability::SMFIF_QUARANTINE
                 | Capability::SMFIF_DELRCPT,
+            protocol: PROTOCOL,
             ..OptNeg::default()
         };
         ours.merge_compatible(&theirs)

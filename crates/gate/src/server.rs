@@ -9,7 +9,6 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
-use tokio_util::compat::TokioAsyncReadCompatExt;
 
 use crate::config::{ConfigError, GateConfig};
 use crate::decide::{Decide, Envelope, GateVerdict};
@@ -307,9 +306,8 @@ async fn milter_connection(
     let limits = shared.config.limits.clone();
     let busy = Arc::new(AtomicBool::new(false));
     let mut milter = GateMilter::new(Arc::clone(&shared), Arc::clone(&busy));
-    let mut server = miltr_server::Server::new(&mut milter, false, limits.milter_packet_bytes);
-    let io = IdleTimeout::new(stream, limits.idle_timeout()).compat();
-    let connection = server.handle_connection(io);
+    let io = IdleTimeout::new(stream, limits.idle_timeout());
+    let connection = crate::milter::wire::serve(&mut milter, io, limits.milter_packet_bytes);
     tokio::pin!(connection);
     let mut draining = *stop.borrow();
     let mut idle_ticks = 0u8;

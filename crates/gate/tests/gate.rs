@@ -99,6 +99,37 @@ async fn start_with(config: GateConfig, engine: HeaderDrivenTestEngine) -> Runni
 
 struct MilterClient {
     stream: TcpStream,
+    /// The protocol flags the gate's option negotiation reply asked for (SMFIP_NO*: the
+    /// stage is not sent; SMFIP_NR_*: it gets no reply), as a real MTA honours them.
+    protocol: u32,
+}
+
+/// Milter protocol 6 flags (libmilter's mfdef.h).
+const SMFIP_NOCONNECT: u32 = 0x1;
+const SMFIP_NOHELO: u32 = 0x2;
+const SMFIP_NR_HDR: u32 = 0x80;
+const SMFIP_NOUNKNOWN: u32 = 0x100;
+const SMFIP_NODATA: u32 = 0x200;
+const SMFIP_NR_MAIL: u32 = 0x4000;
+const SMFIP_NR_EOH: u32 = 0x4_0000;
+const SMFIP_NR_BODY: u32 = 0x8_0000;
+/// Everything Postfix 3.x offers.
+const OFFER_ALL: u32 = 0x1f_ffff;
+
+/// (command, flag that suppresses it, flag that suppresses its reply)
+fn stage_flags(code: u8) -> (u32, u32) {
+    match code {
+        b'C' => (SMFIP_NOCONNECT, 0x1000),
+        b'H' => (SMFIP_NOHELO, 0x2000),
+        b'M' => (0x4, SMFIP_NR_MAIL),
+        b'R' => (0x8, 0x8000),
+        b'T' => (SMFIP_NODATA, 0x1_0000),
+        b'L' => (0x20, SMFIP_NR_HDR),
+        b'N' => (0x40, SMFIP_NR_EOH),
+        b'B' => (0x10, SMFIP_NR_BODY),
+        b'U' => (SMFIP_NOUNKNOWN, 0x2_0000),
+        _ => (0, 0),
+    }
 }
 
 #[derive(Debug)]
@@ -117,6 +148,29 @@ impl MilterClient {
     async fn connect(address: SocketAddr) -> Self {
         Self {
             stream: TcpStream::connect(address).await.unwrap(),
+            protocol: 0,
+        }
+    }
+
+    /// One SMTP-stage command as an MTA honouring the negotiation sends it: not at all
+    /// when the gate asked not to see the stage, without waiting when it asked for no
+    /// reply; otherwise the reply.
+    async fn stage(&mut self, code: u8, data: &[u8]) -> Option<Packet> {
+        let (not_sent, no_reply) = stage_flags(code);
+        if self.protocol & not_sent != 0 {
+            return None;
+        }
+        if self.protocol & no_reply != 0 {
+            self.send(code, data).await;
+            return None;
+        }
+        Some(self.exchange(code, data).await)
+    }
+
+    /// A stage that must be answered "continue" when it is answered at all.
+    async fn stage_continues(&mut self, code: u8, data: &[u8]) {
+        if let Some(reply) = self.stage(code, data).await {
+            assert_eq!(reply.code, b'c', "reply to {}", code as char);
         }
     }
 
@@ -151,38 +205,34 @@ impl MilterClient {
 
     /// Option negotiation and the envelope, as Postfix sends them.
     async fn begin(&mut self, from: &str, rcpts: &[&str]) {
+        self.begin_offering(OFFER_ALL, from, rcpts).await;
+    }
+
+    /// Option negotiation offering the protocol flags `offer`, then the envelope.
+    async fn begin_offering(&mut self, offer: u32, from: &str, rcpts: &[&str]) {
         let mut optneg = 6u32.to_be_bytes().to_vec();
         optneg.extend_from_slice(&0x1ffu32.to_be_bytes());
-        optneg.extend_from_slice(&0x1f_ffffu32.to_be_bytes());
+        optneg.extend_from_slice(&offer.to_be_bytes());
         let reply = self.exchange(b'O', &optneg).await;
         assert_eq!(reply.code, b'O');
-        assert_eq!(
-            self.exchange(b'C', b"client.test\x004\x00\x19127.0.0.1\x00")
-                .await
-                .code,
-            b'c'
-        );
-        assert_eq!(self.exchange(b'H', b"client.test\x00").await.code, b'c');
+        let asked = reply.data.get(8..12).expect("protocol field");
+        self.protocol = u32::from_be_bytes(asked.try_into().unwrap());
+        assert_eq!(self.protocol & !offer, 0, "asked only for what was offered");
+        self.stage_continues(b'C', b"client.test\x004\x00\x19127.0.0.1\x00")
+            .await;
+        self.stage_continues(b'H', b"client.test\x00").await;
         self.begin_transaction(from, rcpts).await;
     }
 
     /// The envelope of a further transaction on the same connection.
     async fn begin_transaction(&mut self, from: &str, rcpts: &[&str]) {
-        assert_eq!(
-            self.exchange(b'M', format!("<{from}>\0").as_bytes())
-                .await
-                .code,
-            b'c'
-        );
+        self.stage_continues(b'M', format!("<{from}>\0").as_bytes())
+            .await;
         for rcpt in rcpts {
-            assert_eq!(
-                self.exchange(b'R', format!("<{rcpt}>\0").as_bytes())
-                    .await
-                    .code,
-                b'c'
-            );
+            self.stage_continues(b'R', format!("<{rcpt}>\0").as_bytes())
+                .await;
         }
-        assert_eq!(self.exchange(b'T', b"").await.code, b'c');
+        self.stage_continues(b'T', b"").await;
     }
 
     /// Send a whole message; returns the end-of-message packets (modifications + final).
@@ -201,16 +251,12 @@ impl MilterClient {
         for field in fields {
             let (name, value) = field.split_once(':').unwrap();
             let value = value.strip_prefix(' ').unwrap_or(value);
-            assert_eq!(
-                self.exchange(b'L', format!("{name}\0{value}\0").as_bytes())
-                    .await
-                    .code,
-                b'c'
-            );
+            self.stage_continues(b'L', format!("{name}\0{value}\0").as_bytes())
+                .await;
         }
-        assert_eq!(self.exchange(b'N', b"").await.code, b'c');
+        self.stage_continues(b'N', b"").await;
         for chunk in body.as_bytes().chunks(65_000) {
-            assert_eq!(self.exchange(b'B', chunk).await.code, b'c');
+            self.stage_continues(b'B', chunk).await;
         }
         self.send(b'E', b"").await;
         let mut packets = Vec::new();
@@ -274,6 +320,84 @@ async fn milter_accept_adds_authentication_results_and_strips_forged_ones() {
         *gate.engine.records.lock().unwrap(),
         vec!["bob@example.org".to_owned()]
     );
+    gate.stop().await;
+}
+
+/// Issue 17: one round trip per header field is most of a milter conversation. Offered
+/// everything (as Postfix does), the gate asks not to be sent the stages it does not read
+/// and not to be waited for where it only ever says "continue"; the headers, end of
+/// headers and body then arrive back to back, and the conversation stays in step: the
+/// only answers are RCPT's and the end of message's, over two transactions.
+#[tokio::test]
+async fn milter_asks_for_no_reply_where_it_only_continues_and_stays_in_step() {
+    let gate = start(base_config()).await;
+    let mut client = MilterClient::connect(gate.milter.unwrap()).await;
+    client
+        .begin("alice@example.net", &["bob@example.org"])
+        .await;
+    assert_eq!(
+        client.protocol,
+        SMFIP_NOCONNECT
+            | SMFIP_NOHELO
+            | SMFIP_NODATA
+            | SMFIP_NOUNKNOWN
+            | SMFIP_NR_MAIL
+            | SMFIP_NR_HDR
+            | SMFIP_NR_EOH
+            | SMFIP_NR_BODY,
+        "{:#x}",
+        client.protocol
+    );
+    for round in 0..2 {
+        if round == 1 {
+            client
+                .begin_transaction("alice@example.net", &["bob@example.org"])
+                .await;
+        }
+        let packets = client
+            .message(&invite(
+                "accept signer=alice@example.net method=REQUEST role=organizer",
+                "",
+            ))
+            .await;
+        assert_eq!(final_reply(&packets).code, b'c', "round {round}");
+        assert!(
+            packets.iter().any(|p| p.code == b'i'),
+            "A-R inserted, round {round}"
+        );
+        // nothing left over that the MTA would read as the answer to a later command
+        let mut stray = [0u8; 1];
+        let read =
+            tokio::time::timeout(Duration::from_millis(200), client.stream.read(&mut stray)).await;
+        assert!(
+            read.is_err(),
+            "no stray bytes after round {round}: {read:?}"
+        );
+    }
+    assert_eq!(gate.engine.records.lock().unwrap().len(), 2);
+    gate.stop().await;
+}
+
+/// An MTA that offers no protocol flags (older milter clients) gets the old conversation:
+/// every stage is sent and answered.
+#[tokio::test]
+async fn milter_answers_every_stage_when_the_mta_offers_no_protocol_flags() {
+    let gate = start(base_config()).await;
+    let mut client = MilterClient::connect(gate.milter.unwrap()).await;
+    client
+        .begin_offering(0, "alice@example.net", &["bob@example.org"])
+        .await;
+    assert_eq!(client.protocol, 0);
+    // `stage` returns a reply for every command only when nothing was negotiated away
+    let header = client.stage(b'L', b"From\0alice@example.net\0").await;
+    assert_eq!(header.map(|p| p.code), Some(b'c'));
+    let packets = client
+        .message(&invite(
+            "accept signer=alice@example.net method=REQUEST role=organizer",
+            "",
+        ))
+        .await;
+    assert_eq!(final_reply(&packets).code, b'c');
     gate.stop().await;
 }
 

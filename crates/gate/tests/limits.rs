@@ -251,9 +251,12 @@ impl Milter {
         let mut client = Milter {
             stream: TcpStream::connect(address).await.unwrap(),
         };
+        // No protocol flags offered: every stage is sent and answered, so each limit's
+        // answer is seen where it is given (tests/gate.rs covers the negotiated
+        // no-reply conversation).
         let mut optneg = 6u32.to_be_bytes().to_vec();
         optneg.extend_from_slice(&0x1ffu32.to_be_bytes());
-        optneg.extend_from_slice(&0x1f_ffffu32.to_be_bytes());
+        optneg.extend_from_slice(&0u32.to_be_bytes());
         assert_eq!(client.exchange(b'O', &optneg).await.unwrap().0, b'O');
         assert_eq!(
             client.exchange(b'M', b"<a@example.net>\0").await.unwrap().0,
