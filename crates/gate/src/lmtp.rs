@@ -1,10 +1,14 @@
 //! LMTP proxy mode (RFC 2033) in front of Dovecot or Cyrus LMTP.
 //!
-//! Envelope commands are relayed one by one, so the backend decides which recipients
-//! exist. `DATA` is collected here (size-capped), judged per recipient, and only then
+//! Envelope commands are relayed in order, so the backend decides which recipients
+//! exist. When the backend offers PIPELINING (RFC 2920), the envelope commands a client
+//! pipelines (MAIL, RCPT, RSET) are passed on as they arrive and their replies are read
+//! when the client has nothing more buffered or sends another command: one round trip to
+//! the backend for a whole envelope instead of one per command (issue 17). `DATA` is collected here (size-capped), judged per recipient, and only then
 //! forwarded. Every recipient gets its own reply, and no recipient gets a 2xx that the
 //! backend did not give first.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use tokio::io::{AsyncWriteExt, BufReader};
@@ -52,9 +56,22 @@ struct Session {
     /// only to a backend that offered SIZE too (Dovecot's LMTP does not, and refuses a MAIL
     /// carrying it with 555 5.5.4: every message Postfix delivered through the proxy bounced).
     backend_size: bool,
+    /// Whether the backend's `LHLO` reply offered PIPELINING.
+    backend_pipelining: bool,
+    /// Envelope commands sent on to the backend whose replies are not read yet, in order.
+    pending: VecDeque<Pending>,
     mail_line: Option<Vec<u8>>,
     envelope: Envelope,
     rcpt_lines: Vec<Vec<u8>>,
+}
+
+/// A command passed on to a pipelining backend, its reply still to be read and relayed.
+enum Pending {
+    /// `MAIL`, the line as sent.
+    Mail(Vec<u8>),
+    /// `RCPT`, the line as sent.
+    Rcpt(Vec<u8>),
+    Rset,
 }
 
 enum Flow {
@@ -102,13 +119,26 @@ pub(crate) async fn connection(
         config,
         backend,
         backend_size: false,
+        backend_pipelining: false,
+        pending: VecDeque::new(),
         mail_line: None,
         envelope: Envelope::default(),
         rcpt_lines: Vec::new(),
     };
     let mut line = Vec::new();
     loop {
-        let idle = session.mail_line.is_none();
+        // Replies still owed go out before waiting for a client that may be waiting too.
+        if !session.pending.is_empty()
+            && !reader.buffer().contains(&b'\n')
+            && let Err(error) = session.drain(&mut write).await
+        {
+            tracing::warn!(%error, "LMTP backend failed mid-session");
+            let _ = write
+                .write_all(b"421 4.4.2 imipsec: mailbox server failed, try again later\r\n")
+                .await;
+            break;
+        }
+        let idle = session.mail_line.is_none() && session.pending.is_empty();
         let read = tokio::time::timeout(
             limits.line_timeout(),
             read_line(&mut reader, &mut line, limits.command_line_bytes),
@@ -145,8 +175,11 @@ pub(crate) async fn connection(
                 break;
             }
             Ok(Ok(Line::Complete)) => match session.handle(&line, &mut reader, &mut write).await {
-                Ok((reply, Flow::Continue)) => reply,
-                Ok((reply, Flow::Close)) => {
+                // passed on to the backend; its reply is relayed by `drain`
+                Ok((None, _)) => continue,
+                Ok((Some(reply), Flow::Continue)) => reply,
+                Ok((Some(reply), Flow::Close)) => {
+                    let _ = session.drain(&mut write).await;
                     let _ = write.write_all(&reply.render()).await;
                     break;
                 }
@@ -159,6 +192,14 @@ pub(crate) async fn connection(
                 }
             },
         };
+        // In order: the replies of commands passed on before this one come first.
+        if let Err(error) = session.drain(&mut write).await {
+            tracing::warn!(%error, "LMTP backend failed mid-session");
+            let _ = write
+                .write_all(b"421 4.4.2 imipsec: mailbox server failed, try again later\r\n")
+                .await;
+            break;
+        }
         if write.write_all(&reply.render()).await.is_err() {
             break;
         }
@@ -290,34 +331,97 @@ impl Session {
         self.rcpt_lines.clear();
     }
 
+    /// Read the replies of the commands passed on to the backend and not answered yet,
+    /// apply them, and relay them to the client in one write.
+    async fn drain(&mut self, write: &mut OwnedWriteHalf) -> Result<(), BackendError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let mut out = Vec::new();
+        while let Some(pending) = self.pending.pop_front() {
+            let reply = self.backend.reply().await?;
+            match pending {
+                Pending::Mail(line) => self.mail_answered(line, &reply),
+                Pending::Rcpt(line) => self.rcpt_answered(line, &reply),
+                Pending::Rset => self.reset(),
+            }
+            out.extend_from_slice(&reply.render());
+        }
+        write.write_all(&out).await?;
+        Ok(())
+    }
+
+    /// The backend answered `MAIL` (`line` as sent): a new transaction when it agreed.
+    fn mail_answered(&mut self, line: Vec<u8>, reply: &Reply) {
+        if reply.is_positive() {
+            self.reset();
+            self.envelope.mail_from = path_of(line.get(5..).unwrap_or_default());
+            self.mail_line = Some(line);
+        }
+    }
+
+    /// The backend answered `RCPT`: the recipient is in the transaction when it agreed.
+    fn rcpt_answered(&mut self, line: Vec<u8>, reply: &Reply) {
+        if reply.is_positive() {
+            self.envelope
+                .recipients
+                .push(path_of(line.get(5..).unwrap_or_default()));
+            self.rcpt_lines.push(line);
+        }
+    }
+
+    /// `Ok((None, _))`: the command was passed on to the backend and its reply is owed
+    /// (relayed by [`Session::drain`]).
     async fn handle<R>(
         &mut self,
         line: &[u8],
         reader: &mut BufReader<R>,
         write: &mut OwnedWriteHalf,
-    ) -> Result<(Reply, Flow), BackendError>
+    ) -> Result<(Option<Reply>, Flow), BackendError>
+    where
+        R: tokio::io::AsyncRead + Unpin,
+    {
+        let verb = verb(line);
+        let pipelined =
+            self.backend_pipelining && matches!(verb.as_str(), "MAIL" | "RCPT" | "RSET");
+        if !pipelined {
+            // Every other command reads or changes the transaction: the replies owed
+            // first, so its state is the backend's.
+            self.drain(write).await?;
+        }
+        self.command(&verb, line, reader, write).await
+    }
+
+    async fn command<R>(
+        &mut self,
+        verb: &str,
+        line: &[u8],
+        reader: &mut BufReader<R>,
+        write: &mut OwnedWriteHalf,
+    ) -> Result<(Option<Reply>, Flow), BackendError>
     where
         R: tokio::io::AsyncRead + Unpin,
     {
         let limits = &self.shared.config.limits;
-        match verb(line).as_str() {
+        match verb {
             "LHLO" => {
                 let reply = self.backend.command(line).await?;
                 self.backend_size = reply.is_positive() && offers(&reply, "SIZE");
-                Ok((self.filter_lhlo(reply), Flow::Continue))
+                self.backend_pipelining = reply.is_positive() && offers(&reply, "PIPELINING");
+                Ok((Some(self.filter_lhlo(reply)), Flow::Continue))
             }
             "MAIL" => {
                 let (declared, without_size) = size_parameter(line);
                 if declared.is_some_and(|size| size > limits.message_bytes as u64) {
                     // RFC 1870 section 6.1: refused before any data is sent.
                     return Ok((
-                        Reply::new(
+                        Some(Reply::new(
                             552,
                             &format!(
                                 "5.3.4 message size exceeds the limit of {} bytes",
                                 limits.message_bytes
                             ),
-                        ),
+                        )),
                         Flow::Continue,
                     ));
                 }
@@ -326,37 +430,45 @@ impl Session {
                 } else {
                     without_size
                 };
-                let reply = self.backend.command(&line).await?;
-                if reply.is_positive() {
-                    self.reset();
-                    self.mail_line = Some(line.clone());
-                    self.envelope.mail_from = path_of(line.get(5..).unwrap_or_default());
+                if self.backend_pipelining {
+                    self.backend.send(&line).await?;
+                    self.pending.push_back(Pending::Mail(line));
+                    return Ok((None, Flow::Continue));
                 }
-                Ok((reply, Flow::Continue))
+                let reply = self.backend.command(&line).await?;
+                self.mail_answered(line, &reply);
+                Ok((Some(reply), Flow::Continue))
             }
             "RCPT" => {
-                if self.rcpt_lines.len() >= limits.recipients {
+                // Recipients still awaiting the backend's answer count: never more than
+                // the limit in one transaction.
+                let owed = self
+                    .pending
+                    .iter()
+                    .filter(|pending| matches!(pending, Pending::Rcpt(_)))
+                    .count();
+                if self.rcpt_lines.len() + owed >= limits.recipients {
                     let exceeded = LimitExceeded::Recipients {
                         limit: limits.recipients,
                     };
                     return Ok((
-                        Reply::new(452, &format!("4.5.3 {exceeded}")),
+                        Some(Reply::new(452, &format!("4.5.3 {exceeded}"))),
                         Flow::Continue,
                     ));
                 }
-                let reply = self.backend.command(line).await?;
-                if reply.is_positive() {
-                    self.rcpt_lines.push(line.to_vec());
-                    self.envelope
-                        .recipients
-                        .push(path_of(line.get(5..).unwrap_or_default()));
+                if self.backend_pipelining {
+                    self.backend.send(line).await?;
+                    self.pending.push_back(Pending::Rcpt(line.to_vec()));
+                    return Ok((None, Flow::Continue));
                 }
-                Ok((reply, Flow::Continue))
+                let reply = self.backend.command(line).await?;
+                self.rcpt_answered(line.to_vec(), &reply);
+                Ok((Some(reply), Flow::Continue))
             }
             "DATA" => {
                 if self.mail_line.is_none() || self.rcpt_lines.is_empty() {
                     return Ok((
-                        Reply::new(503, "5.5.1 need MAIL and RCPT first"),
+                        Some(Reply::new(503, "5.5.1 need MAIL and RCPT first")),
                         Flow::Continue,
                     ));
                 }
@@ -367,11 +479,14 @@ impl Session {
                     tokio::time::timeout(limits.data_timeout(), self.collect(reader)).await;
                 let reply = match collected {
                     Err(_) => {
-                        return Ok((Reply::new(421, "4.4.2 imipsec: data timeout"), Flow::Close));
+                        return Ok((
+                            Some(Reply::new(421, "4.4.2 imipsec: data timeout")),
+                            Flow::Close,
+                        ));
                     }
                     Ok(Err(_)) => {
                         return Ok((
-                            Reply::new(421, "4.4.2 imipsec: connection lost"),
+                            Some(Reply::new(421, "4.4.2 imipsec: connection lost")),
                             Flow::Close,
                         ));
                     }
@@ -395,7 +510,7 @@ impl Session {
                         for reply in replies {
                             write.write_all(&reply.render()).await?;
                         }
-                        return Ok((last, Flow::Close));
+                        return Ok((Some(last), Flow::Close));
                     }
                     Ok(Ok(Data::Message(message))) => self.deliver(message).await?,
                 };
@@ -408,20 +523,25 @@ impl Session {
                 for reply in replies {
                     write.write_all(&reply.render()).await?;
                 }
-                Ok((last, Flow::Continue))
+                Ok((Some(last), Flow::Continue))
+            }
+            "RSET" if self.backend_pipelining => {
+                self.backend.send(line).await?;
+                self.pending.push_back(Pending::Rset);
+                Ok((None, Flow::Continue))
             }
             "RSET" => {
                 self.reset();
-                Ok((self.backend.command(line).await?, Flow::Continue))
+                Ok((Some(self.backend.command(line).await?), Flow::Continue))
             }
-            "NOOP" | "VRFY" => Ok((self.backend.command(line).await?, Flow::Continue)),
-            "QUIT" => Ok((Reply::new(221, "2.0.0 bye"), Flow::Close)),
+            "NOOP" | "VRFY" => Ok((Some(self.backend.command(line).await?), Flow::Continue)),
+            "QUIT" => Ok((Some(Reply::new(221, "2.0.0 bye")), Flow::Close)),
             "HELO" | "EHLO" => Ok((
-                Reply::new(500, "5.5.1 this is LMTP, use LHLO"),
+                Some(Reply::new(500, "5.5.1 this is LMTP, use LHLO")),
                 Flow::Continue,
             )),
             _ => Ok((
-                Reply::new(502, "5.5.1 command not implemented"),
+                Some(Reply::new(502, "5.5.1 command not implemented")),
                 Flow::Continue,
             )),
         }

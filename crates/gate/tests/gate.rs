@@ -687,6 +687,10 @@ struct FakeBackend {
     /// Run at every DATA; the answers, in order, in `probed`.
     probe: Option<Probe>,
     probed: Arc<Mutex<Vec<bool>>>,
+    /// Answer MAIL only once the next command has arrived (a backend that has read the
+    /// whole pipelined group before it replies): a proxy waiting for each reply before
+    /// sending the next command stalls.
+    hold_mail_reply: bool,
 }
 
 impl FakeBackend {
@@ -697,6 +701,7 @@ impl FakeBackend {
         let fail_data = Arc::clone(&self.fail_data);
         let probe = self.probe.clone();
         let probed = Arc::clone(&self.probed);
+        let hold_mail_reply = self.hold_mail_reply;
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
@@ -712,6 +717,7 @@ impl FakeBackend {
                     write.write_all(b"220 backend LMTP\r\n").await.unwrap();
                     let mut rcpts = Vec::new();
                     let mut line = String::new();
+                    let mut held = String::new();
                     loop {
                         line.clear();
                         if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
@@ -724,6 +730,10 @@ impl FakeBackend {
                             // As Dovecot's LMTP: SIZE is not offered above, so a MAIL
                             // carrying it is refused.
                             "555 5.5.4 Unsupported parameters\r\n".into()
+                        } else if upper.starts_with("MAIL") && hold_mail_reply {
+                            rcpts.clear();
+                            held = "250 2.1.0 ok\r\n".into();
+                            continue;
                         } else if upper.starts_with("MAIL") {
                             rcpts.clear();
                             "250 2.1.0 ok\r\n".into()
@@ -775,6 +785,7 @@ impl FakeBackend {
                         } else {
                             "250 ok\r\n".into()
                         };
+                        let reply = std::mem::take(&mut held) + &reply;
                         if write.write_all(reply.as_bytes()).await.is_err() {
                             return;
                         }
@@ -942,6 +953,90 @@ async fn lmtp_checks_the_declared_size_itself_and_keeps_it_from_a_backend_that_d
         .command("MAIL FROM:<alice@example.net> SIZE=999999999999")
         .await;
     assert!(over.starts_with("552 5.3.4"), "{over:?}");
+    gate.stop().await;
+}
+
+/// Issue 17: an envelope the client pipelines (RFC 2920) reaches a pipelining backend as
+/// one group, not one command per round trip; the replies come back in order, each
+/// recipient with the backend's own answer. The backend here answers MAIL only after it
+/// has read the next command, so a proxy that waits for each reply first never gets one.
+#[tokio::test]
+async fn lmtp_passes_a_pipelined_envelope_on_as_one_group_and_answers_in_order() {
+    let backend = FakeBackend {
+        hold_mail_reply: true,
+        ..FakeBackend::default()
+    };
+    let gate = start(lmtp_config(backend.start().await, RejectAction::Reject)).await;
+    let (mut client, _) = LmtpClient::connect(gate.lmtp.unwrap()).await;
+    let lhlo = client.command("LHLO client.test").await;
+    assert!(lhlo.contains("PIPELINING"), "{lhlo}");
+    for round in 0..2 {
+        client
+            .writer
+            .write_all(
+                b"RSET\r\nMAIL FROM:<alice@example.net>\r\nRCPT TO:<bob@example.org>\r\n\
+                  RCPT TO:<unknown@example.org>\r\nRCPT TO:<carol@example.org>\r\nDATA\r\n",
+            )
+            .await
+            .unwrap();
+        let mut replies = Vec::new();
+        for _ in 0..6 {
+            replies.push(client.reply().await);
+        }
+        let codes: Vec<&str> = replies.iter().map(|r| r.get(..3).unwrap_or("")).collect();
+        assert_eq!(
+            codes,
+            ["250", "250", "250", "550", "250", "354"],
+            "round {round}: {replies:?}"
+        );
+        let message = invite(
+            "accept signer=alice@example.net method=REQUEST role=organizer",
+            "",
+        );
+        client.writer.write_all(message.as_bytes()).await.unwrap();
+        client.writer.write_all(b".\r\n").await.unwrap();
+        for recipient in ["bob", "carol"] {
+            let reply = client.reply().await;
+            assert!(
+                reply.starts_with("250"),
+                "round {round}, {recipient}: {reply}"
+            );
+        }
+    }
+    let deliveries = backend.deliveries.lock().unwrap().clone();
+    assert_eq!(deliveries.len(), 2);
+    for (rcpts, _) in &deliveries {
+        assert_eq!(
+            rcpts,
+            &["RCPT TO:<bob@example.org>", "RCPT TO:<carol@example.org>"]
+        );
+    }
+    gate.stop().await;
+}
+
+/// A recipient beyond the limit is refused even while earlier recipients of the same
+/// pipelined group still await the backend's answer.
+#[tokio::test]
+async fn lmtp_recipient_limit_counts_recipients_still_awaiting_the_backend() {
+    let backend = FakeBackend::default();
+    let mut config = lmtp_config(backend.start().await, RejectAction::Reject);
+    config.limits.recipients = 2;
+    let gate = start(config).await;
+    let (mut client, _) = LmtpClient::connect(gate.lmtp.unwrap()).await;
+    client.command("LHLO client.test").await;
+    client
+        .writer
+        .write_all(
+            b"MAIL FROM:<alice@example.net>\r\nRCPT TO:<a@example.org>\r\n\
+              RCPT TO:<b@example.org>\r\nRCPT TO:<c@example.org>\r\n",
+        )
+        .await
+        .unwrap();
+    let mut codes = Vec::new();
+    for _ in 0..4 {
+        codes.push(client.reply().await.get(..3).unwrap_or("").to_owned());
+    }
+    assert_eq!(codes, ["250", "250", "250", "452"]);
     gate.stop().await;
 }
 
