@@ -1346,6 +1346,72 @@ fn thunderbird_pgp_mime_messages_get_their_verdicts() {
     assert_rejected(&json, status, "untrusted-certificate");
 }
 
+/// Every start of `needle` in `haystack`.
+fn positions(haystack: &[u8], needle: &[u8]) -> Vec<usize> {
+    haystack
+        .windows(needle.len())
+        .enumerate()
+        .filter(|(_, window)| *window == needle)
+        .map(|(at, _)| at)
+        .collect()
+}
+
+/// A real PGP/MIME-signed invitation (issue #18): KMail 4.14.3 sending a KOrganizer 4.14.3
+/// REQUEST, kept as akonadi-mime stores it (testdata/clients/README.md). The signed part is a
+/// multipart/mixed labelled `Content-Transfer-Encoding: quoted-printable`, which RFC 2045
+/// §6.4 forbids on a multipart, and this one reads two ways: its body holds the multipart
+/// twice, first with only the delimiters escaped (`=2D-nextPart…`), then raw. A parser that
+/// decodes the label reads the first copy, where the ATTENDEE's `X-UID=116335000` decodes to
+/// the control byte 0x11 and `6335000`; a parser that ignores the label sees the first copy
+/// as preamble and reads the raw one. imipsec refuses the part at its header, before any
+/// signature is checked (the attack: a signer's bytes read one way by the verifier and
+/// another by the calendar). The signer's certificate (Martin Koller, DSA key
+/// 0x1E674FA08DFB0F86, a v3 SHA-1 signature) is not in the source; vouching for another
+/// certificate changes nothing, the MIME decides first.
+#[test]
+fn kmail_pgp_signed_invitation_is_refused_for_its_multipart_read_two_ways() {
+    let mbox = std::fs::read(
+        common::repo().join("testdata/clients/kmail-4.14-korganizer-request-pgp-signed.mbox"),
+    )
+    .unwrap();
+    let certs = common::repo()
+        .join("testdata/openpgp/thunderbird/bob@openpgp.example-0xfbfcc82a015e7330-pub.asc")
+        .display()
+        .to_string();
+    let flags = ["--openpgp-certs", certs.as_str()];
+    // As stored: the mbox's `From ` separator line is no header field.
+    let (json, status) = verify(&mbox, &flags);
+    assert_rejected(&json, status, "malformed-mime");
+    assert!(
+        json["reasons"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("byte 0"),
+        "{json:#}"
+    );
+    // The message, as `imipsec audit` reads it from the mbox (RFC 4155).
+    assert!(mbox.starts_with(b"From kollix@aon.at "));
+    let message = &mbox[positions(&mbox, b"\n")[0] + 1..];
+    // The two readings: the ATTENDEE line is there twice, once in the copy before the first
+    // raw delimiter (preamble to one parser, content to the other) and once after it.
+    let attendee = positions(message, b"X-UID=116335000:mailto:test@localhost");
+    let raw_delimiter = positions(message, b"\n--nextPart3532720.K8MVRkdBcf\n");
+    assert_eq!(attendee.len(), 2);
+    assert!(attendee[0] < raw_delimiter[0] && raw_delimiter[0] < attendee[1]);
+    let (json, status) = verify(message, &flags);
+    assert_rejected(&json, status, "malformed-mime");
+    let detail = json["reasons"][0]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("byte 435")
+            && detail.contains(
+                "Content-Transfer-Encoding other than 7bit, 8bit or binary on a multipart"
+            ),
+        "{json:#}"
+    );
+    assert_eq!(json["layers"], serde_json::json!([]), "{json:#}");
+    assert_eq!(json["itip"], serde_json::json!([]), "{json:#}");
+}
+
 /// `[openpgp] certs` and `[[openpgp.identities]]` in the configuration do what the flags do
 /// (paths relative to the configuration file).
 #[test]

@@ -235,6 +235,19 @@ const CORPUS: &[Case] = &[
         expect: Expect::Accept(&[]),
         sender: None,
     },
+    // KMail 4.14.3 / KOrganizer 4.14.3 REQUEST, PGP/MIME signed (issue #18): the signed part
+    // is a multipart/mixed labelled `Content-Transfer-Encoding: quoted-printable`, which RFC
+    // 2045 §6.4 forbids on a multipart, and here it reads two ways (test in
+    // tests/openpgp.rs): refused at that part's header, before any signature is checked. Not
+    // in the re-signed subset: its signature is OpenPGP, and the rejection is the MIME's.
+    Case {
+        file: "kmail-4.14-korganizer-request-pgp-signed.mbox",
+        expect: Expect::Reject(
+            Reason::MalformedMime,
+            "byte 435: Content-Transfer-Encoding other than 7bit, 8bit or binary on a multipart",
+        ),
+        sender: None,
+    },
 ];
 
 /// Real-client messages that ../shared/corpora already holds, read from there (ignored test
@@ -256,13 +269,18 @@ fn corpus_bytes(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// A corpus file as a message: an `.eml` exactly as found; a bare `.ics` (fixtures that kept
-/// only the calendar) inside the smallest message that carries it, the calendar bytes
-/// unchanged (the line ends of the header section follow the calendar's).
+/// A corpus file as a message: an `.eml` exactly as found; an `.mbox` holding one message
+/// read as an mbox is (RFC 4155: the `From ` separator line is the mbox's, not the message's;
+/// `imipsec audit` reads it so); a bare `.ics` (fixtures that kept only the calendar) inside
+/// the smallest message that carries it, the calendar bytes unchanged (the line ends of the
+/// header section follow the calendar's).
 fn corpus_message(name: &str) -> Vec<u8> {
     let bytes = corpus_bytes(name);
     if name.ends_with(".eml") {
         return bytes;
+    }
+    if name.ends_with(".mbox") {
+        return mbox_message(&bytes);
     }
     let text = String::from_utf8_lossy(&bytes);
     let method = text
@@ -285,6 +303,23 @@ fn corpus_message(name: &str) -> Vec<u8> {
     .into_bytes();
     out.extend_from_slice(&bytes);
     out
+}
+
+/// The one message of a one-message mbox file: the bytes after its `From ` separator line.
+/// The file must hold exactly one message and no quoted `>From ` line (the fixtures kept here
+/// have none), so the message bytes are the file's bytes unchanged.
+fn mbox_message(mbox: &[u8]) -> Vec<u8> {
+    assert!(
+        mbox.starts_with(b"From "),
+        "an mbox starts with a From line"
+    );
+    let start = find(mbox, b"\n").expect("the From line ends") + 1;
+    let message = &mbox[start..];
+    assert!(
+        find(message, b"\nFrom ").is_none() && find(message, b"\n>From ").is_none(),
+        "one message, nothing quoted"
+    );
+    message.to_vec()
 }
 
 fn unsigned_allowed_pipeline() -> Pipeline {
