@@ -363,30 +363,14 @@ impl Walker<'_> {
         position: Position,
     ) -> Result<(), SmimeError> {
         let layer = position.buffer_layer;
-        let parts = self.body_parts(entity, layer)?;
-        let [
-            (content_start, content_end),
-            (signature_start, signature_end),
-        ] = parts[..]
-        else {
-            return Err(SmimeError::MalformedMime {
-                offset: entity.start,
-                kind: MimeErrorKind::SignedPartCount,
-                layer,
-            });
-        };
+        let [content, signature] = self.signed_parts(entity, layer)?;
         let protocol = entity.param("protocol").unwrap_or("").to_ascii_lowercase();
         let outcome = if matches!(
             protocol.as_str(),
             "application/pkcs7-signature" | "application/x-pkcs7-signature"
         ) {
-            self.count_part()?;
-            let signature = mime::parse_entity(buffer, signature_start, signature_end)
-                .map_err(|error| mime_error(error, layer))?;
-            // RFC 1847 §2.1: the signed bytes are the first body part exactly as received,
-            // headers included, up to (not including) the CRLF before the next delimiter.
-            let signed = buffer.get(content_start..content_end).unwrap_or_default();
-            self.charge_decoding(&signature)?;
+            let signature = self.signature_part(buffer, signature, layer)?;
+            let signed = buffer.get(content.0..content.1).unwrap_or_default();
             self.verify_detached(&signature, signed)
         } else {
             LayerOutcome::SignatureFailed {
@@ -394,9 +378,62 @@ impl Walker<'_> {
                 signers: Vec::new(),
             }
         };
-        let index = self.push_layer(LayerKind::MultipartSigned, &position.path, outcome);
+        self.signed_layer(
+            buffer,
+            LayerKind::MultipartSigned,
+            position,
+            outcome,
+            content,
+        )
+    }
+
+    /// The two body parts of a multipart/signed, the signed content and the signature
+    /// (RFC 1847 §2.1, RFC 3156 §5); any other count is malformed MIME. The signed bytes are
+    /// the first part exactly as received, headers included, up to (not including) the
+    /// CRLF before the next delimiter.
+    fn signed_parts(
+        &self,
+        entity: &Entity<'_>,
+        layer: Option<usize>,
+    ) -> Result<[(usize, usize); 2], SmimeError> {
+        match self.body_parts(entity, layer)?[..] {
+            [content, signature] => Ok([content, signature]),
+            _ => Err(SmimeError::MalformedMime {
+                offset: entity.start,
+                kind: MimeErrorKind::SignedPartCount,
+                layer,
+            }),
+        }
+    }
+
+    /// The signature part of a multipart/signed: counted as a part, parsed, and its
+    /// decoding charged to the budget.
+    fn signature_part<'b>(
+        &mut self,
+        buffer: &'b [u8],
+        (start, end): (usize, usize),
+        layer: Option<usize>,
+    ) -> Result<Entity<'b>, SmimeError> {
+        self.count_part()?;
+        let signature =
+            mime::parse_entity(buffer, start, end).map_err(|error| mime_error(error, layer))?;
+        self.charge_decoding(&signature)?;
+        Ok(signature)
+    }
+
+    /// The multipart/signed layer with its `outcome`, then the signed `content` walked
+    /// inside it.
+    fn signed_layer(
+        &mut self,
+        buffer: &[u8],
+        kind: LayerKind,
+        position: Position,
+        outcome: LayerOutcome,
+        (start, end): (usize, usize),
+    ) -> Result<(), SmimeError> {
+        let index = self.push_layer(kind, &position.path, outcome);
         let content = position.content_of(index, true, false);
-        self.walk(buffer, content_start, content_end, content)
+        self.walk(buffer, start, end, content)
     }
 
     fn verify_detached(&self, signature: &Entity<'_>, signed: &[u8]) -> LayerOutcome {

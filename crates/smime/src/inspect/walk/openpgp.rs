@@ -82,23 +82,9 @@ impl Walker<'_> {
         position: Position,
     ) -> Result<(), SmimeError> {
         let layer = position.buffer_layer;
-        let parts = self.body_parts(entity, layer)?;
-        let [
-            (content_start, content_end),
-            (signature_start, signature_end),
-        ] = parts[..]
-        else {
-            return Err(SmimeError::MalformedMime {
-                offset: entity.start,
-                kind: crate::error::MimeErrorKind::SignedPartCount,
-                layer,
-            });
-        };
-        self.count_part()?;
-        let signature = mime::parse_entity(buffer, signature_start, signature_end)
-            .map_err(|error| mime_error(error, layer))?;
-        let signed = buffer.get(content_start..content_end).unwrap_or_default();
-        self.charge_decoding(&signature)?;
+        let [content, signature] = self.signed_parts(entity, layer)?;
+        let signature = self.signature_part(buffer, signature, layer)?;
+        let signed = buffer.get(content.0..content.1).unwrap_or_default();
         let outcome = if signature.content_type != "application/pgp-signature" {
             LayerOutcome::SignatureFailed {
                 failure: structure(
@@ -132,9 +118,13 @@ impl Walker<'_> {
                 },
             }
         };
-        let index = self.push_layer(LayerKind::PgpMultipartSigned, &position.path, outcome);
-        let content = position.content_of(index, true, false);
-        self.walk(buffer, content_start, content_end, content)
+        self.signed_layer(
+            buffer,
+            LayerKind::PgpMultipartSigned,
+            position,
+            outcome,
+            content,
+        )
     }
 
     /// RFC 3156 §4: two body parts, `application/pgp-encrypted` saying `Version: 1` and
