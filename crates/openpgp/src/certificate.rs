@@ -43,6 +43,27 @@ pub(crate) fn created(signature: &Signature) -> Option<i64> {
         .map(|timestamp| i64::from(timestamp.as_secs()))
 }
 
+/// The newest of `candidates` (by creation time) that `verifies`, with its creation time; a
+/// candidate no newer than one already verified is not verified at all.
+fn newest_verified<'s>(
+    candidates: impl Iterator<Item = &'s Signature>,
+    verifies: impl Fn(&Signature) -> bool,
+) -> Option<(i64, &'s Signature)> {
+    let mut newest: Option<(i64, &Signature)> = None;
+    for signature in candidates {
+        let Some(when) = created(signature) else {
+            continue;
+        };
+        if newest.is_some_and(|(seen, _)| seen >= when) {
+            continue;
+        }
+        if verifies(signature) {
+            newest = Some((when, signature));
+        }
+    }
+    newest
+}
+
 /// Whether `signature` exists and is not expired at `at`.
 pub(crate) fn alive_at(signature: &Signature, at: i64) -> bool {
     let Some(created) = created(signature) else {
@@ -130,8 +151,7 @@ pub(crate) fn evaluate<'c>(
     let mut newest: Option<(bool, i64, &Signature)> = None;
     let mut weak: Option<Failure> = None;
     for user in &certificate.details.users {
-        let mut binding: Option<(i64, &Signature)> = None;
-        for signature in &user.signatures {
+        let certifications = user.signatures.iter().filter(|signature| {
             let certification = matches!(
                 signature.typ(),
                 Some(
@@ -142,29 +162,23 @@ pub(crate) fn evaluate<'c>(
                 )
             );
             if !certification || !alive_at(signature, at) {
-                continue;
+                return false;
             }
-            if let Some(hash) = signature.hash_alg()
-                && let Err(failure) = policy.check_hash(hash)
-            {
-                // Remember why, should no user ID be left (a SHA-1 self-signed key is
-                // `weak-algorithm`, not `untrusted-certificate`).
-                weak.get_or_insert(failure);
-                continue;
+            match signature.hash_alg().map(|hash| policy.check_hash(hash)) {
+                Some(Err(failure)) => {
+                    // Remember why, should no user ID be left (a SHA-1 self-signed key is
+                    // `weak-algorithm`, not `untrusted-certificate`).
+                    weak.get_or_insert(failure);
+                    false
+                }
+                _ => true,
             }
-            let Some(when) = created(signature) else {
-                continue;
-            };
-            if binding.is_some_and(|(newest, _)| newest >= when) {
-                continue;
-            }
-            if signature
+        });
+        let binding = newest_verified(certifications, |signature| {
+            signature
                 .verify_certification(primary, Tag::UserId, &user.id)
                 .is_ok()
-            {
-                binding = Some((when, signature));
-            }
-        }
+        });
         let Some((when, binding)) = binding else {
             continue;
         };
@@ -304,30 +318,18 @@ impl<'c> ValidCertificate<'c> {
                 return Err(Failure::CertificateRevoked { fingerprint });
             }
         }
-        let mut binding: Option<(i64, &Signature)> = None;
-        for signature in &subkey.signatures {
-            if signature.typ() != Some(SignatureType::SubkeyBinding) || !alive_at(signature, at) {
-                continue;
-            }
-            if signature
-                .hash_alg()
-                .is_some_and(|hash| policy.check_hash(hash).is_err())
-            {
-                continue;
-            }
-            let Some(when) = created(signature) else {
-                continue;
-            };
-            if binding.is_some_and(|(newest, _)| newest >= when) {
-                continue;
-            }
-            if signature
+        let bindings = subkey.signatures.iter().filter(|signature| {
+            signature.typ() == Some(SignatureType::SubkeyBinding)
+                && alive_at(signature, at)
+                && signature
+                    .hash_alg()
+                    .is_none_or(|hash| policy.check_hash(hash).is_ok())
+        });
+        let binding = newest_verified(bindings, |signature| {
+            signature
                 .verify_subkey_binding(primary, &subkey.key)
                 .is_ok()
-            {
-                binding = Some((when, signature));
-            }
-        }
+        });
         let Some((_, binding)) = binding else {
             return Err(Failure::NotSigningKey { fingerprint });
         };
