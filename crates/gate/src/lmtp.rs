@@ -132,10 +132,7 @@ pub(crate) async fn connection(
             && !reader.buffer().contains(&b'\n')
             && let Err(error) = session.drain(&mut write).await
         {
-            tracing::warn!(%error, "LMTP backend failed mid-session");
-            let _ = write
-                .write_all(b"421 4.4.2 imipsec: mailbox server failed, try again later\r\n")
-                .await;
+            backend_failed(&mut write, &error).await;
             break;
         }
         let idle = session.mail_line.is_none() && session.pending.is_empty();
@@ -184,20 +181,14 @@ pub(crate) async fn connection(
                     break;
                 }
                 Err(error) => {
-                    tracing::warn!(%error, "LMTP backend failed mid-session");
-                    let _ = write
-                        .write_all(b"421 4.4.2 imipsec: mailbox server failed, try again later\r\n")
-                        .await;
+                    backend_failed(&mut write, &error).await;
                     break;
                 }
             },
         };
         // In order: the replies of commands passed on before this one come first.
         if let Err(error) = session.drain(&mut write).await {
-            tracing::warn!(%error, "LMTP backend failed mid-session");
-            let _ = write
-                .write_all(b"421 4.4.2 imipsec: mailbox server failed, try again later\r\n")
-                .await;
+            backend_failed(&mut write, &error).await;
             break;
         }
         if write.write_all(&reply.render()).await.is_err() {
@@ -212,6 +203,15 @@ pub(crate) async fn connection(
         }
     }
     let _ = session.backend.send(b"QUIT\r\n").await;
+}
+
+/// The backend failed mid-session: logged, and the client told to try again later (the
+/// session ends).
+async fn backend_failed(write: &mut OwnedWriteHalf, error: &BackendError) {
+    tracing::warn!(%error, "LMTP backend failed mid-session");
+    let _ = write
+        .write_all(b"421 4.4.2 imipsec: mailbox server failed, try again later\r\n")
+        .await;
 }
 
 /// Whether `line` (one line as read, LF included) ends in CRLF and holds no other CR or LF:
