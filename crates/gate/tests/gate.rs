@@ -1252,10 +1252,17 @@ async fn start_pipeline_gate(
     config: GateConfig,
     store: Box<dyn imipsec_pipeline::Stores + Send>,
 ) -> (Option<SocketAddr>, Option<SocketAddr>, oneshot::Sender<()>) {
-    let engine = Arc::new(imipsec_gate::PipelineEngine::new(
-        test_pipeline(),
-        Some(store),
-    ));
+    start_gate_with_pipeline(config, test_pipeline(), store).await
+}
+
+/// A gate running `pipeline` with `store`: its milter and LMTP addresses (as configured) and
+/// the sender that stops it.
+async fn start_gate_with_pipeline(
+    config: GateConfig,
+    pipeline: imipsec_pipeline::Pipeline,
+    store: Box<dyn imipsec_pipeline::Stores + Send>,
+) -> (Option<SocketAddr>, Option<SocketAddr>, oneshot::Sender<()>) {
+    let engine = Arc::new(imipsec_gate::PipelineEngine::new(pipeline, Some(store)));
     let bound = Gate::new(config, engine, fixed_clock())
         .bind()
         .await
@@ -2197,24 +2204,9 @@ async fn start_profile_gate(
     settings.strict_icalendar = strict_icalendar;
     settings.danger_allow_unsigned = danger_allow_unsigned;
     let store = imipsec_pipeline::policy::SqliteStore::open_in_memory().unwrap();
-    let engine = Arc::new(imipsec_gate::PipelineEngine::new(
-        Pipeline::new(settings),
-        Some(Box::new(store)),
-    ));
-    let bound = Gate::new(base_config(), engine, fixed_clock())
-        .bind()
-        .await
-        .unwrap();
-    let milter = bound.milter_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(async move {
-        bound
-            .serve(async {
-                let _ = stopped.await;
-            })
-            .await;
-    });
-    (milter, stop)
+    let (milter, _, stop) =
+        start_gate_with_pipeline(base_config(), Pipeline::new(settings), Box::new(store)).await;
+    (milter.unwrap(), stop)
 }
 
 /// One calendar of each tolerated deviation family (issue #12), with the sender that may
@@ -2793,24 +2785,13 @@ async fn start_with_openpgp(certificate: &[u8]) -> (SocketAddr, oneshot::Sender<
     settings.openpgp.certificates =
         imipsec_pipeline::smime::openpgp::Certificates::from_bytes(certificate).unwrap();
     let store = imipsec_pipeline::policy::SqliteStore::open_in_memory().unwrap();
-    let engine = Arc::new(imipsec_gate::PipelineEngine::new(
+    let (milter, _, stop) = start_gate_with_pipeline(
+        base_config(),
         imipsec_pipeline::Pipeline::new(settings),
-        Some(Box::new(store)),
-    ));
-    let bound = Gate::new(base_config(), engine, fixed_clock())
-        .bind()
-        .await
-        .unwrap();
-    let milter = bound.milter_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(async move {
-        bound
-            .serve(async {
-                let _ = stopped.await;
-            })
-            .await;
-    });
-    (milter, stop)
+        Box::new(store),
+    )
+    .await;
+    (milter.unwrap(), stop)
 }
 
 /// A PGP/MIME-signed REQUEST by the organizer (GnuPG signs) is accepted, and the
