@@ -195,6 +195,21 @@ impl Gpg {
     }
 }
 
+/// A GnuPG home with the organizer's key (`algorithm`, no expiry, made at `KEY_TIME`), a
+/// temporary folder, and the organizer's certificate exported into it.
+fn organizer_key(algorithm: &str) -> (Gpg, tempfile::TempDir, PathBuf) {
+    let gpg = Gpg::new();
+    let dir = tempfile::tempdir().unwrap();
+    gpg.generate(
+        &format!("Organizer <{ORGANIZER}>"),
+        algorithm,
+        "never",
+        KEY_TIME,
+    );
+    let certs = gpg.export(ORGANIZER, dir.path(), "organizer");
+    (gpg, dir, certs)
+}
+
 /// RFC 3156 §5: `entity` (CRLF) signed by `signer`, as a multipart/signed body with its
 /// Content-Type header.
 fn pgp_signed(gpg: &Gpg, signer: &str, entity: &[u8], digest: &str, micalg: &str) -> Vec<u8> {
@@ -569,15 +584,7 @@ fn a_revoked_key_is_rejected() {
 /// Attack: SHA-1 (chosen-prefix collisions, "SHA-1 is a Shambles", 2020).
 #[test]
 fn a_sha1_signature_is_rejected() {
-    let gpg = Gpg::new();
-    let dir = tempfile::tempdir().unwrap();
-    gpg.generate(
-        &format!("Organizer <{ORGANIZER}>"),
-        "rsa2048",
-        "never",
-        KEY_TIME,
-    );
-    let certs = gpg.export(ORGANIZER, dir.path(), "organizer");
+    let (gpg, _dir, certs) = organizer_key("rsa2048");
     let body = pgp_signed(&gpg, ORGANIZER, &request_entity(), "SHA1", "pgp-sha1");
     let message = with_headers(ORGANIZER, ATTENDEE, &body);
     let certs = certs.to_str().unwrap();
@@ -593,15 +600,7 @@ fn a_sha1_signature_is_rejected() {
 /// `[policy] danger_allow_sha1` is the one escape hatch, for OpenPGP as for S/MIME.
 #[test]
 fn danger_allow_sha1_accepts_a_sha1_openpgp_signature() {
-    let gpg = Gpg::new();
-    let dir = tempfile::tempdir().unwrap();
-    gpg.generate(
-        &format!("Organizer <{ORGANIZER}>"),
-        "rsa2048",
-        "never",
-        KEY_TIME,
-    );
-    let certs = gpg.export(ORGANIZER, dir.path(), "organizer");
+    let (gpg, dir, certs) = organizer_key("rsa2048");
     let body = pgp_signed(&gpg, ORGANIZER, &request_entity(), "SHA1", "pgp-sha1");
     let message = with_headers(ORGANIZER, ATTENDEE, &body);
     let config = dir.path().join("imipsec.toml");
@@ -621,15 +620,7 @@ fn danger_allow_sha1_accepts_a_sha1_openpgp_signature() {
 /// RSA under 2048 bits signs nothing a gate accepts (the S/MIME minimum, `min_rsa_bits`).
 #[test]
 fn an_rsa_1024_key_is_weak() {
-    let gpg = Gpg::new();
-    let dir = tempfile::tempdir().unwrap();
-    gpg.generate(
-        &format!("Organizer <{ORGANIZER}>"),
-        "rsa1024",
-        "never",
-        KEY_TIME,
-    );
-    let certs = gpg.export(ORGANIZER, dir.path(), "organizer");
+    let (gpg, _dir, certs) = organizer_key("rsa1024");
     let body = pgp_signed(&gpg, ORGANIZER, &request_entity(), "SHA256", "pgp-sha256");
     let message = with_headers(ORGANIZER, ATTENDEE, &body);
     let (json, status) = verify(&message, &["--openpgp-certs", certs.to_str().unwrap()]);
