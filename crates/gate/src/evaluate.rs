@@ -20,8 +20,12 @@ pub(crate) enum RecipientVerdict {
     /// is passed untouched); the engine's verdict when it had to look inside S/MIME (the
     /// message is passed with `x-imip=none`).
     NotCalendar(Option<GateVerdict>),
-    /// A verdict, with how to record it when it is an accept with event state.
+    /// A verdict, with how to record it when it is an accept with event state (`None`
+    /// once recorded, with [`Record::OnAccept`]).
     Judged(GateVerdict, Option<Box<dyn Recording>>),
+    /// An accept whose event state could not be recorded ([`Record::OnAccept`]): not to be
+    /// delivered (tempfail); the verdict is kept for the audit line.
+    Unrecorded(GateVerdict, EvaluateFailure),
     /// No verdict: tempfail.
     Failed(EvaluateFailure),
 }
@@ -59,11 +63,29 @@ impl EngineSlot {
     }
 }
 
-/// Engine, clock and timeout, shared by every connection.
+/// When [`Evaluator::judge`] records the event state of an accepted recipient.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Record {
+    /// Not at all: the caller records with [`Evaluator::record`] once it knows the whole
+    /// message is accepted (milter: one recipient's reject can refuse the message).
+    Later,
+    /// In the decision's own blocking task, right after the verdict, for every recipient
+    /// whose verdict is accept (LMTP: such a recipient is delivered exactly when its state
+    /// is recorded). One hand-off to the blocking pool instead of two: each costs a thread
+    /// wake-up, which under load is milliseconds of queueing per message (issue 17).
+    OnAccept,
+}
+
+/// Engine, clock, timeout and decision slots, shared by every connection.
 pub(crate) struct Evaluator {
     pub(crate) engine: EngineSlot,
     pub(crate) clock: Clock,
     pub(crate) timeout: Duration,
+    /// At most this many decisions run at once (`limits.decisions`); the others wait
+    /// their turn, in arrival order, inside their timeout. As many as there are cores:
+    /// twenty decisions time-sliced on two cores all finish late, the same twenty in turn
+    /// finish on average in half the time, for the same throughput.
+    pub(crate) slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// Verdicts for every recipient, with the time taken.
@@ -80,16 +102,34 @@ impl Evaluator {
         message: Arc<Vec<u8>>,
         envelope: Arc<Envelope>,
         recipients: Vec<String>,
+        record: Record,
     ) -> Judgement {
         let started = Instant::now();
+        let deadline = tokio::time::Instant::now() + self.timeout;
         let at = (self.clock)();
         let count = recipients.len();
+        let failed = |failure: fn(Duration) -> EvaluateFailure| Judgement {
+            verdicts: (0..count)
+                .map(|_| RecipientVerdict::Failed(failure(self.timeout)))
+                .collect(),
+            elapsed: started.elapsed(),
+        };
+        // The slot is held by the blocking task until it ends, also past a timeout here:
+        // a decision that hangs keeps its slot, so a hung store cannot pile up threads.
+        let slot = match tokio::time::timeout_at(deadline, Arc::clone(&self.slots).acquire_owned())
+            .await
+        {
+            Ok(Ok(slot)) => slot,
+            Ok(Err(_)) => return failed(|_| EvaluateFailure::Join),
+            Err(_) => return failed(EvaluateFailure::Timeout),
+        };
         let engine = self.engine.current();
         // The gate's own MIME look and the engine's decision in one blocking task: each
         // hand-off to the blocking pool waits for a thread to be scheduled, which on a
         // machine busy with the MTA cost milliseconds for a fraction of a millisecond of
         // work (issue 17). A message without calendar data never reaches the engine.
         let task = tokio::task::spawn_blocking(move || {
+            let _slot = slot;
             // A panic in the MIME look or the engine is a tempfail of this message, never
             // of the connection or of later messages.
             let decided = catch_unwind(AssertUnwindSafe(|| match mime::inspect(&message) {
@@ -100,7 +140,7 @@ impl Evaluator {
                     Some(engine.decide(&message, &envelope, &recipients, at))
                 }
             }));
-            match decided {
+            let verdicts = match decided {
                 Ok(None) => (0..count)
                     .map(|_| RecipientVerdict::NotCalendar(None))
                     .collect(),
@@ -123,9 +163,13 @@ impl Evaluator {
                 Err(_) => (0..count)
                     .map(|_| RecipientVerdict::Failed(EvaluateFailure::Panicked))
                     .collect(),
+            };
+            match record {
+                Record::Later => verdicts,
+                Record::OnAccept => verdicts.into_iter().map(record_if_accepted).collect(),
             }
         });
-        let verdicts = match tokio::time::timeout(self.timeout, task).await {
+        let verdicts = match tokio::time::timeout_at(deadline, task).await {
             Ok(Ok(verdicts)) => verdicts,
             Ok(Err(_)) => (0..count)
                 .map(|_| RecipientVerdict::Failed(EvaluateFailure::Join))
@@ -171,6 +215,22 @@ impl Evaluator {
                     .collect()
             }
         }
+    }
+}
+
+/// [`Record::OnAccept`] for one recipient: record an accept's event state now.
+fn record_if_accepted(verdict: RecipientVerdict) -> RecipientVerdict {
+    match verdict {
+        RecipientVerdict::Judged(verdict, Some(recording))
+            if verdict.outcome == Outcome::Accept =>
+        {
+            match catch_unwind(AssertUnwindSafe(|| recording.record())) {
+                Ok(Ok(())) => RecipientVerdict::Judged(verdict, None),
+                Ok(Err(error)) => RecipientVerdict::Unrecorded(verdict, error.into()),
+                Err(_) => RecipientVerdict::Unrecorded(verdict, EvaluateFailure::Panicked),
+            }
+        }
+        other => other,
     }
 }
 

@@ -39,8 +39,8 @@ const RELAYED_EXTENSIONS: [&str; 5] = [
 
 /// What happens to one recipient's copy.
 enum Disposition {
-    /// Deliver these bytes; `record` when the engine accepted the message.
-    Deliver { message: Arc<Vec<u8>>, record: bool },
+    /// Deliver these bytes (an accepted recipient's event state is already recorded).
+    Deliver { message: Arc<Vec<u8>> },
     /// Deliver to the quarantine mailbox instead.
     Quarantine { message: Arc<Vec<u8>> },
     /// Answer without touching the backend.

@@ -21,7 +21,7 @@ use miltr_server::Milter;
 use crate::authres;
 use crate::config::{LimitExceeded, OversizeAction, RejectAction, UndecryptableAction};
 use crate::decide::{Envelope, GateVerdict, Outcome};
-use crate::evaluate::RecipientVerdict;
+use crate::evaluate::{RecipientVerdict, Record};
 use crate::metrics::Action;
 use crate::mime;
 use crate::server::Shared;
@@ -160,6 +160,7 @@ impl GateMilter {
                 Arc::clone(&message),
                 Arc::clone(&envelope),
                 recipients.clone(),
+                Record::Later,
             )
             .await;
         let mut recordings = judgement.take_recordings();
@@ -171,10 +172,12 @@ impl GateMilter {
         let enforce = self.shared.config.on_reject == RejectAction::Reject;
         let is_reject = |verdict: &RecipientVerdict| matches!(verdict, RecipientVerdict::Judged(verdict, _) if verdict.outcome == Outcome::Reject);
         let removable = enforce
-            && !judgement
-                .verdicts
-                .iter()
-                .any(|verdict| matches!(verdict, RecipientVerdict::Failed(_)))
+            && !judgement.verdicts.iter().any(|verdict| {
+                matches!(
+                    verdict,
+                    RecipientVerdict::Failed(_) | RecipientVerdict::Unrecorded(..)
+                )
+            })
             && !judgement.verdicts.iter().all(is_reject);
         let mut removed: Vec<(String, GateVerdict)> = Vec::new();
         let mut rejected: Option<GateVerdict> = None;
@@ -194,7 +197,8 @@ impl GateMilter {
                 RecipientVerdict::NotCalendar(Some(verdict)) => {
                     not_calendar.get_or_insert(verdict);
                 }
-                RecipientVerdict::Failed(error) => {
+                // `Unrecorded` only comes from `Record::OnAccept`, not asked for here.
+                RecipientVerdict::Failed(error) | RecipientVerdict::Unrecorded(_, error) => {
                     failure.get_or_insert(error);
                 }
                 RecipientVerdict::Judged(verdict, _) => match verdict.outcome {

@@ -1,13 +1,13 @@
-//! After `DATA`: judge the message once for every recipient, record the accepted
-//! recipients' event state (before delivering, idempotently), then run the backend
-//! transactions and give one reply per recipient.
+//! After `DATA`: judge the message once for every recipient and record the accepted
+//! recipients' event state (in the same blocking task, before delivering, idempotently),
+//! then run the backend transactions and give one reply per recipient.
 
 use std::sync::Arc;
 
 use crate::authres;
 use crate::config::{RejectAction, UndecryptableAction};
 use crate::decide::{Envelope, GateVerdict, Outcome};
-use crate::evaluate::RecipientVerdict;
+use crate::evaluate::{RecipientVerdict, Record};
 use crate::metrics::Action;
 use crate::mime;
 use crate::server::audit;
@@ -34,15 +34,15 @@ impl Session {
         let stripped = Arc::new(authres::strip_own(&raw, shared.config.authserv_id()));
         let raw = Arc::new(raw);
         let envelope = Arc::new(self.envelope.clone());
-        let mut judgement = shared
+        let judgement = shared
             .evaluator
             .judge(
                 Arc::clone(&raw),
                 Arc::clone(&envelope),
                 self.envelope.recipients.clone(),
+                Record::OnAccept,
             )
             .await;
-        let mut recordings = judgement.take_recordings();
         let mut dispositions = Vec::with_capacity(judgement.verdicts.len());
         let mut actions = Vec::with_capacity(judgement.verdicts.len());
         let mut defused_cache: Option<Option<Arc<Vec<u8>>>> = None;
@@ -51,14 +51,12 @@ impl Session {
                 RecipientVerdict::NotCalendar(None) => (
                     Disposition::Deliver {
                         message: Arc::clone(&stripped),
-                        record: false,
                     },
                     Action::Pass,
                 ),
                 RecipientVerdict::NotCalendar(Some(verdict)) => (
                     Disposition::Deliver {
                         message: self.with_authres(verdict, &stripped),
-                        record: false,
                     },
                     Action::Pass,
                 ),
@@ -72,15 +70,25 @@ impl Session {
                         Action::Tempfail,
                     )
                 }
+                // Record before delivering (issue #15), done by `judge` (`Record::OnAccept`):
+                // the event state of an accepted recipient is stored first, keyed by the
+                // message's digest, so a crash or a backend failure between the two steps
+                // loses nothing (the retry of the same message finds its own record and is
+                // accepted again) and duplicates nothing (the record is not written twice).
+                // A recipient whose state could not be recorded is not delivered: 451.
+                RecipientVerdict::Unrecorded(_, error) => {
+                    tracing::warn!(%error, "event state not recorded; not delivered");
+                    (
+                        Disposition::Answer(Reply::new(
+                            451,
+                            "4.7.1 imipsec: cannot record calendar state now, try again later",
+                        )),
+                        Action::Tempfail,
+                    )
+                }
                 RecipientVerdict::Judged(verdict, _) if verdict.outcome == Outcome::Accept => {
                     let message = self.with_authres(verdict, &stripped);
-                    (
-                        Disposition::Deliver {
-                            message,
-                            record: true,
-                        },
-                        Action::Accept,
-                    )
+                    (Disposition::Deliver { message }, Action::Accept)
                 }
                 RecipientVerdict::Judged(verdict, _)
                     if verdict.outcome == Outcome::NotDecrypted =>
@@ -88,7 +96,6 @@ impl Session {
                     let monitor = shared.config.on_reject == RejectAction::Monitor;
                     let tagged = Disposition::Deliver {
                         message: self.with_authres(verdict, &stripped),
-                        record: false,
                     };
                     match (shared.config.on_undecryptable, monitor) {
                         (UndecryptableAction::Pass, _) => (tagged, Action::PassNotDecrypted),
@@ -109,7 +116,6 @@ impl Session {
                     RejectAction::Monitor => (
                         Disposition::Deliver {
                             message: self.with_authres(verdict, &stripped),
-                            record: false,
                         },
                         Action::MonitorWouldReject,
                     ),
@@ -131,13 +137,7 @@ impl Session {
                         match defused {
                             Some(body) => {
                                 let message = self.with_authres(verdict, &body);
-                                (
-                                    Disposition::Deliver {
-                                        message,
-                                        record: false,
-                                    },
-                                    Action::Defuse,
-                                )
+                                (Disposition::Deliver { message }, Action::Defuse)
                             }
                             // The calendar could not be shown defused: never deliver it as
                             // it is (fail closed). Quarantine when a quarantine address is
@@ -154,38 +154,6 @@ impl Session {
             dispositions.push(disposition);
             actions.push(action);
         }
-        // Record before delivering (issue #15): the event state of an accepted recipient is
-        // stored first, keyed by the message's digest, so a crash or a backend failure
-        // between the two steps loses nothing (the retry of the same message finds its own
-        // record and is accepted again) and duplicates nothing (the record is not written
-        // twice). A recipient whose state could not be recorded is not delivered: 451.
-        let mut order = Vec::new();
-        let mut pending = Vec::new();
-        for (index, (disposition, recording)) in
-            dispositions.iter().zip(recordings.iter_mut()).enumerate()
-        {
-            if matches!(disposition, Disposition::Deliver { record: true, .. })
-                && let Some(recording) = recording.take()
-            {
-                order.push(index);
-                pending.push(recording);
-            }
-        }
-        let results = shared.evaluator.record(pending).await;
-        for (index, result) in order.into_iter().zip(results) {
-            if let Err(error) = result {
-                tracing::warn!(%error, "event state not recorded; not delivered");
-                if let (Some(disposition), Some(action)) =
-                    (dispositions.get_mut(index), actions.get_mut(index))
-                {
-                    *disposition = Disposition::Answer(Reply::new(
-                        451,
-                        "4.7.1 imipsec: cannot record calendar state now, try again later",
-                    ));
-                    *action = Action::Tempfail;
-                }
-            }
-        }
         let replies = self.execute(&dispositions).await?;
         for (index, (action, recipient)) in
             actions.iter().zip(&self.envelope.recipients).enumerate()
@@ -193,6 +161,7 @@ impl Session {
             let verdict = match judgement.verdicts.get(index) {
                 Some(
                     RecipientVerdict::Judged(verdict, _)
+                    | RecipientVerdict::Unrecorded(verdict, _)
                     | RecipientVerdict::NotCalendar(Some(verdict)),
                 ) => Some(verdict),
                 _ => None,

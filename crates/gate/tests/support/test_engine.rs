@@ -5,9 +5,12 @@
 //! Header grammar (space-separated words):
 //! `accept signer=S method=M role=R [delegation=D]` | `reject code=C` | `error` |
 //! `not-calendar` | `panic` (the engine panics, to test that the gate isolates the
-//! message), each optionally with `sleep-ms=N`. No header: reject `test.no-verdict-header`.
+//! message), each optionally with `sleep-ms=N`; an accept optionally with `record=busy` or
+//! `record=panic` (its recording fails or panics). No header: reject
+//! `test.no-verdict-header`.
 //! Verdicts say `event-state=checked` unless the engine was built `without_event_state`.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,6 +29,10 @@ pub struct HeaderDrivenTestEngine {
     pub decisions: Mutex<usize>,
     /// Behave like an engine without an event-state store.
     pub without_event_state: bool,
+    /// Decisions running now.
+    pub in_flight: AtomicUsize,
+    /// The most decisions that ever ran at once.
+    pub most_in_flight: AtomicUsize,
 }
 
 impl HeaderDrivenTestEngine {
@@ -63,15 +70,23 @@ fn word<'a>(words: &'a [&'a str], key: &str) -> Option<&'a str> {
         .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
 }
 
-/// Records one recipient into the engine's list.
+/// Records one recipient into the engine's list (or fails, or panics, as told).
 #[derive(Debug)]
 struct TestRecording {
     records: Arc<Mutex<Vec<String>>>,
     recipient: String,
+    fails: Option<String>,
 }
 
 impl Recording for TestRecording {
     fn record(self: Box<Self>) -> Result<(), DecideError> {
+        match self.fails.as_deref() {
+            Some("busy") => return Err(DecideError::StoreBusy),
+            // The point of the directive: a bug reachable from one message.
+            #[allow(clippy::panic)]
+            Some("panic") => panic!("test recording told to panic"),
+            _ => {}
+        }
         if let Ok(mut records) = self.records.lock() {
             records.push(self.recipient);
         }
@@ -94,6 +109,28 @@ impl Decide for HeaderDrivenTestEngine {
         if let Ok(mut count) = self.decisions.lock() {
             *count += 1;
         }
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_in_flight.fetch_max(now, Ordering::SeqCst);
+        let _leaving = InFlight(&self.in_flight);
+        self.decide_all(message, recipients)
+    }
+}
+
+/// Counts a decision out when it ends, also by a panic.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl HeaderDrivenTestEngine {
+    fn decide_all(
+        &self,
+        message: &[u8],
+        recipients: &[String],
+    ) -> Vec<Result<Judged, DecideError>> {
         let Some(line) = directive(message) else {
             return recipients
                 .iter()
@@ -124,9 +161,7 @@ impl Decide for HeaderDrivenTestEngine {
             })
             .collect()
     }
-}
 
-impl HeaderDrivenTestEngine {
     fn decide_one(&self, words: &[&str], recipient: &str) -> Result<Judged, DecideError> {
         match words.first().copied() {
             Some("accept") => Ok(Judged {
@@ -146,6 +181,7 @@ impl HeaderDrivenTestEngine {
                 recording: Some(Box::new(TestRecording {
                     records: Arc::clone(&self.records),
                     recipient: recipient.to_owned(),
+                    fails: word(words, "record").map(str::to_owned),
                 })),
             }),
             Some("reject") => Ok(reject(
