@@ -25,6 +25,9 @@ LOAD_STORE=${LOAD_STORE:-1}
 # delivered), and throughput and latency are measured from SMTP submission to delivery
 # in the mailbox (Dovecot's maildir file names carry the delivery time).
 LOAD_MODE=${LOAD_MODE:-milter}
+# LOAD_FORGED=0: plain mail in place of the forged calendars in both phases, to separate the
+# gate's own cost from the cost of refusing (in LMTP mode each refusal after the queue makes
+# Postfix send a bounce, one more message for the machine that the baseline does not send).
 # LOAD_RESTART=0: no gate restart in the middle of the gated run (throughput alone; in LMTP
 # mode a restart costs Postfix's retry backoff, seconds, in the gated figures).
 LOAD_RESTART=${LOAD_RESTART:-1}

@@ -268,12 +268,8 @@ pub struct Limits {
     pub line_timeout_secs: u64,
     /// Seconds a DATA section may take to arrive in full.
     pub data_timeout_secs: u64,
-    /// Seconds the decision engine may take for one message before we tempfail it,
-    /// waiting for a decision slot included.
+    /// Seconds the decision engine may take for one message before we tempfail it.
     pub decide_timeout_secs: u64,
-    /// Most messages decided at once (MIME walk, crypto, iTIP, event-state store); the
-    /// others wait their turn in arrival order. 0: as many as the machine has cores.
-    pub decisions: usize,
     /// Seconds to wait for the LMTP backend's replies.
     pub backend_timeout_secs: u64,
     /// Seconds transactions in flight may take to finish after SIGTERM.
@@ -293,7 +289,6 @@ impl Default for Limits {
             line_timeout_secs: 300,
             data_timeout_secs: 600,
             decide_timeout_secs: 30,
-            decisions: 0,
             backend_timeout_secs: 120,
             drain_timeout_secs: 30,
         }
@@ -316,13 +311,6 @@ impl Limits {
     /// [`Self::decide_timeout_secs`] as a duration.
     pub fn decide_timeout(&self) -> Duration {
         Duration::from_secs(self.decide_timeout_secs)
-    }
-    /// [`Self::decisions`], with 0 read as the number of cores the process may use.
-    pub fn decision_slots(&self) -> usize {
-        match self.decisions {
-            0 => std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
-            n => n.min(tokio::sync::Semaphore::MAX_PERMITS),
-        }
     }
     /// [`Self::backend_timeout_secs`] as a duration.
     pub fn backend_timeout(&self) -> Duration {

@@ -76,16 +76,11 @@ pub(crate) enum Record {
     OnAccept,
 }
 
-/// Engine, clock, timeout and decision slots, shared by every connection.
+/// Engine, clock and timeout, shared by every connection.
 pub(crate) struct Evaluator {
     pub(crate) engine: EngineSlot,
     pub(crate) clock: Clock,
     pub(crate) timeout: Duration,
-    /// At most this many decisions run at once (`limits.decisions`); the others wait
-    /// their turn, in arrival order, inside their timeout. As many as there are cores:
-    /// twenty decisions time-sliced on two cores all finish late, the same twenty in turn
-    /// finish on average in half the time, for the same throughput.
-    pub(crate) slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// Verdicts for every recipient, with the time taken.
@@ -105,31 +100,14 @@ impl Evaluator {
         record: Record,
     ) -> Judgement {
         let started = Instant::now();
-        let deadline = tokio::time::Instant::now() + self.timeout;
         let at = (self.clock)();
         let count = recipients.len();
-        let failed = |failure: fn(Duration) -> EvaluateFailure| Judgement {
-            verdicts: (0..count)
-                .map(|_| RecipientVerdict::Failed(failure(self.timeout)))
-                .collect(),
-            elapsed: started.elapsed(),
-        };
-        // The slot is held by the blocking task until it ends, also past a timeout here:
-        // a decision that hangs keeps its slot, so a hung store cannot pile up threads.
-        let slot = match tokio::time::timeout_at(deadline, Arc::clone(&self.slots).acquire_owned())
-            .await
-        {
-            Ok(Ok(slot)) => slot,
-            Ok(Err(_)) => return failed(|_| EvaluateFailure::Join),
-            Err(_) => return failed(EvaluateFailure::Timeout),
-        };
         let engine = self.engine.current();
         // The gate's own MIME look and the engine's decision in one blocking task: each
         // hand-off to the blocking pool waits for a thread to be scheduled, which on a
         // machine busy with the MTA cost milliseconds for a fraction of a millisecond of
         // work (issue 17). A message without calendar data never reaches the engine.
         let task = tokio::task::spawn_blocking(move || {
-            let _slot = slot;
             // A panic in the MIME look or the engine is a tempfail of this message, never
             // of the connection or of later messages.
             let decided = catch_unwind(AssertUnwindSafe(|| match mime::inspect(&message) {
@@ -169,7 +147,7 @@ impl Evaluator {
                 Record::OnAccept => verdicts.into_iter().map(record_if_accepted).collect(),
             }
         });
-        let verdicts = match tokio::time::timeout_at(deadline, task).await {
+        let verdicts = match tokio::time::timeout(self.timeout, task).await {
             Ok(Ok(verdicts)) => verdicts,
             Ok(Err(_)) => (0..count)
                 .map(|_| RecipientVerdict::Failed(EvaluateFailure::Join))

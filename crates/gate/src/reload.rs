@@ -239,16 +239,12 @@ fn shared_for(
     metrics: &Arc<Metrics>,
 ) -> Shared {
     let timeout = config.limits.decide_timeout();
-    // A reload makes new slots for the connections accepted from then on; those still
-    // on the old configuration finish on the old ones.
-    let slots = Arc::new(tokio::sync::Semaphore::new(config.limits.decision_slots()));
     Shared {
         config,
         evaluator: Evaluator {
             engine: engine.clone(),
             clock: Arc::clone(clock),
             timeout,
-            slots,
         },
         metrics: Arc::clone(metrics),
     }

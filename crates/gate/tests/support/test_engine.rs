@@ -10,7 +10,6 @@
 //! `test.no-verdict-header`.
 //! Verdicts say `event-state=checked` unless the engine was built `without_event_state`.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,10 +28,6 @@ pub struct HeaderDrivenTestEngine {
     pub decisions: Mutex<usize>,
     /// Behave like an engine without an event-state store.
     pub without_event_state: bool,
-    /// Decisions running now.
-    pub in_flight: AtomicUsize,
-    /// The most decisions that ever ran at once.
-    pub most_in_flight: AtomicUsize,
 }
 
 impl HeaderDrivenTestEngine {
@@ -109,28 +104,6 @@ impl Decide for HeaderDrivenTestEngine {
         if let Ok(mut count) = self.decisions.lock() {
             *count += 1;
         }
-        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-        self.most_in_flight.fetch_max(now, Ordering::SeqCst);
-        let _leaving = InFlight(&self.in_flight);
-        self.decide_all(message, recipients)
-    }
-}
-
-/// Counts a decision out when it ends, also by a panic.
-struct InFlight<'a>(&'a AtomicUsize);
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-impl HeaderDrivenTestEngine {
-    fn decide_all(
-        &self,
-        message: &[u8],
-        recipients: &[String],
-    ) -> Vec<Result<Judged, DecideError>> {
         let Some(line) = directive(message) else {
             return recipients
                 .iter()
@@ -161,7 +134,9 @@ impl HeaderDrivenTestEngine {
             })
             .collect()
     }
+}
 
+impl HeaderDrivenTestEngine {
     fn decide_one(&self, words: &[&str], recipient: &str) -> Result<Judged, DecideError> {
         match words.first().copied() {
             Some("accept") => Ok(Judged {
