@@ -1,6 +1,7 @@
 //! Running the decision engine for one message, off the async threads and under a timeout.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -21,9 +22,9 @@ pub(crate) enum RecipientVerdict {
     /// message is passed with `x-imip=none`).
     NotCalendar(Option<GateVerdict>),
     /// A verdict, with how to record it when it is an accept with event state (`None`
-    /// once recorded, with [`Record::OnAccept`]).
+    /// once recorded, see [`Record`]).
     Judged(GateVerdict, Option<Box<dyn Recording>>),
-    /// An accept whose event state could not be recorded ([`Record::OnAccept`]): not to be
+    /// An accept whose event state could not be recorded (see [`Record`]): not to be
     /// delivered (tempfail); the verdict is kept for the audit line.
     Unrecorded(GateVerdict, EvaluateFailure),
     /// No verdict: tempfail.
@@ -63,17 +64,57 @@ impl EngineSlot {
     }
 }
 
-/// When [`Evaluator::judge`] records the event state of an accepted recipient.
+/// When [`Evaluator::judge`] records the event state of an accepted recipient: in the
+/// decision's own blocking task, right after the verdicts. One hand-off to the blocking pool
+/// instead of two: each costs a thread wake-up, which under load is milliseconds of
+/// queueing per message (issue 17). Nothing is recorded once the judgement has timed out
+/// (the message is tempfailed); a recording already under way then completes, which is
+/// harmless: records are keyed by the message's digest, so the retry of the same message
+/// finds its own record and is accepted again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Record {
-    /// Not at all: the caller records with [`Evaluator::record`] once it knows the whole
-    /// message is accepted (milter: one recipient's reject can refuse the message).
-    Later,
-    /// In the decision's own blocking task, right after the verdict, for every recipient
-    /// whose verdict is accept (LMTP: such a recipient is delivered exactly when its state
-    /// is recorded). One hand-off to the blocking pool instead of two: each costs a thread
-    /// wake-up, which under load is milliseconds of queueing per message (issue 17).
+    /// For every recipient whose verdict is accept (LMTP: such a recipient is delivered
+    /// exactly when its state is recorded).
     OnAccept,
+    /// For every recipient whose verdict is accept, when the message as a whole is
+    /// accepted ([`message_accepted`]; milter: one recipient's reject can refuse the whole
+    /// message, and then nothing is recorded). `enforce`: `on_reject = reject`.
+    IfMessageAccepted { enforce: bool },
+}
+
+/// Whether the milter may remove the rejected recipients and deliver to the others
+/// (issue #15): only when it rejects (`enforce`), every recipient has a verdict and at
+/// least one is not a reject.
+pub(crate) fn rejects_removable(verdicts: &[RecipientVerdict], enforce: bool) -> bool {
+    enforce
+        && !verdicts.iter().any(RecipientVerdict::is_failure)
+        && !verdicts.iter().all(RecipientVerdict::is_reject)
+}
+
+/// Whether the milter accepts the message as a whole, which is when it records the
+/// accepted recipients' event state: every recipient has a verdict, none is "not
+/// decrypted", and there is no reject or the rejects are removed (see
+/// [`rejects_removable`]).
+pub(crate) fn message_accepted(verdicts: &[RecipientVerdict], enforce: bool) -> bool {
+    let outcome = |wanted: Outcome| {
+        verdicts
+            .iter()
+            .any(|v| matches!(v, RecipientVerdict::Judged(v, _) if v.outcome == wanted))
+    };
+    !verdicts.iter().any(RecipientVerdict::is_failure)
+        && !outcome(Outcome::NotDecrypted)
+        && (!outcome(Outcome::Reject) || rejects_removable(verdicts, enforce))
+}
+
+impl RecipientVerdict {
+    /// No verdict, or an accept that could not be recorded: a tempfail.
+    pub(crate) fn is_failure(&self) -> bool {
+        matches!(self, Self::Failed(_) | Self::Unrecorded(..))
+    }
+    /// A reject verdict.
+    pub(crate) fn is_reject(&self) -> bool {
+        matches!(self, Self::Judged(verdict, _) if verdict.outcome == Outcome::Reject)
+    }
 }
 
 /// Engine, clock and timeout, shared by every connection.
@@ -103,6 +144,8 @@ impl Evaluator {
         let at = (self.clock)();
         let count = recipients.len();
         let engine = self.engine.current();
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let too_late = Arc::clone(&abandoned);
         // The gate's own MIME look and the engine's decision in one blocking task: each
         // hand-off to the blocking pool waits for a thread to be scheduled, which on a
         // machine busy with the MTA cost milliseconds for a fraction of a millisecond of
@@ -142,9 +185,15 @@ impl Evaluator {
                     .map(|_| RecipientVerdict::Failed(EvaluateFailure::Panicked))
                     .collect(),
             };
-            match record {
-                Record::Later => verdicts,
-                Record::OnAccept => verdicts.into_iter().map(record_if_accepted).collect(),
+            let now = match record {
+                _ if too_late.load(Ordering::SeqCst) => false,
+                Record::OnAccept => true,
+                Record::IfMessageAccepted { enforce } => message_accepted(&verdicts, enforce),
+            };
+            if now {
+                verdicts.into_iter().map(record_if_accepted).collect()
+            } else {
+                verdicts
             }
         });
         let verdicts = match tokio::time::timeout(self.timeout, task).await {
@@ -152,51 +201,21 @@ impl Evaluator {
             Ok(Err(_)) => (0..count)
                 .map(|_| RecipientVerdict::Failed(EvaluateFailure::Join))
                 .collect(),
-            Err(_) => (0..count)
-                .map(|_| RecipientVerdict::Failed(EvaluateFailure::Timeout(self.timeout)))
-                .collect(),
+            Err(_) => {
+                abandoned.store(true, Ordering::SeqCst);
+                (0..count)
+                    .map(|_| RecipientVerdict::Failed(EvaluateFailure::Timeout(self.timeout)))
+                    .collect()
+            }
         };
         Judgement {
             verdicts,
             elapsed: started.elapsed(),
         }
     }
-
-    /// Record the event state of accepted verdicts (one [`Recording`] per recipient): one
-    /// result per recording, in order. A timeout or panic fails every one of them.
-    pub(crate) async fn record(
-        &self,
-        recordings: Vec<Box<dyn Recording>>,
-    ) -> Vec<Result<(), EvaluateFailure>> {
-        let count = recordings.len();
-        if count == 0 {
-            return Vec::new();
-        }
-        let task = tokio::task::spawn_blocking(move || {
-            catch_unwind(AssertUnwindSafe(|| {
-                recordings
-                    .into_iter()
-                    .map(|recording| recording.record().map_err(EvaluateFailure::from))
-                    .collect::<Vec<_>>()
-            }))
-        });
-        let failed =
-            |failure: fn() -> EvaluateFailure| (0..count).map(|_| Err(failure())).collect();
-        match tokio::time::timeout(self.timeout, task).await {
-            Ok(Ok(Ok(results))) => results,
-            Ok(Ok(Err(_))) => failed(|| EvaluateFailure::Panicked),
-            Ok(Err(_)) => failed(|| EvaluateFailure::Join),
-            Err(_) => {
-                let timeout = self.timeout;
-                (0..count)
-                    .map(|_| Err(EvaluateFailure::Timeout(timeout)))
-                    .collect()
-            }
-        }
-    }
 }
 
-/// [`Record::OnAccept`] for one recipient: record an accept's event state now.
+/// [`Record`]: record one recipient's event state now if its verdict is accept.
 fn record_if_accepted(verdict: RecipientVerdict) -> RecipientVerdict {
     match verdict {
         RecipientVerdict::Judged(verdict, Some(recording))
@@ -209,19 +228,5 @@ fn record_if_accepted(verdict: RecipientVerdict) -> RecipientVerdict {
             }
         }
         other => other,
-    }
-}
-
-impl Judgement {
-    /// Take the recordings of the accepted verdicts out of the judgement: one entry per
-    /// recipient, `None` where there is nothing to record.
-    pub(crate) fn take_recordings(&mut self) -> Vec<Option<Box<dyn Recording>>> {
-        self.verdicts
-            .iter_mut()
-            .map(|verdict| match verdict {
-                RecipientVerdict::Judged(_, recording) => recording.take(),
-                _ => None,
-            })
-            .collect()
     }
 }

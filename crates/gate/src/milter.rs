@@ -21,7 +21,7 @@ use miltr_server::Milter;
 use crate::authres;
 use crate::config::{LimitExceeded, OversizeAction, RejectAction, UndecryptableAction};
 use crate::decide::{Envelope, GateVerdict, Outcome};
-use crate::evaluate::{RecipientVerdict, Record};
+use crate::evaluate::{self, RecipientVerdict, Record};
 use crate::metrics::Action;
 use crate::mime;
 use crate::server::Shared;
@@ -153,53 +153,44 @@ impl GateMilter {
         let message = Arc::new(std::mem::take(&mut self.message));
         let envelope = Arc::new(self.envelope.clone());
         let recipients = self.envelope.recipients.clone();
-        let mut judgement = self
+        // Per-recipient outcomes (issue #15): when the gate rejects (`on_reject = reject`),
+        // a recipient whose verdict is reject (e.g. a stale SEQUENCE in that recipient's own
+        // state) is removed from the envelope (`SMFIR_DELRCPT`) and the others receive the
+        // message; only when every recipient is rejected is the message rejected. The
+        // quarantine, monitor and defuse modes act on the whole message as before. The
+        // accepted recipients' event state is recorded within the judgement, exactly when
+        // the message as a whole is accepted (`evaluate::message_accepted`, the rule the
+        // answer below follows).
+        let enforce = self.shared.config.on_reject == RejectAction::Reject;
+        let judgement = self
             .shared
             .evaluator
             .judge(
                 Arc::clone(&message),
                 Arc::clone(&envelope),
                 recipients.clone(),
-                Record::Later,
+                Record::IfMessageAccepted { enforce },
             )
             .await;
-        let mut recordings = judgement.take_recordings();
-        // Per-recipient outcomes (issue #15): when the gate rejects (`on_reject = reject`),
-        // a recipient whose verdict is reject (e.g. a stale SEQUENCE in that recipient's own
-        // state) is removed from the envelope (`SMFIR_DELRCPT`) and the others receive the
-        // message; only when every recipient is rejected is the message rejected. The
-        // quarantine, monitor and defuse modes act on the whole message as before.
-        let enforce = self.shared.config.on_reject == RejectAction::Reject;
-        let is_reject = |verdict: &RecipientVerdict| matches!(verdict, RecipientVerdict::Judged(verdict, _) if verdict.outcome == Outcome::Reject);
-        let removable = enforce
-            && !judgement.verdicts.iter().any(|verdict| {
-                matches!(
-                    verdict,
-                    RecipientVerdict::Failed(_) | RecipientVerdict::Unrecorded(..)
-                )
-            })
-            && !judgement.verdicts.iter().all(is_reject);
+        let removable = evaluate::rejects_removable(&judgement.verdicts, enforce);
         let mut removed: Vec<(String, GateVerdict)> = Vec::new();
         let mut rejected: Option<GateVerdict> = None;
         let mut undecrypted: Option<GateVerdict> = None;
         let mut accepted: Option<GateVerdict> = None;
         let mut not_calendar: Option<GateVerdict> = None;
         let mut failure = None;
-        let mut to_record = Vec::new();
-        for ((verdict, recipient), recording) in judgement
-            .verdicts
-            .into_iter()
-            .zip(&recipients)
-            .zip(recordings.iter_mut())
-        {
+        let mut unrecorded = None;
+        for (verdict, recipient) in judgement.verdicts.into_iter().zip(&recipients) {
             match verdict {
                 RecipientVerdict::NotCalendar(None) => {}
                 RecipientVerdict::NotCalendar(Some(verdict)) => {
                     not_calendar.get_or_insert(verdict);
                 }
-                // `Unrecorded` only comes from `Record::OnAccept`, not asked for here.
-                RecipientVerdict::Failed(error) | RecipientVerdict::Unrecorded(_, error) => {
+                RecipientVerdict::Failed(error) => {
                     failure.get_or_insert(error);
+                }
+                RecipientVerdict::Unrecorded(verdict, error) => {
+                    unrecorded.get_or_insert((verdict, error));
                 }
                 RecipientVerdict::Judged(verdict, _) => match verdict.outcome {
                     Outcome::Reject if removable => removed.push((recipient.clone(), verdict)),
@@ -210,9 +201,6 @@ impl GateMilter {
                         undecrypted.get_or_insert(verdict);
                     }
                     Outcome::Accept | Outcome::NotCalendar => {
-                        if let Some(recording) = recording.take() {
-                            to_record.push(recording);
-                        }
                         accepted.get_or_insert(verdict);
                     }
                 },
@@ -222,6 +210,10 @@ impl GateMilter {
         if let Some(error) = failure {
             tracing::warn!(queue_id = %self.queue_id, %error, "no verdict");
             return (tempfail(), Action::Tempfail, None);
+        }
+        if let Some((verdict, error)) = unrecorded {
+            tracing::warn!(queue_id = %self.queue_id, %error, "recording failed");
+            return (tempfail(), Action::Tempfail, Some(verdict));
         }
         let mut mods = Vec::new();
         self.strip_forged_authres(&mut mods);
@@ -322,12 +314,7 @@ impl GateMilter {
             }
             return (build(mods), Action::Pass, None);
         };
-        // End of message, accepted: only now is the event state recorded.
-        let results = self.shared.evaluator.record(to_record).await;
-        if let Some(Err(error)) = results.into_iter().find(Result::is_err) {
-            tracing::warn!(queue_id = %self.queue_id, %error, "recording failed");
-            return (tempfail(), Action::Tempfail, Some(verdict));
-        }
+        // Accepted as a whole: the judgement recorded the event state (`message_accepted`).
         self.push_authres(&mut mods, &verdict);
         (build(mods), Action::Accept, Some(verdict))
     }

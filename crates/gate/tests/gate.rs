@@ -401,6 +401,72 @@ async fn milter_answers_every_stage_when_the_mta_offers_no_protocol_flags() {
     gate.stop().await;
 }
 
+/// Issue 17: the milter records the event state within the decision's blocking task,
+/// exactly when it then accepts the message as a whole. When a recording fails or panics
+/// there, the message is a tempfail (never accepted unrecorded), and the gate goes on.
+#[tokio::test]
+async fn milter_an_accept_whose_state_cannot_be_recorded_is_a_tempfail() {
+    let gate = start(base_config()).await;
+    let mut client = MilterClient::connect(gate.milter.unwrap()).await;
+    for fails in ["busy", "panic"] {
+        client
+            .begin("alice@example.net", &["bob@example.org"])
+            .await;
+        let packets = client
+            .message(&invite(
+                &format!("accept signer=alice@example.net record={fails}"),
+                "",
+            ))
+            .await;
+        let reply = final_reply(&packets);
+        assert_eq!(reply.code, b'y', "{fails}");
+        assert!(reply.text().starts_with("451 4.7.1"), "{fails}: {}", reply.text());
+    }
+    assert!(gate.engine.records.lock().unwrap().is_empty());
+    client
+        .begin("alice@example.net", &["bob@example.org"])
+        .await;
+    let packets = client
+        .message(&invite("accept signer=alice@example.net", ""))
+        .await;
+    assert_eq!(final_reply(&packets).code, b'c');
+    assert_eq!(*gate.engine.records.lock().unwrap(), ["bob@example.org"]);
+    gate.stop().await;
+}
+
+/// Issue 17: recording moved into the decision must still follow the whole-message
+/// answer. In the modes that act on the whole message (quarantine, monitor), one rejected
+/// recipient decides for the message, so the accepted recipient's state is not recorded.
+#[tokio::test]
+async fn milter_records_nothing_when_another_recipient_rejects_the_whole_message() {
+    for mode in [RejectAction::Quarantine, RejectAction::Monitor] {
+        let mut config = base_config();
+        config.on_reject = mode;
+        let gate = start(config).await;
+        let mut client = MilterClient::connect(gate.milter.unwrap()).await;
+        client
+            .begin(
+                "alice@example.net",
+                &["bob@example.org", "carol@example.org"],
+            )
+            .await;
+        let packets = client
+            .message(&invite(
+                "accept signer=alice@example.net reject-rcpt=carol@example.org \
+                 code=stale-sequence",
+                "",
+            ))
+            .await;
+        assert_eq!(final_reply(&packets).code, b'c', "{mode:?}: {packets:?}");
+        assert!(removed_recipients(&packets).is_empty(), "{mode:?}");
+        assert!(
+            gate.engine.records.lock().unwrap().is_empty(),
+            "{mode:?}: recorded although the message was not accepted"
+        );
+        gate.stop().await;
+    }
+}
+
 #[tokio::test]
 async fn milter_reject_is_550_without_reason_and_records_nothing() {
     let gate = start(base_config()).await;
