@@ -518,6 +518,10 @@ async fn milter_engine_failure_and_timeout_tempfail() {
         );
     }
     assert!(gate.engine.records.lock().unwrap().is_empty());
+    // The timed-out accept's decision ends a second later, after its 451: it must not
+    // record then either (the judgement was abandoned).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(gate.engine.records.lock().unwrap().is_empty());
     gate.stop().await;
 }
 
