@@ -18,7 +18,6 @@ mod signer;
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use openssl::hash::hash;
 use openssl::x509::{X509, X509Crl};
 use rasn::types::Any;
 use time::OffsetDateTime;
@@ -343,13 +342,13 @@ impl SignedDataParts {
             return Ok(Some(digest.clone()));
         }
         charge(budget.hash(content.len()))?;
-        let Ok(digest) = hash(algorithm.message_digest(), content) else {
+        let Ok(digest) = algorithm.digest(content) else {
             return Ok(None);
         };
         self.content_digests
             .borrow_mut()
-            .push((algorithm, digest.to_vec()));
-        Ok(Some(digest.to_vec()))
+            .push((algorithm, digest.clone()));
+        Ok(Some(digest))
     }
 
     /// The received CRLs, as the trust store takes them.

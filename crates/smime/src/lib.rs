@@ -23,6 +23,7 @@ pub mod sign;
 
 mod cms;
 mod decrypt;
+mod digest;
 mod error;
 #[allow(unsafe_code)]
 mod ffi;
@@ -57,5 +58,8 @@ pub use trust::{
 /// the digest of the received bytes (this crate is the only one linking a hash
 /// implementation).
 pub fn sha256(data: &[u8]) -> [u8; 32] {
-    openssl::sha::sha256(data)
+    digest::digest(digest::SHA256.md(), &[data])
+        .ok()
+        .and_then(|digest| <[u8; 32]>::try_from(digest).ok())
+        .unwrap_or_else(|| openssl::sha::sha256(data))
 }

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use openssl::asn1::{Asn1Object, Asn1Time, Asn1TimeRef};
-use openssl::hash::{Hasher, MessageDigest};
+use openssl::md_ctx::MdCtx;
 use openssl::pkey::Public;
 use openssl::pkey_ctx::PkeyCtx;
 use openssl::stack::Stack;
@@ -1006,15 +1006,18 @@ fn cache_key(
     embedded_crl_ders: &[&[u8]],
     revocation: &Revocation<'_>,
 ) -> Option<[u8; 32]> {
-    let mut hasher = Hasher::new(MessageDigest::sha256()).ok()?;
-    hasher.update(revocation.mode.as_str().as_bytes()).ok()?;
+    let mut hasher = MdCtx::new().ok()?;
+    hasher.digest_init(crate::digest::SHA256.md()).ok()?;
     hasher
-        .update(&[u8::from(revocation.source.is_some())])
+        .digest_update(revocation.mode.as_str().as_bytes())
+        .ok()?;
+    hasher
+        .digest_update(&[u8::from(revocation.source.is_some())])
         .ok()?;
     let mut push = |der: &[u8], marker: u8| -> Option<()> {
-        hasher.update(&[marker]).ok()?;
-        hasher.update(&(der.len() as u64).to_be_bytes()).ok()?;
-        hasher.update(der).ok()
+        hasher.digest_update(&[marker]).ok()?;
+        hasher.digest_update(&(der.len() as u64).to_be_bytes()).ok()?;
+        hasher.digest_update(der).ok()
     };
     push(&signer.der, 0)?;
     for cert in offered {
@@ -1023,8 +1026,8 @@ fn cache_key(
     for crl in embedded_crl_ders {
         push(crl, 2)?;
     }
-    let digest = hasher.finish().ok()?;
-    digest.as_ref().try_into().ok()
+    let mut digest = [0u8; 32];
+    (hasher.digest_final(&mut digest).ok()? == digest.len()).then_some(digest)
 }
 
 /// Map an OpenSSL `X509_V_ERR_*` code to a typed failure; `current` is the certificate the

@@ -23,6 +23,7 @@ use rasn::types::{Any, ObjectIdentifier, OctetString, SequenceOf, SetOf, Tag};
 use rasn_cms::{Attribute, EncapsulatedContentInfo, SignerIdentifier};
 use rasn_pkix::AlgorithmIdentifier;
 
+use super::algorithm::oid_text;
 use super::encoding::{self, Rules};
 use crate::error::{Failure, contain_panic};
 
@@ -46,7 +47,7 @@ fn ber<T: rasn::Decode>(input: &[u8]) -> Option<T> {
 pub(crate) fn content_info(input: &[u8]) -> Result<(String, Any), Failure> {
     encoding::check(input, Rules::Ber).map_err(malformed)?;
     let content_info: rasn_cms::ContentInfo = ber(input).ok_or(malformed(0))?;
-    Ok((content_info.content_type.to_string(), content_info.content))
+    Ok((oid_text(&content_info.content_type), content_info.content))
 }
 
 /// `rasn_cms::SignedData` (RFC 5652 §5.1) keeping the received encoding of the version, of
@@ -85,7 +86,7 @@ pub(crate) fn signed_data(content: &Any) -> Result<SignedData, Failure> {
     Ok(SignedData {
         version: small_integer(&shape.version),
         digest_algorithms: shape.digest_algorithms.iter().cloned().collect(),
-        econtent_type: shape.encap_content_info.content_type.to_string(),
+        econtent_type: oid_text(&shape.encap_content_info.content_type),
         econtent: shape
             .encap_content_info
             .content
@@ -192,7 +193,7 @@ fn decode_signer_info(encoded: &[u8]) -> Option<SignerInfo> {
         unsigned_attribute_types = attributes
             .to_vec()
             .iter()
-            .map(|attribute| attribute.r#type.to_string())
+            .map(|attribute| oid_text(&attribute.r#type))
             .collect();
     }
     // Only unsignedAttrs [1] may follow the signature.
@@ -239,7 +240,7 @@ pub(crate) fn signed_attributes(received: &[u8]) -> Result<SignedAttributes, Fai
         .iter()
         .map(|attribute| {
             let values = attribute.values.iter().cloned().collect();
-            (attribute.r#type.to_string(), values)
+            (oid_text(&attribute.r#type), values)
         })
         .collect();
     Ok(SignedAttributes {
@@ -250,7 +251,7 @@ pub(crate) fn signed_attributes(received: &[u8]) -> Result<SignedAttributes, Fai
 
 /// A DER OBJECT IDENTIFIER value (an attribute value, as received), dotted.
 pub(crate) fn object_identifier(value: &Any) -> Option<String> {
-    der::<ObjectIdentifier>(value.as_bytes()).map(|oid| oid.to_string())
+    der::<ObjectIdentifier>(value.as_bytes()).map(|oid| oid_text(&oid))
 }
 
 /// A DER OCTET STRING value (an attribute value, as received).
