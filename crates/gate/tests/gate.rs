@@ -420,7 +420,11 @@ async fn milter_an_accept_whose_state_cannot_be_recorded_is_a_tempfail() {
             .await;
         let reply = final_reply(&packets);
         assert_eq!(reply.code, b'y', "{fails}");
-        assert!(reply.text().starts_with("451 4.7.1"), "{fails}: {}", reply.text());
+        assert!(
+            reply.text().starts_with("451 4.7.1"),
+            "{fails}: {}",
+            reply.text()
+        );
     }
     assert!(gate.engine.records.lock().unwrap().is_empty());
     client

@@ -32,7 +32,10 @@ impl Fetched {
 
     /// The fetched algorithm, or the legacy handle when the fetch failed.
     pub(crate) fn md(&'static self) -> &'static MdRef {
-        match self.slot.get_or_init(|| Md::fetch(None, self.name, None).ok()) {
+        match self
+            .slot
+            .get_or_init(|| Md::fetch(None, self.name, None).ok())
+        {
             Some(md) => md,
             None => (self.legacy)(),
         }

@@ -1016,7 +1016,9 @@ fn cache_key(
         .ok()?;
     let mut push = |der: &[u8], marker: u8| -> Option<()> {
         hasher.digest_update(&[marker]).ok()?;
-        hasher.digest_update(&(der.len() as u64).to_be_bytes()).ok()?;
+        hasher
+            .digest_update(&(der.len() as u64).to_be_bytes())
+            .ok()?;
         hasher.digest_update(der).ok()
     };
     push(&signer.der, 0)?;
