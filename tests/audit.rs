@@ -897,6 +897,52 @@ fn a_failed_audit_leaves_no_partial_report() {
     );
 }
 
+/// A report written by temporary file and rename replaced whatever its path named: as root,
+/// `--jsonl /dev/null` turned the system's `/dev/null` into a regular file (found on the
+/// build machine). A target that is not a regular file (here a FIFO, as `/dev/null` is a
+/// character device) is written straight to and stays what it was; a symbolic link stays a
+/// link, and the file it names gets the report.
+#[cfg(unix)]
+#[test]
+fn reports_to_a_device_or_fifo_or_link_leave_it_in_place() {
+    use std::os::unix::fs::FileTypeExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("rows.fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    // The reader: it gets the rows, and ends when the audit closes the FIFO. It is left
+    // behind (blocked in open) when the audit never opens the FIFO.
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+    };
+    let sample = path("testdata/sample-mailbox/inbox.mbox");
+    succeeded(&audit(&[&sample], &["--jsonl", fifo.to_str().unwrap()]));
+    assert!(
+        std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo(),
+        "the FIFO was replaced by a file"
+    );
+    let rows = reader.join().unwrap();
+    assert_eq!(rows.lines().count(), 30, "{rows}");
+
+    let target = dir.path().join("target.csv");
+    std::fs::write(&target, "older report").unwrap();
+    let link = dir.path().join("link.csv");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    succeeded(&audit(&[&sample], &["--csv", link.to_str().unwrap()]));
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    let csv = std::fs::read_to_string(&target).unwrap();
+    assert_eq!(csv.lines().count(), 31, "{csv}");
+}
+
 /// A REQUEST with two VEVENTs (the series and one overridden instance), detach-signed by the
 /// organizer, plus an ignored X-property: two components of one method.
 fn two_event_request() -> Vec<u8> {

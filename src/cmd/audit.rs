@@ -10,7 +10,11 @@
 //! Each message is classed (`imipsec_audit::classify`): accept, reject, not-calendar (no calendar
 //! content), not-decrypted (encrypted to a key the audit does not have) or error. Reports are
 //! written to temporary files beside their targets and renamed over them only when the audit
-//! completed, so a failed run leaves no partial report (and an older one intact).
+//! completed, so a failed run leaves no partial report (and an older one intact). A target
+//! that exists and is not a regular file (`/dev/null`, a FIFO, `/dev/stdout`) is written
+//! straight to: renaming over it would replace it, and as root that replaced `/dev/null`
+//! itself with a regular file. A symbolic link to a file is followed, and the file it names
+//! is replaced, not the link.
 
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -194,17 +198,68 @@ fn run_info(
     }
 }
 
-/// A report being written: a temporary file in the target's directory (so the final rename
-/// stays on one file system), buffered.
-type Pending = BufWriter<NamedTempFile>;
+/// Where a report's bytes go until the audit completes.
+enum Sink {
+    /// A temporary file in the target's directory (so the final rename stays on one file
+    /// system), renamed over this path at the end.
+    Temporary(NamedTempFile, PathBuf),
+    /// The target itself, which exists and is not a regular file.
+    Direct(std::fs::File),
+}
 
-/// Creates the temporary file for the report at `path`, beside it, with the permissions a
-/// plain `File::create` would give (0666 less the umask).
+impl Write for Sink {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Sink::Temporary(file, _) => file.write(bytes),
+            Sink::Direct(file) => file.write(bytes),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Sink::Temporary(file, _) => file.flush(),
+            Sink::Direct(file) => file.flush(),
+        }
+    }
+}
+
+/// A report being written, buffered.
+type Pending = BufWriter<Sink>;
+
+/// How the report at `path` is written: `Ok(Some(file))` to replace `file` (the path, or
+/// the file a symbolic link names) by rename; `Ok(None)` to write straight to an existing
+/// target that is not a regular file.
+fn replaced_file(path: &Path) -> std::io::Result<Option<PathBuf>> {
+    match std::fs::metadata(path) {
+        Ok(metadata) if metadata.is_file() => {
+            let is_link = std::fs::symlink_metadata(path)?.file_type().is_symlink();
+            Ok(Some(if is_link {
+                std::fs::canonicalize(path)?
+            } else {
+                path.to_path_buf()
+            }))
+        }
+        Ok(_) => Ok(None),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Some(path.to_path_buf())),
+        Err(error) => Err(error),
+    }
+}
+
+/// Opens the report at `path`: a temporary file beside the file it replaces, with the
+/// permissions a plain `File::create` would give (0666 less the umask), or the target itself
+/// when it is not a regular file.
 fn pending(path: &Path) -> Result<Pending, AuditError> {
     let create_error = |source| AuditError::CreateReport {
         path: path.to_path_buf(),
         source,
     };
+    let Some(path) = replaced_file(path).map_err(create_error)? else {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(create_error)?;
+        return Ok(BufWriter::new(Sink::Direct(file)));
+    };
+    let path = path.as_path();
     let name = path.file_name().ok_or_else(|| {
         create_error(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
@@ -221,7 +276,7 @@ fn pending(path: &Path) -> Result<Pending, AuditError> {
     }
     builder
         .tempfile_in(directory_of(path))
-        .map(BufWriter::new)
+        .map(|file| BufWriter::new(Sink::Temporary(file, path.to_path_buf())))
         .map_err(create_error)
 }
 
@@ -233,22 +288,28 @@ fn directory_of(path: &Path) -> &Path {
     }
 }
 
-/// Flushes a finished report to disk; it is renamed into place by [`commit`].
-fn complete(path: &Path, out: Pending) -> Result<(PathBuf, NamedTempFile), AuditError> {
+/// Flushes a finished report; a temporary file is synced to disk and then renamed into
+/// place by [`commit`].
+fn complete(path: &Path, out: Pending) -> Result<Option<(PathBuf, NamedTempFile)>, AuditError> {
     let failed = |source| AuditError::WriteReport {
         path: path.to_path_buf(),
         source,
     };
-    let file = out
+    match out
         .into_inner()
-        .map_err(|error| failed(error.into_error()))?;
-    file.as_file().sync_all().map_err(failed)?;
-    Ok((path.to_path_buf(), file))
+        .map_err(|error| failed(error.into_error()))?
+    {
+        Sink::Temporary(file, replaced) => {
+            file.as_file().sync_all().map_err(failed)?;
+            Ok(Some((replaced, file)))
+        }
+        Sink::Direct(_) => Ok(None),
+    }
 }
 
 /// Renames every completed report over its target.
-fn commit(done: Vec<(PathBuf, NamedTempFile)>) -> Result<(), AuditError> {
-    for (path, file) in done {
+fn commit(done: Vec<Option<(PathBuf, NamedTempFile)>>) -> Result<(), AuditError> {
+    for (path, file) in done.into_iter().flatten() {
         file.persist(&path)
             .map_err(|error| AuditError::WriteReport {
                 path: path.clone(),
@@ -289,13 +350,17 @@ impl Reports {
         let html = match &args.html {
             Some(path) => {
                 // The rows wait in an unnamed spool file until the summary, which comes first
-                // in the document, is known.
-                let spool = tempfile::tempfile_in(directory_of(path)).map_err(|source| {
-                    AuditError::CreateReport {
-                        path: path.clone(),
-                        source,
-                    }
-                })?;
+                // in the document, is known: beside the file the report replaces, or in the
+                // temporary directory when the target is not a regular file.
+                let create_error = |source| AuditError::CreateReport {
+                    path: path.clone(),
+                    source,
+                };
+                let spool_directory = match replaced_file(path).map_err(create_error)? {
+                    Some(file) => directory_of(&file).to_path_buf(),
+                    None => std::env::temp_dir(),
+                };
+                let spool = tempfile::tempfile_in(spool_directory).map_err(create_error)?;
                 Some((
                     path.clone(),
                     HtmlReport::new(pending(path)?, spool).map_err(write_error(path))?,
