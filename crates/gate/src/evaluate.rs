@@ -68,9 +68,11 @@ impl EngineSlot {
 /// decision's own blocking task, right after the verdicts. One hand-off to the blocking pool
 /// instead of two: each costs a thread wake-up, which under load is milliseconds of
 /// queueing per message (issue 17). Nothing is recorded once the judgement has timed out
-/// (the message is tempfailed); a recording already under way then completes, which is
-/// harmless: records are keyed by the message's digest, so the retry of the same message
-/// finds its own record and is accepted again.
+/// (the message is tempfailed); a recording already under way then completes (a blocking
+/// task cannot be cancelled). Through LMTP that is harmless: records are keyed by the
+/// message's digest, so the retry of the same bytes finds its own record and is accepted
+/// again. Through the milter the retry carries a new `Received` field and is refused as
+/// `stale-sequence`, the residual the gate README and SECURITY.md list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Record {
     /// For every recipient whose verdict is accept (LMTP: such a recipient is delivered
