@@ -902,8 +902,52 @@ fn raw_rsa_to_attendee(block: &[u8]) -> Vec<u8> {
     )
 }
 
+/// The PKCS#1 v1.5 block that wraps `key` (32 bytes) for a 2048-bit modulus.
+fn key_transport_block(key: &[u8; 32]) -> Vec<u8> {
+    let mut block = vec![0x00, 0x02];
+    block.extend(std::iter::repeat_n(0x5a, 256 - 3 - key.len()));
+    block.push(0x00);
+    block.extend_from_slice(key);
+    block
+}
+
+/// The AES-256-CBC EnvelopedData `envelope` with its content-encryption key replaced by `key`
+/// and its encrypted content by `plaintext` encrypted under that key (with the envelope's IV,
+/// PKCS#7 padding): what a wrong key that happens to pass the CBC padding check decrypts to,
+/// chosen by the test instead of left to chance.
+fn under_known_key(envelope: &[u8], key: &[u8; 32], plaintext: &[u8]) -> Vec<u8> {
+    let rewrapped = with_encrypted_key(envelope, |wrapped| {
+        *wrapped = raw_rsa_to_attendee(&key_transport_block(key))
+    });
+    let (_, _, content_info) = tlv(&rewrapped);
+    let outer = children(content_info);
+    let (_, _, explicit) = tlv(outer[1]);
+    let (_, _, enveloped) = tlv(explicit);
+    let mut fields: Vec<Vec<u8>> = children(enveloped).iter().map(|f| f.to_vec()).collect();
+    // EncryptedContentInfo { contentType, contentEncryptionAlgorithm { oid, iv }, [0] content }
+    let (_, _, info) = tlv(&fields[2]);
+    let mut info_fields: Vec<Vec<u8>> = children(info).iter().map(|f| f.to_vec()).collect();
+    let (_, _, algorithm) = tlv(&info_fields[1]);
+    let (_, _, iv) = tlv(children(algorithm)[1]);
+    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let ciphertext = openssl(
+        &["enc", "-aes-256-cbc", "-K", &hex(key), "-iv", &hex(iv)],
+        plaintext,
+    );
+    info_fields[2] = der(0x80, &ciphertext);
+    fields[2] = seq(&info_fields);
+    seq(&[outer[0].to_vec(), der(0xa0, &seq(&fields))])
+}
+
 /// Regression (issue #11 item 8): the failures an attacker can provoke at will are told
 /// apart neither by reason nor by text (a Bleichenbacher / MMA oracle needs only one bit).
+///
+/// The last two cases are the padding-oracle bit that made this test fail about once in a
+/// hundred runs: after a bad key-transport block OpenSSL goes on with a random key, and CBC
+/// garbage under a random key passes the padding check about once in 256 tries. That garbage
+/// was then reported as `malformed-mime` (a bare CR, or a bare LF among CRLF) or walked as a
+/// header-less text leaf (`unsigned`, `no-calendar`), where every other failure says
+/// `decryption-failed`. The cases fix the garbage instead of waiting for it.
 #[test]
 fn decryption_failures_are_indistinguishable() {
     let control = enveloped("-aes-256-cbc", "rsa2048/attendee");
@@ -932,12 +976,27 @@ fn decryption_failures_are_indistinguishable() {
     cases.push((
         "wrong content key",
         with_encrypted_key(&control, |key| {
-            let mut block = vec![0x00, 0x02];
-            block.extend(std::iter::repeat_n(0x5a, 256 - 3 - 32));
-            block.push(0x00);
-            block.extend(std::iter::repeat_n(0x11, 32));
-            *key = raw_rsa_to_attendee(&block);
+            *key = raw_rsa_to_attendee(&key_transport_block(&[0x11; 32]))
         }),
+    ));
+    // A wrong key whose garbage passes the CBC padding check: with a bare CR ...
+    cases.push((
+        "garbage with valid padding, bare CR",
+        under_known_key(&control, &[0x22; 32], b"\x9c\x01\r\xe7\x10\r\n\x05"),
+    ));
+    // ... starting like a header field, with a bare LF among CRLF ...
+    cases.push((
+        "garbage with valid padding, a field name and a bare LF",
+        under_known_key(&control, &[0x33; 32], b"A:\xe7\r\n\x10\n\x83\r\n\r\n\x05"),
+    ));
+    // ... and with no header section (no line ending at all).
+    cases.push((
+        "garbage with valid padding, no header section",
+        under_known_key(
+            &control,
+            &[0x44; 32],
+            b"\x9c\x01\xe7\x10\x83\x05\xd2\x7f\x00\x41",
+        ),
     ));
     // Bit flip in the encrypted key.
     cases.push((

@@ -588,6 +588,19 @@ impl Walker<'_> {
     /// Content that is malformed otherwise fails this layer only
     /// ([`Failure::MalformedContent`]): what it held so far is dropped from the inspection and
     /// the rest of the message is still walked. Limits still end the whole inspection.
+    ///
+    /// **Content decrypted without integrity (CBC) must read as a MIME entity, or as
+    /// header-less plain text, or its layer is [`Failure::DecryptionFailed`]**, the one
+    /// failure every other decryption error gives (see `decrypt`). A wrong content-encryption
+    /// key (including the random key OpenSSL 3.0 substitutes after a bad PKCS#1 v1.5 block)
+    /// passes the CBC padding check about once in 256 tries and yields garbage; reporting that
+    /// garbage as malformed MIME, or as a header-less text leaf, told the two apart: a
+    /// padding-oracle bit for the Million Message Attack. Header-less content stays tolerated
+    /// when it is text (UTF-8, no control characters but TAB, CR and LF: what `openssl cms
+    /// -encrypt` of a text file gives, as in RFC 4134 §5.1 and RFC 9216), which random bytes
+    /// are about once in 10^7 for the shortest content an attacker can make (15 bytes); it can
+    /// never be a calendar anyway. Authenticated content (GCM) is the sender's own and keeps
+    /// its precise failure.
     fn walk_content(
         &mut self,
         layer: usize,
@@ -597,6 +610,22 @@ impl Walker<'_> {
         if content.len() > self.options.limits.message_bytes {
             return Err(SmimeError::LimitExceeded(LimitKind::MessageBytes));
         }
+        let unauthenticated = matches!(
+            self.inspection.layers.get(layer),
+            Some(Layer {
+                outcome: LayerOutcome::Decrypted {
+                    authenticated: false
+                },
+                ..
+            })
+        );
+        let content_failure = |failure: Failure| {
+            if unauthenticated {
+                Failure::DecryptionFailed
+            } else {
+                failure
+            }
+        };
         // Offsets of a defect in bare-LF content count the content as it was, not the
         // canonical copy walked (issue #12).
         let mut canonical = None;
@@ -612,10 +641,10 @@ impl Walker<'_> {
             }
             Ok(mime::LineEndings::Crlf) => content,
             Err(error) => {
-                let failure = Failure::MalformedContent {
+                let failure = content_failure(Failure::MalformedContent {
                     offset: error.offset,
                     kind: error.kind,
-                };
+                });
                 if let Some(failed) = self.inspection.layers.get_mut(layer) {
                     failed.outcome = match &failed.outcome {
                         LayerOutcome::Verified { .. } | LayerOutcome::SignatureFailed { .. } => {
@@ -631,6 +660,14 @@ impl Walker<'_> {
             }
         };
         if mime::is_headerless(&content) {
+            if unauthenticated && !mime::is_plain_text(&content) {
+                if let Some(failed) = self.inspection.layers.get_mut(layer) {
+                    failed.outcome = LayerOutcome::NotDecrypted {
+                        failure: Failure::DecryptionFailed,
+                    };
+                }
+                return Ok(());
+            }
             if position.depth > self.options.limits.mime_depth {
                 return Err(SmimeError::LimitExceeded(LimitKind::MimeDepth));
             }
@@ -666,7 +703,7 @@ impl Walker<'_> {
                 let offset = canonical
                     .as_ref()
                     .map_or(offset, |canonical| canonical.original_offset(offset));
-                let failure = Failure::MalformedContent { offset, kind };
+                let failure = content_failure(Failure::MalformedContent { offset, kind });
                 if let Some(failed) = self.inspection.layers.get_mut(layer) {
                     failed.outcome = match std::mem::replace(
                         &mut failed.outcome,

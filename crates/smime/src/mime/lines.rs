@@ -114,3 +114,13 @@ pub(crate) fn is_headerless(content: &[u8]) -> bool {
     let name = name.trim_ascii_end();
     name.is_empty() || !name.iter().all(|&byte| (33..=126).contains(&byte))
 }
+
+/// Whether `content` is plain text: UTF-8 without control characters other than TAB, CR and
+/// LF. What decrypted header-less content must be when no integrity protects it (the walker's
+/// `walk_content`): random bytes rarely are.
+pub(crate) fn is_plain_text(content: &[u8]) -> bool {
+    std::str::from_utf8(content).is_ok_and(|text| {
+        text.chars()
+            .all(|c| !c.is_control() || matches!(c, '\t' | '\r' | '\n'))
+    })
+}
