@@ -409,21 +409,11 @@ async fn milter_records_nothing_when_another_recipient_rejects_the_whole_message
     for mode in [RejectAction::Quarantine, RejectAction::Monitor] {
         let mut config = base_config();
         config.on_reject = mode;
-        let gate = start(config).await;
-        let mut client = MilterClient::connect(gate.milter.unwrap()).await;
-        client
-            .begin(
-                "alice@example.net",
-                &["bob@example.org", "carol@example.org"],
-            )
-            .await;
-        let packets = client
-            .message(&invite(
-                "accept signer=alice@example.net reject-rcpt=carol@example.org \
-                 code=stale-sequence",
-                "",
-            ))
-            .await;
+        let (gate, _client, packets) = milter_to_bob_and_carol(
+            config,
+            "accept signer=alice@example.net reject-rcpt=carol@example.org code=stale-sequence",
+        )
+        .await;
         assert_eq!(final_reply(&packets).code, b'c', "{mode:?}: {packets:?}");
         assert!(removed_recipients(&packets).is_empty(), "{mode:?}");
         assert!(
@@ -923,6 +913,31 @@ impl LmtpClient {
     }
 }
 
+/// The control after a failure: alice's next invitation to bob is accepted and is the first
+/// message the backend receives.
+async fn the_next_invitation_is_the_first_delivered(
+    client: &mut LmtpClient,
+    backend: &FakeBackend,
+) {
+    let replies = client
+        .send(
+            &["bob@example.org"],
+            &invite("accept signer=alice@example.net", ""),
+        )
+        .await;
+    assert!(replies[0].starts_with("250"), "{replies:?}");
+    assert_eq!(backend.deliveries.lock().unwrap().len(), 1);
+}
+
+/// A rejecting LMTP gate in front of a fake backend, and a client that has said LHLO.
+async fn lmtp_gate() -> (FakeBackend, Running, LmtpClient) {
+    let backend = FakeBackend::default();
+    let gate = start(lmtp_config(backend.start().await, RejectAction::Reject)).await;
+    let (mut client, _) = LmtpClient::connect(gate.lmtp.unwrap()).await;
+    client.command("LHLO client.test").await;
+    (backend, gate, client)
+}
+
 fn lmtp_config(backend: SocketAddr, on_reject: RejectAction) -> GateConfig {
     let mut config = base_config();
     config.milter = None;
@@ -1094,10 +1109,7 @@ async fn lmtp_recipient_limit_counts_recipients_still_awaiting_the_backend() {
 
 #[tokio::test]
 async fn lmtp_rejects_per_recipient_and_never_delivers_rejected_mail() {
-    let backend = FakeBackend::default();
-    let gate = start(lmtp_config(backend.start().await, RejectAction::Reject)).await;
-    let (mut client, _) = LmtpClient::connect(gate.lmtp.unwrap()).await;
-    client.command("LHLO client.test").await;
+    let (backend, gate, mut client) = lmtp_gate().await;
     let replies = client
         .send(
             &["bob@example.org", "unknown@example.org"],
@@ -1418,10 +1430,7 @@ async fn milter_reject_reply_is_uniform_and_never_names_decryption() {
 /// The same through LMTP: one text per recipient, no reason code.
 #[tokio::test]
 async fn lmtp_reject_reply_is_uniform_and_never_names_decryption() {
-    let backend = FakeBackend::default();
-    let gate = start(lmtp_config(backend.start().await, RejectAction::Reject)).await;
-    let (mut client, _) = LmtpClient::connect(gate.lmtp.unwrap()).await;
-    client.command("LHLO client.test").await;
+    let (backend, gate, mut client) = lmtp_gate().await;
     for code in ["decryption-failed", "malformed-mime"] {
         let replies = client
             .send(
@@ -1517,10 +1526,7 @@ async fn milter_strips_forged_authres_in_every_rfc8601_shape() {
 
 #[tokio::test]
 async fn lmtp_strips_forged_authres_in_every_rfc8601_shape() {
-    let backend = FakeBackend::default();
-    let gate = start(lmtp_config(backend.start().await, RejectAction::Reject)).await;
-    let (mut client, _) = LmtpClient::connect(gate.lmtp.unwrap()).await;
-    client.command("LHLO client.test").await;
+    let (backend, gate, mut client) = lmtp_gate().await;
     let replies = client
         .send(
             &["bob@example.org"],
@@ -1553,10 +1559,7 @@ async fn read_to_close(client: &mut LmtpClient) -> String {
 /// another). Now only `.` CRLF ends DATA, and a message with a bare LF is refused whole.
 #[tokio::test]
 async fn lmtp_bare_lf_dot_does_not_end_data_and_the_message_is_refused() {
-    let backend = FakeBackend::default();
-    let gate = start(lmtp_config(backend.start().await, RejectAction::Reject)).await;
-    let (mut client, _) = LmtpClient::connect(gate.lmtp.unwrap()).await;
-    client.command("LHLO client.test").await;
+    let (backend, gate, mut client) = lmtp_gate().await;
     assert!(
         client
             .command("MAIL FROM:<alice@example.net>")
@@ -1586,10 +1589,7 @@ X-Test-Verdict: accept signer=alice@example.net\r\n\r\nsmuggled\r\n.\r\n";
 /// A bare CR inside a DATA line is refused the same way.
 #[tokio::test]
 async fn lmtp_bare_cr_in_data_is_refused() {
-    let backend = FakeBackend::default();
-    let gate = start(lmtp_config(backend.start().await, RejectAction::Reject)).await;
-    let (mut client, _) = LmtpClient::connect(gate.lmtp.unwrap()).await;
-    client.command("LHLO client.test").await;
+    let (backend, gate, mut client) = lmtp_gate().await;
     let replies = client
         .send(
             &["bob@example.org", "carol@example.org"],
@@ -1624,10 +1624,7 @@ async fn lmtp_bare_lf_or_cr_command_is_refused_and_not_relayed() {
 /// Control: CRLF framing with a dot-stuffed line still delivers, byte for byte.
 #[tokio::test]
 async fn lmtp_crlf_message_with_stuffed_dots_is_delivered() {
-    let backend = FakeBackend::default();
-    let gate = start(lmtp_config(backend.start().await, RejectAction::Reject)).await;
-    let (mut client, _) = LmtpClient::connect(gate.lmtp.unwrap()).await;
-    client.command("LHLO client.test").await;
+    let (backend, gate, mut client) = lmtp_gate().await;
     let message = "Subject: dots\r\n\r\n.\r\n..\r\n.x\r\n";
     let replies = client.send(&["bob@example.org"], message).await;
     assert!(replies[0].starts_with("250"), "{replies:?}");
@@ -1741,22 +1738,12 @@ async fn milter_engine_panic_is_a_tempfail_and_the_next_message_is_accepted() {
 
 #[tokio::test]
 async fn lmtp_engine_panic_is_a_tempfail_and_the_next_message_is_accepted() {
-    let backend = FakeBackend::default();
-    let gate = start(lmtp_config(backend.start().await, RejectAction::Reject)).await;
-    let (mut client, _) = LmtpClient::connect(gate.lmtp.unwrap()).await;
-    client.command("LHLO client.test").await;
+    let (backend, gate, mut client) = lmtp_gate().await;
     let replies = client
         .send(&["bob@example.org"], &invite("panic", ""))
         .await;
     assert!(replies[0].starts_with("451 4.7.1"), "{replies:?}");
-    let replies = client
-        .send(
-            &["bob@example.org"],
-            &invite("accept signer=alice@example.net", ""),
-        )
-        .await;
-    assert!(replies[0].starts_with("250"), "{replies:?}");
-    assert_eq!(backend.deliveries.lock().unwrap().len(), 1);
+    the_next_invitation_is_the_first_delivered(&mut client, &backend).await;
     gate.stop().await;
 }
 
@@ -1925,10 +1912,7 @@ async fn lmtp_slow_decision_does_not_count_as_peer_idleness() {
 /// (451, nothing at the backend, nothing recorded), and the gate goes on serving.
 #[tokio::test]
 async fn lmtp_an_accept_whose_state_cannot_be_recorded_is_not_delivered() {
-    let backend = FakeBackend::default();
-    let gate = start(lmtp_config(backend.start().await, RejectAction::Reject)).await;
-    let (mut client, _) = LmtpClient::connect(gate.lmtp.unwrap()).await;
-    client.command("LHLO client.test").await;
+    let (backend, gate, mut client) = lmtp_gate().await;
     for fails in ["busy", "panic"] {
         let replies = client
             .send(
@@ -1946,14 +1930,7 @@ async fn lmtp_an_accept_whose_state_cannot_be_recorded_is_not_delivered() {
     }
     assert!(backend.deliveries.lock().unwrap().is_empty());
     assert!(gate.engine.records.lock().unwrap().is_empty());
-    let replies = client
-        .send(
-            &["bob@example.org"],
-            &invite("accept signer=alice@example.net", ""),
-        )
-        .await;
-    assert!(replies[0].starts_with("250"), "{replies:?}");
-    assert_eq!(backend.deliveries.lock().unwrap().len(), 1);
+    the_next_invitation_is_the_first_delivered(&mut client, &backend).await;
     assert_eq!(*gate.engine.records.lock().unwrap(), ["bob@example.org"]);
     gate.stop().await;
 }
@@ -2634,13 +2611,14 @@ fn removed_recipients(packets: &[Packet]) -> Vec<String> {
         .collect()
 }
 
-/// Issue #15: the milter applied the strictest verdict to every recipient, so one
-/// recipient's reject (e.g. stale state in that recipient's own store scope) bounced a
-/// valid invitation for all the others. Now the rejected recipient is removed and the
-/// others receive the message; only the accepted recipient's state is recorded.
-#[tokio::test]
-async fn milter_one_rejected_recipient_is_removed_not_the_whole_message_bounced() {
-    let gate = start(base_config()).await;
+/// A gate started with `config`, and alice's invitation to bob and carol sent through its
+/// milter, the test engine told `verdict`: the gate, the open connection and the packets of
+/// the end-of-message answer.
+async fn milter_to_bob_and_carol(
+    config: GateConfig,
+    verdict: &str,
+) -> (Running, MilterClient, Vec<Packet>) {
+    let gate = start(config).await;
     let mut client = MilterClient::connect(gate.milter.unwrap()).await;
     client
         .begin(
@@ -2648,13 +2626,22 @@ async fn milter_one_rejected_recipient_is_removed_not_the_whole_message_bounced(
             &["bob@example.org", "carol@example.org"],
         )
         .await;
-    let packets = client
-        .message(&invite(
-            "accept signer=alice@example.net method=REQUEST role=organizer \
-             reject-rcpt=carol@example.org code=stale-sequence",
-            "",
-        ))
-        .await;
+    let packets = client.message(&invite(verdict, "")).await;
+    (gate, client, packets)
+}
+
+/// Issue #15: the milter applied the strictest verdict to every recipient, so one
+/// recipient's reject (e.g. stale state in that recipient's own store scope) bounced a
+/// valid invitation for all the others. Now the rejected recipient is removed and the
+/// others receive the message; only the accepted recipient's state is recorded.
+#[tokio::test]
+async fn milter_one_rejected_recipient_is_removed_not_the_whole_message_bounced() {
+    let (gate, mut client, packets) = milter_to_bob_and_carol(
+        base_config(),
+        "accept signer=alice@example.net method=REQUEST role=organizer \
+         reject-rcpt=carol@example.org code=stale-sequence",
+    )
+    .await;
     assert_eq!(final_reply(&packets).code, b'c', "{packets:?}");
     assert_eq!(removed_recipients(&packets), ["carol@example.org"]);
     assert!(packets.iter().any(|p| p.code == b'i'), "A-R inserted");
