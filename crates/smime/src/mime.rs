@@ -40,7 +40,7 @@ mod lines;
 
 pub(crate) use decode::{decode_base64, decode_quoted_printable};
 use lines::bare_lf;
-pub(crate) use lines::{Canonical, LineEndings, is_headerless, is_plain_text, line_endings};
+pub(crate) use lines::{Canonical, LineEndings, is_ascii_text, is_headerless, line_endings};
 
 /// A malformed entity: what and where (offset relative to the buffer being walked).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -607,13 +607,12 @@ mod tests {
         ));
         // An empty header section (RFC 2046 §5.1.1) is a header section.
         assert!(!is_headerless(b"\r\nbody"));
-        assert!(is_plain_text(
-            b"This is some sample content.\r\n\tZ\xc3\xbcrich \xc3\xa9"
-        ));
-        assert!(!is_plain_text(b"text\x00"));
-        assert!(!is_plain_text(b"\x1b[31m"));
-        assert!(!is_plain_text(b"\xc2\x85 next line (C1)"));
-        assert!(!is_plain_text(b"\x9c\x01 not UTF-8"));
+        assert!(is_ascii_text(b"This is some sample content.\r\n\t~ end"));
+        assert!(!is_ascii_text(b"Z\xc3\xbcrich (UTF-8)"));
+        assert!(!is_ascii_text(b"text\x00"));
+        assert!(!is_ascii_text(b"\x1b[31m"));
+        assert!(!is_ascii_text(b"\xc2\x85 next line (C1)"));
+        assert!(!is_ascii_text(b"\x9c\x01 not UTF-8"));
     }
 
     #[test]

@@ -590,17 +590,17 @@ impl Walker<'_> {
     /// the rest of the message is still walked. Limits still end the whole inspection.
     ///
     /// **Content decrypted without integrity (CBC) must read as a MIME entity, or as
-    /// header-less plain text, or its layer is [`Failure::DecryptionFailed`]**, the one
+    /// header-less US-ASCII text, or its layer is [`Failure::DecryptionFailed`]**, the one
     /// failure every other decryption error gives (see `decrypt`). A wrong content-encryption
     /// key (including the random key OpenSSL 3.0 substitutes after a bad PKCS#1 v1.5 block)
     /// passes the CBC padding check about once in 256 tries and yields garbage; reporting that
     /// garbage as malformed MIME, or as a header-less text leaf, told the two apart: a
     /// padding-oracle bit for the Million Message Attack. Header-less content stays tolerated
-    /// when it is text (UTF-8, no control characters but TAB, CR and LF: what `openssl cms
-    /// -encrypt` of a text file gives, as in RFC 4134 §5.1 and RFC 9216), which random bytes
-    /// are about once in 10^7 for the shortest content an attacker can make (15 bytes); it can
-    /// never be a calendar anyway. Authenticated content (GCM) is the sender's own and keeps
-    /// its precise failure.
+    /// when it is the `text/plain; charset=us-ascii` it is read as (printable ASCII, TAB, CR,
+    /// LF: what `openssl cms -encrypt` of a text file gives, as in RFC 4134 §5.1 and RFC
+    /// 9216). Random bytes are that about once in 2·10^6 for the shortest content an attacker
+    /// can make (15 bytes, one block), and such a leaf can never be a calendar anyway.
+    /// Authenticated content (GCM) is the sender's own and keeps its precise failure.
     fn walk_content(
         &mut self,
         layer: usize,
@@ -660,7 +660,7 @@ impl Walker<'_> {
             }
         };
         if mime::is_headerless(&content) {
-            if unauthenticated && !mime::is_plain_text(&content) {
+            if unauthenticated && !mime::is_ascii_text(&content) {
                 if let Some(failed) = self.inspection.layers.get_mut(layer) {
                     failed.outcome = LayerOutcome::NotDecrypted {
                         failure: Failure::DecryptionFailed,
