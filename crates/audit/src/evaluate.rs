@@ -12,7 +12,7 @@ use imipsec_pipeline::smime::{LayerOutcome, inspect};
 use imipsec_pipeline::{Evaluation, LayerStatus, Pipeline, Reason, Stores, Verdict};
 
 use crate::mailbox::{self, Item, MailboxError, Payload};
-use crate::report::{Evaluated, Finding, Identity, Outcome, Row, Summary};
+use crate::report::{Evaluated, Finding, Identity, Outcome, Row, Summary, VerdictArrays};
 
 /// Why an audit run stopped (problems with single messages are rows, not errors).
 #[derive(Debug, thiserror::Error)]
@@ -136,8 +136,11 @@ pub fn evaluated(verdict: &Verdict, outcome: Outcome) -> Evaluated {
             })
             .collect()
     };
-    let verdict_json = match serde_json::to_value(verdict) {
-        Ok(serde_json::Value::Object(object)) => Some(object),
+    let verdict_json = match (
+        serde_json::value::to_raw_value(verdict.layers()),
+        serde_json::value::to_raw_value(verdict.itip()),
+    ) {
+        (Ok(layers), Ok(itip)) => Some(VerdictArrays { layers, itip }),
         _ => None,
     };
     // Content the audit could not decrypt may well be signed: `unsigned` (and `no-calendar`)

@@ -115,7 +115,7 @@ pub struct Evaluated {
     pub methods: Vec<String>,
     /// The verdict's `layers` and `itip` arrays (as `verify --json` prints them), or `None`
     /// when no verdict was reached.
-    pub verdict_json: Option<serde_json::Map<String, serde_json::Value>>,
+    pub verdict_json: Option<VerdictArrays>,
     /// Whether the event state (pinned organizer, replay) was checked; `None` when no verdict
     /// was reached.
     pub event_state: Option<EventState>,
@@ -164,6 +164,17 @@ impl Evaluated {
             .collect::<Vec<_>>()
             .join(separator)
     }
+}
+
+/// A verdict's `layers` and `itip`, serialised once where the message was evaluated (in
+/// the worker, not in the thread that writes the report) and written as they are: the bytes
+/// `verify --json` prints for them.
+#[derive(Debug, Clone)]
+pub struct VerdictArrays {
+    /// The `layers` array.
+    pub layers: Box<serde_json::value::RawValue>,
+    /// The `itip` array.
+    pub itip: Box<serde_json::value::RawValue>,
 }
 
 /// The circumstances of an audit run, stated by every report.
@@ -253,38 +264,29 @@ impl Row {
     /// findings, the signers (verified, and claimed but not verified), whether event state
     /// was checked, then the verdict's `layers` and `itip`.
     pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self.json_line()).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The JSON Lines object, borrowed from the row: serialised straight to the writer, with
+    /// no tree of values built and the verdict's arrays copied as serialised. Its own keys
+    /// are in alphabetical order.
+    fn json_line(&self) -> JsonLine<'_> {
         let evaluated = &self.evaluated;
-        let mut object = serde_json::Map::new();
-        object.insert("source".into(), self.source.clone().into());
-        object.insert("message_id".into(), self.identity.message_id.clone().into());
-        object.insert("date".into(), self.date_text().into());
-        object.insert("from".into(), self.identity.from.clone().into());
-        object.insert("verdict".into(), evaluated.outcome.as_str().into());
-        let list = |findings: &[Finding]| {
-            serde_json::to_value(findings).unwrap_or(serde_json::Value::Array(Vec::new()))
-        };
-        object.insert("reasons".into(), list(&evaluated.reasons));
-        object.insert("warnings".into(), list(&evaluated.warnings));
-        object.insert("signers".into(), evaluated.signers.clone().into());
-        object.insert(
-            "claimed_signers".into(),
-            evaluated.claimed_signers.clone().into(),
-        );
-        object.insert(
-            "event_state".into(),
-            evaluated
-                .event_state
-                .map_or(serde_json::Value::Null, |state| state.code().into()),
-        );
-        for key in ["layers", "itip"] {
-            let value = evaluated
-                .verdict_json
-                .as_ref()
-                .and_then(|verdict| verdict.get(key).cloned())
-                .unwrap_or(serde_json::Value::Array(Vec::new()));
-            object.insert(key.into(), value);
+        let verdict = evaluated.verdict_json.as_ref();
+        JsonLine {
+            claimed_signers: &evaluated.claimed_signers,
+            date: self.date_text(),
+            event_state: evaluated.event_state.map(|state| state.code()),
+            from: self.identity.from.as_deref(),
+            itip: EmptyIfNone(verdict.map(|arrays| &*arrays.itip)),
+            layers: EmptyIfNone(verdict.map(|arrays| &*arrays.layers)),
+            message_id: self.identity.message_id.as_deref(),
+            reasons: &evaluated.reasons,
+            signers: &evaluated.signers,
+            source: &self.source,
+            verdict: evaluated.outcome.as_str(),
+            warnings: &evaluated.warnings,
         }
-        serde_json::Value::Object(object)
     }
 
     /// The reason codes, in order.
@@ -296,9 +298,38 @@ impl Row {
     }
 }
 
+/// One JSON Lines object ([`Row::json_line`]); keys in alphabetical order.
+#[derive(Serialize)]
+struct JsonLine<'a> {
+    claimed_signers: &'a [String],
+    date: Option<String>,
+    event_state: Option<&'static str>,
+    from: Option<&'a str>,
+    itip: EmptyIfNone<'a>,
+    layers: EmptyIfNone<'a>,
+    message_id: Option<&'a str>,
+    reasons: &'a [Finding],
+    signers: &'a [String],
+    source: &'a str,
+    verdict: &'static str,
+    warnings: &'a [Finding],
+}
+
+/// A verdict's array, or `[]` when no verdict was reached.
+struct EmptyIfNone<'a>(Option<&'a serde_json::value::RawValue>);
+
+impl Serialize for EmptyIfNone<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Some(value) => value.serialize(serializer),
+            None => serializer.collect_seq(std::iter::empty::<()>()),
+        }
+    }
+}
+
 /// Writes each row as one JSON object per line.
 pub fn write_jsonl(out: &mut dyn Write, row: &Row) -> std::io::Result<()> {
-    serde_json::to_writer(&mut *out, &row.to_json())?;
+    serde_json::to_writer(&mut *out, &row.json_line())?;
     out.write_all(b"\n")
 }
 
@@ -662,6 +693,53 @@ mod tests {
             String::from_utf8(text)
                 .unwrap()
                 .contains("event state: checked")
+        );
+    }
+
+    /// The line is written straight from the row: its own keys in alphabetical order, the
+    /// verdict's arrays byte for byte as serialised (as `verify --json` prints them), and it
+    /// reads back as [`Row::to_json`].
+    #[test]
+    fn json_line_is_the_row_with_the_verdict_arrays_as_serialised() {
+        let layers = r#"[{"kind":"signed","path":"","status":"verified"}]"#;
+        let itip = r#"[{"method":"REQUEST","component":"VEVENT","uid":"u"}]"#;
+        let raw = |text: &str| serde_json::value::RawValue::from_string(text.into()).unwrap();
+        let mut with_verdict = row(Outcome::Accept, &[], Some(Date::MIN));
+        with_verdict.evaluated.verdict_json = Some(VerdictArrays {
+            layers: raw(layers),
+            itip: raw(itip),
+        });
+        let mut line = Vec::new();
+        write_jsonl(&mut line, &with_verdict).unwrap();
+        let line = String::from_utf8(line).unwrap();
+        assert!(
+            line.contains(&format!(r#""itip":{itip},"layers":{layers},"#)),
+            "{line}"
+        );
+        let keys: Vec<String> =
+            serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&line)
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted);
+        let mut without = Vec::new();
+        write_jsonl(&mut without, &row(Outcome::Reject, &["x", "y"], None)).unwrap();
+        for (text, row) in [
+            (line.as_bytes(), &with_verdict),
+            (&without[..], &row(Outcome::Reject, &["x", "y"], None)),
+        ] {
+            assert_eq!(
+                serde_json::from_slice::<serde_json::Value>(text).unwrap(),
+                row.to_json()
+            );
+        }
+        assert!(
+            String::from_utf8(without)
+                .unwrap()
+                .contains(r#""itip":[],"layers":[]"#)
         );
     }
 
