@@ -194,12 +194,23 @@ impl AddrSpec {
     /// case-insensitive), the local part in ASCII lower case unless `case` is
     /// [`LocalPartCase::Sensitive`]. Non-ASCII characters are kept as they are.
     pub fn key(&self, case: LocalPartCase) -> String {
+        // Built in one allocation without `format!`: the key is made for every address of
+        // every message (correlation, event state), and the formatting machinery cost more
+        // than the copy.
         let local = self.local_part();
-        let domain = self.domain().to_ascii_lowercase();
-        match case {
-            LocalPartCase::Insensitive => format!("{}@{domain}", local.to_ascii_lowercase()),
-            LocalPartCase::Sensitive => format!("{local}@{domain}"),
+        let domain = self.domain();
+        let mut key = String::with_capacity(local.len() + 1 + domain.len());
+        key.push_str(local);
+        if case == LocalPartCase::Insensitive {
+            key.make_ascii_lowercase();
         }
+        key.push('@');
+        let domain_start = key.len();
+        key.push_str(domain);
+        if let Some(domain) = key.get_mut(domain_start..) {
+            domain.make_ascii_lowercase();
+        }
+        key
     }
 
     /// Whether two addr-specs name the same calendar user under `case`.
