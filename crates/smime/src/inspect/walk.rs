@@ -610,22 +610,6 @@ impl Walker<'_> {
         if content.len() > self.options.limits.message_bytes {
             return Err(SmimeError::LimitExceeded(LimitKind::MessageBytes));
         }
-        let unauthenticated = matches!(
-            self.inspection.layers.get(layer),
-            Some(Layer {
-                outcome: LayerOutcome::Decrypted {
-                    authenticated: false
-                },
-                ..
-            })
-        );
-        let content_failure = |failure: Failure| {
-            if unauthenticated {
-                Failure::DecryptionFailed
-            } else {
-                failure
-            }
-        };
         // Offsets of a defect in bare-LF content count the content as it was, not the
         // canonical copy walked (issue #12).
         let mut canonical = None;
@@ -641,31 +625,19 @@ impl Walker<'_> {
             }
             Ok(mime::LineEndings::Crlf) => content,
             Err(error) => {
-                let failure = content_failure(Failure::MalformedContent {
-                    offset: error.offset,
-                    kind: error.kind,
-                });
-                if let Some(failed) = self.inspection.layers.get_mut(layer) {
-                    failed.outcome = match &failed.outcome {
-                        LayerOutcome::Verified { .. } | LayerOutcome::SignatureFailed { .. } => {
-                            LayerOutcome::SignatureFailed {
-                                failure,
-                                signers: Vec::new(),
-                            }
-                        }
-                        _ => LayerOutcome::NotDecrypted { failure },
-                    };
-                }
+                self.fail_content(
+                    layer,
+                    Failure::MalformedContent {
+                        offset: error.offset,
+                        kind: error.kind,
+                    },
+                );
                 return Ok(());
             }
         };
         if mime::is_headerless(&content) {
-            if unauthenticated && !mime::is_ascii_text(&content) {
-                if let Some(failed) = self.inspection.layers.get_mut(layer) {
-                    failed.outcome = LayerOutcome::NotDecrypted {
-                        failure: Failure::DecryptionFailed,
-                    };
-                }
+            if self.decrypted_without_integrity(layer) && !mime::is_ascii_text(&content) {
+                self.fail_content(layer, Failure::DecryptionFailed);
                 return Ok(());
             }
             if position.depth > self.options.limits.mime_depth {
@@ -703,27 +675,47 @@ impl Walker<'_> {
                 let offset = canonical
                     .as_ref()
                     .map_or(offset, |canonical| canonical.original_offset(offset));
-                let failure = content_failure(Failure::MalformedContent { offset, kind });
-                if let Some(failed) = self.inspection.layers.get_mut(layer) {
-                    failed.outcome = match std::mem::replace(
-                        &mut failed.outcome,
-                        LayerOutcome::NotDecrypted {
-                            failure: failure.clone(),
-                        },
-                    ) {
-                        LayerOutcome::Verified { .. } | LayerOutcome::SignatureFailed { .. } => {
-                            LayerOutcome::SignatureFailed {
-                                failure,
-                                signers: Vec::new(),
-                            }
-                        }
-                        _ => LayerOutcome::NotDecrypted { failure },
-                    };
-                }
+                self.fail_content(layer, Failure::MalformedContent { offset, kind });
                 Ok(())
             }
             other => other,
         }
+    }
+
+    /// Whether `layer` is an encryption layer that decrypted without integrity (CBC).
+    fn decrypted_without_integrity(&self, layer: usize) -> bool {
+        matches!(
+            self.inspection.layers.get(layer),
+            Some(Layer {
+                outcome: LayerOutcome::Decrypted {
+                    authenticated: false
+                },
+                ..
+            })
+        )
+    }
+
+    /// Fails `layer` for its content ([`Walker::walk_content`]): a signature layer becomes
+    /// `SignatureFailed` with `failure`, an encryption layer `NotDecrypted` with `failure`,
+    /// except that content decrypted without integrity fails as the one
+    /// [`Failure::DecryptionFailed`], whatever was wrong with it.
+    fn fail_content(&mut self, layer: usize, failure: Failure) {
+        let without_integrity = self.decrypted_without_integrity(layer);
+        let Some(failed) = self.inspection.layers.get_mut(layer) else {
+            return;
+        };
+        failed.outcome = match &failed.outcome {
+            LayerOutcome::Verified { .. } | LayerOutcome::SignatureFailed { .. } => {
+                LayerOutcome::SignatureFailed {
+                    failure,
+                    signers: Vec::new(),
+                }
+            }
+            _ if without_integrity => LayerOutcome::NotDecrypted {
+                failure: Failure::DecryptionFailed,
+            },
+            _ => LayerOutcome::NotDecrypted { failure },
+        };
     }
 
     fn record_outer(&mut self, entity: &Entity<'_>) {
