@@ -254,8 +254,8 @@ fn collect(path: &Path, out: &mut Vec<(PathBuf, Kind)>) -> Result<bool, MailboxE
             let folder = path.join(sub);
             if folder.is_dir() {
                 for file in sorted_entries(&folder)? {
-                    if file.is_file() {
-                        out.push((file, Kind::Single));
+                    if file.is_file {
+                        out.push((file.path, Kind::Single));
                     }
                 }
             }
@@ -263,8 +263,13 @@ fn collect(path: &Path, out: &mut Vec<(PathBuf, Kind)>) -> Result<bool, MailboxE
         return Ok(true);
     }
     let mut found = false;
-    for entry in sorted_entries(path)? {
-        if entry.is_dir() {
+    for Entry {
+        path: entry,
+        is_dir,
+        ..
+    } in sorted_entries(path)?
+    {
+        if is_dir {
             found |= collect(&entry, out)?;
             continue;
         }
@@ -301,20 +306,42 @@ fn has_extension(path: &Path, extension: &str) -> bool {
         .is_some_and(|found| found.eq_ignore_ascii_case(extension))
 }
 
+/// One entry of a folder, with what it is.
+struct Entry {
+    path: PathBuf,
+    /// A folder (a link is followed to what it names).
+    is_dir: bool,
+    /// A regular file (a link is followed to what it names).
+    is_file: bool,
+}
+
 /// The entries of `folder`, MH messages first in numeric order (`9` before `10`), then the
-/// rest by name.
-fn sorted_entries(folder: &Path) -> Result<Vec<PathBuf>, MailboxError> {
+/// rest by name. What an entry is comes from the folder listing itself (`d_type`), without
+/// a `stat` per file; links, and file systems that do not say, are asked by path.
+fn sorted_entries(folder: &Path) -> Result<Vec<Entry>, MailboxError> {
     let list_error = |source| MailboxError::List {
         path: folder.to_path_buf(),
         source,
     };
     let mut entries = Vec::new();
     for entry in std::fs::read_dir(folder).map_err(list_error)? {
-        entries.push(entry.map_err(list_error)?.path());
+        let entry = entry.map_err(list_error)?;
+        let path = entry.path();
+        let (is_dir, is_file) = match entry.file_type() {
+            Ok(kind) if !kind.is_symlink() => (kind.is_dir(), kind.is_file()),
+            _ => (path.is_dir(), path.is_file()),
+        };
+        entries.push(Entry {
+            path,
+            is_dir,
+            is_file,
+        });
     }
     entries.sort_by(|a, b| {
-        let key = |path: &PathBuf| mh_number(path).map_or((1, 0), |number| (0, number));
-        key(a).cmp(&key(b)).then_with(|| a.cmp(b))
+        let key = |path: &Path| mh_number(path).map_or((1, 0), |number| (0, number));
+        key(&a.path)
+            .cmp(&key(&b.path))
+            .then_with(|| a.path.cmp(&b.path))
     });
     Ok(entries)
 }
@@ -455,7 +482,11 @@ fn read_single(path: &Path, limits: Limits) -> Item {
             ));
         }
         // The file may grow between metadata and read: read at most one byte past the limit.
-        let mut bytes = Vec::new();
+        // Room for the whole file and one byte more, so the read takes two system calls (the
+        // file, then end of file) instead of a growing buffer's dozen; `size` is within the
+        // limit here, so this allocates no more than a message may have.
+        let mut bytes =
+            Vec::with_capacity(usize::try_from(size).map_or(0, |size| size.saturating_add(1)));
         file.take(limits.message_bytes as u64 + 1)
             .read_to_end(&mut bytes)?;
         if bytes.len() > limits.message_bytes {
@@ -754,6 +785,79 @@ mod tests {
             }
         ));
         assert_eq!(bytes(&messages[1].1), b"A: 2\n\nok\n");
+    }
+
+    /// What an entry is comes from the folder listing (no `stat` per file, issue 17); a link
+    /// is still followed to what it names, as `Path::is_dir`/`is_file` did, and a dangling
+    /// one is no message.
+    #[test]
+    fn folder_entries_follow_links_like_a_stat_would() {
+        let root = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let write = |path: &Path| std::fs::write(path, b"Subject: x\r\n\r\nx\r\n").unwrap();
+        let link = |target: &Path, link: &Path| std::os::unix::fs::symlink(target, link).unwrap();
+        let audited = root.path().join("audited");
+        std::fs::create_dir(&audited).unwrap();
+        write(&audited.join("plain.eml"));
+        std::fs::create_dir(audited.join("sub")).unwrap();
+        write(&audited.join("sub/inner.eml"));
+        std::fs::create_dir(elsewhere.path().join("linked")).unwrap();
+        write(&elsewhere.path().join("linked/far.eml"));
+        link(&elsewhere.path().join("linked"), &audited.join("to-folder"));
+        write(&elsewhere.path().join("target.eml"));
+        link(&elsewhere.path().join("target.eml"), &audited.join("link.eml"));
+        link(&elsewhere.path().join("missing.eml"), &audited.join("dangling.eml"));
+        let maildir = audited.join("box");
+        std::fs::create_dir_all(maildir.join("cur")).unwrap();
+        write(&maildir.join("cur/1:2,S"));
+        link(&elsewhere.path().join("target.eml"), &maildir.join("cur/2:2,S"));
+        link(&elsewhere.path().join("missing.eml"), &maildir.join("cur/3:2,S"));
+        std::fs::create_dir(maildir.join("cur/not-a-message")).unwrap();
+
+        let mut files = Vec::new();
+        assert!(collect(&audited, &mut files).unwrap());
+        let found: Vec<_> = files
+            .iter()
+            .map(|(path, kind)| (path.strip_prefix(&audited).unwrap().to_owned(), *kind))
+            .collect();
+        let expected: Vec<(PathBuf, Kind)> = [
+            ("box/cur/1:2,S", Kind::Single),
+            ("box/cur/2:2,S", Kind::Single),
+            ("dangling.eml", Kind::Single),
+            ("link.eml", Kind::Single),
+            ("plain.eml", Kind::Single),
+            ("sub/inner.eml", Kind::Single),
+            ("to-folder/far.eml", Kind::Single),
+        ]
+        .into_iter()
+        .map(|(path, kind)| (PathBuf::from(path), kind))
+        .collect();
+        assert_eq!(found, expected);
+        // The dangling link is listed by name and read as an unreadable item, as before.
+        assert!(matches!(
+            read_single(&audited.join("dangling.eml"), Limits { message_bytes: 100 }).payload,
+            Payload::Unreadable(_)
+        ));
+    }
+
+    /// A file is read whole in one read plus the end-of-file read, and still bounded.
+    #[test]
+    fn a_single_file_is_read_whole_and_bounded() {
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("m.eml");
+        let message: Vec<u8> = (0..5000u32).map(|i| b'a' + (i % 26) as u8).collect();
+        std::fs::write(&path, &message).unwrap();
+        let read = |limit| read_single(&path, Limits { message_bytes: limit });
+        assert!(matches!(read(5000).payload, Payload::Message(bytes) if bytes == message));
+        assert!(matches!(
+            read(4999).payload,
+            Payload::TooLarge {
+                size: 5000,
+                limit: 4999
+            }
+        ));
+        std::fs::write(&path, b"").unwrap();
+        assert!(matches!(read(10).payload, Payload::Message(bytes) if bytes.is_empty()));
     }
 
     #[test]
