@@ -14,7 +14,7 @@ use thiserror::Error;
 use crate::delegation::StoreDelegationPolicy;
 use crate::reason::{Finding, Reason, Warning};
 use crate::settings::Settings;
-use crate::verdict::{Accepted, EventState, ItipReport, LayerReport, Report, Verdict};
+use crate::verdict::{Accepted, EventState, ItipReport, LayerReport, Report, StateScope, Verdict};
 use crate::verified::{Authentication, VerifiedCalendar, VerifiedMessage, part_name, verify};
 
 /// One message after the recipient-independent work ([`Pipeline::prepare`]): verified and
@@ -22,8 +22,10 @@ use crate::verified::{Authentication, VerifiedCalendar, VerifiedMessage, part_na
 #[derive(Debug)]
 pub struct Prepared {
     at: time::OffsetDateTime,
-    /// SHA-256 of the received bytes: the key of an idempotent record.
-    digest: MessageDigest,
+    /// SHA-256 of the received bytes: the key of an idempotent record. `None` only for the
+    /// preparation [`Pipeline::evaluate`] makes when it judges without a recipient, where
+    /// nothing can be recorded (hashing every message was 2-3% of an audit, issue 17).
+    digest: Option<MessageDigest>,
     stage: Stage,
 }
 
@@ -127,6 +129,11 @@ pub enum EvaluateError {
     /// `record` was asked without a recipient (the scope of the state).
     #[error("recording event state needs the recipient address (the state scope)")]
     RecordWithoutRecipient,
+    /// A recipient was judged on a preparation made without the message digest (its
+    /// state's record key). Only [`Pipeline::evaluate`] prepares so, and never judges a
+    /// recipient on it: this is a misuse, refused rather than judged without the key.
+    #[error("internal: a recipient was judged on a message prepared without its digest")]
+    PreparedWithoutDigest,
     /// The store compares local parts under another rule than the pipeline's
     /// `strict_local_part`: the correlation and the organizer pin would disagree on who is
     /// the same calendar user (issue 15), so nothing is judged.
@@ -187,7 +194,7 @@ impl Pipeline {
                 return Err(EvaluateError::RecordWithoutRecipient);
             }
         }
-        let prepared = self.prepare(raw, ctx.at);
+        let prepared = self.prepare_with(raw, ctx.at, ctx.recipient.is_some());
         let verdict = self.judge(&prepared, ctx.recipient, store)?;
         match (ctx.record, store, verdict) {
             (true, Some(store), Verdict::Accept(accepted)) => Self::record(accepted, store),
@@ -200,7 +207,12 @@ impl Pipeline {
     /// verification, the accept direction (every calendar part mail-parser finds is one
     /// the verification authorised) and iTIP parsing. Never touches a store.
     pub fn prepare(&self, raw: &[u8], at: time::OffsetDateTime) -> Prepared {
-        let digest = MessageDigest::from_bytes(imipsec_smime::sha256(raw));
+        self.prepare_with(raw, at, true)
+    }
+
+    /// [`prepare`](Pipeline::prepare), hashing the message only `with_digest`.
+    fn prepare_with(&self, raw: &[u8], at: time::OffsetDateTime, with_digest: bool) -> Prepared {
+        let digest = with_digest.then(|| MessageDigest::from_bytes(imipsec_smime::sha256(raw)));
         let rejected = |reasons, warnings, layers| Prepared {
             at,
             digest,
@@ -353,6 +365,11 @@ impl Pipeline {
                 store: store.local_part_case(),
             });
         }
+        // Only `evaluate` prepares without the digest, and only to judge without a recipient:
+        // a recipient's state is never judged without its record key.
+        if recipient.is_some() && prepared.digest.is_none() {
+            return Err(EvaluateError::PreparedWithoutDigest);
+        }
         match &prepared.stage {
             Stage::RevocationUnavailable(detail) => Err(EvaluateError::RevocationUnavailable {
                 detail: detail.clone(),
@@ -364,7 +381,13 @@ impl Pipeline {
                 Vec::new(),
             )),
             Stage::Ready(ready) => {
-                self.process(ready, prepared.at, prepared.digest, recipient, store)
+                let scope = recipient
+                    .zip(prepared.digest)
+                    .map(|(recipient, digest)| StateScope {
+                        recipient: recipient.to_owned(),
+                        digest,
+                    });
+                self.process(ready, prepared.at, scope, store)
             }
         }
     }
@@ -405,15 +428,11 @@ impl Pipeline {
         accepted: Accepted,
         store: &dyn Stores,
     ) -> Result<Verdict, EvaluateError> {
-        let Some(scope) = accepted.scope().map(str::to_owned) else {
+        let Some(StateScope { recipient, digest }) = accepted.state_scope().cloned() else {
             return Err(EvaluateError::RecordWithoutRecipient);
         };
-        let decision = store.decide_and_record_message(
-            &scope,
-            &accepted.digest(),
-            accepted.updates(),
-            accepted.at(),
-        );
+        let decision =
+            store.decide_and_record_message(&recipient, &digest, accepted.updates(), accepted.at());
         match decision {
             Ok(StateDecision::Recorded | StateDecision::AlreadyRecorded) => {
                 let mut accepted = accepted;
@@ -433,10 +452,10 @@ impl Pipeline {
         &self,
         ready: &Ready,
         at_time: time::OffsetDateTime,
-        digest: MessageDigest,
-        recipient: Option<&str>,
+        scope: Option<StateScope>,
         store: Option<&dyn Stores>,
     ) -> Result<Verdict, EvaluateError> {
+        let recipient = scope.as_ref().map(|scope| scope.recipient.as_str());
         let at = Timestamp::from_unix_seconds(at_time.unix_timestamp());
         let store_policy = store.map(|store| StoreDelegationPolicy::new(store, at));
         let policy: &dyn DelegationPolicy = match &store_policy {
@@ -504,9 +523,9 @@ impl Pipeline {
             )),
         }
         if reasons.is_empty()
-            && let (Some(store), Some(scope)) = (store, recipient)
+            && let (Some(store), Some(scope)) = (store, &scope)
         {
-            match store.evaluate_message(scope, &digest, &updates) {
+            match store.evaluate_message(&scope.recipient, &scope.digest, &updates) {
                 Ok(findings) => reasons.extend(findings.iter().map(state_finding)),
                 Err(error) => {
                     return state_error(error).map(|finding| {
@@ -523,14 +542,7 @@ impl Pipeline {
             itip: reports,
             event_state: EventState::NotChecked,
         };
-        let mut verdict = Verdict::build(
-            report,
-            updates,
-            recipient.map(str::to_owned),
-            at,
-            digest,
-            ready.calendar_ranges.clone(),
-        );
+        let mut verdict = Verdict::build(report, updates, scope, at, ready.calendar_ranges.clone());
         if state_checked {
             verdict.mark_event_state_checked();
         }
@@ -892,5 +904,26 @@ mod tests {
         send_sync::<Verdict>();
         send_sync::<Prepared>();
         send_sync::<EvaluateError>();
+    }
+
+    /// A preparation without the message digest (what `evaluate` makes to judge without a
+    /// recipient) is refused for a recipient instead of judged without its record key.
+    #[test]
+    fn a_recipient_is_never_judged_without_the_message_digest() {
+        let anchors =
+            [std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../../certs/root.cert.pem")];
+        let trust = imipsec_smime::TrustStore::from_pem_files(&anchors, &[] as &[&str])
+            .expect("the bundled test anchor loads");
+        let pipeline = Pipeline::new(Settings::new(trust));
+        let at = time::macros::datetime!(2026-06-01 00:00:00 UTC);
+        let raw = b"From: organizer@example.com\r\nContent-Type: text/plain\r\n\r\nhello\r\n";
+        let prepared = pipeline.prepare_with(raw, at, false);
+        assert!(prepared.digest.is_none());
+        assert!(matches!(
+            pipeline.judge(&prepared, Some("attendee@example.com"), None),
+            Err(EvaluateError::PreparedWithoutDigest)
+        ));
+        assert!(pipeline.judge(&prepared, None, None).is_ok());
     }
 }

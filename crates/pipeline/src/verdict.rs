@@ -51,11 +51,9 @@ pub struct Accepted {
     /// The event-state updates (one per authorised component) to record on delivery.
     updates: Vec<EventUpdate>,
     /// The recipient the state is scoped to; `None` when judged without one.
-    scope: Option<String>,
+    scope: Option<StateScope>,
     /// The evaluation time, in the store's terms.
     at: Timestamp,
-    /// SHA-256 of the received message: the key of an idempotent record.
-    digest: MessageDigest,
     /// The calendar parts this accept covers, as body byte ranges of the received message.
     calendar_ranges: Vec<std::ops::Range<usize>>,
     /// Whether the updates were recorded.
@@ -70,7 +68,7 @@ impl Accepted {
 
     /// The recipient address the event state of this accept is scoped to.
     pub fn scope(&self) -> Option<&str> {
-        self.scope.as_deref()
+        self.scope.as_ref().map(|scope| scope.recipient.as_str())
     }
 
     /// Whether the event-state store judged this message ([`EventState::Checked`]).
@@ -95,9 +93,15 @@ impl Accepted {
         self.at
     }
 
-    /// The SHA-256 digest of the received message this accept is about.
-    pub fn digest(&self) -> MessageDigest {
-        self.digest
+    /// The SHA-256 digest of the received message this accept is about; `None` when it was
+    /// judged without a recipient (nothing can be recorded for it then).
+    pub fn digest(&self) -> Option<MessageDigest> {
+        self.scope.as_ref().map(|scope| scope.digest)
+    }
+
+    /// The recipient and the message digest a record of this accept is keyed by.
+    pub(crate) fn state_scope(&self) -> Option<&StateScope> {
+        self.scope.as_ref()
     }
 
     pub(crate) fn mark_recorded(&mut self) {
@@ -114,10 +118,18 @@ impl Accepted {
             self.updates,
             self.scope,
             self.at,
-            self.digest,
             self.calendar_ranges,
         )
     }
+}
+
+/// Who an accept's event state belongs to: the recipient (the state scope) and the SHA-256
+/// of the received message (the key of an idempotent record). They travel together: a
+/// verdict judged without a recipient has neither, and needs neither.
+#[derive(Debug, Clone)]
+pub(crate) struct StateScope {
+    pub(crate) recipient: String,
+    pub(crate) digest: MessageDigest,
 }
 
 /// A rejected message: at least one reason (most specific first). Only the pipeline
@@ -227,7 +239,6 @@ impl Verdict {
             Vec::new(),
             None,
             Timestamp::from_unix_seconds(0),
-            MessageDigest::from_bytes([0; 32]),
             Vec::new(),
         )
     }
@@ -236,9 +247,8 @@ impl Verdict {
     pub(crate) fn build(
         mut report: Report,
         updates: Vec<EventUpdate>,
-        scope: Option<String>,
+        scope: Option<StateScope>,
         at: Timestamp,
-        digest: MessageDigest,
         calendar_ranges: Vec<std::ops::Range<usize>>,
     ) -> Verdict {
         report.reasons.sort_by_key(|finding| finding.code);
@@ -249,7 +259,6 @@ impl Verdict {
                 updates,
                 scope,
                 at,
-                digest,
                 calendar_ranges,
                 recorded: false,
             })

@@ -436,6 +436,47 @@ fn record_needs_a_store_and_a_recipient() {
     ));
 }
 
+/// The SHA-256 of the received bytes keys a recipient's idempotent record. `evaluate` skips
+/// it when judging without a recipient (issue 17: an audit without a store hashed every
+/// message for nothing); such an accept has no digest and cannot be recorded, and a
+/// preparation without a digest is never judged for a recipient.
+#[test]
+fn the_message_digest_is_made_exactly_when_a_recipient_can_record() {
+    let pipeline = pipeline(false);
+    let message = signed_request("rsa2048/organizer", "digest@example.com", 0);
+    let digest = imipsec_pipeline::policy::MessageDigest::from_bytes(
+        imipsec_pipeline::smime::sha256(&message),
+    );
+    let accepted = |verdict: Verdict| match verdict {
+        Verdict::Accept(accepted) => accepted,
+        Verdict::Reject(rejected) => panic!("rejected: {rejected:?}"),
+    };
+
+    // With a recipient: the digest of exactly the received bytes.
+    let with = pipeline
+        .evaluate(&message, &evaluation(false), None)
+        .unwrap();
+    assert_eq!(accepted(with).digest(), Some(digest));
+    // `prepare` (the gate's path, judged per recipient) always hashes.
+    let prepared = pipeline.prepare(&message, AT);
+    let judged = pipeline.judge(&prepared, Some(ATTENDEE), None).unwrap();
+    assert_eq!(accepted(judged).digest(), Some(digest));
+
+    // Without one: no digest, and recording it is refused, not keyed by a made-up digest.
+    let ctx = Evaluation {
+        at: AT,
+        recipient: None,
+        record: false,
+    };
+    let without = accepted(pipeline.evaluate(&message, &ctx, None).unwrap());
+    assert_eq!(without.digest(), None);
+    let store = SqliteStore::open_in_memory().unwrap();
+    assert!(matches!(
+        Pipeline::record_delivery(without, &store),
+        Err(EvaluateError::RecordWithoutRecipient)
+    ));
+}
+
 #[test]
 fn oversized_message_is_limit_exceeded_before_parsing() {
     let trust =
