@@ -24,45 +24,33 @@ pub(crate) enum LineEndings {
 /// ([`Entity::decoded_body`]). It is tolerated only inside base64 bodies, where line breaks
 /// are white space to every decoder: `openssl cms -sign -crlfeol` writes the signature's
 /// base64 with bare LF.
+///
+/// Both scans run over every received byte, so they look only at the CRs and LFs (`memchr`)
+/// instead of stepping through each byte (issue 17); the tests hold them to the byte-wise
+/// definition on every short input.
 pub(crate) fn line_endings(raw: &[u8]) -> Result<LineEndings, MimeError> {
-    let mut first = None;
-    let mut previous = 0u8;
-    for (index, &byte) in raw.iter().enumerate() {
-        match byte {
-            b'\n' => {
-                first.get_or_insert(if previous == b'\r' {
-                    LineEndings::Crlf
-                } else {
-                    LineEndings::BareLf
-                });
-            }
-            _ if previous == b'\r' => {
-                return Err(MimeError {
-                    offset: index - 1,
-                    kind: MimeErrorKind::MixedLineEndings,
-                });
-            }
-            _ => {}
-        }
-        previous = byte;
-    }
-    if previous == b'\r' {
+    if let Some(offset) =
+        memchr::memchr_iter(b'\r', raw).find(|&at| raw.get(at + 1) != Some(&b'\n'))
+    {
         return Err(MimeError {
-            offset: raw.len() - 1,
+            offset,
             kind: MimeErrorKind::MixedLineEndings,
         });
     }
-    Ok(first.unwrap_or(LineEndings::Crlf))
+    Ok(match memchr::memchr(b'\n', raw) {
+        Some(at) if !follows_cr(raw, at) => LineEndings::BareLf,
+        _ => LineEndings::Crlf,
+    })
 }
 
 /// The offset of the first bare LF in `bytes` (CRLF line endings expected), if any.
 pub(super) fn bare_lf(bytes: &[u8]) -> Option<usize> {
-    let mut previous = 0u8;
-    bytes.iter().enumerate().find_map(|(index, &byte)| {
-        let bare = byte == b'\n' && previous != b'\r';
-        previous = byte;
-        bare.then_some(index)
-    })
+    memchr::memchr_iter(b'\n', bytes).find(|&at| !follows_cr(bytes, at))
+}
+
+/// Whether the byte before `at` is a CR.
+fn follows_cr(bytes: &[u8], at: usize) -> bool {
+    at.checked_sub(1).and_then(|before| bytes.get(before)) == Some(&b'\r')
 }
 
 /// A copy in RFC 5322 / RFC 5751 §3.1.1 canonical form (every bare LF becomes CRLF) that
@@ -123,4 +111,79 @@ pub(crate) fn is_ascii_text(content: &[u8]) -> bool {
     content
         .iter()
         .all(|&byte| matches!(byte, b' '..=b'~' | b'\t' | b'\r' | b'\n'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The byte-wise definitions the `memchr` scans replaced.
+    fn line_endings_bytewise(raw: &[u8]) -> Result<LineEndings, MimeError> {
+        let mut first = None;
+        let mut previous = 0u8;
+        for (index, &byte) in raw.iter().enumerate() {
+            match byte {
+                b'\n' => {
+                    first.get_or_insert(if previous == b'\r' {
+                        LineEndings::Crlf
+                    } else {
+                        LineEndings::BareLf
+                    });
+                }
+                _ if previous == b'\r' => {
+                    return Err(MimeError {
+                        offset: index - 1,
+                        kind: MimeErrorKind::MixedLineEndings,
+                    });
+                }
+                _ => {}
+            }
+            previous = byte;
+        }
+        if previous == b'\r' {
+            return Err(MimeError {
+                offset: raw.len() - 1,
+                kind: MimeErrorKind::MixedLineEndings,
+            });
+        }
+        Ok(first.unwrap_or(LineEndings::Crlf))
+    }
+
+    fn bare_lf_bytewise(bytes: &[u8]) -> Option<usize> {
+        let mut previous = 0u8;
+        bytes.iter().enumerate().find_map(|(index, &byte)| {
+            let bare = byte == b'\n' && previous != b'\r';
+            previous = byte;
+            bare.then_some(index)
+        })
+    }
+
+    /// Every input of up to 9 bytes over CR, LF and one other byte, and each of those after
+    /// 40 plain bytes (past `memchr`'s vector width): the same answer as byte by byte.
+    #[test]
+    fn the_scans_agree_with_the_bytewise_definition() {
+        let alphabet = [b'\r', b'\n', b'a'];
+        let mut checked = 0;
+        for length in 0..=9u32 {
+            for mut code in 0..3usize.pow(length) {
+                let mut input = Vec::new();
+                for _ in 0..length {
+                    input.push(alphabet[code % 3]);
+                    code /= 3;
+                }
+                let mut padded = vec![b'x'; 40];
+                padded.extend_from_slice(&input);
+                for bytes in [&input, &padded] {
+                    assert_eq!(
+                        line_endings(bytes),
+                        line_endings_bytewise(bytes),
+                        "{bytes:?}"
+                    );
+                    assert_eq!(bare_lf(bytes), bare_lf_bytewise(bytes), "{bytes:?}");
+                    checked += 1;
+                }
+            }
+        }
+        assert_eq!(checked, 2 * (0..=9).map(|n| 3usize.pow(n)).sum::<usize>());
+    }
 }
