@@ -156,18 +156,20 @@ impl ContentLineError {
 /// values are "any textual character" but CONTROL), are refused. A bare CR is the CRLF
 /// injection shape: a parser that breaks lines on CR would see one more property than this
 /// one. Blank lines and bare LF line ends are left to the iTIP parser's own tolerance.
+///
+/// It reads every byte of every calendar part, so a textual byte costs one test and the rest
+/// of the decision is made only for control characters (issue 17).
 pub fn check_line_breaks(text: &[u8]) -> Result<(), ContentLineError> {
-    let mut bytes = text.iter().enumerate().peekable();
-    while let Some((offset, &byte)) = bytes.next() {
+    for (offset, &byte) in text.iter().enumerate() {
+        if byte >= 0x20 && byte != 0x7f {
+            continue;
+        }
         match byte {
-            b'\r' if bytes.peek().map(|(_, next)| **next) != Some(b'\n') => {
+            b'\r' if text.get(offset + 1) != Some(&b'\n') => {
                 return Err(ContentLineError::BareCarriageReturn { offset });
             }
             b'\r' | b'\n' | b'\t' => {}
-            byte if byte < 0x20 || byte == 0x7f => {
-                return Err(ContentLineError::ControlCharacter { byte, offset });
-            }
-            _ => {}
+            byte => return Err(ContentLineError::ControlCharacter { byte, offset }),
         }
     }
     Ok(())
@@ -344,6 +346,24 @@ mod tests {
                 byte: 0x1b,
                 offset: 2
             })
+        );
+        // HTAB and non-ASCII (UTF-8) bytes are text; DEL and NUL are not; of CR CR LF the
+        // first CR is the bare one.
+        assert_eq!(check_line_breaks("A:\tb \u{e9}\r\n".as_bytes()), Ok(()));
+        assert_eq!(
+            check_line_breaks(b"A:b\x7f"),
+            Err(ContentLineError::ControlCharacter {
+                byte: 0x7f,
+                offset: 3
+            })
+        );
+        assert_eq!(
+            check_line_breaks(b"\0"),
+            Err(ContentLineError::ControlCharacter { byte: 0, offset: 0 })
+        );
+        assert_eq!(
+            check_line_breaks(b"A:b\r\r\n"),
+            Err(ContentLineError::BareCarriageReturn { offset: 3 })
         );
     }
 
