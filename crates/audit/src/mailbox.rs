@@ -805,13 +805,25 @@ mod tests {
         write(&elsewhere.path().join("linked/far.eml"));
         link(&elsewhere.path().join("linked"), &audited.join("to-folder"));
         write(&elsewhere.path().join("target.eml"));
-        link(&elsewhere.path().join("target.eml"), &audited.join("link.eml"));
-        link(&elsewhere.path().join("missing.eml"), &audited.join("dangling.eml"));
+        link(
+            &elsewhere.path().join("target.eml"),
+            &audited.join("link.eml"),
+        );
+        link(
+            &elsewhere.path().join("missing.eml"),
+            &audited.join("dangling.eml"),
+        );
         let maildir = audited.join("box");
         std::fs::create_dir_all(maildir.join("cur")).unwrap();
         write(&maildir.join("cur/1:2,S"));
-        link(&elsewhere.path().join("target.eml"), &maildir.join("cur/2:2,S"));
-        link(&elsewhere.path().join("missing.eml"), &maildir.join("cur/3:2,S"));
+        link(
+            &elsewhere.path().join("target.eml"),
+            &maildir.join("cur/2:2,S"),
+        );
+        link(
+            &elsewhere.path().join("missing.eml"),
+            &maildir.join("cur/3:2,S"),
+        );
         std::fs::create_dir(maildir.join("cur/not-a-message")).unwrap();
 
         let mut files = Vec::new();
@@ -847,7 +859,14 @@ mod tests {
         let path = folder.path().join("m.eml");
         let message: Vec<u8> = (0..5000u32).map(|i| b'a' + (i % 26) as u8).collect();
         std::fs::write(&path, &message).unwrap();
-        let read = |limit| read_single(&path, Limits { message_bytes: limit });
+        let read = |limit| {
+            read_single(
+                &path,
+                Limits {
+                    message_bytes: limit,
+                },
+            )
+        };
         assert!(matches!(read(5000).payload, Payload::Message(bytes) if bytes == message));
         assert!(matches!(
             read(4999).payload,
