@@ -309,6 +309,10 @@ fn has_extension(path: &Path, extension: &str) -> bool {
 /// One entry of a folder, with what it is.
 struct Entry {
     path: PathBuf,
+    /// Where it sorts: MH messages first by number, then the rest (number 0) by name. Made
+    /// once per entry: the comparisons of a large folder's sort parsed both names each time
+    /// (1.4% of an audit of 1,000 files, issue 17).
+    order: (u8, u64, std::ffi::OsString),
     /// A folder (a link is followed to what it names).
     is_dir: bool,
     /// A regular file (a link is followed to what it names).
@@ -331,18 +335,17 @@ fn sorted_entries(folder: &Path) -> Result<Vec<Entry>, MailboxError> {
             Ok(kind) if !kind.is_symlink() => (kind.is_dir(), kind.is_file()),
             _ => (path.is_dir(), path.is_file()),
         };
+        // Entries of one folder differ only in their last component, so comparing names
+        // orders them as comparing the paths did.
+        let (class, number) = mh_number(&path).map_or((1, 0), |number| (0, number));
         entries.push(Entry {
+            order: (class, number, entry.file_name()),
             path,
             is_dir,
             is_file,
         });
     }
-    entries.sort_by(|a, b| {
-        let key = |path: &Path| mh_number(path).map_or((1, 0), |number| (0, number));
-        key(&a.path)
-            .cmp(&key(&b.path))
-            .then_with(|| a.path.cmp(&b.path))
-    });
+    entries.sort_unstable_by(|a, b| a.order.cmp(&b.order));
     Ok(entries)
 }
 
