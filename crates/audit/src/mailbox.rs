@@ -845,6 +845,32 @@ mod tests {
         ));
     }
 
+    /// MH messages first by number (`9` before `10`; equal numbers by name), then the rest by
+    /// name: the order the path comparison gave, from keys made once per entry.
+    #[test]
+    fn mh_messages_sort_by_number_then_the_rest_by_name() {
+        let folder = tempfile::tempdir().unwrap();
+        for name in ["b.eml", "10", "9", "2", "02", "a.eml", ".mh_sequences"] {
+            std::fs::write(folder.path().join(name), b"x").unwrap();
+        }
+        let order: Vec<String> = sorted_entries(folder.path())
+            .unwrap()
+            .into_iter()
+            .map(|entry| {
+                entry
+                    .path
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        assert_eq!(
+            order,
+            ["02", "2", "9", "10", ".mh_sequences", "a.eml", "b.eml"]
+        );
+    }
+
     /// A file is read whole in one read plus the end-of-file read, and still bounded.
     #[test]
     fn a_single_file_is_read_whole_and_bounded() {
