@@ -125,6 +125,9 @@ pub struct TrustStore {
 pub(crate) struct ParsedCertificate {
     pub(crate) certificate: X509,
     pub(crate) der: Arc<[u8]>,
+    /// SHA-256 of `der`, made once per parse: the chain-cache key hashes these instead of
+    /// every certificate's whole DER on every message (issue 17).
+    fingerprint: [u8; 32],
     /// OpenSSL's encoding of the issuer name (the received one for a parsed certificate).
     pub(crate) issuer_der: Vec<u8>,
     /// The serialNumber INTEGER contents as received; `None` when x509-parser rejects the
@@ -192,9 +195,11 @@ impl ParsedCertificate {
             ),
         };
         let events = certificate_events(&certificate);
+        let fingerprint = crate::sha256(&der);
         Ok(ParsedCertificate {
             events,
             certificate,
+            fingerprint,
             der,
             issuer_der,
             raw_serial,
@@ -996,10 +1001,12 @@ fn stale_crl_of(
     None
 }
 
-/// SHA-256 over the received DER of the signer, the offered certificates and the embedded
-/// CRLs, the revocation mode and whether a source is present: the inputs of one validation
-/// besides the time (the store's own anchors, intermediates, CRLs and policies are fixed per
-/// `TrustStore`; the time is the entry's interval).
+/// SHA-256 over the signer's and the offered certificates' fingerprints (SHA-256 of their
+/// received DER, made once per parse), the embedded CRLs' received DER, the revocation mode
+/// and whether a source is present: the inputs of one validation besides the time (the
+/// store's own anchors, intermediates, CRLs and policies are fixed per `TrustStore`; the time
+/// is the entry's interval). Each input is length-prefixed and marked by its kind, so no two
+/// different inputs hash the same bytes.
 fn cache_key(
     signer: &ParsedCertificate,
     offered: &[Arc<ParsedCertificate>],
@@ -1014,16 +1021,16 @@ fn cache_key(
     hasher
         .digest_update(&[u8::from(revocation.source.is_some())])
         .ok()?;
-    let mut push = |der: &[u8], marker: u8| -> Option<()> {
+    let mut push = |bytes: &[u8], marker: u8| -> Option<()> {
         hasher.digest_update(&[marker]).ok()?;
         hasher
-            .digest_update(&(der.len() as u64).to_be_bytes())
+            .digest_update(&(bytes.len() as u64).to_be_bytes())
             .ok()?;
-        hasher.digest_update(der).ok()
+        hasher.digest_update(bytes).ok()
     };
-    push(&signer.der, 0)?;
+    push(&signer.fingerprint, 0)?;
     for cert in offered {
-        push(&cert.der, 1)?;
+        push(&cert.fingerprint, 1)?;
     }
     for crl in embedded_crl_ders {
         push(crl, 2)?;

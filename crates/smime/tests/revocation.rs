@@ -1107,6 +1107,52 @@ fn missing_intermediate_is_named_and_configured_intermediates_complete_the_chain
     );
 }
 
+/// The chain cache is keyed by the offered certificates too (by their fingerprints since
+/// issue 17): the same signer with its intermediate, without it, and with a stranger of the
+/// same name must each get the verdict a fresh store gives, in any order on a shared store.
+#[test]
+fn chain_cache_key_covers_the_offered_certificates() {
+    let t = now();
+    let root = issue("Root CA", None, Kind::Ca, t - DAY, t + DAY);
+    let intermediate = issue("Issuing CA", Some(&root), Kind::Ca, t - DAY, t + DAY);
+    let other_root = issue("Other Root", None, Kind::Ca, t - DAY, t + DAY);
+    let namesake = issue("Issuing CA", Some(&other_root), Kind::Ca, t - DAY, t + DAY);
+    let signer = issue("carol", Some(&intermediate), Kind::Signer, t - DAY, t + DAY);
+    let with = sign(&signer, &[&intermediate.cert]);
+    let without = sign(&signer, &[]);
+    let with_namesake = sign(&signer, &[&namesake.cert]);
+    let with_both = sign(&signer, &[&namesake.cert, &intermediate.cert]);
+    let shared = TrustStore::new(vec![root.cert.clone()], Vec::new()).unwrap();
+    let mut seen = Vec::new();
+    for (name, message) in [
+        ("with", &with),
+        ("without", &without),
+        ("with the namesake", &with_namesake),
+        ("with both", &with_both),
+        ("with", &with),
+        ("with the namesake", &with_namesake),
+        ("without", &without),
+    ] {
+        let fresh = TrustStore::new(vec![root.cert.clone()], Vec::new()).unwrap();
+        let expected = code(&verify(message, &fresh, t, RevocationMode::Off, None));
+        assert_eq!(
+            code(&verify(message, &shared, t, RevocationMode::Off, None)),
+            expected,
+            "{name}"
+        );
+        seen.push((name, expected));
+    }
+    assert_eq!(seen[0], ("with", "valid"));
+    assert_eq!(seen[1], ("without", "untrusted-certificate"));
+    assert_eq!(seen[2].1, "untrusted-certificate", "{seen:?}");
+    let (hits, misses) = shared.cache_stats();
+    assert_eq!(
+        (hits, misses),
+        (3, 4),
+        "the repeats were served from the cache"
+    );
+}
+
 /// `--policy`: a named initial policy set requires a chain valid for it (explicit policy); the
 /// default anyPolicy accepts a chain without policies.
 #[test]
