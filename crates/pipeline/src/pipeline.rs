@@ -273,7 +273,9 @@ impl Pipeline {
             // The accept direction (issue #11), before anything is processed or recorded:
             // every calendar part mail-parser (the calendar server's parser) finds must be
             // one this verification authorised, at the same bytes.
-            Some(message) if let Some(finding) = unauthorised_calendar(raw, &message) => {
+            Some(message)
+                if let Some(finding) = unauthorised_calendar(raw, &inspection, &message) =>
+            {
                 return rejected(vec![finding], verification.warnings, verification.layers);
             }
             Some(message) => message,
@@ -692,15 +694,31 @@ impl Pipeline {
 }
 
 /// The first calendar part mail-parser finds in `raw` that `message` did not authorise, as a
-/// reason (`unprotected-calendar`).
-fn unauthorised_calendar(raw: &[u8], message: &VerifiedMessage) -> Option<Finding<Reason>> {
+/// reason (`unprotected-calendar`). mail-parser's parse is the one `inspection` (of `raw`)
+/// already made when it made one, so the message is parsed once (issue 17).
+fn unauthorised_calendar(
+    raw: &[u8],
+    inspection: &imipsec_smime::Inspection,
+    message: &VerifiedMessage,
+) -> Option<Finding<Reason>> {
     let authorised: Vec<std::ops::Range<usize>> = message
         .calendars()
         .iter()
         .filter_map(VerifiedCalendar::body_range)
         .collect();
-    let unauthorised = imipsec_smime::calendar::unauthorised_calendars(raw, &authorised);
-    let part = unauthorised.first()?;
+    let parsed_here;
+    let found = match inspection.mail_parser_calendars() {
+        Some(found) => found,
+        None => {
+            parsed_here = imipsec_smime::calendar::mail_parser_calendars(raw);
+            &parsed_here
+        }
+    };
+    let part = found.iter().find(|part| {
+        part.body
+            .as_ref()
+            .is_none_or(|body| !authorised.contains(body))
+    })?;
     Some(Finding::new(
         Reason::UnprotectedCalendar,
         match &part.body {

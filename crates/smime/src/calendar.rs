@@ -151,15 +151,53 @@ pub const MAX_FORWARD_NESTING: usize = 8;
 /// forwarded messages included. A message mail-parser cannot parse yields one part without a
 /// range (fail closed).
 pub fn mail_parser_calendars(raw: &[u8]) -> Vec<ParsedCalendar> {
-    let mut found = Vec::new();
-    match MessageParser::new().parse(raw) {
-        Some(message) => collect(&message, true, 0, &mut found),
-        None => found.push(ParsedCalendar {
-            body: None,
-            media_type: "a message mail-parser cannot parse".to_owned(),
-        }),
+    ParsedMessage::parse(raw).calendars()
+}
+
+/// mail-parser's reading of one received message, parsed once (issue 17): the accept
+/// direction's calendar parts ([`ParsedMessage::calendars`]) and, for the strict walk's
+/// decoder comparison, what it decoded for each part ([`ParsedMessage::decoded_at`]).
+pub(crate) struct ParsedMessage<'x> {
+    message: Option<Message<'x>>,
+}
+
+impl<'x> ParsedMessage<'x> {
+    pub(crate) fn parse(raw: &'x [u8]) -> Self {
+        ParsedMessage {
+            message: MessageParser::new().parse(raw),
+        }
     }
-    found
+
+    /// [`mail_parser_calendars`] of the message.
+    pub(crate) fn calendars(&self) -> Vec<ParsedCalendar> {
+        let mut found = Vec::new();
+        match &self.message {
+            Some(message) => collect(message, true, 0, &mut found),
+            None => found.push(ParsedCalendar {
+                body: None,
+                media_type: "a message mail-parser cannot parse".to_owned(),
+            }),
+        }
+        found
+    }
+
+    /// The transfer-decoded body of the leaf mail-parser reads at exactly the bytes `body` of
+    /// the message, when it decoded one there without trouble. Only parts in place in the
+    /// message are looked at (a forward's parts have offsets into the forward), so a range
+    /// names the same bytes for both parsers.
+    pub(crate) fn decoded_at(&self, body: Range<usize>) -> Option<&[u8]> {
+        self.message
+            .as_ref()?
+            .parts
+            .iter()
+            .find(|part| {
+                part.offset_body as usize == body.start
+                    && part.offset_end as usize == body.end
+                    && !part.is_encoding_problem
+                    && !matches!(part.body, PartType::Multipart(_) | PartType::Message(_))
+            })
+            .map(MessagePart::contents)
+    }
 }
 
 /// The accept direction (issue #11): the calendar parts mail-parser finds in `raw` that are
@@ -285,6 +323,34 @@ mod tests {
             Some(CalendarEvidence::Content)
         );
         assert_eq!(classify("text/plain", ["a.txt"], b"hello"), None);
+    }
+
+    /// Issue 17: mail-parser's reading of each part in place is found by the part's byte
+    /// range; a forward's parts (offsets into the forward) and containers are not.
+    #[test]
+    fn decoded_parts_are_found_by_their_range() {
+        let raw = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n\
+--b\r\nContent-Transfer-Encoding: base64\r\n\r\naGVs\r\nbG8=\r\n\
+--b\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\na=3Db\r\n\
+--b\r\nContent-Type: message/rfc822\r\n\r\n\
+Content-Transfer-Encoding: base64\r\n\r\naGk=\r\n\
+--b--\r\n";
+        let body = |needle: &[u8]| {
+            let start = raw
+                .windows(needle.len())
+                .position(|window| window == needle)
+                .unwrap();
+            start..start + needle.len()
+        };
+        let parsed = ParsedMessage::parse(raw);
+        assert_eq!(
+            parsed.decoded_at(body(b"aGVs\r\nbG8=")),
+            Some(&b"hello"[..])
+        );
+        assert_eq!(parsed.decoded_at(body(b"a=3Db")), Some(&b"a=b"[..]));
+        assert_eq!(parsed.decoded_at(body(b"aGk=")), None, "inside a forward");
+        assert_eq!(parsed.decoded_at(0..raw.len()), None, "a container");
+        assert_eq!(parsed.calendars(), mail_parser_calendars(raw));
     }
 
     #[test]

@@ -379,6 +379,10 @@ pub struct Inspection {
     /// Which walk made this inspection: its leaves carry the same token, so a leaf is only
     /// ever judged against the layers of its own message ([`Leaf::is_signed`]).
     pub(crate) token: InspectionToken,
+    /// [`calendar::mail_parser_calendars`](crate::calendar::mail_parser_calendars) of the
+    /// received message, when the walk parsed it with mail-parser (for the decoder
+    /// comparison of a transfer-encoded part of the message as received).
+    pub(crate) mail_parser_calendars: Option<Vec<crate::calendar::ParsedCalendar>>,
 }
 
 /// The identity of one [`inspect`] run (a process-wide counter): ties leaves to their
@@ -455,6 +459,14 @@ impl Inspection {
     /// (offsets then refer to the canonical copy).
     pub fn canonicalized(&self) -> bool {
         self.canonicalized
+    }
+
+    /// [`calendar::mail_parser_calendars`](crate::calendar::mail_parser_calendars) of the
+    /// message given to [`inspect`], as received, when the walk already had mail-parser parse
+    /// it (it does for a message with a transfer-encoded part and LF-CRLF line endings):
+    /// the accept direction then needs no second parse (issue 17). `None`: not parsed here.
+    pub fn mail_parser_calendars(&self) -> Option<&[crate::calendar::ParsedCalendar]> {
+        self.mail_parser_calendars.as_deref()
     }
 
     /// Leaves that [`Leaf::is_signed`].

@@ -102,6 +102,24 @@ impl Entity<'_> {
     /// The transfer-decoded body. Strict decoding, then mail-parser's decoder on the same
     /// bytes: a body the two read differently is malformed.
     pub fn decoded_body(&self) -> Result<Cow<'_, [u8]>, MimeError> {
+        self.decoded_body_agreeing(None)
+    }
+
+    /// Whether the body is transfer-encoded (base64 or quoted-printable): only then does
+    /// decoding compare two readings.
+    pub fn is_transfer_encoded(&self) -> bool {
+        matches!(
+            self.encoding,
+            TransferEncoding::Base64 | TransferEncoding::QuotedPrintable
+        )
+    }
+
+    /// [`decoded_body`](Self::decoded_body), where `parsed` is what mail-parser's parse of the
+    /// whole received message decoded for this very part (the same byte range), if that is
+    /// known: when it equals the strict decoding, the calendar server's parser reads these
+    /// bytes as this walk does, and mail-parser's decoder is not run a second time (issue 17).
+    /// Otherwise the decoder comparison runs as always.
+    pub fn decoded_body_agreeing(&self, parsed: Option<&[u8]>) -> Result<Cow<'_, [u8]>, MimeError> {
         let disagreement = MimeError {
             offset: self.body_start,
             kind: MimeErrorKind::DecoderDisagreement,
@@ -118,8 +136,9 @@ impl Entity<'_> {
             TransferEncoding::Identity => Ok(Cow::Borrowed(self.body)),
             TransferEncoding::Base64 => {
                 let decoded = decode_base64(self.body, self.body_start)?;
-                if mail_parser::decoders::base64::base64_decode(self.body).as_ref()
-                    != Some(&decoded)
+                if parsed != Some(decoded.as_slice())
+                    && mail_parser::decoders::base64::base64_decode(self.body).as_ref()
+                        != Some(&decoded)
                 {
                     return Err(disagreement);
                 }
@@ -127,9 +146,10 @@ impl Entity<'_> {
             }
             TransferEncoding::QuotedPrintable => {
                 let decoded = decode_quoted_printable(self.body, self.body_start)?;
-                if mail_parser::decoders::quoted_printable::quoted_printable_decode(self.body)
-                    .as_ref()
-                    != Some(&decoded)
+                if parsed != Some(decoded.as_slice())
+                    && mail_parser::decoders::quoted_printable::quoted_printable_decode(self.body)
+                        .as_ref()
+                        != Some(&decoded)
                 {
                     return Err(disagreement);
                 }
@@ -673,6 +693,41 @@ mod tests {
         }
         assert_eq!(decode_base64(b"aGk=\r\n", 0).unwrap(), b"hi");
         assert_eq!(decode_base64(b"aGk=aGk=", 0).unwrap_err().offset, 4);
+    }
+
+    /// Issue 17: mail-parser's whole-message reading of a part stands in for its decoder only
+    /// when it equals the strict decoding; any other reading leaves the decoder comparison to
+    /// run, and the strict decoder's verdict stands either way.
+    #[test]
+    fn another_reading_stands_in_only_when_it_is_the_same() {
+        let raw = b"Content-Transfer-Encoding: base64\r\n\r\naGVs\r\nbG8=";
+        let entity = parse_entity(raw, 0, raw.len()).unwrap();
+        for parsed in [None, Some(&b"hello"[..]), Some(b"other"), Some(b"")] {
+            assert_eq!(
+                entity.decoded_body_agreeing(parsed).unwrap().as_ref(),
+                b"hello",
+                "{parsed:?}"
+            );
+        }
+        let raw = b"Content-Transfer-Encoding: quoted-printable\r\n\r\na=3Db";
+        let entity = parse_entity(raw, 0, raw.len()).unwrap();
+        assert!(entity.is_transfer_encoded());
+        for parsed in [None, Some(&b"a=b"[..]), Some(b"a=3Db")] {
+            assert_eq!(
+                entity.decoded_body_agreeing(parsed).unwrap().as_ref(),
+                b"a=b"
+            );
+        }
+        // A strict-decoding error is not undone by a reading that agrees with the bytes.
+        let raw = b"Content-Transfer-Encoding: base64\r\n\r\naGVs!G8=";
+        let entity = parse_entity(raw, 0, raw.len()).unwrap();
+        assert_eq!(
+            entity.decoded_body_agreeing(Some(b"hel")).unwrap_err().kind,
+            MimeErrorKind::BadBase64
+        );
+        let raw = b"Content-Transfer-Encoding: 7bit\r\n\r\nplain";
+        let entity = parse_entity(raw, 0, raw.len()).unwrap();
+        assert!(!entity.is_transfer_encoded());
     }
 
     #[test]

@@ -590,6 +590,32 @@ fn header_protection_mismatch_reported() {
     assert_eq!(inspection.outer().from, ["organizer@example.com"]);
 }
 
+/// Issue 17: the walk's decoder comparison of the signature part used mail-parser's parse of
+/// the whole message, and the inspection hands that parse's calendar parts on, equal to a
+/// parse of its own; a bare-LF message (walked as a canonical copy) hands none on.
+#[test]
+fn the_walks_mail_parser_reading_is_the_accept_directions() {
+    let raw = detached_message("rsa2048/organizer", &[]);
+    let inspection = run(&raw, &[]).unwrap();
+    let handed_on = inspection
+        .mail_parser_calendars()
+        .expect("parsed by the walk");
+    assert_eq!(
+        handed_on,
+        imipsec_smime::calendar::mail_parser_calendars(&raw)
+    );
+    assert_eq!(handed_on.len(), 1);
+    let calendar = handed_on[0].body.clone().unwrap();
+    assert_eq!(inspection.leaves()[0].body_range(), Some(calendar));
+    let bare_lf: Vec<u8> = String::from_utf8(raw)
+        .unwrap()
+        .replace("\r\n", "\n")
+        .into_bytes();
+    let inspection = run(&bare_lf, &[]).unwrap();
+    assert!(inspection.canonicalized());
+    assert_eq!(inspection.mail_parser_calendars(), None);
+}
+
 #[test]
 fn verify_signed_data_alone_and_chain_cache() {
     let der = sign(CALENDAR, "rsa2048/organizer", &[], false);

@@ -1,11 +1,13 @@
 //! The walk itself: [`walk_message`] descends the MIME tree of one message, verifies and
 //! decrypts each security layer, and records every layer and leaf in an [`Inspection`].
 
+use std::borrow::Cow;
+
 use time::OffsetDateTime;
 
 mod openpgp;
 
-use crate::calendar;
+use crate::calendar::{self, ParsedMessage};
 use crate::cms::{self, Context, SignerReport, VerifiedSigner, oid};
 use crate::decrypt;
 use crate::error::{Failure, MimeErrorKind, SmimeError};
@@ -33,10 +35,13 @@ pub(super) fn walk_message(
             outer: OuterHeaders::default(),
             canonicalized,
             token: InspectionToken::next(),
+            mail_parser_calendars: None,
         },
         outer: ProtectedHeaders::default(),
         parts: 0,
         budget: Budget::new(options.limits, buffer.len()),
+        received: (!canonicalized).then_some(buffer),
+        parsed: None,
     };
     let root = Position {
         path: Vec::new(),
@@ -53,6 +58,7 @@ pub(super) fn walk_message(
     };
     walker.walk(buffer, 0, buffer.len(), root)?;
     walker.budget_left()?;
+    walker.inspection.mail_parser_calendars = walker.parsed.as_ref().map(ParsedMessage::calendars);
     Ok(walker.inspection)
 }
 
@@ -106,13 +112,41 @@ impl Position {
     }
 }
 
-struct Walker<'o> {
+struct Walker<'o, 'b> {
     options: &'o InspectOptions<'o>,
     inspection: Inspection,
     outer: ProtectedHeaders,
     parts: usize,
     /// What the message may still spend on public-key operations, hashing and decoding.
     budget: Budget,
+    /// The message as received, when the walk reads it as received (not a canonical copy).
+    received: Option<&'b [u8]>,
+    /// mail-parser's parse of `received`, made on first need ([`Walker::decoded_body`]).
+    parsed: Option<ParsedMessage<'b>>,
+}
+
+impl Walker<'_, '_> {
+    /// `entity`'s transfer-decoded body. In the message as received (`layer` is `None` and
+    /// the message was not canonicalised), the strict decoding is compared with what
+    /// mail-parser's parse of the whole message decoded for the same bytes; that parse is
+    /// made once, on first need, and is the one the accept direction reads
+    /// ([`Inspection::mail_parser_calendars`]). Elsewhere, or where that parse read the
+    /// bytes otherwise, mail-parser's decoder runs on the part as before
+    /// ([`Entity::decoded_body_agreeing`]).
+    fn decoded_body<'e>(
+        &mut self,
+        entity: &'e Entity<'_>,
+        layer: Option<usize>,
+    ) -> Result<Cow<'e, [u8]>, MimeError> {
+        let parsed = match self.received {
+            Some(received) if layer.is_none() && entity.is_transfer_encoded() => self
+                .parsed
+                .get_or_insert_with(|| ParsedMessage::parse(received))
+                .decoded_at(entity.body_start..entity.start + entity.raw.len()),
+            _ => None,
+        };
+        entity.decoded_body_agreeing(parsed)
+    }
 }
 
 pub(super) fn mime_error(error: MimeError, layer: Option<usize>) -> SmimeError {
@@ -126,7 +160,7 @@ pub(super) fn mime_error(error: MimeError, layer: Option<usize>) -> SmimeError {
     }
 }
 
-impl Walker<'_> {
+impl Walker<'_, '_> {
     fn context(&self) -> Context<'_> {
         Context {
             trust: self.options.trust,
@@ -331,8 +365,8 @@ impl Walker<'_> {
 
     fn leaf(&mut self, entity: &Entity<'_>, position: Position) -> Result<(), SmimeError> {
         self.charge_decoding(entity)?;
-        let body = entity
-            .decoded_body()
+        let body = self
+            .decoded_body(entity, position.buffer_layer)
             .map_err(|error| mime_error(error, position.buffer_layer))?
             .into_owned();
         let calendar = calendar::classify(&entity.content_type, entity.file_names(), &body);
@@ -371,7 +405,7 @@ impl Walker<'_> {
         ) {
             let signature = self.signature_part(buffer, signature, layer)?;
             let signed = buffer.get(content.0..content.1).unwrap_or_default();
-            self.verify_detached(&signature, signed)
+            self.verify_detached(&signature, signed, layer)
         } else {
             LayerOutcome::SignatureFailed {
                 failure: Failure::UnsupportedProtocol { protocol },
@@ -436,7 +470,12 @@ impl Walker<'_> {
         self.walk(buffer, start, end, content)
     }
 
-    fn verify_detached(&self, signature: &Entity<'_>, signed: &[u8]) -> LayerOutcome {
+    fn verify_detached(
+        &mut self,
+        signature: &Entity<'_>,
+        signed: &[u8],
+        layer: Option<usize>,
+    ) -> LayerOutcome {
         if !matches!(
             signature.content_type.as_str(),
             "application/pkcs7-signature" | "application/x-pkcs7-signature"
@@ -448,7 +487,7 @@ impl Walker<'_> {
                 signers: Vec::new(),
             };
         }
-        let der = match signature.decoded_body() {
+        let der = match self.decoded_body(signature, layer) {
             Ok(der) => der,
             Err(error) => {
                 return LayerOutcome::SignatureFailed {
@@ -469,7 +508,7 @@ impl Walker<'_> {
             .unwrap_or("")
             .to_ascii_lowercase();
         self.charge_decoding(entity)?;
-        let der = entity.decoded_body();
+        let der = self.decoded_body(entity, position.buffer_layer);
         // The CMS content type decides what is processed; smime-type is only a hint used when
         // the content does not parse (RFC 8551 §3.2.2).
         let sniffed = der

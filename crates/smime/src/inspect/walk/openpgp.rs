@@ -52,7 +52,7 @@ fn signature_outcome(
     }
 }
 
-impl Walker<'_> {
+impl Walker<'_, '_> {
     fn keyring(&self) -> &imipsec_openpgp::Keyring {
         self.options.openpgp.unwrap_or(&EMPTY)
     }
