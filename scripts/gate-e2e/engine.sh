@@ -16,8 +16,13 @@ prepare_engine() { # WORKDIR
       (cd "$ROOT" && cargo build -q $(profile_flag) -p imipsec-gate --example test-engine-gate)
       GATE_BIN="$TARGET_DIR/$GATE_PROFILE/examples/test-engine-gate" ;;
     pipeline)
-      (cd "$ROOT" && cargo build -q $(profile_flag) -p imipsec)
-      GATE_BIN="$TARGET_DIR/$GATE_PROFILE/imipsec"
+      # GATE_BINARY=path: that imipsec binary instead of this tree's (A/B runs of two builds)
+      if [ -n "${GATE_BINARY:-}" ]; then
+        GATE_BIN=$GATE_BINARY
+      else
+        (cd "$ROOT" && cargo build -q $(profile_flag) -p imipsec)
+        GATE_BIN="$TARGET_DIR/$GATE_PROFILE/imipsec"
+      fi
       STORE_PATH=${GATE_STORE:-$1/policy.sqlite} ;;
     *) echo "gate-e2e: unknown GATE_ENGINE=$GATE_ENGINE" >&2; return 1 ;;
   esac

@@ -408,6 +408,7 @@ impl Session {
                 let reply = self.backend.command(line).await?;
                 self.backend_size = reply.is_positive() && offers(&reply, "SIZE");
                 self.backend_pipelining = reply.is_positive() && offers(&reply, "PIPELINING");
+                self.backend.chunking = reply.is_positive() && offers(&reply, "CHUNKING");
                 Ok((Some(self.filter_lhlo(reply)), Flow::Continue))
             }
             "MAIL" => {

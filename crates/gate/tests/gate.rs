@@ -733,6 +733,10 @@ struct FakeBackend {
     /// whole pipelined group before it replies): a proxy waiting for each reply before
     /// sending the next command stalls.
     hold_mail_reply: bool,
+    /// Do not offer CHUNKING (a backend that knows only DATA).
+    no_chunking: bool,
+    /// How many deliveries came as `BDAT ... LAST` (RFC 3030) rather than DATA.
+    chunked: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl FakeBackend {
@@ -744,6 +748,8 @@ impl FakeBackend {
         let probe = self.probe.clone();
         let probed = Arc::clone(&self.probed);
         let hold_mail_reply = self.hold_mail_reply;
+        let no_chunking = self.no_chunking;
+        let chunked = Arc::clone(&self.chunked);
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
@@ -753,6 +759,7 @@ impl FakeBackend {
                 let fail_data = Arc::clone(&fail_data);
                 let probe = probe.clone();
                 let probed = Arc::clone(&probed);
+                let chunked = Arc::clone(&chunked);
                 tokio::spawn(async move {
                     let (read, mut write) = stream.into_split();
                     let mut reader = BufReader::new(read);
@@ -766,7 +773,9 @@ impl FakeBackend {
                             return;
                         }
                         let upper = line.to_ascii_uppercase();
-                        let reply: String = if upper.starts_with("LHLO") {
+                        let reply: String = if upper.starts_with("LHLO") && no_chunking {
+                            "250-backend\r\n250-PIPELINING\r\n250-STARTTLS\r\n250 ENHANCEDSTATUSCODES\r\n".into()
+                        } else if upper.starts_with("LHLO") {
                             "250-backend\r\n250-PIPELINING\r\n250-CHUNKING\r\n250-STARTTLS\r\n250 ENHANCEDSTATUSCODES\r\n".into()
                         } else if upper.starts_with("MAIL") && upper.contains(" SIZE=") {
                             // As Dovecot's LMTP: SIZE is not offered above, so a MAIL
@@ -786,17 +795,31 @@ impl FakeBackend {
                                 rcpts.push(line.trim().to_owned());
                                 "250 2.1.5 ok\r\n".into()
                             }
-                        } else if upper.starts_with("DATA") {
-                            write.write_all(b"354 go\r\n").await.unwrap();
-                            let mut message = String::new();
-                            loop {
-                                let mut data = String::new();
-                                reader.read_line(&mut data).await.unwrap();
-                                if data == ".\r\n" {
-                                    break;
+                        } else if upper.starts_with("DATA")
+                            || (upper.starts_with("BDAT") && !no_chunking)
+                        {
+                            let message = if upper.starts_with("DATA") {
+                                write.write_all(b"354 go\r\n").await.unwrap();
+                                let mut message = String::new();
+                                loop {
+                                    let mut data = String::new();
+                                    reader.read_line(&mut data).await.unwrap();
+                                    if data == ".\r\n" {
+                                        break;
+                                    }
+                                    message.push_str(data.strip_prefix('.').unwrap_or(&data));
                                 }
-                                message.push_str(data.strip_prefix('.').unwrap_or(&data));
-                            }
+                                message
+                            } else {
+                                // One chunk, `BDAT <size> LAST`, as the proxy sends it.
+                                let words: Vec<&str> = upper.split_whitespace().collect();
+                                assert_eq!(words.len(), 3, "{upper:?}");
+                                assert_eq!(words[2], "LAST", "{upper:?}");
+                                let mut bytes = vec![0; words[1].parse().unwrap()];
+                                reader.read_exact(&mut bytes).await.unwrap();
+                                chunked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                                String::from_utf8(bytes).unwrap()
+                            };
                             let count = rcpts.len();
                             if let Some(probe) = &probe {
                                 probed.lock().unwrap().push(probe());
@@ -988,6 +1011,57 @@ async fn lmtp_relays_filtered_capabilities_and_delivers_accepted_mail_with_heade
     assert!(!message.contains("FORGED"));
     assert_eq!(gate.engine.records.lock().unwrap().len(), 2);
     gate.stop().await;
+}
+
+/// Issue 17: to a backend that offers CHUNKING, a message for one recipient goes as one
+/// `BDAT <size> LAST` (one round trip fewer than DATA and its 354), and the backend stores
+/// exactly what DATA would have stored (lines that begin with a dot included). Two
+/// recipients, or a backend without CHUNKING, get DATA.
+#[tokio::test]
+async fn lmtp_hands_a_one_recipient_message_on_as_one_bdat_with_the_bytes_data_would_store() {
+    let message = format!(
+        "{}.a line with a leading dot\r\n..two\r\nthe end\r\n",
+        invite("accept signer=alice@example.net", "")
+    );
+    let mut stored = Vec::new();
+    for no_chunking in [false, true] {
+        let backend = FakeBackend {
+            no_chunking,
+            ..FakeBackend::default()
+        };
+        let gate = start(lmtp_config(backend.start().await, RejectAction::Reject)).await;
+        let (mut client, _) = LmtpClient::connect(gate.lmtp.unwrap()).await;
+        client.command("LHLO client.test").await;
+        let replies = client.send(&["bob@example.org"], &message).await;
+        assert!(replies[0].starts_with("250 2.0.0 delivered"), "{replies:?}");
+        let chunked = backend.chunked.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(
+            chunked,
+            usize::from(!no_chunking),
+            "no_chunking={no_chunking}"
+        );
+        let replies = client
+            .send(&["bob@example.org", "carol@example.org"], &message)
+            .await;
+        assert_eq!(replies.len(), 2);
+        assert!(replies.iter().all(|r| r.starts_with("250")), "{replies:?}");
+        assert_eq!(
+            backend.chunked.load(std::sync::atomic::Ordering::SeqCst),
+            chunked,
+            "two recipients go as DATA"
+        );
+        let deliveries = backend.deliveries.lock().unwrap().clone();
+        assert_eq!(deliveries.len(), 2);
+        assert_eq!(
+            deliveries[0].1, deliveries[1].1,
+            "BDAT and DATA store the same"
+        );
+        stored.push(deliveries[0].1.clone());
+        gate.stop().await;
+    }
+    assert_eq!(stored[0], stored[1]);
+    assert!(stored[0].ends_with("\r\nthe end\r\n"), "{:?}", stored[0]);
+    assert!(stored[0].contains("\r\n.a line with a leading dot\r\n..two\r\n"));
 }
 
 // Postfix sends the SIZE the proxy offers (MAIL FROM:<...> SIZE=n BODY=8BITMIME); a
