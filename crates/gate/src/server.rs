@@ -306,7 +306,9 @@ async fn milter_connection(
     let limits = shared.config.limits.clone();
     let busy = Arc::new(AtomicBool::new(false));
     let mut milter = GateMilter::new(Arc::clone(&shared), Arc::clone(&busy));
-    let io = IdleTimeout::new(stream, limits.idle_timeout());
+    // Acknowledged at once: Postfix's next milter packet must not wait 40 ms for our ACK
+    // of one we do not answer (`QuickAck`).
+    let io = IdleTimeout::new(crate::io::QuickAck::new(stream), limits.idle_timeout());
     let connection = crate::milter::wire::serve(&mut milter, io, limits.milter_packet_bytes);
     tokio::pin!(connection);
     let mut draining = *stop.borrow();
