@@ -5,8 +5,10 @@
 //! pipelines (MAIL, RCPT, RSET) are passed on as they arrive and their replies are read
 //! when the client has nothing more buffered or sends another command: one round trip to
 //! the backend for a whole envelope instead of one per command (issue 17). `DATA` is collected here (size-capped), judged per recipient, and only then
-//! forwarded. Every recipient gets its own reply, and no recipient gets a 2xx that the
-//! backend did not give first.
+//! forwarded: as `DATA`, or, for one recipient at a backend that offers CHUNKING (RFC 3030;
+//! Dovecot does), as one `BDAT <size> LAST` written with the message, a round trip fewer.
+//! Every recipient gets its own reply, and no recipient gets a 2xx that the backend did not
+//! give first.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
