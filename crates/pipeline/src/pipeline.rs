@@ -714,11 +714,9 @@ fn unauthorised_calendar(
             &parsed_here
         }
     };
-    let part = found.iter().find(|part| {
-        part.body
-            .as_ref()
-            .is_none_or(|body| !authorised.contains(body))
-    })?;
+    let part = found
+        .iter()
+        .find(|part| !part.is_authorised_by(&authorised))?;
     Some(Finding::new(
         Reason::UnprotectedCalendar,
         match &part.body {

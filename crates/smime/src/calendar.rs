@@ -143,6 +143,17 @@ pub struct ParsedCalendar {
     pub media_type: String,
 }
 
+impl ParsedCalendar {
+    /// Whether a verdict that evaluated the calendar bodies at `authorised` (byte ranges in
+    /// the message) covers this part: only at exactly the same bytes, and never a part
+    /// without a range.
+    pub fn is_authorised_by(&self, authorised: &[Range<usize>]) -> bool {
+        self.body
+            .as_ref()
+            .is_some_and(|body| authorised.contains(body))
+    }
+}
+
 /// Forwarded-message levels [`mail_parser_calendars`] follows; deeper is reported as a
 /// calendar without a range (fail closed).
 pub const MAX_FORWARD_NESTING: usize = 8;
@@ -207,11 +218,7 @@ impl<'x> ParsedMessage<'x> {
 pub fn unauthorised_calendars(raw: &[u8], authorised: &[Range<usize>]) -> Vec<ParsedCalendar> {
     mail_parser_calendars(raw)
         .into_iter()
-        .filter(|part| {
-            part.body
-                .as_ref()
-                .is_none_or(|body| !authorised.contains(body))
-        })
+        .filter(|part| !part.is_authorised_by(authorised))
         .collect()
 }
 

@@ -105,6 +105,12 @@ impl Entity<'_> {
         self.decoded_body_agreeing(None)
     }
 
+    /// The body's byte range in the buffer walked (after the blank line, to the entity's
+    /// end).
+    pub fn body_range(&self) -> std::ops::Range<usize> {
+        self.body_start..self.start + self.raw.len()
+    }
+
     /// Whether the body is transfer-encoded (base64 or quoted-printable): only then does
     /// decoding compare two readings.
     pub fn is_transfer_encoded(&self) -> bool {

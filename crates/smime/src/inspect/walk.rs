@@ -142,7 +142,7 @@ impl Walker<'_, '_> {
             Some(received) if layer.is_none() && entity.is_transfer_encoded() => self
                 .parsed
                 .get_or_insert_with(|| ParsedMessage::parse(received))
-                .decoded_at(entity.body_start..entity.start + entity.raw.len()),
+                .decoded_at(entity.body_range()),
             _ => None,
         };
         entity.decoded_body_agreeing(parsed)
@@ -372,10 +372,7 @@ impl Walker<'_, '_> {
         let calendar = calendar::classify(&entity.content_type, entity.file_names(), &body);
         // Offsets in the received message exist only outside decrypted or opaque-signed
         // content (mail-parser cannot see into those either).
-        let body_range = position
-            .buffer_layer
-            .is_none()
-            .then(|| entity.body_start..entity.start + entity.raw.len());
+        let body_range = position.buffer_layer.is_none().then(|| entity.body_range());
         self.inspection.leaves.push(Leaf {
             content_type: entity.content_type.clone(),
             params: entity.params.clone(),
