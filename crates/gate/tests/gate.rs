@@ -809,10 +809,11 @@ impl FakeBackend {
                             return;
                         }
                         let upper = line.to_ascii_uppercase();
-                        let reply: String = if upper.starts_with("LHLO") && no_chunking {
-                            "250-backend\r\n250-PIPELINING\r\n250-STARTTLS\r\n250 ENHANCEDSTATUSCODES\r\n".into()
-                        } else if upper.starts_with("LHLO") {
-                            "250-backend\r\n250-PIPELINING\r\n250-CHUNKING\r\n250-STARTTLS\r\n250 ENHANCEDSTATUSCODES\r\n".into()
+                        let reply: String = if upper.starts_with("LHLO") {
+                            let chunking = if no_chunking { "" } else { "250-CHUNKING\r\n" };
+                            format!(
+                                "250-backend\r\n250-PIPELINING\r\n{chunking}250-STARTTLS\r\n250 ENHANCEDSTATUSCODES\r\n"
+                            )
                         } else if upper.starts_with("MAIL") && upper.contains(" SIZE=") {
                             // As Dovecot's LMTP: SIZE is not offered above, so a MAIL
                             // carrying it is refused.

@@ -177,17 +177,17 @@ impl Backend {
     }
 }
 
-/// Whether every CR in `message` begins a CRLF and every LF ends one.
+/// Whether every line of `message` ends in CRLF with no other CR or LF in it (the rule the
+/// proxy holds DATA lines to, [`super::is_crlf_line`]); a last line without a line end may
+/// hold neither.
 pub(super) fn crlf_only(message: &[u8]) -> bool {
-    let mut previous = 0u8;
-    for &byte in message {
-        // An LF must follow a CR, and a CR must be followed by an LF.
-        if (byte == b'\n') != (previous == b'\r') {
-            return false;
+    message.split_inclusive(|&byte| byte == b'\n').all(|line| {
+        if line.ends_with(b"\n") {
+            super::is_crlf_line(line)
+        } else {
+            !line.contains(&b'\r')
         }
-        previous = byte;
-    }
-    previous != b'\r'
+    })
 }
 
 /// RFC 5321 section 4.5.2 transparency, plus the terminating `.` line.
