@@ -463,7 +463,7 @@ impl Inspection {
 
     /// [`calendar::mail_parser_calendars`](crate::calendar::mail_parser_calendars) of the
     /// message given to [`inspect`], as received, when the walk already had mail-parser parse
-    /// it (it does for a message with a transfer-encoded part and LF-CRLF line endings):
+    /// it (it does for a message with a transfer-encoded part and CRLF line endings):
     /// the accept direction then needs no second parse (issue 17). `None`: not parsed here.
     pub fn mail_parser_calendars(&self) -> Option<&[crate::calendar::ParsedCalendar]> {
         self.mail_parser_calendars.as_deref()

@@ -117,8 +117,8 @@ pub struct TrustStore {
     /// Keyed by the exact DER, hashed with foldhash (seeded per process) rather than SipHash:
     /// every lookup hashes each received certificate whole (SipHash over two 1.2 KB
     /// certificates: 0.48% of audit's instructions for set inter, 0.09% with foldhash; issue
-    /// 17). The cache is bounded
-    /// ([`PARSED_CACHE_CAPACITY`]), so keys made to collide cost at most a bounded scan.
+    /// 17). The cache is bounded ([`PARSED_CACHE_CAPACITY`]), so keys made to collide cost at
+    /// most a bounded scan.
     parsed: Mutex<HashMap<Arc<[u8]>, Arc<ParsedCertificate>, foldhash::fast::RandomState>>,
     hits: AtomicU64,
     misses: AtomicU64,
