@@ -9,14 +9,23 @@
  *       The baseline: for every *.eml of DIR (listed once, sorted), in one process with one
  *       X509_STORE: SMIME_read_CMS + CMS_verify (chain to the certificates of ANCHOR-PEM at
  *       time EPOCH). Prints "ok N failed M".
+ *   cmsbench time OUT COMMAND [ARG...]
+ *       Runs COMMAND (standard output to /dev/null) and writes "WALL CPU" to OUT: wall-clock
+ *       seconds (CLOCK_MONOTONIC) and user + system CPU seconds of the child (wait4), both to
+ *       the microsecond. GNU time prints hundredths, a quantisation of 2-4% on the 0.3 s an
+ *       audit of 3,000 messages takes. Exits with the command's status.
  *
  * Built at run time by throughput.sh: cc -O2 cmsbench.c -lcrypto. Exit 0 on success.
  */
 #include <dirent.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/bio.h>
 #include <openssl/cms.h>
@@ -181,13 +190,45 @@ static int verify(const char *anchor_path, long epoch, const char *dir) {
     return failed == 0 ? 0 : 1;
 }
 
+static int timed(const char *out, char **command) {
+    struct timespec start, end;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    pid_t child = fork();
+    if (child < 0)
+        die("fork");
+    if (child == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        if (null >= 0)
+            dup2(null, 1);
+        execvp(command[0], command);
+        _exit(127);
+    }
+    int status;
+    struct rusage usage;
+    if (wait4(child, &status, 0, &usage) != child)
+        die("wait4");
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    double wall = (end.tv_sec - start.tv_sec) + (end.tv_nsec - start.tv_nsec) / 1e9;
+    double cpu = usage.ru_utime.tv_sec + usage.ru_stime.tv_sec +
+                 (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+    FILE *file = fopen(out, "w");
+    if (file == NULL)
+        die("cannot write the times file");
+    fprintf(file, "%.6f %.6f\n", wall, cpu);
+    fclose(file);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+}
+
 int main(int argc, char **argv) {
     if (argc >= 6 && strcmp(argv[1], "gen") == 0)
         return gen(argv[2], atoi(argv[3]), argv[4], argv[5], argc > 6 ? argv[6] : NULL);
     if (argc == 5 && strcmp(argv[1], "verify") == 0)
         return verify(argv[2], atol(argv[3]), argv[4]);
+    if (argc >= 4 && strcmp(argv[1], "time") == 0)
+        return timed(argv[2], argv + 3);
     fprintf(stderr,
             "usage: cmsbench gen DIR COUNT SIGNER-CERT SIGNER-KEY [EXTRA-CERT]\n"
-            "       cmsbench verify ANCHOR-PEM EPOCH DIR\n");
+            "       cmsbench verify ANCHOR-PEM EPOCH DIR\n"
+            "       cmsbench time OUT COMMAND [ARG...]\n");
     return 2;
 }

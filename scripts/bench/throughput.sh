@@ -4,7 +4,7 @@
 #
 #   scripts/bench/throughput.sh
 #
-# Needs bash, a C compiler, OpenSSL 3 headers (libssl-dev), taskset, GNU time, cargo.
+# Needs bash, a C compiler, OpenSSL 3 headers (libssl-dev), taskset, GNU time (peak RSS), cargo.
 # Environment (defaults in brackets):
 #   BENCH_COUNT [3000]          messages per set
 #   BENCH_ROUNDS [3]            alternating rounds of baseline / audit
@@ -23,12 +23,13 @@
 #     not enough: both sides get both). Set "inter": the same with the intermediate in the
 #     message; anchor = certs/root.cert.pem alone;
 #  3. per set, BENCH_ROUNDS rounds of `cmsbench verify` then `imipsec audit --jsonl`, both
-#     under `taskset -c BENCH_CORE`, wall and CPU (user + system) time of the whole process;
+#     under `taskset -c BENCH_CORE`, wall and CPU (user + system) time of the whole process,
+#     to the microsecond (`cmsbench time`);
 #     prints messages/s (wall) and messages per CPU-second, the ratio audit/baseline of each
 #     round and the median ratios (on a busy machine the CPU ratio is the steadier one);
 #  4. audit of set 1cert on BENCH_CORES vs BENCH_CORE, alternating: the scaling ratio;
-#  5. BENCH_PER_PROCESS messages, one process each: `imipsec verify` vs `openssl cms
-#     -verify`, pinned to BENCH_CORE: the cost ratio (target <= 1);
+#  5. BENCH_PER_PROCESS messages, one process each, alternating per message: `imipsec
+#     verify` vs `openssl cms -verify`, pinned to BENCH_CORE: the cost ratio (target <= 1);
 #  6. peak RSS (GNU time %M) of audit over BENCH_COUNT and BENCH_BIG messages, as a folder
 #     of .eml files and as one mbox.
 # Every audit run must accept every message (checked): a faster audit that rejects is a bug.
@@ -64,16 +65,15 @@ anchor_1cert=$work/anchors.pem
 cat "$certs/intermediate.cert.pem" "$certs/root.cert.pem" >"$anchor_1cert"
 anchor_inter=$certs/root.cert.pem
 
-now() { date +%s.%N; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
-# timed OUT COMMAND...: runs COMMAND, writes "wall-seconds cpu-seconds" (user + system) to OUT.
+# timed OUT COMMAND...: runs COMMAND (output discarded), writes "wall-seconds cpu-seconds"
+# (user + system) to OUT, to the microsecond (cmsbench time).
 timed() {
   local out=$1
   shift
-  /usr/bin/time -f '%e %U %S' -o "$out.t" "$@"
-  awk '{ printf "%s %.3f", $1, $2 + $3 }' "$out.t" >"$out"
+  "$work/cmsbench" time "$out" "$@"
 }
 # rates COUNT TIMES-FILE: "wall-rate cpu-rate" in messages per second (per CPU-second).
 rates() {
@@ -141,18 +141,19 @@ echo "== one process per message, $per_process messages, core $core, set 1cert"
 files=$(find "$work/1cert" -name '*.eml' | sort | sed -n "1,${per_process}p") # not head: SIGPIPE + pipefail
 ratios=""
 for round in $(seq "$rounds"); do
-  start=$(now)
+  # Alternating per message (openssl, then imipsec, on the same file), so that a change in
+  # the host's load falls on both sides alike; each process timed alone (cmsbench time).
+  : >"$work/o.times"
+  : >"$work/i.times"
   for f in $files; do
-    taskset -c "$core" openssl cms -verify -in "$f" -CAfile "$anchor_1cert" \
+    timed "$work/t" taskset -c "$core" openssl cms -verify -in "$f" -CAfile "$anchor_1cert" \
       -attime "$epoch" -out /dev/null 2>/dev/null
+    cat "$work/t" >>"$work/o.times"
+    timed "$work/t" taskset -c "$core" "$IMIPSEC" verify "$f" --trust "$anchor_1cert" --at "$at"
+    cat "$work/t" >>"$work/i.times"
   done
-  mid=$(now)
-  for f in $files; do
-    taskset -c "$core" "$IMIPSEC" verify "$f" --trust "$anchor_1cert" --at "$at" >/dev/null
-  done
-  end=$(now)
-  o=$(awk -v a="$start" -v b="$mid" -v n="$per_process" 'BEGIN { printf "%.2f", (b - a) * 1000 / n }')
-  i=$(awk -v a="$mid" -v b="$end" -v n="$per_process" 'BEGIN { printf "%.2f", (b - a) * 1000 / n }')
+  o=$(awk -v n="$per_process" '{ w += $1 } END { printf "%.2f", w * 1000 / n }' "$work/o.times")
+  i=$(awk -v n="$per_process" '{ w += $1 } END { printf "%.2f", w * 1000 / n }' "$work/i.times")
   r=$(ratio "$i" "$o")
   ratios="$ratios $r"
   printf '  round %d: openssl cms -verify %s ms/message   imipsec verify %s ms/message   cost ratio %s\n' \
