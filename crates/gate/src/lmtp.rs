@@ -336,9 +336,15 @@ impl Session {
     /// Read the replies of the commands passed on to the backend and not answered yet,
     /// apply them, and relay them to the client in one write.
     async fn drain(&mut self, write: &mut OwnedWriteHalf) -> Result<(), BackendError> {
-        if self.pending.is_empty() {
-            return Ok(());
+        let out = self.owed_replies().await?;
+        if !out.is_empty() {
+            write.write_all(&out).await?;
         }
+        Ok(())
+    }
+
+    /// [`Session::drain`] without the write: the replies owed, rendered (empty when none).
+    async fn owed_replies(&mut self) -> Result<Vec<u8>, BackendError> {
         let mut out = Vec::new();
         while let Some(pending) = self.pending.pop_front() {
             let reply = self.backend.reply().await?;
@@ -349,8 +355,7 @@ impl Session {
             }
             out.extend_from_slice(&reply.render());
         }
-        write.write_all(&out).await?;
-        Ok(())
+        Ok(out)
     }
 
     /// The backend answered `MAIL` (`line` as sent): a new transaction when it agreed.
@@ -386,18 +391,26 @@ impl Session {
         let verb = verb(line);
         let pipelined =
             self.backend_pipelining && matches!(verb.as_str(), "MAIL" | "RCPT" | "RSET");
+        let mut owed = Vec::new();
         if !pipelined {
             // Every other command reads or changes the transaction: the replies owed
             // first, so its state is the backend's.
-            self.drain(write).await?;
+            owed = self.owed_replies().await?;
         }
-        self.command(&verb, line, reader, write).await
+        if verb != "DATA" && !owed.is_empty() {
+            write.write_all(&owed).await?;
+            owed.clear();
+        }
+        self.command(&verb, line, owed, reader, write).await
     }
 
+    /// `owed`: the replies owed for pipelined commands, rendered, not written yet (only
+    /// for `DATA`, whose 354 goes out with them in one write).
     async fn command<R>(
         &mut self,
         verb: &str,
         line: &[u8],
+        owed: Vec<u8>,
         reader: &mut BufReader<R>,
         write: &mut OwnedWriteHalf,
     ) -> Result<(Option<Reply>, Flow), BackendError>
@@ -434,7 +447,7 @@ impl Session {
                     without_size
                 };
                 if self.backend_pipelining {
-                    self.backend.send(&line).await?;
+                    self.backend.queue(&line);
                     self.pending.push_back(Pending::Mail(line));
                     return Ok((None, Flow::Continue));
                 }
@@ -460,7 +473,7 @@ impl Session {
                     ));
                 }
                 if self.backend_pipelining {
-                    self.backend.send(line).await?;
+                    self.backend.queue(line);
                     self.pending.push_back(Pending::Rcpt(line.to_vec()));
                     return Ok((None, Flow::Continue));
                 }
@@ -469,15 +482,20 @@ impl Session {
                 Ok((Some(reply), Flow::Continue))
             }
             "DATA" => {
+                // The replies to the envelope and the 354 (or the 503) in one write: a
+                // pipelining client gets them in one segment, one wake-up (issue 17).
+                let mut out = owed;
                 if self.mail_line.is_none() || self.rcpt_lines.is_empty() {
+                    if !out.is_empty() {
+                        write.write_all(&out).await?;
+                    }
                     return Ok((
                         Some(Reply::new(503, "5.5.1 need MAIL and RCPT first")),
                         Flow::Continue,
                     ));
                 }
-                write
-                    .write_all(b"354 go ahead, end with <CRLF>.<CRLF>\r\n")
-                    .await?;
+                out.extend_from_slice(b"354 go ahead, end with <CRLF>.<CRLF>\r\n");
+                write.write_all(&out).await?;
                 let collected =
                     tokio::time::timeout(limits.data_timeout(), self.collect(reader)).await;
                 let reply = match collected {
@@ -529,7 +547,7 @@ impl Session {
                 Ok((Some(last), Flow::Continue))
             }
             "RSET" if self.backend_pipelining => {
-                self.backend.send(line).await?;
+                self.backend.queue(line);
                 self.pending.push_back(Pending::Rset);
                 Ok((None, Flow::Continue))
             }

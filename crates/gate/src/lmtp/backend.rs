@@ -64,6 +64,9 @@ pub(super) struct Backend {
     /// Whether the backend's `LHLO` reply offered CHUNKING (RFC 3030): a message for one
     /// recipient then goes as one `BDAT ... LAST` ([`Backend::data`]).
     pub(super) chunking: bool,
+    /// Pipelined commands not written yet ([`Backend::queue`]): written with the next write,
+    /// and always before a reply is awaited.
+    queued: Vec<u8>,
 }
 
 impl Backend {
@@ -83,6 +86,7 @@ impl Backend {
             timeout,
             line_cap,
             chunking: false,
+            queued: Vec::new(),
         };
         let greeting = backend.reply().await?;
         if greeting.code != 220 {
@@ -91,7 +95,10 @@ impl Backend {
         Ok(backend)
     }
 
+    /// The next reply. Commands still queued are written first: a reply is never awaited
+    /// for a command the backend has not been sent.
     pub(super) async fn reply(&mut self) -> Result<Reply, BackendError> {
+        self.send(&[]).await?;
         tokio::time::timeout(self.timeout, self.reply_inner())
             .await
             .map_err(|_| BackendError::Timeout)?
@@ -129,11 +136,33 @@ impl Backend {
         self.reply().await
     }
 
+    /// Writes the queued commands and `bytes`, in one write.
     pub(super) async fn send(&mut self, bytes: &[u8]) -> Result<(), BackendError> {
-        tokio::time::timeout(self.timeout, self.writer.write_all(bytes))
+        let out = if self.queued.is_empty() {
+            bytes
+        } else {
+            self.queued.extend_from_slice(bytes);
+            &self.queued
+        };
+        if out.is_empty() {
+            return Ok(());
+        }
+        tokio::time::timeout(self.timeout, self.writer.write_all(out))
             .await
             .map_err(|_| BackendError::Timeout)?
-            .map_err(BackendError::from)
+            .map_err(BackendError::from)?;
+        self.queued.clear();
+        Ok(())
+    }
+
+    /// Queues a pipelined command (RFC 2920): it goes out with the next write, so the
+    /// commands a client pipelined reach the backend in one segment instead of one each
+    /// (issue 17: each segment is a wake-up of the backend on a machine busy with the MTA).
+    /// A queued command is always answered by a reply the proxy awaits ([`Backend::reply`]
+    /// writes the queue first); the proxy reads those replies before it waits on a client
+    /// with nothing more buffered, so nothing stays queued while both sides wait.
+    pub(super) fn queue(&mut self, bytes: &[u8]) {
+        self.queued.extend_from_slice(bytes);
     }
 
     /// `DATA`, the dot-stuffed message, and one reply per recipient of the transaction.
@@ -211,6 +240,46 @@ pub(super) fn dot_stuff(message: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 17: pipelined commands queued for the backend are not written one by one; they
+    /// go out together, in one write, when their first reply is awaited.
+    #[tokio::test]
+    async fn queued_commands_go_out_together_when_a_reply_is_awaited() {
+        use tokio::io::AsyncReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxy_side = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (mut server, _) = listener.accept().await.unwrap();
+        let (read, writer) = proxy_side.into_split();
+        let mut backend = Backend {
+            reader: BufReader::new(read),
+            writer,
+            timeout: Duration::from_secs(10),
+            line_cap: 1000,
+            chunking: false,
+            queued: Vec::new(),
+        };
+        backend.queue(b"MAIL FROM:<a@example.net>\r\n");
+        backend.queue(b"RCPT TO:<b@example.org>\r\n");
+        let mut buffer = [0u8; 256];
+        let early = tokio::time::timeout(Duration::from_millis(100), server.read(&mut buffer));
+        assert!(
+            early.await.is_err(),
+            "a queued command was written on its own"
+        );
+        server.write_all(b"250 2.1.0 ok\r\n").await.unwrap();
+        assert_eq!(backend.reply().await.unwrap().code, 250);
+        let read = server.read(&mut buffer).await.unwrap();
+        assert_eq!(
+            &buffer[..read],
+            b"MAIL FROM:<a@example.net>\r\nRCPT TO:<b@example.org>\r\n"
+        );
+        // Written once: a later send carries only its own bytes.
+        backend.send(b"RSET\r\n").await.unwrap();
+        let read = server.read(&mut buffer).await.unwrap();
+        assert_eq!(&buffer[..read], b"RSET\r\n");
+    }
 
     #[test]
     fn only_crlf_line_breaks_are_crlf_only() {
