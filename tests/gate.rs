@@ -134,6 +134,37 @@ fn check_config_refuses_with_one_line_and_exit_2() {
     assert_eq!(run.status, 0, "{}", run.stderr);
 }
 
+/// The LMTP proxy refuses after the queue, so `reject` there makes the MTA bounce refused
+/// mail to its envelope sender, which a forger chooses (backscatter): `--check-config` says
+/// so on stderr and still passes; with `quarantine` it says nothing.
+#[test]
+fn check_config_warns_about_bounces_of_refusals_after_the_queue() {
+    let lmtp = "[gate.lmtp]\nlisten = \"127.0.0.1:2424\"\nbackend = \"127.0.0.1:24\"\n\
+                quarantine_address = \"quarantine@example.org\"\n";
+    for (on_reject, warned) in [("reject", true), ("quarantine", false)] {
+        let (_dir, config) = config_with(&format!(
+            "[gate]\nauthserv_id = \"mx.gate.test\"\non_reject = \"{on_reject}\"\n{lmtp}"
+        ));
+        let run = imipsec(
+            [
+                "gate",
+                "--config",
+                config.to_str().unwrap(),
+                "--check-config",
+            ],
+            b"",
+        );
+        assert_eq!(run.status, 0, "{on_reject}: {}", run.stderr);
+        assert_eq!(String::from_utf8_lossy(&run.stdout).lines().count(), 1);
+        assert_eq!(
+            run.stderr.contains("backscatter"),
+            warned,
+            "{on_reject}: {}",
+            run.stderr
+        );
+    }
+}
+
 /// The running gate refuses a non-loopback listener and a missing authserv_id the same way,
 /// before it listens.
 #[test]

@@ -84,6 +84,10 @@ pub struct GateLoader {
 
 impl GateLoader {
     fn load_with(&self, config: Config, gate: GateConfig) -> Result<Loaded, GateCommandError> {
+        // At start and on every reload: what the configuration does that may not be meant.
+        for warning in gate.warnings() {
+            tracing::warn!(%warning, "gate configuration");
+        }
         let args = &self.args;
         let trust = gate_trust_args(args, &config);
         let setup = pipeline_with(&trust, &config, true)?;
@@ -159,7 +163,8 @@ fn gate_trust_args(args: &GateArgs, config: &Config) -> TrustArgs {
 /// creating anything: the file parses, `[gate]` validates (authserv_id, loopback listeners,
 /// metrics, quarantine mailbox), anchors, CRLs and identities open, the store opens (or its
 /// folder exists, for a store the gate would create), and event state is checked or
-/// explicitly waived. One line on stdout, exit 0; otherwise one line on stderr, exit 2.
+/// explicitly waived. One line on stdout, exit 0 (warnings, such as the backscatter of
+/// refusals after the queue, on stderr); otherwise one line on stderr, exit 2.
 fn check_config(
     config: &Config,
     gate: &GateConfig,
@@ -205,7 +210,7 @@ fn check_config(
         config.trust.fetch_revocation = false;
     }
     let setup = pipeline_with(&trust, &config, false)?;
-    for warning in &setup.warnings {
+    for warning in setup.warnings.iter().chain(&gate.warnings()) {
         eprintln!("imipsec: warning: {warning}");
     }
     if setup.store.is_none() && !config.gate.danger_no_event_state {

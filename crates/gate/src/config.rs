@@ -236,6 +236,35 @@ impl GateConfig {
         }
         Ok(())
     }
+
+    /// What a valid configuration does that an operator may not have meant, one sentence
+    /// each (printed by `--check-config`, logged when the gate starts and reloads).
+    ///
+    /// The LMTP proxy refuses after the queue: for every message it refuses the MTA writes
+    /// a bounce to the envelope sender, which for a forged invitation the forger chose
+    /// (backscatter to someone else). The milter refuses during the SMTP session and makes
+    /// no bounce.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.lmtp.is_some() {
+            let bouncing = [
+                ("on_reject", self.on_reject == RejectAction::Reject),
+                (
+                    "on_undecryptable",
+                    self.on_undecryptable == UndecryptableAction::Reject,
+                ),
+            ];
+            for (key, _) in bouncing.iter().filter(|(_, reject)| *reject) {
+                warnings.push(format!(
+                    "lmtp with {key} = \"reject\": the LMTP proxy refuses after the queue, so \
+                     the MTA bounces every refused message to its envelope sender, which a \
+                     forger chooses (backscatter); \"quarantine\" (lmtp.quarantine_address) \
+                     sends nothing back"
+                ));
+            }
+        }
+        warnings
+    }
 }
 
 /// An authserv-id we write bare and can read back: an RFC 2045 token of the characters
@@ -375,6 +404,36 @@ mod tests {
         assert_eq!(parsed, GateConfig::default());
         assert_eq!(parsed.on_reject, RejectAction::Reject);
         assert_eq!(parsed.on_oversize, OversizeAction::Tempfail);
+    }
+
+    /// Refusals after the queue make bounces to a sender a forger chooses: said, not
+    /// refused (a server may want them).
+    #[test]
+    fn lmtp_refusals_after_the_queue_are_warned_about() {
+        let lmtp = |on_reject: &str, on_undecryptable: &str| -> GateConfig {
+            serde_json::from_str(&format!(
+                r#"{{"on_reject":"{on_reject}","on_undecryptable":"{on_undecryptable}",
+                    "lmtp":{{"listen":"127.0.0.1:1","backend":"127.0.0.1:2",
+                             "quarantine_address":"q@example.org"}}}}"#
+            ))
+            .unwrap()
+        };
+        let warnings = lmtp("reject", "pass").warnings();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains("on_reject") && warnings[0].contains("backscatter"),
+            "{warnings:?}"
+        );
+        let warnings = lmtp("quarantine", "reject").warnings();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("on_undecryptable"), "{warnings:?}");
+        for quiet in ["quarantine", "defuse", "monitor"] {
+            assert!(lmtp(quiet, "pass").warnings().is_empty(), "{quiet}");
+        }
+        let milter: GateConfig =
+            serde_json::from_str(r#"{"on_reject":"reject","milter":{"listen":"127.0.0.1:1"}}"#)
+                .unwrap();
+        assert!(milter.warnings().is_empty());
     }
 
     #[test]
