@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{imipsec, root_ca};
+use common::{check_config, imipsec, root_ca};
 
 /// Issue #11 item 10: without a store the gate used to skip organizer pinning and replay
 /// detection without a word. It now refuses to start, naming the store and the `danger_` key.
@@ -56,15 +56,7 @@ fn check_config_accepts_a_usable_configuration_without_listening() {
     let (dir, config) = config_with(&format!(
         "[gate]\nauthserv_id = \"mx.gate.test\"\n[gate.milter]\nlisten = \"{address}\"\n"
     ));
-    let run = imipsec(
-        [
-            "gate",
-            "--config",
-            config.to_str().unwrap(),
-            "--check-config",
-        ],
-        b"",
-    );
+    let run = check_config(&config);
     assert_eq!(run.status, 0, "{}", run.stderr);
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
@@ -99,15 +91,7 @@ fn check_config_refuses_with_one_line_and_exit_2() {
     ];
     for (gate, expected) in cases {
         let (_dir, config) = config_with(gate);
-        let run = imipsec(
-            [
-                "gate",
-                "--config",
-                config.to_str().unwrap(),
-                "--check-config",
-            ],
-            b"",
-        );
+        let run = check_config(&config);
         assert_eq!(
             run.status,
             2,
@@ -122,15 +106,7 @@ fn check_config_refuses_with_one_line_and_exit_2() {
     let (_dir, config) = config_with(
         "[gate]\nauthserv_id = \"mx.gate.test\"\nallow_remote_clients = true\n[gate.milter]\nlisten = \"0.0.0.0:8891\"\n",
     );
-    let run = imipsec(
-        [
-            "gate",
-            "--config",
-            config.to_str().unwrap(),
-            "--check-config",
-        ],
-        b"",
-    );
+    let run = check_config(&config);
     assert_eq!(run.status, 0, "{}", run.stderr);
 }
 
@@ -145,15 +121,7 @@ fn check_config_warns_about_bounces_of_refusals_after_the_queue() {
         let (_dir, config) = config_with(&format!(
             "[gate]\nauthserv_id = \"mx.gate.test\"\non_reject = \"{on_reject}\"\n{lmtp}"
         ));
-        let run = imipsec(
-            [
-                "gate",
-                "--config",
-                config.to_str().unwrap(),
-                "--check-config",
-            ],
-            b"",
-        );
+        let run = check_config(&config);
         assert_eq!(run.status, 0, "{on_reject}: {}", run.stderr);
         assert_eq!(String::from_utf8_lossy(&run.stdout).lines().count(), 1);
         assert_eq!(

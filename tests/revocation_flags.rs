@@ -28,15 +28,7 @@ fn gate_config(dir: &std::path::Path, trust_extra: &str) -> std::path::PathBuf {
 fn check_config_with_fetch_revocation_creates_no_cache_folder() {
     let dir = tempfile::tempdir().unwrap();
     let config = gate_config(dir.path(), "fetch_revocation = true\n");
-    let run = imipsec(
-        [
-            "gate",
-            "--config",
-            config.to_str().unwrap(),
-            "--check-config",
-        ],
-        b"",
-    );
+    let run = check_config(&config);
     assert_eq!(run.status, 0, "{}", run.stderr);
     assert!(!dir.path().join("state/revocation-cache").exists());
     assert!(!dir.path().join("state/policy.db").exists());

@@ -125,6 +125,19 @@ where
     }
 }
 
+/// `imipsec gate --config CONFIG --check-config`.
+pub fn check_config(config: &Path) -> Run {
+    imipsec(
+        [
+            "gate".as_ref(),
+            "--config".as_ref(),
+            config.as_os_str(),
+            "--check-config".as_ref(),
+        ],
+        b"",
+    )
+}
+
 /// `imipsec verify --json --at AT --trust root` plus `extra`, on `message`.
 pub fn verify(message: &[u8], extra: &[&str]) -> Run {
     let root = root_ca();
