@@ -21,9 +21,10 @@ LOAD_STORE=${LOAD_STORE:-1}
 # LOAD_MODE=milter (default): the gate is Postfix's milter, the baseline is a second smtpd
 # without it. LOAD_MODE=lmtp: the gate is the LMTP proxy in front of Dovecot (Postfix
 # delivers example.org through it) and the baseline goes to example.net, delivered by
-# Postfix straight to Dovecot; a forged CANCEL is then refused at delivery (5.7.1, never
-# delivered), and throughput and latency are measured from SMTP submission to delivery
-# in the mailbox (Dovecot's maildir file names carry the delivery time).
+# Postfix straight to Dovecot; a forged CANCEL is then held in the quarantine mailbox (or,
+# with LOAD_ON_REJECT=reject, refused at delivery with 5.7.1), never delivered to bob, and
+# throughput and latency are measured from SMTP submission to delivery in the mailbox
+# (Dovecot's maildir file names carry the delivery time).
 LOAD_MODE=${LOAD_MODE:-milter}
 # LOAD_FORGED=0: plain mail in place of the forged calendars in both phases, to separate the
 # gate's own cost from the cost of refusing (in LMTP mode each refusal after the queue makes
@@ -31,6 +32,16 @@ LOAD_MODE=${LOAD_MODE:-milter}
 # LOAD_RESTART=0: no gate restart in the middle of the gated run (throughput alone; in LMTP
 # mode a restart costs Postfix's retry backoff, seconds, in the gated figures).
 LOAD_RESTART=${LOAD_RESTART:-1}
+# LOAD_ON_REJECT: the gate's on_reject. Default: reject in milter mode (refused in the SMTP
+# dialogue), quarantine in LMTP mode, where a refusal comes after Postfix's queue and makes
+# a bounce to the sender the forger chose (backscatter; `imipsec gate --check-config` warns
+# about it): the forged CANCELs then go to quarantine@example.org. LOAD_ON_REJECT=reject in
+# LMTP mode measures the bouncing configuration.
+if [ "$LOAD_MODE" = lmtp ]; then LOAD_ON_REJECT=${LOAD_ON_REJECT:-quarantine}; else LOAD_ON_REJECT=${LOAD_ON_REJECT:-reject}; fi
+case "$LOAD_MODE:$LOAD_ON_REJECT" in
+  milter:reject | lmtp:reject | lmtp:quarantine) ;;
+  *) echo "gate-load: LOAD_ON_REJECT=$LOAD_ON_REJECT is not measured in $LOAD_MODE mode (reject, or quarantine with lmtp)" >&2; exit 2 ;;
+esac
 if [ "$LOAD_STORE" = 1 ]; then unset GATE_STORE; else export GATE_STORE=none; fi
 export GATE_PROFILE=${GATE_PROFILE:-release}
 LOAD_COUNT=${LOAD_COUNT:-10000} BASELINE_COUNT=${BASELINE_COUNT:-2000}
@@ -59,7 +70,7 @@ command -v python3 >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=nonintera
 prepare_engine "$W"
 
 start_gate() {
-  write_gate_config "$W/gate" reject
+  write_gate_config "$W/gate" "$LOAD_ON_REJECT"
   gate_command "$W/gate" >>"$W/gate.log" 2>&1 &
   GATE_PID=$!
   wait_port "$MILTER"
@@ -143,16 +154,22 @@ for _ in $(seq 1 300); do
 done
 # bob's mailboxes only: a bounce to mallory quotes the refused message's marker
 grep -rhoa "^X-E2E-Marker: L-[GB]-[0-9]*" "$W/dc/mail"/example.*/bob | sed 's/^X-E2E-Marker: //' | sort > "$W/delivered.txt"
-# "MARKER DELIVERY-TIME" from the maildir file names (seconds.Mmicroseconds...)
-for f in "$W/dc/mail"/example.*/bob/Maildir/new/*; do
+# the quarantine mailbox (LMTP mode, on_reject = quarantine)
+quarantine=$W/dc/mail/example.org/quarantine
+{ [ -d "$quarantine" ] && grep -rhoa "^X-E2E-Marker: L-[GB]-[0-9]*" "$quarantine" | sed 's/^X-E2E-Marker: //' | sort; } > "$W/quarantined.txt" || true
+# "MARKER DELIVERY-TIME" from the maildir file names (seconds.Mmicroseconds...); a
+# quarantined message is delivered too (to the quarantine mailbox)
+for f in "$W/dc/mail"/example.*/bob/Maildir/new/* "$quarantine"/Maildir/new/*; do
+  [ -f "$f" ] || continue
   name=${f##*/}
   marker=$(grep -m1 -oa "^X-E2E-Marker: L-[GB]-[0-9]*" "$f" | sed 's/^X-E2E-Marker: //')
   [ -n "$marker" ] && echo "$marker ${name%%.*}.$(printf '%06d' "$(echo "$name" | sed 's/^[0-9]*\.M\([0-9]*\)P.*/\1/')")"
 done > "$W/delivered-at.txt"
-python3 - "$W" "$LOAD_MODE" <<'PY' > "$W/accounting.json"
+python3 - "$W" "$LOAD_MODE" "$LOAD_ON_REJECT" <<'PY' > "$W/accounting.json"
 import json, sys, collections
 w = sys.argv[1]
 delivered = collections.Counter(open(w + "/delivered.txt").read().split())
+quarantined = collections.Counter(open(w + "/quarantined.txt").read().split())
 report = {}
 for phase in ("gated", "baseline"):
     rows = [json.loads(l) for l in open("%s/%s.jsonl" % (w, phase))]
@@ -161,15 +178,19 @@ for phase in ("gated", "baseline"):
     lmtp = sys.argv[2] == "lmtp"
     for r in rows:
         n = delivered.get(r["marker"], 0)
-        if r["kind"] == "forged-cancel" and gated and lmtp:
+        q = quarantined.get(r["marker"], 0)
+        if r["kind"] == "forged-cancel" and gated and lmtp and sys.argv[3] == "quarantine":
+            # accepted by Postfix, held in the quarantine mailbox by the gate, once
+            ok = r["outcome"] == "accepted" and n == 0 and q == 1
+        elif r["kind"] == "forged-cancel" and gated and lmtp:
             # accepted by Postfix, refused by the gate at delivery
-            ok = r["outcome"] == "accepted" and n == 0
+            ok = r["outcome"] == "accepted" and n == 0 and q == 0
         elif r["kind"] == "forged-cancel" and gated:
             ok = r["outcome"] == "rejected" and n == 0
         else:
-            ok = r["outcome"] == "accepted" and n == 1
+            ok = r["outcome"] == "accepted" and n == 1 and q == 0
         if not ok:
-            bad["%s:%s:delivered=%d" % (r["kind"], r["outcome"], n)] += 1
+            bad["%s:%s:delivered=%d:quarantined=%d" % (r["kind"], r["outcome"], n, q)] += 1
     report[phase] = {"messages": len(rows), "unaccounted": sum(bad.values()), "problems": dict(bad)}
 print(json.dumps(report))
 PY
@@ -196,15 +217,15 @@ check "gated run: no message lost (none given up after retries)" test "$lost" -e
   check "gated run: the restart deferred messages, and they settled" test "$(field "$W/gated-summary.json" "['deferred_then_settled']")" -ge 1
 check "baseline run: every message delivered once"      test "$(field "$W/accounting.json" "['baseline']['unaccounted']")" -eq 0
 
-python3 - "$W" "$LOAD_MODE" <<'PY'
+python3 - "$W" "$LOAD_MODE" "$LOAD_ON_REJECT" <<'PY'
 import json, sys
 w = sys.argv[1]
 g = json.load(open(w + "/gated-summary.json")); b = json.load(open(w + "/baseline-summary.json"))
 if sys.argv[2] == "lmtp":
     # submission to delivery: throughput is every message of the phase (the gated run's
-    # forged CANCELs are handled too: refused at delivery, interleaved with the others)
-    # over the phase's first submission to its last delivery; latency per delivered
-    # message (first-try submissions only)
+    # forged CANCELs are handled too: quarantined, or refused at delivery, interleaved with
+    # the others) over the phase's first submission to its last delivery; latency per
+    # delivered message, a quarantined one included (first-try submissions only)
     at = dict(line.split() for line in open(w + "/delivered-at.txt"))
     for label, phase, summary in (("gated", "gated", g), ("no gate", "baseline", b)):
         rows = [json.loads(l) for l in open("%s/%s.jsonl" % (w, phase))]
@@ -217,7 +238,7 @@ if sys.argv[2] == "lmtp":
         summary["p50_ms"] = lat[len(lat) // 2] * 1000
         summary["p99_ms"] = lat[min(len(lat) - 1, int(0.99 * len(lat)))] * 1000
         summary["messages"] = len(rows)
-    print("gate-load: LMTP mode, submission to delivery (throughput: every message of the phase; latency: delivered messages)")
+    print("gate-load: LMTP mode, on_reject = %s, submission to delivery (throughput: every message of the phase; latency: delivered messages)" % sys.argv[3])
 print("gate-load: gated   %d msgs in %.1f s = %.1f msg/s, p50 %.2f ms, p99 %.2f ms, deferred then settled %d"
       % (g["messages"], g["seconds"], g["per_second"], g["p50_ms"], g["p99_ms"], g["deferred_then_settled"]))
 print("gate-load: no milter %d msgs in %.1f s = %.1f msg/s, p50 %.2f ms, p99 %.2f ms"
