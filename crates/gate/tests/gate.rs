@@ -1280,6 +1280,58 @@ async fn lmtp_quarantine_delivers_to_the_quarantine_mailbox_only() {
     gate.stop().await;
 }
 
+/// A quarantine mailbox the backend does not know (a typo in `lmtp.quarantine_address`)
+/// defers the rejected message: Postfix keeps it and retries, nothing reaches the
+/// recipient, and the gate logs why.
+#[tokio::test]
+async fn lmtp_quarantine_mailbox_refused_by_the_backend_defers_and_never_delivers() {
+    let backend = FakeBackend::default();
+    let mut config = lmtp_config(backend.start().await, RejectAction::Quarantine);
+    if let Some(lmtp) = config.lmtp.as_mut() {
+        // The fake backend refuses every address that starts with "unknown".
+        lmtp.quarantine_address = Some("unknown-quarantine@example.org".into());
+    }
+    let gate = start(config).await;
+    let (mut client, _) = LmtpClient::connect(gate.lmtp.unwrap()).await;
+    client.command("LHLO client.test").await;
+    let replies = client
+        .send(
+            &["bob@example.org"],
+            &invite("reject code=signer-not-correlated", ""),
+        )
+        .await;
+    assert!(
+        replies[0].starts_with("451 4.3.0 imipsec: quarantine mailbox refused"),
+        "{replies:?}"
+    );
+    assert!(backend.deliveries.lock().unwrap().is_empty());
+    gate.stop().await;
+}
+
+/// The quarantine mailbox accepts the address but the delivery fails: deferred too.
+#[tokio::test]
+async fn lmtp_failed_quarantine_delivery_defers_and_never_delivers() {
+    let backend = FakeBackend::default();
+    backend
+        .fail_data
+        .store(1, std::sync::atomic::Ordering::SeqCst);
+    let gate = start(lmtp_config(backend.start().await, RejectAction::Quarantine)).await;
+    let (mut client, _) = LmtpClient::connect(gate.lmtp.unwrap()).await;
+    client.command("LHLO client.test").await;
+    let replies = client
+        .send(
+            &["bob@example.org"],
+            &invite("reject code=signer-not-correlated", ""),
+        )
+        .await;
+    assert!(
+        replies[0].starts_with("451 4.3.0 imipsec: quarantine delivery failed"),
+        "{replies:?}"
+    );
+    assert!(backend.deliveries.lock().unwrap().is_empty());
+    gate.stop().await;
+}
+
 #[tokio::test]
 async fn lmtp_backend_down_is_a_tempfail() {
     let unused = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -29,6 +29,15 @@ impl Reply {
     pub(super) fn is_positive(&self) -> bool {
         (200..300).contains(&self.code)
     }
+    /// The reply on one line, for a log: code and text, lines joined by a space.
+    pub(super) fn summary(&self) -> String {
+        let mut text = self.code.to_string();
+        for line in &self.lines {
+            text.push(' ');
+            text.push_str(line);
+        }
+        text
+    }
     pub(super) fn render(&self) -> Vec<u8> {
         let mut out = Vec::new();
         let last = self.lines.len().saturating_sub(1);
@@ -279,6 +288,27 @@ mod tests {
         backend.send(b"RSET\r\n").await.unwrap();
         let read = server.read(&mut buffer).await.unwrap();
         assert_eq!(&buffer[..read], b"RSET\r\n");
+    }
+
+    /// The log line of a refused quarantine delivery carries the backend's whole reply.
+    #[test]
+    fn a_reply_summary_has_the_code_and_every_line() {
+        let reply = Reply {
+            code: 550,
+            lines: vec!["5.1.1 <q@example.org>".into(), "User doesn't exist".into()],
+        };
+        assert_eq!(
+            reply.summary(),
+            "550 5.1.1 <q@example.org> User doesn't exist"
+        );
+        assert_eq!(
+            Reply {
+                code: 451,
+                lines: Vec::new()
+            }
+            .summary(),
+            "451"
+        );
     }
 
     #[test]

@@ -270,6 +270,15 @@ impl Session {
                 .command(format!("RCPT TO:<{address}>\r\n").as_bytes())
                 .await?;
             if !rcpt.is_positive() {
+                // Fail closed (Postfix keeps the message and retries), and say why: a
+                // quarantine mailbox the backend does not know defers every rejected
+                // message until the address is fixed.
+                tracing::warn!(
+                    quarantine_address = %address,
+                    reply = %rcpt.summary(),
+                    "the backend refused the quarantine mailbox; message deferred \
+                     (check lmtp.quarantine_address)"
+                );
                 self.backend.command(b"RSET\r\n").await?;
                 return Ok(vec![
                     Reply::new(
@@ -286,6 +295,11 @@ impl Session {
             let answer = if reply.is_positive() {
                 Reply::new(250, "2.1.5 imipsec: held in quarantine")
             } else {
+                tracing::warn!(
+                    quarantine_address = %address,
+                    reply = %reply.summary(),
+                    "delivery to the quarantine mailbox failed; message deferred"
+                );
                 Reply::new(451, "4.3.0 imipsec: quarantine delivery failed")
             };
             return Ok(vec![answer; members.len()]);
