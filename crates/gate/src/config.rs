@@ -172,6 +172,20 @@ pub enum ConfigError {
         /// `on_reject` or `on_undecryptable`.
         key: &'static str,
     },
+    /// An `lmtp.quarantine_address` that is not one bare address: it is written into the
+    /// backend's `RCPT TO:<...>`, where a line break or a `>` would add commands of its own
+    /// (a second recipient for the quarantined message).
+    #[error("lmtp.quarantine_address {address:?} is not one bare address (user@domain): {reason}")]
+    BadQuarantineAddress {
+        /// The configured value.
+        address: String,
+        /// Why it is not one.
+        reason: String,
+    },
+    /// An `lmtp.hostname` that is not printable ASCII without spaces: it is written into
+    /// the greeting and the `LHLO` reply.
+    #[error("lmtp.hostname {0:?} is not a host name (printable ASCII, no spaces)")]
+    BadHostname(String),
 }
 
 impl GateConfig {
@@ -221,6 +235,19 @@ impl GateConfig {
             && !address.ip().is_loopback()
         {
             return Err(ConfigError::MetricsNotLoopback(address));
+        }
+        if let Some(lmtp) = &self.lmtp {
+            if let Some(address) = &lmtp.quarantine_address
+                && let Err(error) = imipsec_types::AddrSpec::parse(address)
+            {
+                return Err(ConfigError::BadQuarantineAddress {
+                    address: address.clone(),
+                    reason: error.to_string(),
+                });
+            }
+            if lmtp.hostname.is_empty() || !lmtp.hostname.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(ConfigError::BadHostname(lmtp.hostname.clone()));
+            }
         }
         if let Some(lmtp) = &self.lmtp
             && lmtp.quarantine_address.is_none()
@@ -434,6 +461,57 @@ mod tests {
             serde_json::from_str(r#"{"on_reject":"reject","milter":{"listen":"127.0.0.1:1"}}"#)
                 .unwrap();
         assert!(milter.warnings().is_empty());
+    }
+
+    /// Attack: a quarantine address with a line break adds its own RCPT to the backend
+    /// transaction of a quarantined (rejected) message, which then also reaches that
+    /// recipient; one with a `>` ends the address early. Refused at load, with the reason.
+    #[test]
+    fn a_quarantine_address_or_hostname_that_could_inject_lmtp_commands_is_refused() {
+        let lmtp = |address: &str, hostname: &str| -> GateConfig {
+            let mut config: GateConfig = serde_json::from_str(
+                r#"{"authserv_id":"mx.example.org","on_reject":"quarantine",
+                    "lmtp":{"listen":"127.0.0.1:1","backend":"127.0.0.1:2"}}"#,
+            )
+            .unwrap();
+            if let Some(lmtp) = config.lmtp.as_mut() {
+                lmtp.quarantine_address = Some(address.to_owned());
+                lmtp.hostname = hostname.to_owned();
+            }
+            config
+        };
+        assert_eq!(lmtp("q@example.org", "gate.example.org").validate(), Ok(()));
+        for bad in [
+            "q@example.org>\r\nRCPT TO:<bob@example.org",
+            "q@example.org\nRCPT TO:<bob@example.org>",
+            "q@example.org> NOTIFY=NEVER",
+            "<q@example.org>",
+            "q example@example.org",
+            "quarantine",
+            "",
+        ] {
+            let error = lmtp(bad, "gate.example.org").validate().unwrap_err();
+            assert!(
+                matches!(&error, ConfigError::BadQuarantineAddress { address, .. } if address == bad),
+                "{bad:?}: {error:?}"
+            );
+            assert!(
+                error.to_string().contains("lmtp.quarantine_address"),
+                "{error}"
+            );
+        }
+        for bad in [
+            "gate.example.org\r\n250 ok",
+            "gate example",
+            "",
+            "gäte.example",
+        ] {
+            assert_eq!(
+                lmtp("q@example.org", bad).validate(),
+                Err(ConfigError::BadHostname(bad.to_owned())),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]
