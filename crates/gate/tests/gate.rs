@@ -1250,10 +1250,14 @@ async fn lmtp_rejects_per_recipient_and_never_delivers_rejected_mail() {
     gate.stop().await;
 }
 
-#[tokio::test]
-async fn lmtp_quarantine_delivers_to_the_quarantine_mailbox_only() {
-    let backend = FakeBackend::default();
-    let gate = start(lmtp_config(backend.start().await, RejectAction::Quarantine)).await;
+/// A rejected invitation for bob through an LMTP gate in quarantine mode whose
+/// quarantine mailbox is `address`, delivered by `backend`: the proxy's replies.
+async fn quarantined_through(backend: &FakeBackend, address: &str) -> Vec<String> {
+    let mut config = lmtp_config(backend.start().await, RejectAction::Quarantine);
+    if let Some(lmtp) = config.lmtp.as_mut() {
+        lmtp.quarantine_address = Some(address.to_owned());
+    }
+    let gate = start(config).await;
     let (mut client, _) = LmtpClient::connect(gate.lmtp.unwrap()).await;
     client.command("LHLO client.test").await;
     let replies = client
@@ -1262,6 +1266,14 @@ async fn lmtp_quarantine_delivers_to_the_quarantine_mailbox_only() {
             &invite("reject code=signer-not-correlated", ""),
         )
         .await;
+    gate.stop().await;
+    replies
+}
+
+#[tokio::test]
+async fn lmtp_quarantine_delivers_to_the_quarantine_mailbox_only() {
+    let backend = FakeBackend::default();
+    let replies = quarantined_through(&backend, "quarantine@example.org").await;
     assert!(
         replies[0].starts_with("250 2.1.5 imipsec: held in quarantine"),
         "{replies:?}"
@@ -1277,59 +1289,34 @@ async fn lmtp_quarantine_delivers_to_the_quarantine_mailbox_only() {
             .1
             .contains("x-imip=fail policy.reason=signer-not-correlated")
     );
-    gate.stop().await;
 }
 
-/// A quarantine mailbox the backend does not know (a typo in `lmtp.quarantine_address`)
-/// defers the rejected message: Postfix keeps it and retries, nothing reaches the
-/// recipient, and the gate logs why.
+/// A quarantined message the backend will not take is deferred: Postfix keeps it and
+/// retries, nothing reaches the recipient, and the gate logs why. Both ways: the backend
+/// refuses the quarantine address (a typo in `lmtp.quarantine_address`; the fake backend
+/// refuses every address starting with "unknown"), or the delivery to it fails.
 #[tokio::test]
-async fn lmtp_quarantine_mailbox_refused_by_the_backend_defers_and_never_delivers() {
-    let backend = FakeBackend::default();
-    let mut config = lmtp_config(backend.start().await, RejectAction::Quarantine);
-    if let Some(lmtp) = config.lmtp.as_mut() {
-        // The fake backend refuses every address that starts with "unknown".
-        lmtp.quarantine_address = Some("unknown-quarantine@example.org".into());
+async fn lmtp_quarantine_the_backend_will_not_take_is_deferred_never_delivered() {
+    for (address, failing_deliveries, expected) in [
+        (
+            "unknown-quarantine@example.org",
+            0,
+            "451 4.3.0 imipsec: quarantine mailbox refused",
+        ),
+        (
+            "quarantine@example.org",
+            1,
+            "451 4.3.0 imipsec: quarantine delivery failed",
+        ),
+    ] {
+        let backend = FakeBackend::default();
+        backend
+            .fail_data
+            .store(failing_deliveries, std::sync::atomic::Ordering::SeqCst);
+        let replies = quarantined_through(&backend, address).await;
+        assert!(replies[0].starts_with(expected), "{address}: {replies:?}");
+        assert!(backend.deliveries.lock().unwrap().is_empty(), "{address}");
     }
-    let gate = start(config).await;
-    let (mut client, _) = LmtpClient::connect(gate.lmtp.unwrap()).await;
-    client.command("LHLO client.test").await;
-    let replies = client
-        .send(
-            &["bob@example.org"],
-            &invite("reject code=signer-not-correlated", ""),
-        )
-        .await;
-    assert!(
-        replies[0].starts_with("451 4.3.0 imipsec: quarantine mailbox refused"),
-        "{replies:?}"
-    );
-    assert!(backend.deliveries.lock().unwrap().is_empty());
-    gate.stop().await;
-}
-
-/// The quarantine mailbox accepts the address but the delivery fails: deferred too.
-#[tokio::test]
-async fn lmtp_failed_quarantine_delivery_defers_and_never_delivers() {
-    let backend = FakeBackend::default();
-    backend
-        .fail_data
-        .store(1, std::sync::atomic::Ordering::SeqCst);
-    let gate = start(lmtp_config(backend.start().await, RejectAction::Quarantine)).await;
-    let (mut client, _) = LmtpClient::connect(gate.lmtp.unwrap()).await;
-    client.command("LHLO client.test").await;
-    let replies = client
-        .send(
-            &["bob@example.org"],
-            &invite("reject code=signer-not-correlated", ""),
-        )
-        .await;
-    assert!(
-        replies[0].starts_with("451 4.3.0 imipsec: quarantine delivery failed"),
-        "{replies:?}"
-    );
-    assert!(backend.deliveries.lock().unwrap().is_empty());
-    gate.stop().await;
 }
 
 #[tokio::test]
