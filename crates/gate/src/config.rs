@@ -464,8 +464,9 @@ mod tests {
     }
 
     /// Attack: a quarantine address with a line break adds its own RCPT to the backend
-    /// transaction of a quarantined (rejected) message, which then also reaches that
-    /// recipient; one with a `>` ends the address early. Refused at load, with the reason.
+    /// transaction of a quarantined (rejected) message, which can then reach that
+    /// recipient too; one with a `>` ends the address early. Refused at load, with the
+    /// reason.
     #[test]
     fn a_quarantine_address_or_hostname_that_could_inject_lmtp_commands_is_refused() {
         let lmtp = |address: &str, hostname: &str| -> GateConfig {
