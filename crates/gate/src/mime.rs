@@ -104,19 +104,35 @@ pub fn unauthorised_calendars(raw: &[u8], authorised: &[Range<usize>]) -> Vec<Ca
     calendar::unauthorised_calendars(raw, authorised)
 }
 
+/// [`unauthorised_calendars`] of a message whose calendar parts mail-parser already found
+/// (`parsed`, `imipsec_pipeline::Prepared::mail_parser_calendars`).
+pub fn unauthorised_among(
+    parsed: &[CalendarPart],
+    authorised: &[Range<usize>],
+) -> Vec<CalendarPart> {
+    parsed
+        .iter()
+        .filter(|part| !part.is_authorised_by(authorised))
+        .cloned()
+        .collect()
+}
+
 /// Classify `raw`. A message mail-parser cannot parse at all counts as calendar mail,
 /// so it goes to the engine rather than through unchecked; so does one whose MIME tree,
 /// as mail-parser reads it, holds no calendar part while some line of it is a
 /// Content-Type field naming a calendar type (a part that another walk would find).
+///
+/// The line scan goes first: when it finds such a field the answer is `Calendar` whatever
+/// the walk would say, so calendar mail (most of what reaches the engine) is classified
+/// without a mail-parser parse (issue 17; the engine's walk parses it anyway).
 pub fn inspect(raw: &[u8]) -> Inspection {
-    let walked = match MessageParser::new().parse(raw) {
-        Some(message) => inspect_message(&message, 0),
-        None => Inspection::Calendar,
-    };
-    if walked != Inspection::Calendar && names_calendar_anywhere(raw) {
+    if names_calendar_anywhere(raw) {
         return Inspection::Calendar;
     }
-    walked
+    match MessageParser::new().parse(raw) {
+        Some(message) => inspect_message(&message, 0),
+        None => Inspection::Calendar,
+    }
 }
 
 /// Whether any line of `raw` starts a `Content-Type` header field (with its continuation
@@ -766,6 +782,73 @@ Content-Type: text/calendar; method=CANCEL\r\n\r\n{cancel}"
             );
             assert_eq!(inspect(raw.as_bytes()), Inspection::Calendar, "{headers}");
             assert_eq!(calendar_parts(raw.as_bytes()).len(), 1, "{headers}");
+        }
+    }
+
+    /// `inspect` checks the line scan before the walk (issue 17). The order must not change
+    /// a classification: compared with walk-then-scan, the order before, on every message
+    /// of the repository's test data and fuzz regressions and on the shapes where the two
+    /// halves disagree (a calendar only the scan finds, one only the walk finds, an opaque
+    /// part beside a calendar field).
+    #[test]
+    fn scanning_first_classifies_every_message_as_walking_first_did() {
+        fn walk_then_scan(raw: &[u8]) -> Inspection {
+            let walked = match MessageParser::new().parse(raw) {
+                Some(message) => inspect_message(&message, 0),
+                None => Inspection::Calendar,
+            };
+            if walked != Inspection::Calendar && names_calendar_anywhere(raw) {
+                return Inspection::Calendar;
+            }
+            walked
+        }
+        fn files(dir: &std::path::Path, out: &mut Vec<Vec<u8>>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    files(&path, out);
+                } else {
+                    out.push(std::fs::read(&path).unwrap());
+                }
+            }
+        }
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut messages = Vec::new();
+        files(&root.join("testdata"), &mut messages);
+        files(&root.join("fuzz/regressions"), &mut messages);
+        assert!(messages.len() > 40, "the test data was not found");
+        // mail-parser 0.11.9's debug_assert on this input (fuzz/README.md) panics in a
+        // debug build of the reference's parse.
+        let known = std::fs::read(root.join("fuzz/regressions/mail-parser-0.11.9-debug-assert"));
+        messages.retain(|raw| Some(raw) != known.as_ref().ok());
+        let calendar = "BEGIN:VCALENDAR\r\nMETHOD:CANCEL\r\nEND:VCALENDAR\r\n";
+        for shape in [
+            // only the walk: a calendar body under text/plain
+            format!(
+                "Content-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\n\
+                 Content-Type: text/plain\r\n\r\n{calendar}\r\n--o--\r\n"
+            ),
+            // opaque, with a calendar field in prose at a line start
+            "Content-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\nContent-Type: text/plain\r\n\r\n\
+             Content-Type: text/calendar\r\n--o\r\nContent-Type: application/pkcs7-mime\r\n\r\n\
+             MIIB\r\n--o--\r\n"
+                .to_owned(),
+            // opaque alone, plain alone, unparseable
+            "Content-Type: application/pkcs7-mime; smime-type=signed-data\r\n\r\nMIIB\r\n"
+                .to_owned(),
+            "From: a@example.net\r\n\r\nhello\r\n".to_owned(),
+            String::new(),
+        ] {
+            messages.push(shape.into_bytes());
+        }
+        messages.push(INVITE.to_vec());
+        for raw in &messages {
+            assert_eq!(
+                inspect(raw),
+                walk_then_scan(raw),
+                "{}",
+                String::from_utf8_lossy(&raw[..raw.len().min(300)])
+            );
         }
     }
 
