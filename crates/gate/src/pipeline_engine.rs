@@ -342,12 +342,13 @@ impl Decide for PipelineEngine {
                 .collect();
         };
         let inspection = mime::inspect(message);
-        // The accept direction, once per message: the calendar parts the gate's own reader
-        // finds that the verification did not authorise (the same for every recipient).
-        let unauthorised = if prepared.is_rejected() {
-            Vec::new()
-        } else {
-            mime::unauthorised_calendars(message, prepared.calendar_ranges())
+        // The accept direction, once per message: the calendar parts mail-parser finds in
+        // these bytes that the verification did not authorise (the same for every
+        // recipient). The parts are the pipeline's list of these bytes, made for its own
+        // accept direction (issue 17: the gate parsed the message again here).
+        let unauthorised = match prepared.mail_parser_calendars() {
+            Some(parsed) => mime::unauthorised_among(parsed, prepared.calendar_ranges()),
+            None => Vec::new(),
         };
         // The second look inside a rejected opaque message: at most once per message.
         let mut inside: Option<Option<Outcome>> = None;

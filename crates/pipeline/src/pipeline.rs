@@ -49,6 +49,18 @@ impl Prepared {
             Stage::Rejected(_) | Stage::RevocationUnavailable(_) => &[],
         }
     }
+
+    /// Every calendar part mail-parser (the calendar server's parser) finds in the received
+    /// message, as the accept direction checked them against [`Self::calendar_ranges`]
+    /// (`None` when no verdict can accept: rejected before processing, or revocation
+    /// unavailable). A caller checking the same bytes again (the gate) uses this list
+    /// instead of parsing them once more (issue 17).
+    pub fn mail_parser_calendars(&self) -> Option<&[imipsec_smime::calendar::ParsedCalendar]> {
+        match &self.stage {
+            Stage::Ready(ready) => Some(&ready.mail_parser_calendars),
+            Stage::Rejected(_) | Stage::RevocationUnavailable(_) => None,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -70,6 +82,9 @@ struct Ready {
     warnings: Vec<Finding<Warning>>,
     layers: Vec<LayerReport>,
     calendar_ranges: Vec<std::ops::Range<usize>>,
+    /// Every calendar part mail-parser finds in the received message: the list the accept
+    /// direction checked (none of them unauthorised).
+    mail_parser_calendars: Vec<imipsec_smime::calendar::ParsedCalendar>,
 }
 
 /// One verified calendar part: who signed it, and its iTIP parse (or every fatal finding).
@@ -236,7 +251,7 @@ impl Pipeline {
             );
         }
         let options = self.settings.inspect_options(at);
-        let inspection = match imipsec_smime::inspect(raw, &options) {
+        let mut inspection = match imipsec_smime::inspect(raw, &options) {
             Ok(inspection) => inspection,
             Err(error) => {
                 let reason = Reason::from(&error);
@@ -269,24 +284,24 @@ impl Pipeline {
             self.settings.signing_time_tolerance,
             self.settings.danger_allow_unsigned,
         );
-        let message = match verification.message {
-            // The accept direction (issue #11), before anything is processed or recorded:
-            // every calendar part mail-parser (the calendar server's parser) finds must be
-            // one this verification authorised, at the same bytes.
-            Some(message)
-                if let Some(finding) = unauthorised_calendar(raw, &inspection, &message) =>
-            {
-                return rejected(vec![finding], verification.warnings, verification.layers);
-            }
-            Some(message) => message,
-            None => {
-                return rejected(
-                    verification.reasons,
-                    verification.warnings,
-                    verification.layers,
-                );
-            }
+        let Some(message) = verification.message else {
+            return rejected(
+                verification.reasons,
+                verification.warnings,
+                verification.layers,
+            );
         };
+        // The accept direction (issue #11), before anything is processed or recorded: every
+        // calendar part mail-parser (the calendar server's parser) finds must be one this
+        // verification authorised, at the same bytes. The parse is the one the walk made
+        // when it made one, so the message is parsed once (issue 17); the list is kept for
+        // the gate's own check of the same bytes ([`Prepared::mail_parser_calendars`]).
+        let parsed = inspection
+            .take_mail_parser_calendars()
+            .unwrap_or_else(|| imipsec_smime::calendar::mail_parser_calendars(raw));
+        if let Some(finding) = unauthorised_calendar(&parsed, &message) {
+            return rejected(vec![finding], verification.warnings, verification.layers);
+        }
         let signed = message.authentication() == Authentication::Signed;
         let mut warnings = verification.warnings;
         let mut deviations = Vec::new();
@@ -343,6 +358,7 @@ impl Pipeline {
                     .iter()
                     .filter_map(VerifiedCalendar::body_range)
                     .collect(),
+                mail_parser_calendars: parsed,
             }),
         }
     }
@@ -693,12 +709,10 @@ impl Pipeline {
     }
 }
 
-/// The first calendar part mail-parser finds in `raw` that `message` did not authorise, as a
-/// reason (`unprotected-calendar`). mail-parser's parse is the one `inspection` (of `raw`)
-/// already made when it made one, so the message is parsed once (issue 17).
+/// The first calendar part mail-parser finds (`parsed`, its calendar parts of the received
+/// message) that `message` did not authorise, as a reason (`unprotected-calendar`).
 fn unauthorised_calendar(
-    raw: &[u8],
-    inspection: &imipsec_smime::Inspection,
+    parsed: &[imipsec_smime::calendar::ParsedCalendar],
     message: &VerifiedMessage,
 ) -> Option<Finding<Reason>> {
     let authorised: Vec<std::ops::Range<usize>> = message
@@ -706,15 +720,7 @@ fn unauthorised_calendar(
         .iter()
         .filter_map(VerifiedCalendar::body_range)
         .collect();
-    let parsed_here;
-    let found = match inspection.mail_parser_calendars() {
-        Some(found) => found,
-        None => {
-            parsed_here = imipsec_smime::calendar::mail_parser_calendars(raw);
-            &parsed_here
-        }
-    };
-    let part = found
+    let part = parsed
         .iter()
         .find(|part| !part.is_authorised_by(&authorised))?;
     Some(Finding::new(

@@ -469,6 +469,13 @@ impl Inspection {
         self.mail_parser_calendars.as_deref()
     }
 
+    /// [`Self::mail_parser_calendars`] moved out (`None` afterwards), for a caller that
+    /// keeps the list past the inspection: the pipeline hands it to the gate, whose
+    /// accept-direction check on the same bytes then needs no parse of its own (issue 17).
+    pub fn take_mail_parser_calendars(&mut self) -> Option<Vec<crate::calendar::ParsedCalendar>> {
+        self.mail_parser_calendars.take()
+    }
+
     /// Leaves that [`Leaf::is_signed`].
     pub fn signed_leaves(&self) -> impl Iterator<Item = &Leaf> {
         self.leaves.iter().filter(|leaf| leaf.is_signed(self))
