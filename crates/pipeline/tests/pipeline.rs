@@ -1018,3 +1018,51 @@ fn thousands_of_blank_lines_do_not_make_thousands_of_warnings() {
         deviations.last()
     );
 }
+
+/// The gate checks the accept direction again against `Prepared::mail_parser_calendars`
+/// instead of parsing the bytes once more (issue 17). That list must be mail-parser's
+/// calendar parts of exactly the received bytes, whichever way the pipeline came by it:
+/// the S/MIME walk's parse (a signed message: its signature part is base64), the
+/// pipeline's own (an unsigned 8bit message under `danger_allow_unsigned`: nothing for the
+/// walk to compare), or a message with bare LF line ends (walked as a canonical copy); and
+/// there is none when no verdict can accept (a tampered signed message).
+#[test]
+fn the_calendar_parts_kept_for_the_gate_are_mail_parsers_reading_of_the_received_bytes() {
+    let signed = signed_request("rsa2048/organizer", "kept@example.com", 0);
+    let signed_lf = String::from_utf8(signed.clone())
+        .unwrap()
+        .replace("\r\n", "\n")
+        .into_bytes();
+    for (what, raw, danger) in [
+        ("signed", signed, false),
+        ("signed, bare LF", signed_lf, false),
+        (
+            "unsigned, 8bit",
+            message_with_eol("SUMMARY:s", "\r\n"),
+            true,
+        ),
+        (
+            "unsigned, bare LF",
+            message_with_eol("SUMMARY:s", "\n"),
+            true,
+        ),
+    ] {
+        let prepared = pipeline(danger).prepare(&raw, AT);
+        assert!(!prepared.is_rejected(), "{what}: rejected");
+        let fresh = imipsec_pipeline::smime::calendar::mail_parser_calendars(&raw);
+        assert!(
+            !fresh.is_empty(),
+            "{what}: no calendar part (else this shows nothing)"
+        );
+        assert_eq!(prepared.mail_parser_calendars(), Some(&fresh[..]), "{what}");
+    }
+    let mut tampered = signed_request("rsa2048/organizer", "kept@example.com", 0);
+    let at = tampered
+        .windows(8)
+        .position(|window| window == b"SEQUENCE")
+        .unwrap();
+    tampered[at + 9] = b'7';
+    let rejected = pipeline(false).prepare(&tampered, AT);
+    assert!(rejected.is_rejected());
+    assert_eq!(rejected.mail_parser_calendars(), None);
+}
