@@ -110,11 +110,7 @@ pub fn unauthorised_among(
     parsed: &[CalendarPart],
     authorised: &[Range<usize>],
 ) -> Vec<CalendarPart> {
-    parsed
-        .iter()
-        .filter(|part| !part.is_authorised_by(authorised))
-        .cloned()
-        .collect()
+    calendar::unauthorised_among(parsed, authorised)
 }
 
 /// Classify `raw`. A message mail-parser cannot parse at all counts as calendar mail,

@@ -15,7 +15,7 @@ use crate::delegation::StoreDelegationPolicy;
 use crate::reason::{Finding, Reason, Warning};
 use crate::settings::Settings;
 use crate::verdict::{Accepted, EventState, ItipReport, LayerReport, Report, StateScope, Verdict};
-use crate::verified::{Authentication, VerifiedCalendar, VerifiedMessage, part_name, verify};
+use crate::verified::{Authentication, VerifiedCalendar, part_name, verify};
 
 /// One message after the recipient-independent work ([`Pipeline::prepare`]): verified and
 /// parsed once, judged per recipient ([`Pipeline::judge`]). Only the pipeline builds one.
@@ -296,10 +296,15 @@ impl Pipeline {
         // verification authorised, at the same bytes. The parse is the one the walk made
         // when it made one, so the message is parsed once (issue 17); the list is kept for
         // the gate's own check of the same bytes ([`Prepared::mail_parser_calendars`]).
+        let calendar_ranges: Vec<std::ops::Range<usize>> = message
+            .calendars()
+            .iter()
+            .filter_map(VerifiedCalendar::body_range)
+            .collect();
         let parsed = inspection
             .take_mail_parser_calendars()
             .unwrap_or_else(|| imipsec_smime::calendar::mail_parser_calendars(raw));
-        if let Some(finding) = unauthorised_calendar(&parsed, &message) {
+        if let Some(finding) = unauthorised_calendar(&parsed, &calendar_ranges) {
             return rejected(vec![finding], verification.warnings, verification.layers);
         }
         let signed = message.authentication() == Authentication::Signed;
@@ -353,11 +358,7 @@ impl Pipeline {
                 calendars,
                 warnings,
                 layers: verification.layers,
-                calendar_ranges: message
-                    .calendars()
-                    .iter()
-                    .filter_map(VerifiedCalendar::body_range)
-                    .collect(),
+                calendar_ranges,
                 mail_parser_calendars: parsed,
             }),
         }
@@ -710,19 +711,15 @@ impl Pipeline {
 }
 
 /// The first calendar part mail-parser finds (`parsed`, its calendar parts of the received
-/// message) that `message` did not authorise, as a reason (`unprotected-calendar`).
+/// message) that is not among the verified calendars' body ranges (`authorised`), as a
+/// reason (`unprotected-calendar`).
 fn unauthorised_calendar(
     parsed: &[imipsec_smime::calendar::ParsedCalendar],
-    message: &VerifiedMessage,
+    authorised: &[std::ops::Range<usize>],
 ) -> Option<Finding<Reason>> {
-    let authorised: Vec<std::ops::Range<usize>> = message
-        .calendars()
-        .iter()
-        .filter_map(VerifiedCalendar::body_range)
-        .collect();
     let part = parsed
         .iter()
-        .find(|part| !part.is_authorised_by(&authorised))?;
+        .find(|part| !part.is_authorised_by(authorised))?;
     Some(Finding::new(
         Reason::UnprotectedCalendar,
         match &part.body {

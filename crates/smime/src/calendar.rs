@@ -216,9 +216,20 @@ impl<'x> ParsedMessage<'x> {
 /// accepted message must yield none: otherwise a calendar server whose parser is mail-parser
 /// acts on calendar data nobody checked.
 pub fn unauthorised_calendars(raw: &[u8], authorised: &[Range<usize>]) -> Vec<ParsedCalendar> {
-    mail_parser_calendars(raw)
-        .into_iter()
+    unauthorised_among(&mail_parser_calendars(raw), authorised)
+}
+
+/// [`unauthorised_calendars`] of a message whose calendar parts mail-parser already found
+/// (`parsed`, [`mail_parser_calendars`] of it): for a caller that keeps that list, so the
+/// message is not parsed again (issue 17).
+pub fn unauthorised_among(
+    parsed: &[ParsedCalendar],
+    authorised: &[Range<usize>],
+) -> Vec<ParsedCalendar> {
+    parsed
+        .iter()
         .filter(|part| !part.is_authorised_by(authorised))
+        .cloned()
         .collect()
 }
 
