@@ -28,3 +28,25 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     cmd::run(cli.command).into()
 }
+
+#[cfg(test)]
+mod tests {
+    /// `build.rs` links GCC's static unwinder in place of `libgcc_s.so.1` (issue 17): a panic
+    /// must still unwind to `catch_unwind`, on this thread and on another (the gate catches a
+    /// panicking decision and defers the message rather than dying), and `libgcc_s.so.1` must
+    /// not be loaded (it is when the static unwinder is not linked).
+    #[test]
+    fn panics_unwind_through_the_static_unwinder_and_libgcc_s_is_not_loaded() {
+        let caught = std::panic::catch_unwind(|| panic!("a panic to catch"));
+        assert!(caught.is_err());
+        let joined = std::thread::spawn(|| panic!("a panic in a thread")).join();
+        assert!(joined.is_err());
+        if cfg!(all(target_os = "linux", target_env = "gnu")) {
+            let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+            assert!(
+                !maps.contains("libgcc_s"),
+                "libgcc_s.so.1 is loaded: build.rs did not link the static unwinder"
+            );
+        }
+    }
+}
