@@ -20,7 +20,8 @@ use clap::Parser;
 /// (BENCHMARKS.md, issue 17). The binary's choice; the library crates do not set one.
 /// Built with `no_thp`: otherwise mimalloc asks for transparent huge pages on its arena, and
 /// the kernel's zeroing and later splitting of 2 MiB pages cost a one-message `verify`
-/// about 0.2 ms (of 5) and doubled `audit`'s peak memory, for no measurable speed.
+/// about 0.2 ms (of 5) and doubled `audit`'s peak memory, for no measurable speed. Built from
+/// mimalloc's v2 line (Cargo.toml says why).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
