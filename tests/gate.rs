@@ -112,7 +112,8 @@ fn check_config_refuses_with_one_line_and_exit_2() {
 
 /// The LMTP proxy refuses after the queue, so `reject` there makes the MTA bounce refused
 /// mail to its envelope sender, which a forger chooses (backscatter): `--check-config` says
-/// so on stderr and still passes; with `quarantine` it says nothing.
+/// so on stderr and still passes; with `quarantine` it says nothing. The same for
+/// `on_oversize = "reject"`.
 #[test]
 fn check_config_warns_about_bounces_of_refusals_after_the_queue() {
     let lmtp = "[gate.lmtp]\nlisten = \"127.0.0.1:2424\"\nbackend = \"127.0.0.1:24\"\n\
@@ -131,6 +132,18 @@ fn check_config_warns_about_bounces_of_refusals_after_the_queue() {
             run.stderr
         );
     }
+    // Oversize mail refused after the queue bounces too; the advice is the MTA's size limit.
+    let (_dir, config) = config_with(&format!(
+        "[gate]\nauthserv_id = \"mx.gate.test\"\non_reject = \"quarantine\"\n\
+         on_oversize = \"reject\"\n{lmtp}"
+    ));
+    let run = check_config(&config);
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("on_oversize") && run.stderr.contains("message_size_limit"),
+        "{}",
+        run.stderr
+    );
 }
 
 /// The running gate refuses a non-loopback listener and a missing authserv_id the same way,

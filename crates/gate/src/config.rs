@@ -289,6 +289,18 @@ impl GateConfig {
                      sends nothing back"
                 ));
             }
+            // No quarantine for these: a message too large to inspect is never passed. The
+            // MTA can refuse it during the SMTP session instead, without any bounce.
+            if self.on_oversize == OversizeAction::Reject {
+                warnings.push(format!(
+                    "lmtp with on_oversize = \"reject\": the LMTP proxy refuses after the \
+                     queue, so the MTA bounces every message above limits.message_bytes \
+                     ({} bytes) to its envelope sender, which a forger chooses (backscatter); \
+                     set the MTA's own size limit (Postfix: message_size_limit) to at most \
+                     that, so that such messages are refused during the SMTP session",
+                    self.limits.message_bytes
+                ));
+            }
         }
         warnings
     }
@@ -457,6 +469,17 @@ mod tests {
         for quiet in ["quarantine", "defuse", "monitor"] {
             assert!(lmtp(quiet, "pass").warnings().is_empty(), "{quiet}");
         }
+        // A message too large to inspect, refused after the queue, bounces too.
+        let mut oversize = lmtp("quarantine", "pass");
+        oversize.on_oversize = OversizeAction::Reject;
+        let warnings = oversize.warnings();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains("on_oversize")
+                && warnings[0].contains("message_size_limit")
+                && warnings[0].contains(&oversize.limits.message_bytes.to_string()),
+            "{warnings:?}"
+        );
         let milter: GateConfig =
             serde_json::from_str(r#"{"on_reject":"reject","milter":{"listen":"127.0.0.1:1"}}"#)
                 .unwrap();
