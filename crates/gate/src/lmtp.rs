@@ -424,6 +424,10 @@ impl Session {
                 self.backend_size = reply.is_positive() && offers(&reply, "SIZE");
                 self.backend_pipelining = reply.is_positive() && offers(&reply, "PIPELINING");
                 self.backend.chunking = reply.is_positive() && offers(&reply, "CHUNKING");
+                if reply.is_positive() {
+                    // LHLO resets the backend's transaction (RFC 5321 section 4.1.4).
+                    self.reset();
+                }
                 Ok((Some(self.filter_lhlo(reply)), Flow::Continue))
             }
             "MAIL" => {
@@ -511,7 +515,13 @@ impl Session {
                             Flow::Close,
                         ));
                     }
-                    Ok(Ok(Data::Oversize)) => self.oversize(),
+                    Ok(Ok(Data::Oversize)) => {
+                        // The backend holds MAIL and the RCPTs; nothing is delivered, so
+                        // its transaction ends here too: the client's next MAIL need not
+                        // be preceded by RSET (RFC 5321 section 4.1.1.4).
+                        self.backend.command(b"RSET\r\n").await?;
+                        self.oversize()
+                    }
                     Ok(Ok(Data::BareLineEnding)) => {
                         // Refuse the transaction, then end the session (as Postfix does):
                         // a peer that frames lines differently from us must not go on.

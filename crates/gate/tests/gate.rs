@@ -773,6 +773,13 @@ struct FakeBackend {
     no_chunking: bool,
     /// How many deliveries came as `BDAT ... LAST` (RFC 3030) rather than DATA.
     chunked: Arc<std::sync::atomic::AtomicUsize>,
+    /// Refuse this many DATA or BDAT commands outright (`554`, the transaction stays open,
+    /// a BDAT chunk is read and dropped), as a backend that finds no valid recipient.
+    refuse_data: Arc<std::sync::atomic::AtomicUsize>,
+    /// How many RSET commands arrived.
+    rsets: Arc<std::sync::atomic::AtomicUsize>,
+    /// Close the connection after each delivery (a backend restarted, or its idle timeout).
+    close_after_delivery: bool,
 }
 
 impl FakeBackend {
@@ -786,6 +793,9 @@ impl FakeBackend {
         let hold_mail_reply = self.hold_mail_reply;
         let no_chunking = self.no_chunking;
         let chunked = Arc::clone(&self.chunked);
+        let refuse_data = Arc::clone(&self.refuse_data);
+        let rsets = Arc::clone(&self.rsets);
+        let close_after_delivery = self.close_after_delivery;
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
@@ -796,11 +806,17 @@ impl FakeBackend {
                 let probe = probe.clone();
                 let probed = Arc::clone(&probed);
                 let chunked = Arc::clone(&chunked);
+                let refuse_data = Arc::clone(&refuse_data);
+                let rsets = Arc::clone(&rsets);
                 tokio::spawn(async move {
                     let (read, mut write) = stream.into_split();
                     let mut reader = BufReader::new(read);
                     write.write_all(b"220 backend LMTP\r\n").await.unwrap();
                     let mut rcpts = Vec::new();
+                    // As Dovecot: MAIL inside a transaction is refused; only the end of
+                    // the data, RSET or LHLO end one.
+                    let mut in_transaction = false;
+                    let mut delivered = false;
                     let mut line = String::new();
                     let mut held = String::new();
                     loop {
@@ -809,7 +825,17 @@ impl FakeBackend {
                             return;
                         }
                         let upper = line.to_ascii_uppercase();
+                        let refuse = (upper.starts_with("DATA")
+                            || (upper.starts_with("BDAT") && !no_chunking))
+                            && refuse_data
+                                .fetch_update(
+                                    std::sync::atomic::Ordering::SeqCst,
+                                    std::sync::atomic::Ordering::SeqCst,
+                                    |n| n.checked_sub(1),
+                                )
+                                .is_ok();
                         let reply: String = if upper.starts_with("LHLO") {
+                            in_transaction = false;
                             let chunking = if no_chunking { "" } else { "250-CHUNKING\r\n" };
                             format!(
                                 "250-backend\r\n250-PIPELINING\r\n{chunking}250-STARTTLS\r\n250 ENHANCEDSTATUSCODES\r\n"
@@ -818,13 +844,28 @@ impl FakeBackend {
                             // As Dovecot's LMTP: SIZE is not offered above, so a MAIL
                             // carrying it is refused.
                             "555 5.5.4 Unsupported parameters\r\n".into()
+                        } else if upper.starts_with("MAIL") && in_transaction {
+                            "503 5.5.1 MAIL already given\r\n".into()
                         } else if upper.starts_with("MAIL") && hold_mail_reply {
                             rcpts.clear();
+                            in_transaction = true;
                             held = "250 2.1.0 ok\r\n".into();
                             continue;
                         } else if upper.starts_with("MAIL") {
                             rcpts.clear();
+                            in_transaction = true;
                             "250 2.1.0 ok\r\n".into()
+                        } else if refuse {
+                            if upper.starts_with("BDAT") {
+                                let size: usize = upper
+                                    .split_whitespace()
+                                    .nth(1)
+                                    .and_then(|size| size.parse().ok())
+                                    .unwrap();
+                                let mut bytes = vec![0; size];
+                                reader.read_exact(&mut bytes).await.unwrap();
+                            }
+                            "554 5.5.1 no valid recipients\r\n".into()
                         } else if upper.starts_with("RCPT") {
                             if upper.contains("<UNKNOWN") {
                                 "550 5.1.1 no such user\r\n".into()
@@ -858,6 +899,8 @@ impl FakeBackend {
                                 String::from_utf8(bytes).unwrap()
                             };
                             let count = rcpts.len();
+                            in_transaction = false;
+                            delivered = true;
                             if let Some(probe) = &probe {
                                 probed.lock().unwrap().push(probe());
                             }
@@ -879,7 +922,9 @@ impl FakeBackend {
                                 "250 2.0.0 delivered\r\n".repeat(count)
                             }
                         } else if upper.starts_with("RSET") {
+                            rsets.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                             rcpts.clear();
+                            in_transaction = false;
                             "250 2.0.0 ok\r\n".into()
                         } else if upper.starts_with("QUIT") {
                             let _ = write.write_all(b"221 bye\r\n").await;
@@ -889,6 +934,9 @@ impl FakeBackend {
                         };
                         let reply = std::mem::take(&mut held) + &reply;
                         if write.write_all(reply.as_bytes()).await.is_err() {
+                            return;
+                        }
+                        if std::mem::take(&mut delivered) && close_after_delivery {
                             return;
                         }
                     }
@@ -1190,6 +1238,73 @@ async fn lmtp_passes_a_pipelined_envelope_on_as_one_group_and_answers_in_order()
         );
     }
     gate.stop().await;
+}
+
+/// Every way a transaction ends at the proxy without the message reaching the end of the
+/// data at the backend (too large, DATA or BDAT refused) ends the backend's transaction
+/// too: a client may send its next MAIL without RSET (RFC 5321 section 4.1.1.4), and the
+/// proxy answers RSET between transactions itself. Before the fix the backend still held
+/// the old MAIL and refused the new one ("503 MAIL already given").
+#[tokio::test]
+async fn lmtp_a_transaction_that_ends_at_the_proxy_ends_at_the_backend_too() {
+    // Too large: the proxy refuses it without sending any data on.
+    let backend = FakeBackend::default();
+    let mut config = lmtp_config(backend.start().await, RejectAction::Reject);
+    config.limits.message_bytes = 64 * 1024;
+    let gate = start(config).await;
+    let (mut client, _) = LmtpClient::connect(gate.lmtp.unwrap()).await;
+    client.command("LHLO client.test").await;
+    let huge = format!(
+        "Subject: big\r\n\r\n{}",
+        format!("{}\r\n", "y".repeat(998)).repeat(100)
+    );
+    let replies = client.send(&["bob@example.org"], &huge).await;
+    assert!(replies[0].starts_with("452 4.3.4"), "{replies:?}");
+    let message = invite("accept signer=alice@example.net", "");
+    for round in 0..2 {
+        if round == 1 {
+            assert!(client.command("RSET").await.starts_with("250"));
+        }
+        let replies = client.send(&["bob@example.org"], &message).await;
+        assert!(
+            replies[0].starts_with("250"),
+            "oversize, round {round}: {replies:?}"
+        );
+    }
+    gate.stop().await;
+    // DATA (several recipients, or a backend without CHUNKING) or BDAT refused outright.
+    for (no_chunking, recipients) in [
+        (false, &["bob@example.org"][..]),
+        (false, &["bob@example.org", "carol@example.org"][..]),
+        (true, &["bob@example.org"][..]),
+    ] {
+        let backend = FakeBackend {
+            no_chunking,
+            ..FakeBackend::default()
+        };
+        backend
+            .refuse_data
+            .store(1, std::sync::atomic::Ordering::SeqCst);
+        let gate = start(lmtp_config(backend.start().await, RejectAction::Reject)).await;
+        let (mut client, _) = LmtpClient::connect(gate.lmtp.unwrap()).await;
+        client.command("LHLO client.test").await;
+        let refused = client.send(recipients, &message).await;
+        assert!(
+            refused.iter().all(|reply| reply.starts_with("554")),
+            "{no_chunking} {recipients:?}: {refused:?}"
+        );
+        for round in 0..2 {
+            if round == 1 {
+                assert!(client.command("RSET").await.starts_with("250"));
+            }
+            let replies = client.send(recipients, &message).await;
+            assert!(
+                replies.iter().all(|reply| reply.starts_with("250")),
+                "{no_chunking} {recipients:?}, round {round}: {replies:?}"
+            );
+        }
+        gate.stop().await;
+    }
 }
 
 /// A recipient beyond the limit is refused even while earlier recipients of the same

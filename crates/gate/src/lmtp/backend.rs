@@ -185,6 +185,11 @@ impl Backend {
     /// CRLF goes as BDAT (DATA's dot-stuffing is undone exactly for those, and what a
     /// backend makes of a bare LF in DATA is its own), and it ends in CRLF as `dot_stuff`
     /// makes it.
+    ///
+    /// When this returns `Ok`, the backend holds no transaction: the end of the data ends it
+    /// whatever the replies (RFC 5321 section 4.1.1.4), and a refused `DATA` or a refused
+    /// `BDAT ... LAST` (which may have refused the command rather than the delivery) is
+    /// followed by `RSET`.
     pub(super) async fn data(
         &mut self,
         message: &[u8],
@@ -200,10 +205,15 @@ impl Backend {
                 chunk.extend_from_slice(b"\r\n");
             }
             self.send(&chunk).await?;
-            return Ok(vec![self.reply().await?]);
+            let reply = self.reply().await?;
+            if !reply.is_positive() {
+                self.command(b"RSET\r\n").await?;
+            }
+            return Ok(vec![reply]);
         }
         let go = self.command(b"DATA\r\n").await?;
         if go.code != 354 {
+            self.command(b"RSET\r\n").await?;
             return Ok(vec![go; recipients]);
         }
         self.send(&dot_stuff(message)).await?;
