@@ -4,7 +4,11 @@
 //! exist. When the backend offers PIPELINING (RFC 2920), the envelope commands a client
 //! pipelines (MAIL, RCPT, RSET) are passed on as they arrive and their replies are read
 //! when the client has nothing more buffered or sends another command: one round trip to
-//! the backend for a whole envelope instead of one per command (issue 17). `DATA` is collected here (size-capped), judged per recipient, and only then
+//! the backend for a whole envelope instead of one per command (issue 17). An `RSET`
+//! between transactions is answered here when the backend connection is idle and open
+//! (Postfix sends one before each reuse of a cached connection); within a transaction, or
+//! when the backend may have gone away, it is relayed. `DATA` is collected here
+//! (size-capped), judged per recipient, and only then
 //! forwarded: as `DATA`, or, for one recipient at a backend that offers CHUNKING (RFC 3030;
 //! Dovecot does), as one `BDAT <size> LAST` written with the message, a round trip fewer.
 //! Every recipient gets its own reply, and no recipient gets a 2xx that the backend did not
@@ -555,6 +559,21 @@ impl Session {
                     write.write_all(&reply.render()).await?;
                 }
                 Ok((Some(last), Flow::Continue))
+            }
+            // Between transactions the answer is the proxy's, when the backend connection
+            // is idle and still open: the backend holds no transaction then (every MAIL it
+            // accepted has ended in data or RSET, `Backend::data`), so RSET would change
+            // nothing there. Postfix sends RSET before each reuse of a cached connection;
+            // relaying it cost a backend round trip per message (issue 17). A backend that
+            // has gone away is still found here, not at the next MAIL: its RSET is relayed,
+            // fails, and the client reconnects rather than deferring the message.
+            "RSET"
+                if self.mail_line.is_none()
+                    && self.pending.is_empty()
+                    && self.backend.idle_and_open() =>
+            {
+                self.reset();
+                Ok((Some(Reply::new(250, "2.0.0 OK")), Flow::Continue))
             }
             "RSET" if self.backend_pipelining => {
                 self.backend.queue(line);

@@ -1240,6 +1240,80 @@ async fn lmtp_passes_a_pipelined_envelope_on_as_one_group_and_answers_in_order()
     gate.stop().await;
 }
 
+/// Issue 17: Postfix sends RSET before each reuse of a cached LMTP connection. Between
+/// transactions the proxy answers it itself (relaying it cost a backend round trip per
+/// message); inside a transaction it is relayed, since only the backend can end its own.
+#[tokio::test]
+async fn lmtp_answers_rset_between_transactions_and_relays_it_inside_one() {
+    for no_chunking in [false, true] {
+        let backend = FakeBackend {
+            no_chunking,
+            ..FakeBackend::default()
+        };
+        let gate = start(lmtp_config(backend.start().await, RejectAction::Reject)).await;
+        let (mut client, _) = LmtpClient::connect(gate.lmtp.unwrap()).await;
+        client.command("LHLO client.test").await;
+        let rsets = || backend.rsets.load(std::sync::atomic::Ordering::SeqCst);
+        let message = invite("accept signer=alice@example.net", "");
+        for round in 0..3 {
+            let reply = client.command("RSET").await;
+            assert!(reply.starts_with("250"), "round {round}: {reply}");
+            let replies = client.send(&["bob@example.org"], &message).await;
+            assert!(replies[0].starts_with("250"), "round {round}: {replies:?}");
+        }
+        assert_eq!(
+            rsets(),
+            0,
+            "an RSET between transactions reached the backend"
+        );
+        assert_eq!(backend.deliveries.lock().unwrap().len(), 3);
+        // Inside a transaction: relayed, and the backend's transaction ends.
+        assert!(
+            client
+                .command("MAIL FROM:<alice@example.net>")
+                .await
+                .starts_with("250")
+        );
+        assert!(
+            client
+                .command("RCPT TO:<bob@example.org>")
+                .await
+                .starts_with("250")
+        );
+        assert!(client.command("RSET").await.starts_with("250"));
+        assert_eq!(rsets(), 1);
+        let replies = client.send(&["bob@example.org"], &message).await;
+        assert!(replies[0].starts_with("250"), "{replies:?}");
+        gate.stop().await;
+    }
+}
+
+/// The local answer to RSET must not hide a backend that has gone away while the connection
+/// sat idle (restarted, or its idle timeout): the client must hear it at RSET, where Postfix
+/// reconnects, not at the next MAIL, where it would defer the message.
+#[tokio::test]
+async fn lmtp_rset_reports_a_backend_that_closed_the_idle_connection() {
+    let backend = FakeBackend {
+        close_after_delivery: true,
+        ..FakeBackend::default()
+    };
+    let gate = start(lmtp_config(backend.start().await, RejectAction::Reject)).await;
+    let (mut client, _) = LmtpClient::connect(gate.lmtp.unwrap()).await;
+    client.command("LHLO client.test").await;
+    let replies = client
+        .send(
+            &["bob@example.org"],
+            &invite("accept signer=alice@example.net", ""),
+        )
+        .await;
+    assert!(replies[0].starts_with("250"), "{replies:?}");
+    // The backend's FIN arrives while the connection is idle.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let reply = client.command("RSET").await;
+    assert!(reply.starts_with("421"), "{reply}");
+    gate.stop().await;
+}
+
 /// Every way a transaction ends at the proxy without the message reaching the end of the
 /// data at the backend (too large, DATA or BDAT refused) ends the backend's transaction
 /// too: a client may send its next MAIL without RSET (RFC 5321 section 4.1.1.4), and the

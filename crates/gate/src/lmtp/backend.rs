@@ -174,6 +174,24 @@ impl Backend {
         self.queued.extend_from_slice(bytes);
     }
 
+    /// Whether the connection is idle and still open, as far as this side can tell without
+    /// a round trip: nothing queued, nothing unread, and the socket neither readable nor
+    /// closed by the backend (a peek that would block). A backend that went away while the
+    /// connection sat idle (a restart, its idle timeout) has sent its FIN, or a `421`,
+    /// and then this is false.
+    pub(super) fn idle_and_open(&self) -> bool {
+        if !self.queued.is_empty() || !self.reader.buffer().is_empty() {
+            return false;
+        }
+        let stream: &TcpStream = self.reader.get_ref().as_ref();
+        let mut byte = [std::mem::MaybeUninit::<u8>::uninit()];
+        // The socket is non-blocking (tokio's): an idle, open connection has nothing to peek.
+        matches!(
+            socket2::SockRef::from(stream).peek(&mut byte),
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock
+        )
+    }
+
     /// `DATA`, the dot-stuffed message, and one reply per recipient of the transaction.
     ///
     /// For one recipient, a backend that offers CHUNKING gets `BDAT <size> LAST` and the
@@ -189,7 +207,8 @@ impl Backend {
     /// When this returns `Ok`, the backend holds no transaction: the end of the data ends it
     /// whatever the replies (RFC 5321 section 4.1.1.4), and a refused `DATA` or a refused
     /// `BDAT ... LAST` (which may have refused the command rather than the delivery) is
-    /// followed by `RSET`.
+    /// followed by `RSET`. The proxy relies on it to answer a client's `RSET` between
+    /// transactions itself.
     pub(super) async fn data(
         &mut self,
         message: &[u8],
