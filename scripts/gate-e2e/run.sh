@@ -172,6 +172,26 @@ check "LMTP proxy: delivered with our A-R"           header_in_mailbox LMTP-ACCE
 send "$PROXY" forged-cancel LMTP-FORGED --protocol LMTP
 check "LMTP proxy: forged CANCEL 550 5.7.1"          replied LMTP-FORGED "550 5.7.1 imipsec"
 check "LMTP proxy: forged CANCEL not delivered"      not_delivered LMTP-FORGED
+# Dovecot restarted while a client keeps its session to the proxy (Postfix's connection
+# cache): between transactions the proxy connects again, and the next message, sent with
+# MAIL straight away, is delivered, not deferred.
+E2E_UID=lmtp-restart-1 make_message valid-request LMTP-RESTART-1 > "$W/msg-LMTP-RESTART-1.eml"
+E2E_UID=lmtp-restart-2 make_message valid-request LMTP-RESTART-2 > "$W/msg-LMTP-RESTART-2.eml"
+rm -f "$W/lmtp-first-done" "$W/lmtp-go"
+timeout 120 python3 "$HERE/lmtp_session.py" "$PROXY" "$(sender_of valid-request)" bob@example.org \
+  "$W/msg-LMTP-RESTART-1.eml" "$W/msg-LMTP-RESTART-2.eml" "$W/lmtp-first-done" "$W/lmtp-go" \
+  "$W/lmtp-session.log" & SESSION_PID=$!
+for _ in $(seq 1 300); do [ -e "$W/lmtp-first-done" ] && break; sleep 0.1; done
+kill -TERM "$DOVECOT_PID"; wait "$DOVECOT_PID" 2>/dev/null || true
+wait_closed "$LMTP"
+dovecot -F -c "$W/dc/dovecot.conf" >>"$W/dovecot-fg.log" 2>&1 & DOVECOT_PID=$!
+wait_port "$LMTP"
+touch "$W/lmtp-go"
+wait "$SESSION_PID" || true
+check "LMTP proxy: first message of the session delivered" delivered LMTP-RESTART-1
+check "LMTP proxy: after a Dovecot restart, the same session delivers the next" delivered LMTP-RESTART-2
+check "LMTP proxy: no tempfail in that session"  bash -c "! grep -q '^4' '$W/lmtp-session.log'"
+
 kill -TERM "$DOVECOT_PID"; wait "$DOVECOT_PID" 2>/dev/null || true; DOVECOT_PID=
 wait_closed "$LMTP"
 send "$PROXY" valid-request LMTP-DOWN --protocol LMTP

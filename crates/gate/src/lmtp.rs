@@ -6,8 +6,10 @@
 //! when the client has nothing more buffered or sends another command: one round trip to
 //! the backend for a whole envelope instead of one per command (issue 17). An `RSET`
 //! between transactions is answered here when the backend connection is idle and open
-//! (Postfix sends one before each reuse of a cached connection); within a transaction, or
-//! when the backend may have gone away, it is relayed. `DATA` is collected here
+//! (Postfix sends one before each reuse of a cached connection); within a transaction it is
+//! relayed. A backend connection the backend closed while idle (a restart, its idle
+//! timeout) is replaced between transactions, greeted with the client's LHLO, so the
+//! client's next message is not deferred for it. `DATA` is collected here
 //! (size-capped), judged per recipient, and only then
 //! forwarded: as `DATA`, or, for one recipient at a backend that offers CHUNKING (RFC 3030;
 //! Dovecot does), as one `BDAT <size> LAST` written with the message, a round trip fewer.
@@ -66,6 +68,10 @@ struct Session {
     backend_pipelining: bool,
     /// Envelope commands sent on to the backend whose replies are not read yet, in order.
     pending: VecDeque<Pending>,
+    /// The client's accepted LHLO line and the extension lines the proxy answered with: a
+    /// backend connection made again between transactions is greeted with the same line and
+    /// must offer the same ([`Session::replace_closed_backend`]).
+    greeted: Option<(Vec<u8>, Vec<String>)>,
     mail_line: Option<Vec<u8>>,
     envelope: Envelope,
     rcpt_lines: Vec<Vec<u8>>,
@@ -127,6 +133,7 @@ pub(crate) async fn connection(
         backend_size: false,
         backend_pipelining: false,
         pending: VecDeque::new(),
+        greeted: None,
         mail_line: None,
         envelope: Envelope::default(),
         rcpt_lines: Vec::new(),
@@ -274,6 +281,11 @@ fn offers(reply: &Reply, keyword: &str) -> bool {
         .any(|line| extension_keyword(line).eq_ignore_ascii_case(keyword))
 }
 
+/// The extension lines of an `LHLO` reply (all but the greeting line).
+fn extension_lines(reply: &Reply) -> Vec<String> {
+    reply.lines.iter().skip(1).cloned().collect()
+}
+
 /// The keyword of one extension line of an `LHLO` reply (its first word).
 fn extension_keyword(line: &str) -> &str {
     line.split_whitespace().next().unwrap_or_default()
@@ -393,6 +405,13 @@ impl Session {
         R: tokio::io::AsyncRead + Unpin,
     {
         let verb = verb(line);
+        if matches!(verb.as_str(), "MAIL" | "RSET")
+            && self.mail_line.is_none()
+            && self.pending.is_empty()
+            && !self.backend.idle_and_open()
+        {
+            self.replace_closed_backend().await?;
+        }
         let pipelined =
             self.backend_pipelining && matches!(verb.as_str(), "MAIL" | "RCPT" | "RSET");
         let mut owed = Vec::new();
@@ -425,14 +444,14 @@ impl Session {
         match verb {
             "LHLO" => {
                 let reply = self.backend.command(line).await?;
-                self.backend_size = reply.is_positive() && offers(&reply, "SIZE");
-                self.backend_pipelining = reply.is_positive() && offers(&reply, "PIPELINING");
-                self.backend.chunking = reply.is_positive() && offers(&reply, "CHUNKING");
-                if reply.is_positive() {
+                self.learn_extensions(&reply);
+                let answer = self.filter_lhlo(reply);
+                if answer.is_positive() {
                     // LHLO resets the backend's transaction (RFC 5321 section 4.1.4).
                     self.reset();
+                    self.greeted = Some((line.to_vec(), extension_lines(&answer)));
                 }
-                Ok((Some(self.filter_lhlo(reply)), Flow::Continue))
+                Ok((Some(answer), Flow::Continue))
             }
             "MAIL" => {
                 let (declared, without_size) = size_parameter(line);
@@ -564,14 +583,11 @@ impl Session {
             // is idle and still open: the backend holds no transaction then (every MAIL it
             // accepted has ended in data or RSET, `Backend::data`), so RSET would change
             // nothing there. Postfix sends RSET before each reuse of a cached connection;
-            // relaying it cost a backend round trip per message (issue 17). A backend that
-            // has gone away is still found here, not at the next MAIL: its RSET is relayed,
-            // fails, and the client reconnects rather than deferring the message.
-            "RSET"
-                if self.mail_line.is_none()
-                    && self.pending.is_empty()
-                    && self.backend.idle_and_open() =>
-            {
+            // relaying it cost a backend round trip per message (issue 17). A backend
+            // connection found closed here has been replaced already (`handle` checks it
+            // for every RSET and MAIL between transactions); when that failed, the client
+            // got a tempfail.
+            "RSET" if self.mail_line.is_none() && self.pending.is_empty() => {
                 self.reset();
                 Ok((Some(Reply::new(250, "2.0.0 OK")), Flow::Continue))
             }
@@ -595,6 +611,42 @@ impl Session {
                 Flow::Continue,
             )),
         }
+    }
+
+    /// What the backend's `LHLO` reply offers that the proxy uses.
+    fn learn_extensions(&mut self, reply: &Reply) {
+        self.backend_size = reply.is_positive() && offers(reply, "SIZE");
+        self.backend_pipelining = reply.is_positive() && offers(reply, "PIPELINING");
+        self.backend.chunking = reply.is_positive() && offers(reply, "CHUNKING");
+    }
+
+    /// Between transactions, a backend connection that is no longer idle and open is
+    /// replaced by a new one, greeted with the client's LHLO. The backend closes a connection
+    /// when it restarts or after its idle timeout, while the client (Postfix's connection
+    /// cache) keeps its own to the proxy: without this, the client's next MAIL met a dead
+    /// backend and the message was deferred. No transaction is open on either side, so
+    /// nothing is lost or repeated; the new backend must accept the LHLO and offer the
+    /// extensions the client was told, or the session ends with a tempfail as before.
+    async fn replace_closed_backend(&mut self) -> Result<(), BackendError> {
+        let limits = &self.shared.config.limits;
+        let backend = Backend::connect(
+            &self.config,
+            limits.backend_timeout(),
+            limits.command_line_bytes,
+        )
+        .await?;
+        let old = std::mem::replace(&mut self.backend, backend);
+        drop(old);
+        if let Some((line, extensions)) = self.greeted.clone() {
+            let reply = self.backend.command(&line).await?;
+            self.learn_extensions(&reply);
+            let answer = self.filter_lhlo(reply);
+            if !answer.is_positive() || extension_lines(&answer) != extensions {
+                return Err(BackendError::Changed);
+            }
+        }
+        tracing::info!(backend = %self.config.backend, "LMTP backend had closed the idle connection; connected again");
+        Ok(())
     }
 
     fn filter_lhlo(&self, reply: Reply) -> Reply {

@@ -780,6 +780,13 @@ struct FakeBackend {
     rsets: Arc<std::sync::atomic::AtomicUsize>,
     /// Close the connection after each delivery (a backend restarted, or its idle timeout).
     close_after_delivery: bool,
+    /// How many connections were accepted.
+    connections: Arc<std::sync::atomic::AtomicUsize>,
+    /// Stop listening after this many connections (0: never), as a backend gone for good.
+    max_connections: usize,
+    /// An extension line offered on the first connection only (a backend that came back
+    /// with another configuration).
+    first_connection_extension: Option<&'static str>,
 }
 
 impl FakeBackend {
@@ -796,11 +803,20 @@ impl FakeBackend {
         let refuse_data = Arc::clone(&self.refuse_data);
         let rsets = Arc::clone(&self.rsets);
         let close_after_delivery = self.close_after_delivery;
+        let connections = Arc::clone(&self.connections);
+        let max_connections = self.max_connections;
+        let first_connection_extension = self.first_connection_extension;
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
+                let number = connections.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                let extension = first_connection_extension
+                    .filter(|_| number == 1)
+                    .map(|line| format!("250-{line}\r\n"))
+                    .unwrap_or_default();
+
                 let deliveries = Arc::clone(&deliveries);
                 let fail_data = Arc::clone(&fail_data);
                 let probe = probe.clone();
@@ -838,7 +854,7 @@ impl FakeBackend {
                             in_transaction = false;
                             let chunking = if no_chunking { "" } else { "250-CHUNKING\r\n" };
                             format!(
-                                "250-backend\r\n250-PIPELINING\r\n{chunking}250-STARTTLS\r\n250 ENHANCEDSTATUSCODES\r\n"
+                                "250-backend\r\n250-PIPELINING\r\n{chunking}{extension}250-STARTTLS\r\n250 ENHANCEDSTATUSCODES\r\n"
                             )
                         } else if upper.starts_with("MAIL") && upper.contains(" SIZE=") {
                             // As Dovecot's LMTP: SIZE is not offered above, so a MAIL
@@ -941,6 +957,10 @@ impl FakeBackend {
                         }
                     }
                 });
+                if max_connections != 0 && number >= max_connections {
+                    // The listener is dropped with this task: later connections are refused.
+                    return;
+                }
             }
         });
         address
@@ -1288,11 +1308,13 @@ async fn lmtp_answers_rset_between_transactions_and_relays_it_inside_one() {
     }
 }
 
-/// The local answer to RSET must not hide a backend that has gone away while the connection
-/// sat idle (restarted, or its idle timeout): the client must hear it at RSET, where Postfix
-/// reconnects, not at the next MAIL, where it would defer the message.
+/// A backend closes a connection while it sits idle (a restart, its idle timeout), while
+/// the client keeps its own connection to the proxy (Postfix's connection cache). Between
+/// transactions the proxy connects again and greets with the client's LHLO, so the next
+/// message goes through, whether the client sends RSET first or MAIL straight away. Before,
+/// the MAIL met the closed connection and the client got a 421: the message was deferred.
 #[tokio::test]
-async fn lmtp_rset_reports_a_backend_that_closed_the_idle_connection() {
+async fn lmtp_a_backend_connection_closed_while_idle_is_replaced_between_transactions() {
     let backend = FakeBackend {
         close_after_delivery: true,
         ..FakeBackend::default()
@@ -1300,18 +1322,62 @@ async fn lmtp_rset_reports_a_backend_that_closed_the_idle_connection() {
     let gate = start(lmtp_config(backend.start().await, RejectAction::Reject)).await;
     let (mut client, _) = LmtpClient::connect(gate.lmtp.unwrap()).await;
     client.command("LHLO client.test").await;
-    let replies = client
-        .send(
-            &["bob@example.org"],
-            &invite("accept signer=alice@example.net", ""),
-        )
-        .await;
-    assert!(replies[0].starts_with("250"), "{replies:?}");
-    // The backend's FIN arrives while the connection is idle.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let reply = client.command("RSET").await;
-    assert!(reply.starts_with("421"), "{reply}");
+    let message = invite("accept signer=alice@example.net", "");
+    for round in 0..3 {
+        if round == 2 {
+            let reply = client.command("RSET").await;
+            assert!(reply.starts_with("250"), "{reply}");
+        }
+        let replies = client.send(&["bob@example.org"], &message).await;
+        assert!(replies[0].starts_with("250"), "round {round}: {replies:?}");
+        // The backend's FIN arrives while the connection is idle.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(backend.deliveries.lock().unwrap().len(), 3);
+    assert_eq!(
+        backend
+            .connections
+            .load(std::sync::atomic::Ordering::SeqCst),
+        3
+    );
     gate.stop().await;
+}
+
+/// When the backend cannot be reached again, or comes back offering other extensions than
+/// the client was told, the client hears it between transactions (421, the session ends),
+/// never a local 250 that hides it.
+#[tokio::test]
+async fn lmtp_a_backend_that_cannot_take_the_session_again_is_a_tempfail() {
+    for (max_connections, first_connection_extension) in [(1, None), (0, Some("8BITMIME"))] {
+        let backend = FakeBackend {
+            close_after_delivery: true,
+            max_connections,
+            first_connection_extension,
+            ..FakeBackend::default()
+        };
+        let gate = start(lmtp_config(backend.start().await, RejectAction::Reject)).await;
+        let (mut client, _) = LmtpClient::connect(gate.lmtp.unwrap()).await;
+        let lhlo = client.command("LHLO client.test").await;
+        assert_eq!(
+            lhlo.contains("8BITMIME"),
+            first_connection_extension.is_some(),
+            "{lhlo}"
+        );
+        let replies = client
+            .send(
+                &["bob@example.org"],
+                &invite("accept signer=alice@example.net", ""),
+            )
+            .await;
+        assert!(replies[0].starts_with("250"), "{replies:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let reply = client.command("RSET").await;
+        assert!(
+            reply.starts_with("421"),
+            "{max_connections} {first_connection_extension:?}: {reply}"
+        );
+        gate.stop().await;
+    }
 }
 
 /// Every way a transaction ends at the proxy without the message reaching the end of the

@@ -62,6 +62,10 @@ pub(super) enum BackendError {
     Closed,
     #[error("backend sent a malformed reply")]
     Malformed,
+    /// A new connection, made between transactions to replace one the backend had closed,
+    /// did not accept the client's LHLO or offered other extensions than the client was told.
+    #[error("backend no longer accepts the session as greeted (LHLO refused or other extensions)")]
+    Changed,
 }
 
 /// The connection to the real LMTP server.
