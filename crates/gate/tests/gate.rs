@@ -1060,10 +1060,22 @@ async fn the_next_invitation_is_the_first_delivered(
 /// A rejecting LMTP gate in front of a fake backend, and a client that has said LHLO.
 async fn lmtp_gate() -> (FakeBackend, Running, LmtpClient) {
     let backend = FakeBackend::default();
-    let gate = start(lmtp_config(backend.start().await, RejectAction::Reject)).await;
+    let (gate, client) = lmtp_session(&backend, |_| {}).await;
+    (backend, gate, client)
+}
+
+/// A rejecting LMTP gate in front of `backend`, its configuration changed by `configure`,
+/// and a client that has said LHLO.
+async fn lmtp_session(
+    backend: &FakeBackend,
+    configure: impl FnOnce(&mut GateConfig),
+) -> (Running, LmtpClient) {
+    let mut config = lmtp_config(backend.start().await, RejectAction::Reject);
+    configure(&mut config);
+    let gate = start(config).await;
     let (mut client, _) = LmtpClient::connect(gate.lmtp.unwrap()).await;
     client.command("LHLO client.test").await;
-    (backend, gate, client)
+    (gate, client)
 }
 
 fn lmtp_config(backend: SocketAddr, on_reject: RejectAction) -> GateConfig {
@@ -1134,9 +1146,7 @@ async fn lmtp_hands_a_one_recipient_message_on_as_one_bdat_with_the_bytes_data_w
             no_chunking,
             ..FakeBackend::default()
         };
-        let gate = start(lmtp_config(backend.start().await, RejectAction::Reject)).await;
-        let (mut client, _) = LmtpClient::connect(gate.lmtp.unwrap()).await;
-        client.command("LHLO client.test").await;
+        let (gate, mut client) = lmtp_session(&backend, |_| {}).await;
         let replies = client.send(&["bob@example.org"], &message).await;
         assert!(replies[0].starts_with("250 2.0.0 delivered"), "{replies:?}");
         let chunked = backend.chunked.load(std::sync::atomic::Ordering::SeqCst);
@@ -1270,9 +1280,7 @@ async fn lmtp_answers_rset_between_transactions_and_relays_it_inside_one() {
             no_chunking,
             ..FakeBackend::default()
         };
-        let gate = start(lmtp_config(backend.start().await, RejectAction::Reject)).await;
-        let (mut client, _) = LmtpClient::connect(gate.lmtp.unwrap()).await;
-        client.command("LHLO client.test").await;
+        let (gate, mut client) = lmtp_session(&backend, |_| {}).await;
         let rsets = || backend.rsets.load(std::sync::atomic::Ordering::SeqCst);
         let message = invite("accept signer=alice@example.net", "");
         for round in 0..3 {
@@ -1319,9 +1327,7 @@ async fn lmtp_a_backend_connection_closed_while_idle_is_replaced_between_transac
         close_after_delivery: true,
         ..FakeBackend::default()
     };
-    let gate = start(lmtp_config(backend.start().await, RejectAction::Reject)).await;
-    let (mut client, _) = LmtpClient::connect(gate.lmtp.unwrap()).await;
-    client.command("LHLO client.test").await;
+    let (gate, mut client) = lmtp_session(&backend, |_| {}).await;
     let message = invite("accept signer=alice@example.net", "");
     for round in 0..3 {
         if round == 2 {
@@ -1389,11 +1395,8 @@ async fn lmtp_a_backend_that_cannot_take_the_session_again_is_a_tempfail() {
 async fn lmtp_a_transaction_that_ends_at_the_proxy_ends_at_the_backend_too() {
     // Too large: the proxy refuses it without sending any data on.
     let backend = FakeBackend::default();
-    let mut config = lmtp_config(backend.start().await, RejectAction::Reject);
-    config.limits.message_bytes = 64 * 1024;
-    let gate = start(config).await;
-    let (mut client, _) = LmtpClient::connect(gate.lmtp.unwrap()).await;
-    client.command("LHLO client.test").await;
+    let (gate, mut client) =
+        lmtp_session(&backend, |config| config.limits.message_bytes = 64 * 1024).await;
     let huge = format!(
         "Subject: big\r\n\r\n{}",
         format!("{}\r\n", "y".repeat(998)).repeat(100)
@@ -1425,9 +1428,7 @@ async fn lmtp_a_transaction_that_ends_at_the_proxy_ends_at_the_backend_too() {
         backend
             .refuse_data
             .store(1, std::sync::atomic::Ordering::SeqCst);
-        let gate = start(lmtp_config(backend.start().await, RejectAction::Reject)).await;
-        let (mut client, _) = LmtpClient::connect(gate.lmtp.unwrap()).await;
-        client.command("LHLO client.test").await;
+        let (gate, mut client) = lmtp_session(&backend, |_| {}).await;
         let refused = client.send(recipients, &message).await;
         assert!(
             refused.iter().all(|reply| reply.starts_with("554")),
@@ -1588,11 +1589,8 @@ async fn lmtp_backend_down_is_a_tempfail() {
 #[tokio::test]
 async fn lmtp_oversized_lines_and_messages_are_refused_and_the_session_survives() {
     let backend = FakeBackend::default();
-    let mut config = lmtp_config(backend.start().await, RejectAction::Reject);
-    config.limits.message_bytes = 64 * 1024;
-    let gate = start(config).await;
-    let (mut client, _) = LmtpClient::connect(gate.lmtp.unwrap()).await;
-    client.command("LHLO client.test").await;
+    let (gate, mut client) =
+        lmtp_session(&backend, |config| config.limits.message_bytes = 64 * 1024).await;
     let long = format!("NOOP {}", "x".repeat(100_000));
     assert!(client.command(&long).await.starts_with("500 5.5.2"));
     // 4 MiB of DATA against a 64 KiB cap: read and dropped, not stored
