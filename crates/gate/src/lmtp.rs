@@ -6,7 +6,7 @@
 //! when the client has nothing more buffered or sends another command: one round trip to
 //! the backend for a whole envelope instead of one per command (issue 17). An `RSET`
 //! between transactions is answered here when the backend connection is idle and open
-//! (Postfix sends one before each reuse of a cached connection); within a transaction it is
+//! (Postfix checks a cached connection with one); within a transaction it is
 //! relayed. A backend connection the backend closed while idle (a restart, its idle
 //! timeout) is replaced between transactions, greeted with the client's LHLO, so the
 //! client's next message is not deferred for it. `DATA` is collected here
@@ -582,8 +582,8 @@ impl Session {
             // Between transactions the answer is the proxy's, when the backend connection
             // is idle and still open: the backend holds no transaction then (every MAIL it
             // accepted has ended in data or RSET, `Backend::data`), so RSET would change
-            // nothing there. Postfix sends RSET before each reuse of a cached connection;
-            // relaying it cost a backend round trip per message (issue 17). A backend
+            // nothing there. Postfix checks a cached connection with RSET; relaying it
+            // cost a backend round trip per message (issue 17). A backend
             // connection found closed here has been replaced already (`handle` checks it
             // for every RSET and MAIL between transactions); when that failed, the client
             // got a tempfail.
@@ -635,8 +635,8 @@ impl Session {
             limits.command_line_bytes,
         )
         .await?;
-        let old = std::mem::replace(&mut self.backend, backend);
-        drop(old);
+        // The old connection is closed as it is dropped here.
+        self.backend = backend;
         if let Some((line, extensions)) = self.greeted.clone() {
             let reply = self.backend.command(&line).await?;
             self.learn_extensions(&reply);
