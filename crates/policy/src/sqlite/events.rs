@@ -266,11 +266,19 @@ impl EventStateStore for SqliteStore {
                 return Ok(StateDecision::Rejected(findings));
             }
             write_pending(tx, &scope, &pending)?;
-            tx.execute(
+            // Cached like every other per-message statement: parsing it again for each
+            // recorded message showed in the gate's profile (issue 17).
+            tx.prepare_cached(
                 "INSERT OR IGNORE INTO recorded_messages (scope, digest, outcome, recorded_at) \
                  VALUES (?1, ?2, 'recorded', ?3)",
-                params![scope, message.as_bytes().as_slice(), at.unix_seconds()],
             )
+            .and_then(|mut statement| {
+                statement.execute(params![
+                    scope,
+                    message.as_bytes().as_slice(),
+                    at.unix_seconds()
+                ])
+            })
             .map_err(db)?;
             Ok(StateDecision::Recorded)
         })
