@@ -248,11 +248,21 @@ fn replaced_file(path: &Path) -> std::io::Result<Option<PathBuf>> {
 /// permissions a plain `File::create` would give (0666 less the umask), or the target itself
 /// when it is not a regular file.
 fn pending(path: &Path) -> Result<Pending, AuditError> {
+    let replaced = replaced_file(path).map_err(|source| AuditError::CreateReport {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    pending_replacing(path, replaced)
+}
+
+/// [`pending`] with the target already resolved by [`replaced_file`] (resolved once, so
+/// that everything placed beside the report goes beside the same file).
+fn pending_replacing(path: &Path, replaced: Option<PathBuf>) -> Result<Pending, AuditError> {
     let create_error = |source| AuditError::CreateReport {
         path: path.to_path_buf(),
         source,
     };
-    let Some(path) = replaced_file(path).map_err(create_error)? else {
+    let Some(path) = replaced else {
         let file = std::fs::OpenOptions::new()
             .write(true)
             .open(path)
@@ -356,14 +366,16 @@ impl Reports {
                     path: path.clone(),
                     source,
                 };
-                let spool_directory = match replaced_file(path).map_err(create_error)? {
-                    Some(file) => directory_of(&file).to_path_buf(),
+                let replaced = replaced_file(path).map_err(create_error)?;
+                let spool_directory = match &replaced {
+                    Some(file) => directory_of(file).to_path_buf(),
                     None => std::env::temp_dir(),
                 };
                 let spool = tempfile::tempfile_in(spool_directory).map_err(create_error)?;
                 Some((
                     path.clone(),
-                    HtmlReport::new(pending(path)?, spool).map_err(write_error(path))?,
+                    HtmlReport::new(pending_replacing(path, replaced)?, spool)
+                        .map_err(write_error(path))?,
                 ))
             }
             None => None,
