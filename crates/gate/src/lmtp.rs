@@ -406,8 +406,7 @@ impl Session {
     {
         let verb = verb(line);
         if matches!(verb.as_str(), "MAIL" | "RSET")
-            && self.mail_line.is_none()
-            && self.pending.is_empty()
+            && self.between_transactions()
             && !self.backend.idle_and_open()
         {
             self.replace_closed_backend().await?;
@@ -443,9 +442,7 @@ impl Session {
         let limits = &self.shared.config.limits;
         match verb {
             "LHLO" => {
-                let reply = self.backend.command(line).await?;
-                self.learn_extensions(&reply);
-                let answer = self.filter_lhlo(reply);
+                let answer = self.greet_backend(line).await?;
                 if answer.is_positive() {
                     // LHLO resets the backend's transaction (RFC 5321 section 4.1.4).
                     self.reset();
@@ -587,7 +584,7 @@ impl Session {
             // connection found closed here has been replaced already (`handle` checks it
             // for every RSET and MAIL between transactions); when that failed, the client
             // got a tempfail.
-            "RSET" if self.mail_line.is_none() && self.pending.is_empty() => {
+            "RSET" if self.between_transactions() => {
                 self.reset();
                 Ok((Some(Reply::new(250, "2.0.0 OK")), Flow::Continue))
             }
@@ -613,11 +610,21 @@ impl Session {
         }
     }
 
-    /// What the backend's `LHLO` reply offers that the proxy uses.
-    fn learn_extensions(&mut self, reply: &Reply) {
-        self.backend_size = reply.is_positive() && offers(reply, "SIZE");
-        self.backend_pipelining = reply.is_positive() && offers(reply, "PIPELINING");
-        self.backend.chunking = reply.is_positive() && offers(reply, "CHUNKING");
+    /// No envelope open and no reply owed: the backend holds no transaction either (every
+    /// MAIL it accepted has ended in data or RSET, `Backend::data`).
+    fn between_transactions(&self) -> bool {
+        self.mail_line.is_none() && self.pending.is_empty()
+    }
+
+    /// Sends the client's `LHLO` line to the backend, learns what its reply offers that the
+    /// proxy uses, and returns the reply as the client is to see it ([`Session::filter_lhlo`]).
+    /// The client's own LHLO and the greeting of a replaced connection go through here alike.
+    async fn greet_backend(&mut self, line: &[u8]) -> Result<Reply, BackendError> {
+        let reply = self.backend.command(line).await?;
+        self.backend_size = reply.is_positive() && offers(&reply, "SIZE");
+        self.backend_pipelining = reply.is_positive() && offers(&reply, "PIPELINING");
+        self.backend.chunking = reply.is_positive() && offers(&reply, "CHUNKING");
+        Ok(self.filter_lhlo(reply))
     }
 
     /// Between transactions, a backend connection that is no longer idle and open is
@@ -638,9 +645,7 @@ impl Session {
         // The old connection is closed as it is dropped here.
         self.backend = backend;
         if let Some((line, extensions)) = self.greeted.clone() {
-            let reply = self.backend.command(&line).await?;
-            self.learn_extensions(&reply);
-            let answer = self.filter_lhlo(reply);
+            let answer = self.greet_backend(&line).await?;
             if !answer.is_positive() || extension_lines(&answer) != extensions {
                 return Err(BackendError::Changed);
             }

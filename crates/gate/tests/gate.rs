@@ -843,13 +843,7 @@ impl FakeBackend {
                         let upper = line.to_ascii_uppercase();
                         let refuse = (upper.starts_with("DATA")
                             || (upper.starts_with("BDAT") && !no_chunking))
-                            && refuse_data
-                                .fetch_update(
-                                    std::sync::atomic::Ordering::SeqCst,
-                                    std::sync::atomic::Ordering::SeqCst,
-                                    |n| n.checked_sub(1),
-                                )
-                                .is_ok();
+                            && take_one(&refuse_data);
                         let reply: String = if upper.starts_with("LHLO") {
                             in_transaction = false;
                             let chunking = if no_chunking { "" } else { "250-CHUNKING\r\n" };
@@ -920,13 +914,7 @@ impl FakeBackend {
                             if let Some(probe) = &probe {
                                 probed.lock().unwrap().push(probe());
                             }
-                            let fail = fail_data
-                                .fetch_update(
-                                    std::sync::atomic::Ordering::SeqCst,
-                                    std::sync::atomic::Ordering::SeqCst,
-                                    |n| n.checked_sub(1),
-                                )
-                                .is_ok();
+                            let fail = take_one(&fail_data);
                             if fail {
                                 rcpts.clear();
                                 "451 4.3.0 backend crashed\r\n".repeat(count)
@@ -965,6 +953,18 @@ impl FakeBackend {
         });
         address
     }
+}
+
+/// Takes one from `counter` when it is above zero: whether the fake backend should answer
+/// this command the counted way (`fail_data`, `refuse_data`).
+fn take_one(counter: &std::sync::atomic::AtomicUsize) -> bool {
+    counter
+        .fetch_update(
+            std::sync::atomic::Ordering::SeqCst,
+            std::sync::atomic::Ordering::SeqCst,
+            |n| n.checked_sub(1),
+        )
+        .is_ok()
 }
 
 struct LmtpClient {
