@@ -2515,9 +2515,8 @@ async fn milter_monitor_mode_delivers_rejected_mail_tagged_fail() {
 #[tokio::test]
 async fn lmtp_monitor_mode_delivers_rejected_mail_tagged_fail() {
     let backend = FakeBackend::default();
-    let gate = start(lmtp_config(backend.start().await, RejectAction::Monitor)).await;
-    let (mut client, _) = LmtpClient::connect(gate.lmtp.unwrap()).await;
-    client.command("LHLO client.test").await;
+    let (gate, mut client) =
+        lmtp_session(&backend, |config| config.on_reject = RejectAction::Monitor).await;
     let replies = client
         .send(
             &["bob@example.org"],
